@@ -1,0 +1,203 @@
+import { watch } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { DiscueClient } from '../../client/client.js';
+import { tailFile } from '../../client/logtail.js';
+import { EXIT_ALREADY_RUNNING, isAlive, sleep, startDaemon } from '../../client/spawn.js';
+import { DiscueError, EXIT } from '../../protocol/errors.js';
+import type { DaemonStatus } from '../../protocol/messages.js';
+import { action, examples } from '../action.js';
+import type { Context } from '../context.js';
+import { bytes, fields, uptime } from '../format.js';
+
+export function registerDaemon(program: Command): void {
+  const daemon = program
+    .command('daemon')
+    .description('start, stop and inspect the background broker')
+    .addHelpText(
+      'after',
+      examples(
+        'discue daemon start                  # start in the background (does nothing if running)',
+        'discue daemon start --foreground     # run in this process, for systemd or CI services',
+        'discue daemon status --json',
+        'discue daemon logs -f',
+      ),
+    );
+
+  daemon
+    .command('start')
+    .description('start the daemon (idempotent); other commands start it by themselves')
+    .option('--foreground', 'run in this process and log to stderr, until SIGTERM')
+    .option('--data-dir <dir>', 'where LevelDB keeps the data (default: $DISCUE_HOME/data)')
+    .action(
+      action(async (ctx, _args, opts) => {
+        const dataDir = opts.dataDir as string | undefined;
+        if (opts.foreground) return runForeground(ctx, dataDir);
+        const { started } = await startDaemon(ctx.paths, { dataDir });
+        const status = await fetchStatus(ctx);
+        if (ctx.json) ctx.printJson({ started, ...status });
+        else ctx.done(started ? `daemon started (pid ${status.pid})` : `daemon already running (pid ${status.pid})`);
+        return EXIT.OK;
+      }),
+    );
+
+  daemon
+    .command('stop')
+    .description('stop the daemon: finish pending writes, close the database')
+    .action(action(async (ctx) => stop(ctx)));
+
+  daemon
+    .command('restart')
+    .description('stop the daemon, then start it again')
+    .action(
+      action(async (ctx) => {
+        const code = await stop(ctx, true);
+        if (code !== EXIT.OK) return code;
+        await startDaemon(ctx.paths);
+        const status = await fetchStatus(ctx);
+        if (ctx.json) ctx.printJson(status);
+        else ctx.done(`daemon restarted (pid ${status.pid})`);
+        return EXIT.OK;
+      }),
+    );
+
+  daemon
+    .command('status')
+    .description('show whether the daemon runs, and what it holds (exit 3 if not running)')
+    .action(
+      action(async (ctx) => {
+        let status: DaemonStatus;
+        try {
+          status = await fetchStatus(ctx);
+        } catch (err) {
+          if (err instanceof DiscueError && err.code === 'DAEMON_UNREACHABLE') {
+            if (ctx.json) ctx.printJson({ running: false, socket: ctx.paths.socket, home: ctx.paths.home });
+            else ctx.print(`daemon is not running (socket ${ctx.paths.socket})`);
+            return EXIT.UNREACHABLE;
+          }
+          throw err;
+        }
+        if (ctx.json) {
+          ctx.printJson({ running: true, ...status });
+          return EXIT.OK;
+        }
+        ctx.print(
+          fields([
+            ['status', ctx.colors.green('running')],
+            ['pid', String(status.pid)],
+            ['version', `${status.version} (protocol ${status.protocol})`],
+            ['uptime', uptime(status.uptimeMs)],
+            ['home', status.home],
+            ['data', status.dataDir],
+            ['socket', status.socket],
+            ['queues', String(status.queues)],
+            ['messages', String(status.messages)],
+            ['memory', bytes(status.rssBytes)],
+            ['clients', String(status.connections)],
+          ]),
+        );
+        return EXIT.OK;
+      }),
+    );
+
+  daemon
+    .command('logs')
+    .description('print the daemon log ($DISCUE_HOME/daemon.log)')
+    .option('-f, --follow', 'keep printing new lines until Ctrl-C')
+    .option('-n, --lines <n>', 'how many lines from the end', '50')
+    .action(
+      action(async (ctx, _args, opts) => {
+        const lines = Number.parseInt(String(opts.lines), 10);
+        if (!Number.isInteger(lines) || lines < 0) throw new DiscueError('USAGE', '--lines takes a whole number');
+        const tail = await tailFile(ctx.paths.logFile, lines === 0 ? 1 : lines);
+        if (tail && lines > 0) ctx.print(tail);
+        if (!opts.follow) {
+          if (!tail) ctx.note(`no daemon log yet at ${ctx.paths.logFile}`);
+          return EXIT.OK;
+        }
+        return follow(ctx.paths.logFile);
+      }),
+    );
+}
+
+async function fetchStatus(ctx: Context): Promise<DaemonStatus> {
+  const client = await ctx.connect({ autoStart: false });
+  return client.request('daemon.status', {});
+}
+
+async function stop(ctx: Context, quietIfStopped = false): Promise<number> {
+  let client: DiscueClient;
+  try {
+    client = await ctx.connect({ autoStart: false });
+  } catch (err) {
+    if (err instanceof DiscueError && err.code === 'DAEMON_UNREACHABLE') {
+      if (!quietIfStopped) {
+        if (ctx.json) ctx.printJson({ stopped: false, running: false });
+        else ctx.done('daemon is not running');
+      }
+      return EXIT.OK;
+    }
+    throw err;
+  }
+  const { pid } = await client.request('daemon.shutdown', {});
+  await ctx.close();
+  const deadline = Date.now() + 30_000;
+  while (isAlive(pid)) {
+    if (Date.now() > deadline) {
+      throw new DiscueError('TIMEOUT', `the daemon (pid ${pid}) did not exit within 30 s; see \`discue daemon logs\``);
+    }
+    await sleep(20);
+  }
+  if (!quietIfStopped) {
+    if (ctx.json) ctx.printJson({ stopped: true, pid });
+    else ctx.done(`daemon stopped (pid ${pid})`);
+  }
+  return EXIT.OK;
+}
+
+async function runForeground(ctx: Context, dataDir: string | undefined): Promise<number> {
+  const { runDaemon } = await import('../../daemon/server.js');
+  try {
+    await runDaemon({ home: ctx.paths.home, socket: ctx.paths.socket, dataDir });
+  } catch (err) {
+    if (err instanceof DiscueError && err.code === 'ALREADY_RUNNING') {
+      ctx.fail(err);
+      return EXIT_ALREADY_RUNNING;
+    }
+    throw err;
+  }
+  // Runs until a signal or a shutdown request ends the process.
+  await new Promise<never>(() => undefined);
+  return EXIT.OK;
+}
+
+async function follow(path: string): Promise<number> {
+  let position = (await stat(path).catch(() => ({ size: 0 }))).size;
+  const readNew = async () => {
+    const size = (await stat(path).catch(() => ({ size: 0 }))).size;
+    if (size < position) position = 0; // truncated or replaced
+    if (size === position) return;
+    const handle = await open(path, 'r');
+    try {
+      const buffer = Buffer.alloc(size - position);
+      await handle.read(buffer, 0, buffer.length, position);
+      position = size;
+      process.stdout.write(buffer);
+    } finally {
+      await handle.close();
+    }
+  };
+  const watcher = (() => {
+    try {
+      return watch(path, () => void readNew());
+    } catch {
+      return undefined;
+    }
+  })();
+  // Polling too: watchers miss events on some file systems.
+  const timer = setInterval(() => void readNew(), 500);
+  await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+  clearInterval(timer);
+  watcher?.close();
+  return EXIT.INTERRUPTED;
+}

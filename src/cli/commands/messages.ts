@@ -1,0 +1,107 @@
+import type { Command } from 'commander';
+import { DiscueError, EXIT } from '../../protocol/errors.js';
+import { isMessageId } from '../../protocol/ids.js';
+import { parseDuration, validateQueueName } from '../../protocol/messages.js';
+import { action, examples } from '../action.js';
+import { fields, table, truncate } from '../format.js';
+import { parseCount } from './queue.js';
+
+export function registerMessages(program: Command): void {
+  const messages = program
+    .command('messages')
+    .alias('msg')
+    .description('read and delete stored messages')
+    .addHelpText(
+      'after',
+      examples(
+        'discue messages list orders --limit 20',
+        'discue messages list orders --since 10m --json',
+        'discue messages list orders --since 2026-11-27T10:00:00Z',
+        'discue messages get orders 01JF8Z3K4M5N6P7Q8R9S0T1V2W',
+      ),
+    );
+
+  messages
+    .command('list')
+    .alias('ls')
+    .description('list a queue’s messages, oldest first')
+    .argument('<queue>')
+    .option('--limit <n>', 'at most this many (1-10000)', '100')
+    .option('--since <id|time>', 'after this message id, or from this time (ISO 8601, or a duration ago like 10m)')
+    .action(
+      action(async (ctx, [queue], opts) => {
+        const limit = parseCount(String(opts.limit));
+        if (limit > 10_000) throw new DiscueError('INVALID_ARGUMENT', '--limit is at most 10000');
+        const params: { queue: string; limit: number; afterId?: string; sinceMs?: number } = {
+          queue: validateQueueName(queue),
+          limit,
+        };
+        if (opts.since !== undefined) Object.assign(params, parseSince(String(opts.since)));
+        const client = await ctx.connect();
+        const list = await client.request('messages.list', params);
+        if (ctx.json) ctx.printJson(list);
+        else if (list.length === 0) ctx.note('no messages');
+        else {
+          ctx.print(
+            table(
+              ['ID', 'PUBLISHED', 'NAME', 'DATA'],
+              list.map((m) => [m.id, m.publishedAt, m.name ?? '-', truncate(m.data, 60)]),
+            ),
+          );
+        }
+        return EXIT.OK;
+      }),
+    );
+
+  messages
+    .command('get')
+    .description('print one message (its data, or the envelope with --json)')
+    .argument('<queue>')
+    .argument('<id>')
+    .action(
+      action(async (ctx, [queue, id]) => {
+        const client = await ctx.connect();
+        const message = await client.request('messages.get', { queue: validateQueueName(queue), id: String(id) });
+        if (ctx.json) ctx.printJson(message);
+        else
+          ctx.print(
+            fields([
+              ['id', message.id],
+              ['queue', message.queue],
+              ['name', message.name ?? '-'],
+              ['published', message.publishedAt],
+              ['data', message.data],
+            ]),
+          );
+        return EXIT.OK;
+      }),
+    );
+
+  messages
+    .command('delete')
+    .alias('rm')
+    .description('delete one message')
+    .argument('<queue>')
+    .argument('<id>')
+    .action(
+      action(async (ctx, [queue, id]) => {
+        const client = await ctx.connect();
+        const result = await client.request('messages.delete', { queue: validateQueueName(queue), id: String(id) });
+        if (ctx.json) ctx.printJson(result);
+        else ctx.done(`deleted message ${result.id}`);
+        return EXIT.OK;
+      }),
+    );
+}
+
+/** A message id, an ISO time, or a duration ago ("10m"). */
+export function parseSince(text: string): { afterId: string } | { sinceMs: number } {
+  if (isMessageId(text)) return { afterId: text };
+  if (/^\d+(\.\d+)?\s*(ms|s|m|h|d|w)$/.test(text)) return { sinceMs: Date.now() - parseDuration(text, 'since') };
+  const ms = Date.parse(text);
+  if (!Number.isNaN(ms) && /^\d{4}-\d{2}-\d{2}/.test(text)) return { sinceMs: ms };
+  throw new DiscueError(
+    'INVALID_ARGUMENT',
+    `--since takes a message id, an ISO time like 2026-11-27T10:00:00Z, or a duration ago like 10m; got ${JSON.stringify(text)}`,
+  );
+}

@@ -1,0 +1,123 @@
+import { createInterface } from 'node:readline';
+import type { Command } from 'commander';
+import type { DiscueClient } from '../../client/client.js';
+import { DiscueError, EXIT } from '../../protocol/errors.js';
+import { parseMessage, validateMessage, validateQueueName } from '../../protocol/messages.js';
+import type { MessageInput } from '../../protocol/messages.js';
+import { action, examples } from '../action.js';
+import type { Context } from '../context.js';
+
+/** A batch from stdin goes to the daemon when it reaches either bound. */
+const BATCH_MESSAGES = 1000;
+const BATCH_BYTES = 1024 * 1024;
+
+export function registerPublish(program: Command): void {
+  program
+    .command('publish')
+    .alias('pub')
+    .description('store a message in a queue; prints its id once it is durable on disk')
+    .argument('<queue>', 'queue to publish to')
+    .argument('[message]', 'the message as JSON: {"data":"...","name":"..."}')
+    .option('-d, --data <text>', 'publish this text as data (instead of a JSON message)')
+    .option('-n, --name <name>', 'event name, with --data')
+    .addHelpText(
+      'after',
+      examples(
+        `discue publish orders '{"data":"Order shipped","name":"order.shipped"}'`,
+        `discue publish orders --data 'Order shipped' --name order.shipped`,
+        `printf '%s\\n' '{"data":"a"}' '{"data":"b"}' | discue publish orders   # NDJSON batch`,
+        `discue publish orders --data '{"id":1}' --json                         # {"queue":..,"ids":[..]}`,
+      ),
+    )
+    .action(
+      action(async (ctx, [queueArg, messageArg], opts) => {
+        const queue = validateQueueName(queueArg);
+        const data = opts.data as string | undefined;
+        const name = opts.name as string | undefined;
+        if (messageArg !== undefined && data !== undefined) {
+          throw new DiscueError('USAGE', 'give the message either as a JSON argument or with --data, not both');
+        }
+        if (name !== undefined && data === undefined) {
+          throw new DiscueError('USAGE', '--name goes with --data; in a JSON message, set "name" in the JSON');
+        }
+        let message: MessageInput | undefined;
+        if (messageArg !== undefined) message = parseMessage(String(messageArg));
+        else if (data !== undefined) message = validateMessage(name === undefined ? { data } : { data, name });
+        if (message !== undefined) {
+          const client = await ctx.connect();
+          const result = await client.publish(queue, message);
+          if (ctx.json) ctx.printJson({ queue, count: 1, ids: result.ids });
+          else ctx.print(result.ids[0]!);
+          return EXIT.OK;
+        }
+        if (process.stdin.isTTY) {
+          throw new DiscueError('USAGE', 'no message: give one as JSON, use --data TEXT, or pipe NDJSON on stdin');
+        }
+        return publishStream(ctx, queue);
+      }),
+    );
+}
+
+/**
+ * NDJSON on stdin, one message a line, sent in batches. Each batch is stored
+ * all or nothing; on a bad line, publishing stops there, and the ids stored
+ * before it are still printed.
+ */
+async function publishStream(ctx: Context, queue: string): Promise<number> {
+  const ids: string[] = [];
+  let client: DiscueClient | undefined;
+  let batch: MessageInput[] = [];
+  let batchLines: number[] = [];
+  let batchBytes = 0;
+
+  const flush = async () => {
+    if (batch.length === 0) return;
+    client ??= await ctx.connect();
+    try {
+      const result = await client.publish(queue, batch);
+      for (const id of result.ids) ids.push(id);
+      if (!ctx.json) ctx.print(result.ids.join('\n'));
+    } catch (err) {
+      if (err instanceof DiscueError) {
+        const index = (err.details as { index?: number } | undefined)?.index;
+        const line = index === undefined ? undefined : batchLines[index];
+        const where = line === undefined ? '' : `line ${line}: `;
+        throw new DiscueError(err.code, `${where}${err.message.replace(/^message( \d+)?: /, '')}${storedNote(ids.length)}`, {
+          details: { line, stored: ids.length },
+        });
+      }
+      throw err;
+    }
+    batch = [];
+    batchLines = [];
+    batchBytes = 0;
+  };
+
+  const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
+  let lineNo = 0;
+  for await (const line of lines) {
+    lineNo++;
+    if (line.trim() === '') continue;
+    let message: MessageInput;
+    try {
+      message = parseMessage(line, `line ${lineNo}`);
+    } catch (err) {
+      if (err instanceof DiscueError) {
+        throw new DiscueError(err.code, err.message + storedNote(ids.length), { details: { line: lineNo, stored: ids.length } });
+      }
+      throw err;
+    }
+    batch.push(message);
+    batchLines.push(lineNo);
+    batchBytes += line.length;
+    if (batch.length >= BATCH_MESSAGES || batchBytes >= BATCH_BYTES) await flush();
+  }
+  await flush();
+  if (ids.length === 0) throw new DiscueError('USAGE', 'no messages on stdin');
+  if (ctx.json) ctx.printJson({ queue, count: ids.length, ids });
+  return EXIT.OK;
+}
+
+function storedNote(stored: number): string {
+  return stored > 0 ? ` (the ${stored} message(s) before it were stored)` : ' (nothing was stored)';
+}

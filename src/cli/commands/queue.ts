@@ -1,0 +1,201 @@
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { DiscueError, EXIT } from '../../protocol/errors.js';
+import { formatDuration, parseDuration, validateQueueName } from '../../protocol/messages.js';
+import type { QueueInfo } from '../../protocol/messages.js';
+import { action, examples } from '../action.js';
+import type { Context } from '../context.js';
+import { ago, bytes, fields, table } from '../format.js';
+
+export function registerQueue(program: Command): void {
+  const queue = program
+    .command('queue')
+    .description('create, inspect and remove queues')
+    .addHelpText(
+      'after',
+      examples(
+        'discue queue create orders',
+        'discue queue create orders --schema order.schema.json --retention 7d --max-messages 100000',
+        'discue queue list --json',
+        'discue queue show orders',
+        'discue queue update orders --retention none',
+        'discue queue delete orders --force',
+      ),
+    );
+
+  queue
+    .command('create')
+    .description('create a queue')
+    .argument('<name>', 'queue name: 1-64 characters of a-z A-Z 0-9 . _ -')
+    .option('--schema <file>', 'JSON Schema file that each message data (parsed as JSON) must satisfy')
+    .option('--retention <duration>', 'remove messages older than this (e.g. 7d, 12h)')
+    .option('--max-messages <n>', 'keep at most this many messages; the oldest go first')
+    .addHelpText('after', examples('discue queue create orders --schema order.schema.json', 'discue queue create audit --retention 30d'))
+    .action(
+      action(async (ctx, [name], opts) => {
+        const params = {
+          name: validateQueueName(name),
+          ...(opts.schema !== undefined && { schema: await readSchema(String(opts.schema)) }),
+          ...(opts.retention !== undefined && { retentionMs: parseDuration(String(opts.retention), 'retention') }),
+          ...(opts.maxMessages !== undefined && { maxMessages: parseCount(String(opts.maxMessages)) }),
+        };
+        const client = await ctx.connect();
+        const info = await client.request('queue.create', params);
+        if (ctx.json) ctx.printJson(info);
+        else ctx.done(`created queue ${info.name}`);
+        return EXIT.OK;
+      }),
+    );
+
+  queue
+    .command('list')
+    .alias('ls')
+    .description('list queues with their message counts')
+    .action(
+      action(async (ctx) => {
+        const client = await ctx.connect();
+        const queues = await client.request('queue.list', {});
+        if (ctx.json) {
+          ctx.printJson(queues);
+        } else if (queues.length === 0) {
+          ctx.note('no queues yet: create one with `discue queue create NAME`');
+        } else {
+          ctx.print(
+            table(
+              ['NAME', 'MESSAGES', 'SIZE', 'RETENTION', 'MAX', 'SCHEMA', 'LAST PUBLISHED'],
+              queues.map((q) => [
+                ctx.colors.bold(q.name),
+                String(q.messages),
+                bytes(q.bytes),
+                q.retentionMs ? formatDuration(q.retentionMs) : '-',
+                q.maxMessages ? String(q.maxMessages) : '-',
+                q.schema ? 'yes' : '-',
+                ago(q.lastPublishedAt),
+              ]),
+            ),
+          );
+        }
+        return EXIT.OK;
+      }),
+    );
+
+  queue
+    .command('show')
+    .description('show one queue')
+    .argument('<name>')
+    .action(
+      action(async (ctx, [name]) => {
+        const client = await ctx.connect();
+        const info = await client.request('queue.get', { name: validateQueueName(name) });
+        if (ctx.json) ctx.printJson(info);
+        else ctx.print(describe(ctx, info));
+        return EXIT.OK;
+      }),
+    );
+
+  queue
+    .command('update')
+    .description('change a queue’s schema, retention or size limit')
+    .argument('<name>')
+    .option('--schema <file>', 'replace the JSON Schema')
+    .option('--no-schema', 'remove the JSON Schema')
+    .option('--retention <duration>', 'new age limit, or "none"')
+    .option('--max-messages <n>', 'new count limit, or "none"')
+    .action(
+      action(async (ctx, [name], opts) => {
+        const params: {
+          name: string;
+          schema?: Record<string, unknown> | null;
+          retentionMs?: number | null;
+          maxMessages?: number | null;
+        } = { name: validateQueueName(name) };
+        if (opts.schema === false) params.schema = null;
+        else if (typeof opts.schema === 'string') params.schema = await readSchema(opts.schema);
+        if (opts.retention !== undefined) {
+          params.retentionMs = opts.retention === 'none' ? null : parseDuration(String(opts.retention), 'retention');
+        }
+        if (opts.maxMessages !== undefined) {
+          params.maxMessages = opts.maxMessages === 'none' ? null : parseCount(String(opts.maxMessages));
+        }
+        if (Object.keys(params).length === 1) {
+          throw new DiscueError('USAGE', 'nothing to update: give --schema, --no-schema, --retention or --max-messages');
+        }
+        const client = await ctx.connect();
+        const info = await client.request('queue.update', params);
+        if (ctx.json) ctx.printJson(info);
+        else ctx.done(`updated queue ${info.name}`);
+        return EXIT.OK;
+      }),
+    );
+
+  queue
+    .command('delete')
+    .alias('rm')
+    .description('delete a queue (refused while it holds messages, unless --force)')
+    .argument('<name>')
+    .option('--force', 'delete it with its messages')
+    .action(
+      action(async (ctx, [name], opts) => {
+        const client = await ctx.connect();
+        const result = await client.request('queue.delete', { name: validateQueueName(name), force: opts.force === true });
+        if (ctx.json) ctx.printJson(result);
+        else ctx.done(`deleted queue ${result.name}${result.deleted ? ` and its ${result.deleted} message(s)` : ''}`);
+        return EXIT.OK;
+      }),
+    );
+
+  queue
+    .command('purge')
+    .description('remove every message of a queue, keep the queue')
+    .argument('<name>')
+    .action(
+      action(async (ctx, [name]) => {
+        const client = await ctx.connect();
+        const result = await client.request('queue.purge', { name: validateQueueName(name) });
+        if (ctx.json) ctx.printJson(result);
+        else ctx.done(`purged ${result.deleted} message(s) from ${result.name}`);
+        return EXIT.OK;
+      }),
+    );
+}
+
+function describe(ctx: Context, q: QueueInfo): string {
+  return fields([
+    ['name', ctx.colors.bold(q.name)],
+    ['created', q.createdAt],
+    ['messages', String(q.messages)],
+    ['size', bytes(q.bytes)],
+    ['first id', q.firstId ?? '-'],
+    ['last id', q.lastId ?? '-'],
+    ['last published', q.lastPublishedAt ? `${q.lastPublishedAt} (${ago(q.lastPublishedAt)})` : '-'],
+    ['retention', q.retentionMs ? formatDuration(q.retentionMs) : 'forever'],
+    ['max messages', q.maxMessages ? String(q.maxMessages) : 'unlimited'],
+    ['schema', q.schema ? JSON.stringify(q.schema) : 'none'],
+  ]);
+}
+
+async function readSchema(file: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new DiscueError('INVALID_SCHEMA', `cannot read schema file ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  let schema: unknown;
+  try {
+    schema = JSON.parse(text);
+  } catch (err) {
+    throw new DiscueError('INVALID_SCHEMA', `schema file ${file} is not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+  if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) {
+    throw new DiscueError('INVALID_SCHEMA', `schema file ${file} must hold a JSON object`);
+  }
+  return schema as Record<string, unknown>;
+}
+
+export function parseCount(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) {
+    throw new DiscueError('INVALID_ARGUMENT', `expected a whole number of at least 1, got ${JSON.stringify(text)}`);
+  }
+  return Number(text);
+}

@@ -1,0 +1,152 @@
+/**
+ * Starting the daemon on demand. Many commands may race to start it (ten
+ * CI steps at once); a start lock makes one of them spawn it and the others
+ * wait for its socket. Even if two spawned daemons raced past the lock, only
+ * one could take LevelDB's exclusive lock; the other exits.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
+import { createConnection } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { DiscueError } from '../protocol/errors.js';
+import type { BrokerPaths } from '../protocol/paths.js';
+import { withLogTail } from './logtail.js';
+
+/** Exit code of a daemon that found another one holding the database (EX_TEMPFAIL). */
+export const EXIT_ALREADY_RUNNING = 75;
+const BIN = fileURLToPath(new URL('../../bin/discue.js', import.meta.url));
+/** A start lock older than this is from a starter that died; take it over. */
+const STALE_LOCK_MS = 30_000;
+
+export interface StartOptions {
+  timeoutMs?: number;
+  dataDir?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface StartResult {
+  started: boolean;
+}
+
+export async function ensureHome(paths: BrokerPaths): Promise<void> {
+  try {
+    await mkdir(paths.home, { recursive: true, mode: 0o700 });
+    await mkdir(paths.runDir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new DiscueError(
+      'HOME_NOT_WRITABLE',
+      `cannot create DISCUE_HOME ${paths.home}: ${(err as Error).message}; point DISCUE_HOME at a directory you can write`,
+      { cause: err },
+    );
+  }
+}
+
+/** True if something accepts connections on the socket. */
+export function socketAccepts(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createConnection(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}
+
+export async function startDaemon(paths: BrokerPaths, options: StartOptions = {}): Promise<StartResult> {
+  const deadline = Date.now() + (options.timeoutMs ?? 20_000);
+  await ensureHome(paths);
+  for (;;) {
+    if (await socketAccepts(paths.socket)) return { started: false };
+    if (await tryLock(paths.startLock)) break;
+    if (Date.now() > deadline) {
+      throw new DiscueError(
+        'DAEMON_START_FAILED',
+        await withLogTail(`timed out waiting for another command to start the daemon (lock ${paths.startLock})`, paths.logFile),
+      );
+    }
+    await sleep(40);
+  }
+  try {
+    // Re-check under the lock: the previous holder may have just started it.
+    if (await socketAccepts(paths.socket)) return { started: false };
+    await spawnAndWait(paths, options, deadline);
+    return { started: true };
+  } finally {
+    await unlink(paths.startLock).catch(() => undefined);
+  }
+}
+
+async function tryLock(path: string): Promise<boolean> {
+  try {
+    const handle = await open(path, 'wx', 0o600);
+    await handle.writeFile(`${process.pid}\n`);
+    await handle.close();
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  // Someone holds it. If that starter is gone (killed mid-start), break the lock.
+  const [pidText, info] = await Promise.all([
+    readFile(path, 'utf8').catch(() => ''),
+    stat(path).catch(() => undefined),
+  ]);
+  const pid = Number.parseInt(pidText, 10);
+  const holderAlive = Number.isInteger(pid) && pid > 0 && isAlive(pid);
+  const old = info !== undefined && Date.now() - info.mtimeMs > STALE_LOCK_MS;
+  if ((pidText !== '' && !holderAlive) || old) await unlink(path).catch(() => undefined);
+  return false;
+}
+
+async function spawnAndWait(paths: BrokerPaths, options: StartOptions, deadline: number): Promise<void> {
+  const args = [BIN, 'daemon', 'start', '--foreground'];
+  if (options.dataDir) args.push('--data-dir', options.dataDir);
+  const log = openSync(paths.logFile, 'a', 0o600);
+  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  try {
+    const child = spawn(process.execPath, args, {
+      detached: true,
+      stdio: ['ignore', log, log],
+      env: { ...(options.env ?? process.env), DISCUE_HOME: paths.home, DISCUE_SOCKET: paths.socket },
+    });
+    child.once('exit', (code, signal) => (exited = { code, signal }));
+    child.once('error', () => (exited = { code: null, signal: null }));
+    child.unref();
+  } finally {
+    closeSync(log);
+  }
+  for (;;) {
+    if (await socketAccepts(paths.socket)) return;
+    if (exited) {
+      // It lost the database lock to a daemon started another way: wait for that one.
+      if (exited.code === EXIT_ALREADY_RUNNING) {
+        exited = undefined;
+        await sleep(20);
+        continue;
+      }
+      const how = exited.signal ? `signal ${exited.signal}` : `code ${String(exited.code)}`;
+      throw new DiscueError('DAEMON_START_FAILED', await withLogTail(`the daemon exited during start-up (${how})`, paths.logFile));
+    }
+    if (Date.now() > deadline) {
+      throw new DiscueError(
+        'DAEMON_START_FAILED',
+        await withLogTail(`the daemon did not open ${paths.socket} in time`, paths.logFile),
+      );
+    }
+    await sleep(20);
+  }
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,222 @@
+/**
+ * The daemon: owns the database, listens on the Unix socket, serves
+ * requests, and shuts down cleanly on SIGTERM/SIGINT or a shutdown request.
+ *
+ * Exactly one daemon runs per data directory: LevelDB's exclusive lock is
+ * taken first, and only the holder may touch the socket and pid file. That
+ * is what makes it safe to remove a stale socket left by a killed daemon.
+ */
+import { mkdir, chmod, unlink, writeFile, rm, access, constants } from 'node:fs/promises';
+import { createConnection, createServer } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import { basename, dirname } from 'node:path';
+import { DiscueError } from '../protocol/errors.js';
+import { PROTOCOL_VERSION } from '../protocol/frames.js';
+import type { DaemonStatus } from '../protocol/messages.js';
+import { resolvePaths } from '../protocol/paths.js';
+import type { BrokerPaths } from '../protocol/paths.js';
+import { LevelStore } from '../store/level.js';
+import type { Store } from '../store/types.js';
+import { VERSION } from '../version.js';
+import { Connection } from './connection.js';
+import type { HandlerContext } from './handlers.js';
+import { createLogger } from './log.js';
+import type { Logger } from './log.js';
+import { SchemaRegistry } from './schemas.js';
+
+export interface DaemonOptions {
+  home?: string;
+  socket?: string;
+  dataDir?: string;
+  logger?: Logger;
+  /** Install SIGTERM/SIGINT handlers and exit the process on shutdown (default true). */
+  ownProcess?: boolean;
+}
+
+/** How often messages past their queue's retention are removed. */
+const RETENTION_INTERVAL_MS = 30_000;
+
+export class Daemon {
+  readonly paths: BrokerPaths;
+  private readonly log: Logger;
+  private store: Store | undefined;
+  private server: Server | undefined;
+  private readonly connections = new Set<Connection>();
+  private readonly startedAt = Date.now();
+  private retentionTimer: NodeJS.Timeout | undefined;
+  private stopping: Promise<void> | undefined;
+
+  constructor(private readonly options: DaemonOptions = {}) {
+    this.paths = resolvePaths({ home: options.home, socket: options.socket, dataDir: options.dataDir });
+    this.log = options.logger ?? createLogger();
+  }
+
+  async start(): Promise<void> {
+    const { paths, log } = this;
+    await prepareDirectories(paths);
+    const store = new LevelStore(paths.dataDir);
+    await store.open();
+    this.store = store;
+    try {
+      await this.listen();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    await writeFile(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
+    const removed = await store.enforceRetention();
+    if (removed > 0) log.info('retention removed old messages', { count: removed });
+    this.retentionTimer = setInterval(() => {
+      store.enforceRetention().then(
+        (n) => n > 0 && log.info('retention removed old messages', { count: n }),
+        (err: unknown) => log.error('retention failed', { error: err as Error }),
+      );
+    }, RETENTION_INTERVAL_MS);
+    this.retentionTimer.unref();
+    const stats = store.stats();
+    log.info('daemon started', {
+      pid: process.pid,
+      version: VERSION,
+      socket: paths.socket,
+      data: paths.dataDir,
+      queues: stats.queues,
+      messages: stats.messages,
+      startupMs: Date.now() - this.startedAt,
+    });
+    if (this.options.ownProcess !== false) {
+      const onSignal = (signal: NodeJS.Signals) => {
+        void this.stop(`signal ${signal}`).then(() => process.exit(0));
+      };
+      process.once('SIGTERM', onSignal);
+      process.once('SIGINT', onSignal);
+    }
+  }
+
+  /** Stops accepting, finishes in-flight writes, closes the database. */
+  stop(reason: string): Promise<void> {
+    this.stopping ??= (async () => {
+      this.log.info('daemon stopping', { reason });
+      clearInterval(this.retentionTimer);
+      const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+      // Requests already accepted finish and get their replies; new ones are refused.
+      for (const conn of this.connections) conn.drain();
+      const deadline = Date.now() + 10_000;
+      while ([...this.connections].some((c) => c.busy) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await this.store?.close();
+      for (const conn of this.connections) {
+        conn.end(new DiscueError('SHUTTING_DOWN', 'the daemon is shutting down'));
+      }
+      await closed;
+      await rm(this.paths.pidFile, { force: true });
+      this.log.info('daemon stopped');
+    })();
+    return this.stopping;
+  }
+
+  status(): DaemonStatus {
+    const stats = this.store!.stats();
+    return {
+      pid: process.pid,
+      version: VERSION,
+      protocol: PROTOCOL_VERSION,
+      home: this.paths.home,
+      dataDir: this.paths.dataDir,
+      socket: this.paths.socket,
+      startedAt: new Date(this.startedAt).toISOString(),
+      uptimeMs: Date.now() - this.startedAt,
+      queues: stats.queues,
+      messages: stats.messages,
+      rssBytes: process.memoryUsage.rss(),
+      connections: this.connections.size,
+    };
+  }
+
+  private async listen(): Promise<void> {
+    const { socket } = this.paths;
+    // We hold the database lock, so no daemon of this home is alive. A socket
+    // file here is stale, unless DISCUE_SOCKET points several homes at one
+    // path and another broker answers on it: never steal a live socket.
+    if (await socketAnswers(socket)) {
+      throw new DiscueError('ALREADY_RUNNING', `another process is listening on ${socket}`);
+    }
+    await unlink(socket).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+    const ctx: HandlerContext = {
+      store: this.store!,
+      schemas: new SchemaRegistry(),
+      status: () => this.status(),
+      shutdown: (reason) => {
+        void this.stop(reason).then(() => {
+          if (this.options.ownProcess !== false) process.exit(0);
+        });
+      },
+    };
+    const server = createServer((socket: Socket) => {
+      if (this.stopping) {
+        socket.destroy();
+        return;
+      }
+      const conn = new Connection(socket, ctx, this.log, (c) => this.connections.delete(c));
+      this.connections.add(conn);
+    });
+    this.server = server;
+    // The socket is created 0600 (umask) so no other user can connect in the
+    // moment between bind and chmod.
+    const previousUmask = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(socket, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } finally {
+      process.umask(previousUmask);
+    }
+    await chmod(socket, 0o600);
+    server.on('error', (err) => this.log.error('server error', { error: err }));
+  }
+}
+
+async function prepareDirectories(paths: BrokerPaths): Promise<void> {
+  try {
+    await mkdir(paths.home, { recursive: true, mode: 0o700 });
+    await mkdir(paths.runDir, { recursive: true, mode: 0o700 });
+    await chmod(paths.runDir, 0o700);
+    const socketDir = dirname(paths.socket);
+    if (socketDir !== paths.runDir) {
+      await mkdir(socketDir, { recursive: true, mode: 0o700 });
+      // Tighten only the per-user fallback directory we own, never a
+      // directory a user pointed DISCUE_SOCKET into (that could be /tmp).
+      if (/^discue-\d+$/.test(basename(socketDir))) await chmod(socketDir, 0o700);
+    }
+    await access(paths.home, constants.W_OK);
+  } catch (err) {
+    throw new DiscueError(
+      'HOME_NOT_WRITABLE',
+      `cannot write to DISCUE_HOME ${paths.home}: ${(err as Error).message}; point DISCUE_HOME at a directory you own`,
+      { cause: err },
+    );
+  }
+}
+
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createConnection(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}
+
+export async function runDaemon(options: DaemonOptions = {}): Promise<Daemon> {
+  const daemon = new Daemon(options);
+  await daemon.start();
+  return daemon;
+}

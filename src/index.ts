@@ -1,0 +1,27 @@
+/**
+ * discue as a library: the same client the CLI uses.
+ *
+ *   import { connect } from 'discue';
+ *   const client = await connect();
+ *   await client.publish('orders', { data: 'Order shipped' });
+ *   await client.close();
+ */
+export { connect, DiscueClient } from './client/client.js';
+export type { ConnectOptions } from './client/client.js';
+export { startDaemon } from './client/spawn.js';
+export { DiscueError, isDiscueError, EXIT, ERROR_CODES, exitCodeFor } from './protocol/errors.js';
+export type { ErrorCode, ExitCode, WireError } from './protocol/errors.js';
+export { resolvePaths } from './protocol/paths.js';
+export type { BrokerPaths } from './protocol/paths.js';
+export { validateMessage, parseMessage, validateQueueName, MAX_DATA_BYTES } from './protocol/messages.js';
+export type {
+  DaemonStatus,
+  Envelope,
+  MessageInput,
+  PublishResult,
+  QueueInfo,
+  RequestMap,
+  RequestType,
+} from './protocol/messages.js';
+export { PROTOCOL_VERSION } from './protocol/frames.js';
+export { VERSION } from './version.js';

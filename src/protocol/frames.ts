@@ -1,0 +1,120 @@
+/**
+ * Framing: one JSON document per line (NDJSON) over a Unix socket.
+ *
+ * Every request carries a numeric `id` chosen by the client; every reply
+ * carries the same id, so requests can be pipelined on one connection.
+ * A request that streams (listen, logs) sends `event` frames and ends with an
+ * ordinary `ok` reply.
+ */
+import { DiscueError } from './errors.js';
+import type { WireError } from './errors.js';
+
+/** Bumped whenever a frame or request changes incompatibly. */
+export const PROTOCOL_VERSION = 1;
+
+/**
+ * Largest frame either side accepts. A single message is at most 256 KiB of
+ * `data`, which JSON escaping can blow up six-fold; batches are split by the
+ * client well below this.
+ */
+export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
+
+export interface RequestFrame {
+  id: number;
+  type: string;
+  params?: unknown;
+}
+
+export type ReplyFrame =
+  | { id: number; ok: true; result?: unknown }
+  | { id: number; ok: false; error: WireError }
+  | { id: number; event: unknown };
+
+const NEWLINE = 0x0a;
+
+/**
+ * Splits a byte stream into lines, refusing to buffer more than `maxBytes`
+ * without a newline: a client sending a 100 MB line is cut off at the limit
+ * rather than after the daemon has buffered it all.
+ */
+export class LineDecoder {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
+  constructor(private readonly maxBytes: number = MAX_FRAME_BYTES) {}
+
+  /** Returns the complete lines in `chunk` (without the newline). */
+  push(chunk: Buffer): string[] {
+    const lines: string[] = [];
+    let start = 0;
+    let nl = chunk.indexOf(NEWLINE, start);
+    while (nl !== -1) {
+      if (this.pendingBytes + (nl - start) > this.maxBytes) throw frameTooLarge(this.maxBytes);
+      if (this.pendingBytes > 0) {
+        this.pending.push(chunk.subarray(start, nl));
+        lines.push(Buffer.concat(this.pending, this.pendingBytes + (nl - start)).toString('utf8'));
+        this.pending = [];
+        this.pendingBytes = 0;
+      } else {
+        lines.push(chunk.toString('utf8', start, nl));
+      }
+      start = nl + 1;
+      nl = chunk.indexOf(NEWLINE, start);
+    }
+    if (start < chunk.length) {
+      const rest = chunk.subarray(start);
+      if (this.pendingBytes + rest.length > this.maxBytes) throw frameTooLarge(this.maxBytes);
+      this.pending.push(rest);
+      this.pendingBytes += rest.length;
+    }
+    return lines;
+  }
+
+  /** Bytes of an unfinished frame still buffered. */
+  get buffered(): number {
+    return this.pendingBytes;
+  }
+}
+
+function frameTooLarge(max: number): DiscueError {
+  return new DiscueError('FRAME_TOO_LARGE', `frame larger than ${max} bytes without a newline`);
+}
+
+export function encodeFrame(frame: RequestFrame | ReplyFrame): string {
+  return JSON.stringify(frame) + '\n';
+}
+
+/** Parses and shape-checks one request line from a client. */
+export function parseRequest(line: string): RequestFrame {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch (cause) {
+    throw new DiscueError('BAD_FRAME', 'frame is not valid JSON', { cause });
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new DiscueError('BAD_FRAME', 'frame must be a JSON object');
+  }
+  const { id, type, params } = value as Record<string, unknown>;
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) {
+    throw new DiscueError('BAD_FRAME', 'frame needs a non-negative integer "id"');
+  }
+  if (typeof type !== 'string' || type.length === 0) {
+    throw new DiscueError('BAD_FRAME', 'frame needs a string "type"');
+  }
+  return { id, type, params };
+}
+
+/** Parses and shape-checks one reply line from the daemon. */
+export function parseReply(line: string): ReplyFrame {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch (cause) {
+    throw new DiscueError('NOT_A_DISCUE_SOCKET', 'the socket answered with something that is not JSON', { cause });
+  }
+  if (typeof value !== 'object' || value === null || typeof (value as { id?: unknown }).id !== 'number') {
+    throw new DiscueError('NOT_A_DISCUE_SOCKET', 'the socket answered with a frame discue does not know');
+  }
+  return value as ReplyFrame;
+}

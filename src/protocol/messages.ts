@@ -1,0 +1,202 @@
+/**
+ * The shapes that cross the socket, and the validation of user input that
+ * both sides share. The daemon validates everything again: the CLI checks
+ * early only to give a faster, friendlier error.
+ */
+import { DiscueError } from './errors.js';
+
+/** Default and maximum size of a message's `data`, in UTF-8 bytes. */
+export const MAX_DATA_BYTES = 256 * 1024;
+export const MAX_NAME_LENGTH = 256;
+export const QUEUE_NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** What a publisher sends. */
+export interface MessageInput {
+  data: string;
+  name?: string;
+}
+
+/** What is stored and delivered: the message envelope. */
+export interface Envelope {
+  id: string;
+  queue: string;
+  name?: string;
+  data: string;
+  publishedAt: string;
+}
+
+export interface QueueInfo {
+  name: string;
+  createdAt: string;
+  /** JSON Schema that `data`, parsed as JSON, must satisfy. */
+  schema?: Record<string, unknown>;
+  /** Messages older than this many milliseconds are removed. */
+  retentionMs?: number;
+  /** At most this many messages are kept; the oldest go first. */
+  maxMessages?: number;
+  /** Messages stored now. */
+  messages: number;
+  /** Bytes of `data` stored now. */
+  bytes: number;
+  firstId?: string;
+  lastId?: string;
+  lastPublishedAt?: string;
+}
+
+export interface DaemonStatus {
+  pid: number;
+  version: string;
+  protocol: number;
+  home: string;
+  dataDir: string;
+  socket: string;
+  startedAt: string;
+  uptimeMs: number;
+  queues: number;
+  messages: number;
+  rssBytes: number;
+  connections: number;
+}
+
+export interface PublishResult {
+  queue: string;
+  ids: string[];
+  publishedAt: string;
+}
+
+/** Every request type, its params and its result: the typed client is built from this. */
+export interface RequestMap {
+  hello: { params: { protocol: number; version: string }; result: { protocol: number; version: string; pid: number } };
+  'daemon.status': { params: Record<string, never>; result: DaemonStatus };
+  'daemon.shutdown': { params: Record<string, never>; result: { pid: number } };
+  'queue.create': {
+    params: { name: string; schema?: Record<string, unknown>; retentionMs?: number; maxMessages?: number };
+    result: QueueInfo;
+  };
+  'queue.list': { params: Record<string, never>; result: QueueInfo[] };
+  'queue.get': { params: { name: string }; result: QueueInfo };
+  'queue.update': {
+    params: {
+      name: string;
+      schema?: Record<string, unknown> | null;
+      retentionMs?: number | null;
+      maxMessages?: number | null;
+    };
+    result: QueueInfo;
+  };
+  'queue.delete': { params: { name: string; force?: boolean }; result: { name: string; deleted: number } };
+  'queue.purge': { params: { name: string }; result: { name: string; deleted: number } };
+  publish: { params: { queue: string; messages: MessageInput[] }; result: PublishResult };
+  'messages.list': {
+    params: { queue: string; afterId?: string; sinceMs?: number; limit?: number };
+    result: Envelope[];
+  };
+  'messages.get': { params: { queue: string; id: string }; result: Envelope };
+  'messages.delete': { params: { queue: string; id: string }; result: { id: string } };
+}
+
+export type RequestType = keyof RequestMap;
+export type ParamsOf<T extends RequestType> = RequestMap[T]['params'];
+export type ResultOf<T extends RequestType> = RequestMap[T]['result'];
+
+export function validateQueueName(name: unknown): string {
+  if (typeof name !== 'string' || !QUEUE_NAME_RE.test(name)) {
+    throw new DiscueError(
+      'INVALID_QUEUE_NAME',
+      `invalid queue name ${JSON.stringify(name)}: use 1-64 characters of a-z A-Z 0-9 . _ -`,
+    );
+  }
+  return name;
+}
+
+const MESSAGE_FIELDS = new Set(['data', 'name']);
+
+/**
+ * Checks one message as it arrives from a user. `where` names it in errors
+ * ("line 3") for batches.
+ */
+export function validateMessage(value: unknown, where?: string): MessageInput {
+  const at = where ? `${where}: ` : '';
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new DiscueError('INVALID_MESSAGE', `${at}a message must be a JSON object like {"data":"..."}`);
+  }
+  const record = value as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    if (!MESSAGE_FIELDS.has(key)) {
+      throw new DiscueError(
+        'INVALID_MESSAGE',
+        `${at}unknown field ${JSON.stringify(key)}: a message has only "data" and an optional "name"`,
+      );
+    }
+  }
+  const { data, name } = record;
+  if (data === undefined) {
+    throw new DiscueError('INVALID_MESSAGE', `${at}the message has no "data" field`);
+  }
+  if (typeof data !== 'string') {
+    throw new DiscueError(
+      'INVALID_MESSAGE',
+      `${at}"data" must be a string, got ${describeType(data)} (to send JSON, encode it as a string)`,
+    );
+  }
+  const size = Buffer.byteLength(data, 'utf8');
+  if (size > MAX_DATA_BYTES) {
+    throw new DiscueError(
+      'MESSAGE_TOO_LARGE',
+      `${at}"data" is ${size} bytes; the limit is ${MAX_DATA_BYTES} bytes (256 KiB)`,
+    );
+  }
+  if (name === undefined) return { data };
+  if (typeof name !== 'string') {
+    throw new DiscueError('INVALID_MESSAGE', `${at}"name" must be a string, got ${describeType(name)}`);
+  }
+  if (name.length === 0 || name.length > MAX_NAME_LENGTH) {
+    throw new DiscueError('INVALID_MESSAGE', `${at}"name" must be 1-${MAX_NAME_LENGTH} characters`);
+  }
+  return { data, name };
+}
+
+/** Parses a message given as JSON text. */
+export function parseMessage(text: string, where?: string): MessageInput {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    const at = where ? `${where}: ` : '';
+    throw new DiscueError('INVALID_JSON', `${at}not valid JSON (${(cause as Error).message})`, { cause });
+  }
+  return validateMessage(value, where);
+}
+
+function describeType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
+const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** "500ms", "30s", "5m", "2h", "7d", "1w"; a bare number means seconds. */
+export function parseDuration(text: string, what = 'duration'): number {
+  const match = DURATION_RE.exec(text.trim());
+  if (!match) {
+    throw new DiscueError(
+      'INVALID_DURATION',
+      `invalid ${what} ${JSON.stringify(text)}: use a number with a unit, like 500ms, 30s, 5m, 2h, 7d`,
+    );
+  }
+  const ms = Number(match[1]) * UNIT_MS[match[2] ?? 's']!;
+  if (!Number.isFinite(ms) || ms <= 0 || ms > 100 * 365 * UNIT_MS.d!) {
+    throw new DiscueError('INVALID_DURATION', `invalid ${what} ${JSON.stringify(text)}: out of range`);
+  }
+  return Math.round(ms);
+}
+
+export function formatDuration(ms: number): string {
+  for (const unit of ['w', 'd', 'h', 'm', 's'] as const) {
+    const size = UNIT_MS[unit]!;
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}

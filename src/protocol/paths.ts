@@ -1,0 +1,58 @@
+/**
+ * Where one broker keeps its state. Everything lives under DISCUE_HOME, so a
+ * test, a CI job or a second broker only has to point that one variable
+ * somewhere else. Client and daemon must agree on this layout.
+ */
+import { createHash } from 'node:crypto';
+import { homedir, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export interface BrokerPaths {
+  home: string;
+  dataDir: string;
+  runDir: string;
+  socket: string;
+  logFile: string;
+  pidFile: string;
+  startLock: string;
+}
+
+export interface PathOptions {
+  home?: string | undefined;
+  socket?: string | undefined;
+  dataDir?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Unix socket paths are limited to 108 bytes on Linux (104 on macOS). */
+const MAX_SOCKET_PATH = 100;
+
+export function resolvePaths(options: PathOptions = {}): BrokerPaths {
+  const env = options.env ?? process.env;
+  const home = resolve(options.home ?? nonEmpty(env.DISCUE_HOME) ?? join(homedir(), '.discue'));
+  const runDir = join(home, 'run');
+  let socket = options.socket ?? nonEmpty(env.DISCUE_SOCKET);
+  if (socket === undefined) {
+    socket = join(runDir, 'discue.sock');
+    // A deep DISCUE_HOME would make the socket path too long to bind; fall
+    // back to a per-user directory in tmp, named after the home it serves.
+    if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) {
+      const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
+      const digest = createHash('sha256').update(home).digest('hex').slice(0, 16);
+      socket = join(tmpdir(), `discue-${uid}`, `${digest}.sock`);
+    }
+  }
+  return {
+    home,
+    dataDir: resolve(options.dataDir ?? join(home, 'data')),
+    runDir,
+    socket: resolve(socket),
+    logFile: join(home, 'daemon.log'),
+    pidFile: join(runDir, 'daemon.pid'),
+    startLock: join(runDir, 'start.lock'),
+  };
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}

@@ -1,0 +1,393 @@
+/**
+ * LevelDB storage (classic-level).
+ *
+ * Keys (utf8):
+ *   meta!format          storage format version
+ *   meta!lastId          newest message id made, so ids keep increasing across restarts
+ *   q!<name>             queue record (JSON)
+ *   m!<qid>!<id>         message envelope (JSON), qid = the queue's creation id
+ *   dq!<qid>             a deleted queue whose messages are still being cleared
+ *
+ * Messages are keyed by the queue's creation id rather than its name, so a
+ * queue deleted and created again under the same name never sees the old
+ * one's messages, even while they are still being cleared in the background.
+ *
+ * Counters (messages, bytes) live in the queue record and change in the same
+ * synced batch as the messages they count, so they are right after any crash.
+ */
+import { ClassicLevel } from 'classic-level';
+import { mkdir } from 'node:fs/promises';
+import { DiscueError } from '../protocol/errors.js';
+import { IdGenerator, firstIdAt, isMessageId } from '../protocol/ids.js';
+import type { Envelope, MessageInput, QueueInfo } from '../protocol/messages.js';
+import { GroupCommitter } from './commit.js';
+import type { Op } from './commit.js';
+import type { AppendListener, ListOptions, QueueConfig, QueuePatch, Store, StoreStats } from './types.js';
+
+const FORMAT = '1';
+const CHUNK = 5_000;
+/** Sorts after every id character. */
+const HIGH = '~';
+
+interface QueueRecord {
+  name: string;
+  qid: string;
+  createdAt: string;
+  schema?: Record<string, unknown>;
+  retentionMs?: number;
+  maxMessages?: number;
+  messages: number;
+  bytes: number;
+  lastId?: string;
+  lastPublishedAt?: string;
+}
+
+export interface LevelStoreOptions {
+  /** Sync every batch to disk (default true). Off only for benchmarks of the difference. */
+  sync?: boolean;
+}
+
+export class LevelStore implements Store {
+  private readonly db: ClassicLevel<string, string>;
+  private readonly committer: GroupCommitter;
+  private readonly queues = new Map<string, QueueRecord>();
+  private readonly ids = new IdGenerator();
+  private readonly appendListeners: AppendListener[] = [];
+  /** Per-queue chains that serialize deletions (purge, trim, retention, delete). */
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly trimming = new Set<string>();
+  private background = new Set<Promise<unknown>>();
+  private closed = false;
+
+  constructor(
+    private readonly location: string,
+    options: LevelStoreOptions = {},
+  ) {
+    this.db = new ClassicLevel<string, string>(location, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    this.committer = new GroupCommitter(this.db, options.sync ?? true);
+  }
+
+  async open(): Promise<void> {
+    await mkdir(this.location, { recursive: true, mode: 0o700 });
+    try {
+      await this.db.open();
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause;
+      if ((err as { code?: string }).code === 'LEVEL_LOCKED' || cause?.code === 'LEVEL_LOCKED') {
+        throw new DiscueError('ALREADY_RUNNING', `another daemon holds the database at ${this.location}`, { cause: err });
+      }
+      throw new DiscueError('STORAGE_ERROR', `cannot open the database at ${this.location}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    const format = await this.db.get('meta!format');
+    if (format === undefined) {
+      await this.db.put('meta!format', FORMAT, { sync: true });
+    } else if (format !== FORMAT) {
+      await this.db.close();
+      throw new DiscueError('STORAGE_ERROR', `the database at ${this.location} has format ${format}; this discue reads ${FORMAT}`);
+    }
+    for await (const [, value] of this.db.iterator({ gt: 'q!', lt: 'q!' + HIGH })) {
+      const record = JSON.parse(value) as QueueRecord;
+      this.queues.set(record.name, record);
+      if (record.lastId) this.ids.observe(record.lastId);
+    }
+    const lastId = await this.db.get('meta!lastId');
+    if (lastId && isMessageId(lastId)) this.ids.observe(lastId);
+    // Resume clearing queues that were deleted before a crash.
+    for await (const key of this.db.keys({ gt: 'dq!', lt: 'dq!' + HIGH })) {
+      this.track(this.clearDeleted(key.slice(3)));
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.allSettled([...this.background]);
+    await this.committer.drain();
+    await this.db.close();
+  }
+
+  onAppend(listener: AppendListener): void {
+    this.appendListeners.push(listener);
+  }
+
+  stats(): StoreStats {
+    let messages = 0;
+    for (const q of this.queues.values()) messages += q.messages;
+    const { batches, writes, largestBatch } = this.committer.stats;
+    return { queues: this.queues.size, messages, batches, writes, largestBatch };
+  }
+
+  // ---- queues ------------------------------------------------------------
+
+  listQueues(): QueueInfo[] {
+    return [...this.queues.values()].sort((a, b) => a.name.localeCompare(b.name)).map(toInfo);
+  }
+
+  hasQueue(name: string): boolean {
+    return this.queues.has(name);
+  }
+
+  queueConfig(name: string): QueueConfig {
+    const { schema, retentionMs, maxMessages } = this.record(name);
+    return { name, schema, retentionMs, maxMessages };
+  }
+
+  async getQueue(name: string): Promise<QueueInfo> {
+    const record = this.record(name);
+    const info = toInfo(record);
+    for await (const key of this.db.keys({ gt: msgPrefix(record), lt: msgPrefix(record) + HIGH, limit: 1 })) {
+      info.firstId = key.slice(msgPrefix(record).length);
+    }
+    return info;
+  }
+
+  async createQueue(config: QueueConfig): Promise<QueueInfo> {
+    if (this.queues.has(config.name)) {
+      throw new DiscueError('QUEUE_EXISTS', `queue "${config.name}" already exists`);
+    }
+    const record: QueueRecord = {
+      name: config.name,
+      qid: this.ids.next(),
+      createdAt: new Date().toISOString(),
+      messages: 0,
+      bytes: 0,
+    };
+    if (config.schema !== undefined) record.schema = config.schema;
+    if (config.retentionMs !== undefined) record.retentionMs = config.retentionMs;
+    if (config.maxMessages !== undefined) record.maxMessages = config.maxMessages;
+    this.queues.set(record.name, record);
+    this.markDirty(record);
+    await this.committer.commit([]);
+    return toInfo(record);
+  }
+
+  async updateQueue(name: string, patch: QueuePatch): Promise<QueueInfo> {
+    const record = this.record(name);
+    applyPatch(record, 'schema', patch.schema);
+    applyPatch(record, 'retentionMs', patch.retentionMs);
+    applyPatch(record, 'maxMessages', patch.maxMessages);
+    this.markDirty(record);
+    await this.committer.commit([]);
+    if (record.maxMessages !== undefined && record.messages > record.maxMessages) this.scheduleTrim(record);
+    if (record.retentionMs !== undefined) this.track(this.enforceRetentionFor(record, Date.now()));
+    return toInfo(record);
+  }
+
+  async deleteQueue(name: string): Promise<number> {
+    const record = this.record(name);
+    const count = record.messages;
+    this.queues.delete(name);
+    // The record's removal and the clean-up marker go to disk together; the
+    // messages themselves are cleared afterwards (and again after a crash).
+    const key = queueKey(name);
+    this.committer.markDirty(key, () => ({ type: 'del', key }));
+    await this.committer.commit([{ type: 'put', key: 'dq!' + record.qid, value: name }]);
+    this.track(this.clearDeleted(record.qid));
+    return count;
+  }
+
+  async purgeQueue(name: string): Promise<number> {
+    const record = this.record(name);
+    const upTo = record.lastId;
+    if (upTo === undefined) return 0;
+    return this.withLock(record, () => this.deleteRange(record, { lte: msgPrefix(record) + upTo }));
+  }
+
+  // ---- messages ----------------------------------------------------------
+
+  async append(queue: string, inputs: MessageInput[]): Promise<Envelope[]> {
+    const record = this.record(queue);
+    const prefix = msgPrefix(record);
+    const ops: Op[] = new Array(inputs.length);
+    const envelopes: Envelope[] = new Array(inputs.length);
+    let publishedAt = '';
+    let bytes = 0;
+    for (let i = 0; i < inputs.length; i++) {
+      const input = inputs[i]!;
+      const id = this.ids.next();
+      if (i === 0) publishedAt = new Date(this.ids.lastTime).toISOString();
+      const envelope: Envelope =
+        input.name === undefined
+          ? { id, queue, data: input.data, publishedAt }
+          : { id, queue, name: input.name, data: input.data, publishedAt };
+      envelopes[i] = envelope;
+      ops[i] = { type: 'put', key: prefix + id, value: JSON.stringify(envelope) };
+      bytes += Buffer.byteLength(input.data, 'utf8');
+    }
+    const last = envelopes[envelopes.length - 1];
+    if (last === undefined) return envelopes;
+    record.messages += inputs.length;
+    record.bytes += bytes;
+    record.lastId = last.id;
+    record.lastPublishedAt = publishedAt;
+    this.markDirty(record);
+    const lastId = last.id;
+    this.committer.markDirty('meta!lastId', () => ({ type: 'put', key: 'meta!lastId', value: lastId }));
+    await this.committer.commit(ops);
+    for (const listener of this.appendListeners) listener(queue, envelopes);
+    if (record.maxMessages !== undefined && record.messages > record.maxMessages) this.scheduleTrim(record);
+    return envelopes;
+  }
+
+  async listMessages(queue: string, options: ListOptions): Promise<Envelope[]> {
+    const record = this.record(queue);
+    const prefix = msgPrefix(record);
+    const range: { gt?: string; gte?: string; lt: string; limit: number } = { lt: prefix + HIGH, limit: options.limit };
+    const afterTime = options.sinceMs === undefined ? undefined : prefix + firstIdAt(options.sinceMs);
+    const afterId = options.afterId === undefined ? undefined : prefix + options.afterId;
+    if (afterId !== undefined && (afterTime === undefined || afterId >= afterTime)) range.gt = afterId;
+    else if (afterTime !== undefined) range.gte = afterTime;
+    else range.gt = prefix;
+    const out: Envelope[] = [];
+    for await (const value of this.db.values(range)) out.push(JSON.parse(value) as Envelope);
+    return out;
+  }
+
+  async getMessage(queue: string, id: string): Promise<Envelope> {
+    const record = this.record(queue);
+    const value = await this.db.get(msgPrefix(record) + id);
+    if (value === undefined) throw messageNotFound(queue, id);
+    return JSON.parse(value) as Envelope;
+  }
+
+  async deleteMessage(queue: string, id: string): Promise<void> {
+    const record = this.record(queue);
+    await this.withLock(record, async () => {
+      const key = msgPrefix(record) + id;
+      const value = await this.db.get(key);
+      if (value === undefined) throw messageNotFound(queue, id);
+      record.messages--;
+      record.bytes -= Buffer.byteLength((JSON.parse(value) as Envelope).data, 'utf8');
+      this.markDirty(record);
+      await this.committer.commit([{ type: 'del', key }]);
+    });
+  }
+
+  async enforceRetention(now: number = Date.now()): Promise<number> {
+    let removed = 0;
+    for (const record of [...this.queues.values()]) {
+      if (record.retentionMs !== undefined) removed += await this.enforceRetentionFor(record, now);
+    }
+    return removed;
+  }
+
+  // ---- internals ---------------------------------------------------------
+
+  private record(name: string): QueueRecord {
+    const record = this.queues.get(name);
+    if (record === undefined) {
+      throw new DiscueError('QUEUE_NOT_FOUND', `queue "${name}" does not exist (see \`discue queue list\`)`);
+    }
+    return record;
+  }
+
+  private markDirty(record: QueueRecord): void {
+    const key = queueKey(record.name);
+    this.committer.markDirty(key, () => ({ type: 'put', key, value: JSON.stringify(record) }));
+  }
+
+  private enforceRetentionFor(record: QueueRecord, now: number): Promise<number> {
+    const retention = record.retentionMs;
+    if (retention === undefined) return Promise.resolve(0);
+    return this.withLock(record, () => this.deleteRange(record, { lt: msgPrefix(record) + firstIdAt(now - retention) }));
+  }
+
+  private scheduleTrim(record: QueueRecord): void {
+    if (this.trimming.has(record.qid) || this.closed) return;
+    this.trimming.add(record.qid);
+    this.track(
+      this.withLock(record, async () => {
+        this.trimming.delete(record.qid);
+        const max = record.maxMessages;
+        if (max === undefined || record.messages <= max || this.queues.get(record.name) !== record) return 0;
+        return this.deleteRange(record, { lt: msgPrefix(record) + HIGH }, record.messages - max);
+      }),
+    );
+  }
+
+  /**
+   * Deletes the oldest messages of a queue, up to a key bound and at most
+   * `max` of them, in chunks; each chunk and the counters it changes are
+   * one synced batch.
+   */
+  private async deleteRange(
+    record: QueueRecord,
+    bound: { lt?: string; lte?: string },
+    max = Infinity,
+  ): Promise<number> {
+    let removed = 0;
+    let from = msgPrefix(record);
+    while (removed < max && this.queues.get(record.name) === record) {
+      const limit = Math.min(CHUNK, max - removed);
+      const ops: Op[] = [];
+      let bytes = 0;
+      for await (const [key, value] of this.db.iterator({ gt: from, ...bound, limit })) {
+        ops.push({ type: 'del', key });
+        bytes += Buffer.byteLength((JSON.parse(value) as Envelope).data, 'utf8');
+        from = key;
+      }
+      if (ops.length === 0) break;
+      record.messages -= ops.length;
+      record.bytes -= bytes;
+      this.markDirty(record);
+      await this.committer.commit(ops);
+      removed += ops.length;
+      if (ops.length < limit) break;
+    }
+    return removed;
+  }
+
+  private async clearDeleted(qid: string): Promise<void> {
+    const prefix = `m!${qid}!`;
+    await this.db.clear({ gt: prefix, lt: prefix + HIGH });
+    await this.committer.commit([{ type: 'del', key: 'dq!' + qid }]);
+  }
+
+  private withLock<T>(record: QueueRecord, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(record.qid) ?? Promise.resolve();
+    const run = previous.then(fn, fn);
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.locks.set(record.qid, settled);
+    void settled.then(() => {
+      if (this.locks.get(record.qid) === settled) this.locks.delete(record.qid);
+    });
+    return run;
+  }
+
+  private track(promise: Promise<unknown>): void {
+    const tracked = promise.catch(() => undefined);
+    this.background.add(tracked);
+    void tracked.then(() => this.background.delete(tracked));
+  }
+}
+
+function queueKey(name: string): string {
+  return 'q!' + name;
+}
+
+function msgPrefix(record: QueueRecord): string {
+  return `m!${record.qid}!`;
+}
+
+function messageNotFound(queue: string, id: string): DiscueError {
+  return new DiscueError('MESSAGE_NOT_FOUND', `message ${id} not found in queue "${queue}"`);
+}
+
+function applyPatch<K extends 'schema' | 'retentionMs' | 'maxMessages'>(
+  record: QueueRecord,
+  key: K,
+  value: QueueRecord[K] | null | undefined,
+): void {
+  if (value === null) delete record[key];
+  else if (value !== undefined) record[key] = value;
+}
+
+function toInfo(record: QueueRecord): QueueInfo {
+  const { qid: _qid, ...info } = record;
+  return { ...info };
+}

@@ -1,0 +1,72 @@
+/**
+ * The storage contract. The daemon talks to queues and messages only through
+ * this interface, so a second backend (a distributed log such as NATS
+ * JetStream) can implement it without touching the daemon. Only LevelDB is
+ * built (store/level.ts).
+ */
+import type { Envelope, MessageInput, QueueInfo } from '../protocol/messages.js';
+
+export interface QueueConfig {
+  name: string;
+  schema?: Record<string, unknown>;
+  retentionMs?: number;
+  maxMessages?: number;
+}
+
+/** `null` removes a setting; `undefined` leaves it as it is. */
+export interface QueuePatch {
+  schema?: Record<string, unknown> | null;
+  retentionMs?: number | null;
+  maxMessages?: number | null;
+}
+
+export interface ListOptions {
+  /** Only messages after this id (exclusive). */
+  afterId?: string;
+  /** Only messages stored at or after this time (ms since epoch). */
+  sinceMs?: number;
+  limit: number;
+}
+
+export interface StoreStats {
+  queues: number;
+  messages: number;
+  batches: number;
+  writes: number;
+  largestBatch: number;
+}
+
+export type AppendListener = (queue: string, messages: Envelope[]) => void;
+
+export interface Store {
+  open(): Promise<void>;
+  /** Finishes pending writes, then closes. */
+  close(): Promise<void>;
+
+  listQueues(): QueueInfo[];
+  getQueue(name: string): Promise<QueueInfo>;
+  hasQueue(name: string): boolean;
+  /** The queue's settings, without touching the disk (the publish path uses it). */
+  queueConfig(name: string): QueueConfig;
+  createQueue(config: QueueConfig): Promise<QueueInfo>;
+  updateQueue(name: string, patch: QueuePatch): Promise<QueueInfo>;
+  /** Removes the queue and all its messages; returns how many messages went. */
+  deleteQueue(name: string): Promise<number>;
+  /** Removes every message stored so far, keeps the queue. */
+  purgeQueue(name: string): Promise<number>;
+
+  /**
+   * Stores messages in order and resolves once they are durable (synced).
+   * Concurrent appends share disk writes.
+   */
+  append(queue: string, messages: MessageInput[]): Promise<Envelope[]>;
+  listMessages(queue: string, options: ListOptions): Promise<Envelope[]>;
+  getMessage(queue: string, id: string): Promise<Envelope>;
+  deleteMessage(queue: string, id: string): Promise<void>;
+  /** Removes messages past their queue's age limit; returns how many. */
+  enforceRetention(now?: number): Promise<number>;
+
+  /** Called after each durable append, in append order. */
+  onAppend(listener: AppendListener): void;
+  stats(): StoreStats;
+}

@@ -1,0 +1,157 @@
+/**
+ * A sandbox per test: its own HOME and DISCUE_HOME in a fresh temp dir, the
+ * real binary run with process.execPath, and every daemon it started killed
+ * and the directory removed afterwards (as in changesets' e2e-utils).
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess, SpawnOptions } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const BIN = join(ROOT, 'bin', 'discue.js');
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  input?: string;
+  env?: Record<string, string | undefined>;
+  timeoutMs?: number;
+  cwd?: string;
+}
+
+export class Sandbox {
+  readonly dir: string;
+  readonly home: string;
+  readonly env: Record<string, string>;
+  private readonly children = new Set<ChildProcess>();
+
+  constructor(prefix = 'discue-test-') {
+    // Short paths: Unix socket paths are limited to ~100 bytes.
+    this.dir = mkdtempSync(join(tmpdir(), prefix));
+    this.home = join(this.dir, 'h');
+    this.env = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: join(this.dir, 'user'),
+      DISCUE_HOME: this.home,
+      NO_COLOR: '1',
+    };
+  }
+
+  get socket(): string {
+    return join(this.home, 'run', 'discue.sock');
+  }
+
+  get logFile(): string {
+    return join(this.home, 'daemon.log');
+  }
+
+  /** Runs `discue ...args` to completion. */
+  run(args: string[], options: RunOptions = {}): Promise<RunResult> {
+    const child = this.spawn(args, options);
+    return collect(child, options);
+  }
+
+  /** Starts `discue ...args` and returns the live process (for listen, logs -f, kill tests). */
+  spawn(args: string[], options: RunOptions = {}): ChildProcess {
+    const spawnOptions: SpawnOptions = {
+      cwd: options.cwd ?? this.dir,
+      env: { ...this.env, ...options.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    };
+    const child = spawn(process.execPath, [BIN, ...args], spawnOptions);
+    this.children.add(child);
+    child.once('exit', () => this.children.delete(child));
+    return child;
+  }
+
+  /** The daemon's pid, from its pid file (undefined if none). */
+  daemonPid(): number | undefined {
+    try {
+      return Number.parseInt(readFileSync(join(this.home, 'run', 'daemon.pid'), 'utf8'), 10);
+    } catch {
+      return undefined;
+    }
+  }
+
+  log(): string {
+    try {
+      return readFileSync(this.logFile, 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  /** Kills every daemon and child this sandbox started, then removes its files. */
+  async dispose(): Promise<void> {
+    for (const child of this.children) child.kill('SIGKILL');
+    const pid = this.daemonPid();
+    if (pid) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    // Daemons started by pid-file-less paths (a failed start) are found by their home.
+    killDaemonsOf(this.home);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function killDaemonsOf(home: string): void {
+  try {
+    for (const entry of readdirProc()) {
+      try {
+        const environ = readFileSync(`/proc/${entry}/environ`, 'utf8');
+        if (environ.includes(`DISCUE_HOME=${home}\0`)) process.kill(Number(entry), 'SIGKILL');
+      } catch {
+        // process gone or not ours
+      }
+    }
+  } catch {
+    // no /proc
+  }
+}
+
+function readdirProc(): string[] {
+  return readdirSync('/proc').filter((e) => /^\d+$/.test(e));
+}
+
+export function collect(child: ChildProcess, options: RunOptions = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`command timed out after ${options.timeoutMs ?? 30_000} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, options.timeoutMs ?? 30_000);
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+    if (options.input !== undefined) child.stdin?.end(options.input);
+    else child.stdin?.end();
+  });
+}
+
+/** Polls `check` until it returns a truthy value or the time runs out. */
+export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
