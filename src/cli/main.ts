@@ -7,6 +7,9 @@ import { EXIT } from '../protocol/errors.js';
 import { VERSION } from '../version.js';
 import { lastExitCode } from './action.js';
 import { registerDaemon } from './commands/daemon.js';
+import { registerDeliveries } from './commands/deliveries.js';
+import { registerListen } from './commands/listen.js';
+import { registerListener } from './commands/listener.js';
 import { registerMessages } from './commands/messages.js';
 import { registerPublish } from './commands/publish.js';
 import { registerQueue } from './commands/queue.js';
@@ -38,6 +41,9 @@ Environment: DISCUE_HOME (state of one broker), DISCUE_SOCKET, NO_COLOR.`,
   registerQueue(program);
   registerPublish(program);
   registerMessages(program);
+  registerListener(program);
+  registerListen(program);
+  registerDeliveries(program);
   for (const command of allCommands(program)) {
     command.exitOverride();
     command.configureOutput({

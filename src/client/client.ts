@@ -6,7 +6,7 @@
 import { createConnection } from 'node:net';
 import type { Socket } from 'node:net';
 import { DiscueError } from '../protocol/errors.js';
-import { LineDecoder, MAX_FRAME_BYTES, PROTOCOL_VERSION, encodeFrame, parseReply } from '../protocol/frames.js';
+import { LineDecoder, MAX_FRAME_BYTES, MAX_REPLY_BYTES, PROTOCOL_VERSION, encodeFrame, parseReply } from '../protocol/frames.js';
 import type { ReplyFrame } from '../protocol/frames.js';
 import type { MessageInput, ParamsOf, PublishResult, RequestType, ResultOf } from '../protocol/messages.js';
 import { resolvePaths } from '../protocol/paths.js';
@@ -34,7 +34,7 @@ interface Pending {
 }
 
 export class DiscueClient {
-  private readonly decoder = new LineDecoder();
+  private readonly decoder = new LineDecoder(MAX_REPLY_BYTES);
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closing = false;
@@ -66,7 +66,9 @@ export class DiscueClient {
           { cause: err },
         );
       }
-      if (code !== 'ENOENT' && code !== 'ECONNREFUSED') {
+      // ENOTDIR: a path component of the socket is a file (a DISCUE_HOME that
+      // cannot exist); the start below reports that as HOME_NOT_WRITABLE.
+      if (code !== 'ENOENT' && code !== 'ECONNREFUSED' && code !== 'ENOTDIR') {
         throw new DiscueError('DAEMON_UNREACHABLE', `cannot connect to ${paths.socket}: ${(err as Error).message}`, { cause: err });
       }
       if (options.autoStart === false) {
@@ -103,10 +105,19 @@ export class DiscueClient {
       );
     });
     try {
-      this.daemon = await Promise.race([
+      const hello: unknown = await Promise.race([
         this.request('hello', { protocol: PROTOCOL_VERSION, version: VERSION }),
         timeout,
       ]);
+      // Something that merely echoes JSON back would otherwise pass, and the
+      // next request would wait forever for an answer.
+      if (!isHelloResult(hello)) {
+        throw new DiscueError(
+          'NOT_A_DISCUE_SOCKET',
+          `${this.paths.socket} answered the handshake, but not as a discue daemon does; is DISCUE_SOCKET or --socket pointing at another program?`,
+        );
+      }
+      this.daemon = hello;
     } catch (err) {
       this.socket.destroy();
       throw err;
@@ -170,7 +181,11 @@ export class DiscueClient {
     try {
       lines = this.decoder.push(chunk);
     } catch (err) {
-      this.fail(err as DiscueError);
+      this.fail(
+        new DiscueError('FRAME_TOO_LARGE', `a reply from ${this.paths.socket} is larger than ${MAX_REPLY_BYTES} bytes; ask for less (e.g. a smaller --limit)`, {
+          cause: err,
+        }),
+      );
       return;
     }
     for (const line of lines) {
@@ -179,7 +194,10 @@ export class DiscueClient {
       try {
         frame = parseReply(line);
       } catch (err) {
-        this.fail(err as DiscueError);
+        const cause = err as DiscueError;
+        this.fail(
+          new DiscueError(cause.code, `${cause.message} (socket ${this.paths.socket}); is it a discue daemon?`, { cause }),
+        );
         return;
       }
       this.onFrame(frame);
@@ -216,12 +234,19 @@ export class DiscueClient {
       this.failure = new DiscueError('DAEMON_UNREACHABLE', 'the connection to the daemon is closed');
       return;
     }
-    const message = await withLogTail(
-      `the daemon closed the connection before answering (socket ${this.paths.socket})`,
-      this.paths.logFile,
-    );
+    const what =
+      this.daemon.pid === 0
+        ? `${this.paths.socket} closed the connection during the handshake: the daemon died or is stopping, or the socket belongs to another program`
+        : `the daemon (pid ${this.daemon.pid}) closed the connection before answering (socket ${this.paths.socket})`;
+    const message = await withLogTail(what, this.paths.logFile);
     this.fail(new DiscueError('DAEMON_DIED', message));
   }
+}
+
+function isHelloResult(value: unknown): value is { pid: number; version: string; protocol: number } {
+  if (typeof value !== 'object' || value === null) return false;
+  const { pid, version, protocol } = value as Record<string, unknown>;
+  return protocol === PROTOCOL_VERSION && typeof version === 'string' && typeof pid === 'number' && Number.isSafeInteger(pid) && pid > 0;
 }
 
 function openSocket(path: string): Promise<Socket> {

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { createConnection } from 'node:net';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DiscueError } from '../protocol/errors.js';
 import type { BrokerPaths } from '../protocol/paths.js';
@@ -15,6 +16,12 @@ import { withLogTail } from './logtail.js';
 
 /** Exit code of a daemon that found another one holding the database (EX_TEMPFAIL). */
 export const EXIT_ALREADY_RUNNING = 75;
+/**
+ * Set on a daemon this module spawns, so only such a daemon answers "lost the
+ * race" with EXIT_ALREADY_RUNNING; a person running `daemon start
+ * --foreground` by hand gets a documented exit code instead.
+ */
+export const AUTOSTART_ENV = 'DISCUE_AUTOSTARTED';
 const BIN = fileURLToPath(new URL('../../bin/discue.js', import.meta.url));
 /** A start lock older than this is from a starter that died; take it over. */
 const STALE_LOCK_MS = 30_000;
@@ -39,6 +46,21 @@ export async function ensureHome(paths: BrokerPaths): Promise<void> {
       `cannot create DISCUE_HOME ${paths.home}: ${(err as Error).message}; point DISCUE_HOME at a directory you can write`,
       { cause: err },
     );
+  }
+  // A socket outside the home (--socket, DISCUE_SOCKET) needs its directory
+  // too. Checked here, so a bad path is reported as such, not as a daemon
+  // that failed to start with an error about DISCUE_HOME.
+  const socketDir = dirname(paths.socket);
+  if (socketDir !== paths.runDir) {
+    try {
+      await mkdir(socketDir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new DiscueError(
+        'DAEMON_UNREACHABLE',
+        `cannot use the socket path ${paths.socket}: ${(err as Error).message}; point --socket or DISCUE_SOCKET at a path in a directory you can write`,
+        { cause: err },
+      );
+    }
   }
 }
 
@@ -108,7 +130,7 @@ async function spawnAndWait(paths: BrokerPaths, options: StartOptions, deadline:
     const child = spawn(process.execPath, args, {
       detached: true,
       stdio: ['ignore', log, log],
-      env: { ...(options.env ?? process.env), DISCUE_HOME: paths.home, DISCUE_SOCKET: paths.socket },
+      env: { ...(options.env ?? process.env), DISCUE_HOME: paths.home, DISCUE_SOCKET: paths.socket, [AUTOSTART_ENV]: '1' },
     });
     child.once('exit', (code, signal) => (exited = { code, signal }));
     child.once('error', () => (exited = { code: null, signal: null }));

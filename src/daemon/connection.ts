@@ -10,7 +10,8 @@ import { DiscueError } from '../protocol/errors.js';
 import { LineDecoder, PROTOCOL_VERSION, encodeFrame, parseRequest } from '../protocol/frames.js';
 import type { ReplyFrame, RequestFrame } from '../protocol/frames.js';
 import { VERSION } from '../version.js';
-import type { HandlerContext } from './handlers.js';
+import type { Subscription } from '../delivery/engine.js';
+import type { HandlerContext, RequestContext } from './handlers.js';
 import { handlers } from './handlers.js';
 import { asParams } from './params.js';
 import type { Logger } from './log.js';
@@ -26,6 +27,8 @@ export class Connection {
   private corked = false;
   private closed = false;
   private draining = false;
+  private readonly subscriptions = new Map<number, Subscription>();
+  private closeCallbacks: (() => void)[] = [];
 
   constructor(
     private readonly socket: Socket,
@@ -37,6 +40,7 @@ export class Connection {
     socket.on('error', (err) => this.log.debug('connection error', { error: err.message }));
     socket.on('close', () => {
       this.closed = true;
+      this.runCloseCallbacks();
       this.onClose(this);
     });
   }
@@ -44,6 +48,14 @@ export class Connection {
   /** Refuses new requests from now on; those in flight still get their replies. */
   drain(): void {
     this.draining = true;
+    // Streams end now; their requests then finish like any other.
+    this.runCloseCallbacks();
+  }
+
+  private runCloseCallbacks(): void {
+    const callbacks = this.closeCallbacks;
+    this.closeCallbacks = [];
+    for (const callback of callbacks) callback();
   }
 
   get busy(): boolean {
@@ -90,6 +102,13 @@ export class Connection {
       this.hello(frame);
       return;
     }
+    if (frame.type === 'listen.ack') {
+      // Acks are fire-and-forget: no reply, so a stream's consumer never waits on them.
+      const params = asParams(frame.params);
+      const subscription = typeof params.stream === 'number' ? this.subscriptions.get(params.stream) : undefined;
+      if (subscription && typeof params.tag === 'number') subscription.ack(params.tag);
+      return;
+    }
     if (this.draining) {
       this.reply(frame.id, new DiscueError('SHUTTING_DOWN', 'the daemon is shutting down'));
       return;
@@ -104,7 +123,16 @@ export class Connection {
       this.paused = true;
       this.socket.pause();
     }
-    handler(frame.params, this.ctx).then(
+    const req: RequestContext = {
+      id: frame.id,
+      emit: (event) => this.send({ id: frame.id, event }),
+      onClose: (callback) => {
+        if (this.closed || this.draining) callback();
+        else this.closeCallbacks.push(callback);
+      },
+      subscriptions: this.subscriptions,
+    };
+    handler(frame.params, this.ctx, req).then(
       (result) => this.done(frame.id, result),
       (err: unknown) => this.done(frame.id, err instanceof Error ? err : new Error(String(err)), true),
     );

@@ -6,7 +6,19 @@
 import { DiscueError } from '../protocol/errors.js';
 import { assertMessageId } from '../protocol/ids.js';
 import { validateMessage, validateQueueName } from '../protocol/messages.js';
-import type { DaemonStatus, MessageInput, RequestType } from '../protocol/messages.js';
+import type {
+  DaemonStatus,
+  DeliveryInfo,
+  DeliveryState,
+  MessageInput,
+  PublishResult,
+  RequestType,
+} from '../protocol/messages.js';
+import { splitCommand } from '../delivery/argv.js';
+import type { DeliveryEngine, SubscribeOptions, Subscription } from '../delivery/engine.js';
+import { newListenerId } from '../delivery/engine.js';
+import { generateSecret, validateSecret } from '../delivery/signature.js';
+import type { ListenerRecord } from '../store/deliveries.js';
 import type { Store } from '../store/types.js';
 import {
   asParams,
@@ -26,14 +38,31 @@ const HUNDRED_YEARS_MS = 100 * 365 * 86_400_000;
 
 export interface HandlerContext {
   store: Store;
+  engine: DeliveryEngine;
   schemas: SchemaRegistry;
   status(): DaemonStatus;
   shutdown(reason: string): void;
 }
 
-export type Handler = (params: unknown, ctx: HandlerContext) => Promise<unknown>;
+/** What a handler knows of the request it serves (streams need it). */
+export interface RequestContext {
+  id: number;
+  /** Sends an event frame for this request (streams). */
+  emit(event: unknown): void;
+  /** Runs when the connection closes or the daemon starts shutting down. */
+  onClose(callback: () => void): void;
+  /** Registers a stream's subscription so acks on this connection reach it. */
+  subscriptions: Map<number, Subscription>;
+}
 
-export const handlers: Record<Exclude<RequestType, 'hello'>, Handler> = {
+export type Handler = (params: unknown, ctx: HandlerContext, req: RequestContext) => Promise<unknown>;
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+const DEFAULT_MAX_ATTEMPTS = 10;
+const DEFAULT_RETRY_DELAY_MS = 1000;
+const MAX_CONCURRENCY = 64;
+
+export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Handler> = {
   async 'daemon.status'(_params, ctx) {
     return ctx.status();
   },
@@ -123,8 +152,145 @@ export const handlers: Record<Exclude<RequestType, 'hello'>, Handler> = {
         throw err;
       }
     }
+    const wait = optionalBoolean(params, 'wait') ?? false;
+    const waitTimeoutMs = optionalInt(params, 'waitTimeoutMs', 1, HUNDRED_YEARS_MS) ?? 30_000;
     const stored = await ctx.store.append(queue, messages);
-    return { queue, ids: stored.map((m) => m.id), publishedAt: stored[0]!.publishedAt };
+    const ids = stored.map((m) => m.id);
+    const result: PublishResult = { queue, ids, publishedAt: stored[0]!.publishedAt };
+    if (wait) result.deliveries = await ctx.engine.waitFor(queue, ids, waitTimeoutMs);
+    return result;
+  },
+
+  async 'listener.add'(raw, ctx) {
+    const params = asParams(raw);
+    const kind = params.kind;
+    if (kind !== 'http' && kind !== 'exec') throw new DiscueError('INVALID_ARGUMENT', 'kind must be "http" or "exec"');
+    const queues = queueList(params.queues);
+    if (queues.length === 0) throw new DiscueError('INVALID_ARGUMENT', 'a listener needs at least one --queue');
+    for (const queue of queues) ctx.store.queueConfig(queue); // QUEUE_NOT_FOUND early
+    const name = optionalString(params, 'name');
+    if (name !== undefined) validateListenerName(name);
+    const from = params.from === undefined ? 'new' : params.from;
+    if (from !== 'new' && from !== 'all') throw new DiscueError('INVALID_ARGUMENT', '--from takes "new" or "all"');
+    const record: ListenerRecord = {
+      id: newListenerId('l'),
+      kind,
+      queues,
+      timeoutMs: optionalInt(params, 'timeoutMs', 1, 3_600_000) ?? DEFAULT_TIMEOUT_MS,
+      maxAttempts: optionalInt(params, 'maxAttempts', 1, 1000) ?? DEFAULT_MAX_ATTEMPTS,
+      retryDelayMs: optionalInt(params, 'retryDelayMs', 1, 3_600_000) ?? DEFAULT_RETRY_DELAY_MS,
+      concurrency: optionalInt(params, 'concurrency', 1, MAX_CONCURRENCY) ?? 1,
+      state: 'active',
+      createdAt: new Date().toISOString(),
+    };
+    if (name !== undefined) record.name = name;
+    if (kind === 'http') {
+      record.url = validateUrl(requireString(params, 'url'));
+      const headers = optionalObject(params, 'headers');
+      if (headers) record.headers = validateHeaders(headers);
+      const secret = optionalString(params, 'secret');
+      record.secret = secret === undefined ? generateSecret() : validateSecret(secret);
+    } else {
+      const command = requireString(params, 'command');
+      const shell = optionalBoolean(params, 'shell') ?? false;
+      record.command = shell ? [command] : splitCommand(command);
+      if (shell) record.shell = true;
+      const cwd = optionalString(params, 'cwd');
+      if (cwd !== undefined) record.cwd = cwd;
+    }
+    await ctx.engine.register(record, from);
+    return ctx.engine.info(record, true);
+  },
+
+  async 'listener.list'(raw, ctx) {
+    const queue = optionalString(asParams(raw), 'queue');
+    return ctx.engine.list(queue).map((l) => ctx.engine.info(l));
+  },
+
+  async 'listener.get'(raw, ctx) {
+    const params = asParams(raw);
+    const record = ctx.engine.resolve(requireString(params, 'ref'));
+    return ctx.engine.info(record, optionalBoolean(params, 'secret') ?? false);
+  },
+
+  async 'listener.remove'(raw, ctx) {
+    const record = ctx.engine.resolve(requireString(asParams(raw), 'ref'));
+    await ctx.engine.remove(record);
+    return { id: record.id };
+  },
+
+  async 'listener.pause'(raw, ctx) {
+    const record = ctx.engine.resolve(requireString(asParams(raw), 'ref'));
+    await ctx.engine.setState(record, 'paused');
+    return ctx.engine.info(record);
+  },
+
+  async 'listener.resume'(raw, ctx) {
+    const record = ctx.engine.resolve(requireString(asParams(raw), 'ref'));
+    await ctx.engine.setState(record, 'active');
+    return ctx.engine.info(record);
+  },
+
+  async 'deliveries.list'(raw, ctx) {
+    const params = asParams(raw);
+    const ref = optionalString(params, 'listener');
+    const state = optionalString(params, 'state');
+    if (state !== undefined && !['pending', 'failed', 'dead', 'delivered'].includes(state)) {
+      throw new DiscueError('INVALID_ARGUMENT', '--state takes pending, failed, dead or delivered');
+    }
+    const listener = ref === undefined ? undefined : ctx.engine.resolve(ref);
+    const limit = optionalInt(params, 'limit', 1, MAX_LIST) ?? 100;
+    const records = await ctx.store.deliveries.list({
+      listenerId: listener?.id,
+      state: state as DeliveryState | undefined,
+      limit,
+    });
+    return records.map((r): DeliveryInfo => {
+      const owner = ctx.store.deliveries.listener(r.listenerId);
+      const info: DeliveryInfo = { id: `${r.listenerId}/${r.messageId}`, ...r };
+      if (owner?.name) info.listenerName = owner.name;
+      return info;
+    });
+  },
+
+  async 'deliveries.retry'(raw, ctx) {
+    const params = asParams(raw);
+    const id = optionalString(params, 'id');
+    if (id !== undefined) {
+      const [listenerId, messageId] = id.split('/');
+      if (!listenerId || !messageId) {
+        throw new DiscueError('INVALID_ARGUMENT', 'a delivery id looks like LISTENER/MESSAGE_ID (see `discue deliveries list`)');
+      }
+      return { retried: await ctx.engine.retry({ listenerId, messageId: assertMessageId(messageId) }) };
+    }
+    if (optionalBoolean(params, 'allDead') !== true) {
+      throw new DiscueError('INVALID_ARGUMENT', 'give a delivery id or --all-dead');
+    }
+    return { retried: await ctx.engine.retry({ listenerId: optionalString(params, 'listener'), allDead: true }) };
+  },
+
+  async listen(raw, ctx, req) {
+    const params = asParams(raw);
+    const queues = params.queues === undefined ? [] : queueList(params.queues);
+    for (const queue of queues) ctx.store.queueConfig(queue);
+    const name = optionalString(params, 'name');
+    if (name !== undefined) validateListenerName(name);
+    const from = params.from === undefined ? 'new' : params.from;
+    if (from !== 'new' && from !== 'all') throw new DiscueError('INVALID_ARGUMENT', 'from takes "new" or "all"');
+    const prefetch = optionalInt(params, 'prefetch', 1, 1000) ?? 1;
+    const options: SubscribeOptions = { queues, from, prefetch };
+    if (name !== undefined) options.name = name;
+    const subscription = await ctx.engine.subscribe(options, (event) => req.emit(event));
+    req.subscriptions.set(req.id, subscription);
+    // The stream lasts until the client goes away or the daemon stops.
+    await new Promise<void>((resolve) =>
+      req.onClose(() => {
+        req.subscriptions.delete(req.id);
+        subscription.detach();
+        resolve();
+      }),
+    );
+    return { reason: 'closed' };
   },
 
   async 'messages.list'(raw, ctx) {
@@ -150,3 +316,46 @@ export const handlers: Record<Exclude<RequestType, 'hello'>, Handler> = {
   },
 };
 
+
+function queueList(value: unknown): string[] {
+  if (!Array.isArray(value)) throw new DiscueError('INVALID_ARGUMENT', '"queues" must be an array of queue names');
+  return [...new Set(value.map((q) => validateQueueName(q)))];
+}
+
+const LISTENER_NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
+
+function validateListenerName(name: string): void {
+  if (!LISTENER_NAME_RE.test(name)) {
+    throw new DiscueError('INVALID_ARGUMENT', `invalid listener name ${JSON.stringify(name)}: use 1-64 characters of a-z A-Z 0-9 . _ -`);
+  }
+}
+
+function validateUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new DiscueError('INVALID_ARGUMENT', `invalid URL ${JSON.stringify(text)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new DiscueError('INVALID_ARGUMENT', `a listener URL must be http:// or https://, got ${url.protocol}`);
+  }
+  return url.toString();
+}
+
+const HEADER_NAME_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const RESERVED_HEADERS = new Set(['content-type', 'content-length', 'host', 'webhook-id', 'webhook-timestamp', 'webhook-signature', 'transfer-encoding', 'connection']);
+
+function validateHeaders(headers: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(headers)) {
+    if (!HEADER_NAME_RE.test(key) || typeof value !== 'string' || /[\r\n\0]/.test(value)) {
+      throw new DiscueError('INVALID_ARGUMENT', `invalid header ${JSON.stringify(key)}`);
+    }
+    if (RESERVED_HEADERS.has(key.toLowerCase())) {
+      throw new DiscueError('INVALID_ARGUMENT', `header ${key} is set by discue and cannot be overridden`);
+    }
+    out[key] = value;
+  }
+  return out;
+}

@@ -23,6 +23,7 @@ import type { HandlerContext } from './handlers.js';
 import { createLogger } from './log.js';
 import type { Logger } from './log.js';
 import { SchemaRegistry } from './schemas.js';
+import { DeliveryEngine } from '../delivery/engine.js';
 
 export interface DaemonOptions {
   home?: string;
@@ -40,6 +41,7 @@ export class Daemon {
   readonly paths: BrokerPaths;
   private readonly log: Logger;
   private store: Store | undefined;
+  private engine: DeliveryEngine | undefined;
   private server: Server | undefined;
   private readonly connections = new Set<Connection>();
   private readonly startedAt = Date.now();
@@ -57,12 +59,15 @@ export class Daemon {
     const store = new LevelStore(paths.dataDir);
     await store.open();
     this.store = store;
+    this.engine = new DeliveryEngine(store, log);
     try {
       await this.listen();
     } catch (err) {
       await store.close();
       throw err;
     }
+    // Every listener resumes where it stopped: pending deliveries go out again.
+    await this.engine.start();
     await writeFile(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
     const removed = await store.enforceRetention();
     if (removed > 0) log.info('retention removed old messages', { count: removed });
@@ -98,8 +103,11 @@ export class Daemon {
       this.log.info('daemon stopping', { reason });
       clearInterval(this.retentionTimer);
       const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-      // Requests already accepted finish and get their replies; new ones are refused.
+      // Requests already accepted finish and get their replies; new ones are
+      // refused; streams end. In-flight deliveries are aborted and stay
+      // unacknowledged: they go out again after a restart.
       for (const conn of this.connections) conn.drain();
+      await this.engine?.stop();
       const deadline = Date.now() + 10_000;
       while ([...this.connections].some((c) => c.busy) && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 10));
@@ -146,6 +154,7 @@ export class Daemon {
     });
     const ctx: HandlerContext = {
       store: this.store!,
+      engine: this.engine!,
       schemas: new SchemaRegistry(),
       status: () => this.status(),
       shutdown: (reason) => {

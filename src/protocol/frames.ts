@@ -19,6 +19,14 @@ export const PROTOCOL_VERSION = 1;
  */
 export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
 
+/**
+ * Largest reply a client accepts. Replies are bigger than requests: a page of
+ * 100 messages of 256 KiB is 25 MiB, and JSON escaping can make it six times
+ * that. The daemon is the peer the client chose to trust, so this bound only
+ * stops a runaway, not an attack.
+ */
+export const MAX_REPLY_BYTES = 256 * 1024 * 1024;
+
 export interface RequestFrame {
   id: number;
   type: string;
@@ -113,8 +121,25 @@ export function parseReply(line: string): ReplyFrame {
   } catch (cause) {
     throw new DiscueError('NOT_A_DISCUE_SOCKET', 'the socket answered with something that is not JSON', { cause });
   }
-  if (typeof value !== 'object' || value === null || typeof (value as { id?: unknown }).id !== 'number') {
+  if (!isReplyFrame(value)) {
     throw new DiscueError('NOT_A_DISCUE_SOCKET', 'the socket answered with a frame discue does not know');
   }
-  return value as ReplyFrame;
+  return value;
+}
+
+/**
+ * A reply is `{id, ok: true, result?}`, `{id, ok: false, error: {code, message}}`
+ * or `{id, event}`. Anything else (an echo server sends our own request back)
+ * is refused here rather than crashing whoever reads `error.code`.
+ */
+function isReplyFrame(value: unknown): value is ReplyFrame {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const frame = value as Record<string, unknown>;
+  if (typeof frame.id !== 'number') return false;
+  if (frame.ok === true) return true;
+  if (frame.ok === false) {
+    const error = frame.error as Record<string, unknown> | null | undefined;
+    return typeof error === 'object' && error !== null && typeof error.code === 'string' && typeof error.message === 'string';
+  }
+  return frame.ok === undefined && 'event' in frame;
 }

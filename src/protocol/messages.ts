@@ -62,6 +62,118 @@ export interface PublishResult {
   queue: string;
   ids: string[];
   publishedAt: string;
+  /** With `wait`: what each listener did with the batch. */
+  deliveries?: WaitOutcome[];
+}
+
+export type ListenerKind = 'http' | 'exec' | 'stream';
+export type ListenerState = 'active' | 'paused' | 'disabled';
+export type DeliveryState = 'pending' | 'failed' | 'dead' | 'delivered';
+
+/** A registered listener, as the daemon reports it. */
+export interface ListenerInfo {
+  id: string;
+  name?: string;
+  kind: ListenerKind;
+  /** Queue names; empty with allQueues for a `listen` with no queue. */
+  queues: string[];
+  allQueues?: boolean;
+  url?: string;
+  headers?: Record<string, string>;
+  /** Only in the reply to `listener add`, and to `listener show --secret`. */
+  secret?: string;
+  hasSecret?: boolean;
+  /** The command as argv (exec listeners). */
+  command?: string[];
+  shell?: boolean;
+  cwd?: string;
+  timeoutMs: number;
+  maxAttempts: number;
+  retryDelayMs: number;
+  concurrency: number;
+  state: ListenerState;
+  disabledReason?: string;
+  createdAt: string;
+  /** Live figures from the delivery engine. */
+  progress?: ListenerProgress[];
+  connected?: boolean;
+}
+
+export interface ListenerProgress {
+  queue: string;
+  /** Last message id settled (delivered or dead) in order. */
+  cursor?: string;
+  inFlight: number;
+  /** Messages delivered since the daemon started. */
+  delivered: number;
+  failedAttempts: number;
+  dead: number;
+  lastDeliveryAt?: string;
+  lastError?: string;
+}
+
+export interface Attempt {
+  attempt: number;
+  at: string;
+  durationMs: number;
+  ok: boolean;
+  status?: number;
+  exitCode?: number;
+  signal?: string;
+  error?: string;
+  /** A short tail of the response body or the command's output. */
+  output?: string;
+}
+
+export interface DeliveryInfo {
+  id: string;
+  listenerId: string;
+  listenerName?: string;
+  queue: string;
+  messageId: string;
+  state: DeliveryState;
+  attempts: Attempt[];
+  nextAttemptAt?: string;
+  updatedAt: string;
+}
+
+export interface ListenerAddParams {
+  kind: 'http' | 'exec';
+  queues: string[];
+  name?: string;
+  url?: string;
+  headers?: Record<string, string>;
+  secret?: string;
+  command?: string;
+  shell?: boolean;
+  cwd?: string;
+  timeoutMs?: number;
+  maxAttempts?: number;
+  retryDelayMs?: number;
+  concurrency?: number;
+  from?: 'new' | 'all';
+}
+
+export interface ListenParams {
+  /** Queues to listen to; empty means all queues, including ones created later. */
+  queues: string[];
+  /** Durable: the daemon keeps the position under this name. */
+  name?: string;
+  from?: 'new' | 'all';
+  /** Messages sent before waiting for acks. */
+  prefetch?: number;
+}
+
+/** One message pushed to a `listen` stream; ack it with `listen.ack`. */
+export interface StreamEvent {
+  tag: number;
+  message: Envelope;
+}
+
+export interface WaitOutcome {
+  listener: string;
+  name?: string;
+  state: 'delivered' | 'dead' | 'pending';
 }
 
 /** Every request type, its params and its result: the typed client is built from this. */
@@ -86,7 +198,23 @@ export interface RequestMap {
   };
   'queue.delete': { params: { name: string; force?: boolean }; result: { name: string; deleted: number } };
   'queue.purge': { params: { name: string }; result: { name: string; deleted: number } };
-  publish: { params: { queue: string; messages: MessageInput[] }; result: PublishResult };
+  publish: {
+    params: { queue: string; messages: MessageInput[]; wait?: boolean; waitTimeoutMs?: number };
+    result: PublishResult;
+  };
+  'listener.add': { params: ListenerAddParams; result: ListenerInfo };
+  'listener.list': { params: { queue?: string }; result: ListenerInfo[] };
+  'listener.get': { params: { ref: string; secret?: boolean }; result: ListenerInfo };
+  'listener.remove': { params: { ref: string }; result: { id: string } };
+  'listener.pause': { params: { ref: string }; result: ListenerInfo };
+  'listener.resume': { params: { ref: string }; result: ListenerInfo };
+  'deliveries.list': {
+    params: { listener?: string; state?: DeliveryState; limit?: number };
+    result: DeliveryInfo[];
+  };
+  'deliveries.retry': { params: { id?: string; allDead?: boolean; listener?: string }; result: { retried: number } };
+  listen: { params: ListenParams; result: { reason: string } };
+  'listen.ack': { params: { stream: number; tag: number }; result: null };
   'messages.list': {
     params: { queue: string; afterId?: string; sinceMs?: number; limit?: number };
     result: Envelope[];

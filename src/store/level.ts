@@ -22,7 +22,8 @@ import { IdGenerator, firstIdAt, isMessageId } from '../protocol/ids.js';
 import type { Envelope, MessageInput, QueueInfo } from '../protocol/messages.js';
 import { GroupCommitter } from './commit.js';
 import type { Op } from './commit.js';
-import type { AppendListener, ListOptions, QueueConfig, QueuePatch, Store, StoreStats } from './types.js';
+import { DeliveryStore } from './deliveries.js';
+import type { AppendListener, ListOptions, QueueConfig, QueueEventListener, QueuePatch, Store, StoreStats } from './types.js';
 
 const FORMAT = '1';
 const CHUNK = 5_000;
@@ -53,6 +54,8 @@ export class LevelStore implements Store {
   private readonly queues = new Map<string, QueueRecord>();
   private readonly ids = new IdGenerator();
   private readonly appendListeners: AppendListener[] = [];
+  private readonly queueListeners: QueueEventListener[] = [];
+  readonly deliveries: DeliveryStore;
   /** Per-queue chains that serialize deletions (purge, trim, retention, delete). */
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly trimming = new Set<string>();
@@ -65,6 +68,7 @@ export class LevelStore implements Store {
   ) {
     this.db = new ClassicLevel<string, string>(location, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
     this.committer = new GroupCommitter(this.db, options.sync ?? true);
+    this.deliveries = new DeliveryStore(this.db, this.committer, (queue) => this.queues.get(queue)?.qid);
   }
 
   async open(): Promise<void> {
@@ -92,6 +96,7 @@ export class LevelStore implements Store {
       this.queues.set(record.name, record);
       if (record.lastId) this.ids.observe(record.lastId);
     }
+    await this.deliveries.load();
     const lastId = await this.db.get('meta!lastId');
     if (lastId && isMessageId(lastId)) this.ids.observe(lastId);
     // Resume clearing queues that were deleted before a crash.
@@ -110,6 +115,10 @@ export class LevelStore implements Store {
 
   onAppend(listener: AppendListener): void {
     this.appendListeners.push(listener);
+  }
+
+  onQueueEvent(listener: QueueEventListener): void {
+    this.queueListeners.push(listener);
   }
 
   stats(): StoreStats {
@@ -160,6 +169,7 @@ export class LevelStore implements Store {
     this.queues.set(record.name, record);
     this.markDirty(record);
     await this.committer.commit([]);
+    for (const listener of this.queueListeners) listener({ type: 'created', queue: record.name });
     return toInfo(record);
   }
 
@@ -179,12 +189,16 @@ export class LevelStore implements Store {
     const record = this.record(name);
     const count = record.messages;
     this.queues.delete(name);
-    // The record's removal and the clean-up marker go to disk together; the
-    // messages themselves are cleared afterwards (and again after a crash).
+    // The record's removal, its listener registrations and cursors, and the
+    // clean-up marker go to disk together; the messages themselves are
+    // cleared afterwards (and again after a crash).
     const key = queueKey(name);
     this.committer.markDirty(key, () => ({ type: 'del', key }));
-    await this.committer.commit([{ type: 'put', key: 'dq!' + record.qid, value: name }]);
+    const { ops, removed } = this.deliveries.forgetQueue(name, record.qid);
+    await this.committer.commit([...ops, { type: 'put', key: 'dq!' + record.qid, value: name }]);
+    for (const listener of this.queueListeners) listener({ type: 'deleted', queue: name, removedListeners: removed });
     this.track(this.clearDeleted(record.qid));
+    if (removed.length > 0) this.track(this.deliveries.clearListenerData(removed));
     return count;
   }
 

@@ -5,6 +5,7 @@
  * built (store/level.ts).
  */
 import type { Envelope, MessageInput, QueueInfo } from '../protocol/messages.js';
+import type { DeliveryStore } from './deliveries.js';
 
 export interface QueueConfig {
   name: string;
@@ -37,6 +38,7 @@ export interface StoreStats {
 }
 
 export type AppendListener = (queue: string, messages: Envelope[]) => void;
+export type QueueEventListener = (event: { type: 'created' | 'deleted'; queue: string; removedListeners?: string[] }) => void;
 
 export interface Store {
   open(): Promise<void>;
@@ -68,5 +70,12 @@ export interface Store {
 
   /** Called after each durable append, in append order. */
   onAppend(listener: AppendListener): void;
+  onQueueEvent(listener: QueueEventListener): void;
+  /**
+   * Listener registrations and delivery progress, in the same database as
+   * the messages so acknowledgements are atomic. (A second backend would
+   * bring its own, e.g. JetStream durable consumers.)
+   */
+  readonly deliveries: DeliveryStore;
   stats(): StoreStats;
 }

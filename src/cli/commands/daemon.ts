@@ -3,7 +3,7 @@ import { open, stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { DiscueClient } from '../../client/client.js';
 import { tailFile } from '../../client/logtail.js';
-import { EXIT_ALREADY_RUNNING, isAlive, sleep, startDaemon } from '../../client/spawn.js';
+import { AUTOSTART_ENV, EXIT_ALREADY_RUNNING, isAlive, sleep, startDaemon } from '../../client/spawn.js';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
 import type { DaemonStatus } from '../../protocol/messages.js';
 import { action, examples } from '../action.js';
@@ -156,13 +156,16 @@ async function stop(ctx: Context, quietIfStopped = false): Promise<number> {
 }
 
 async function runForeground(ctx: Context, dataDir: string | undefined): Promise<number> {
+  // Read once and dropped, so nothing the daemon runs inherits it.
+  const autoStarted = process.env[AUTOSTART_ENV] === '1';
+  delete process.env[AUTOSTART_ENV];
   const { runDaemon } = await import('../../daemon/server.js');
   try {
     await runDaemon({ home: ctx.paths.home, socket: ctx.paths.socket, dataDir });
   } catch (err) {
     if (err instanceof DiscueError && err.code === 'ALREADY_RUNNING') {
-      ctx.fail(err);
-      return EXIT_ALREADY_RUNNING;
+      const code = ctx.fail(err);
+      return autoStarted ? EXIT_ALREADY_RUNNING : code;
     }
     throw err;
   }

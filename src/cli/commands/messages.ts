@@ -32,23 +32,29 @@ export function registerMessages(program: Command): void {
       action(async (ctx, [queue], opts) => {
         const limit = parseCount(String(opts.limit));
         if (limit > 10_000) throw new DiscueError('INVALID_ARGUMENT', '--limit is at most 10000');
-        const params: { queue: string; limit: number; afterId?: string; sinceMs?: number } = {
-          queue: validateQueueName(queue),
-          limit,
-        };
-        if (opts.since !== undefined) Object.assign(params, parseSince(String(opts.since)));
+        const name = validateQueueName(queue);
+        let from: { afterId?: string; sinceMs?: number } = opts.since === undefined ? {} : parseSince(String(opts.since));
         const client = await ctx.connect();
-        const list = await client.request('messages.list', params);
-        if (ctx.json) ctx.printJson(list);
-        else if (list.length === 0) ctx.note('no messages');
-        else {
-          ctx.print(
-            table(
-              ['ID', 'PUBLISHED', 'NAME', 'DATA'],
-              list.map((m) => [m.id, m.publishedAt, m.name ?? '-', truncate(m.data, 60)]),
-            ),
-          );
+        // Pages, not one request: 10,000 messages of 256 KiB would be a 2.5 GB
+        // reply. JSON is written page by page, so it is never held whole.
+        let json: JsonArrayWriter | undefined;
+        const rows: string[][] = [];
+        let remaining = limit;
+        while (remaining > 0) {
+          const page = await client.request('messages.list', { queue: name, limit: Math.min(PAGE, remaining), ...from });
+          if (page.length === 0) break;
+          // Opened only once a page arrived: an error leaves stdout empty.
+          if (ctx.json) json ??= jsonArrayWriter();
+          for (const m of page) {
+            if (json) json.item(m);
+            else rows.push([m.id, m.publishedAt, m.name ?? '-', truncate(m.data, 60)]);
+          }
+          remaining -= page.length;
+          from = { afterId: page[page.length - 1]!.id };
         }
+        if (ctx.json) (json ?? jsonArrayWriter()).end();
+        else if (rows.length === 0) ctx.note('no messages');
+        else ctx.print(table(['ID', 'PUBLISHED', 'NAME', 'DATA'], rows));
         return EXIT.OK;
       }),
     );
@@ -92,6 +98,30 @@ export function registerMessages(program: Command): void {
         return EXIT.OK;
       }),
     );
+}
+
+/** Messages asked for per request: 100 of the largest still fit a reply frame. */
+const PAGE = 100;
+
+/** Writes one JSON array to stdout an item at a time (the same text JSON.stringify would make). */
+interface JsonArrayWriter {
+  item(value: unknown): void;
+  end(): void;
+}
+
+function jsonArrayWriter(): JsonArrayWriter {
+  const pretty = process.stdout.isTTY === true;
+  let count = 0;
+  process.stdout.write('[');
+  return {
+    item(value) {
+      const text = pretty ? '\n  ' + JSON.stringify(value, null, 2).replace(/\n/g, '\n  ') : JSON.stringify(value);
+      process.stdout.write((count++ > 0 ? ',' : '') + text);
+    },
+    end() {
+      process.stdout.write(pretty && count > 0 ? '\n]\n' : ']\n');
+    },
+  };
 }
 
 /** A message id, an ISO time, or a duration ago ("10m"). */

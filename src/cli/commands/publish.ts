@@ -2,8 +2,8 @@ import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import type { DiscueClient } from '../../client/client.js';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
-import { parseMessage, validateMessage, validateQueueName } from '../../protocol/messages.js';
-import type { MessageInput } from '../../protocol/messages.js';
+import { parseDuration, parseMessage, validateMessage, validateQueueName } from '../../protocol/messages.js';
+import type { MessageInput, PublishResult } from '../../protocol/messages.js';
 import { action, examples } from '../action.js';
 import type { Context } from '../context.js';
 
@@ -20,6 +20,8 @@ export function registerPublish(program: Command): void {
     .argument('[message]', 'the message as JSON: {"data":"...","name":"..."}')
     .option('-d, --data <text>', 'publish this text as data (instead of a JSON message)')
     .option('-n, --name <name>', 'event name, with --data')
+    .option('--wait', 'also wait until every active listener of the queue has it; exit 1 if a delivery died')
+    .option('--wait-timeout <duration>', 'with --wait: give up after this long (exit 124)', '30s')
     .addHelpText(
       'after',
       examples(
@@ -45,11 +47,17 @@ export function registerPublish(program: Command): void {
         else if (data !== undefined) message = validateMessage(name === undefined ? { data } : { data, name });
         if (message !== undefined) {
           const client = await ctx.connect();
+          if (opts.wait) {
+            const waitTimeoutMs = parseDuration(String(opts.waitTimeout), 'wait timeout');
+            const result = await client.request('publish', { queue, messages: [message], wait: true, waitTimeoutMs });
+            return reportWait(ctx, result);
+          }
           const result = await client.publish(queue, message);
           if (ctx.json) ctx.printJson({ queue, count: 1, ids: result.ids });
           else ctx.print(result.ids[0]!);
           return EXIT.OK;
         }
+        if (opts.wait) throw new DiscueError('USAGE', '--wait works with one message (JSON argument or --data)');
         if (process.stdin.isTTY) {
           throw new DiscueError('USAGE', 'no message: give one as JSON, use --data TEXT, or pipe NDJSON on stdin');
         }
@@ -79,11 +87,13 @@ async function publishStream(ctx: Context, queue: string): Promise<number> {
       if (!ctx.json) ctx.print(result.ids.join('\n'));
     } catch (err) {
       if (err instanceof DiscueError) {
-        const index = (err.details as { index?: number } | undefined)?.index;
+        const { index, errors } = (err.details ?? {}) as { index?: number; errors?: unknown };
         const line = index === undefined ? undefined : batchLines[index];
         const where = line === undefined ? '' : `line ${line}: `;
+        // Keep the schema errors: --json users read them from details.
+        const details = errors === undefined ? { line, stored: ids.length } : { line, stored: ids.length, errors };
         throw new DiscueError(err.code, `${where}${err.message.replace(/^message( \d+)?: /, '')}${storedNote(ids.length)}`, {
-          details: { line, stored: ids.length },
+          details,
         });
       }
       throw err;
@@ -120,4 +130,26 @@ async function publishStream(ctx: Context, queue: string): Promise<number> {
 
 function storedNote(stored: number): string {
   return stored > 0 ? ` (the ${stored} message(s) before it were stored)` : ' (nothing was stored)';
+}
+
+/** Prints the id, then what each listener did; the exit code says whether all got it. */
+function reportWait(ctx: Context, result: PublishResult): number {
+  const outcomes = result.deliveries ?? [];
+  const dead = outcomes.filter((o) => o.state === 'dead');
+  const pending = outcomes.filter((o) => o.state === 'pending');
+  if (ctx.json) ctx.printJson({ queue: result.queue, count: result.ids.length, ids: result.ids, deliveries: outcomes });
+  else {
+    ctx.print(result.ids.join('\n'));
+    for (const o of outcomes) ctx.note(`  ${o.name ?? o.listener}: ${o.state}`);
+    if (outcomes.length === 0) ctx.note('  (no active listeners on this queue)');
+  }
+  if (pending.length > 0) {
+    process.stderr.write(`error: ${pending.length} listener(s) did not get the message in time [TIMEOUT]\n`);
+    return EXIT.TIMEOUT;
+  }
+  if (dead.length > 0) {
+    process.stderr.write(`error: delivery to ${dead.map((o) => o.name ?? o.listener).join(', ')} is dead [DELIVERY_FAILED]\n`);
+    return EXIT.FAILURE;
+  }
+  return EXIT.OK;
 }

@@ -1,0 +1,84 @@
+import type { Command } from 'commander';
+import { DiscueError, EXIT } from '../../protocol/errors.js';
+import type { DeliveryState } from '../../protocol/messages.js';
+import { action, examples } from '../action.js';
+import { ago, table, truncate } from '../format.js';
+import { parseCount } from './queue.js';
+
+const STATES = ['pending', 'failed', 'dead', 'delivered'];
+
+export function registerDeliveries(program: Command): void {
+  const deliveries = program
+    .command('deliveries')
+    .description('inspect and retry deliveries: pending, failing, dead, recently delivered')
+    .addHelpText(
+      'after',
+      examples(
+        'discue deliveries list --state dead',
+        'discue deliveries list --listener mailer --json   # every attempt: time, duration, status or exit code, output tail',
+        'discue deliveries retry --all-dead',
+        'discue deliveries retry l_AbC123/01JF8Z3K4M5N6P7Q8R9S0T1V2W',
+      ),
+    );
+
+  deliveries
+    .command('list')
+    .alias('ls')
+    .description('list deliveries that are pending, failing or dead (or recently delivered with --state delivered)')
+    .option('--listener <ref>', 'only this listener (id or name)')
+    .option('--state <state>', 'pending | failed | dead | delivered')
+    .option('--limit <n>', 'at most this many, newest first', '100')
+    .action(
+      action(async (ctx, _args, opts) => {
+        const state = opts.state as string | undefined;
+        if (state !== undefined && !STATES.includes(state)) {
+          throw new DiscueError('USAGE', `--state takes ${STATES.join(', ')}`);
+        }
+        const params: { listener?: string; state?: DeliveryState; limit: number } = { limit: parseCount(String(opts.limit)) };
+        if (opts.listener !== undefined) params.listener = String(opts.listener);
+        if (state !== undefined) params.state = state as DeliveryState;
+        const client = await ctx.connect();
+        const list = await client.request('deliveries.list', params);
+        if (ctx.json) ctx.printJson(list);
+        else if (list.length === 0) ctx.note('no deliveries to show');
+        else
+          ctx.print(
+            table(
+              ['ID', 'LISTENER', 'QUEUE', 'STATE', 'ATTEMPTS', 'LAST RESULT', 'UPDATED'],
+              list.map((d) => {
+                const last = d.attempts[d.attempts.length - 1];
+                const result = last
+                  ? last.ok
+                    ? 'ok'
+                    : truncate(last.error ?? (last.status ? `HTTP ${last.status}` : `exit ${String(last.exitCode)}`), 40)
+                  : '-';
+                const stateText =
+                  d.state === 'dead' ? ctx.colors.red(d.state) : d.state === 'delivered' ? ctx.colors.green(d.state) : ctx.colors.yellow(d.state);
+                return [d.id, d.listenerName ?? d.listenerId, d.queue, stateText, String(d.attempts.length), result, ago(d.updatedAt)];
+              }),
+            ),
+          );
+        return EXIT.OK;
+      }),
+    );
+
+  deliveries
+    .command('retry')
+    .description('send dead deliveries again (with a fresh round of attempts)')
+    .argument('[id]', 'delivery id LISTENER/MESSAGE_ID, from `deliveries list`')
+    .option('--all-dead', 'every dead delivery (of --listener, or of all listeners)')
+    .option('--listener <ref>', 'with --all-dead: only this listener')
+    .action(
+      action(async (ctx, [id], opts) => {
+        if ((id === undefined) === (opts.allDead !== true)) throw new DiscueError('USAGE', 'give a delivery id or --all-dead');
+        const client = await ctx.connect();
+        const params: { id?: string; allDead?: boolean; listener?: string } =
+          id !== undefined ? { id: String(id) } : { allDead: true };
+        if (opts.listener !== undefined) params.listener = String(opts.listener);
+        const result = await client.request('deliveries.retry', params);
+        if (ctx.json) ctx.printJson(result);
+        else ctx.done(`retrying ${result.retried} dead deliver${result.retried === 1 ? 'y' : 'ies'}`);
+        return EXIT.OK;
+      }),
+    );
+}

@@ -1,0 +1,163 @@
+import type { Command } from 'commander';
+import { DiscueError, EXIT } from '../../protocol/errors.js';
+import { parseDuration, validateQueueName } from '../../protocol/messages.js';
+import type { ListenParams, StreamEvent } from '../../protocol/messages.js';
+import type { Sender } from '../../delivery/types.js';
+import { action, examples } from '../action.js';
+import type { Context } from '../context.js';
+import { parseCount } from './queue.js';
+
+/** Messages the daemon may send ahead of the acks. */
+const PREFETCH = 16;
+
+export function registerListen(program: Command): void {
+  program
+    .command('listen')
+    .alias('sub')
+    .description('receive messages in the foreground: print each data line, or run --exec per message, in order')
+    .argument('[queues...]', 'queues to listen to (default: all, including ones created later)')
+    .option('--exec <command>', 'run this per message: data on stdin, metadata in DISCUE_* variables')
+    .option('--shell', 'run --exec through /bin/sh')
+    .option('--count <n>', 'exit 0 after this many messages')
+    .option('--timeout <duration>', 'exit 124 if the time runs out first')
+    .option('--grep <regex>', 'only messages whose data matches (others are skipped and acknowledged)')
+    .option('--name <name>', 'durable: the daemon keeps the position; the same command later gets what it missed')
+    .option('--from <new|all>', 'new: messages from now on; all: the backlog too (first run of a --name)', 'new')
+    .addHelpText(
+      'after',
+      examples(
+        'discue listen orders                                 # print each new message data',
+        'discue listen orders --exec ./notify.sh              # run per message, in order',
+        'discue listen --count 1 --timeout 30s --grep shipped # CI: wait for one matching event',
+        'discue listen orders --name ci-watch --json          # durable, NDJSON envelopes',
+      ),
+    )
+    .action(action(async (ctx, [queues], opts) => listen(ctx, (queues as string[]) ?? [], opts)));
+}
+
+async function listen(ctx: Context, queueArgs: string[], opts: Record<string, unknown>): Promise<number> {
+  const queues = queueArgs.map(validateQueueName);
+  const count = opts.count === undefined ? undefined : parseCount(String(opts.count));
+  const timeoutMs = opts.timeout === undefined ? undefined : parseDuration(String(opts.timeout), 'timeout');
+  let grep: RegExp | undefined;
+  if (opts.grep !== undefined) {
+    try {
+      grep = new RegExp(String(opts.grep));
+    } catch (err) {
+      throw new DiscueError('USAGE', `--grep: ${(err as Error).message}`);
+    }
+  }
+  const from = String(opts.from);
+  if (from !== 'new' && from !== 'all') throw new DiscueError('USAGE', '--from takes "new" or "all"');
+  if (opts.shell && opts.exec === undefined) throw new DiscueError('USAGE', '--shell goes with --exec');
+  const runner = opts.exec === undefined ? undefined : await commandRunner(String(opts.exec), opts.shell === true, opts.name as string | undefined);
+
+  const client = await ctx.connect();
+  const params: ListenParams = { queues, from, prefetch: PREFETCH };
+  if (opts.name !== undefined) params.name = String(opts.name);
+
+  return new Promise<number>((resolve, reject) => {
+    const backlog: StreamEvent[] = [];
+    let processing = false;
+    let seen = 0;
+    let finished = false;
+    let timer: NodeJS.Timeout | undefined;
+    const abort = new AbortController();
+
+    const finish = (code: number) => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      process.off('SIGINT', onSigint);
+      process.off('SIGTERM', onSigterm);
+      abort.abort();
+      resolve(code);
+    };
+    const onSigint = () => finish(EXIT.INTERRUPTED);
+    const onSigterm = () => finish(EXIT.INTERRUPTED);
+    process.on('SIGINT', onSigint);
+    process.on('SIGTERM', onSigterm);
+    if (timeoutMs !== undefined) {
+      timer = setTimeout(() => {
+        ctx.note(`listen: no${count === undefined ? '' : ` ${count - seen} more`} message(s) within ${String(opts.timeout)}`);
+        finish(EXIT.TIMEOUT);
+      }, timeoutMs);
+    }
+
+    const handle = async (event: StreamEvent): Promise<void> => {
+      const { message } = event;
+      const matches = grep === undefined || grep.test(message.data);
+      if (matches) {
+        if (runner) {
+          const result = await runner.send(message, 1, abort.signal);
+          if (finished) return; // interrupted mid-command: not acknowledged
+          if (!result.ok) {
+            ctx.note(`listen: command failed for message ${message.id}: ${result.error ?? 'failed'}${result.output ? `\n${result.output}` : ''}`);
+          } else if (result.output && !ctx.quiet) {
+            process.stdout.write(result.output);
+          }
+        } else if (ctx.json) {
+          process.stdout.write(JSON.stringify(message) + '\n');
+        } else {
+          process.stdout.write(message.data.endsWith('\n') ? message.data : message.data + '\n');
+        }
+      }
+      if (finished) return;
+      client.notify('listen.ack', { stream: stream.id, tag: event.tag });
+      if (matches) {
+        seen++;
+        if (count !== undefined && seen >= count) finish(EXIT.OK);
+      }
+    };
+
+    const pump = async () => {
+      if (processing) return;
+      processing = true;
+      try {
+        while (!finished && backlog.length > 0) await handle(backlog.shift()!);
+      } catch (err) {
+        finished = true;
+        reject(err);
+      } finally {
+        processing = false;
+      }
+    };
+
+    const stream = client.stream('listen', params, (event) => {
+      backlog.push(event as StreamEvent);
+      void pump();
+    });
+    stream.done.then(
+      () => finish(EXIT.OK),
+      (err: unknown) => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}
+
+/** The same runner the daemon uses for command listeners, without a timeout. */
+async function commandRunner(command: string, shell: boolean, name: string | undefined): Promise<Sender> {
+  const [{ CommandSender }, { splitCommand }] = await Promise.all([
+    import('../../delivery/command.js'),
+    import('../../delivery/argv.js'),
+  ]);
+  return new CommandSender({
+    id: name ?? 'listen',
+    kind: 'exec',
+    queues: [],
+    command: shell ? [command] : splitCommand(command),
+    shell,
+    cwd: process.cwd(),
+    timeoutMs: 2 ** 31 - 1,
+    maxAttempts: 1,
+    retryDelayMs: 0,
+    concurrency: 1,
+    state: 'active',
+    createdAt: new Date().toISOString(),
+  });
+}
+

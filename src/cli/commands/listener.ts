@@ -1,0 +1,238 @@
+import type { Command } from 'commander';
+import { DiscueError, EXIT } from '../../protocol/errors.js';
+import { parseDuration, validateQueueName } from '../../protocol/messages.js';
+import type { ListenerAddParams, ListenerInfo } from '../../protocol/messages.js';
+import { action, examples } from '../action.js';
+import type { Context } from '../context.js';
+import { ago, fields, table } from '../format.js';
+import { parseCount } from './queue.js';
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+export function registerListener(program: Command): void {
+  const listener = program
+    .command('listener')
+    .description('register durable listeners that the daemon delivers to (HTTP URLs, commands)')
+    .addHelpText(
+      'after',
+      examples(
+        'discue listener add --queue orders --queue payments --url http://127.0.0.1:8080/hook --name dashboard',
+        "discue listener add --queue orders --exec './notify.sh --verbose' --name mailer --max-attempts 8",
+        'discue listener list',
+        'discue listener show dashboard --secret',
+        'discue listener pause mailer ; discue listener resume mailer',
+      ),
+    );
+
+  listener
+    .command('add')
+    .description('register a listener; it receives every message stored after now (or all with --from all)')
+    .option('--url <url>', 'POST each message to this URL (Standard Webhooks headers and signature)')
+    .option('--exec <command>', 'run this command per message: data on stdin, metadata in DISCUE_* variables')
+    .option('--queue <queue>', 'queue to listen to (repeat for several)', collect)
+    .option('--name <name>', 'a name to refer to it by (unique)')
+    .option('--header <key:value>', 'extra HTTP header (repeatable)', collect)
+    .option('--secret <whsec>', 'signing secret to use instead of a generated one')
+    .option('--shell', 'run --exec through /bin/sh (pipes, redirections); message content still never reaches the command line')
+    .option('--timeout <duration>', 'per attempt: HTTP request or command run time', '30s')
+    .option('--max-attempts <n>', 'attempts before a delivery is dead', '10')
+    .option('--retry-delay <duration>', 'wait before the 2nd attempt; doubles each time (with jitter), up to 10m', '1s')
+    .option('--concurrency <n>', 'deliveries in flight at once (>1 gives up strict order)', '1')
+    .option('--from <new|all>', 'new: only messages stored from now on; all: the whole backlog too', 'new')
+    .addHelpText(
+      'after',
+      examples(
+        'discue listener add --queue orders --url https://example.test/hook --header "Authorization: Bearer t0k3n"',
+        "discue listener add --queue orders --exec 'jq -r .id' --name ids --from all",
+        "discue listener add --queue orders --shell --exec 'jq . >> orders.log'",
+      ),
+    )
+    .action(
+      action(async (ctx, _args, opts) => {
+        const url = opts.url as string | undefined;
+        const exec = opts.exec as string | undefined;
+        if ((url === undefined) === (exec === undefined)) throw new DiscueError('USAGE', 'give exactly one of --url or --exec');
+        const queues = ((opts.queue as string[] | undefined) ?? []).map(validateQueueName);
+        if (queues.length === 0) throw new DiscueError('USAGE', 'give at least one --queue');
+        const from = String(opts.from);
+        if (from !== 'new' && from !== 'all') throw new DiscueError('USAGE', '--from takes "new" or "all"');
+        const params: ListenerAddParams = {
+          kind: url !== undefined ? 'http' : 'exec',
+          queues,
+          from,
+          timeoutMs: parseDuration(String(opts.timeout), 'timeout'),
+          maxAttempts: parseCount(String(opts.maxAttempts)),
+          retryDelayMs: parseDuration(String(opts.retryDelay), 'retry delay'),
+          concurrency: parseCount(String(opts.concurrency)),
+        };
+        if (opts.name !== undefined) params.name = String(opts.name);
+        if (url !== undefined) {
+          params.url = url;
+          if (opts.header) params.headers = parseHeaders(opts.header as string[]);
+          if (opts.secret !== undefined) params.secret = String(opts.secret);
+          if (opts.shell) throw new DiscueError('USAGE', '--shell goes with --exec');
+        } else {
+          params.command = exec!;
+          params.cwd = process.cwd();
+          if (opts.shell) params.shell = true;
+          if (opts.header || opts.secret) throw new DiscueError('USAGE', '--header and --secret go with --url');
+        }
+        const client = await ctx.connect();
+        const info = await client.request('listener.add', params);
+        if (ctx.json) {
+          ctx.printJson(info);
+        } else {
+          ctx.done(`added listener ${info.name ?? info.id} (${info.id}) on ${info.queues.join(', ')}`);
+          if (info.secret) {
+            ctx.print(`signing secret: ${info.secret}`);
+            ctx.note('  (verify webhook-signature with it; `discue listener show ' + (info.name ?? info.id) + ' --secret` shows it again)');
+          }
+        }
+        return EXIT.OK;
+      }),
+    );
+
+  listener
+    .command('list')
+    .alias('ls')
+    .description('list listeners with their state and progress')
+    .option('--queue <queue>', 'only listeners of this queue')
+    .action(
+      action(async (ctx, _args, opts) => {
+        const client = await ctx.connect();
+        const params = opts.queue === undefined ? {} : { queue: validateQueueName(opts.queue) };
+        const list = await client.request('listener.list', params);
+        if (ctx.json) ctx.printJson(list);
+        else if (list.length === 0) ctx.note('no listeners: add one with `discue listener add`');
+        else
+          ctx.print(
+            table(
+              ['ID', 'NAME', 'KIND', 'TARGET', 'QUEUES', 'STATE', 'DELIVERED', 'DEAD', 'LAST'],
+              list.map((l) => {
+                const sum = totals(l);
+                return [
+                  l.id,
+                  l.name ?? '-',
+                  l.kind,
+                  target(l),
+                  l.allQueues ? '*' : l.queues.join(','),
+                  stateText(ctx, l),
+                  String(sum.delivered),
+                  String(sum.dead),
+                  ago(sum.lastDeliveryAt),
+                ];
+              }),
+            ),
+          );
+        return EXIT.OK;
+      }),
+    );
+
+  listener
+    .command('show')
+    .description('show one listener')
+    .argument('<ref>', 'listener id or name')
+    .option('--secret', 'include the signing secret')
+    .action(
+      action(async (ctx, [ref], opts) => {
+        const client = await ctx.connect();
+        const info = await client.request('listener.get', { ref: String(ref), secret: opts.secret === true });
+        if (ctx.json) {
+          ctx.printJson(info);
+          return EXIT.OK;
+        }
+        const pairs: [string, string][] = [
+          ['id', info.id],
+          ['name', info.name ?? '-'],
+          ['kind', info.kind],
+          ['target', target(info)],
+          ['queues', info.allQueues ? '* (all)' : info.queues.join(', ')],
+          ['state', stateText(ctx, info) + (info.disabledReason ? ` (${info.disabledReason})` : '')],
+          ['timeout', `${info.timeoutMs} ms`],
+          ['max attempts', String(info.maxAttempts)],
+          ['retry delay', `${info.retryDelayMs} ms, doubling`],
+          ['concurrency', String(info.concurrency)],
+          ['created', info.createdAt],
+        ];
+        if (info.headers) pairs.push(['headers', Object.entries(info.headers).map(([k, v]) => `${k}: ${v}`).join('; ')]);
+        if (info.secret) pairs.push(['secret', info.secret]);
+        else if (info.hasSecret) pairs.push(['secret', '(hidden; --secret shows it)']);
+        for (const p of info.progress ?? []) {
+          pairs.push([
+            `queue ${p.queue}`,
+            `cursor ${p.cursor ?? '-'}, delivered ${p.delivered}, failed attempts ${p.failedAttempts}, dead ${p.dead}, in flight ${p.inFlight}${p.lastError ? `, last error: ${p.lastError}` : ''}`,
+          ]);
+        }
+        ctx.print(fields(pairs));
+        return EXIT.OK;
+      }),
+    );
+
+  listener
+    .command('remove')
+    .alias('rm')
+    .description('remove a listener with its progress and delivery records')
+    .argument('<ref>', 'listener id or name')
+    .action(
+      action(async (ctx, [ref]) => {
+        const client = await ctx.connect();
+        const result = await client.request('listener.remove', { ref: String(ref) });
+        if (ctx.json) ctx.printJson(result);
+        else ctx.done(`removed listener ${String(ref)}`);
+        return EXIT.OK;
+      }),
+    );
+
+  for (const [verb, done] of [
+    ['pause', 'paused'],
+    ['resume', 'resumed'],
+  ] as const) {
+    listener
+      .command(verb)
+      .description(verb === 'pause' ? 'stop delivering (messages wait, nothing is lost)' : 'deliver again, from where it stopped (also re-enables a 410-disabled listener)')
+      .argument('<ref>', 'listener id or name')
+      .action(
+        action(async (ctx, [ref]) => {
+          const client = await ctx.connect();
+          const info = await client.request(`listener.${verb}`, { ref: String(ref) });
+          if (ctx.json) ctx.printJson(info);
+          else ctx.done(`${done} listener ${info.name ?? info.id}`);
+          return EXIT.OK;
+        }),
+      );
+  }
+}
+
+function parseHeaders(list: string[]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const item of list) {
+    const colon = item.indexOf(':');
+    if (colon <= 0) throw new DiscueError('USAGE', `--header takes KEY:VALUE, got ${JSON.stringify(item)}`);
+    headers[item.slice(0, colon).trim()] = item.slice(colon + 1).trim();
+  }
+  return headers;
+}
+
+function target(l: ListenerInfo): string {
+  if (l.kind === 'http') return l.url ?? '-';
+  if (l.kind === 'exec') return (l.shell ? 'sh -c ' : '') + (l.command ?? []).join(' ');
+  return l.connected ? 'listen (connected)' : 'listen (disconnected)';
+}
+
+function stateText(ctx: Context, l: ListenerInfo): string {
+  if (l.state === 'active') return ctx.colors.green('active');
+  if (l.state === 'paused') return ctx.colors.yellow('paused');
+  return ctx.colors.red('disabled');
+}
+
+function totals(l: ListenerInfo): { delivered: number; dead: number; lastDeliveryAt?: string } {
+  let delivered = 0;
+  let dead = 0;
+  let last: string | undefined;
+  for (const p of l.progress ?? []) {
+    delivered += p.delivered;
+    dead += p.dead;
+    if (p.lastDeliveryAt && (!last || p.lastDeliveryAt > last)) last = p.lastDeliveryAt;
+  }
+  return last ? { delivered, dead, lastDeliveryAt: last } : { delivered, dead };
+}

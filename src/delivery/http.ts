@@ -1,0 +1,86 @@
+/**
+ * HTTP delivery: POST of the envelope as JSON with Standard Webhooks headers.
+ * 2xx is success; any other status, a network error or a timeout is a failed
+ * attempt. Retry-After is passed up; 410 Gone disables the listener.
+ */
+import { Agent, request } from 'undici';
+import type { Envelope } from '../protocol/messages.js';
+import type { ListenerRecord } from '../store/deliveries.js';
+import { VERSION } from '../version.js';
+import { parseRetryAfter } from './backoff.js';
+import { sign } from './signature.js';
+import { tail } from './types.js';
+import type { SendResult, Sender } from './types.js';
+
+/** Response bytes read at most, to keep a tail without trusting the receiver. */
+const MAX_RESPONSE_READ = 64 * 1024;
+
+/** One keep-alive agent for all HTTP listeners of the daemon. */
+let sharedAgent: Agent | undefined;
+function agent(): Agent {
+  sharedAgent ??= new Agent({ keepAliveTimeout: 10_000, connections: 64 });
+  return sharedAgent;
+}
+
+export class HttpSender implements Sender {
+  constructor(private readonly listener: ListenerRecord) {}
+
+  async send(message: Envelope, _attempt: number, signal: AbortSignal): Promise<SendResult> {
+    const { url, headers = {}, secret, timeoutMs } = this.listener;
+    const body = JSON.stringify(message);
+    const timestamp = Math.floor(Date.now() / 1000);
+    const all: Record<string, string> = {
+      'user-agent': `discue/${VERSION}`,
+      ...lowerKeys(headers),
+      'content-type': 'application/json',
+      'webhook-id': message.id,
+      'webhook-timestamp': String(timestamp),
+    };
+    if (secret) all['webhook-signature'] = sign(secret, message.id, timestamp, body);
+    try {
+      const response = await request(url!, {
+        method: 'POST',
+        headers: all,
+        body,
+        signal,
+        dispatcher: agent(),
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
+      const text = await readSome(response.body);
+      const status = response.statusCode;
+      const result: SendResult = { ok: status >= 200 && status < 300, status, output: tail(text) };
+      if (!result.ok) {
+        result.error = `HTTP ${status}`;
+        const retryAfter = parseRetryAfter(response.headers['retry-after']);
+        if (retryAfter !== undefined) result.retryAfterMs = retryAfter;
+        if (status === 410) result.gone = true;
+      }
+      return result;
+    } catch (err) {
+      const error = err as Error & { code?: string };
+      if (signal.aborted) return { ok: false, error: `timed out after ${timeoutMs} ms` };
+      return { ok: false, error: error.code ? `${error.code}: ${error.message}` : error.message };
+    }
+  }
+}
+
+async function readSome(body: AsyncIterable<Buffer> & { destroy(): void }): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    chunks.push(chunk);
+    size += chunk.length;
+    if (size > MAX_RESPONSE_READ) {
+      body.destroy();
+      break;
+    }
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function lowerKeys(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) out[k.toLowerCase()] = v;
+  return out;
+}

@@ -1,0 +1,27 @@
+import type { Envelope } from '../protocol/messages.js';
+
+/** What one delivery attempt came to. */
+export interface SendResult {
+  ok: boolean;
+  status?: number;
+  exitCode?: number;
+  signal?: string;
+  error?: string;
+  output?: string;
+  /** The receiver asked to wait this long (Retry-After). */
+  retryAfterMs?: number;
+  /** The receiver said 410 Gone: disable the listener. */
+  gone?: boolean;
+  /** Not an attempt at all: the receiver went away (a `listen` that disconnected). */
+  interrupted?: boolean;
+}
+
+export interface Sender {
+  send(message: Envelope, attempt: number, signal: AbortSignal): Promise<SendResult>;
+  close?(): Promise<void>;
+}
+
+/** Keeps the last `max` characters of a response or command output. */
+export function tail(text: string, max = 512): string {
+  return text.length <= max ? text : '…' + text.slice(text.length - max);
+}

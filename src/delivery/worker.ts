@@ -1,0 +1,331 @@
+/**
+ * One listener × one queue: reads the queue from the listener's cursor and
+ * delivers each message in order (or with up to `concurrency` in flight),
+ * retrying with backoff until success or death. Workers share nothing but
+ * the database, so a slow or failing listener never delays another.
+ *
+ * The cursor on disk only moves past messages that are settled (delivered or
+ * dead) and everything before them, so after a crash a worker resumes at the
+ * first message that was not settled: duplicates only for what was in flight.
+ */
+import type { Attempt, DeliveryState, Envelope, ListenerProgress } from '../protocol/messages.js';
+import type { DeliveryRecord, DeliveryStore, ListenerRecord } from '../store/deliveries.js';
+import type { Store } from '../store/types.js';
+import type { Logger } from '../daemon/log.js';
+import { backoffMs } from './backoff.js';
+import { Signal } from './signal.js';
+import type { Sender } from './types.js';
+
+const PAGE = 64;
+const RECENT_DEAD = 10_000;
+
+export interface WorkerHooks {
+  /** A message was settled (in order or not). */
+  settled(worker: Worker, messageId: string, state: DeliveryState, attempt: Attempt): void;
+  /** The receiver said 410 Gone. */
+  gone(worker: Worker, reason: string): void;
+}
+
+interface Slot {
+  message: Envelope;
+  done: boolean;
+}
+
+export class Worker {
+  readonly listenerId: string;
+  private readPos: string | undefined;
+  private cursorId: string | undefined;
+  private buffer: Envelope[] = [];
+  /** Messages handed out in order whose outcome is not settled yet, oldest first. */
+  private window: Slot[] = [];
+  /** In-order messages to send again first (interrupted by pause or disconnect). */
+  private redo: Slot[] = [];
+  /** Dead deliveries a user asked to retry: sent first, outside the order. */
+  private retries: DeliveryRecord[] = [];
+  private readonly open = new Map<string, DeliveryRecord>();
+  private readonly signal = new Signal();
+  private readonly abort = new AbortController();
+  private reading: Promise<void> | undefined;
+  private caughtUp = false;
+  private stopped = false;
+  private slots: Promise<void>[] = [];
+  private persistChain: Promise<void> = Promise.resolve();
+  private readonly recentDead = new Set<string>();
+  readonly stats = { delivered: 0, failedAttempts: 0, dead: 0, inFlight: 0, lastDeliveryAt: '', lastError: '' };
+
+  constructor(
+    readonly listener: ListenerRecord,
+    readonly queue: string,
+    private readonly sender: Sender,
+    private readonly store: Store,
+    private readonly deliveries: DeliveryStore | undefined,
+    private readonly hooks: WorkerHooks,
+    private readonly log: Logger,
+    start: { cursor: string | undefined; open?: DeliveryRecord[] },
+  ) {
+    this.listenerId = listener.id;
+    this.cursorId = start.cursor;
+    this.readPos = start.cursor;
+    for (const record of start.open ?? []) if (record.queue === queue) this.open.set(record.messageId, record);
+  }
+
+  /** Last message id settled in order. */
+  get cursor(): string | undefined {
+    return this.cursorId;
+  }
+
+  start(): void {
+    const n = Math.max(1, this.listener.concurrency);
+    for (let i = 0; i < n; i++) this.slots.push(this.loop());
+  }
+
+  wake(): void {
+    this.signal.wake();
+  }
+
+  /** Stops after in-flight attempts are aborted; nothing unsettled is acknowledged. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort.abort();
+    this.signal.wake();
+    await Promise.allSettled(this.slots);
+    await this.persistChain;
+  }
+
+  /** New messages appended to the queue: take them without a disk read when caught up. */
+  offer(messages: Envelope[]): void {
+    if (this.caughtUp && !this.reading && this.buffer.length === 0) {
+      const fresh = this.readPos === undefined ? messages : messages.filter((m) => m.id > this.readPos!);
+      if (fresh.length > 0) {
+        for (const m of fresh) this.buffer.push(m);
+        this.readPos = fresh[fresh.length - 1]!.id;
+      }
+    } else {
+      this.caughtUp = false;
+    }
+    this.signal.wake();
+  }
+
+  retryDead(record: DeliveryRecord): void {
+    this.retries.push({ ...record, state: 'pending' });
+    this.signal.wake();
+  }
+
+  wasDead(messageId: string): boolean {
+    return this.recentDead.has(messageId);
+  }
+
+  progress(): ListenerProgress {
+    const p: ListenerProgress = {
+      queue: this.queue,
+      inFlight: this.stats.inFlight,
+      delivered: this.stats.delivered,
+      failedAttempts: this.stats.failedAttempts,
+      dead: this.stats.dead,
+    };
+    if (this.cursorId) p.cursor = this.cursorId;
+    if (this.stats.lastDeliveryAt) p.lastDeliveryAt = this.stats.lastDeliveryAt;
+    if (this.stats.lastError) p.lastError = this.stats.lastError;
+    return p;
+  }
+
+  private get active(): boolean {
+    return this.listener.state === 'active';
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      const version = this.signal.version;
+      if (!this.active) {
+        await this.signal.wait(version);
+        continue;
+      }
+      const retry = this.retries.shift();
+      if (retry) {
+        const message = await this.store.getMessage(this.queue, retry.messageId).catch(() => undefined);
+        if (message) await this.deliver({ message, done: false }, retry, false);
+        else this.log.warn('retry skipped: message no longer stored', { listener: this.listenerId, message: retry.messageId });
+        continue;
+      }
+      let slot = this.redo.shift();
+      if (!slot) {
+        let message: Envelope | undefined;
+        try {
+          message = await this.next();
+        } catch (err) {
+          if (this.stopped) return;
+          this.log.error('reading the queue failed', { listener: this.listenerId, queue: this.queue, error: err as Error });
+          await this.signal.wait(version, 1000);
+          continue;
+        }
+        if (!message) {
+          await this.signal.wait(version);
+          continue;
+        }
+        slot = { message, done: false };
+        this.window.push(slot);
+      }
+      await this.deliver(slot, this.open.get(slot.message.id), true);
+    }
+  }
+
+  /** The next message after the read position, one page at a time. */
+  private async next(): Promise<Envelope | undefined> {
+    while (this.buffer.length === 0) {
+      if (this.reading) {
+        await this.reading;
+        continue;
+      }
+      let page: Envelope[] = [];
+      this.reading = (async () => {
+        page = await this.store.listMessages(this.queue, { afterId: this.readPos, limit: PAGE });
+      })();
+      try {
+        await this.reading;
+      } finally {
+        this.reading = undefined;
+      }
+      if (this.buffer.length > 0) break;
+      const fresh = this.readPos === undefined ? page : page.filter((m) => m.id > this.readPos!);
+      for (const m of fresh) this.buffer.push(m);
+      if (fresh.length > 0) this.readPos = fresh[fresh.length - 1]!.id;
+      this.caughtUp = page.length < PAGE;
+      if (fresh.length === 0) return undefined;
+    }
+    return this.buffer.shift();
+  }
+
+  private async deliver(slot: Slot, existing: DeliveryRecord | undefined, inOrder: boolean): Promise<void> {
+    const { message } = slot;
+    const record: DeliveryRecord = existing
+      ? { ...existing, attempts: [...existing.attempts] }
+      : {
+          listenerId: this.listenerId,
+          queue: this.queue,
+          messageId: message.id,
+          state: 'pending',
+          attempts: [],
+          updatedAt: new Date().toISOString(),
+        };
+    this.stats.inFlight++;
+    try {
+      for (;;) {
+        if (this.stopped || !this.active) {
+          if (inOrder) this.redo.unshift(slot);
+          else this.retries.unshift(record);
+          return;
+        }
+        const attemptNo = (record.attempts[record.attempts.length - 1]?.attempt ?? 0) + 1;
+        const started = Date.now();
+        const result = await this.sender.send(message, attemptNo, this.abort.signal);
+        if (result.interrupted) {
+          // The receiver went away mid-delivery: not an attempt; send it again when it is back.
+          if (inOrder) this.redo.unshift(slot);
+          else this.retries.unshift(record);
+          if (!this.stopped) await this.signal.wait(this.signal.version);
+          return;
+        }
+        if (this.stopped && !result.ok) {
+          // Aborted by shutdown: not the receiver's fault, not counted.
+          return;
+        }
+        const attempt: Attempt = {
+          attempt: attemptNo,
+          at: new Date(started).toISOString(),
+          durationMs: Date.now() - started,
+          ok: result.ok,
+        };
+        if (result.status !== undefined) attempt.status = result.status;
+        if (result.exitCode !== undefined) attempt.exitCode = result.exitCode;
+        if (result.signal !== undefined) attempt.signal = result.signal;
+        if (result.error !== undefined) attempt.error = result.error;
+        if (result.output) attempt.output = result.output;
+        record.attempts.push(attempt);
+        record.updatedAt = new Date().toISOString();
+        this.stats.lastDeliveryAt = record.updatedAt;
+
+        if (result.ok) {
+          record.state = 'delivered';
+          delete record.nextAttemptAt;
+          this.stats.delivered++;
+          this.settle(slot, record, inOrder, attempt);
+          return;
+        }
+        this.stats.failedAttempts++;
+        this.stats.lastError = result.error ?? 'failed';
+        if (result.gone) {
+          record.state = 'failed';
+          this.open.set(message.id, record);
+          this.persist(() => this.deliveries?.saveOpen(record));
+          if (inOrder) this.redo.unshift(slot);
+          else this.retries.unshift(record);
+          this.hooks.gone(this, `the receiver answered 410 Gone at ${attempt.at}`);
+          return;
+        }
+        if (attemptNo >= this.listener.maxAttempts) {
+          record.state = 'dead';
+          delete record.nextAttemptAt;
+          this.stats.dead++;
+          this.recentDead.add(message.id);
+          if (this.recentDead.size > RECENT_DEAD) this.recentDead.delete(this.recentDead.values().next().value!);
+          this.log.warn('delivery dead', { listener: this.listener.name ?? this.listenerId, message: message.id, attempts: attemptNo });
+          this.settle(slot, record, inOrder, attempt);
+          return;
+        }
+        const delay = Math.max(backoffMs(attemptNo + 1, this.listener.retryDelayMs), result.retryAfterMs ?? 0);
+        record.state = 'failed';
+        record.nextAttemptAt = new Date(Date.now() + delay).toISOString();
+        this.open.set(message.id, record);
+        // Saved so that a restart keeps counting attempts from here.
+        this.persist(() => this.deliveries?.saveOpen(record));
+        await this.sleep(delay);
+      }
+    } finally {
+      this.stats.inFlight--;
+    }
+  }
+
+  private settle(slot: Slot, record: DeliveryRecord, inOrder: boolean, attempt: Attempt): void {
+    this.open.delete(slot.message.id);
+    let cursor: string | undefined;
+    if (inOrder) {
+      slot.done = true;
+      while (this.window.length > 0 && this.window[0]!.done) cursor = this.window.shift()!.message.id;
+      if (cursor !== undefined) this.cursorId = cursor;
+    }
+    this.persist(() => this.deliveries?.settle(record, cursor));
+    this.hooks.settled(this, slot.message.id, record.state, attempt);
+  }
+
+  /** Writes go out in order, without holding up the next delivery. */
+  private persist(write: () => Promise<void> | undefined): void {
+    this.persistChain = this.persistChain
+      .then(write)
+      .catch((err: unknown) => this.log.error('saving delivery state failed', { listener: this.listenerId, error: err as Error }));
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const version = this.signal.version;
+      const timer = setTimeout(done, ms);
+      const onAbort = () => done();
+      const abortSignal = this.abort.signal;
+      abortSignal.addEventListener('abort', onAbort, { once: true });
+      // Pausing wakes the signal: stop sleeping so the loop can park the message.
+      const watch = () => {
+        if (finished) return;
+        if (!this.active || this.stopped) done();
+        else void this.signal.wait(this.signal.version).then(watch);
+      };
+      void this.signal.wait(version).then(watch);
+      let finished = false;
+      function done() {
+        if (finished) return;
+        finished = true;
+        clearTimeout(timer);
+        abortSignal.removeEventListener('abort', onAbort);
+        resolve();
+      }
+    });
+  }
+}

@@ -1,0 +1,274 @@
+/**
+ * Listener registrations and delivery progress, kept in the same LevelDB as
+ * the messages so an acknowledgement is one atomic batch (advance the
+ * cursor, record the outcome), as in level-jobs.
+ *
+ * Keys:
+ *   l!<lid>              listener record
+ *   c!<lid>!<qid>        cursor: the last message id settled in order for that queue
+ *   d!<lid>!<msgid>      open (pending/failed) or dead delivery, with its attempts
+ *   h!<lid>!<msgid>      recent delivered history (the newest HISTORY_KEEP per listener)
+ *
+ * A message is stored once; what each listener has done with it is a cursor
+ * plus a record for the deliveries that needed more than one try.
+ */
+import type { ClassicLevel } from 'classic-level';
+import type { Attempt, DeliveryState, ListenerKind, ListenerState } from '../protocol/messages.js';
+import type { GroupCommitter, Op } from './commit.js';
+
+const HIGH = '~';
+export const HISTORY_KEEP = 1000;
+
+export interface ListenerRecord {
+  id: string;
+  name?: string;
+  kind: ListenerKind;
+  queues: string[];
+  allQueues?: boolean;
+  url?: string;
+  headers?: Record<string, string>;
+  secret?: string;
+  command?: string[];
+  shell?: boolean;
+  cwd?: string;
+  timeoutMs: number;
+  maxAttempts: number;
+  retryDelayMs: number;
+  concurrency: number;
+  state: ListenerState;
+  disabledReason?: string;
+  createdAt: string;
+}
+
+export interface DeliveryRecord {
+  listenerId: string;
+  queue: string;
+  messageId: string;
+  state: DeliveryState;
+  attempts: Attempt[];
+  nextAttemptAt?: string;
+  updatedAt: string;
+}
+
+export interface DeliveryFilter {
+  listenerId?: string;
+  state?: DeliveryState;
+  limit: number;
+}
+
+export class DeliveryStore {
+  private readonly listenerMap = new Map<string, ListenerRecord>();
+  private readonly cursors = new Map<string, string>();
+  private readonly historyCount = new Map<string, number>();
+  private readonly pruning = new Set<string>();
+
+  constructor(
+    private readonly db: ClassicLevel<string, string>,
+    private readonly committer: GroupCommitter,
+    private readonly qidOf: (queue: string) => string | undefined,
+  ) {}
+
+  async load(): Promise<void> {
+    for await (const [, value] of this.db.iterator({ gt: 'l!', lt: 'l!' + HIGH })) {
+      const record = JSON.parse(value) as ListenerRecord;
+      this.listenerMap.set(record.id, record);
+    }
+    for await (const [key, value] of this.db.iterator({ gt: 'c!', lt: 'c!' + HIGH })) {
+      this.cursors.set(key, value);
+    }
+    for await (const key of this.db.keys({ gt: 'h!', lt: 'h!' + HIGH })) {
+      const lid = key.slice(2, key.indexOf('!', 2));
+      this.historyCount.set(lid, (this.historyCount.get(lid) ?? 0) + 1);
+    }
+  }
+
+  // ---- listeners ---------------------------------------------------------
+
+  listeners(): ListenerRecord[] {
+    return [...this.listenerMap.values()];
+  }
+
+  listener(id: string): ListenerRecord | undefined {
+    return this.listenerMap.get(id);
+  }
+
+  byName(name: string): ListenerRecord | undefined {
+    for (const record of this.listenerMap.values()) if (record.name === name) return record;
+    return undefined;
+  }
+
+  async saveListener(record: ListenerRecord, cursors: { queue: string; cursor: string | undefined }[] = []): Promise<void> {
+    this.listenerMap.set(record.id, record);
+    const ops: Op[] = [{ type: 'put', key: 'l!' + record.id, value: JSON.stringify(record) }];
+    for (const { queue, cursor } of cursors) {
+      const key = this.cursorKey(record.id, queue);
+      if (key === undefined || cursor === undefined) continue;
+      this.cursors.set(key, cursor);
+      ops.push({ type: 'put', key, value: cursor });
+    }
+    await this.committer.commit(ops);
+  }
+
+  /** Removes a listener with its cursors, open and dead deliveries, and history. */
+  async removeListener(id: string): Promise<void> {
+    this.listenerMap.delete(id);
+    for (const key of [...this.cursors.keys()]) if (key.startsWith(`c!${id}!`)) this.cursors.delete(key);
+    this.historyCount.delete(id);
+    await this.committer.commit([{ type: 'del', key: 'l!' + id }]);
+    for (const prefix of [`c!${id}!`, `d!${id}!`, `h!${id}!`]) {
+      await this.db.clear({ gt: prefix, lt: prefix + HIGH });
+    }
+  }
+
+  /**
+   * Ops that drop a deleted queue from every listener, to go in the same
+   * batch as the queue's removal. Returns the listeners left without queues
+   * (removed too).
+   */
+  forgetQueue(queue: string, qid: string): { ops: Op[]; removed: string[] } {
+    const ops: Op[] = [];
+    const removed: string[] = [];
+    for (const record of this.listenerMap.values()) {
+      const key = `c!${record.id}!${qid}`;
+      if (this.cursors.delete(key)) ops.push({ type: 'del', key });
+      if (!record.queues.includes(queue)) continue;
+      record.queues = record.queues.filter((q) => q !== queue);
+      if (record.queues.length === 0 && !record.allQueues) {
+        this.listenerMap.delete(record.id);
+        removed.push(record.id);
+        ops.push({ type: 'del', key: 'l!' + record.id });
+      } else {
+        ops.push({ type: 'put', key: 'l!' + record.id, value: JSON.stringify(record) });
+      }
+    }
+    return { ops, removed };
+  }
+
+  /** Clears what is left of removed listeners after forgetQueue (not urgent). */
+  async clearListenerData(ids: string[]): Promise<void> {
+    for (const id of ids) {
+      for (const prefix of [`c!${id}!`, `d!${id}!`, `h!${id}!`]) await this.db.clear({ gt: prefix, lt: prefix + HIGH });
+    }
+  }
+
+  // ---- progress ----------------------------------------------------------
+
+  cursor(lid: string, queue: string): string | undefined {
+    const key = this.cursorKey(lid, queue);
+    return key === undefined ? undefined : this.cursors.get(key);
+  }
+
+  /**
+   * Records the outcome of a delivery and, if given, advances the cursor, in
+   * one synced batch. Delivered records go to the bounded history; dead ones
+   * stay until retried or the listener is removed.
+   */
+  settle(record: DeliveryRecord, cursor: string | undefined): Promise<void> {
+    const ops: Op[] = [];
+    if (cursor !== undefined) {
+      const key = this.cursorKey(record.listenerId, record.queue);
+      if (key !== undefined) {
+        this.cursors.set(key, cursor);
+        ops.push({ type: 'put', key, value: cursor });
+      }
+    }
+    const open = `d!${record.listenerId}!${record.messageId}`;
+    if (record.state === 'delivered') {
+      if (record.attempts.length > 1) ops.push({ type: 'del', key: open });
+      ops.push({ type: 'put', key: `h!${record.listenerId}!${record.messageId}`, value: JSON.stringify(record) });
+      const count = (this.historyCount.get(record.listenerId) ?? 0) + 1;
+      this.historyCount.set(record.listenerId, count);
+      if (count > HISTORY_KEEP * 1.2) void this.pruneHistory(record.listenerId);
+    } else {
+      ops.push({ type: 'put', key: open, value: JSON.stringify(record) });
+    }
+    return this.committer.commit(ops);
+  }
+
+  /** Advances only the cursor (messages skipped, e.g. filtered or removed). */
+  advance(lid: string, queue: string, cursor: string): Promise<void> {
+    const key = this.cursorKey(lid, queue);
+    if (key === undefined) return Promise.resolve();
+    this.cursors.set(key, cursor);
+    return this.committer.commit([{ type: 'put', key, value: cursor }]);
+  }
+
+  /** Persists a delivery still being retried, so a restart keeps its attempt count. */
+  saveOpen(record: DeliveryRecord): Promise<void> {
+    return this.committer.commit([
+      { type: 'put', key: `d!${record.listenerId}!${record.messageId}`, value: JSON.stringify(record) },
+    ]);
+  }
+
+  async get(lid: string, messageId: string): Promise<DeliveryRecord | undefined> {
+    const open = await this.db.get(`d!${lid}!${messageId}`);
+    if (open !== undefined) return JSON.parse(open) as DeliveryRecord;
+    const done = await this.db.get(`h!${lid}!${messageId}`);
+    return done === undefined ? undefined : (JSON.parse(done) as DeliveryRecord);
+  }
+
+  /** Open and dead records (and with state 'delivered', the history), newest first. */
+  async list(filter: DeliveryFilter): Promise<DeliveryRecord[]> {
+    const lids = filter.listenerId ? [filter.listenerId] : [...this.listenerMap.keys()];
+    const spaces = filter.state === 'delivered' ? ['h'] : filter.state ? ['d'] : ['d'];
+    const out: DeliveryRecord[] = [];
+    for (const lid of lids) {
+      for (const space of spaces) {
+        const prefix = `${space}!${lid}!`;
+        for await (const value of this.db.values({ gt: prefix, lt: prefix + HIGH, reverse: true })) {
+          const record = JSON.parse(value) as DeliveryRecord;
+          if (filter.state && record.state !== filter.state) continue;
+          out.push(record);
+          if (out.length >= filter.limit * lids.length) break;
+        }
+      }
+    }
+    out.sort((a, b) => (a.updatedAt < b.updatedAt ? 1 : a.updatedAt > b.updatedAt ? -1 : 0));
+    return out.slice(0, filter.limit);
+  }
+
+  /** Open (pending/failed) deliveries of a listener, oldest first: resumed at start. */
+  async openDeliveries(lid: string): Promise<DeliveryRecord[]> {
+    const out: DeliveryRecord[] = [];
+    const prefix = `d!${lid}!`;
+    for await (const value of this.db.values({ gt: prefix, lt: prefix + HIGH })) {
+      const record = JSON.parse(value) as DeliveryRecord;
+      if (record.state !== 'dead') out.push(record);
+    }
+    return out;
+  }
+
+  async deadDeliveries(lid: string): Promise<DeliveryRecord[]> {
+    const out: DeliveryRecord[] = [];
+    const prefix = `d!${lid}!`;
+    for await (const value of this.db.values({ gt: prefix, lt: prefix + HIGH })) {
+      const record = JSON.parse(value) as DeliveryRecord;
+      if (record.state === 'dead') out.push(record);
+    }
+    return out;
+  }
+
+  private cursorKey(lid: string, queue: string): string | undefined {
+    const qid = this.qidOf(queue);
+    return qid === undefined ? undefined : `c!${lid}!${qid}`;
+  }
+
+  private async pruneHistory(lid: string): Promise<void> {
+    if (this.pruning.has(lid)) return;
+    this.pruning.add(lid);
+    try {
+      const count = this.historyCount.get(lid) ?? 0;
+      const excess = count - HISTORY_KEEP;
+      if (excess <= 0) return;
+      const ops: Op[] = [];
+      const prefix = `h!${lid}!`;
+      for await (const key of this.db.keys({ gt: prefix, lt: prefix + HIGH, limit: excess })) {
+        ops.push({ type: 'del', key });
+      }
+      await this.committer.commit(ops);
+      this.historyCount.set(lid, (this.historyCount.get(lid) ?? 0) - ops.length);
+    } finally {
+      this.pruning.delete(lid);
+    }
+  }
+}
