@@ -13,6 +13,7 @@ import { registerListener } from './commands/listener.js';
 import { registerMessages } from './commands/messages.js';
 import { registerPublish } from './commands/publish.js';
 import { registerQueue } from './commands/queue.js';
+import { registerTop } from './commands/top.js';
 
 export function buildProgram(): Command {
   const program = new Command('discue')
@@ -44,6 +45,7 @@ Environment: DISCUE_HOME (state of one broker), DISCUE_SOCKET, NO_COLOR.`,
   registerListener(program);
   registerListen(program);
   registerDeliveries(program);
+  registerTop(program);
   for (const command of allCommands(program)) {
     command.exitOverride();
     command.configureOutput({

@@ -12,6 +12,7 @@ import type {
   DeliveryState,
   MessageInput,
   PublishResult,
+  QueueInfo,
   RequestType,
 } from '../protocol/messages.js';
 import { splitCommand } from '../delivery/argv.js';
@@ -67,6 +68,18 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
     return ctx.status();
   },
 
+  async stats(raw, ctx) {
+    const recent = optionalInt(asParams(raw), 'recent', 0, 200) ?? 50;
+    const now = Date.now();
+    return {
+      at: new Date(now).toISOString(),
+      daemon: ctx.status(),
+      queues: ctx.store.listQueues().map((q) => withQueueStats(ctx, q, now)),
+      listeners: ctx.engine.list().map((l) => ctx.engine.info(l)),
+      recent: ctx.engine.recent.slice(-recent).reverse(),
+    };
+  },
+
   async 'daemon.shutdown'(_params, ctx) {
     // Reply first; the shutdown starts once this reply is on its way.
     setImmediate(() => ctx.shutdown('requested by a client'));
@@ -84,11 +97,12 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
   },
 
   async 'queue.list'(_params, ctx) {
-    return ctx.store.listQueues();
+    const now = Date.now();
+    return ctx.store.listQueues().map((q) => withQueueStats(ctx, q, now));
   },
 
   async 'queue.get'(raw, ctx) {
-    return ctx.store.getQueue(validateQueueName(asParams(raw).name));
+    return withQueueStats(ctx, await ctx.store.getQueue(validateQueueName(asParams(raw).name)), Date.now());
   },
 
   async 'queue.update'(raw, ctx) {
@@ -316,6 +330,11 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
   },
 };
 
+
+function withQueueStats(ctx: HandlerContext, info: QueueInfo, now: number): QueueInfo {
+  info.stats = { added: ctx.engine.stats.window(`queue:${info.name}:added`, now), listeners: ctx.engine.listenerCount(info.name) };
+  return info;
+}
 
 function queueList(value: unknown): string[] {
   if (!Array.isArray(value)) throw new DiscueError('INVALID_ARGUMENT', '"queues" must be an array of queue names');

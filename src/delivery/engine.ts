@@ -6,7 +6,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import { DiscueError } from '../protocol/errors.js';
-import type { Attempt, DeliveryState, Envelope, ListenerInfo, StreamEvent, WaitOutcome } from '../protocol/messages.js';
+import type {
+  Attempt,
+  DeliveryState,
+  Envelope,
+  ListenerInfo,
+  ListenerStats,
+  RecentDelivery,
+  StreamEvent,
+  WaitOutcome,
+} from '../protocol/messages.js';
+import { StatsRegistry } from '../daemon/stats.js';
 import type { DeliveryRecord, ListenerRecord } from '../store/deliveries.js';
 import type { Store } from '../store/types.js';
 import type { Logger } from '../daemon/log.js';
@@ -47,14 +57,20 @@ export class DeliveryEngine {
   private waiters: Waiter[] = [];
   private readonly hooks: WorkerHooks;
   private stopped = false;
-  /** Recent outcomes for the daemon's statistics (`top`). */
-  readonly recent: { at: string; listener: string; queue: string; messageId: string; state: DeliveryState; attempt: Attempt }[] = [];
+  /** Recent attempts for the live tail of `top`. */
+  readonly recent: RecentDelivery[] = [];
+  /** Publishes and delivery outcomes over rolling windows. */
+  readonly stats = new StatsRegistry();
 
   constructor(
     private readonly store: Store,
     private readonly log: Logger,
   ) {
     this.hooks = {
+      attempted: (worker, _messageId, attempt) => {
+        this.stats.counter(`listener:${worker.listenerId}:${attempt.ok ? 'ok' : 'failed'}`).add();
+      },
+      retrying: (worker, messageId, attempt) => this.pushRecent(worker, attempt, 'failed', messageId),
       settled: (worker, messageId, state, attempt) => this.onSettled(worker, messageId, state, attempt),
       gone: (worker, reason) => void this.disable(worker.listener, reason),
     };
@@ -95,6 +111,7 @@ export class DeliveryEngine {
   }
 
   async remove(record: ListenerRecord): Promise<void> {
+    this.stats.forget(`listener:${record.id}:`);
     await this.stopWorkers(record.id);
     this.bindings.get(record.id)?.detach();
     this.bindings.delete(record.id);
@@ -133,6 +150,7 @@ export class DeliveryEngine {
     }
     info.progress = [...(this.workers.get(record.id)?.values() ?? [])].map((w) => w.progress());
     if (record.kind === 'stream') info.connected = this.bindings.get(record.id)?.attached ?? false;
+    info.stats = this.listenerStats(record);
     return info;
   }
 
@@ -293,12 +311,44 @@ export class DeliveryEngine {
   }
 
   private onSettled(worker: Worker, messageId: string, state: DeliveryState, attempt: Attempt): void {
-    this.recent.push({ at: attempt.at, listener: worker.listener.name ?? worker.listenerId, queue: worker.queue, messageId, state, attempt });
-    if (this.recent.length > 200) this.recent.splice(0, this.recent.length - 200);
+    if (state === 'dead') this.stats.counter(`listener:${worker.listenerId}:dead`).add();
+    if (state === 'delivered' || state === 'dead') this.pushRecent(worker, attempt, state, messageId);
     this.checkWaiters();
   }
 
+  private pushRecent(worker: Worker, attempt: Attempt, state: DeliveryState, messageId: string): void {
+    this.recent.push({
+      at: attempt.at,
+      listener: worker.listener.name ?? worker.listenerId,
+      queue: worker.queue,
+      messageId,
+      state,
+      attempt,
+    });
+    if (this.recent.length > 200) this.recent.splice(0, this.recent.length - 200);
+  }
+
+  /** Delivery statistics of one listener. */
+  listenerStats(record: ListenerRecord): ListenerStats {
+    let pending = 0;
+    for (const worker of this.workers.get(record.id)?.values() ?? []) pending += worker.pending;
+    return {
+      succeeded: this.stats.window(`listener:${record.id}:ok`),
+      failed: this.stats.window(`listener:${record.id}:failed`),
+      dead: this.stats.window(`listener:${record.id}:dead`),
+      pending,
+    };
+  }
+
+  /** How many listeners (durable or connected) take messages of a queue. */
+  listenerCount(queue: string): number {
+    let n = 0;
+    for (const byQueue of this.workers.values()) if (byQueue.has(queue)) n++;
+    return n;
+  }
+
   private onAppend(queue: string, messages: Envelope[]): void {
+    this.stats.counter(`queue:${queue}:added`).add(messages.length);
     for (const byQueue of this.workers.values()) byQueue.get(queue)?.offer(messages);
   }
 
@@ -314,6 +364,8 @@ export class DeliveryEngine {
   }
 
   private async onQueueDeleted(queue: string, removedListeners: string[]): Promise<void> {
+    this.stats.forget(`queue:${queue}:`);
+    for (const lid of removedListeners) this.stats.forget(`listener:${lid}:`);
     for (const [lid, byQueue] of this.workers) {
       const worker = byQueue.get(queue);
       if (!worker) continue;

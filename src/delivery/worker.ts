@@ -20,6 +20,10 @@ const PAGE = 64;
 const RECENT_DEAD = 10_000;
 
 export interface WorkerHooks {
+  /** Every attempt, successful or not (statistics). */
+  attempted?(worker: Worker, messageId: string, attempt: Attempt): void;
+  /** A failed attempt that will be tried again. */
+  retrying?(worker: Worker, messageId: string, attempt: Attempt): void;
   /** A message was settled (in order or not). */
   settled(worker: Worker, messageId: string, state: DeliveryState, attempt: Attempt): void;
   /** The receiver said 410 Gone. */
@@ -52,6 +56,8 @@ export class Worker {
   private persistChain: Promise<void> = Promise.resolve();
   private readonly recentDead = new Set<string>();
   readonly stats = { delivered: 0, failedAttempts: 0, dead: 0, inFlight: 0, lastDeliveryAt: '', lastError: '' };
+  /** Messages after the read position, estimated: counted at start, then kept up by appends and reads. */
+  private unread = 0;
 
   constructor(
     readonly listener: ListenerRecord,
@@ -75,6 +81,10 @@ export class Worker {
   }
 
   start(): void {
+    void this.store
+      .countMessages(this.queue, { afterId: this.readPos, limit: 100_000 })
+      .then((n) => (this.unread += n))
+      .catch(() => undefined);
     const n = Math.max(1, this.listener.concurrency);
     for (let i = 0; i < n; i++) this.slots.push(this.loop());
   }
@@ -94,6 +104,7 @@ export class Worker {
 
   /** New messages appended to the queue: take them without a disk read when caught up. */
   offer(messages: Envelope[]): void {
+    this.unread += messages.length;
     if (this.caughtUp && !this.reading && this.buffer.length === 0) {
       const fresh = this.readPos === undefined ? messages : messages.filter((m) => m.id > this.readPos!);
       if (fresh.length > 0) {
@@ -192,7 +203,13 @@ export class Worker {
       this.caughtUp = page.length < PAGE;
       if (fresh.length === 0) return undefined;
     }
+    this.unread = Math.max(0, this.unread - 1);
     return this.buffer.shift();
+  }
+
+  /** Messages not yet settled: in flight plus (approximately) not yet read. */
+  get pending(): number {
+    return this.unread + this.window.length;
   }
 
   private async deliver(slot: Slot, existing: DeliveryRecord | undefined, inOrder: boolean): Promise<void> {
@@ -241,6 +258,7 @@ export class Worker {
         if (result.error !== undefined) attempt.error = result.error;
         if (result.output) attempt.output = result.output;
         record.attempts.push(attempt);
+        this.hooks.attempted?.(this, message.id, attempt);
         record.updatedAt = new Date().toISOString();
         this.stats.lastDeliveryAt = record.updatedAt;
 
@@ -272,6 +290,7 @@ export class Worker {
           this.settle(slot, record, inOrder, attempt);
           return;
         }
+        this.hooks.retrying?.(this, message.id, attempt);
         const delay = Math.max(backoffMs(attemptNo + 1, this.listener.retryDelayMs), result.retryAfterMs ?? 0);
         record.state = 'failed';
         record.nextAttemptAt = new Date(Date.now() + delay).toISOString();

@@ -25,7 +25,47 @@ export interface Envelope {
   publishedAt: string;
 }
 
+/** A count over rolling windows (statistics are kept since the daemon started). */
+export interface CountWindow {
+  lastMinute: number;
+  lastHour: number;
+  last24h: number;
+  sinceStart: number;
+}
+
+export interface QueueStats {
+  added: CountWindow;
+  /** Listeners registered on the queue. */
+  listeners: number;
+}
+
+export interface ListenerStats {
+  succeeded: CountWindow;
+  failed: CountWindow;
+  dead: CountWindow;
+  /** Messages not yet settled (in flight plus an estimate of the unread backlog). */
+  pending: number;
+}
+
+export interface RecentDelivery {
+  at: string;
+  listener: string;
+  queue: string;
+  messageId: string;
+  state: DeliveryState;
+  attempt: Attempt;
+}
+
+export interface StatsSnapshot {
+  at: string;
+  daemon: DaemonStatus;
+  queues: QueueInfo[];
+  listeners: ListenerInfo[];
+  recent: RecentDelivery[];
+}
+
 export interface QueueInfo {
+  stats?: QueueStats;
   name: string;
   createdAt: string;
   /** JSON Schema that `data`, parsed as JSON, must satisfy. */
@@ -96,6 +136,7 @@ export interface ListenerInfo {
   createdAt: string;
   /** Live figures from the delivery engine. */
   progress?: ListenerProgress[];
+  stats?: ListenerStats;
   connected?: boolean;
 }
 
@@ -180,6 +221,7 @@ export interface WaitOutcome {
 export interface RequestMap {
   hello: { params: { protocol: number; version: string }; result: { protocol: number; version: string; pid: number } };
   'daemon.status': { params: Record<string, never>; result: DaemonStatus };
+  stats: { params: { recent?: number }; result: StatsSnapshot };
   'daemon.shutdown': { params: Record<string, never>; result: { pid: number } };
   'queue.create': {
     params: { name: string; schema?: Record<string, unknown>; retentionMs?: number; maxMessages?: number };

@@ -259,6 +259,14 @@ export class LevelStore implements Store {
     return out;
   }
 
+  async countMessages(queue: string, options: { afterId?: string; limit: number }): Promise<number> {
+    const record = this.record(queue);
+    const prefix = msgPrefix(record);
+    let count = 0;
+    for await (const _key of this.db.keys({ gt: prefix + (options.afterId ?? ''), lt: prefix + HIGH, limit: options.limit })) count++;
+    return count;
+  }
+
   async getMessage(queue: string, id: string): Promise<Envelope> {
     const record = this.record(queue);
     const value = await this.db.get(msgPrefix(record) + id);

@@ -63,6 +63,8 @@ export interface Store {
    */
   append(queue: string, messages: MessageInput[]): Promise<Envelope[]>;
   listMessages(queue: string, options: ListOptions): Promise<Envelope[]>;
+  /** Counts messages after `afterId`, stopping at `limit`. */
+  countMessages(queue: string, options: { afterId?: string; limit: number }): Promise<number>;
   getMessage(queue: string, id: string): Promise<Envelope>;
   deleteMessage(queue: string, id: string): Promise<void>;
   /** Removes messages past their queue's age limit; returns how many. */

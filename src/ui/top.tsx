@@ -1,0 +1,192 @@
+/**
+ * `discue top`: a live dashboard of queues, listeners and recent deliveries.
+ * The view is a pure function of its props (tested with ink-testing-library);
+ * TopApp adds the keys and the refresh from the daemon's stats request.
+ */
+import { Box, Text, useApp, useInput } from 'ink';
+import { useCallback, useEffect, useRef, useState } from 'react';
+import type { DeliveryInfo, ListenerInfo, StatsSnapshot } from '../protocol/messages.js';
+
+export interface TopSource {
+  stats(): Promise<StatsSnapshot>;
+  deliveries(listenerId: string): Promise<DeliveryInfo[]>;
+  setPaused(listenerId: string, paused: boolean): Promise<void>;
+}
+
+export interface TopViewProps {
+  snapshot: StatsSnapshot | undefined;
+  selected: number;
+  detail: { listener: ListenerInfo; deliveries: DeliveryInfo[] } | undefined;
+  status: string;
+  error: string | undefined;
+}
+
+const pad = (text: string, width: number) => (text.length >= width ? text.slice(0, width - 1) + ' ' : text.padEnd(width));
+const time = (iso: string) => iso.slice(11, 19);
+
+function target(l: ListenerInfo): string {
+  if (l.kind === 'http') return l.url ?? '';
+  if (l.kind === 'exec') return (l.command ?? []).join(' ');
+  return l.connected ? 'listen (connected)' : 'listen (gone)';
+}
+
+export function TopView({ snapshot, selected, detail, status, error }: TopViewProps) {
+  if (!snapshot) {
+    return <Text>{error ? `error: ${error}` : 'connecting to the daemon…'}</Text>;
+  }
+  const { daemon, queues, listeners, recent } = snapshot;
+  return (
+    <Box flexDirection="column">
+      <Text>
+        <Text bold>discue top</Text> · pid {daemon.pid} · up {Math.floor(daemon.uptimeMs / 1000)}s · {daemon.queues} queues ·{' '}
+        {daemon.messages} messages · {Math.round(daemon.rssBytes / 1048576)} MiB
+      </Text>
+      <Box marginTop={1} flexDirection="column">
+        <Text bold>{pad('QUEUE', 20) + pad('MESSAGES', 10) + pad('RATE/MIN', 10) + pad('1H', 8) + pad('24H', 8) + 'LISTENERS'}</Text>
+        {queues.length === 0 && <Text dimColor>no queues</Text>}
+        {queues.map((q) => (
+          <Text key={q.name}>
+            {pad(q.name, 20) +
+              pad(String(q.messages), 10) +
+              pad(String(q.stats?.added.lastMinute ?? 0), 10) +
+              pad(String(q.stats?.added.lastHour ?? 0), 8) +
+              pad(String(q.stats?.added.last24h ?? 0), 8) +
+              String(q.stats?.listeners ?? 0)}
+          </Text>
+        ))}
+      </Box>
+      <Box marginTop={1} flexDirection="column">
+        <Text bold>
+          {'  ' + pad('LISTENER', 16) + pad('KIND', 7) + pad('STATE', 10) + pad('PENDING', 9) + pad('OK 1H', 8) + pad('FAIL 1H', 9) + pad('DEAD', 6) + 'LAST / ERROR'}
+        </Text>
+        {listeners.length === 0 && <Text dimColor>  no listeners</Text>}
+        {listeners.map((l, i) => {
+          const last = l.progress?.map((p) => p.lastDeliveryAt ?? '').sort().pop();
+          const lastError = l.progress?.find((p) => p.lastError)?.lastError;
+          const stateColor = l.state === 'active' ? 'green' : l.state === 'paused' ? 'yellow' : 'red';
+          return (
+            <Text key={l.id} inverse={i === selected}>
+              {(i === selected ? '> ' : '  ') + pad(l.name ?? l.id, 16) + pad(l.kind, 7)}
+              <Text color={stateColor}>{pad(l.state, 10)}</Text>
+              {pad(String(l.stats?.pending ?? 0), 9) +
+                pad(String(l.stats?.succeeded.lastHour ?? 0), 8) +
+                pad(String(l.stats?.failed.lastHour ?? 0), 9) +
+                pad(String(l.stats?.dead.sinceStart ?? 0), 6) +
+                (lastError ? `${lastError}` : last ? time(last) : '-')}
+            </Text>
+          );
+        })}
+      </Box>
+      {detail ? (
+        <Box marginTop={1} flexDirection="column">
+          <Text bold>
+            {detail.listener.name ?? detail.listener.id} → {target(detail.listener)} · recent attempts (esc to go back)
+          </Text>
+          {detail.deliveries.length === 0 && <Text dimColor>no recorded deliveries</Text>}
+          {detail.deliveries.flatMap((d) =>
+            d.attempts.map((a) => (
+              <Text key={`${d.id}#${a.attempt}`} color={a.ok ? undefined : 'red'}>
+                {time(a.at) +
+                  '  ' +
+                  pad(d.messageId.slice(-8), 10) +
+                  pad(`#${a.attempt}`, 5) +
+                  pad(d.state, 10) +
+                  pad(a.status !== undefined ? `HTTP ${a.status}` : a.exitCode !== undefined ? `exit ${a.exitCode}` : '-', 10) +
+                  pad(`${a.durationMs}ms`, 9) +
+                  (a.error ?? a.output ?? '').replace(/\s+/g, ' ').slice(0, 60)}
+              </Text>
+            )),
+          )}
+        </Box>
+      ) : (
+        <Box marginTop={1} flexDirection="column">
+          <Text bold>RECENT DELIVERIES</Text>
+          {recent.length === 0 && <Text dimColor>none yet</Text>}
+          {recent.slice(0, 10).map((r, i) => (
+            <Text key={`${r.at}-${i}`} color={r.state === 'delivered' ? undefined : 'red'}>
+              {time(r.at) +
+                '  ' +
+                pad(r.listener, 16) +
+                pad(r.queue, 14) +
+                pad(r.state, 10) +
+                pad(r.attempt.status !== undefined ? `HTTP ${r.attempt.status}` : r.attempt.exitCode !== undefined ? `exit ${r.attempt.exitCode}` : '-', 10) +
+                `${r.attempt.durationMs}ms`}
+            </Text>
+          ))}
+        </Box>
+      )}
+      <Box marginTop={1}>
+        <Text dimColor>
+          {error ? `error: ${error} · ` : ''}
+          {status ? `${status} · ` : ''}q quit · ↑↓ select · enter attempts · p pause/resume
+        </Text>
+      </Box>
+    </Box>
+  );
+}
+
+export function TopApp({ source, intervalMs = 1000 }: { source: TopSource; intervalMs?: number }) {
+  const { exit } = useApp();
+  const [snapshot, setSnapshot] = useState<StatsSnapshot>();
+  const [selected, setSelected] = useState(0);
+  const [detail, setDetail] = useState<TopViewProps['detail']>();
+  const [status, setStatus] = useState('');
+  const [error, setError] = useState<string>();
+  const detailFor = useRef<string | undefined>(undefined);
+
+  const refresh = useCallback(async () => {
+    try {
+      const next = await source.stats();
+      setSnapshot(next);
+      setError(undefined);
+      const lid = detailFor.current;
+      if (lid) {
+        const listener = next.listeners.find((l) => l.id === lid);
+        if (listener) setDetail({ listener, deliveries: await source.deliveries(lid) });
+      }
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  }, [source]);
+
+  useEffect(() => {
+    void refresh();
+    const timer = setInterval(() => void refresh(), intervalMs);
+    return () => clearInterval(timer);
+  }, [refresh, intervalMs]);
+
+  const listeners = snapshot?.listeners ?? [];
+  const current = listeners[Math.min(selected, listeners.length - 1)];
+
+  useInput((input, key) => {
+    if (input === 'q' || (key.ctrl && input === 'c')) {
+      exit();
+      return;
+    }
+    if (key.upArrow) setSelected((s) => Math.max(0, s - 1));
+    if (key.downArrow) setSelected((s) => Math.min(Math.max(0, listeners.length - 1), s + 1));
+    if (key.escape) {
+      detailFor.current = undefined;
+      setDetail(undefined);
+    }
+    if (key.return && current) {
+      detailFor.current = current.id;
+      void source.deliveries(current.id).then(
+        (deliveries) => setDetail({ listener: current, deliveries }),
+        (err: unknown) => setError((err as Error).message),
+      );
+    }
+    if (input === 'p' && current) {
+      const pause = current.state === 'active';
+      void source.setPaused(current.id, pause).then(
+        () => {
+          setStatus(`${pause ? 'paused' : 'resumed'} ${current.name ?? current.id}`);
+          return refresh();
+        },
+        (err: unknown) => setError((err as Error).message),
+      );
+    }
+  });
+
+  return <TopView snapshot={snapshot} selected={Math.min(selected, Math.max(0, listeners.length - 1))} detail={detail} status={status} error={error} />;
+}

@@ -1,0 +1,152 @@
+import { render } from 'ink-testing-library';
+import { createElement } from 'react';
+import { describe, expect, it } from 'vitest';
+import type { DeliveryInfo, StatsSnapshot } from '../../src/protocol/messages.js';
+import { TopApp, TopView } from '../../src/ui/top.js';
+
+const win = (n: number) => ({ lastMinute: n, lastHour: n, last24h: n, sinceStart: n });
+
+function snapshot(overrides: Partial<StatsSnapshot> = {}): StatsSnapshot {
+  return {
+    at: '2026-11-27T10:00:00.000Z',
+    daemon: {
+      pid: 4242,
+      version: '0.1.0',
+      protocol: 1,
+      home: '/h',
+      dataDir: '/h/data',
+      socket: '/h/run/discue.sock',
+      startedAt: '2026-11-27T09:00:00.000Z',
+      uptimeMs: 3_600_000,
+      queues: 1,
+      messages: 12,
+      rssBytes: 64 * 1048576,
+      connections: 1,
+    },
+    queues: [{ name: 'orders', createdAt: '', messages: 12, bytes: 100, stats: { added: win(7), listeners: 2 } }],
+    listeners: [
+      {
+        id: 'l_a',
+        name: 'dashboard',
+        kind: 'http',
+        queues: ['orders'],
+        url: 'http://127.0.0.1:9/hook',
+        timeoutMs: 1000,
+        maxAttempts: 3,
+        retryDelayMs: 100,
+        concurrency: 1,
+        state: 'active',
+        createdAt: '',
+        stats: { succeeded: win(5), failed: win(0), dead: win(0), pending: 0 },
+        progress: [],
+      },
+      {
+        id: 'l_b',
+        name: 'mailer',
+        kind: 'exec',
+        queues: ['orders'],
+        command: ['./notify.sh'],
+        timeoutMs: 1000,
+        maxAttempts: 3,
+        retryDelayMs: 100,
+        concurrency: 1,
+        state: 'paused',
+        createdAt: '',
+        stats: { succeeded: win(1), failed: win(4), dead: win(2), pending: 9 },
+        progress: [{ queue: 'orders', inFlight: 0, delivered: 1, failedAttempts: 4, dead: 2, lastError: 'exit code 3' }],
+      },
+    ],
+    recent: [
+      {
+        at: '2026-11-27T10:00:01.000Z',
+        listener: 'mailer',
+        queue: 'orders',
+        messageId: '01M8DKS79ZDKXBW5BP87VQK416',
+        state: 'dead',
+        attempt: { attempt: 3, at: '2026-11-27T10:00:01.000Z', durationMs: 12, ok: false, exitCode: 3, error: 'exit code 3' },
+      },
+    ],
+    ...overrides,
+  };
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 30));
+
+describe('TopView', () => {
+  it('shows queues with rates, listeners with state and counts, and the recent tail', () => {
+    const { lastFrame } = render(createElement(TopView, { snapshot: snapshot(), selected: 1, detail: undefined, status: '', error: undefined }));
+    const frame = lastFrame() ?? '';
+    expect(frame).toContain('pid 4242');
+    expect(frame).toMatch(/orders\s+12\s+7\s+7\s+7\s+2/);
+    expect(frame).toMatch(/dashboard\s+http\s+active/);
+    expect(frame).toMatch(/> mailer\s+exec\s+paused\s+9\s+1\s+4\s+2\s+exit code 3/);
+    expect(frame).toMatch(/mailer\s+orders\s+dead\s+exit 3/);
+  });
+
+  it('says when it is still connecting or the daemon failed', () => {
+    const { lastFrame } = render(createElement(TopView, { snapshot: undefined, selected: 0, detail: undefined, status: '', error: 'DAEMON_DIED' }));
+    expect(lastFrame()).toContain('error: DAEMON_DIED');
+  });
+});
+
+describe('TopApp keys', () => {
+  function fakeSource() {
+    const calls: string[] = [];
+    let state: 'active' | 'paused' = 'active';
+    const deliveries: DeliveryInfo[] = [
+      {
+        id: 'l_a/01M8DKS79ZDKXBW5BP87VQK416',
+        listenerId: 'l_a',
+        queue: 'orders',
+        messageId: '01M8DKS79ZDKXBW5BP87VQK416',
+        state: 'failed',
+        updatedAt: '2026-11-27T10:00:02.000Z',
+        attempts: [{ attempt: 1, at: '2026-11-27T10:00:02.000Z', durationMs: 31, ok: false, status: 503, output: 'try later' }],
+      },
+    ];
+    return {
+      calls,
+      source: {
+        stats: async () => {
+          const s = snapshot();
+          s.listeners[0]!.state = state;
+          return s;
+        },
+        deliveries: async (lid: string) => {
+          calls.push(`deliveries ${lid}`);
+          return deliveries;
+        },
+        setPaused: async (lid: string, paused: boolean) => {
+          calls.push(`${paused ? 'pause' : 'resume'} ${lid}`);
+          state = paused ? 'paused' : 'active';
+        },
+      },
+    };
+  }
+
+  it('moves the selection, opens attempts on enter, pauses with p, quits with q', async () => {
+    const { source, calls } = fakeSource();
+    const app = render(createElement(TopApp, { source, intervalMs: 60_000 }));
+    await tick();
+    expect(app.lastFrame()).toMatch(/> dashboard/);
+    app.stdin.write('\u001B[B'); // down
+    await tick();
+    expect(app.lastFrame()).toMatch(/> mailer/);
+    app.stdin.write('\u001B[A'); // up
+    await tick();
+    expect(app.lastFrame()).toMatch(/> dashboard/);
+    app.stdin.write('\r');
+    await tick();
+    expect(calls).toContain('deliveries l_a');
+    expect(app.lastFrame()).toMatch(/#1\s+failed\s+HTTP 503\s+31ms\s+try later/);
+    app.stdin.write('p');
+    await tick();
+    await tick();
+    expect(calls).toContain('pause l_a');
+    expect(app.lastFrame()).toMatch(/dashboard\s+http\s+paused/);
+    expect(app.lastFrame()).toContain('paused dashboard');
+    app.stdin.write('q');
+    await tick();
+    app.unmount();
+  });
+});
