@@ -9,6 +9,7 @@ import type { ExitCode } from '../protocol/errors.js';
 import { resolvePaths } from '../protocol/paths.js';
 import type { BrokerPaths } from '../protocol/paths.js';
 import { createColors } from './colors.js';
+import { readConfig, resolveSetting } from './config.js';
 import type { Colors } from './colors.js';
 
 export interface GlobalOptions {
@@ -25,20 +26,39 @@ export class Context {
   readonly colors: Colors;
   private client: DiscueClient | undefined;
 
-  private constructor(options: GlobalOptions, colors: Colors) {
-    this.json = options.json === true;
+  private constructor(
+    options: GlobalOptions,
+    colors: Colors,
+    private readonly config: Record<string, string | number>,
+  ) {
+    this.json = options.json === true || this.setting('output') === 'json';
     this.quiet = options.quiet === true;
-    this.paths = resolvePaths({ socket: options.socket });
+    // Flag, then DISCUE_SOCKET (resolvePaths reads it), then the config file.
+    const socket = options.socket ?? (process.env.DISCUE_SOCKET ? undefined : (config.socket as string | undefined));
+    this.paths = resolvePaths({ socket });
     this.colors = colors;
   }
 
   static async create(options: GlobalOptions): Promise<Context> {
+    let config: Record<string, string | number> = {};
+    try {
+      config = readConfig();
+    } catch (err) {
+      process.stderr.write(`warning: ${(err as Error).message}\n`);
+    }
+    const colorSetting = resolveSetting('color', config).value;
     const enabled =
       options.color !== false &&
       !('NO_COLOR' in process.env && process.env.NO_COLOR !== '') &&
-      process.stdout.isTTY === true &&
+      colorSetting !== 'never' &&
+      (colorSetting === 'always' || process.stdout.isTTY === true) &&
       options.json !== true;
-    return new Context(options, await createColors(enabled));
+    return new Context(options, await createColors(enabled), config);
+  }
+
+  /** A user default after environment > config file > built-in default (flags are the caller's). */
+  setting(key: string): string {
+    return resolveSetting(key, this.config).value;
   }
 
   /** The client, connected (and the daemon started) on first use. */

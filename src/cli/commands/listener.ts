@@ -34,8 +34,8 @@ export function registerListener(program: Command): void {
     .option('--header <key:value>', 'extra HTTP header (repeatable)', collect)
     .option('--secret <whsec>', 'signing secret to use instead of a generated one')
     .option('--shell', 'run --exec through /bin/sh (pipes, redirections); message content still never reaches the command line')
-    .option('--timeout <duration>', 'per attempt: HTTP request or command run time', '30s')
-    .option('--max-attempts <n>', 'attempts before a delivery is dead', '10')
+    .option('--timeout <duration>', 'per attempt: HTTP request or command run time (default: config listener.timeout, 30s)')
+    .option('--max-attempts <n>', 'attempts before a delivery is dead (default: config listener.maxAttempts, 10)')
     .option('--retry-delay <duration>', 'wait before the 2nd attempt; doubles each time (with jitter), up to 10m', '1s')
     .option('--concurrency <n>', 'deliveries in flight at once (>1 gives up strict order)', '1')
     .option('--from <new|all>', 'new: only messages stored from now on; all: the whole backlog too', 'new')
@@ -60,8 +60,8 @@ export function registerListener(program: Command): void {
           kind: url !== undefined ? 'http' : 'exec',
           queues,
           from,
-          timeoutMs: parseDuration(String(opts.timeout), 'timeout'),
-          maxAttempts: parseCount(String(opts.maxAttempts)),
+          timeoutMs: parseDuration(String(opts.timeout ?? ctx.setting('listener.timeout')), 'timeout'),
+          maxAttempts: parseCount(String(opts.maxAttempts ?? ctx.setting('listener.maxAttempts'))),
           retryDelayMs: parseDuration(String(opts.retryDelay), 'retry delay'),
           concurrency: parseCount(String(opts.concurrency)),
         };

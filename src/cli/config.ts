@@ -1,0 +1,137 @@
+/**
+ * User configuration (`discue config`): defaults for the CLI, in
+ * $XDG_CONFIG_HOME/discue/config.json (~/.config/discue/config.json).
+ * Precedence everywhere: flag > environment > config file > default.
+ *
+ * Reading is a plain JSON read on every command (no library on the start-up
+ * path); writing goes through `conf`, which validates and writes atomically.
+ */
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { DiscueError } from '../protocol/errors.js';
+import { parseDuration } from '../protocol/messages.js';
+
+export interface ConfigKey {
+  key: string;
+  env: string;
+  description: string;
+  default: string;
+  /** Checks and normalises a value given by a user. */
+  parse(value: string): string | number;
+}
+
+const choice =
+  (key: string, values: string[]) =>
+  (value: string): string => {
+    if (!values.includes(value)) throw new DiscueError('INVALID_ARGUMENT', `${key} takes one of: ${values.join(', ')}`);
+    return value;
+  };
+
+export const CONFIG_KEYS: ConfigKey[] = [
+  {
+    key: 'output',
+    env: 'DISCUE_OUTPUT',
+    description: 'default output format: human or json (json = as if --json were given)',
+    default: 'human',
+    parse: choice('output', ['human', 'json']),
+  },
+  {
+    key: 'color',
+    env: 'DISCUE_COLOR',
+    description: 'colour: auto (on a terminal), always or never (NO_COLOR and --no-color win)',
+    default: 'auto',
+    parse: choice('color', ['auto', 'always', 'never']),
+  },
+  {
+    key: 'socket',
+    env: 'DISCUE_SOCKET',
+    description: 'daemon socket path',
+    default: '$DISCUE_HOME/run/discue.sock',
+    parse: (value) => {
+      if (value.trim() === '') throw new DiscueError('INVALID_ARGUMENT', 'socket must be a path');
+      return value;
+    },
+  },
+  {
+    key: 'listener.timeout',
+    env: 'DISCUE_LISTENER_TIMEOUT',
+    description: 'default --timeout of `listener add` (per attempt)',
+    default: '30s',
+    parse: (value) => {
+      parseDuration(value, 'listener.timeout');
+      return value;
+    },
+  },
+  {
+    key: 'listener.maxAttempts',
+    env: 'DISCUE_LISTENER_MAX_ATTEMPTS',
+    description: 'default --max-attempts of `listener add`',
+    default: '10',
+    parse: (value) => {
+      if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 1000) {
+        throw new DiscueError('INVALID_ARGUMENT', 'listener.maxAttempts takes a whole number from 1 to 1000');
+      }
+      return Number(value);
+    },
+  },
+];
+
+export function configKey(key: string): ConfigKey {
+  const found = CONFIG_KEYS.find((k) => k.key === key);
+  if (!found) {
+    throw new DiscueError('INVALID_ARGUMENT', `unknown config key "${key}"; keys: ${CONFIG_KEYS.map((k) => k.key).join(', ')}`);
+  }
+  return found;
+}
+
+export function configDir(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_CONFIG_HOME && env.XDG_CONFIG_HOME !== '' ? env.XDG_CONFIG_HOME : join(homedir(), '.config');
+  return join(base, 'discue');
+}
+
+export function configPath(env: NodeJS.ProcessEnv = process.env): string {
+  return join(configDir(env), 'config.json');
+}
+
+/** The config file's values, flattened to "a.b" keys; {} if there is none. A broken file is an error. */
+export function readConfig(env: NodeJS.ProcessEnv = process.env): Record<string, string | number> {
+  const path = configPath(env);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return {};
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new DiscueError('INVALID_ARGUMENT', `the config file ${path} is not valid JSON (${(err as Error).message}); fix or delete it`);
+  }
+  const out: Record<string, string | number> = {};
+  const walk = (node: unknown, prefix: string) => {
+    if (typeof node !== 'object' || node === null) return;
+    for (const [k, v] of Object.entries(node as Record<string, unknown>)) {
+      const key = prefix ? `${prefix}.${k}` : k;
+      if (typeof v === 'string' || typeof v === 'number') out[key] = v;
+      else walk(v, key);
+    }
+  };
+  walk(value, '');
+  return out;
+}
+
+/** The effective value of a key after env > config > default (flags are applied by the caller). */
+export function resolveSetting(
+  key: string,
+  config: Record<string, string | number>,
+  env: NodeJS.ProcessEnv = process.env,
+): { value: string; source: 'env' | 'config' | 'default' } {
+  const spec = configKey(key);
+  const fromEnv = env[spec.env];
+  if (fromEnv !== undefined && fromEnv !== '') return { value: fromEnv, source: 'env' };
+  const fromConfig = config[key];
+  if (fromConfig !== undefined) return { value: String(fromConfig), source: 'config' };
+  return { value: spec.default, source: 'default' };
+}
