@@ -172,7 +172,18 @@ export class DeliveryEngine {
       for (const record of dead) {
         const worker = this.workers.get(listener.id)?.get(record.queue);
         if (!worker) continue;
-        worker.retryDead(record);
+        // Saved as pending before the reply: a second `retry --all-dead` does not send it twice,
+        // and a restart resumes it (the worker picks up open records behind its cursor).
+        const fresh: DeliveryRecord = {
+          ...record,
+          attempts: [...record.attempts],
+          state: 'pending',
+          roundStart: record.attempts[record.attempts.length - 1]?.attempt ?? 0,
+          updatedAt: new Date().toISOString(),
+        };
+        delete fresh.nextAttemptAt;
+        await this.store.deliveries.saveOpen(fresh);
+        worker.retryDead(fresh);
         count++;
       }
     }
@@ -325,7 +336,8 @@ export class DeliveryEngine {
       state,
       attempt,
     });
-    if (this.recent.length > 200) this.recent.splice(0, this.recent.length - 200);
+    // Trimmed in bulk, not per push: shifting a 200-entry array on every delivery shows in profiles.
+    if (this.recent.length > 400) this.recent.splice(0, this.recent.length - 200);
   }
 
   /** Delivery statistics of one listener. */
@@ -372,6 +384,12 @@ export class DeliveryEngine {
       byQueue.delete(queue);
       await worker.stop();
       if (removedListeners.includes(lid)) this.workers.delete(lid);
+      // A listener that stays (other queues) keeps no delivery state of the deleted queue.
+      else if (!this.ephemeral.has(lid)) {
+        await this.store.deliveries
+          .forgetQueueRecords(lid, queue)
+          .catch((err: unknown) => this.log.error('clearing delivery records failed', { listener: lid, queue, error: err as Error }));
+      }
     }
     this.checkWaiters();
   }
