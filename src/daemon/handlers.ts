@@ -70,6 +70,7 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
 
   async stats(raw, ctx) {
     const recent = optionalInt(asParams(raw), 'recent', 0, 200) ?? 50;
+    await ctx.engine.refreshPending();
     const now = Date.now();
     return {
       at: new Date(now).toISOString(),
@@ -218,12 +219,15 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
 
   async 'listener.list'(raw, ctx) {
     const queue = optionalString(asParams(raw), 'queue');
-    return ctx.engine.list(queue).map((l) => ctx.engine.info(l));
+    const listeners = ctx.engine.list(queue);
+    await ctx.engine.refreshPending(listeners);
+    return listeners.map((l) => ctx.engine.info(l));
   },
 
   async 'listener.get'(raw, ctx) {
     const params = asParams(raw);
     const record = ctx.engine.resolve(requireString(params, 'ref'));
+    await ctx.engine.refreshPending([record]);
     return ctx.engine.info(record, optionalBoolean(params, 'secret') ?? false);
   },
 

@@ -10,14 +10,23 @@ export function backoffMs(next: number, baseMs: number, random: () => number = M
   return Math.round(exp / 2 + (random() * exp) / 2);
 }
 
+/**
+ * The three HTTP-date forms (RFC 9110 §5.6.7): IMF-fixdate and RFC 850 start
+ * with a day name and a comma, asctime with day and month names. Date.parse
+ * alone would read garbage such as "-5" or "1.5" as some date.
+ */
+const HTTP_DATE_RE = /^(?:[A-Za-z]{3,9}, \d{1,2}[ -][A-Za-z]{3}[ -]\d{2,4} \d{2}:\d{2}:\d{2} GMT|[A-Za-z]{3} [A-Za-z]{3} [ \d]\d \d{2}:\d{2}:\d{2} \d{4})$/;
+
 /** Parses Retry-After (seconds or an HTTP date) into milliseconds from now. */
 export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
-  const text = Array.isArray(value) ? value[0] : value;
-  if (text === undefined || text.trim() === '') return undefined;
+  const raw = Array.isArray(value) ? value[0] : value;
+  const text = raw?.trim();
+  if (text === undefined || text === '') return undefined;
   let ms: number;
-  if (/^\d+$/.test(text.trim())) ms = Number(text.trim()) * 1000;
+  if (/^\d+$/.test(text)) ms = Number(text) * 1000;
   else {
-    const at = Date.parse(text);
+    if (!HTTP_DATE_RE.test(text)) return undefined;
+    const at = Date.parse(/ GMT$/.test(text) ? text : text + ' GMT');
     if (Number.isNaN(at)) return undefined;
     ms = at - now;
   }

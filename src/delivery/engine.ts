@@ -340,6 +340,17 @@ export class DeliveryEngine {
     if (this.recent.length > 400) this.recent.splice(0, this.recent.length - 200);
   }
 
+  /** Recounts the pending backlogs of these listeners (or all) before their stats are read. */
+  async refreshPending(records?: ListenerRecord[]): Promise<void> {
+    const ids = records ? new Set(records.map((r) => r.id)) : undefined;
+    const all: Promise<void>[] = [];
+    for (const [lid, byQueue] of this.workers) {
+      if (ids && !ids.has(lid)) continue;
+      for (const worker of byQueue.values()) all.push(worker.refreshPending());
+    }
+    await Promise.all(all);
+  }
+
   /** Delivery statistics of one listener. */
   listenerStats(record: ListenerRecord): ListenerStats {
     let pending = 0;

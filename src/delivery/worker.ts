@@ -18,6 +18,8 @@ import type { Sender } from './types.js';
 
 const PAGE = 64;
 const RECENT_DEAD = 10_000;
+/** Pending counts stop here ("10000 or more"): counting a huge backlog for a dashboard is not worth it. */
+export const PENDING_CAP = 10_000;
 
 export interface WorkerHooks {
   /** Every attempt, successful or not (statistics). */
@@ -53,11 +55,13 @@ export class Worker {
   private caughtUp = false;
   private stopped = false;
   private slots: Promise<void>[] = [];
-  private persistChain: Promise<void> = Promise.resolve();
+  /** Writes handed to the group committer and not yet on disk. */
+  private readonly persisting = new Set<Promise<void>>();
   private readonly recentDead = new Set<string>();
   readonly stats = { delivered: 0, failedAttempts: 0, dead: 0, inFlight: 0, lastDeliveryAt: '', lastError: '' };
-  /** Messages after the read position, estimated: counted at start, then kept up by appends and reads. */
+  /** Messages after the read position, counted on demand (capped) for statistics. */
   private unread = 0;
+  private unreadCountedAt = 0;
 
   constructor(
     readonly listener: ListenerRecord,
@@ -72,7 +76,12 @@ export class Worker {
     this.listenerId = listener.id;
     this.cursorId = start.cursor;
     this.readPos = start.cursor;
-    for (const record of start.open ?? []) if (record.queue === queue) this.open.set(record.messageId, record);
+    for (const record of start.open ?? []) {
+      if (record.queue !== queue) continue;
+      // Behind the cursor means out of order: a dead delivery being retried when the daemon stopped.
+      if (start.cursor !== undefined && record.messageId <= start.cursor) this.retries.push(record);
+      else this.open.set(record.messageId, record);
+    }
   }
 
   /** Last message id settled in order. */
@@ -81,10 +90,6 @@ export class Worker {
   }
 
   start(): void {
-    void this.store
-      .countMessages(this.queue, { afterId: this.readPos, limit: 100_000 })
-      .then((n) => (this.unread += n))
-      .catch(() => undefined);
     const n = Math.max(1, this.listener.concurrency);
     for (let i = 0; i < n; i++) this.slots.push(this.loop());
   }
@@ -99,12 +104,11 @@ export class Worker {
     this.abort.abort();
     this.signal.wake();
     await Promise.allSettled(this.slots);
-    await this.persistChain;
+    await Promise.allSettled([...this.persisting]);
   }
 
   /** New messages appended to the queue: take them without a disk read when caught up. */
   offer(messages: Envelope[]): void {
-    this.unread += messages.length;
     if (this.caughtUp && !this.reading && this.buffer.length === 0) {
       const fresh = this.readPos === undefined ? messages : messages.filter((m) => m.id > this.readPos!);
       if (fresh.length > 0) {
@@ -117,8 +121,10 @@ export class Worker {
     this.signal.wake();
   }
 
+  /** Sends a dead delivery again, out of order; `record` starts its fresh round (see DeliveryStore.retry). */
   retryDead(record: DeliveryRecord): void {
-    this.retries.push({ ...record, state: 'pending' });
+    this.recentDead.delete(record.messageId);
+    this.retries.push(record);
     this.signal.wake();
   }
 
@@ -203,8 +209,19 @@ export class Worker {
       this.caughtUp = page.length < PAGE;
       if (fresh.length === 0) return undefined;
     }
-    this.unread = Math.max(0, this.unread - 1);
     return this.buffer.shift();
+  }
+
+  /** Recounts the unread backlog, at most once a second and up to PENDING_CAP (statistics only). */
+  async refreshPending(): Promise<void> {
+    if (Date.now() - this.unreadCountedAt < 1000) return;
+    this.unreadCountedAt = Date.now();
+    try {
+      const after = await this.store.countMessages(this.queue, { afterId: this.readPos, limit: PENDING_CAP });
+      this.unread = Math.min(PENDING_CAP, after + this.buffer.length);
+    } catch {
+      this.unread = 0;
+    }
   }
 
   /** Messages not yet settled: in flight plus (approximately) not yet read. */
@@ -228,17 +245,17 @@ export class Worker {
     try {
       for (;;) {
         if (this.stopped || !this.active) {
-          if (inOrder) this.redo.unshift(slot);
-          else this.retries.unshift(record);
+          this.park(slot, record, inOrder);
           return;
         }
         const attemptNo = (record.attempts[record.attempts.length - 1]?.attempt ?? 0) + 1;
+        // Counted from the start of this round: a retried dead delivery gets max-attempts again.
+        const inRound = attemptNo - (record.roundStart ?? 0);
         const started = Date.now();
         const result = await this.sender.send(message, attemptNo, this.abort.signal);
         if (result.interrupted) {
           // The receiver went away mid-delivery: not an attempt; send it again when it is back.
-          if (inOrder) this.redo.unshift(slot);
-          else this.retries.unshift(record);
+          this.park(slot, record, inOrder);
           if (!this.stopped) await this.signal.wait(this.signal.version);
           return;
         }
@@ -275,12 +292,11 @@ export class Worker {
           record.state = 'failed';
           this.open.set(message.id, record);
           this.persist(() => this.deliveries?.saveOpen(record));
-          if (inOrder) this.redo.unshift(slot);
-          else this.retries.unshift(record);
+          this.park(slot, record, inOrder);
           this.hooks.gone(this, `the receiver answered 410 Gone at ${attempt.at}`);
           return;
         }
-        if (attemptNo >= this.listener.maxAttempts) {
+        if (inRound >= this.listener.maxAttempts) {
           record.state = 'dead';
           delete record.nextAttemptAt;
           this.stats.dead++;
@@ -291,7 +307,7 @@ export class Worker {
           return;
         }
         this.hooks.retrying?.(this, message.id, attempt);
-        const delay = Math.max(backoffMs(attemptNo + 1, this.listener.retryDelayMs), result.retryAfterMs ?? 0);
+        const delay = Math.max(backoffMs(inRound + 1, this.listener.retryDelayMs), result.retryAfterMs ?? 0);
         record.state = 'failed';
         record.nextAttemptAt = new Date(Date.now() + delay).toISOString();
         this.open.set(message.id, record);
@@ -302,6 +318,17 @@ export class Worker {
     } finally {
       this.stats.inFlight--;
     }
+  }
+
+  /**
+   * Puts an interrupted delivery back to be sent first when the worker runs
+   * again. Kept sorted by message id: with several slots in flight, each
+   * parks its own message, in whatever order their attempts return, and the
+   * listener must still get them in publish order.
+   */
+  private park(slot: Slot, record: DeliveryRecord, inOrder: boolean): void {
+    if (inOrder) insertSorted(this.redo, slot, (s) => s.message.id);
+    else insertSorted(this.retries, record, (r) => r.messageId);
   }
 
   private settle(slot: Slot, record: DeliveryRecord, inOrder: boolean, attempt: Attempt): void {
@@ -316,11 +343,20 @@ export class Worker {
     this.hooks.settled(this, slot.message.id, record.state, attempt);
   }
 
-  /** Writes go out in order, without holding up the next delivery. */
+  /**
+   * Hands a write to the group committer without waiting for it: the next
+   * delivery starts while this one's ack is synced, and acks of all workers
+   * share fsyncs. The committer applies writes in call order, so the cursor
+   * on disk never moves backwards.
+   */
   private persist(write: () => Promise<void> | undefined): void {
-    this.persistChain = this.persistChain
-      .then(write)
-      .catch((err: unknown) => this.log.error('saving delivery state failed', { listener: this.listenerId, error: err as Error }));
+    const pending = write();
+    if (!pending) return;
+    const tracked = pending.catch((err: unknown) =>
+      this.log.error('saving delivery state failed', { listener: this.listenerId, error: err as Error }),
+    );
+    this.persisting.add(tracked);
+    void tracked.then(() => this.persisting.delete(tracked));
   }
 
   private sleep(ms: number): Promise<void> {
@@ -347,4 +383,11 @@ export class Worker {
       }
     });
   }
+}
+
+function insertSorted<T>(list: T[], item: T, key: (item: T) => string): void {
+  const k = key(item);
+  let i = list.length;
+  while (i > 0 && key(list[i - 1]!) > k) i--;
+  list.splice(i, 0, item);
 }

@@ -46,6 +46,11 @@ export interface DeliveryRecord {
   messageId: string;
   state: DeliveryState;
   attempts: Attempt[];
+  /**
+   * Attempts made before the current round: `deliveries retry` starts a fresh
+   * round of max-attempts without forgetting the earlier attempts.
+   */
+  roundStart?: number;
   nextAttemptAt?: string;
   updatedAt: string;
 }
@@ -151,6 +156,26 @@ export class DeliveryStore {
     }
   }
 
+  /**
+   * Removes a listener's open, dead and delivered records of a deleted queue
+   * (the listener stays, registered for its other queues).
+   */
+  async forgetQueueRecords(lid: string, queue: string): Promise<void> {
+    const ops: Op[] = [];
+    let history = 0;
+    for (const space of ['d', 'h']) {
+      const prefix = `${space}!${lid}!`;
+      for await (const [key, value] of this.db.iterator({ gt: prefix, lt: prefix + HIGH })) {
+        if ((JSON.parse(value) as DeliveryRecord).queue !== queue) continue;
+        ops.push({ type: 'del', key });
+        if (space === 'h') history++;
+      }
+    }
+    if (ops.length === 0) return;
+    await this.committer.commit(ops);
+    if (history > 0) this.historyCount.set(lid, Math.max(0, (this.historyCount.get(lid) ?? 0) - history));
+  }
+
   // ---- progress ----------------------------------------------------------
 
   cursor(lid: string, queue: string): string | undefined {
@@ -165,13 +190,7 @@ export class DeliveryStore {
    */
   settle(record: DeliveryRecord, cursor: string | undefined): Promise<void> {
     const ops: Op[] = [];
-    if (cursor !== undefined) {
-      const key = this.cursorKey(record.listenerId, record.queue);
-      if (key !== undefined) {
-        this.cursors.set(key, cursor);
-        ops.push({ type: 'put', key, value: cursor });
-      }
-    }
+    if (cursor !== undefined) this.moveCursor(record.listenerId, record.queue, cursor);
     const open = `d!${record.listenerId}!${record.messageId}`;
     if (record.state === 'delivered') {
       if (record.attempts.length > 1) ops.push({ type: 'del', key: open });
@@ -187,10 +206,23 @@ export class DeliveryStore {
 
   /** Advances only the cursor (messages skipped, e.g. filtered or removed). */
   advance(lid: string, queue: string, cursor: string): Promise<void> {
+    this.moveCursor(lid, queue, cursor);
+    return this.committer.commit([]);
+  }
+
+  /**
+   * The cursor is written once per group-committed batch, with its newest
+   * value (a listener settling 500 messages during one fsync writes it once),
+   * in the same batch as the records of the messages it moved past.
+   */
+  private moveCursor(lid: string, queue: string, cursor: string): void {
     const key = this.cursorKey(lid, queue);
-    if (key === undefined) return Promise.resolve();
+    if (key === undefined) return;
     this.cursors.set(key, cursor);
-    return this.committer.commit([{ type: 'put', key, value: cursor }]);
+    this.committer.markDirty(key, () => {
+      const latest = this.cursors.get(key);
+      return latest === undefined ? { type: 'del', key } : { type: 'put', key, value: latest };
+    });
   }
 
   /** Persists a delivery still being retried, so a restart keeps its attempt count. */
@@ -218,6 +250,8 @@ export class DeliveryStore {
         for await (const value of this.db.values({ gt: prefix, lt: prefix + HIGH, reverse: true })) {
           const record = JSON.parse(value) as DeliveryRecord;
           if (filter.state && record.state !== filter.state) continue;
+          // Records of a deleted queue are being cleared (forgetQueueRecords): not shown meanwhile.
+          if (this.qidOf(record.queue) === undefined) continue;
           out.push(record);
           if (out.length >= filter.limit * lids.length) break;
         }
