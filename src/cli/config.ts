@@ -8,15 +8,19 @@
  */
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { DiscueError } from '../protocol/errors.js';
 import { parseDuration } from '../protocol/messages.js';
+import { resolvePaths } from '../protocol/paths.js';
 
 export interface ConfigKey {
   key: string;
   env: string;
   description: string;
+  /** The default as documented in --help. */
   default: string;
+  /** The default as a value, where it depends on the environment (the socket lives in DISCUE_HOME). */
+  defaultValue?: (env: NodeJS.ProcessEnv) => string;
   /** Checks and normalises a value given by a user. */
   parse(value: string): string | number;
 }
@@ -48,9 +52,11 @@ export const CONFIG_KEYS: ConfigKey[] = [
     env: 'DISCUE_SOCKET',
     description: 'daemon socket path',
     default: '$DISCUE_HOME/run/discue.sock',
+    defaultValue: (env) => resolvePaths({ env: { ...env, DISCUE_SOCKET: '' } }).socket,
     parse: (value) => {
       if (value.trim() === '') throw new DiscueError('INVALID_ARGUMENT', 'socket must be a path');
-      return value;
+      // Stored absolute: a relative path would mean a different socket in every directory.
+      return resolve(value);
     },
   },
   {
@@ -86,7 +92,9 @@ export function configKey(key: string): ConfigKey {
 }
 
 export function configDir(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_CONFIG_HOME && env.XDG_CONFIG_HOME !== '' ? env.XDG_CONFIG_HOME : join(homedir(), '.config');
+  // The XDG spec: a relative XDG_CONFIG_HOME is invalid and is ignored.
+  const xdg = env.XDG_CONFIG_HOME;
+  const base = xdg !== undefined && isAbsolute(xdg) ? xdg : join(homedir(), '.config');
   return join(base, 'discue');
 }
 
@@ -94,20 +102,27 @@ export function configPath(env: NodeJS.ProcessEnv = process.env): string {
   return join(configDir(env), 'config.json');
 }
 
+export type ConfigValues = Record<string, string | number>;
+
 /** The config file's values, flattened to "a.b" keys; {} if there is none. A broken file is an error. */
-export function readConfig(env: NodeJS.ProcessEnv = process.env): Record<string, string | number> {
+export function readConfig(env: NodeJS.ProcessEnv = process.env): ConfigValues {
   const path = configPath(env);
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
-  } catch {
-    return {};
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return {};
+    throw new DiscueError('INVALID_ARGUMENT', `cannot read the config file ${path}: ${(err as Error).message}`, { cause: err });
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
     throw new DiscueError('INVALID_ARGUMENT', `the config file ${path} is not valid JSON (${(err as Error).message}); fix or delete it`);
+  }
+  // conf would write keys into an array or fail on a string; say so instead.
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new DiscueError('INVALID_ARGUMENT', `the config file ${path} must hold a JSON object; fix or delete it`);
   }
   const out: Record<string, string | number> = {};
   const walk = (node: unknown, prefix: string) => {
@@ -122,16 +137,47 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Record<string,
   return out;
 }
 
-/** The effective value of a key after env > config > default (flags are applied by the caller). */
-export function resolveSetting(
-  key: string,
-  config: Record<string, string | number>,
-  env: NodeJS.ProcessEnv = process.env,
-): { value: string; source: 'env' | 'config' | 'default' } {
+/**
+ * The config file for a command that must go on without it: a broken file
+ * is reported as a warning (the caller prints it) and counts as empty.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): { values: ConfigValues; warning?: string } {
+  try {
+    return { values: readConfig(env) };
+  } catch (err) {
+    return { values: {}, warning: (err as Error).message };
+  }
+}
+
+export interface Setting {
+  value: string;
+  source: 'env' | 'config' | 'default';
+}
+
+/**
+ * The effective value of a key after env > config > default (flags are
+ * applied by the caller). A value from the environment or the file is checked
+ * as `config set` checks it; a bad one is an error that names where it came
+ * from, rather than a silent fall back to the default.
+ */
+export function resolveSetting(key: string, config: ConfigValues, env: NodeJS.ProcessEnv = process.env): Setting {
   const spec = configKey(key);
   const fromEnv = env[spec.env];
-  if (fromEnv !== undefined && fromEnv !== '') return { value: fromEnv, source: 'env' };
+  if (fromEnv !== undefined && fromEnv !== '') {
+    return { value: checked(spec, fromEnv, `the environment variable ${spec.env}`), source: 'env' };
+  }
   const fromConfig = config[key];
-  if (fromConfig !== undefined) return { value: String(fromConfig), source: 'config' };
-  return { value: spec.default, source: 'default' };
+  if (fromConfig !== undefined) {
+    return { value: checked(spec, String(fromConfig), `${key} in the config file ${configPath(env)}`), source: 'config' };
+  }
+  return { value: spec.defaultValue?.(env) ?? spec.default, source: 'default' };
+}
+
+function checked(spec: ConfigKey, value: string, where: string): string {
+  try {
+    return String(spec.parse(value));
+  } catch (err) {
+    if (!(err instanceof DiscueError)) throw err;
+    throw new DiscueError(err.code, `${where} is ${JSON.stringify(value)}: ${err.message}`, { cause: err });
+  }
 }

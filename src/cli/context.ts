@@ -9,7 +9,8 @@ import type { ExitCode } from '../protocol/errors.js';
 import { resolvePaths } from '../protocol/paths.js';
 import type { BrokerPaths } from '../protocol/paths.js';
 import { createColors } from './colors.js';
-import { readConfig, resolveSetting } from './config.js';
+import { loadConfig, resolveSetting } from './config.js';
+import type { ConfigValues, Setting } from './config.js';
 import type { Colors } from './colors.js';
 
 export interface GlobalOptions {
@@ -29,34 +30,49 @@ export class Context {
   private constructor(
     options: GlobalOptions,
     colors: Colors,
-    private readonly config: Record<string, string | number>,
+    /** The config file's values ({} if it is missing or broken). */
+    readonly config: ConfigValues,
+    json: boolean,
+    configSocket: string | undefined,
   ) {
-    this.json = options.json === true || this.setting('output') === 'json';
+    this.json = json;
     this.quiet = options.quiet === true;
     // Flag, then DISCUE_SOCKET (resolvePaths reads it), then the config file.
-    const socket = options.socket ?? (process.env.DISCUE_SOCKET ? undefined : (config.socket as string | undefined));
-    this.paths = resolvePaths({ socket });
+    this.paths = resolvePaths({ socket: options.socket ?? configSocket });
     this.colors = colors;
   }
 
   static async create(options: GlobalOptions): Promise<Context> {
-    let config: Record<string, string | number> = {};
-    try {
-      config = readConfig();
-    } catch (err) {
-      process.stderr.write(`warning: ${(err as Error).message}\n`);
-    }
-    const colorSetting = resolveSetting('color', config).value;
+    const { values: config, warning } = loadConfig();
+    if (warning) process.stderr.write(`warning: ${warning}\n`);
+    // Every command needs these before it runs, so a bad value cannot fail
+    // the command: it is reported and the built-in default applies.
+    const lenient = (key: string): Setting | undefined => {
+      try {
+        return resolveSetting(key, config);
+      } catch (err) {
+        process.stderr.write(`warning: ${(err as Error).message}; using the default\n`);
+        return undefined;
+      }
+    };
+    const json = options.json === true || lenient('output')?.value === 'json';
+    const colorSetting = lenient('color')?.value ?? 'auto';
     const enabled =
       options.color !== false &&
       !('NO_COLOR' in process.env && process.env.NO_COLOR !== '') &&
       colorSetting !== 'never' &&
       (colorSetting === 'always' || process.stdout.isTTY === true) &&
-      options.json !== true;
-    return new Context(options, await createColors(enabled), config);
+      !json;
+    // DISCUE_SOCKET outranks the file; resolvePaths reads it when given no socket.
+    const socket = process.env.DISCUE_SOCKET ? undefined : lenient('socket');
+    const configSocket = socket?.source === 'config' ? socket.value : undefined;
+    return new Context(options, await createColors(enabled), config, json, configSocket);
   }
 
-  /** A user default after environment > config file > built-in default (flags are the caller's). */
+  /**
+   * A user default after environment > config file > built-in default (flags
+   * are the caller's). A bad value in the environment or the file is an error.
+   */
   setting(key: string): string {
     return resolveSetting(key, this.config).value;
   }

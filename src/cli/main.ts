@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { EXIT } from '../protocol/errors.js';
 import { VERSION } from '../version.js';
 import { lastExitCode } from './action.js';
+import { registerCompletion } from './commands/completion.js';
 import { registerConfig } from './commands/config.js';
 import { registerDaemon } from './commands/daemon.js';
 import { registerDeliveries } from './commands/deliveries.js';
@@ -48,6 +49,7 @@ Environment: DISCUE_HOME (state of one broker), DISCUE_SOCKET, NO_COLOR.`,
   registerDeliveries(program);
   registerTop(program);
   registerConfig(program);
+  registerCompletion(program);
   for (const command of allCommands(program)) {
     command.exitOverride();
     command.configureOutput({

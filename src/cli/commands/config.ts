@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { EXIT } from '../../protocol/errors.js';
+import { DiscueError, EXIT } from '../../protocol/errors.js';
 import { action, examples } from '../action.js';
 import { CONFIG_KEYS, configDir, configKey, configPath, readConfig, resolveSetting } from '../config.js';
 import { table } from '../format.js';
@@ -28,7 +28,8 @@ export function registerConfig(program: Command): void {
     .argument('<key>')
     .action(
       action(async (ctx, [key]) => {
-        const setting = resolveSetting(configKey(String(key)).key, readConfig());
+        // ctx.config: a broken file was reported as a warning and counts as empty.
+        const setting = resolveSetting(configKey(String(key)).key, ctx.config);
         if (ctx.json) ctx.printJson({ key, ...setting });
         else ctx.print(setting.value);
         return EXIT.OK;
@@ -44,8 +45,7 @@ export function registerConfig(program: Command): void {
       action(async (ctx, [key, value]) => {
         const spec = configKey(String(key));
         const parsed = spec.parse(String(value));
-        const store = await open();
-        store.set(spec.key, parsed);
+        await write((store) => store.set(spec.key, parsed));
         if (ctx.json) ctx.printJson({ key: spec.key, value: parsed });
         else ctx.done(`${spec.key} = ${String(parsed)}`);
         return EXIT.OK;
@@ -59,8 +59,13 @@ export function registerConfig(program: Command): void {
     .action(
       action(async (ctx, [key]) => {
         const spec = configKey(String(key));
-        const store = await open();
-        store.delete(spec.key);
+        await write((store) => {
+          store.delete(spec.key);
+          // Unsetting the last listener.* key leaves no empty "listener": {} behind.
+          const parent = spec.key.includes('.') ? spec.key.slice(0, spec.key.lastIndexOf('.')) : undefined;
+          const rest = parent === undefined ? undefined : store.get(parent);
+          if (parent !== undefined && typeof rest === 'object' && rest !== null && Object.keys(rest).length === 0) store.delete(parent);
+        });
         if (ctx.json) ctx.printJson({ key: spec.key, unset: true });
         else ctx.done(`${spec.key} unset`);
         return EXIT.OK;
@@ -73,8 +78,7 @@ export function registerConfig(program: Command): void {
     .description('every key with its effective value and where it comes from')
     .action(
       action(async (ctx) => {
-        const file = readConfig();
-        const rows = CONFIG_KEYS.map((k) => ({ key: k.key, ...resolveSetting(k.key, file), env: k.env }));
+        const rows = CONFIG_KEYS.map((k) => ({ key: k.key, ...resolveSetting(k.key, ctx.config), env: k.env }));
         if (ctx.json) ctx.printJson(rows);
         else ctx.print(table(['KEY', 'VALUE', 'FROM', 'ENV'], rows.map((r) => [r.key, r.value, r.source, r.env])));
         return EXIT.OK;
@@ -93,8 +97,17 @@ export function registerConfig(program: Command): void {
     );
 }
 
-async function open() {
+type Store = import('conf').default<Record<string, unknown>>;
+
+/** Changes the config file through conf (atomic write; dotted keys are nested objects in the file). */
+async function write(change: (store: Store) => void): Promise<void> {
+  // conf would throw a bare SyntaxError on a broken file (or write keys into
+  // an array); readConfig says which file is wrong and how to fix it.
+  readConfig();
   const { default: Conf } = await import('conf');
-  // Dotted keys ("listener.timeout") are nested objects in the file.
-  return new Conf<Record<string, unknown>>({ cwd: configDir(), configName: 'config', projectName: 'discue' });
+  try {
+    change(new Conf<Record<string, unknown>>({ cwd: configDir(), configName: 'config', projectName: 'discue' }));
+  } catch (err) {
+    throw new DiscueError('HOME_NOT_WRITABLE', `cannot write the config file ${configPath()}: ${(err as Error).message}`, { cause: err });
+  }
 }
