@@ -297,6 +297,8 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
     if (from !== 'new' && from !== 'all') throw new DiscueError('INVALID_ARGUMENT', 'from takes "new" or "all"');
     const prefetch = optionalInt(params, 'prefetch', 1, 1000) ?? 1;
     const options: SubscribeOptions = { queues, from, prefetch };
+    const sinceMs = optionalInt(params, 'sinceMs', 0, Number.MAX_SAFE_INTEGER);
+    if (sinceMs !== undefined) options.sinceMs = sinceMs;
     if (name !== undefined) options.name = name;
     const subscription = await ctx.engine.subscribe(options, (event) => req.emit(event));
     req.subscriptions.set(req.id, subscription);

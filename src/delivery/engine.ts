@@ -17,6 +17,7 @@ import type {
   WaitOutcome,
 } from '../protocol/messages.js';
 import { StatsRegistry } from '../daemon/stats.js';
+import { lastIdBefore } from '../protocol/ids.js';
 import type { DeliveryRecord, ListenerRecord } from '../store/deliveries.js';
 import type { Store } from '../store/types.js';
 import type { Logger } from '../daemon/log.js';
@@ -39,6 +40,8 @@ export interface SubscribeOptions {
   queues: string[];
   name?: string;
   from: 'new' | 'all';
+  /** With from "new": start at this time instead of the queue's end now. */
+  sinceMs?: number;
   prefetch: number;
 }
 
@@ -210,7 +213,7 @@ export class DeliveryEngine {
         record,
         record.queues
           .filter((q) => this.store.deliveries.cursor(record!.id, q) === undefined)
-          .map((queue) => ({ queue, cursor: options.from === 'new' ? this.lastIdOf(queue) : undefined })),
+          .map((queue) => ({ queue, cursor: options.from === 'new' ? this.startOf(queue, options.sinceMs) : undefined })),
       );
       this.startWorkers(record, []);
     }
@@ -231,7 +234,7 @@ export class DeliveryEngine {
       if (options.name) record.name = options.name;
       this.bindings.set(record.id, binding);
       const queues = record.allQueues ? this.store.listQueues().map((q) => q.name) : record.queues;
-      const cursors = options.from === 'new' ? queues.map((queue) => ({ queue, cursor: this.lastIdOf(queue) })) : [];
+      const cursors = options.from === 'new' ? queues.map((queue) => ({ queue, cursor: this.startOf(queue, options.sinceMs) })) : [];
       if (options.name) {
         await this.store.deliveries.saveListener(record, cursors);
         this.startWorkers(record, []);
@@ -460,6 +463,14 @@ export class DeliveryEngine {
 
   private findByName(name: string): ListenerRecord | undefined {
     return this.store.deliveries.byName(name) ?? [...this.ephemeral.values()].find((l) => l.name === name);
+  }
+
+  /** Where a "new" listener starts: the queue's end now, or just before `sinceMs`. */
+  private startOf(queue: string, sinceMs: number | undefined): string | undefined {
+    if (sinceMs === undefined) return this.lastIdOf(queue);
+    const before = lastIdBefore(sinceMs);
+    const last = this.lastIdOf(queue);
+    return last === undefined || last > before ? before : last;
   }
 
   private lastIdOf(queue: string): string | undefined {

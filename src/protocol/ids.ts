@@ -47,6 +47,11 @@ export function firstIdAt(ms: number): string {
   return encode(Math.max(0, Math.floor(ms)), 10) + '0'.repeat(16);
 }
 
+/** An id that sorts after every id made before `ms` and before every id made at or after it. */
+export function lastIdBefore(ms: number): string {
+  return encode(Math.max(0, Math.floor(ms) - 1), 10) + 'Z'.repeat(16);
+}
+
 /**
  * Makes strictly increasing ids, even if the clock steps back: then it keeps
  * the last millisecond and counts on.

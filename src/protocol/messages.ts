@@ -201,6 +201,8 @@ export interface ListenParams {
   /** Durable: the daemon keeps the position under this name. */
   name?: string;
   from?: 'new' | 'all';
+  /** With from "new": start at messages stored from this time (ms), e.g. when the command started. */
+  sinceMs?: number;
   /** Messages sent before waiting for acks. */
   prefetch?: number;
 }
