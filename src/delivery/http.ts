@@ -37,12 +37,19 @@ export class HttpSender implements Sender {
       'webhook-timestamp': String(timestamp),
     };
     if (secret) all['webhook-signature'] = sign(secret, message.id, timestamp, body);
+    // One deadline for the whole attempt (connect, headers, body): undici's own
+    // timeouts are per phase and idle-based, so a body trickling in a byte at a
+    // time would hold the delivery, and the listener's order, for ever.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), timeoutMs);
+    const onAbort = () => deadline.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
     try {
       const response = await request(url!, {
         method: 'POST',
         headers: all,
         body,
-        signal,
+        signal: deadline.signal,
         dispatcher: agent(),
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
@@ -59,8 +66,14 @@ export class HttpSender implements Sender {
       return result;
     } catch (err) {
       const error = err as Error & { code?: string };
-      if (signal.aborted) return { ok: false, error: `timed out after ${timeoutMs} ms` };
+      if (signal.aborted) return { ok: false, error: 'stopped by the daemon' };
+      if (deadline.signal.aborted || error.code === 'UND_ERR_HEADERS_TIMEOUT' || error.code === 'UND_ERR_BODY_TIMEOUT') {
+        return { ok: false, error: `timed out after ${timeoutMs} ms` };
+      }
       return { ok: false, error: error.code ? `${error.code}: ${error.message}` : error.message };
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
     }
   }
 }

@@ -53,6 +53,8 @@ export class Worker {
   private readonly abort = new AbortController();
   private reading: Promise<void> | undefined;
   private caughtUp = false;
+  /** Appends not taken directly (see offer): a read that began before one cannot say we are caught up. */
+  private missedOffers = 0;
   private stopped = false;
   private slots: Promise<void>[] = [];
   /** Writes handed to the group committer and not yet on disk. */
@@ -117,6 +119,7 @@ export class Worker {
       }
     } else {
       this.caughtUp = false;
+      this.missedOffers++;
     }
     this.signal.wake();
   }
@@ -161,7 +164,11 @@ export class Worker {
       if (retry) {
         const message = await this.store.getMessage(this.queue, retry.messageId).catch(() => undefined);
         if (message) await this.deliver({ message, done: false }, retry, false);
-        else this.log.warn('retry skipped: message no longer stored', { listener: this.listenerId, message: retry.messageId });
+        else {
+          // Deleted (or expired) since it died: drop the record, or it would stay pending for ever.
+          this.log.warn('retry skipped: message no longer stored', { listener: this.listenerId, message: retry.messageId });
+          this.persist(() => this.deliveries?.forget(this.listenerId, retry.messageId));
+        }
         continue;
       }
       let slot = this.redo.shift();
@@ -194,6 +201,7 @@ export class Worker {
         continue;
       }
       let page: Envelope[] = [];
+      const missedBefore = this.missedOffers;
       this.reading = (async () => {
         page = await this.store.listMessages(this.queue, { afterId: this.readPos, limit: PAGE });
       })();
@@ -206,7 +214,9 @@ export class Worker {
       const fresh = this.readPos === undefined ? page : page.filter((m) => m.id > this.readPos!);
       for (const m of fresh) this.buffer.push(m);
       if (fresh.length > 0) this.readPos = fresh[fresh.length - 1]!.id;
-      this.caughtUp = page.length < PAGE;
+      // Messages appended while the read was in flight may be missing from its page: only a
+      // read that no append raced may hand over to the fresh-append path, or those are skipped.
+      this.caughtUp = page.length < PAGE && this.missedOffers === missedBefore;
       if (fresh.length === 0) return undefined;
     }
     return this.buffer.shift();
@@ -243,6 +253,10 @@ export class Worker {
         };
     this.stats.inFlight++;
     try {
+      // Resumed after a restart (or a pause) in the middle of its backoff: the receiver's
+      // Retry-After and the backoff still hold; sending at once would hammer it on every restart.
+      const due = record.nextAttemptAt === undefined ? Number.NaN : Date.parse(record.nextAttemptAt);
+      if (due > Date.now()) await this.sleep(due - Date.now());
       for (;;) {
         if (this.stopped || !this.active) {
           this.park(slot, record, inOrder);

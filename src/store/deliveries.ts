@@ -225,6 +225,11 @@ export class DeliveryStore {
     });
   }
 
+  /** Drops an open or dead delivery record (its message is gone: nothing left to deliver). */
+  forget(lid: string, messageId: string): Promise<void> {
+    return this.committer.commit([{ type: 'del', key: `d!${lid}!${messageId}` }]);
+  }
+
   /** Persists a delivery still being retried, so a restart keeps its attempt count. */
   saveOpen(record: DeliveryRecord): Promise<void> {
     return this.committer.commit([
@@ -264,11 +269,15 @@ export class DeliveryStore {
   /** Open (pending/failed) deliveries of a listener, oldest first: resumed at start. */
   async openDeliveries(lid: string): Promise<DeliveryRecord[]> {
     const out: DeliveryRecord[] = [];
+    const orphans: Op[] = [];
     const prefix = `d!${lid}!`;
-    for await (const value of this.db.values({ gt: prefix, lt: prefix + HIGH })) {
+    for await (const [key, value] of this.db.iterator({ gt: prefix, lt: prefix + HIGH })) {
       const record = JSON.parse(value) as DeliveryRecord;
-      if (record.state !== 'dead') out.push(record);
+      // Left by a queue deleted just before a crash (forgetQueueRecords runs after the delete).
+      if (this.qidOf(record.queue) === undefined) orphans.push({ type: 'del', key });
+      else if (record.state !== 'dead') out.push(record);
     }
+    if (orphans.length > 0) await this.committer.commit(orphans);
     return out;
   }
 

@@ -36,6 +36,10 @@ export function registerListen(program: Command): void {
 }
 
 async function listen(ctx: Context, queueArgs: string[], opts: Record<string, unknown>): Promise<number> {
+  // "New" means published after this command started, not after the daemon
+  // got around to subscribing it: a CI script that starts `listen &` and then
+  // the service under test cannot lose the event in between.
+  const startedAt = Date.now();
   const queues = queueArgs.map(validateQueueName);
   const count = opts.count === undefined ? undefined : parseCount(String(opts.count));
   const timeoutMs = opts.timeout === undefined ? undefined : parseDuration(String(opts.timeout), 'timeout');
@@ -50,10 +54,12 @@ async function listen(ctx: Context, queueArgs: string[], opts: Record<string, un
   const from = String(opts.from);
   if (from !== 'new' && from !== 'all') throw new DiscueError('USAGE', '--from takes "new" or "all"');
   if (opts.shell && opts.exec === undefined) throw new DiscueError('USAGE', '--shell goes with --exec');
-  const runner = opts.exec === undefined ? undefined : await commandRunner(String(opts.exec), opts.shell === true, opts.name as string | undefined);
+  const runner =
+    opts.exec === undefined ? undefined : await commandRunner(String(opts.exec), opts.shell === true, opts.name as string | undefined, ctx.quiet);
 
   const client = await ctx.connect();
   const params: ListenParams = { queues, from, prefetch: PREFETCH };
+  if (from === 'new') params.sinceMs = startedAt;
   if (opts.name !== undefined) params.name = String(opts.name);
 
   return new Promise<number>((resolve, reject) => {
@@ -64,14 +70,22 @@ async function listen(ctx: Context, queueArgs: string[], opts: Record<string, un
     let timer: NodeJS.Timeout | undefined;
     const abort = new AbortController();
 
-    const finish = (code: number) => {
-      if (finished) return;
+    const stop = () => {
       finished = true;
       clearTimeout(timer);
       process.off('SIGINT', onSigint);
       process.off('SIGTERM', onSigterm);
       abort.abort();
+    };
+    const finish = (code: number) => {
+      if (finished) return;
+      stop();
       resolve(code);
+    };
+    const fail = (err: unknown) => {
+      if (finished) return;
+      stop();
+      reject(err);
     };
     const onSigint = () => finish(EXIT.INTERRUPTED);
     const onSigterm = () => finish(EXIT.INTERRUPTED);
@@ -92,9 +106,10 @@ async function listen(ctx: Context, queueArgs: string[], opts: Record<string, un
           const result = await runner.send(message, 1, abort.signal);
           if (finished) return; // interrupted mid-command: not acknowledged
           if (!result.ok) {
-            ctx.note(`listen: command failed for message ${message.id}: ${result.error ?? 'failed'}${result.output ? `\n${result.output}` : ''}`);
-          } else if (result.output && !ctx.quiet) {
-            process.stdout.write(result.output);
+            // Acknowledged only after the command succeeds: stop here, unacknowledged, so a
+            // --name listener gets this message again (its output went to stdout / stderr already).
+            const again = params.name === undefined ? '' : `; \`discue listen --name ${params.name}\` gets it again`;
+            throw new DiscueError('DELIVERY_FAILED', `command failed for message ${message.id}: ${result.error ?? 'failed'}${again}`);
           }
         } else if (ctx.json) {
           process.stdout.write(JSON.stringify(message) + '\n');
@@ -116,8 +131,7 @@ async function listen(ctx: Context, queueArgs: string[], opts: Record<string, un
       try {
         while (!finished && backlog.length > 0) await handle(backlog.shift()!);
       } catch (err) {
-        finished = true;
-        reject(err);
+        fail(err);
       } finally {
         processing = false;
       }
@@ -129,18 +143,16 @@ async function listen(ctx: Context, queueArgs: string[], opts: Record<string, un
     });
     stream.done.then(
       () => finish(EXIT.OK),
-      (err: unknown) => {
-        if (finished) return;
-        finished = true;
-        clearTimeout(timer);
-        reject(err);
-      },
+      (err: unknown) => fail(err),
     );
   });
 }
 
-/** The same runner the daemon uses for command listeners, without a timeout. */
-async function commandRunner(command: string, shell: boolean, name: string | undefined): Promise<Sender> {
+/**
+ * The same runner the daemon uses for command listeners, without a timeout.
+ * The command's output streams through as it comes (stdout dropped with --quiet).
+ */
+async function commandRunner(command: string, shell: boolean, name: string | undefined, quiet: boolean): Promise<Sender> {
   const [{ CommandSender }, { splitCommand }] = await Promise.all([
     import('../../delivery/command.js'),
     import('../../delivery/argv.js'),
@@ -158,6 +170,6 @@ async function commandRunner(command: string, shell: boolean, name: string | und
     concurrency: 1,
     state: 'active',
     createdAt: new Date().toISOString(),
-  });
+  }, quiet ? { stderr: process.stderr } : { stdout: process.stdout, stderr: process.stderr });
 }
 

@@ -1,0 +1,260 @@
+/**
+ * Command listeners through the real daemon, with real scripts: message data
+ * verbatim on stdin and never on a command line (injection attempts), shell
+ * operators refused without --shell, timeouts that kill the whole process
+ * tree, failures and dead letters with exit codes and output, isolation of a
+ * slow listener from a fast one, and order.
+ */
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import {
+  addListener,
+  alive,
+  closeAllServers,
+  lines,
+  listDeliveries,
+  mustRun,
+  publishData,
+  range,
+  runJson,
+  startHookServer,
+  writeScript,
+  until,
+} from '../helpers/delivery.js';
+import type { Envelope, ListenerJson } from '../helpers/delivery.js';
+
+let sb: Sandbox;
+const leftovers: number[] = [];
+beforeEach(() => {
+  sb = new Sandbox('dq-cmd-');
+});
+afterEach(async () => {
+  for (const pid of leftovers.splice(0)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone, as it should be
+    }
+  }
+  await closeAllServers();
+  await sb.dispose();
+});
+
+describe('command delivery', () => {
+  it('injection: data reaches the command verbatim on stdin and is never run', async () => {
+    await mustRun(sb, ['queue', 'create', 'orders']);
+    const unique = randomBytes(6).toString('hex');
+    const canary = `/tmp/pwned-${unique}`;
+    const local = join(sb.dir, 'pwned');
+    writeScript(sb, 'record.sh', ['cat > "got/$DISCUE_MESSAGE_ID"', 'printf "%s\\n" "$DISCUE_MESSAGE" >> envelopes.ndjson', 'printf "%s\\n" "$#:$1" >> argv.log'].join('\n'));
+    mkdirSync(join(sb.dir, 'got'));
+    // Single quotes make the argument literal: it is passed as is, not run.
+    const l = await addListener(sb, ['--queue', 'orders', '--exec', "./record.sh '$(literal arg)'", '--name', 'rec']);
+    expect(l.command).toEqual(['./record.sh', '$(literal arg)']);
+
+    const evil = [
+      '$(rm -rf ~)',
+      `'; touch ${canary}'`,
+      `"; touch ${canary}; echo "`,
+      `\`touch ${local}-backtick\``,
+      `$(touch ${local}-subst)`,
+      `; touch ${local}-semi`,
+      `&& touch ${local}-and | tee ${local}-pipe > ${local}-redir`,
+      `\n touch ${local}-newline \n`,
+      '${IFS}$HOME%s%n\\x00 -- --help',
+      '-rf',
+    ];
+    const ids = await publishData(sb, 'orders', evil);
+    await waitFor(() => lines(join(sb.dir, 'argv.log')).length >= evil.length, 20_000, 'every message handled');
+
+    for (const [i, id] of ids.entries()) expect(readFileSync(join(sb.dir, 'got', id), 'utf8')).toBe(evil[i]);
+    // argv is what `listener add` was given, never message content.
+    expect(new Set(lines(join(sb.dir, 'argv.log')))).toEqual(new Set(['1:$(literal arg)']));
+    const envelopes = lines(join(sb.dir, 'envelopes.ndjson')).map((x) => JSON.parse(x) as Envelope);
+    expect(envelopes.map((e) => e.data)).toEqual(evil);
+    // Nothing got created, and the home the first message names is intact.
+    expect(existsSync(canary)).toBe(false);
+    expect(readdirSync(sb.dir).filter((f) => f.startsWith('pwned'))).toEqual([]);
+    expect(existsSync(sb.home)).toBe(true);
+    expect((await runJson<Envelope[]>(sb, ['messages', 'list', 'orders'])).map((m) => m.data)).toEqual(evil);
+  });
+
+  it('large data (200 KiB) reaches a command on stdin; loud output (3 MB) does not fail a command that exits 0', async () => {
+    await mustRun(sb, ['queue', 'create', 'orders']);
+    mkdirSync(join(sb.dir, 'got'));
+    writeScript(sb, 'big.sh', 'cat > "got/$DISCUE_MESSAGE_ID"\nprintf "%s" "$DISCUE_MESSAGE" > "got/$DISCUE_MESSAGE_ID.env"');
+    writeScript(sb, 'loud.sh', 'cat > /dev/null\nhead -c 3000000 /dev/zero | tr "\\0" x\necho "the end of $DISCUE_MESSAGE_ID"');
+    const big = await addListener(sb, ['--queue', 'orders', '--exec', './big.sh', '--max-attempts', '1']);
+    const loud = await addListener(sb, ['--queue', 'orders', '--exec', './loud.sh', '--max-attempts', '1']);
+    const large = 'é'.repeat(50_000) + 'x'.repeat(100_000) + '\n$(touch pwned)';
+    const [bigId, smallId] = await publishData(sb, 'orders', [large, 'small']);
+    await waitFor(
+      async () =>
+        (await listDeliveries(sb, ['--listener', loud.id, '--state', 'delivered'])).length === 2 &&
+        (await listDeliveries(sb, ['--listener', big.id, '--state', 'delivered'])).length === 2,
+      30_000,
+      'both messages at both listeners',
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}: ${JSON.stringify(await listDeliveries(sb))}`);
+    });
+    expect(readFileSync(join(sb.dir, 'got', bigId!), 'utf8')).toBe(large);
+    expect(readFileSync(join(sb.dir, 'got', smallId!), 'utf8')).toBe('small');
+    // DISCUE_MESSAGE is the envelope; too large for one environment variable, it goes without data (on stdin anyway).
+    const bigEnv = JSON.parse(readFileSync(join(sb.dir, 'got', `${bigId}.env`), 'utf8')) as Record<string, unknown>;
+    expect(bigEnv).toMatchObject({ id: bigId, queue: 'orders' });
+    expect(bigEnv.data === undefined || bigEnv.data === large).toBe(true);
+    expect(JSON.parse(readFileSync(join(sb.dir, 'got', `${smallId}.env`), 'utf8'))).toMatchObject({ id: smallId, data: 'small' });
+    for (const d of await listDeliveries(sb, ['--listener', loud.id, '--state', 'delivered'])) {
+      expect(d.attempts).toHaveLength(1);
+      expect(d.attempts[0]!.exitCode).toBe(0);
+      // The tail of the output is kept, bounded.
+      expect(d.attempts[0]!.output).toMatch(new RegExp(`x+the end of ${d.messageId}\\n$`));
+      expect(d.attempts[0]!.output!.length).toBeLessThanOrEqual(1024);
+    }
+    expect(existsSync(join(sb.dir, 'pwned'))).toBe(false);
+  });
+
+  it('--shell opts into pipes, and the data still only arrives on stdin', async () => {
+    await mustRun(sb, ['queue', 'create', 'orders']);
+    const local = join(sb.dir, 'pwned-shell');
+    const l = await addListener(sb, ['--queue', 'orders', '--shell', '--exec', 'tr a-z A-Z | tee -a upper.log >/dev/null; echo >> upper.log']);
+    expect(l.command).toBeDefined();
+    await publishData(sb, 'orders', [`hello $(touch ${local})`, `x; touch ${local}`]);
+    await waitFor(() => lines(join(sb.dir, 'upper.log')).length >= 2, 20_000, 'both through the pipe');
+    expect(lines(join(sb.dir, 'upper.log'))).toEqual([`HELLO $(TOUCH ${local.toUpperCase()})`, `X; TOUCH ${local.toUpperCase()}`]);
+    expect(existsSync(local)).toBe(false);
+  });
+
+  it('refuses shell operators without --shell: INVALID_ARGUMENT, exit 2, nothing registered', async () => {
+    await mustRun(sb, ['queue', 'create', 'orders']);
+    for (const cmd of ['a | b', 'cat > out.txt', 'a; b', 'echo $(id)', 'echo `id`', "echo 'unterminated"]) {
+      const result = await sb.run(['listener', 'add', '--queue', 'orders', '--exec', cmd]);
+      expect(result.code, cmd).toBe(2);
+      expect(result.stderr, cmd).toContain('[INVALID_ARGUMENT]');
+      expect(result.stdout).toBe('');
+    }
+    const piped = await sb.run(['listener', 'add', '--queue', 'orders', '--exec', 'a | b']);
+    expect(piped.stderr).toContain('--shell');
+    const json = await sb.run(['listener', 'add', '--queue', 'orders', '--exec', 'a | b', '--json']);
+    expect(json.code).toBe(2);
+    expect((JSON.parse(json.stderr.trim().split('\n').pop()!) as { error: { code: string } }).error.code).toBe('INVALID_ARGUMENT');
+    expect(await runJson<ListenerJson[]>(sb, ['listener', 'list'])).toEqual([]);
+  });
+
+  it('a command timeout is a failed attempt and kills the whole process tree', async () => {
+    await mustRun(sb, ['queue', 'create', 'orders']);
+    // A background grandchild and a foreground one, both in the command's tree.
+    writeScript(
+      sb,
+      'hang.sh',
+      [
+        'sleep 300 &',
+        'echo $! >> bg.pids',
+        'echo "started $DISCUE_ATTEMPT"',
+        'sh -c \'echo $$ >> fg.pids; exec sleep 300\'',
+      ].join('\n'),
+    );
+    const l = await addListener(sb, ['--queue', 'orders', '--exec', './hang.sh', '--timeout', '1s', '--max-attempts', '2', '--retry-delay', '50ms']);
+    const [id] = await publishData(sb, 'orders', ['wait forever']);
+    const dead = await until(async () => (await listDeliveries(sb, ['--state', 'dead']))[0], 30_000, 'dead after two timeouts');
+    const pids = [...lines(join(sb.dir, 'bg.pids')), ...lines(join(sb.dir, 'fg.pids'))].map(Number);
+    leftovers.push(...pids);
+    expect(dead.id).toBe(`${l.id}/${id}`);
+    expect(dead.attempts).toHaveLength(2);
+    for (const [i, a] of dead.attempts.entries()) {
+      expect(a.ok).toBe(false);
+      expect(a.error).toMatch(/timed out/);
+      expect(a.exitCode === undefined || a.exitCode !== 0).toBe(true);
+      expect(a.durationMs).toBeGreaterThanOrEqual(950);
+      expect(a.output).toContain(`started ${i + 1}`);
+    }
+    expect(pids).toHaveLength(4);
+    for (const pid of pids) await waitFor(() => !alive(pid), 10_000, `process ${pid} of the timed-out tree to be gone`);
+  });
+
+  it('a failing command: exit code and output tail per attempt, dead, then retried after the fix', async () => {
+    await mustRun(sb, ['queue', 'create', 'orders']);
+    writeScript(sb, 'fail.sh', 'echo "oops on attempt $DISCUE_ATTEMPT" >&2\nexit 7');
+    const l = await addListener(sb, ['--queue', 'orders', '--exec', './fail.sh', '--max-attempts', '3', '--retry-delay', '30ms', '--name', 'failing']);
+    const ids = await publishData(sb, 'orders', ['one', 'two']);
+    const dead = await until(
+      async () => {
+        const list = await listDeliveries(sb, ['--state', 'dead', '--listener', 'failing']);
+        return list.length === 2 ? list : undefined;
+      },
+      30_000,
+      'two dead deliveries',
+    );
+    for (const d of dead) {
+      expect(d.attempts.map((a) => [a.attempt, a.ok, a.exitCode])).toEqual([
+        [1, false, 7],
+        [2, false, 7],
+        [3, false, 7],
+      ]);
+      expect(d.attempts.map((a) => a.output?.trim())).toEqual(['oops on attempt 1', 'oops on attempt 2', 'oops on attempt 3']);
+    }
+    // Fixed: the script now records what it gets.
+    writeScript(sb, 'fail.sh', 'cat >> fixed.log; echo >> fixed.log');
+    expect((await runJson<{ retried: number }>(sb, ['deliveries', 'retry', '--all-dead', '--listener', 'failing'])).retried).toBe(2);
+    await waitFor(() => lines(join(sb.dir, 'fixed.log')).length >= 2, 20_000, 'both delivered after retry');
+    expect(lines(join(sb.dir, 'fixed.log')).sort()).toEqual(['one', 'two']);
+    await waitFor(async () => (await listDeliveries(sb, ['--listener', l.id])).length === 0, 10_000, 'nothing open or dead');
+    const history = await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered']);
+    expect(history.map((d) => d.messageId).sort()).toEqual([...ids].sort());
+  });
+
+  it('isolation: a listener that takes 10 s per message does not hold up one that answers at once', async () => {
+    await mustRun(sb, ['queue', 'create', 'orders']);
+    writeScript(sb, 'slow.sh', 'echo "start $DISCUE_MESSAGE_ID" >> slow.log\nsleep 10\necho "done $DISCUE_MESSAGE_ID" >> slow.log');
+    writeScript(sb, 'fast.sh', 'cat >> fast.log; echo >> fast.log');
+    const slowHttp = await startHookServer(() => new Promise((resolve) => setTimeout(() => resolve({ status: 200 }), 10_000)));
+    const fastHttp = await startHookServer();
+    await addListener(sb, ['--queue', 'orders', '--exec', './slow.sh', '--name', 'slow-cmd']);
+    await addListener(sb, ['--queue', 'orders', '--url', slowHttp.url, '--name', 'slow-http']);
+    await addListener(sb, ['--queue', 'orders', '--exec', './fast.sh', '--name', 'fast-cmd']);
+    await addListener(sb, ['--queue', 'orders', '--url', fastHttp.url, '--name', 'fast-http']);
+    const N = 25;
+    await publishData(sb, 'orders', range(N, 'order-'));
+
+    await waitFor(() => fastHttp.delivered.length === N && lines(join(sb.dir, 'fast.log')).length === N, 30_000, 'the fast listeners to get all');
+    expect(lines(join(sb.dir, 'fast.log'))).toEqual(range(N, 'order-'));
+    expect(fastHttp.delivered.map((r) => r.envelope.data)).toEqual(range(N, 'order-'));
+    // The slow ones are still on their first message.
+    expect(lines(join(sb.dir, 'slow.log')).filter((x) => x.startsWith('done'))).toHaveLength(0);
+    expect(lines(join(sb.dir, 'slow.log')).filter((x) => x.startsWith('start')).length).toBeLessThanOrEqual(1);
+    expect(slowHttp.requests).toHaveLength(1);
+    expect(slowHttp.delivered).toHaveLength(0);
+  });
+
+  it('order: with the default concurrency each listener gets messages in publish order; --concurrency gets them all', async () => {
+    await mustRun(sb, ['queue', 'create', 'orders']);
+    // Random per-message delays would reorder anything that ran in parallel.
+    writeScript(sb, 'jitter.sh', 'd=$(cat)\nsleep 0.0$(( $(od -An -N1 -tu1 /dev/urandom) % 3 ))\nprintf "%s\\n" "$d" >> ordered.log');
+    writeScript(sb, 'par.sh', 'd=$(cat)\nprintf "%s\\n" "$d" >> parallel.log');
+    const http = await startHookServer(() => new Promise((resolve) => setTimeout(() => resolve({ status: 200 }), Math.floor(Math.random() * 5))));
+    await addListener(sb, ['--queue', 'orders', '--exec', './jitter.sh']);
+    await addListener(sb, ['--queue', 'orders', '--exec', './par.sh', '--concurrency', '4']);
+    await addListener(sb, ['--queue', 'orders', '--url', http.url]);
+    const expected: string[] = [];
+    // Batches and single publishes, racing each other from several processes.
+    const batches = await Promise.all([0, 1, 2].map((b) => publishData(sb, 'orders', range(10, `b${b}-`))));
+    const singles: string[] = [];
+    for (let i = 0; i < 5; i++) singles.push((await mustRun(sb, ['publish', 'orders', '--data', `s-${i}`])).trim());
+    const stored = await runJson<Envelope[]>(sb, ['messages', 'list', 'orders', '--limit', '1000']);
+    expected.push(...stored.map((m) => m.data));
+    expect(stored.map((m) => m.id).sort()).toEqual([...batches.flat(), ...singles].sort());
+    expect(expected).toHaveLength(35);
+
+    await waitFor(
+      () => lines(join(sb.dir, 'ordered.log')).length >= 35 && lines(join(sb.dir, 'parallel.log')).length >= 35 && http.delivered.length >= 35,
+      60_000,
+      'all three listeners to get 35',
+    );
+    expect(lines(join(sb.dir, 'ordered.log'))).toEqual(expected);
+    expect(http.delivered.map((r) => r.envelope.data)).toEqual(expected);
+    expect(lines(join(sb.dir, 'parallel.log')).sort()).toEqual([...expected].sort());
+  });
+});
