@@ -72,6 +72,25 @@ function snapshot(overrides: Partial<StatsSnapshot> = {}): StatsSnapshot {
 
 const tick = () => new Promise((r) => setTimeout(r, 30));
 
+/** Polls the last frame until it matches: renders are asynchronous, and the machine may be busy. */
+async function frameMatching(app: { lastFrame(): string | undefined }, re: RegExp): Promise<string> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const frame = app.lastFrame() ?? '';
+    if (re.test(frame)) return frame;
+    if (Date.now() > deadline) throw new Error(`no frame matched ${re}; last frame:\n${frame}`);
+    await tick();
+  }
+}
+
+async function until(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await tick();
+  }
+}
+
 describe('TopView', () => {
   it('shows queues with rates, listeners with state and counts, and the recent tail', () => {
     const { lastFrame } = render(createElement(TopView, { snapshot: snapshot(), selected: 1, detail: undefined, status: '', error: undefined }));
@@ -127,23 +146,17 @@ describe('TopApp keys', () => {
   it('moves the selection, opens attempts on enter, pauses with p, quits with q', async () => {
     const { source, calls } = fakeSource();
     const app = render(createElement(TopApp, { source, intervalMs: 60_000 }));
-    await tick();
-    expect(app.lastFrame()).toMatch(/> dashboard/);
+    await frameMatching(app, /> dashboard/);
     app.stdin.write('\u001B[B'); // down
-    await tick();
-    expect(app.lastFrame()).toMatch(/> mailer/);
+    await frameMatching(app, /> mailer/);
     app.stdin.write('\u001B[A'); // up
-    await tick();
-    expect(app.lastFrame()).toMatch(/> dashboard/);
+    await frameMatching(app, /> dashboard/);
     app.stdin.write('\r');
-    await tick();
-    expect(calls).toContain('deliveries l_a');
-    expect(app.lastFrame()).toMatch(/#1\s+failed\s+HTTP 503\s+31ms\s+try later/);
+    await until(() => calls.includes('deliveries l_a'), 'the attempts to be fetched');
+    await frameMatching(app, /#1\s+failed\s+HTTP 503\s+31ms\s+try later/);
     app.stdin.write('p');
-    await tick();
-    await tick();
-    expect(calls).toContain('pause l_a');
-    expect(app.lastFrame()).toMatch(/dashboard\s+http\s+paused/);
+    await until(() => calls.includes('pause l_a'), 'the pause request');
+    await frameMatching(app, /dashboard\s+http\s+paused/);
     expect(app.lastFrame()).toContain('paused dashboard');
     app.stdin.write('q');
     await tick();
