@@ -119,7 +119,12 @@ export class Context {
       return exitCodeFor(err.code);
     }
     const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
-    process.stderr.write(`${this.colors.red('error:')} unexpected failure: ${message} ${this.colors.dim('[INTERNAL]')}\n`);
+    if (this.json) {
+      // Scripts parse stderr under --json: even a surprise is one JSON document.
+      process.stderr.write(JSON.stringify({ error: { code: 'INTERNAL', message: `unexpected failure: ${message}` } }) + '\n');
+    } else {
+      process.stderr.write(`${this.colors.red('error:')} unexpected failure: ${message} ${this.colors.dim('[INTERNAL]')}\n`);
+    }
     return EXIT.FAILURE;
   }
 }

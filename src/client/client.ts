@@ -9,7 +9,7 @@ import { DiscueError } from '../protocol/errors.js';
 import { LineDecoder, MAX_FRAME_BYTES, MAX_REPLY_BYTES, PROTOCOL_VERSION, encodeFrame, parseReply } from '../protocol/frames.js';
 import type { ReplyFrame } from '../protocol/frames.js';
 import type { MessageInput, ParamsOf, PublishResult, RequestType, ResultOf } from '../protocol/messages.js';
-import { resolvePaths } from '../protocol/paths.js';
+import { assertSocketPath, resolvePaths } from '../protocol/paths.js';
 import type { BrokerPaths } from '../protocol/paths.js';
 import { VERSION } from '../version.js';
 import { withLogTail } from './logtail.js';
@@ -54,6 +54,7 @@ export class DiscueClient {
   /** Opens a connection to the broker, starting its daemon if needed. */
   static async connect(options: ConnectOptions = {}): Promise<DiscueClient> {
     const paths = resolvePaths({ home: options.home, socket: options.socket, env: options.env });
+    assertSocketPath(paths.socket);
     let socket: Socket;
     try {
       socket = await openSocket(paths.socket);

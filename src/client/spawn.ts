@@ -5,8 +5,8 @@
  * one could take LevelDB's exclusive lock; the other exits.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
-import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { lstat, mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,9 +55,11 @@ export async function ensureHome(paths: BrokerPaths): Promise<void> {
     try {
       await mkdir(socketDir, { recursive: true, mode: 0o700 });
     } catch (err) {
+      const reason =
+        (err as NodeJS.ErrnoException).code === 'EEXIST' ? `${socketDir} is not a directory` : (err as Error).message;
       throw new DiscueError(
         'DAEMON_UNREACHABLE',
-        `cannot use the socket path ${paths.socket}: ${(err as Error).message}; point --socket or DISCUE_SOCKET at a path in a directory you can write`,
+        `cannot use the socket path ${paths.socket}: ${reason}; point --socket or DISCUE_SOCKET at a path in a directory you can write`,
         { cause: err },
       );
     }
@@ -76,9 +78,28 @@ export function socketAccepts(path: string): Promise<boolean> {
   });
 }
 
+/**
+ * Refuses a socket path that holds something other than a socket. The daemon
+ * removes a stale socket before it binds; a regular file there (a mistyped
+ * --socket) must never be taken for one and deleted.
+ */
+export async function assertSocketOrNothing(socket: string): Promise<void> {
+  const info = await lstat(socket).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
+    throw err;
+  });
+  if (info !== undefined && !info.isSocket()) {
+    throw new DiscueError(
+      'NOT_A_DISCUE_SOCKET',
+      `${socket} exists and is not a socket; discue will not replace it. Point --socket or DISCUE_SOCKET somewhere else`,
+    );
+  }
+}
+
 export async function startDaemon(paths: BrokerPaths, options: StartOptions = {}): Promise<StartResult> {
   const deadline = Date.now() + (options.timeoutMs ?? 20_000);
   await ensureHome(paths);
+  await assertSocketOrNothing(paths.socket);
   for (;;) {
     if (await socketAccepts(paths.socket)) return { started: false };
     if (await tryLock(paths.startLock)) break;
@@ -163,9 +184,24 @@ async function spawnAndWait(paths: BrokerPaths, options: StartOptions, deadline:
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  return !isZombie(pid);
+}
+
+/**
+ * A daemon that exited stays a zombie until its parent reaps it. An
+ * auto-started daemon's parent is init, and in a container init may reap late
+ * or never (no --init): `daemon stop` would then wait for a process that has
+ * long finished. Linux only; elsewhere nothing is known and nothing changes.
+ */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false;
   }
 }
 

@@ -6,7 +6,7 @@
  * taken first, and only the holder may touch the socket and pid file. That
  * is what makes it safe to remove a stale socket left by a killed daemon.
  */
-import { mkdir, chmod, unlink, writeFile, rm, access, constants } from 'node:fs/promises';
+import { mkdir, chmod, unlink, writeFile, rm, access, constants, lstat } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { basename, dirname } from 'node:path';
@@ -60,17 +60,23 @@ export class Daemon {
     await store.open();
     this.store = store;
     this.engine = new DeliveryEngine(store, log);
+    // Everything that can fail happens before or right around listen(): a
+    // daemon that failed to start must never be left serving a closed database.
     try {
+      await writeFile(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
+      const removed = await store.enforceRetention();
+      if (removed > 0) log.info('retention removed old messages', { count: removed });
+      // Every listener resumes where it stopped: pending deliveries go out
+      // again. Started before the socket opens, so no request can race it.
+      await this.engine.start();
       await this.listen();
     } catch (err) {
+      const server = this.server;
+      await new Promise<void>((resolve) => (server?.listening ? server.close(() => resolve()) : resolve()));
+      await this.engine.stop().catch(() => undefined);
       await store.close();
       throw err;
     }
-    // Every listener resumes where it stopped: pending deliveries go out again.
-    await this.engine.start();
-    await writeFile(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
-    const removed = await store.enforceRetention();
-    if (removed > 0) log.info('retention removed old messages', { count: removed });
     this.retentionTimer = setInterval(() => {
       store.enforceRetention().then(
         (n) => n > 0 && log.info('retention removed old messages', { count: n }),
@@ -148,6 +154,10 @@ export class Daemon {
     // path and another broker answers on it: never steal a live socket.
     if (await socketAnswers(socket)) {
       throw new DiscueError('ALREADY_RUNNING', `another process is listening on ${socket}`);
+    }
+    const existing = await lstat(socket).catch(() => undefined);
+    if (existing && !existing.isSocket()) {
+      throw new DiscueError('NOT_A_DISCUE_SOCKET', `${socket} exists and is not a socket; refusing to replace it`);
     }
     await unlink(socket).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { DiscueError } from './errors.js';
 
 export interface BrokerPaths {
   home: string;
@@ -51,6 +52,25 @@ export function resolvePaths(options: PathOptions = {}): BrokerPaths {
     pidFile: join(runDir, 'daemon.pid'),
     startLock: join(runDir, 'start.lock'),
   };
+}
+
+/**
+ * The longest path a Unix socket can bind or connect to: sun_path holds 108
+ * bytes on Linux and 104 on macOS, with the terminating NUL. Node does not
+ * refuse a longer one; it silently truncates it, so client and daemon would
+ * meet on a file nobody asked for.
+ */
+export const SOCKET_PATH_LIMIT = process.platform === 'linux' ? 107 : 103;
+
+/** Refuses a socket path the kernel would truncate. */
+export function assertSocketPath(socket: string): void {
+  const length = Buffer.byteLength(socket);
+  if (length > SOCKET_PATH_LIMIT) {
+    throw new DiscueError(
+      'SOCKET_PATH_TOO_LONG',
+      `the socket path ${socket} is ${length} bytes; a Unix socket path may have at most ${SOCKET_PATH_LIMIT}. Use a shorter --socket or DISCUE_SOCKET (without either, a deep DISCUE_HOME gets a socket in ${tmpdir()})`,
+    );
+  }
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -72,7 +72,13 @@ export class LevelStore implements Store {
   }
 
   async open(): Promise<void> {
-    await mkdir(this.location, { recursive: true, mode: 0o700 });
+    try {
+      await mkdir(this.location, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new DiscueError('STORAGE_ERROR', `cannot create the data directory ${this.location}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
     try {
       await this.db.open();
     } catch (err) {
@@ -306,8 +312,15 @@ export class LevelStore implements Store {
   }
 
   private markDirty(record: QueueRecord): void {
+    // A record deleted (or replaced by a re-created queue) while a trim, sweep
+    // or message delete ran must not be written back: it would return after a
+    // restart.
+    if (this.queues.get(record.name) !== record) return;
     const key = queueKey(record.name);
-    this.committer.markDirty(key, () => ({ type: 'put', key, value: JSON.stringify(record) }));
+    this.committer.markDirty(key, () => {
+      const live = this.queues.get(record.name);
+      return live ? { type: 'put', key, value: JSON.stringify(live) } : { type: 'del', key };
+    });
   }
 
   private enforceRetentionFor(record: QueueRecord, now: number): Promise<number> {

@@ -100,18 +100,21 @@ export class Sandbox {
         // already gone
       }
     }
-    // Daemons started by pid-file-less paths (a failed start) are found by their home.
-    killDaemonsOf(this.home);
+    // Daemons started by pid-file-less paths (a failed start) are found by
+    // their home, as are daemons of other homes a test made inside this sandbox.
+    killDaemonsOf(this.home, this.dir);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
-function killDaemonsOf(home: string): void {
+function killDaemonsOf(home: string, dir: string): void {
   try {
     for (const entry of readdirProc()) {
       try {
         const environ = readFileSync(`/proc/${entry}/environ`, 'utf8');
-        if (environ.includes(`DISCUE_HOME=${home}\0`)) process.kill(Number(entry), 'SIGKILL');
+        if (environ.includes(`DISCUE_HOME=${home}\0`) || environ.includes(`DISCUE_HOME=${dir}/`)) {
+          process.kill(Number(entry), 'SIGKILL');
+        }
       } catch {
         // process gone or not ours
       }

@@ -3,9 +3,10 @@ import { open, stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { DiscueClient } from '../../client/client.js';
 import { tailFile } from '../../client/logtail.js';
-import { AUTOSTART_ENV, EXIT_ALREADY_RUNNING, isAlive, sleep, startDaemon } from '../../client/spawn.js';
+import { AUTOSTART_ENV, EXIT_ALREADY_RUNNING, assertSocketOrNothing, isAlive, sleep, startDaemon } from '../../client/spawn.js';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
 import type { DaemonStatus } from '../../protocol/messages.js';
+import { assertSocketPath } from '../../protocol/paths.js';
 import { action, examples } from '../action.js';
 import type { Context } from '../context.js';
 import { bytes, fields, uptime } from '../format.js';
@@ -27,6 +28,14 @@ export function registerDaemon(program: Command): void {
   daemon
     .command('start')
     .description('start the daemon (idempotent); other commands start it by themselves')
+    .addHelpText(
+      'after',
+      examples(
+        'discue daemon start                        # background; prints the pid',
+        'discue daemon start --foreground           # under systemd, in a container, in CI',
+        'discue daemon start --json                 # {"started":false,"pid":...} if it already ran',
+      ),
+    )
     .option('--foreground', 'run in this process and log to stderr, until SIGTERM')
     .option('--data-dir <dir>', 'where LevelDB keeps the data (default: $DISCUE_HOME/data)')
     .action(
@@ -44,11 +53,24 @@ export function registerDaemon(program: Command): void {
   daemon
     .command('stop')
     .description('stop the daemon: finish pending writes, close the database')
+    .addHelpText(
+      'after',
+      examples(
+        'discue daemon stop',
+        'discue daemon stop --json                  # {"stopped":true,"pid":...}',
+      ),
+    )
     .action(action(async (ctx) => stop(ctx)));
 
   daemon
     .command('restart')
     .description('stop the daemon, then start it again')
+    .addHelpText(
+      'after',
+      examples(
+        'discue daemon restart                      # e.g. after upgrading discue',
+      ),
+    )
     .action(
       action(async (ctx) => {
         const code = await stop(ctx, true);
@@ -64,6 +86,14 @@ export function registerDaemon(program: Command): void {
   daemon
     .command('status')
     .description('show whether the daemon runs, and what it holds (exit 3 if not running)')
+    .addHelpText(
+      'after',
+      examples(
+        'discue daemon status',
+        'discue daemon status --json | jq .pid',
+        'discue daemon status -q || discue daemon start',
+      ),
+    )
     .action(
       action(async (ctx) => {
         let status: DaemonStatus;
@@ -103,6 +133,14 @@ export function registerDaemon(program: Command): void {
   daemon
     .command('logs')
     .description('print the daemon log ($DISCUE_HOME/daemon.log)')
+    .addHelpText(
+      'after',
+      examples(
+        'discue daemon logs',
+        'discue daemon logs -n 200',
+        'discue daemon logs -f                      # until Ctrl-C',
+      ),
+    )
     .option('-f, --follow', 'keep printing new lines until Ctrl-C')
     .option('-n, --lines <n>', 'how many lines from the end', '50')
     .action(
@@ -159,15 +197,25 @@ async function runForeground(ctx: Context, dataDir: string | undefined): Promise
   // Read once and dropped, so nothing the daemon runs inherits it.
   const autoStarted = process.env[AUTOSTART_ENV] === '1';
   delete process.env[AUTOSTART_ENV];
+  assertSocketPath(ctx.paths.socket);
+  await assertSocketOrNothing(ctx.paths.socket);
   const { runDaemon } = await import('../../daemon/server.js');
   try {
     await runDaemon({ home: ctx.paths.home, socket: ctx.paths.socket, dataDir });
   } catch (err) {
+    // A start that failed half-way may leave a handle open (a listening
+    // server, a timer) that would keep this process alive, answering with a
+    // closed database. A daemon that could not start must be gone.
+    setTimeout(() => process.exit(), 500).unref();
     if (err instanceof DiscueError && err.code === 'ALREADY_RUNNING') {
       const code = ctx.fail(err);
       return autoStarted ? EXIT_ALREADY_RUNNING : code;
     }
-    throw err;
+    if (err instanceof DiscueError) throw err;
+    // The stack goes to the log for whoever debugs it, but the cause must be
+    // the last line: the client that started us shows only the log's tail.
+    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+    throw new DiscueError('INTERNAL', `the daemon could not start: ${(err as Error).message}`, { cause: err });
   }
   // Runs until a signal or a shutdown request ends the process.
   await new Promise<never>(() => undefined);

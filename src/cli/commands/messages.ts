@@ -25,6 +25,15 @@ export function registerMessages(program: Command): void {
     .command('list')
     .alias('ls')
     .description('list a queue’s messages, oldest first')
+    .addHelpText(
+      'after',
+      examples(
+        'discue messages list orders --limit 20',
+        'discue messages list orders --since 01JF8Z3K4M5N6P7Q8R9S0T1V2W   # after this id',
+        'discue messages list orders --since 10m --json',
+        'discue messages list orders --since 2026-11-27T10:00:00Z',
+      ),
+    )
     .argument('<queue>')
     .option('--limit <n>', 'at most this many (1-10000)', '100')
     .option('--since <id|time>', 'after this message id, or from this time (ISO 8601, or a duration ago like 10m)')
@@ -62,6 +71,13 @@ export function registerMessages(program: Command): void {
   messages
     .command('get')
     .description('print one message (its data, or the envelope with --json)')
+    .addHelpText(
+      'after',
+      examples(
+        'discue messages get orders 01JF8Z3K4M5N6P7Q8R9S0T1V2W',
+        'discue messages get orders 01JF8Z3K4M5N6P7Q8R9S0T1V2W --json',
+      ),
+    )
     .argument('<queue>')
     .argument('<id>')
     .action(
@@ -87,6 +103,7 @@ export function registerMessages(program: Command): void {
     .command('delete')
     .alias('rm')
     .description('delete one message')
+    .addHelpText('after', examples('discue messages delete orders 01JF8Z3K4M5N6P7Q8R9S0T1V2W'))
     .argument('<queue>')
     .argument('<id>')
     .action(

@@ -6,6 +6,7 @@ import { parseDuration, parseMessage, validateMessage, validateQueueName } from 
 import type { MessageInput, PublishResult } from '../../protocol/messages.js';
 import { action, examples } from '../action.js';
 import type { Context } from '../context.js';
+import { Progress } from '../progress.js';
 
 /** A batch from stdin goes to the daemon when it reaches either bound. */
 const BATCH_MESSAGES = 1000;
@@ -77,6 +78,7 @@ async function publishStream(ctx: Context, queue: string): Promise<number> {
   let batch: MessageInput[] = [];
   let batchLines: number[] = [];
   let batchBytes = 0;
+  const progress = new Progress('published', process.stderr.isTTY === true && !ctx.quiet);
 
   const flush = async () => {
     if (batch.length === 0) return;
@@ -84,7 +86,12 @@ async function publishStream(ctx: Context, queue: string): Promise<number> {
     try {
       const result = await client.publish(queue, batch);
       for (const id of result.ids) ids.push(id);
-      if (!ctx.json) ctx.print(result.ids.join('\n'));
+      if (!ctx.json) {
+        // Ids and the progress line may share a terminal: take the line down while ids print.
+        if (process.stdout.isTTY) progress.clear(true);
+        ctx.print(result.ids.join('\n'));
+      }
+      progress.update(ids.length);
     } catch (err) {
       if (err instanceof DiscueError) {
         const { index, errors } = (err.details ?? {}) as { index?: number; errors?: unknown };
@@ -103,29 +110,41 @@ async function publishStream(ctx: Context, queue: string): Promise<number> {
     batchBytes = 0;
   };
 
-  const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
-  let lineNo = 0;
-  for await (const line of lines) {
-    lineNo++;
-    if (line.trim() === '') continue;
-    let message: MessageInput;
-    try {
-      message = parseMessage(line, `line ${lineNo}`);
-    } catch (err) {
-      if (err instanceof DiscueError) {
-        throw new DiscueError(err.code, err.message + storedNote(ids.length), { details: { line: lineNo, stored: ids.length } });
-      }
-      throw err;
-    }
-    batch.push(message);
-    batchLines.push(lineNo);
-    batchBytes += line.length;
-    if (batch.length >= BATCH_MESSAGES || batchBytes >= BATCH_BYTES) await flush();
+  try {
+    await readBatches();
+    progress.finish(ids.length);
+  } catch (err) {
+    progress.clear();
+    // What was stored is data: --json users get its ids on stdout too.
+    if (ctx.json && ids.length > 0) ctx.printJson({ queue, count: ids.length, ids });
+    throw err;
   }
-  await flush();
   if (ids.length === 0) throw new DiscueError('USAGE', 'no messages on stdin');
   if (ctx.json) ctx.printJson({ queue, count: ids.length, ids });
   return EXIT.OK;
+
+  async function readBatches(): Promise<void> {
+    const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
+    let lineNo = 0;
+    for await (const line of lines) {
+      lineNo++;
+      if (line.trim() === '') continue;
+      let message: MessageInput;
+      try {
+        message = parseMessage(line, `line ${lineNo}`);
+      } catch (err) {
+        if (err instanceof DiscueError) {
+          throw new DiscueError(err.code, err.message + storedNote(ids.length), { details: { line: lineNo, stored: ids.length } });
+        }
+        throw err;
+      }
+      batch.push(message);
+      batchLines.push(lineNo);
+      batchBytes += line.length;
+      if (batch.length >= BATCH_MESSAGES || batchBytes >= BATCH_BYTES) await flush();
+    }
+    await flush();
+  }
 }
 
 function storedNote(stored: number): string {

@@ -30,7 +30,13 @@ export function registerQueue(program: Command): void {
     .option('--schema <file>', 'JSON Schema file that each message data (parsed as JSON) must satisfy')
     .option('--retention <duration>', 'remove messages older than this (e.g. 7d, 12h)')
     .option('--max-messages <n>', 'keep at most this many messages; the oldest go first')
-    .addHelpText('after', examples('discue queue create orders --schema order.schema.json', 'discue queue create audit --retention 30d'))
+    .addHelpText(
+      'after',
+      examples(
+        'discue queue create orders --schema order.schema.json',
+        'discue queue create audit --retention 30d',
+      ),
+    )
     .action(
       action(async (ctx, [name], opts) => {
         const params = {
@@ -51,6 +57,7 @@ export function registerQueue(program: Command): void {
     .command('list')
     .alias('ls')
     .description('list queues with their message counts')
+    .addHelpText('after', examples('discue queue list', 'discue queue list --json | jq \'.[].name\''))
     .action(
       action(async (ctx) => {
         const client = await ctx.connect();
@@ -82,6 +89,7 @@ export function registerQueue(program: Command): void {
   queue
     .command('show')
     .description('show one queue')
+    .addHelpText('after', examples('discue queue show orders', 'discue queue show orders --json'))
     .argument('<name>')
     .action(
       action(async (ctx, [name]) => {
@@ -96,6 +104,15 @@ export function registerQueue(program: Command): void {
   queue
     .command('update')
     .description('change a queue’s schema, retention or size limit')
+    .addHelpText(
+      'after',
+      examples(
+        'discue queue update orders --retention 7d',
+        'discue queue update orders --max-messages none',
+        'discue queue update orders --schema order.schema.json',
+        'discue queue update orders --no-schema',
+      ),
+    )
     .argument('<name>')
     .option('--schema <file>', 'replace the JSON Schema')
     .option('--no-schema', 'remove the JSON Schema')
@@ -132,6 +149,13 @@ export function registerQueue(program: Command): void {
     .command('delete')
     .alias('rm')
     .description('delete a queue (refused while it holds messages, unless --force)')
+    .addHelpText(
+      'after',
+      examples(
+        'discue queue delete orders                 # only if empty (else exit 5)',
+        'discue queue delete orders --force',
+      ),
+    )
     .argument('<name>')
     .option('--force', 'delete it with its messages')
     .action(
@@ -147,6 +171,7 @@ export function registerQueue(program: Command): void {
   queue
     .command('purge')
     .description('remove every message of a queue, keep the queue')
+    .addHelpText('after', examples('discue queue purge orders'))
     .argument('<name>')
     .action(
       action(async (ctx, [name]) => {

@@ -1,0 +1,130 @@
+/**
+ * The package's library entry, against a real daemon: connect with { home },
+ * publish, list, close; every failure is a DiscueError with a stable code.
+ * The daemon validates on its own, whatever a client skipped.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DiscueError, MAX_DATA_BYTES, connect, isDiscueError } from '../../src/index.js';
+import type { DiscueClient } from '../../src/index.js';
+import { daemonProcesses, waitForExit } from '../helpers/discue.js';
+import { Sandbox } from '../helpers/sandbox.js';
+
+/** The DiscueError a promise rejects with. */
+async function rejection(promise: Promise<unknown>): Promise<DiscueError> {
+  try {
+    await promise;
+  } catch (err) {
+    expect(isDiscueError(err), String(err)).toBe(true);
+    return err as DiscueError;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('library: import { connect } from discue', () => {
+  let sb: Sandbox;
+  const clients: DiscueClient[] = [];
+  beforeEach(() => {
+    sb = new Sandbox();
+  });
+  afterEach(async () => {
+    for (const client of clients.splice(0)) await client.close().catch(() => undefined);
+    await sb.dispose();
+  });
+
+  async function open(options: { autoStart?: boolean } = {}): Promise<DiscueClient> {
+    const client = await connect({ home: sb.home, ...options });
+    clients.push(client);
+    return client;
+  }
+
+  it('connects (starting the daemon), publishes, lists and closes', async () => {
+    const client = await open();
+    expect(client.daemon.pid).toBe(sb.daemonPid());
+    await client.request('queue.create', { name: 'orders' });
+    const one = await client.publish('orders', { data: '{"id":1}', name: 'order.created' });
+    expect(one.queue).toBe('orders');
+    expect(one.ids).toHaveLength(1);
+    const batch = await client.publish('orders', [{ data: 'a' }, { data: 'b' }, { data: 'c' }]);
+    expect(batch.ids).toHaveLength(3);
+
+    // Many publishes in flight on one connection: answered by id, stored in the order sent.
+    const many = await Promise.all(Array.from({ length: 200 }, (_, i) => client.publish('orders', { data: `p${i}` })));
+    const manyIds = many.map((r) => r.ids[0]!);
+    expect([...manyIds].sort()).toEqual(manyIds);
+
+    const list = await client.request('messages.list', { queue: 'orders', limit: 1000 });
+    expect(list.map((m) => m.data)).toEqual(['{"id":1}', 'a', 'b', 'c', ...Array.from({ length: 200 }, (_, i) => `p${i}`)]);
+    expect(list[0]).toMatchObject({ id: one.ids[0], queue: 'orders', name: 'order.created' });
+    expect(list.map((m) => m.id).slice(1, 4)).toEqual(batch.ids);
+
+    await client.close();
+    const closed = await rejection(client.publish('orders', { data: 'late' }));
+    expect(closed.code).toBe('DAEMON_UNREACHABLE');
+    // Another client sees what the first stored.
+    const again = await open();
+    expect((await again.request('queue.get', { name: 'orders' })).messages).toBe(204);
+  });
+
+  it('rejects with DiscueErrors carrying stable codes and exit codes, and stores nothing', async () => {
+    const client = await open();
+    await client.request('queue.create', { name: 'q' });
+    await client.publish('q', { data: 'kept' });
+
+    const missing = await rejection(client.publish('nope', { data: 'x' }));
+    expect(missing).toBeInstanceOf(DiscueError);
+    expect(missing.code).toBe('QUEUE_NOT_FOUND');
+    expect(missing.exitCode).toBe(4);
+
+    // What the CLI would have refused before sending, the daemon refuses too.
+    const wrong = [
+      [{ data: 5 }, 'INVALID_MESSAGE'],
+      [{ data: null }, 'INVALID_MESSAGE'],
+      [{ data: 'x', extra: true }, 'INVALID_MESSAGE'],
+      [{ name: 'only a name' }, 'INVALID_MESSAGE'],
+      [{ data: 'x'.repeat(MAX_DATA_BYTES + 1) }, 'MESSAGE_TOO_LARGE'],
+    ] as const;
+    for (const [message, code] of wrong) {
+      const err = await rejection(client.request('publish', { queue: 'q', messages: [message as never] }));
+      expect(err.code, JSON.stringify(message).slice(0, 80)).toBe(code);
+    }
+    const empty = await rejection(client.request('publish', { queue: 'q', messages: [] }));
+    expect(empty.code).toBe('INVALID_ARGUMENT');
+    const badName = await rejection(client.request('queue.create', { name: 'no/slashes' }));
+    expect([badName.code, badName.exitCode]).toEqual(['INVALID_QUEUE_NAME', 2]);
+    const exists = await rejection(client.request('queue.create', { name: 'q' }));
+    expect([exists.code, exists.exitCode]).toEqual(['QUEUE_EXISTS', 5]);
+
+    // A batch is all or nothing, and the error says which message was wrong.
+    const batch = await rejection(client.publish('q', [{ data: 'ok 1' }, { data: 1 as never }, { data: 'ok 3' }]));
+    expect(batch.code).toBe('INVALID_MESSAGE');
+    expect(batch.details).toMatchObject({ index: 1 });
+
+    const stored = await client.request('messages.list', { queue: 'q', limit: 100 });
+    expect(stored.map((m) => m.data)).toEqual(['kept']);
+    // The connection is still good after all those refusals.
+    expect((await client.request('queue.list', {})).map((q) => q.name)).toEqual(['q']);
+  });
+
+  it('does not start a daemon with autoStart: false', async () => {
+    const err = await rejection(connect({ home: sb.home, autoStart: false }));
+    expect(err.code).toBe('DAEMON_UNREACHABLE');
+    expect(err.exitCode).toBe(3);
+    expect(err.message).toContain('discue daemon start');
+    expect(daemonProcesses(sb.home)).toEqual([]);
+  });
+
+  it('fails pending and later requests with exit-3 codes when the daemon dies', async () => {
+    const client = await open();
+    await client.request('queue.create', { name: 'q' });
+    const pid = client.daemon.pid;
+    process.kill(pid, 'SIGKILL');
+    await waitForExit(pid);
+    const err = await rejection(client.publish('q', { data: 'into the void' }));
+    expect(['DAEMON_DIED', 'DAEMON_UNREACHABLE']).toContain(err.code);
+    expect(err.exitCode).toBe(3);
+    // A new connection starts a new daemon; the queue is still there.
+    const next = await open();
+    expect(next.daemon.pid).not.toBe(pid);
+    expect((await next.request('queue.get', { name: 'q' })).messages).toBe(0);
+  });
+});

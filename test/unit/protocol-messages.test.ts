@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest';
+import { DiscueError } from '../../src/protocol/errors.js';
+import {
+  MAX_DATA_BYTES,
+  formatDuration,
+  parseDuration,
+  parseMessage,
+  validateMessage,
+  validateQueueName,
+} from '../../src/protocol/messages.js';
+
+function error(fn: () => unknown): DiscueError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(DiscueError);
+    return err as DiscueError;
+  }
+  throw new Error('expected a DiscueError');
+}
+
+describe('validateMessage', () => {
+  it('accepts data with an optional name, and nothing else', () => {
+    expect(validateMessage({ data: '' })).toEqual({ data: '' });
+    expect(validateMessage({ data: 'x', name: 'n' })).toEqual({ data: 'x', name: 'n' });
+  });
+
+  it.each([
+    ['a string', 'x'],
+    ['an array', [{ data: 'x' }]],
+    ['null', null],
+    ['missing data', { name: 'n' }],
+    ['numeric data', { data: 1 }],
+    ['object data', { data: { a: 1 } }],
+    ['null data', { data: null }],
+    ['boolean data', { data: true }],
+    ['an unknown field', { data: 'x', id: 1 }],
+    ['a numeric name', { data: 'x', name: 1 }],
+    ['an empty name', { data: 'x', name: '' }],
+    ['a name of 257 characters', { data: 'x', name: 'n'.repeat(257) }],
+  ])('refuses %s with INVALID_MESSAGE', (_what, value) => {
+    expect(error(() => validateMessage(value)).code).toBe('INVALID_MESSAGE');
+  });
+
+  it('measures the data limit in UTF-8 bytes', () => {
+    expect(validateMessage({ data: 'x'.repeat(MAX_DATA_BYTES) }).data).toHaveLength(MAX_DATA_BYTES);
+    expect(validateMessage({ data: 'é'.repeat(MAX_DATA_BYTES / 2) }).data).toHaveLength(MAX_DATA_BYTES / 2);
+    expect(error(() => validateMessage({ data: 'x'.repeat(MAX_DATA_BYTES + 1) })).code).toBe('MESSAGE_TOO_LARGE');
+    expect(error(() => validateMessage({ data: 'é'.repeat(MAX_DATA_BYTES / 2) + 'x' })).code).toBe('MESSAGE_TOO_LARGE');
+  });
+
+  it('names where the bad message is and what is wrong', () => {
+    const err = error(() => validateMessage({ data: 5 }, 'line 7'));
+    expect(err.message).toMatch(/^line 7: "data" must be a string, got a number/);
+    expect(error(() => validateMessage({ data: 'x', extra: 1 })).message).toContain('"extra"');
+  });
+});
+
+describe('parseMessage', () => {
+  it('parses JSON text, refusing bad JSON with INVALID_JSON', () => {
+    expect(parseMessage('{"data":"a","name":"b"}')).toEqual({ data: 'a', name: 'b' });
+    const err = error(() => parseMessage('{"data":', 'line 2'));
+    expect(err.code).toBe('INVALID_JSON');
+    expect(err.message).toMatch(/^line 2: not valid JSON/);
+    expect(error(() => parseMessage('{"data":1}')).code).toBe('INVALID_MESSAGE');
+  });
+});
+
+describe('validateQueueName', () => {
+  it.each(['a', 'A.b_c-1', 'a'.repeat(64), '..', '-x'])('accepts %j', (name) => {
+    expect(validateQueueName(name)).toBe(name);
+  });
+  it.each(['', ' ', 'a'.repeat(65), 'a b', 'a/b', 'ü', 'a\n', 'a:b', 5, null, undefined])('refuses %j', (name) => {
+    expect(error(() => validateQueueName(name)).code).toBe('INVALID_QUEUE_NAME');
+  });
+});
+
+describe('durations', () => {
+  it.each([
+    ['500ms', 500],
+    ['30s', 30_000],
+    ['1.5s', 1500],
+    ['5m', 300_000],
+    ['2h', 7_200_000],
+    ['7d', 604_800_000],
+    ['1w', 604_800_000],
+    ['10', 10_000],
+    [' 3s ', 3000],
+  ])('parses %j', (text, ms) => {
+    expect(parseDuration(text)).toBe(ms);
+  });
+  it.each(['', '0', '0s', '-1s', 'forever', '5 minutes', '1y', '101w0', `${101 * 365}d`])('refuses %j', (text) => {
+    expect(error(() => parseDuration(text)).code).toBe('INVALID_DURATION');
+  });
+  it('formats whole units, largest first', () => {
+    expect([604_800_000, 86_400_000, 7_200_000, 60_000, 3000, 1500].map(formatDuration)).toEqual([
+      '1w',
+      '1d',
+      '2h',
+      '1m',
+      '3s',
+      '1500ms',
+    ]);
+    for (const text of ['7d', '12h', '30s', '250ms']) expect(formatDuration(parseDuration(text))).toBe(text === '7d' ? '1w' : text);
+  });
+});
