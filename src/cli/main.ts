@@ -26,7 +26,7 @@ export function buildProgram(): Command {
     .option('--no-color', 'no colour (also: NO_COLOR=1)')
     .option('-q, --quiet', 'print only data, no confirmations or notes')
     .helpOption('-h, --help', 'show help')
-    .showHelpAfterError('(run with --help for usage)')
+    .showHelpAfterError(process.argv.includes('--json') ? false : '(run with --help for usage)')
     .addHelpText(
       'after',
       `
@@ -53,7 +53,12 @@ Environment: DISCUE_HOME (state of one broker), DISCUE_SOCKET, NO_COLOR.`,
   for (const command of allCommands(program)) {
     command.exitOverride();
     command.configureOutput({
-      outputError: (text, write) => write(text.replace(/\n$/, '') + ' [USAGE]\n'),
+      outputError: (text, write) =>
+        write(
+          process.argv.includes('--json')
+            ? JSON.stringify({ error: { code: 'USAGE', message: text.replace(/^error: /, '').trim() } }) + '\n'
+            : text.replace(/\n$/, '') + ' [USAGE]\n',
+        ),
     });
   }
   return program;

@@ -35,6 +35,7 @@ import { SchemaRegistry, checkData } from './schemas.js';
 /** Largest batch one publish request may carry. */
 export const MAX_BATCH = 10_000;
 const MAX_LIST = 10_000;
+const MAX_LIST_REPLY_BYTES = 8 * 1024 * 1024;
 const HUNDRED_YEARS_MS = 100 * 365 * 86_400_000;
 
 export interface HandlerContext {
@@ -320,7 +321,15 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
     const afterId = after === undefined ? undefined : assertMessageId(after);
     const sinceMs = optionalInt(params, 'sinceMs', 0, Number.MAX_SAFE_INTEGER);
     const limit = optionalInt(params, 'limit', 1, MAX_LIST) ?? 100;
-    return ctx.store.listMessages(queue, { afterId, sinceMs, limit });
+    const messages = await ctx.store.listMessages(queue, { afterId, sinceMs, limit });
+    // Keep a reply well under the frame limit (always at least one message):
+    // clients page on with afterId until they get an empty page.
+    let bytes = 0;
+    for (let i = 0; i < messages.length; i++) {
+      bytes += messages[i]!.data.length * 2 + 200;
+      if (bytes > MAX_LIST_REPLY_BYTES && i > 0) return messages.slice(0, i);
+    }
+    return messages;
   },
 
   async 'messages.get'(raw, ctx) {

@@ -24,6 +24,7 @@ export function registerConfig(program: Command): void {
 
   config
     .command('get')
+    .addHelpText('after', examples('discue config get listener.timeout'))
     .description('print the effective value of a key')
     .argument('<key>')
     .action(
@@ -38,6 +39,7 @@ export function registerConfig(program: Command): void {
 
   config
     .command('set')
+    .addHelpText('after', examples('discue config set output json'))
     .description('store a value in the config file')
     .argument('<key>')
     .argument('<value>')
@@ -54,6 +56,7 @@ export function registerConfig(program: Command): void {
 
   config
     .command('unset')
+    .addHelpText('after', examples('discue config unset output'))
     .description('remove a value from the config file (back to the default)')
     .argument('<key>')
     .action(
@@ -74,6 +77,7 @@ export function registerConfig(program: Command): void {
 
   config
     .command('list')
+    .addHelpText('after', examples('discue config list --json'))
     .alias('ls')
     .description('every key with its effective value and where it comes from')
     .action(
@@ -87,6 +91,7 @@ export function registerConfig(program: Command): void {
 
   config
     .command('path')
+    .addHelpText('after', examples('discue config path'))
     .description('print where the config file lives')
     .action(
       action(async (ctx) => {

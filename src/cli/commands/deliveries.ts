@@ -28,6 +28,10 @@ export function registerDeliveries(program: Command): void {
     .option('--listener <ref>', 'only this listener (id or name)')
     .option('--state <state>', 'pending | failed | dead | delivered')
     .option('--limit <n>', 'at most this many, newest first', '100')
+    .addHelpText(
+      'after',
+      examples('discue deliveries list --state dead', 'discue deliveries list --listener mailer --state delivered --json'),
+    )
     .action(
       action(async (ctx, _args, opts) => {
         const state = opts.state as string | undefined;
@@ -68,6 +72,10 @@ export function registerDeliveries(program: Command): void {
     .argument('[id]', 'delivery id LISTENER/MESSAGE_ID, from `deliveries list`')
     .option('--all-dead', 'every dead delivery (of --listener, or of all listeners)')
     .option('--listener <ref>', 'with --all-dead: only this listener')
+    .addHelpText(
+      'after',
+      examples('discue deliveries retry --all-dead', 'discue deliveries retry --all-dead --listener mailer', 'discue deliveries retry l_AbC123/01M8DK0YMQA304GWEX5PX128G5'),
+    )
     .action(
       action(async (ctx, [id], opts) => {
         if ((id === undefined) === (opts.allDead !== true)) throw new DiscueError('USAGE', 'give a delivery id or --all-dead');

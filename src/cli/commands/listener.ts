@@ -97,6 +97,7 @@ export function registerListener(program: Command): void {
     .alias('ls')
     .description('list listeners with their state and progress')
     .option('--queue <queue>', 'only listeners of this queue')
+    .addHelpText('after', examples('discue listener list', 'discue listener list --queue orders --json'))
     .action(
       action(async (ctx, _args, opts) => {
         const client = await ctx.connect();
@@ -133,6 +134,7 @@ export function registerListener(program: Command): void {
     .description('show one listener')
     .argument('<ref>', 'listener id or name')
     .option('--secret', 'include the signing secret')
+    .addHelpText('after', examples('discue listener show dashboard', 'discue listener show dashboard --secret --json'))
     .action(
       action(async (ctx, [ref], opts) => {
         const client = await ctx.connect();
@@ -173,6 +175,7 @@ export function registerListener(program: Command): void {
     .alias('rm')
     .description('remove a listener with its progress and delivery records')
     .argument('<ref>', 'listener id or name')
+    .addHelpText('after', examples('discue listener remove mailer'))
     .action(
       action(async (ctx, [ref]) => {
         const client = await ctx.connect();
@@ -191,6 +194,7 @@ export function registerListener(program: Command): void {
       .command(verb)
       .description(verb === 'pause' ? 'stop delivering (messages wait, nothing is lost)' : 'deliver again, from where it stopped (also re-enables a 410-disabled listener)')
       .argument('<ref>', 'listener id or name')
+      .addHelpText('after', examples(`discue listener ${verb} mailer`))
       .action(
         action(async (ctx, [ref]) => {
           const client = await ctx.connect();

@@ -1,0 +1,150 @@
+/**
+ * A daemon under benchmark: started the way a user starts it
+ * (`discue daemon start`, which spawns a detached daemon), timed until its
+ * socket answers a hello, measured through /proc, and always stopped at the
+ * end of the run, even when a section fails.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Cleanup } from './lib.js';
+import { sleep } from './lib.js';
+import { answersHello } from './wire.js';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const BIN = join(ROOT, 'bin', 'discue.js');
+
+/** Environment for a discue process serving `home` (no stray DISCUE_SOCKET, no colour). */
+export function discueEnv(home: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, DISCUE_HOME: home, NO_COLOR: '1' };
+  delete env.DISCUE_SOCKET;
+  return env;
+}
+
+export interface StartTiming {
+  /** Spawning `discue daemon start` until the socket answers a hello. */
+  socketMs: number;
+  /** Spawning `discue daemon start` until that CLI process exits. */
+  cliExitMs: number;
+  /** What the daemon itself logged as `startupMs` (its own process start to listening). */
+  loggedStartupMs: number | undefined;
+}
+
+export interface Memory {
+  rssBytes: number;
+  /** Peak RSS (VmHWM). */
+  peakBytes: number;
+}
+
+export class BenchDaemon {
+  readonly socket: string;
+  readonly logFile: string;
+  pid: number | undefined;
+
+  constructor(
+    readonly home: string,
+    cleanup: Cleanup,
+  ) {
+    this.socket = join(home, 'run', 'discue.sock');
+    this.logFile = join(home, 'daemon.log');
+    cleanup.add(
+      () => this.stop(),
+      () => {
+        if (this.pid !== undefined && alive(this.pid)) process.kill(this.pid, 'SIGKILL');
+      },
+    );
+  }
+
+  /** Runs `discue daemon start` and times it; the daemon keeps running detached. */
+  async start(): Promise<StartTiming> {
+    const t0 = performance.now();
+    const child = spawn(process.execPath, [BIN, 'daemon', 'start'], {
+      env: discueEnv(this.home),
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    let cliExitMs = NaN;
+    let exitCode: number | null = null;
+    const exited = new Promise<void>((resolve) => {
+      child.once('exit', (code) => {
+        cliExitMs = performance.now() - t0;
+        exitCode = code;
+        resolve();
+      });
+    });
+    let socketMs = NaN;
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (await answersHello(this.socket)) {
+        socketMs = performance.now() - t0;
+        break;
+      }
+      if (Date.now() > deadline) throw new Error(`daemon did not answer on ${this.socket} within 60 s\n${stderr}`);
+      await sleep(2);
+    }
+    await exited;
+    if (exitCode !== 0) throw new Error(`discue daemon start exited with ${String(exitCode)}: ${stderr}`);
+    this.pid = Number.parseInt(readFileSync(join(this.home, 'run', 'daemon.pid'), 'utf8'), 10);
+    return { socketMs, cliExitMs, loggedStartupMs: this.lastStartupMs() };
+  }
+
+  /** SIGTERM (a clean shutdown), then SIGKILL if it has not exited within `graceMs`. */
+  async stop(graceMs = 60_000): Promise<void> {
+    const pid = this.pid;
+    if (pid === undefined) return;
+    this.pid = undefined;
+    if (!alive(pid)) return;
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + graceMs;
+    while (alive(pid)) {
+      if (Date.now() > deadline) {
+        process.kill(pid, 'SIGKILL');
+        break;
+      }
+      await sleep(10);
+    }
+  }
+
+  memory(): Memory {
+    if (this.pid === undefined) throw new Error('daemon not running');
+    const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
+    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+    return { rssBytes: kb('VmRSS'), peakBytes: kb('VmHWM') };
+  }
+
+  /** CPU seconds the daemon has used so far. */
+  cpuSeconds(): number {
+    if (this.pid === undefined) throw new Error('daemon not running');
+    return cpuSeconds(this.pid);
+  }
+
+  /** `startupMs` of the last "daemon started" line in the daemon log. */
+  private lastStartupMs(): number | undefined {
+    if (!existsSync(this.logFile)) return undefined;
+    const lines = readFileSync(this.logFile, 'utf8').split('\n').filter((l) => l.includes('daemon started'));
+    const match = /startupMs=(\d+)/.exec(lines[lines.length - 1] ?? '');
+    return match ? Number(match[1]) : undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may contain spaces) start at index 2.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** USER_HZ: 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS = 100;
