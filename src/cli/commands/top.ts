@@ -31,6 +31,11 @@ export function registerTop(program: Command): void {
 }
 
 async function live(_ctx: Context, client: DiscueClient, intervalMs: number): Promise<number> {
+  // Ink renders only a final frame when it thinks it runs in CI (it reads
+  // CI at import). Here stdin and stdout are terminals, so a person is
+  // watching: draw live even on a machine that exports CI=true.
+  delete process.env.CI;
+  delete process.env.CONTINUOUS_INTEGRATION;
   // Ink and React load only here: no other command pays for them.
   const [{ render }, { createElement }, { TopApp }] = await Promise.all([
     import('ink'),
