@@ -6,7 +6,9 @@
  * that a timeout kills the whole tree, not just the first process.
  */
 import type { Writable } from 'node:stream';
-import { execa } from 'execa';
+type Execa = typeof import('execa');
+/** execa (a few hundred modules) is loaded on the first command delivery, not at daemon start. */
+let execaModule: Promise<Execa> | undefined;
 import type { Envelope } from '../protocol/messages.js';
 import type { ListenerRecord } from '../store/deliveries.js';
 import { tail } from './types.js';
@@ -49,6 +51,7 @@ export class CommandSender implements Sender {
     if (signal.aborted) return { ok: false, error: 'stopped by the daemon' };
     // Not buffered by execa: a command that prints megabytes would be killed at
     // maxBuffer and its delivery failed although it exited 0. We keep a tail.
+    const { execa } = await (execaModule ??= import('execa'));
     const child = execa(file!, args, {
       input: message.data,
       env,

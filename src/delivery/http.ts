@@ -3,7 +3,7 @@
  * 2xx is success; any other status, a network error or a timeout is a failed
  * attempt. Retry-After is passed up; 410 Gone disables the listener.
  */
-import { Agent, request } from 'undici';
+import type { Agent } from 'undici';
 import type { Envelope } from '../protocol/messages.js';
 import type { ListenerRecord } from '../store/deliveries.js';
 import { VERSION } from '../version.js';
@@ -15,11 +15,20 @@ import type { SendResult, Sender } from './types.js';
 /** Response bytes read at most, to keep a tail without trusting the receiver. */
 const MAX_RESPONSE_READ = 64 * 1024;
 
+type Undici = typeof import('undici');
+
+/**
+ * undici is loaded on the first HTTP delivery, not at daemon start: it is a
+ * large module graph, and a daemon's start-up time is what every first
+ * command waits for.
+ */
+let undici: Promise<Undici> | undefined;
 /** One keep-alive agent for all HTTP listeners of the daemon. */
 let sharedAgent: Agent | undefined;
-function agent(): Agent {
-  sharedAgent ??= new Agent({ keepAliveTimeout: 10_000, connections: 64 });
-  return sharedAgent;
+async function client(): Promise<{ request: Undici['request']; agent: Agent }> {
+  const mod = await (undici ??= import('undici'));
+  sharedAgent ??= new mod.Agent({ keepAliveTimeout: 10_000, connections: 64 });
+  return { request: mod.request, agent: sharedAgent };
 }
 
 export class HttpSender implements Sender {
@@ -45,12 +54,13 @@ export class HttpSender implements Sender {
     const onAbort = () => deadline.abort();
     signal.addEventListener('abort', onAbort, { once: true });
     try {
+      const { request, agent } = await client();
       const response = await request(url!, {
         method: 'POST',
         headers: all,
         body,
         signal: deadline.signal,
-        dispatcher: agent(),
+        dispatcher: agent,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
       });

@@ -3,7 +3,6 @@
  * test, a CI job or a second broker only has to point that one variable
  * somewhere else. Client and daemon must agree on this layout.
  */
-import { createHash } from 'node:crypto';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DiscueError } from './errors.js';
@@ -39,6 +38,8 @@ export function resolvePaths(options: PathOptions = {}): BrokerPaths {
     // back to a per-user directory in tmp, named after the home it serves.
     if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) {
       const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
+      // node:crypto only on this rare path: every command resolves paths at start-up.
+      const { createHash } = process.getBuiltinModule('node:crypto');
       const digest = createHash('sha256').update(home).digest('hex').slice(0, 16);
       socket = join(tmpdir(), `discue-${uid}`, `${digest}.sock`);
     }

@@ -9,7 +9,17 @@ class FakeDb {
   private release: (() => void)[] = [];
   failNext = false;
 
-  batch(ops: Op[], options: { sync: boolean }): Promise<void> {
+  /** The chained form the committer uses: collect ops, then write them as one batch. */
+  batch(): { put(key: string, value: string): void; del(key: string): void; write(options: { sync: boolean }): Promise<void> } {
+    const ops: Op[] = [];
+    return {
+      put: (key, value) => void ops.push({ type: 'put', key, value }),
+      del: (key) => void ops.push({ type: 'del', key }),
+      write: (options) => this.write(ops, options),
+    };
+  }
+
+  private write(ops: Op[], options: { sync: boolean }): Promise<void> {
     this.batches.push({ ops: [...ops], sync: options.sync });
     if (this.failNext) {
       this.failNext = false;

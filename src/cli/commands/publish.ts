@@ -1,4 +1,3 @@
-import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import type { DiscueClient } from '../../client/client.js';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
@@ -124,6 +123,8 @@ async function publishStream(ctx: Context, queue: string): Promise<number> {
   return EXIT.OK;
 
   async function readBatches(): Promise<void> {
+    // Loaded only for stdin batches: single publishes are the start-up-critical path.
+    const { createInterface } = await import('node:readline');
     const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
     let lineNo = 0;
     for await (const line of lines) {
