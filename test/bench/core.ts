@@ -137,7 +137,14 @@ async function processTimes(ctx: SectionContext, daemon: BenchDaemon): Promise<R
       { name: 'discue --version', argv: [node, BIN, '--version'] },
       { name: 'discue queue list', argv: [node, BIN, 'queue', 'list'] },
     ],
-    { runs: PROCESS_RUNS, rounds: PROCESS_ROUNDS, warmup: PROCESS_WARMUP, env: discueEnv(daemon.home), scratch: ctx.root },
+    {
+      runs: PROCESS_RUNS,
+      rounds: PROCESS_ROUNDS,
+      warmup: PROCESS_WARMUP,
+      env: discueEnv(daemon.home),
+      scratch: ctx.root,
+      cleanup: ctx.cleanup,
+    },
   );
   return Object.fromEntries(timings.map((t) => [t.name, t]));
 }

@@ -41,6 +41,8 @@ export class BenchDaemon {
   readonly socket: string;
   readonly logFile: string;
   pid: number | undefined;
+  /** Set while `discue daemon start` runs, so an interrupted start is still cleaned up. */
+  private starting: Promise<StartTiming> | undefined;
 
   constructor(
     readonly home: string,
@@ -51,13 +53,19 @@ export class BenchDaemon {
     cleanup.add(
       () => this.stop(),
       () => {
-        if (this.pid !== undefined && alive(this.pid)) process.kill(this.pid, 'SIGKILL');
+        const pid = this.pid ?? this.pidFromFile();
+        if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL');
       },
     );
   }
 
   /** Runs `discue daemon start` and times it; the daemon keeps running detached. */
-  async start(): Promise<StartTiming> {
+  start(): Promise<StartTiming> {
+    this.starting = this.doStart();
+    return this.starting.finally(() => (this.starting = undefined));
+  }
+
+  private async doStart(): Promise<StartTiming> {
     const t0 = performance.now();
     const child = spawn(process.execPath, [BIN, 'daemon', 'start'], {
       env: discueEnv(this.home),
@@ -92,7 +100,8 @@ export class BenchDaemon {
 
   /** SIGTERM (a clean shutdown), then SIGKILL if it has not exited within `graceMs`. */
   async stop(graceMs = 60_000): Promise<void> {
-    const pid = this.pid;
+    if (this.starting) await this.starting.catch(() => undefined);
+    const pid = this.pid ?? this.pidFromFile();
     if (pid === undefined) return;
     this.pid = undefined;
     if (!alive(pid)) return;
@@ -112,6 +121,16 @@ export class BenchDaemon {
     const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
     const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
     return { rssBytes: kb('VmRSS'), peakBytes: kb('VmHWM') };
+  }
+
+  /** The pid a daemon of this home wrote, if any (a start the run did not see finish). */
+  private pidFromFile(): number | undefined {
+    try {
+      const pid = Number.parseInt(readFileSync(join(this.home, 'run', 'daemon.pid'), 'utf8'), 10);
+      return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** CPU seconds the daemon has used so far. */

@@ -7,7 +7,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Summary } from './lib.js';
+import type { Cleanup, Summary } from './lib.js';
 import { summarize } from './lib.js';
 
 export interface Command {
@@ -41,6 +41,28 @@ export interface TimeOptions {
   warmup: number;
   env: NodeJS.ProcessEnv;
   scratch: string;
+  /** Children are killed with their whole process group if the run is interrupted. */
+  cleanup: Cleanup;
+}
+
+/**
+ * Spawns in a process group of its own and registers a clean-up that kills
+ * the group: an orphaned `discue publish` would otherwise auto-start a new
+ * daemon in a home the clean-up just removed.
+ */
+function spawnTracked(file: string, args: string[], options: TimeOptions, stdio: 'ignore' | 'pipe') {
+  const child = spawn(file, args, { env: options.env, stdio: ['ignore', 'ignore', stdio], detached: true });
+  const kill = () => {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+  };
+  options.cleanup.add(kill, kill);
+  return child;
 }
 
 export async function timeCommands(commands: Command[], options: TimeOptions): Promise<ProcessTiming[]> {
@@ -71,9 +93,9 @@ async function viaHyperfine(commands: Command[], options: TimeOptions): Promise<
   args.push('--export-json', exportFile);
   for (const c of commands) args.push('-n', c.name, c.argv.map(quote).join(' '));
   const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    const child = spawn('hyperfine', args, { env: options.env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawnTracked('hyperfine', args, options, 'pipe');
     let stderr = '';
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
     child.once('exit', (code) => resolve({ code, stderr }));
   });
   if (result.code !== 0 || !existsSync(exportFile)) throw new Error(`hyperfine failed (${String(result.code)}): ${result.stderr}`);
@@ -86,7 +108,7 @@ async function viaSpawnLoop(commands: Command[], options: TimeOptions): Promise<
   const once = (command: Command) =>
     new Promise<number>((resolve, reject) => {
       const t = performance.now();
-      const child = spawn(command.argv[0]!, command.argv.slice(1), { env: options.env, stdio: 'ignore' });
+      const child = spawnTracked(command.argv[0]!, command.argv.slice(1), options, 'ignore');
       child.once('error', reject);
       child.once('exit', (code) => {
         if (code === 0) resolve(performance.now() - t);
