@@ -1,75 +1,60 @@
 /**
  * The discue command line: builds the commander program, runs it, and sets
  * the process exit code. Only this function decides how the process ends.
+ *
+ * Start-up is what every scripted call pays, so a command that names a known
+ * command loads only that command's module (publish does not load top,
+ * config or completion code); anything else gets the whole program.
  */
-import { Command, CommanderError } from 'commander';
+import type { Command } from 'commander';
+import { CommanderError } from 'commander';
 import { EXIT } from '../protocol/errors.js';
-import { VERSION } from '../version.js';
 import { lastExitCode } from './action.js';
-import { registerCompletion } from './commands/completion.js';
-import { registerConfig } from './commands/config.js';
-import { registerDaemon } from './commands/daemon.js';
-import { registerDeliveries } from './commands/deliveries.js';
-import { registerListen } from './commands/listen.js';
-import { registerListener } from './commands/listener.js';
-import { registerMessages } from './commands/messages.js';
-import { registerPublish } from './commands/publish.js';
-import { registerQueue } from './commands/queue.js';
-import { registerTop } from './commands/top.js';
+import { createRoot, finishProgram } from './root.js';
 
-export function buildProgram(): Command {
-  const program = new Command('discue')
-    .description('A local event broker: durable queues, broadcast to HTTP and command listeners.')
-    .version(VERSION, '-V, --version', 'print the version')
-    .option('--json', 'machine output: one JSON document (NDJSON for streams)')
-    .option('--socket <path>', 'daemon socket (default: $DISCUE_SOCKET, then $DISCUE_HOME/run/discue.sock)')
-    .option('--no-color', 'no colour (also: NO_COLOR=1)')
-    .option('-q, --quiet', 'print only data, no confirmations or notes')
-    .helpOption('-h, --help', 'show help')
-    .showHelpAfterError(process.argv.includes('--json') ? false : '(run with --help for usage)')
-    .addHelpText(
-      'after',
-      `
-Examples:
-  discue queue create orders
-  discue publish orders '{"data":"Order shipped"}'
-  discue messages list orders
-  discue daemon status
+type Register = (program: Command) => void;
 
-Exit codes: 0 ok, 1 failure, 2 usage, 3 daemon unreachable, 4 not found,
-5 conflict, 124 timeout, 130 interrupted.
-Environment: DISCUE_HOME (state of one broker), DISCUE_SOCKET, NO_COLOR.`,
-    );
-  registerDaemon(program);
-  registerQueue(program);
-  registerPublish(program);
-  registerMessages(program);
-  registerListener(program);
-  registerListen(program);
-  registerDeliveries(program);
-  registerTop(program);
-  registerConfig(program);
-  registerCompletion(program);
-  for (const command of allCommands(program)) {
-    command.exitOverride();
-    command.configureOutput({
-      outputError: (text, write) =>
-        write(
-          process.argv.includes('--json')
-            ? JSON.stringify({ error: { code: 'USAGE', message: text.replace(/^error: /, '').trim() } }) + '\n'
-            : text.replace(/\n$/, '') + ' [USAGE]\n',
-        ),
-    });
+const ONE_COMMAND: Record<string, () => Promise<Register>> = {
+  daemon: () => import('./commands/daemon.js').then((m) => m.registerDaemon),
+  queue: () => import('./commands/queue.js').then((m) => m.registerQueue),
+  publish: () => import('./commands/publish.js').then((m) => m.registerPublish),
+  pub: () => import('./commands/publish.js').then((m) => m.registerPublish),
+  messages: () => import('./commands/messages.js').then((m) => m.registerMessages),
+  msg: () => import('./commands/messages.js').then((m) => m.registerMessages),
+  listener: () => import('./commands/listener.js').then((m) => m.registerListener),
+  listen: () => import('./commands/listen.js').then((m) => m.registerListen),
+  sub: () => import('./commands/listen.js').then((m) => m.registerListen),
+  deliveries: () => import('./commands/deliveries.js').then((m) => m.registerDeliveries),
+  top: () => import('./commands/top.js').then((m) => m.registerTop),
+  config: () => import('./commands/config.js').then((m) => m.registerConfig),
+};
+
+/** Global options that take a value, so their value is not mistaken for the command. */
+const VALUE_OPTIONS = new Set(['--socket']);
+
+function commandName(args: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (VALUE_OPTIONS.has(arg)) {
+      i++;
+      continue;
+    }
+    if (!arg.startsWith('-')) return arg;
   }
-  return program;
+  return undefined;
 }
 
-function allCommands(command: Command): Command[] {
-  return [command, ...command.commands.flatMap(allCommands)];
+async function programFor(argv: string[]): Promise<Command> {
+  const name = commandName(argv.slice(2));
+  const load = name === undefined || !Object.hasOwn(ONE_COMMAND, name) ? undefined : ONE_COMMAND[name];
+  if (!load) return (await import('./program.js')).buildProgram();
+  const program = createRoot();
+  (await load())(program);
+  return finishProgram(program);
 }
 
 export async function main(argv: string[] = process.argv): Promise<void> {
-  const program = buildProgram();
+  const program = await programFor(argv);
   if (argv.length <= 2) {
     program.outputHelp();
     return;

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { buildProgram } from '../../src/cli/main.js';
+import { buildProgram } from '../../src/cli/program.js';
 
 /** Every visible command, with its path ("queue create"). */
 function commands(command: Command, path: string[] = []): [string, Command][] {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { completionScript } from '../../src/cli/completion.js';
 import type { Shell } from '../../src/cli/completion.js';
-import { buildProgram } from '../../src/cli/main.js';
+import { buildProgram } from '../../src/cli/program.js';
 import { ROOT } from '../helpers/sandbox.js';
 
 const FILES: Record<Shell, string> = {

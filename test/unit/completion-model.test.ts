@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { completionModel, completionScript } from '../../src/cli/completion.js';
 import type { CommandModel } from '../../src/cli/completion.js';
-import { buildProgram } from '../../src/cli/main.js';
+import { buildProgram } from '../../src/cli/program.js';
 
 interface Visible {
   path: string[];
