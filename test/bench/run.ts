@@ -5,19 +5,26 @@
  * smoke run. Daemons and temp directories are cleaned up on success,
  * failure and Ctrl-C.
  *
- * To add a section (e.g. delivery), write a `Section` (see lib.ts) and
- * append it to SECTIONS.
+ * To add a section, write a `Section` (see lib.ts) and append it to
+ * ALL_SECTIONS. BENCH_ONLY=name[,name] runs only the named sections.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { coreSection } from './core.js';
+import { deliverySection } from './delivery.js';
 import { ROOT } from './daemon.js';
 import type { Section, SectionContext, Table, Target } from './lib.js';
 import { Cleanup, QUICK, log, payloadPool, renderTable, targetTable } from './lib.js';
 
-const SECTIONS: Section[] = [coreSection];
+const ALL_SECTIONS: Section[] = [coreSection, deliverySection];
+/** BENCH_ONLY=delivery (comma-separated names) runs only those sections. */
+const ONLY = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
+const SECTIONS: Section[] = ONLY ? ALL_SECTIONS.filter((s) => ONLY.includes(s.name)) : ALL_SECTIONS;
+if (ONLY && SECTIONS.length !== ONLY.length) {
+  throw new Error(`BENCH_ONLY=${process.env.BENCH_ONLY}: known sections are ${ALL_SECTIONS.map((s) => s.name).join(', ')}`);
+}
 const MESSAGE_BYTES = 200;
 
 function filesystemOf(dir: string): string {
