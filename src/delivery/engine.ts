@@ -302,11 +302,10 @@ export class DeliveryEngine {
 
   private outcomes(waiter: Waiter): WaitOutcome[] {
     return waiter.workers.map((w) => {
-      const settled = w.cursor !== undefined && w.cursor >= waiter.lastId;
       const dead = [...waiter.ids].some((id) => w.wasDead(id));
       const outcome: WaitOutcome = {
         listener: w.listener.id,
-        state: settled ? (dead ? 'dead' : 'delivered') : 'pending',
+        state: settledUpTo(w, waiter.lastId) ? (dead ? 'dead' : 'delivered') : 'pending',
       };
       if (w.listener.name) outcome.name = w.listener.name;
       return outcome;
@@ -317,10 +316,11 @@ export class DeliveryEngine {
     if (this.waiters.length === 0) return;
     this.waiters = this.waiters.filter((waiter) => {
       // A listener paused or disconnected meanwhile no longer holds up the wait.
-      const relevant = waiter.workers.filter((w) => this.counts(w));
-      const done = relevant.every((w) => w.cursor !== undefined && w.cursor >= waiter.lastId);
-      if (done) waiter.resolve(this.outcomes({ ...waiter, workers: waiter.workers.filter((w) => relevant.includes(w) || (w.cursor ?? '') >= waiter.lastId) }));
-      return !done;
+      const holding = waiter.workers.some((w) => this.counts(w) && !settledUpTo(w, waiter.lastId));
+      if (holding) return true;
+      const reported = waiter.workers.filter((w) => this.counts(w) || settledUpTo(w, waiter.lastId));
+      waiter.resolve(this.outcomes({ ...waiter, workers: reported }));
+      return false;
     });
   }
 
@@ -480,6 +480,11 @@ export class DeliveryEngine {
 
 export function newListenerId(prefix: string): string {
   return `${prefix}_${randomBytes(6).toString('base64url').replace(/[-_]/g, 'x')}`;
+}
+
+/** Whether a worker has settled every message up to `lastId`, in order. */
+function settledUpTo(worker: Worker, lastId: string): boolean {
+  return worker.cursor !== undefined && worker.cursor >= lastId;
 }
 
 function sameQueues(record: ListenerRecord, options: SubscribeOptions): boolean {

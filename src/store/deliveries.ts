@@ -13,32 +13,17 @@
  * plus a record for the deliveries that needed more than one try.
  */
 import type { ClassicLevel } from 'classic-level';
-import type { Attempt, DeliveryState, ListenerKind, ListenerState } from '../protocol/messages.js';
+import type { Attempt, DeliveryState, ListenerInfo } from '../protocol/messages.js';
 import type { GroupCommitter, Op } from './commit.js';
 
 const HIGH = '~';
 export const HISTORY_KEEP = 1000;
 
-export interface ListenerRecord {
-  id: string;
-  name?: string;
-  kind: ListenerKind;
-  queues: string[];
-  allQueues?: boolean;
-  url?: string;
-  headers?: Record<string, string>;
-  secret?: string;
-  command?: string[];
-  shell?: boolean;
-  cwd?: string;
-  timeoutMs: number;
-  maxAttempts: number;
-  retryDelayMs: number;
-  concurrency: number;
-  state: ListenerState;
-  disabledReason?: string;
-  createdAt: string;
-}
+/**
+ * What is stored of a listener: what the daemon reports (ListenerInfo) minus
+ * the live figures it adds when asked.
+ */
+export type ListenerRecord = Omit<ListenerInfo, 'hasSecret' | 'progress' | 'stats' | 'connected'>;
 
 export interface DeliveryRecord {
   listenerId: string;
