@@ -160,7 +160,9 @@ export function TopApp({ source, intervalMs = 1000 }: { source: TopSource; inter
 
   useInput((input, key) => {
     if (input === 'q' || (key.ctrl && input === 'c')) {
-      exit();
+      // The value waitUntilExit() resolves with: Ctrl-C is an interruption
+      // (exit 130, as in every other command), q a normal end (exit 0).
+      exit(input === 'q' ? 'quit' : 'interrupted');
       return;
     }
     if (key.upArrow) setSelected((s) => Math.max(0, s - 1));
