@@ -173,7 +173,8 @@ export function registerQueue(program: Command): void {
       'after',
       examples(
         'discue queue delete orders                 # only if empty (else exit 5)',
-        'discue queue delete orders --force',
+        'discue queue delete orders --force         # asks first on a terminal',
+        'discue queue delete orders --force --yes   # does not ask',
       ),
     )
     .argument('<name>')
