@@ -38,7 +38,7 @@ const MIN_COLUMN = 6;
  * whole as long as possible.
  */
 function fit(widths: number[], headers: string[], body: string[][], width: number): void {
-  for (let i = 0; i < widths.length; i++) widths[i] = Math.min(widths[i]!, width);
+  for (let i = 0; i < widths.length; i++) widths[i] = Math.min(widths[i]!, Math.max(width, headers[i]!.length));
   let total = widths.reduce((a, b) => a + b, 0) + GAP * (widths.length - 1);
   const prose = widths.map((_, i) => body.some((r) => (r[i] ?? '').includes(' ')));
   for (const eligible of [(i: number) => prose[i]!, () => true]) {
