@@ -110,38 +110,38 @@ _discue_value() {
 _discue_words() {
   _discue_c='' _discue_o='' _discue_a=() _discue_v=0
   case "$1" in
-    '') _discue_c='daemon queue publish pub messages msg listener listen sub deliveries top config completion help' _discue_o='--help -h' ;;
+    '') _discue_c='daemon queue publish messages listener listen deliveries top config completion help' _discue_o='--help -h' ;;
     'daemon') _discue_c='start stop restart status logs' _discue_o='--help -h' ;;
     'daemon start') _discue_o='--foreground --data-dir --help -h' ;;
     'daemon stop') _discue_o='--help -h' ;;
     'daemon restart') _discue_o='--help -h' ;;
     'daemon status') _discue_o='--help -h' ;;
     'daemon logs') _discue_o='--follow -f --lines -n --help -h' ;;
-    'queue') _discue_c='create list ls show update delete rm purge' _discue_o='--help -h' ;;
-    'queue create') _discue_o='--schema --retention --max-messages --help -h' _discue_a=('text') ;;
+    'queue') _discue_c='create list show update delete purge' _discue_o='--help -h' ;;
+    'queue create') _discue_o='--schema --retention --max-messages --if-missing --help -h' _discue_a=('text') ;;
     'queue list') _discue_o='--help -h' ;;
     'queue show') _discue_o='--help -h' _discue_a=('queues') ;;
     'queue update') _discue_o='--schema --no-schema --retention --max-messages --help -h' _discue_a=('queues') ;;
-    'queue delete') _discue_o='--force --help -h' _discue_a=('queues') ;;
-    'queue purge') _discue_o='--help -h' _discue_a=('queues') ;;
+    'queue delete') _discue_o='--force --yes -y --help -h' _discue_a=('queues') ;;
+    'queue purge') _discue_o='--yes -y --help -h' _discue_a=('queues') ;;
     'publish') _discue_o='--data -d --name -n --wait --wait-timeout --help -h' _discue_a=('queues' 'text') ;;
-    'messages') _discue_c='list ls get delete rm' _discue_o='--help -h' ;;
+    'messages') _discue_c='list get delete' _discue_o='--help -h' ;;
     'messages list') _discue_o='--limit --since --help -h' _discue_a=('queues') ;;
     'messages get') _discue_o='--help -h' _discue_a=('queues' 'text') ;;
     'messages delete') _discue_o='--help -h' _discue_a=('queues' 'text') ;;
-    'listener') _discue_c='add list ls show remove rm pause resume' _discue_o='--help -h' ;;
-    'listener add') _discue_o='--url --exec --queue --name --header --secret --shell --timeout --max-attempts --retry-delay --concurrency --from --help -h' ;;
+    'listener') _discue_c='add list show remove pause resume' _discue_o='--help -h' ;;
+    'listener add') _discue_o='--url --exec --queue --name --header --secret --shell --timeout --max-attempts --retry-delay --concurrency --from --if-missing --help -h' ;;
     'listener list') _discue_o='--queue --help -h' ;;
     'listener show') _discue_o='--secret --help -h' _discue_a=('listeners') ;;
     'listener remove') _discue_o='--help -h' _discue_a=('listeners') ;;
     'listener pause') _discue_o='--help -h' _discue_a=('listeners') ;;
     'listener resume') _discue_o='--help -h' _discue_a=('listeners') ;;
     'listen') _discue_o='--exec --shell --count --timeout --grep --name --from --help -h' _discue_a=('queues') _discue_v=1 ;;
-    'deliveries') _discue_c='list ls retry' _discue_o='--help -h' ;;
+    'deliveries') _discue_c='list retry' _discue_o='--help -h' ;;
     'deliveries list') _discue_o='--listener --state --limit --help -h' ;;
     'deliveries retry') _discue_o='--all-dead --listener --help -h' _discue_a=('text') ;;
     'top') _discue_o='--interval --help -h' ;;
-    'config') _discue_c='get set unset list ls path' _discue_o='--help -h' ;;
+    'config') _discue_c='get set unset list path' _discue_o='--help -h' ;;
     'config get') _discue_o='--help -h' _discue_a=('words:output color socket listener.timeout listener.maxAttempts') ;;
     'config set') _discue_o='--help -h' _discue_a=('words:output color socket listener.timeout listener.maxAttempts' 'text') ;;
     'config unset') _discue_o='--help -h' _discue_a=('words:output color socket listener.timeout listener.maxAttempts') ;;

@@ -168,12 +168,9 @@ complete -c discue -s q -l quiet -d 'print only data, no confirmations or notes'
 complete -c discue -n '__discue_arg \'\' 0' -a 'daemon' -d 'start, stop and inspect the background broker'
 complete -c discue -n '__discue_arg \'\' 0' -a 'queue' -d 'create, inspect and remove queues'
 complete -c discue -n '__discue_arg \'\' 0' -a 'publish' -d 'store a message in a queue; prints its id once it is durable on disk'
-complete -c discue -n '__discue_arg \'\' 0' -a 'pub' -d 'store a message in a queue; prints its id once it is durable on disk'
 complete -c discue -n '__discue_arg \'\' 0' -a 'messages' -d 'read and delete stored messages'
-complete -c discue -n '__discue_arg \'\' 0' -a 'msg' -d 'read and delete stored messages'
 complete -c discue -n '__discue_arg \'\' 0' -a 'listener' -d 'register durable listeners that the daemon delivers to (HTTP URLs, commands)'
 complete -c discue -n '__discue_arg \'\' 0' -a 'listen' -d 'receive messages in the foreground: print each data line, or run --exec per message, in order'
-complete -c discue -n '__discue_arg \'\' 0' -a 'sub' -d 'receive messages in the foreground: print each data line, or run --exec per message, in order'
 complete -c discue -n '__discue_arg \'\' 0' -a 'deliveries' -d 'inspect and retry deliveries: pending, failing, dead, recently delivered'
 complete -c discue -n '__discue_arg \'\' 0' -a 'top' -d 'live dashboard of queues, listeners and deliveries (one plain snapshot when not a terminal)'
 complete -c discue -n '__discue_arg \'\' 0' -a 'config' -d 'user defaults: output, colour, socket, listener timeout and attempts (flag > env > config > default)'
@@ -211,11 +208,9 @@ complete -c discue -n '__discue_in \'daemon logs\'' -s h -l help -d 'show help'
 # discue queue
 complete -c discue -n '__discue_arg \'queue\' 0' -a 'create' -d 'create a queue'
 complete -c discue -n '__discue_arg \'queue\' 0' -a 'list' -d 'list queues with their message counts'
-complete -c discue -n '__discue_arg \'queue\' 0' -a 'ls' -d 'list queues with their message counts'
 complete -c discue -n '__discue_arg \'queue\' 0' -a 'show' -d 'show one queue'
 complete -c discue -n '__discue_arg \'queue\' 0' -a 'update' -d 'change a queue’s schema, retention or size limit'
 complete -c discue -n '__discue_arg \'queue\' 0' -a 'delete' -d 'delete a queue (refused while it holds messages, unless --force)'
-complete -c discue -n '__discue_arg \'queue\' 0' -a 'rm' -d 'delete a queue (refused while it holds messages, unless --force)'
 complete -c discue -n '__discue_arg \'queue\' 0' -a 'purge' -d 'remove every message of a queue, keep the queue'
 complete -c discue -n '__discue_in \'queue\'' -s h -l help -d 'show help'
 
@@ -223,6 +218,7 @@ complete -c discue -n '__discue_in \'queue\'' -s h -l help -d 'show help'
 complete -c discue -n '__discue_in \'queue create\'' -l schema -r -F -d 'JSON Schema file that each message data (parsed as JSON) must satisfy'
 complete -c discue -n '__discue_in \'queue create\'' -l retention -r -f -d 'remove messages older than this (e.g. 7d, 12h)'
 complete -c discue -n '__discue_in \'queue create\'' -l max-messages -r -f -d 'keep at most this many messages; the oldest go first'
+complete -c discue -n '__discue_in \'queue create\'' -l if-missing -d 'succeed with the existing queue if there is one (exit 0; a warning if its settings differ)'
 complete -c discue -n '__discue_in \'queue create\'' -s h -l help -d 'show help'
 
 # discue queue list
@@ -242,10 +238,12 @@ complete -c discue -n '__discue_arg \'queue update\' 0' -f -a '(__discue_names q
 
 # discue queue delete
 complete -c discue -n '__discue_in \'queue delete\'' -l force -d 'delete it with its messages'
+complete -c discue -n '__discue_in \'queue delete\'' -s y -l yes -d 'do not ask for confirmation on a terminal'
 complete -c discue -n '__discue_in \'queue delete\'' -s h -l help -d 'show help'
 complete -c discue -n '__discue_arg \'queue delete\' 0' -f -a '(__discue_names queues)'
 
 # discue queue purge
+complete -c discue -n '__discue_in \'queue purge\'' -s y -l yes -d 'do not ask for confirmation on a terminal'
 complete -c discue -n '__discue_in \'queue purge\'' -s h -l help -d 'show help'
 complete -c discue -n '__discue_arg \'queue purge\' 0' -f -a '(__discue_names queues)'
 
@@ -259,10 +257,8 @@ complete -c discue -n '__discue_arg \'publish\' 0' -f -a '(__discue_names queues
 
 # discue messages
 complete -c discue -n '__discue_arg \'messages\' 0' -a 'list' -d 'list a queue’s messages, oldest first'
-complete -c discue -n '__discue_arg \'messages\' 0' -a 'ls' -d 'list a queue’s messages, oldest first'
 complete -c discue -n '__discue_arg \'messages\' 0' -a 'get' -d 'print one message (its data, or the envelope with --json)'
 complete -c discue -n '__discue_arg \'messages\' 0' -a 'delete' -d 'delete one message'
-complete -c discue -n '__discue_arg \'messages\' 0' -a 'rm' -d 'delete one message'
 complete -c discue -n '__discue_in \'messages\'' -s h -l help -d 'show help'
 
 # discue messages list
@@ -282,10 +278,8 @@ complete -c discue -n '__discue_arg \'messages delete\' 0' -f -a '(__discue_name
 # discue listener
 complete -c discue -n '__discue_arg \'listener\' 0' -a 'add' -d 'register a listener; it receives every message stored after now (or all with --from all)'
 complete -c discue -n '__discue_arg \'listener\' 0' -a 'list' -d 'list listeners with their state and progress'
-complete -c discue -n '__discue_arg \'listener\' 0' -a 'ls' -d 'list listeners with their state and progress'
 complete -c discue -n '__discue_arg \'listener\' 0' -a 'show' -d 'show one listener'
 complete -c discue -n '__discue_arg \'listener\' 0' -a 'remove' -d 'remove a listener with its progress and delivery records'
-complete -c discue -n '__discue_arg \'listener\' 0' -a 'rm' -d 'remove a listener with its progress and delivery records'
 complete -c discue -n '__discue_arg \'listener\' 0' -a 'pause' -d 'stop delivering (messages wait, nothing is lost)'
 complete -c discue -n '__discue_arg \'listener\' 0' -a 'resume' -d 'deliver again, from where it stopped (also re-enables a 410-disabled listener)'
 complete -c discue -n '__discue_in \'listener\'' -s h -l help -d 'show help'
@@ -303,6 +297,7 @@ complete -c discue -n '__discue_in \'listener add\'' -l max-attempts -r -f -d 'a
 complete -c discue -n '__discue_in \'listener add\'' -l retry-delay -r -f -d 'wait before the 2nd attempt; doubles each time (with jitter), up to 10m'
 complete -c discue -n '__discue_in \'listener add\'' -l concurrency -r -f -d 'deliveries in flight at once (>1 gives up strict order)'
 complete -c discue -n '__discue_in \'listener add\'' -l from -r -f -a 'new all' -d 'new: only messages stored from now on; all: the whole backlog too'
+complete -c discue -n '__discue_in \'listener add\'' -l if-missing -d 'if a listener of this --name exists with the same settings, succeed with it (exit 5 if its settings differ)'
 complete -c discue -n '__discue_in \'listener add\'' -s h -l help -d 'show help'
 
 # discue listener list
@@ -339,7 +334,6 @@ complete -c discue -n '__discue_arg \'listen\' 0 more' -f -a '(__discue_names qu
 
 # discue deliveries
 complete -c discue -n '__discue_arg \'deliveries\' 0' -a 'list' -d 'list deliveries that are pending, failing or dead (or recently delivered with --state delivered)'
-complete -c discue -n '__discue_arg \'deliveries\' 0' -a 'ls' -d 'list deliveries that are pending, failing or dead (or recently delivered with --state delivered)'
 complete -c discue -n '__discue_arg \'deliveries\' 0' -a 'retry' -d 'send dead deliveries again (with a fresh round of attempts)'
 complete -c discue -n '__discue_in \'deliveries\'' -s h -l help -d 'show help'
 
@@ -363,7 +357,6 @@ complete -c discue -n '__discue_arg \'config\' 0' -a 'get' -d 'print the effecti
 complete -c discue -n '__discue_arg \'config\' 0' -a 'set' -d 'store a value in the config file'
 complete -c discue -n '__discue_arg \'config\' 0' -a 'unset' -d 'remove a value from the config file (back to the default)'
 complete -c discue -n '__discue_arg \'config\' 0' -a 'list' -d 'every key with its effective value and where it comes from'
-complete -c discue -n '__discue_arg \'config\' 0' -a 'ls' -d 'every key with its effective value and where it comes from'
 complete -c discue -n '__discue_arg \'config\' 0' -a 'path' -d 'print where the config file lives'
 complete -c discue -n '__discue_in \'config\'' -s h -l help -d 'show help'
 

@@ -300,7 +300,8 @@ function bashScript(model: CompletionModel): string {
   );
   for (const command of commands) {
     const body: string[] = [];
-    const subs = command.commands.flatMap((c) => [c.name, ...c.aliases]);
+    // Only canonical names are offered (`pu<TAB>` has one answer); aliases are still followed by _sub.
+    const subs = command.commands.map((c) => c.name);
     if (subs.length > 0) body.push(`${fn}_c=${sq(subs.join(' '))}`);
     const flags = command.options.flatMap((o) => o.flags.filter((f) => f.startsWith('--')).concat(o.flags.filter((f) => !f.startsWith('--'))));
     if (flags.length > 0) body.push(`${fn}_o=${sq(flags.join(' '))}`);
@@ -475,7 +476,7 @@ function zshScript(model: CompletionModel): string {
       }
       body.push('  case $state in', '    (command)', '      local -a commands=(');
       for (const child of command.commands) {
-        for (const n of [child.name, ...child.aliases]) body.push(`        ${sq(`${n}:${child.description}`)}`);
+        body.push(`        ${sq(`${child.name}:${child.description}`)}`);
       }
       body.push(
         '      )',
@@ -648,9 +649,7 @@ function fishScript(model: CompletionModel): string {
     const at = fq(key(command));
     const block: string[] = [];
     for (const child of command.commands) {
-      for (const n of [child.name, ...child.aliases]) {
-        block.push(`complete -c ${p} -n ${fq(`__${p}_arg ${at} 0`)} -a ${fq(n)} -d ${fq(child.description)}`);
-      }
+      block.push(`complete -c ${p} -n ${fq(`__${p}_arg ${at} 0`)} -a ${fq(child.name)} -d ${fq(child.description)}`);
     }
     for (const option of command.options) {
       block.push(fishOption(p, option, `__${p}_in ${at}`));

@@ -1,13 +1,72 @@
 /** Plain-text tables and values for human output. */
 
-export function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => visibleLength(r[i] ?? ''))));
+/**
+ * Columns padded to line up. A cell is always one line (newlines and tabs
+ * fold to spaces: a multi-line error must not break the rows). With a width
+ * (a terminal's columns) the widest columns shrink until the row fits and
+ * their cells end in "…"; without one (output piped to a script) every value
+ * is printed in full.
+ */
+export function table(headers: string[], rows: string[][], width: number | undefined = terminalWidth()): string {
+  const body = rows.map((r) => r.map(oneLine));
+  const widths = headers.map((h, i) => Math.max(h.length, ...body.map((r) => visibleLength(r[i] ?? ''))));
+  if (width !== undefined) fit(widths, headers, body, width);
   const line = (cells: string[]) =>
     cells
-      .map((c, i) => (i === cells.length - 1 ? c : c + ' '.repeat(widths[i]! - visibleLength(c))))
+      .map((c, i) => {
+        const cell = clip(c, widths[i]!);
+        return i === cells.length - 1 ? cell : cell + ' '.repeat(widths[i]! - visibleLength(cell));
+      })
       .join('  ')
       .trimEnd();
-  return [line(headers), ...rows.map(line)].join('\n');
+  return [line(headers), ...body.map(line)].join('\n');
+}
+
+/** The columns of the terminal that stdout is, or undefined when it is not one. */
+export function terminalWidth(): number | undefined {
+  return process.stdout.isTTY ? process.stdout.columns || 80 : undefined;
+}
+
+const GAP = 2;
+/** Narrowest a column shrinks to: its header, and room for a few characters and "…". */
+const MIN_COLUMN = 6;
+
+/**
+ * Shrinks the widest column, one character at a time, until the row fits in
+ * `width`. Columns of prose (cells with spaces: errors, data, commands) go
+ * first, so that ids and names, which are copied into the next command, stay
+ * whole as long as possible.
+ */
+function fit(widths: number[], headers: string[], body: string[][], width: number): void {
+  for (let i = 0; i < widths.length; i++) widths[i] = Math.min(widths[i]!, Math.max(width, headers[i]!.length));
+  let total = widths.reduce((a, b) => a + b, 0) + GAP * (widths.length - 1);
+  const prose = widths.map((_, i) => body.some((r) => (r[i] ?? '').includes(' ')));
+  for (const eligible of [(i: number) => prose[i]!, () => true]) {
+    while (total > width) {
+      let widest = -1;
+      for (let i = 0; i < widths.length; i++) {
+        const floor = Math.max(headers[i]!.length, MIN_COLUMN);
+        if (eligible(i) && widths[i]! > floor && (widest === -1 || widths[i]! > widths[widest]!)) widest = i;
+      }
+      if (widest === -1) break; // every eligible column at its floor
+      widths[widest]!--;
+      total--;
+    }
+  }
+  // Still too wide with every column at its floor: the terminal wraps what is left.
+}
+
+function oneLine(text: string): string {
+  return text.replace(/[ \t]*[\r\n\t][\s]*/g, ' ');
+}
+
+/** The cell cut to `width` visible characters, ending in "…" if it was longer. */
+function clip(text: string, width: number): string {
+  if (visibleLength(text) <= width) return text;
+  // eslint-disable-next-line no-control-regex
+  const plain = text.replace(/\x1b\[[0-9;]*m/g, '');
+  // By code points, so that no emoji is cut in half.
+  return Array.from(plain).slice(0, Math.max(0, width - 1)).join('') + '…';
 }
 
 function visibleLength(text: string): number {

@@ -346,29 +346,50 @@ function describeType(value: unknown): string {
   return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
-const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?$/;
+/** One number and its unit; a duration is one or more of them ("1m30s"), or a bare number. */
+const DURATION_PART_RE = /(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*/y;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
-/** "500ms", "30s", "5m", "2h", "7d", "1w"; a bare number means seconds. */
+/** "500ms", "30s", "1m30s", "5m", "2h", "7d", "1w"; a bare number means seconds. */
 export function parseDuration(text: string, what = 'duration'): number {
-  const match = DURATION_RE.exec(text.trim());
-  if (!match) {
+  const trimmed = text.trim();
+  let ms: number | undefined;
+  if (/^\d+(?:\.\d+)?$/.test(trimmed)) {
+    ms = Number(trimmed) * UNIT_MS.s!;
+  } else if (trimmed !== '') {
+    ms = 0;
+    DURATION_PART_RE.lastIndex = 0;
+    while (DURATION_PART_RE.lastIndex < trimmed.length) {
+      const match = DURATION_PART_RE.exec(trimmed);
+      if (!match) {
+        ms = undefined;
+        break;
+      }
+      ms += Number(match[1]) * UNIT_MS[match[2]!]!;
+    }
+  }
+  if (ms === undefined) {
     throw new DiscueError(
       'INVALID_DURATION',
-      `invalid ${what} ${JSON.stringify(text)}: use a number with a unit, like 500ms, 30s, 5m, 2h, 7d`,
+      `invalid ${what} ${JSON.stringify(text)}: use a number with a unit, like 500ms, 30s, 1m30s, 5m, 2h, 7d`,
     );
   }
-  const ms = Number(match[1]) * UNIT_MS[match[2] ?? 's']!;
   if (!Number.isFinite(ms) || ms <= 0 || ms > 100 * 365 * UNIT_MS.d!) {
     throw new DiscueError('INVALID_DURATION', `invalid ${what} ${JSON.stringify(text)}: out of range`);
   }
   return Math.round(ms);
 }
 
+/** A duration the way one types it: 30s, 1m30s, 7d, 500ms (parseDuration reads it back). */
 export function formatDuration(ms: number): string {
-  for (const unit of ['w', 'd', 'h', 'm', 's'] as const) {
+  let rest = Math.round(ms);
+  let text = '';
+  for (const unit of ['d', 'h', 'm', 's', 'ms'] as const) {
     const size = UNIT_MS[unit]!;
-    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+    if (rest >= size) {
+      text += `${Math.floor(rest / size)}${unit}`;
+      rest %= size;
+    }
   }
-  return `${ms}ms`;
+  return text || '0ms';
 }

@@ -21,7 +21,12 @@ export interface TopViewProps {
   error: string | undefined;
 }
 
-const pad = (text: string, width: number) => (text.length >= width ? text.slice(0, width - 1) + ' ' : text.padEnd(width));
+/** One line (a multi-line error must not break the rows), cut with "…" to leave a space before the next column. */
+const cell = (text: string) => text.replace(/\s+/g, ' ');
+const pad = (text: string, width: number) => {
+  const line = cell(text);
+  return line.length >= width ? line.slice(0, width - 2) + '… ' : line.padEnd(width);
+};
 const time = (iso: string) => iso.slice(11, 19);
 
 function target(l: ListenerInfo): string {
@@ -42,10 +47,10 @@ export function TopView({ snapshot, selected, detail, status, error }: TopViewPr
         {daemon.messages} messages · {Math.round(daemon.rssBytes / 1048576)} MiB
       </Text>
       <Box marginTop={1} flexDirection="column">
-        <Text bold>{pad('QUEUE', 20) + pad('MESSAGES', 10) + pad('RATE/MIN', 10) + pad('1H', 8) + pad('24H', 8) + 'LISTENERS'}</Text>
+        <Text bold wrap="truncate-end">{pad('QUEUE', 20) + pad('MESSAGES', 10) + pad('RATE/MIN', 10) + pad('1H', 8) + pad('24H', 8) + 'LISTENERS'}</Text>
         {queues.length === 0 && <Text dimColor>no queues</Text>}
         {queues.map((q) => (
-          <Text key={q.name}>
+          <Text key={q.name} wrap="truncate-end">
             {pad(q.name, 20) +
               pad(String(q.messages), 10) +
               pad(String(q.stats?.added.lastMinute ?? 0), 10) +
@@ -56,7 +61,7 @@ export function TopView({ snapshot, selected, detail, status, error }: TopViewPr
         ))}
       </Box>
       <Box marginTop={1} flexDirection="column">
-        <Text bold>
+        <Text bold wrap="truncate-end">
           {'  ' + pad('LISTENER', 16) + pad('KIND', 7) + pad('STATE', 10) + pad('PENDING', 9) + pad('OK 1H', 8) + pad('FAIL 1H', 9) + pad('DEAD', 6) + 'LAST / ERROR'}
         </Text>
         {listeners.length === 0 && <Text dimColor>  no listeners</Text>}
@@ -65,14 +70,14 @@ export function TopView({ snapshot, selected, detail, status, error }: TopViewPr
           const lastError = l.progress?.find((p) => p.lastError)?.lastError;
           const stateColor = l.state === 'active' ? 'green' : l.state === 'paused' ? 'yellow' : 'red';
           return (
-            <Text key={l.id} inverse={i === selected}>
+            <Text key={l.id} inverse={i === selected} wrap="truncate-end">
               {(i === selected ? '> ' : '  ') + pad(l.name ?? l.id, 16) + pad(l.kind, 7)}
               <Text color={stateColor}>{pad(l.state, 10)}</Text>
               {pad(String(l.stats?.pending ?? 0), 9) +
                 pad(String(l.stats?.succeeded.lastHour ?? 0), 8) +
                 pad(String(l.stats?.failed.lastHour ?? 0), 9) +
                 pad(String(l.stats?.dead.sinceStart ?? 0), 6) +
-                (lastError ? `${lastError}` : last ? time(last) : '-')}
+                (lastError ? cell(lastError) : last ? time(last) : '-')}
             </Text>
           );
         })}
@@ -85,7 +90,7 @@ export function TopView({ snapshot, selected, detail, status, error }: TopViewPr
           {detail.deliveries.length === 0 && <Text dimColor>no recorded deliveries</Text>}
           {detail.deliveries.flatMap((d) =>
             d.attempts.map((a) => (
-              <Text key={`${d.id}#${a.attempt}`} color={a.ok ? undefined : 'red'}>
+              <Text key={`${d.id}#${a.attempt}`} color={a.ok ? undefined : 'red'} wrap="truncate-end">
                 {time(a.at) +
                   '  ' +
                   pad(d.messageId.slice(-8), 10) +
@@ -103,7 +108,7 @@ export function TopView({ snapshot, selected, detail, status, error }: TopViewPr
           <Text bold>RECENT DELIVERIES</Text>
           {recent.length === 0 && <Text dimColor>none yet</Text>}
           {recent.slice(0, 10).map((r, i) => (
-            <Text key={`${r.at}-${i}`} color={r.state === 'delivered' ? undefined : 'red'}>
+            <Text key={`${r.at}-${i}`} color={r.state === 'delivered' ? undefined : 'red'} wrap="truncate-end">
               {time(r.at) +
                 '  ' +
                 pad(r.listener, 16) +
@@ -160,7 +165,9 @@ export function TopApp({ source, intervalMs = 1000 }: { source: TopSource; inter
 
   useInput((input, key) => {
     if (input === 'q' || (key.ctrl && input === 'c')) {
-      exit();
+      // The value waitUntilExit() resolves with: Ctrl-C is an interruption
+      // (exit 130, as in every other command), q a normal end (exit 0).
+      exit(input === 'q' ? 'quit' : 'interrupted');
       return;
     }
     if (key.upArrow) setSelected((s) => Math.max(0, s - 1));

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runBlock, runnableBlocks } from '../helpers/readme.js';
 import { BIN, Sandbox } from '../helpers/sandbox.js';
 
 /** The README's "discue in CI" recipe, run as the shell script a user would write. */
@@ -43,6 +44,31 @@ discue daemon stop
     expect(result.stdout).toContain('asserted');
     expect(readFileSync(join(sb.dir, 'event.txt'), 'utf8')).toBe('Order 1001 shipped\n');
     expect(result.code).toBe(0);
+  });
+
+  it("the README's recipe, as written, runs twice in the same place: --if-missing set-up, trap clean-up", { timeout: 120_000 }, async () => {
+    const recipe = runnableBlocks().find((b) => b.heading === 'discue in CI');
+    expect(recipe, 'the README marks its CI recipe runnable').toBeDefined();
+    expect(recipe!.script).toContain('trap ');
+    const cwd = join(sb.dir, 'job');
+    for (const run of [1, 2]) {
+      const result = await runBlock(sb, recipe!.script, { cwd });
+      expect(result.code, `run ${run}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`).toBe(0);
+      expect(readFileSync(join(cwd, 'event.txt'), 'utf8')).toBe('Order 1001 shipped\n');
+      // The trap stopped the daemon it started.
+      expect(result.stdout).toContain('daemon stopped');
+      if (run === 2) {
+        expect(result.stdout).toContain('queue orders already exists');
+        expect(result.stdout).toMatch(/listener archive \(l_[^)]+\) already exists/);
+      }
+    }
+    // The recipe's home (under the job's directory): one queue, one listener, both events kept.
+    const home = { DISCUE_HOME: join(cwd, 'discue') };
+    expect((await sb.run(['daemon', 'status'], { env: home })).code).toBe(3);
+    const listeners = JSON.parse((await sb.run(['listener', 'list', '--json'], { env: home })).stdout) as { name: string }[];
+    expect(listeners.map((l) => l.name)).toEqual(['archive']);
+    const messages = JSON.parse((await sb.run(['messages', 'list', 'orders', '--json'], { env: home })).stdout) as { data: string }[];
+    expect(messages.map((m) => m.data)).toEqual(['Order 1001 shipped', 'Order 1001 shipped']);
   });
 
   it('fails the job with 124 when the event never comes', async () => {

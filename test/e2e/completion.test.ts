@@ -93,19 +93,23 @@ describe('discue completion bash, in a real bash', () => {
     expect(readFileSync(bash.file, 'utf8')).toBe(readFileSync(join(ROOT, 'completions', 'discue.bash'), 'utf8'));
   });
 
-  it('completes the top-level commands, with aliases, without the hidden one', async () => {
+  it('completes the top-level commands by their canonical names only, without the hidden one', async () => {
     const top = await bash.complete(['']);
-    for (const name of ['daemon', 'queue', 'publish', 'pub', 'messages', 'msg', 'listener', 'listen', 'sub', 'deliveries', 'top', 'config', 'completion', 'help']) {
+    for (const name of ['daemon', 'queue', 'publish', 'messages', 'listener', 'listen', 'deliveries', 'top', 'config', 'completion', 'help']) {
       expect(top).toContain(name);
     }
+    // Aliases still work when typed, but are not offered: `pu<TAB>` has one answer.
+    for (const alias of ['pub', 'msg', 'sub']) expect(top).not.toContain(alias);
+    expect(await bash.complete(['pu'])).toEqual(['publish']);
+    expect(await bash.complete(['m'])).toEqual(['messages']);
     expect(top).not.toContain('__complete');
     expect(await bash.complete(['li'])).toEqual(['listener', 'listen']);
     expect(await bash.complete(['--json', 'q'])).toEqual(['queue']);
   });
 
   it('completes subcommands of a group, and follows aliases', async () => {
-    expect(await bash.complete(['queue', ''])).toEqual(['create', 'list', 'ls', 'show', 'update', 'delete', 'rm', 'purge']);
-    expect(await bash.complete(['msg', ''])).toEqual(['list', 'ls', 'get', 'delete', 'rm']);
+    expect(await bash.complete(['queue', ''])).toEqual(['create', 'list', 'show', 'update', 'delete', 'purge']);
+    expect(await bash.complete(['msg', ''])).toEqual(['list', 'get', 'delete']);
     expect(await bash.complete(['config', 'get', 'listener.'])).toEqual(['listener.timeout', 'listener.maxAttempts']);
     expect(await bash.complete(['completion', ''])).toEqual(['bash', 'zsh', 'fish']);
   });
@@ -226,6 +230,7 @@ describe('discue completion, other shells and errors', () => {
       expect(script).toContain(`\n_discue__${name}() {\n`);
     }
     expect(script).toContain('(publish|pub) _discue__publish && ret=0');
+    expect(script).not.toContain(`'pub:`); // aliases are dispatched, not offered
     const body = (fn: string) => script.slice(script.indexOf(`\n${fn}() {\n`), script.indexOf('\n}\n', script.indexOf(`\n${fn}() {\n`)));
     expect(body('_discue__publish')).toContain(`'1:queue:_discue_queues'`);
     expect(body('_discue__listener__show')).toContain(`'1:ref:_discue_listeners'`);
@@ -251,6 +256,7 @@ describe('discue completion, other shells and errors', () => {
       expect(script).toContain(`complete -c discue -n '__discue_arg \\'\\' 0' -a '${name}'`);
       expect(script).toContain(`case '|${name}'`);
     }
+    expect(script).not.toContain(`-a 'pub'`); // aliases are followed, not offered
     expect(script).toContain(`complete -c discue -n '__discue_arg \\'publish\\' 0' -f -a '(__discue_names queues)'`);
     expect(script).toContain(`complete -c discue -n '__discue_arg \\'listen\\' 0 more' -f -a '(__discue_names queues)'`);
     expect(script).toContain(`complete -c discue -n '__discue_arg \\'listener show\\' 0' -f -a '(__discue_names listeners)'`);

@@ -1,29 +1,35 @@
 /**
  * The published package: `npm pack` of a clean copy of the source (its
- * `prepare` script builds dist/), installed into an empty prefix, runs.
+ * `prepare` script builds dist/), installed into an empty prefix, runs; and
+ * the two ways the README gives to get `discue` on PATH, `npm install -g`
+ * of the tarball and `npm install -g .` in a clone, each into its own
+ * --prefix so the machine's global npm is never touched. One pack per file.
  */
 import { execFile, spawn } from 'node:child_process';
-import { cpSync, mkdirSync, readdirSync, symlinkSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ROOT, Sandbox, collect } from '../helpers/sandbox.js';
+import type { RunResult } from '../helpers/sandbox.js';
 
 const run = promisify(execFile);
 /** What a clean checkout has that the package is built from (never dist/, which pack must build itself). */
 const SKIP = new Set(['node_modules', 'dist', '.git', 'test']);
+// npm runs with the real environment (its cache), not the sandbox's HOME; offline
+// is fine, the dependencies are in the cache from the repository's own install.
+const npmEnv = { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
 
 describe('npm pack', () => {
+  let work: string;
+  let source: string;
+  let tarball: string;
   let sb: Sandbox;
-  beforeEach(() => {
-    sb = new Sandbox('discue-pack-');
-  });
-  afterEach(async () => {
-    await sb.dispose();
-  });
 
-  it('builds a tarball that installs into an empty prefix and runs', { timeout: 240_000 }, async () => {
-    const source = join(sb.dir, 'src');
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'discue-pack-'));
+    source = join(work, 'src');
     mkdirSync(source);
     for (const entry of readdirSync(ROOT)) {
       if (SKIP.has(entry) || entry.endsWith('.tgz')) continue;
@@ -31,38 +37,35 @@ describe('npm pack', () => {
     }
     // The build tools come from the repository's own install.
     symlinkSync(join(ROOT, 'node_modules'), join(source, 'node_modules'), 'dir');
-
-    // npm runs with the real environment (its cache), not the sandbox's HOME.
-    const npmEnv = { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
-    const out = join(sb.dir, 'out');
+    const out = join(work, 'out');
     mkdirSync(out);
     await run('npm', ['pack', '--pack-destination', out], { cwd: source, env: npmEnv, maxBuffer: 16 * 1024 * 1024 });
     const tarballs = readdirSync(out).filter((f) => f.endsWith('.tgz'));
     expect(tarballs).toHaveLength(1);
-    const tarball = join(out, tarballs[0]!);
+    tarball = join(out, tarballs[0]!);
+  }, 240_000);
+  afterAll(() => {
+    rmSync(work, { recursive: true, force: true });
+  });
+  beforeEach(() => {
+    sb = new Sandbox('discue-pack-');
+  });
+  afterEach(async () => {
+    await sb.dispose();
+  });
 
-    const { stdout: listing } = await run('tar', ['-tzf', tarball]);
-    const files = listing.split('\n');
-    expect(files).toContain('package/bin/discue.js');
-    expect(files).toContain('package/dist/cli/main.js');
-    expect(files).toContain('package/dist/index.js');
-    expect(files).toContain('package/dist/index.d.ts');
-    expect(files).toContain('package/package.json');
-    expect(files.some((f) => f.startsWith('package/test/'))).toBe(false);
-
-    const prefix = join(sb.dir, 'prefix');
-    mkdirSync(prefix);
-    await run('npm', ['install', '--prefix', prefix, '--prefer-offline', '--no-save', tarball], {
-      cwd: prefix,
-      env: npmEnv,
-      maxBuffer: 16 * 1024 * 1024,
+  /** Runs `discue` found on PATH (the prefix's bin first), as a user's shell would. */
+  const onPath = (bin: string) => (args: string[]): Promise<RunResult> => {
+    const child = spawn('discue', args, {
+      cwd: sb.dir,
+      env: { ...sb.env, PATH: `${bin}:${sb.env.PATH}` },
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
+    return collect(child, { timeoutMs: 60_000 });
+  };
 
-    const discue = join(prefix, 'node_modules', '.bin', 'discue');
-    const exec = async (args: string[]) => {
-      const child = spawn(discue, args, { cwd: sb.dir, env: sb.env, stdio: ['pipe', 'pipe', 'pipe'] });
-      return collect(child, { timeoutMs: 60_000 });
-    };
+  /** --version, then a publish/list round-trip through a daemon the installed copy started. */
+  async function roundTrip(exec: (args: string[]) => Promise<RunResult>, installed: string): Promise<void> {
     const version = await exec(['--version']);
     expect(version.code, version.stderr).toBe(0);
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
@@ -77,7 +80,58 @@ describe('npm pack', () => {
     // The daemon it started is the installed one.
     const status = JSON.parse((await exec(['daemon', 'status', '--json'])).stdout) as { pid: number };
     const { stdout: cmdline } = await run('cat', [`/proc/${status.pid}/cmdline`]);
-    expect(cmdline).toContain(prefix);
+    expect(cmdline).toContain(installed);
     expect((await exec(['daemon', 'stop'])).code).toBe(0);
+  }
+
+  it('builds a tarball with bin, dist and the README, without tests', async () => {
+    const { stdout: listing } = await run('tar', ['-tzf', tarball]);
+    const files = listing.split('\n');
+    expect(files).toContain('package/bin/discue.js');
+    expect(files).toContain('package/dist/cli/main.js');
+    expect(files).toContain('package/dist/index.js');
+    expect(files).toContain('package/dist/index.d.ts');
+    expect(files).toContain('package/package.json');
+    expect(files).toContain('package/README.md');
+    expect(files.some((f) => f.startsWith('package/completions/'))).toBe(true);
+    expect(files.some((f) => f.startsWith('package/test/'))).toBe(false);
+  });
+
+  it('installs into an empty prefix as a dependency and runs', { timeout: 240_000 }, async () => {
+    const prefix = join(sb.dir, 'prefix');
+    mkdirSync(prefix);
+    await run('npm', ['install', '--prefix', prefix, '--prefer-offline', '--no-save', tarball], {
+      cwd: prefix,
+      env: npmEnv,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    const discue = join(prefix, 'node_modules', '.bin', 'discue');
+    await roundTrip((args) => collect(spawn(discue, args, { cwd: sb.dir, env: sb.env, stdio: ['pipe', 'pipe', 'pipe'] }), { timeoutMs: 60_000 }), prefix);
+  });
+
+  it('npm install -g <tarball> puts a working discue on PATH', { timeout: 240_000 }, async () => {
+    const prefix = join(sb.dir, 'global');
+    mkdirSync(prefix);
+    await run('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', tarball], { cwd: sb.dir, env: npmEnv, maxBuffer: 16 * 1024 * 1024 });
+    const bin = join(prefix, 'bin');
+    expect(readdirSync(bin)).toContain('discue');
+    // A copy, not a link to anywhere else: the installed package holds the code.
+    expect(realpathSync(join(bin, 'discue'))).toBe(join(prefix, 'lib', 'node_modules', 'discue', 'bin', 'discue.js'));
+    await roundTrip(onPath(bin), join(prefix, 'lib', 'node_modules', 'discue'));
+  });
+
+  it('npm install -g . in a clone links discue on PATH to the clone', { timeout: 240_000 }, async () => {
+    const prefix = join(sb.dir, 'linked');
+    mkdirSync(prefix);
+    // --ignore-scripts: `prepare` built dist/ in this copy already (for the pack),
+    // as the README's `npm install` does in a clone; building it twice proves nothing.
+    await run('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--ignore-scripts', '.'], {
+      cwd: source,
+      env: npmEnv,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    expect(readlinkSync(join(prefix, 'lib', 'node_modules', 'discue'))).toMatch(/src$/);
+    expect(realpathSync(join(prefix, 'bin', 'discue'))).toBe(join(realpathSync(source), 'bin', 'discue.js'));
+    await roundTrip(onPath(join(prefix, 'bin')), source);
   });
 });

@@ -86,21 +86,25 @@ describe('durations', () => {
     ['1w', 604_800_000],
     ['10', 10_000],
     [' 3s ', 3000],
+    ['1m30s', 90_000],
+    ['1h 30m', 5_400_000],
+    ['1s500ms', 1500],
   ])('parses %j', (text, ms) => {
     expect(parseDuration(text)).toBe(ms);
   });
-  it.each(['', '0', '0s', '-1s', 'forever', '5 minutes', '1y', '101w0', `${101 * 365}d`])('refuses %j', (text) => {
+  it.each(['', '0', '0s', '-1s', 'forever', '5 minutes', '1y', '1m30', 's', '1m-30s', '101w0', `${101 * 365}d`])('refuses %j', (text) => {
     expect(error(() => parseDuration(text)).code).toBe('INVALID_DURATION');
   });
-  it('formats whole units, largest first', () => {
-    expect([604_800_000, 86_400_000, 7_200_000, 60_000, 3000, 1500].map(formatDuration)).toEqual([
-      '1w',
+  it('formats the way durations are typed, largest unit first', () => {
+    expect([604_800_000, 86_400_000, 7_200_000, 60_000, 90_000, 3000, 1500].map(formatDuration)).toEqual([
+      '7d',
       '1d',
       '2h',
       '1m',
+      '1m30s',
       '3s',
-      '1500ms',
+      '1s500ms',
     ]);
-    for (const text of ['7d', '12h', '30s', '250ms']) expect(formatDuration(parseDuration(text))).toBe(text === '7d' ? '1w' : text);
+    for (const text of ['7d', '12h', '1m30s', '30s', '250ms']) expect(formatDuration(parseDuration(text))).toBe(text);
   });
 });

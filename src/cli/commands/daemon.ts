@@ -1,5 +1,6 @@
 import { watch } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { DiscueClient } from '../../client/client.js';
 import { tailFile } from '../../client/logtail.js';
@@ -44,6 +45,15 @@ export function registerDaemon(program: Command): void {
         if (opts.foreground) return runForeground(ctx, dataDir);
         const { started } = await startDaemon(ctx.paths, { dataDir });
         const status = await fetchStatus(ctx);
+        // The daemon that already ran keeps its own directory: saying "already
+        // running" would let a script believe its data goes to --data-dir.
+        if (!started && dataDir !== undefined && resolve(dataDir) !== status.dataDir) {
+          throw new DiscueError(
+            'DATA_DIR_CONFLICT',
+            `a daemon already runs for ${ctx.paths.home} (pid ${status.pid}) with its data in ${status.dataDir}, not in ${resolve(dataDir)}; ` +
+              `stop it first (\`discue daemon stop\`) to start one on ${resolve(dataDir)}`,
+          );
+        }
         if (ctx.json) ctx.printJson({ started, ...status });
         else ctx.done(started ? `daemon started (pid ${status.pid})` : `daemon already running (pid ${status.pid})`);
         return EXIT.OK;
@@ -182,7 +192,7 @@ async function stop(ctx: Context, quietIfStopped = false): Promise<number> {
   const deadline = Date.now() + 30_000;
   while (isAlive(pid)) {
     if (Date.now() > deadline) {
-      throw new DiscueError('TIMEOUT', `the daemon (pid ${pid}) did not exit within 30 s; see \`discue daemon logs\``);
+      throw new DiscueError('TIMEOUT', `the daemon (pid ${pid}) did not exit within 30s; see \`discue daemon logs\``);
     }
     await sleep(20);
   }

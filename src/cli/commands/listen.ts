@@ -38,8 +38,10 @@ export function registerListen(program: Command): void {
 async function listen(ctx: Context, queueArgs: string[], opts: Record<string, unknown>): Promise<number> {
   // "New" means published after this command started, not after the daemon
   // got around to subscribing it: a CI script that starts `listen &` and then
-  // the service under test cannot lose the event in between.
-  const startedAt = Date.now();
+  // the service under test cannot lose the event in between. The process's
+  // start, not this line: loading the CLI takes long enough on a busy machine
+  // for a `publish` started just after `listen &` to store its message first.
+  const startedAt = Math.floor(performance.timeOrigin);
   const queues = queueArgs.map(validateQueueName);
   const count = opts.count === undefined ? undefined : parseCount(String(opts.count));
   const timeoutMs = opts.timeout === undefined ? undefined : parseDuration(String(opts.timeout), 'timeout');

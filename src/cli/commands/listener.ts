@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
-import { parseDuration, validateQueueName } from '../../protocol/messages.js';
+import { formatDuration, parseDuration, validateQueueName } from '../../protocol/messages.js';
 import type { ListenerAddParams, ListenerInfo } from '../../protocol/messages.js';
+import { splitCommand } from '../../delivery/argv.js';
 import { action, examples } from '../action.js';
 import type { Context } from '../context.js';
 import { ago, fields, table } from '../format.js';
@@ -39,10 +40,12 @@ export function registerListener(program: Command): void {
     .option('--retry-delay <duration>', 'wait before the 2nd attempt; doubles each time (with jitter), up to 10m', '1s')
     .option('--concurrency <n>', 'deliveries in flight at once (>1 gives up strict order)', '1')
     .option('--from <new|all>', 'new: only messages stored from now on; all: the whole backlog too', 'new')
+    .option('--if-missing', 'if a listener of this --name exists with the same settings, succeed with it (exit 5 if its settings differ)')
     .addHelpText(
       'after',
       examples(
         'discue listener add --queue orders --url https://example.test/hook --header "Authorization: Bearer t0k3n"',
+        "discue listener add --queue orders --exec ./notify.sh --name mailer --if-missing   # idempotent, for CI",
         "discue listener add --queue orders --exec 'jq -r .id' --name ids --from all",
         "discue listener add --queue orders --shell --exec 'jq . >> orders.log'",
       ),
@@ -77,8 +80,24 @@ export function registerListener(program: Command): void {
           if (opts.shell) params.shell = true;
           if (opts.header || opts.secret) throw new DiscueError('USAGE', '--header and --secret go with --url');
         }
+        if (opts.ifMissing && params.name === undefined) {
+          throw new DiscueError('USAGE', '--if-missing needs --name: the existing listener is found by its name');
+        }
         const client = await ctx.connect();
-        const info = await client.request('listener.add', params);
+        if (opts.ifMissing) {
+          const existing = await findListener(client, params.name!, params.secret !== undefined);
+          if (existing) return reportExisting(ctx, existing, params);
+        }
+        let info: ListenerInfo;
+        try {
+          info = await client.request('listener.add', params);
+        } catch (err) {
+          // Another run of the same set-up added it between our look-up and our add.
+          if (!(opts.ifMissing && err instanceof DiscueError && err.code === 'LISTENER_EXISTS')) throw err;
+          const existing = await findListener(client, params.name!, params.secret !== undefined);
+          if (!existing) throw err;
+          return reportExisting(ctx, existing, params);
+        }
         if (ctx.json) {
           ctx.printJson(info);
         } else {
@@ -150,9 +169,9 @@ export function registerListener(program: Command): void {
           ['target', target(info)],
           ['queues', info.allQueues ? '* (all)' : info.queues.join(', ')],
           ['state', stateText(ctx, info) + (info.disabledReason ? ` (${info.disabledReason})` : '')],
-          ['timeout', `${info.timeoutMs} ms`],
+          ['timeout', formatDuration(info.timeoutMs)],
           ['max attempts', String(info.maxAttempts)],
-          ['retry delay', `${info.retryDelayMs} ms, doubling`],
+          ['retry delay', `${formatDuration(info.retryDelayMs)}, doubling`],
           ['concurrency', String(info.concurrency)],
           ['created', info.createdAt],
         ];
@@ -205,6 +224,76 @@ export function registerListener(program: Command): void {
         }),
       );
   }
+}
+
+type Client = Awaited<ReturnType<Context['connect']>>;
+
+async function findListener(client: Client, name: string, secret: boolean): Promise<ListenerInfo | undefined> {
+  try {
+    return await client.request('listener.get', { ref: name, secret });
+  } catch (err) {
+    if (err instanceof DiscueError && err.code === 'LISTENER_NOT_FOUND') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * `listener add --if-missing` found the listener: the same settings succeed
+ * with it, other settings are a conflict that names each difference (a CI
+ * set-up that silently kept an old URL would deliver to the wrong place).
+ */
+function reportExisting(ctx: Context, existing: ListenerInfo, wanted: ListenerAddParams): number {
+  const differences = listenerDifferences(existing, wanted);
+  const name = existing.name ?? existing.id;
+  if (differences.length > 0) {
+    throw new DiscueError(
+      'LISTENER_EXISTS',
+      `listener ${name} exists with other settings: ${differences.join('; ')}; ` +
+        `remove it first (\`discue listener remove ${name}\`) or give the same flags`,
+      { details: { differences } },
+    );
+  }
+  if (ctx.json) ctx.printJson(existing);
+  else ctx.done(`listener ${name} (${existing.id}) already exists on ${existing.queues.join(', ')}`);
+  return EXIT.OK;
+}
+
+function listenerDifferences(existing: ListenerInfo, wanted: ListenerAddParams): string[] {
+  const differences: string[] = [];
+  const compare = (what: string, has: string, given: string) => {
+    if (has !== given) differences.push(`${what} is ${has}, given ${given}`);
+  };
+  compare('kind', existing.kind, wanted.kind);
+  compare('queues', [...existing.queues].sort().join(','), [...wanted.queues].sort().join(','));
+  if (wanted.kind === 'http') {
+    compare('url', existing.url ?? '-', normalUrl(wanted.url!));
+    compare('headers', headerText(existing.headers), headerText(wanted.headers));
+    if (wanted.secret !== undefined && existing.secret !== wanted.secret) differences.push('secret differs');
+  } else {
+    const argv = wanted.shell ? [wanted.command!] : splitCommand(wanted.command!);
+    compare('command', JSON.stringify(existing.command ?? []), JSON.stringify(argv));
+    compare('shell', String(existing.shell === true), String(wanted.shell === true));
+    compare('working directory', existing.cwd ?? '-', wanted.cwd ?? '-');
+  }
+  compare('timeout', formatDuration(existing.timeoutMs), formatDuration(wanted.timeoutMs!));
+  compare('max attempts', String(existing.maxAttempts), String(wanted.maxAttempts));
+  compare('retry delay', formatDuration(existing.retryDelayMs), formatDuration(wanted.retryDelayMs!));
+  compare('concurrency', String(existing.concurrency), String(wanted.concurrency));
+  return differences;
+}
+
+/** The URL as the daemon stores it (new URL adds the path's slash). */
+function normalUrl(text: string): string {
+  try {
+    return new URL(text).toString();
+  } catch {
+    return text;
+  }
+}
+
+function headerText(headers: Record<string, string> | undefined): string {
+  const entries = Object.entries(headers ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
+  return entries.length === 0 ? 'none' : entries.map(([k, v]) => `${k}: ${v}`).join('; ');
 }
 
 function parseHeaders(list: string[]): Record<string, string> {

@@ -30,11 +30,13 @@ export function registerQueue(program: Command): void {
     .option('--schema <file>', 'JSON Schema file that each message data (parsed as JSON) must satisfy')
     .option('--retention <duration>', 'remove messages older than this (e.g. 7d, 12h)')
     .option('--max-messages <n>', 'keep at most this many messages; the oldest go first')
+    .option('--if-missing', 'succeed with the existing queue if there is one (exit 0; a warning if its settings differ)')
     .addHelpText(
       'after',
       examples(
         'discue queue create orders --schema order.schema.json',
         'discue queue create audit --retention 30d',
+        'discue queue create orders --if-missing      # idempotent, for CI',
       ),
     )
     .action(
@@ -46,7 +48,25 @@ export function registerQueue(program: Command): void {
           ...(opts.maxMessages !== undefined && { maxMessages: parseCount(String(opts.maxMessages)) }),
         };
         const client = await ctx.connect();
-        const info = await client.request('queue.create', params);
+        let info: QueueInfo;
+        try {
+          info = await client.request('queue.create', params);
+        } catch (err) {
+          if (!(opts.ifMissing && err instanceof DiscueError && err.code === 'QUEUE_EXISTS')) throw err;
+          const existing = await client.request('queue.get', { name: params.name });
+          // Exit 0 all the same: the queue is there, which is what a set-up
+          // script asks for; changing it is `queue update`'s job, not a side effect.
+          const differences = queueDifferences(existing, params);
+          if (differences.length > 0) {
+            process.stderr.write(
+              `warning: queue ${existing.name} exists with other settings (left unchanged): ${differences.join('; ')}; ` +
+                `\`discue queue update\` changes them\n`,
+            );
+          }
+          if (ctx.json) ctx.printJson(existing);
+          else ctx.done(`queue ${existing.name} already exists (${existing.messages} message(s))`);
+          return EXIT.OK;
+        }
         if (ctx.json) ctx.printJson(info);
         else ctx.done(`created queue ${info.name}`);
         return EXIT.OK;
@@ -153,14 +173,17 @@ export function registerQueue(program: Command): void {
       'after',
       examples(
         'discue queue delete orders                 # only if empty (else exit 5)',
-        'discue queue delete orders --force',
+        'discue queue delete orders --force         # asks first on a terminal',
+        'discue queue delete orders --force --yes   # does not ask',
       ),
     )
     .argument('<name>')
     .option('--force', 'delete it with its messages')
+    .option('-y, --yes', 'do not ask for confirmation on a terminal')
     .action(
       action(async (ctx, [name], opts) => {
         const client = await ctx.connect();
+        if (opts.force === true && opts.yes !== true) await confirmDeletion(client, validateQueueName(name), 'and the queue');
         const result = await client.request('queue.delete', { name: validateQueueName(name), force: opts.force === true });
         if (ctx.json) ctx.printJson(result);
         else ctx.done(`deleted queue ${result.name}${result.deleted ? ` and its ${result.deleted} message(s)` : ''}`);
@@ -171,17 +194,64 @@ export function registerQueue(program: Command): void {
   queue
     .command('purge')
     .description('remove every message of a queue, keep the queue')
-    .addHelpText('after', examples('discue queue purge orders'))
+    .addHelpText('after', examples('discue queue purge orders', 'discue queue purge orders --yes          # no question on a terminal'))
     .argument('<name>')
+    .option('-y, --yes', 'do not ask for confirmation on a terminal')
     .action(
-      action(async (ctx, [name]) => {
+      action(async (ctx, [name], opts) => {
         const client = await ctx.connect();
+        if (opts.yes !== true) await confirmDeletion(client, validateQueueName(name), '');
         const result = await client.request('queue.purge', { name: validateQueueName(name) });
         if (ctx.json) ctx.printJson(result);
         else ctx.done(`purged ${result.deleted} message(s) from ${result.name}`);
         return EXIT.OK;
       }),
     );
+}
+
+function queueDifferences(existing: QueueInfo, given: { schema?: Record<string, unknown>; retentionMs?: number; maxMessages?: number }): string[] {
+  const differences: string[] = [];
+  if (given.retentionMs !== undefined && existing.retentionMs !== given.retentionMs) {
+    differences.push(`retention is ${existing.retentionMs ? formatDuration(existing.retentionMs) : 'forever'}, given ${formatDuration(given.retentionMs)}`);
+  }
+  if (given.maxMessages !== undefined && existing.maxMessages !== given.maxMessages) {
+    differences.push(`max messages is ${existing.maxMessages ?? 'unlimited'}, given ${given.maxMessages}`);
+  }
+  if (given.schema !== undefined && JSON.stringify(existing.schema) !== JSON.stringify(given.schema)) {
+    differences.push(existing.schema ? 'the schema differs' : 'it has no schema');
+  }
+  return differences;
+}
+
+/**
+ * On a terminal (stdin and stderr), asks before messages are deleted; a
+ * script (stdin not a terminal) is never asked, as before. "n" or no answer
+ * stops with ABORTED and nothing deleted.
+ */
+async function confirmDeletion(client: Awaited<ReturnType<Context['connect']>>, name: string, more: string): Promise<void> {
+  if (!process.stdin.isTTY || !process.stderr.isTTY) return;
+  const { messages } = await client.request('queue.get', { name });
+  if (messages === 0) return;
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  // In raw mode Ctrl-C reaches readline, not the process: it means interrupted (130).
+  const interrupted = new AbortController();
+  rl.once('SIGINT', () => interrupted.abort());
+  // Ctrl-D ends the input without an answer, which is no.
+  const ended = new Promise<string>((resolve) => rl.once('close', () => resolve('')));
+  let answer: string;
+  try {
+    const question = `Delete ${messages.toLocaleString('en-US')} message${messages === 1 ? '' : 's'} of ${name}${more ? ` ${more}` : ''}? [y/N] `;
+    answer = await Promise.race([rl.question(question, { signal: interrupted.signal }), ended]);
+  } catch (err) {
+    if (interrupted.signal.aborted) {
+      throw new DiscueError('INTERRUPTED', `interrupted: nothing deleted from ${name}`);
+    }
+    throw err;
+  } finally {
+    rl.close();
+  }
+  if (!/^y(es)?$/i.test(answer.trim())) throw new DiscueError('ABORTED', `nothing deleted: ${name} keeps its messages (--yes skips the question)`);
 }
 
 function describe(ctx: Context, q: QueueInfo): string {

@@ -56,8 +56,8 @@ async function live(_ctx: Context, client: DiscueClient, intervalMs: number): Pr
     },
   };
   const app = render(createElement(TopApp, { source, intervalMs }), { exitOnCtrlC: false });
-  await app.waitUntilExit();
-  return EXIT.OK;
+  const how = await app.waitUntilExit();
+  return how === 'interrupted' ? EXIT.INTERRUPTED : EXIT.OK;
 }
 
 export function plainSnapshot(s: StatsSnapshot): string {
