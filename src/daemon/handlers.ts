@@ -18,6 +18,7 @@ import type {
 import { splitCommand } from '../delivery/argv.js';
 import type { DeliveryEngine, SubscribeOptions, Subscription } from '../delivery/engine.js';
 import { newListenerId } from '../delivery/engine.js';
+import { maskUrl } from '../delivery/redact.js';
 import { generateSecret, validateSecret } from '../delivery/signature.js';
 import type { ListenerRecord } from '../store/deliveries.js';
 import type { Store } from '../store/types.js';
@@ -215,7 +216,10 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
       if (cwd !== undefined) record.cwd = cwd;
     }
     await ctx.engine.register(record, from);
-    return ctx.engine.info(record, true);
+    // The generated secret is shown once, here; URL credentials only to `listener show --secret`.
+    const info = ctx.engine.info(record, true);
+    if (info.url !== undefined) info.url = maskUrl(info.url);
+    return info;
   },
 
   async 'listener.list'(raw, ctx) {

@@ -9,10 +9,11 @@
 import { mkdir, chmod, unlink, writeFile, rm, access, constants, lstat } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
-import { basename, dirname } from 'node:path';
+import { dirname } from 'node:path';
 import { DiscueError } from '../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../protocol/frames.js';
 import type { DaemonStatus } from '../protocol/messages.js';
+import { assertPrivateDir, assertSocketDirSafe, assertSocketOwned } from '../protocol/ownership.js';
 import { resolvePaths } from '../protocol/paths.js';
 import type { BrokerPaths } from '../protocol/paths.js';
 import { LevelStore } from '../store/level.js';
@@ -55,7 +56,12 @@ export class Daemon {
 
   async start(): Promise<void> {
     const { paths, log } = this;
+    // Before anything is created: LevelDB makes its files with the process
+    // umask, and they hold every message and the whsec_ secrets. Command
+    // listeners inherit it too.
+    process.umask(0o077);
     await prepareDirectories(paths);
+    await assertPrivateDir(paths.dataDir);
     const store = new LevelStore(paths.dataDir);
     await store.open();
     this.store = store;
@@ -149,6 +155,10 @@ export class Daemon {
 
   private async listen(): Promise<void> {
     const { socket } = this.paths;
+    // Never bind where another user could read or replace the socket, nor
+    // take over a socket path another user holds.
+    await assertSocketDirSafe(socket);
+    await assertSocketOwned(socket);
     // We hold the database lock, so no daemon of this home is alive. A socket
     // file here is stale, unless DISCUE_SOCKET points several homes at one
     // path and another broker answers on it: never steal a live socket.
@@ -207,13 +217,17 @@ async function prepareDirectories(paths: BrokerPaths): Promise<void> {
     await mkdir(paths.runDir, { recursive: true, mode: 0o700 });
     await chmod(paths.runDir, 0o700);
     const socketDir = dirname(paths.socket);
-    if (socketDir !== paths.runDir) {
-      await mkdir(socketDir, { recursive: true, mode: 0o700 });
-      // Tighten only the per-user fallback directory we own, never a
-      // directory a user pointed DISCUE_SOCKET into (that could be /tmp).
-      if (/^discue-\d+$/.test(basename(socketDir))) await chmod(socketDir, 0o700);
-    }
+    // Created 0700 (umask 077). An existing one, the per-user fallback in
+    // $TMPDIR included, is never loosened or tightened here: listen() refuses
+    // it if another user could control it (see protocol/ownership.ts).
+    if (socketDir !== paths.runDir) await mkdir(socketDir, { recursive: true, mode: 0o700 });
     await access(paths.home, constants.W_OK);
+    // Files of an older daemon may predate the umask.
+    for (const file of [paths.logFile, paths.pidFile]) {
+      await chmod(file, 0o600).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
+    }
   } catch (err) {
     throw new DiscueError(
       'HOME_NOT_WRITABLE',
