@@ -15,6 +15,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { resolvePaths } from '../../src/protocol/paths.js';
 import { daemonProcesses, expectError, expectJsonError, ok } from '../helpers/discue.js';
 import { addListener, closeAllServers, listDeliveries, showListener, startHookServer } from '../helpers/delivery.js';
+import type { ListenerJson } from '../helpers/delivery.js';
 import { Sandbox, waitFor } from '../helpers/sandbox.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -265,7 +266,7 @@ describe('passwords in listener URLs', () => {
     const hook = await startHookServer(() => ({ status: 500, body: 'no' }));
     const url = hook.url.replace('http://', `http://alice:${PASSWORD}@`);
     await ok(sb, ['queue', 'create', 'q']);
-    type WithUrl = { url?: string };
+    type WithUrl = ListenerJson & { url?: string };
     const added: WithUrl = await addListener(sb, ['--queue', 'q', '--url', url, '--name', 'hook', '--max-attempts', '2', '--retry-delay', '10ms']);
     const masked = hook.url.replace('http://', 'http://alice:***@');
     expect(added.url).toBe(masked);
