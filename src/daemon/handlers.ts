@@ -171,10 +171,12 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
     }
     const wait = optionalBoolean(params, 'wait') ?? false;
     const waitTimeoutMs = optionalInt(params, 'waitTimeoutMs', 1, HUNDRED_YEARS_MS) ?? 30_000;
-    const stored = await ctx.store.append(queue, messages);
-    const ids = stored.map((m) => m.id);
-    const result: PublishResult = { queue, ids, publishedAt: stored[0]!.publishedAt };
-    if (wait) result.deliveries = await ctx.engine.waitFor(queue, ids, waitTimeoutMs);
+    const outcome = await ctx.store.appendOnce(queue, messages);
+    const { ids } = outcome;
+    const result: PublishResult = { queue, ids, publishedAt: outcome.publishedAt };
+    if (outcome.duplicates.length > 0) result.duplicates = outcome.duplicates;
+    // A duplicate's id is older than the new ones: wait up to the newest.
+    if (wait) result.deliveries = await ctx.engine.waitFor(queue, [...ids].sort(), waitTimeoutMs);
     return result;
   },
 

@@ -12,10 +12,13 @@ import type { Server, Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { DiscueError } from '../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../protocol/frames.js';
+import { parseDuration } from '../protocol/messages.js';
 import type { DaemonStatus } from '../protocol/messages.js';
 import { assertPrivateDir, assertSocketDirSafe, assertSocketOwned } from '../protocol/ownership.js';
 import { resolvePaths } from '../protocol/paths.js';
 import type { BrokerPaths } from '../protocol/paths.js';
+import { DEFAULT_DEDUPE } from '../store/dedupe.js';
+import type { DedupeOptions } from '../store/dedupe.js';
 import { LevelStore } from '../store/level.js';
 import type { Store } from '../store/types.js';
 import { VERSION } from '../version.js';
@@ -62,7 +65,7 @@ export class Daemon {
     process.umask(0o077);
     await prepareDirectories(paths);
     await assertPrivateDir(paths.dataDir);
-    const store = new LevelStore(paths.dataDir);
+    const store = new LevelStore(paths.dataDir, { dedupe: dedupeSettings(process.env) });
     await store.open();
     this.store = store;
     this.engine = new DeliveryEngine(store, log);
@@ -235,6 +238,26 @@ async function prepareDirectories(paths: BrokerPaths): Promise<void> {
       { cause: err },
     );
   }
+}
+
+/**
+ * The idempotency key window and bound, read once at daemon start:
+ * DISCUE_DEDUPE_WINDOW (a duration, default 10m) and DISCUE_DEDUPE_MAX_KEYS
+ * (keys kept per queue, default 100000).
+ */
+export function dedupeSettings(env: NodeJS.ProcessEnv): DedupeOptions {
+  const settings = { ...DEFAULT_DEDUPE };
+  const window = env.DISCUE_DEDUPE_WINDOW;
+  if (window !== undefined && window !== '') settings.windowMs = parseDuration(window, 'DISCUE_DEDUPE_WINDOW');
+  const max = env.DISCUE_DEDUPE_MAX_KEYS;
+  if (max !== undefined && max !== '') {
+    const n = Number(max);
+    if (!/^\d+$/.test(max) || !Number.isSafeInteger(n) || n < 1) {
+      throw new DiscueError('INVALID_ARGUMENT', `DISCUE_DEDUPE_MAX_KEYS must be a whole number of at least 1, got ${JSON.stringify(max)}`);
+    }
+    settings.maxKeys = n;
+  }
+  return settings;
 }
 
 function socketAnswers(path: string): Promise<boolean> {
