@@ -90,10 +90,12 @@ export class DiscueClient {
       });
     }
     // After connecting, before a byte is sent: the socket we reached must be our own.
-    await assertSocketOwned(paths.socket).catch((err: unknown) => {
+    try {
+      assertSocketOwned(paths.socket);
+    } catch (err) {
       socket.destroy();
       throw err;
-    });
+    }
     const client = new DiscueClient(socket, paths);
     await client.handshake(options.handshakeTimeoutMs ?? 10_000);
     return client;

@@ -161,7 +161,7 @@ export class Daemon {
     // Never bind where another user could read or replace the socket, nor
     // take over a socket path another user holds.
     await assertSocketDirSafe(socket);
-    await assertSocketOwned(socket);
+    assertSocketOwned(socket);
     // We hold the database lock, so no daemon of this home is alive. A socket
     // file here is stale, unless DISCUE_SOCKET points several homes at one
     // path and another broker answers on it: never steal a live socket.

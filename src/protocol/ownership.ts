@@ -19,7 +19,8 @@
  * The data rule: a data directory is 0700 and the current user's, or the
  * daemon refuses it (LevelDB's files hold whsec_ secrets and every message).
  */
-import { lstat, stat } from 'node:fs/promises';
+import { lstatSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { DiscueError } from './errors.js';
@@ -32,9 +33,9 @@ function mode(stats: Stats): string {
   return (stats.mode & 0o7777).toString(8).padStart(4, '0');
 }
 
-async function statOrNothing(path: string, follow: boolean): Promise<Stats | undefined> {
+async function statOrNothing(path: string): Promise<Stats | undefined> {
   try {
-    return await (follow ? stat(path) : lstat(path));
+    return await stat(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     // Nothing there yet (or a path that cannot exist): nothing to trust or
@@ -55,7 +56,7 @@ export async function assertSocketDirSafe(socket: string): Promise<void> {
   // Followed: DISCUE_SOCKET may lie under a symlinked directory (macOS /tmp).
   // A symlink planted by someone else points at their directory and fails
   // the owner check below.
-  const info = await statOrNothing(dir, true);
+  const info = await statOrNothing(dir);
   if (info === undefined) return;
   const advice = `remove it if it is not yours, or set DISCUE_SOCKET (or --socket) to a path in a directory only you can write`;
   if (info.uid !== uid && info.uid !== 0) {
@@ -75,12 +76,24 @@ export async function assertSocketDirSafe(socket: string): Promise<void> {
   }
 }
 
-/** Refuses a socket file that belongs to another user. A missing socket passes. */
-export async function assertSocketOwned(socket: string): Promise<void> {
+/**
+ * Refuses a socket file that belongs to another user. A missing socket
+ * passes. Synchronous on purpose: the client runs it between 'connect' and
+ * attaching its handlers, and an await there would let a peer that closes at
+ * once go unnoticed (the 'close' event would fire before anyone listened).
+ */
+export function assertSocketOwned(socket: string): void {
   const uid = currentUid();
   if (uid === undefined) return;
-  const info = await statOrNothing(socket, false);
-  if (info === undefined || info.uid === uid) return;
+  let info: Stats;
+  try {
+    info = lstatSync(socket);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return;
+    throw err;
+  }
+  if (info.uid === uid) return;
   throw new DiscueError(
     'SOCKET_UNSAFE',
     `refusing to talk to ${socket}: the socket belongs to uid ${info.uid} (mode ${mode(info)}), not to you (uid ${uid}); another user's program answers there, and nothing was sent to it. Remove it if you can, or set DISCUE_SOCKET (or --socket) to a path in a directory only you can write`,
@@ -96,7 +109,7 @@ export async function assertSocketOwned(socket: string): Promise<void> {
 export async function assertPrivateDir(dir: string): Promise<void> {
   const uid = currentUid();
   if (uid === undefined) return;
-  const info = await statOrNothing(dir, true);
+  const info = await statOrNothing(dir);
   if (info === undefined || !info.isDirectory()) return;
   if (info.uid !== uid) {
     throw new DiscueError(
