@@ -245,7 +245,7 @@ async function prepareDirectories(paths: BrokerPaths): Promise<void> {
  * DISCUE_DEDUPE_WINDOW (a duration, default 10m) and DISCUE_DEDUPE_MAX_KEYS
  * (keys kept per queue, default 100000).
  */
-export function dedupeSettings(env: NodeJS.ProcessEnv): DedupeOptions {
+function dedupeSettings(env: NodeJS.ProcessEnv): DedupeOptions {
   const settings = { ...DEFAULT_DEDUPE };
   const window = env.DISCUE_DEDUPE_WINDOW;
   if (window !== undefined && window !== '') settings.windowMs = parseDuration(window, 'DISCUE_DEDUPE_WINDOW');
