@@ -65,6 +65,11 @@ export class Daemon {
     process.umask(0o077);
     await prepareDirectories(paths);
     await assertPrivateDir(paths.dataDir);
+    // Before the database opens and deliveries resume: never serve where
+    // another user could read or replace the socket, nor take over a socket
+    // path another user holds (see protocol/ownership.ts).
+    await assertSocketDirSafe(paths.socket);
+    assertSocketOwned(paths.socket);
     const store = new LevelStore(paths.dataDir, { dedupe: dedupeSettings(process.env) });
     await store.open();
     this.store = store;
@@ -158,10 +163,6 @@ export class Daemon {
 
   private async listen(): Promise<void> {
     const { socket } = this.paths;
-    // Never bind where another user could read or replace the socket, nor
-    // take over a socket path another user holds.
-    await assertSocketDirSafe(socket);
-    assertSocketOwned(socket);
     // We hold the database lock, so no daemon of this home is alive. A socket
     // file here is stale, unless DISCUE_SOCKET points several homes at one
     // path and another broker answers on it: never steal a live socket.
