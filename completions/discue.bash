@@ -74,6 +74,7 @@ _discue_value() {
     'queue update|--max-messages') _discue_r='text' ;;
     'publish|-d'|'publish|--data') _discue_r='text' ;;
     'publish|-n'|'publish|--name') _discue_r='text' ;;
+    'publish|-k'|'publish|--key') _discue_r='text' ;;
     'publish|--wait-timeout') _discue_r='text' ;;
     'messages list|--limit') _discue_r='text' ;;
     'messages list|--since') _discue_r='text' ;;
@@ -124,7 +125,7 @@ _discue_words() {
     'queue update') _discue_o='--schema --no-schema --retention --max-messages --help -h' _discue_a=('queues') ;;
     'queue delete') _discue_o='--force --yes -y --help -h' _discue_a=('queues') ;;
     'queue purge') _discue_o='--yes -y --help -h' _discue_a=('queues') ;;
-    'publish') _discue_o='--data -d --name -n --wait --wait-timeout --help -h' _discue_a=('queues' 'text') ;;
+    'publish') _discue_o='--data -d --name -n --key -k --wait --wait-timeout --help -h' _discue_a=('queues' 'text') ;;
     'messages') _discue_c='list get delete' _discue_o='--help -h' ;;
     'messages list') _discue_o='--limit --since --help -h' _discue_a=('queues') ;;
     'messages get') _discue_o='--help -h' _discue_a=('queues' 'text') ;;

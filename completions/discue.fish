@@ -90,7 +90,7 @@ end
 # __discue_takes_value PATH OPTION: true if OPTION of PATH takes a value.
 function __discue_takes_value
     switch "$argv[1]|$argv[2]"
-        case 'daemon start|--data-dir' 'daemon logs|-n' 'daemon logs|--lines' 'queue create|--schema' 'queue create|--retention' 'queue create|--max-messages' 'queue update|--schema' 'queue update|--retention' 'queue update|--max-messages' 'publish|-d' 'publish|--data' 'publish|-n' 'publish|--name' 'publish|--wait-timeout' 'messages list|--limit' 'messages list|--since' 'listener add|--url' 'listener add|--exec' 'listener add|--queue' 'listener add|--name' 'listener add|--header' 'listener add|--secret' 'listener add|--timeout' 'listener add|--max-attempts' 'listener add|--retry-delay' 'listener add|--concurrency' 'listener add|--from' 'listener list|--queue' 'listen|--exec' 'listen|--count' 'listen|--timeout' 'listen|--grep' 'listen|--name' 'listen|--from' 'deliveries list|--listener' 'deliveries list|--state' 'deliveries list|--limit' 'deliveries retry|--listener' 'top|--interval' '*|--socket'
+        case 'daemon start|--data-dir' 'daemon logs|-n' 'daemon logs|--lines' 'queue create|--schema' 'queue create|--retention' 'queue create|--max-messages' 'queue update|--schema' 'queue update|--retention' 'queue update|--max-messages' 'publish|-d' 'publish|--data' 'publish|-n' 'publish|--name' 'publish|-k' 'publish|--key' 'publish|--wait-timeout' 'messages list|--limit' 'messages list|--since' 'listener add|--url' 'listener add|--exec' 'listener add|--queue' 'listener add|--name' 'listener add|--header' 'listener add|--secret' 'listener add|--timeout' 'listener add|--max-attempts' 'listener add|--retry-delay' 'listener add|--concurrency' 'listener add|--from' 'listener list|--queue' 'listen|--exec' 'listen|--count' 'listen|--timeout' 'listen|--grep' 'listen|--name' 'listen|--from' 'deliveries list|--listener' 'deliveries list|--state' 'deliveries list|--limit' 'deliveries retry|--listener' 'top|--interval' '*|--socket'
             return 0
     end
     return 1
@@ -250,6 +250,7 @@ complete -c discue -n '__discue_arg \'queue purge\' 0' -f -a '(__discue_names qu
 # discue publish
 complete -c discue -n '__discue_in \'publish\'' -s d -l data -r -f -d 'publish this text as data (instead of a JSON message)'
 complete -c discue -n '__discue_in \'publish\'' -s n -l name -r -f -d 'event name, with --data'
+complete -c discue -n '__discue_in \'publish\'' -s k -l key -r -f -d 'idempotency key: publishing the same key to the queue again within 10 minutes stores nothing and prints the first id'
 complete -c discue -n '__discue_in \'publish\'' -l wait -d 'also wait until every active listener of the queue has it; exit 1 if a delivery died'
 complete -c discue -n '__discue_in \'publish\'' -l wait-timeout -r -f -d 'with --wait: give up after this long (exit 124)'
 complete -c discue -n '__discue_in \'publish\'' -s h -l help -d 'show help'
@@ -305,7 +306,7 @@ complete -c discue -n '__discue_in \'listener list\'' -l queue -r -f -a '(__disc
 complete -c discue -n '__discue_in \'listener list\'' -s h -l help -d 'show help'
 
 # discue listener show
-complete -c discue -n '__discue_in \'listener show\'' -l secret -d 'include the signing secret'
+complete -c discue -n '__discue_in \'listener show\'' -l secret -d 'include the signing secret and the password in the URL'
 complete -c discue -n '__discue_in \'listener show\'' -s h -l help -d 'show help'
 complete -c discue -n '__discue_arg \'listener show\' 0' -f -a '(__discue_names listeners)'
 

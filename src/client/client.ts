@@ -9,6 +9,7 @@ import { DiscueError } from '../protocol/errors.js';
 import { LineDecoder, MAX_FRAME_BYTES, MAX_REPLY_BYTES, PROTOCOL_VERSION, encodeFrame, parseReply } from '../protocol/frames.js';
 import type { ReplyFrame } from '../protocol/frames.js';
 import type { MessageInput, ParamsOf, PublishResult, RequestType, ResultOf } from '../protocol/messages.js';
+import { assertSocketDirSafe, assertSocketOwned } from '../protocol/ownership.js';
 import { assertSocketPath, resolvePaths } from '../protocol/paths.js';
 import type { BrokerPaths } from '../protocol/paths.js';
 import { VERSION } from '../version.js';
@@ -55,6 +56,8 @@ export class DiscueClient {
   static async connect(options: ConnectOptions = {}): Promise<DiscueClient> {
     const paths = resolvePaths({ home: options.home, socket: options.socket, env: options.env });
     assertSocketPath(paths.socket);
+    // Before connecting or starting anything: a directory another user controls may hold their socket.
+    await assertSocketDirSafe(paths.socket);
     let socket: Socket;
     try {
       socket = await openSocket(paths.socket);
@@ -85,6 +88,13 @@ export class DiscueClient {
           cause,
         });
       });
+    }
+    // After connecting, before a byte is sent: the socket we reached must be our own.
+    try {
+      assertSocketOwned(paths.socket);
+    } catch (err) {
+      socket.destroy();
+      throw err;
     }
     const client = new DiscueClient(socket, paths);
     await client.handshake(options.handshakeTimeoutMs ?? 10_000);

@@ -18,6 +18,7 @@ import type {
 import { splitCommand } from '../delivery/argv.js';
 import type { DeliveryEngine, SubscribeOptions, Subscription } from '../delivery/engine.js';
 import { newListenerId } from '../delivery/engine.js';
+import { maskUrl } from '../delivery/redact.js';
 import { generateSecret, validateSecret } from '../delivery/signature.js';
 import type { ListenerRecord } from '../store/deliveries.js';
 import type { Store } from '../store/types.js';
@@ -170,10 +171,12 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
     }
     const wait = optionalBoolean(params, 'wait') ?? false;
     const waitTimeoutMs = optionalInt(params, 'waitTimeoutMs', 1, HUNDRED_YEARS_MS) ?? 30_000;
-    const stored = await ctx.store.append(queue, messages);
-    const ids = stored.map((m) => m.id);
-    const result: PublishResult = { queue, ids, publishedAt: stored[0]!.publishedAt };
-    if (wait) result.deliveries = await ctx.engine.waitFor(queue, ids, waitTimeoutMs);
+    const outcome = await ctx.store.appendOnce(queue, messages);
+    const { ids } = outcome;
+    const result: PublishResult = { queue, ids, publishedAt: outcome.publishedAt };
+    if (outcome.duplicates.length > 0) result.duplicates = outcome.duplicates;
+    // A duplicate's id is older than the new ones: wait up to the newest.
+    if (wait) result.deliveries = await ctx.engine.waitFor(queue, [...ids].sort(), waitTimeoutMs);
     return result;
   },
 
@@ -215,7 +218,10 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
       if (cwd !== undefined) record.cwd = cwd;
     }
     await ctx.engine.register(record, from);
-    return ctx.engine.info(record, true);
+    // The generated secret is shown once, here; URL credentials only to `listener show --secret`.
+    const info = ctx.engine.info(record, true);
+    if (info.url !== undefined) info.url = maskUrl(info.url);
+    return info;
   },
 
   async 'listener.list'(raw, ctx) {

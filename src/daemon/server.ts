@@ -9,12 +9,16 @@
 import { mkdir, chmod, unlink, writeFile, rm, access, constants, lstat } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
-import { basename, dirname } from 'node:path';
+import { dirname } from 'node:path';
 import { DiscueError } from '../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../protocol/frames.js';
+import { parseDuration } from '../protocol/messages.js';
 import type { DaemonStatus } from '../protocol/messages.js';
+import { assertPrivateDir, assertSocketDirSafe, assertSocketOwned } from '../protocol/ownership.js';
 import { resolvePaths } from '../protocol/paths.js';
 import type { BrokerPaths } from '../protocol/paths.js';
+import { DEFAULT_DEDUPE } from '../store/dedupe.js';
+import type { DedupeOptions } from '../store/dedupe.js';
 import { LevelStore } from '../store/level.js';
 import type { Store } from '../store/types.js';
 import { VERSION } from '../version.js';
@@ -55,8 +59,18 @@ export class Daemon {
 
   async start(): Promise<void> {
     const { paths, log } = this;
+    // Before anything is created: LevelDB makes its files with the process
+    // umask, and they hold every message and the whsec_ secrets. Command
+    // listeners inherit it too.
+    process.umask(0o077);
     await prepareDirectories(paths);
-    const store = new LevelStore(paths.dataDir);
+    await assertPrivateDir(paths.dataDir);
+    // Before the database opens and deliveries resume: never serve where
+    // another user could read or replace the socket, nor take over a socket
+    // path another user holds (see protocol/ownership.ts).
+    await assertSocketDirSafe(paths.socket);
+    assertSocketOwned(paths.socket);
+    const store = new LevelStore(paths.dataDir, { dedupe: dedupeSettings(process.env) });
     await store.open();
     this.store = store;
     this.engine = new DeliveryEngine(store, log);
@@ -207,13 +221,17 @@ async function prepareDirectories(paths: BrokerPaths): Promise<void> {
     await mkdir(paths.runDir, { recursive: true, mode: 0o700 });
     await chmod(paths.runDir, 0o700);
     const socketDir = dirname(paths.socket);
-    if (socketDir !== paths.runDir) {
-      await mkdir(socketDir, { recursive: true, mode: 0o700 });
-      // Tighten only the per-user fallback directory we own, never a
-      // directory a user pointed DISCUE_SOCKET into (that could be /tmp).
-      if (/^discue-\d+$/.test(basename(socketDir))) await chmod(socketDir, 0o700);
-    }
+    // Created 0700 (umask 077). An existing one, the per-user fallback in
+    // $TMPDIR included, is never loosened or tightened here: listen() refuses
+    // it if another user could control it (see protocol/ownership.ts).
+    if (socketDir !== paths.runDir) await mkdir(socketDir, { recursive: true, mode: 0o700 });
     await access(paths.home, constants.W_OK);
+    // Files of an older daemon may predate the umask.
+    for (const file of [paths.logFile, paths.pidFile]) {
+      await chmod(file, 0o600).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
+    }
   } catch (err) {
     throw new DiscueError(
       'HOME_NOT_WRITABLE',
@@ -221,6 +239,26 @@ async function prepareDirectories(paths: BrokerPaths): Promise<void> {
       { cause: err },
     );
   }
+}
+
+/**
+ * The idempotency key window and bound, read once at daemon start:
+ * DISCUE_DEDUPE_WINDOW (a duration, default 10m) and DISCUE_DEDUPE_MAX_KEYS
+ * (keys kept per queue, default 100000).
+ */
+function dedupeSettings(env: NodeJS.ProcessEnv): DedupeOptions {
+  const settings = { ...DEFAULT_DEDUPE };
+  const window = env.DISCUE_DEDUPE_WINDOW;
+  if (window !== undefined && window !== '') settings.windowMs = parseDuration(window, 'DISCUE_DEDUPE_WINDOW');
+  const max = env.DISCUE_DEDUPE_MAX_KEYS;
+  if (max !== undefined && max !== '') {
+    const n = Number(max);
+    if (!/^\d+$/.test(max) || !Number.isSafeInteger(n) || n < 1) {
+      throw new DiscueError('INVALID_ARGUMENT', `DISCUE_DEDUPE_MAX_KEYS must be a whole number of at least 1, got ${JSON.stringify(max)}`);
+    }
+    settings.maxKeys = n;
+  }
+  return settings;
 }
 
 function socketAnswers(path: string): Promise<boolean> {

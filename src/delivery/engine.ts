@@ -23,6 +23,7 @@ import type { Store } from '../store/types.js';
 import type { Logger } from '../daemon/log.js';
 import { CommandSender } from './command.js';
 import { HttpSender } from './http.js';
+import { maskUrl } from './redact.js';
 import { StreamBinding, StreamSender } from './stream.js';
 import type { Sender } from './types.js';
 import { Worker } from './worker.js';
@@ -147,6 +148,7 @@ export class DeliveryEngine {
   info(record: ListenerRecord, withSecret = false): ListenerInfo {
     const { secret, ...rest } = record;
     const info: ListenerInfo = { ...rest };
+    if (info.url !== undefined && !withSecret) info.url = maskUrl(info.url);
     if (secret) {
       info.hasSecret = true;
       if (withSecret) info.secret = secret;

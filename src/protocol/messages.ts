@@ -9,11 +9,23 @@ import { DiscueError } from './errors.js';
 export const MAX_DATA_BYTES = 256 * 1024;
 export const MAX_NAME_LENGTH = 256;
 export const QUEUE_NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
+export const MAX_KEY_LENGTH = 256;
+/**
+ * Idempotency keys: printable ASCII (space to ~). Kept to ASCII so a key maps
+ * unchanged onto a NATS header (Nats-Msg-Id) and sorts below 0x7f in storage.
+ */
+const KEY_RE = /^[\x20-\x7e]+$/;
 
 /** What a publisher sends. */
 export interface MessageInput {
   data: string;
   name?: string;
+  /**
+   * Idempotency key: a second publish with the same key to the same queue
+   * within the dedupe window (default 10 minutes) stores nothing and is
+   * answered with the first message's id. Not part of the envelope.
+   */
+  key?: string;
 }
 
 /** What is stored and delivered: the message envelope. */
@@ -102,6 +114,11 @@ export interface PublishResult {
   queue: string;
   ids: string[];
   publishedAt: string;
+  /**
+   * Positions (0-based) of messages whose key was already stored: nothing was
+   * stored for them, and their id is the first message's. Absent if none.
+   */
+  duplicates?: number[];
   /** With `wait`: what each listener did with the batch. */
   deliveries?: WaitOutcome[];
 }
@@ -281,7 +298,7 @@ export function validateQueueName(name: unknown): string {
   return name;
 }
 
-const MESSAGE_FIELDS = new Set(['data', 'name']);
+const MESSAGE_FIELDS = new Set(['data', 'name', 'key']);
 
 /**
  * Checks one message as it arrives from a user. `where` names it in errors
@@ -297,11 +314,11 @@ export function validateMessage(value: unknown, where?: string): MessageInput {
     if (!MESSAGE_FIELDS.has(key)) {
       throw new DiscueError(
         'INVALID_MESSAGE',
-        `${at}unknown field ${JSON.stringify(key)}: a message has only "data" and an optional "name"`,
+        `${at}unknown field ${JSON.stringify(key)}: a message has only "data", and optionally "name" and "key"`,
       );
     }
   }
-  const { data, name } = record;
+  const { data, name, key } = record;
   if (data === undefined) {
     throw new DiscueError('INVALID_MESSAGE', `${at}the message has no "data" field`);
   }
@@ -318,14 +335,32 @@ export function validateMessage(value: unknown, where?: string): MessageInput {
       `${at}"data" is ${size} bytes; the limit is ${MAX_DATA_BYTES} bytes (256 KiB)`,
     );
   }
-  if (name === undefined) return { data };
-  if (typeof name !== 'string') {
-    throw new DiscueError('INVALID_MESSAGE', `${at}"name" must be a string, got ${describeType(name)}`);
+  const message: MessageInput = { data };
+  if (name !== undefined) {
+    if (typeof name !== 'string') {
+      throw new DiscueError('INVALID_MESSAGE', `${at}"name" must be a string, got ${describeType(name)}`);
+    }
+    if (name.length === 0 || name.length > MAX_NAME_LENGTH) {
+      throw new DiscueError('INVALID_MESSAGE', `${at}"name" must be 1-${MAX_NAME_LENGTH} characters`);
+    }
+    message.name = name;
   }
-  if (name.length === 0 || name.length > MAX_NAME_LENGTH) {
-    throw new DiscueError('INVALID_MESSAGE', `${at}"name" must be 1-${MAX_NAME_LENGTH} characters`);
+  if (key !== undefined) message.key = validateKey(key, at);
+  return message;
+}
+
+/** An idempotency key: 1-256 printable ASCII characters. */
+export function validateKey(key: unknown, at = ''): string {
+  if (typeof key !== 'string') {
+    throw new DiscueError('INVALID_MESSAGE', `${at}"key" must be a string, got ${describeType(key)}`);
   }
-  return { data, name };
+  if (key.length === 0 || key.length > MAX_KEY_LENGTH || !KEY_RE.test(key)) {
+    throw new DiscueError(
+      'INVALID_MESSAGE',
+      `${at}invalid key ${JSON.stringify(key.length > 40 ? key.slice(0, 40) + '…' : key)}: a key is 1-${MAX_KEY_LENGTH} printable ASCII characters (space to ~), e.g. an order number or a UUID`,
+    );
+  }
+  return key;
 }
 
 /** Parses a message given as JSON text. */

@@ -7,6 +7,7 @@
  *   q!<name>             queue record (JSON)
  *   m!<qid>!<id>         message envelope (JSON), qid = the queue's creation id
  *   dq!<qid>             a deleted queue whose messages are still being cleared
+ *   k!<qid>!<key>        idempotency key → {"id","at"} of the first message with it (store/dedupe.ts)
  *
  * Messages are keyed by the queue's creation id rather than its name, so a
  * queue deleted and created again under the same name never sees the old
@@ -23,7 +24,9 @@ import type { Envelope, MessageInput, QueueInfo } from '../protocol/messages.js'
 import { GroupCommitter } from './commit.js';
 import type { Op } from './commit.js';
 import { DeliveryStore } from './deliveries.js';
-import type { AppendListener, ListOptions, QueueConfig, QueueEventListener, QueuePatch, Store, StoreStats } from './types.js';
+import { DEFAULT_DEDUPE, KEY_HIGH, KEY_PREFIX, KeyIndex, keyPrefix } from './dedupe.js';
+import type { DedupeOptions, KeyEntry } from './dedupe.js';
+import type { AppendListener, AppendOutcome, ListOptions, QueueConfig, QueueEventListener, QueuePatch, Store, StoreStats } from './types.js';
 
 const FORMAT = '1';
 const CHUNK = 5_000;
@@ -46,6 +49,8 @@ interface QueueRecord {
 export interface LevelStoreOptions {
   /** Sync every batch to disk (default true). Off only for benchmarks of the difference. */
   sync?: boolean;
+  /** Idempotency key window and bound (default 10 minutes, 100,000 keys per queue). */
+  dedupe?: DedupeOptions;
 }
 
 export class LevelStore implements Store {
@@ -61,6 +66,7 @@ export class LevelStore implements Store {
   private readonly trimming = new Set<string>();
   private background = new Set<Promise<unknown>>();
   private closed = false;
+  private readonly keys: KeyIndex;
 
   constructor(
     private readonly location: string,
@@ -69,6 +75,7 @@ export class LevelStore implements Store {
     this.db = new ClassicLevel<string, string>(location, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
     this.committer = new GroupCommitter(this.db, options.sync ?? true);
     this.deliveries = new DeliveryStore(this.db, this.committer, (queue) => this.queues.get(queue)?.qid);
+    this.keys = new KeyIndex(options.dedupe ?? DEFAULT_DEDUPE);
   }
 
   async open(): Promise<void> {
@@ -109,6 +116,16 @@ export class LevelStore implements Store {
     for await (const key of this.db.keys({ gt: 'dq!', lt: 'dq!' + HIGH })) {
       this.track(this.clearDeleted(key.slice(3)));
     }
+    await this.loadKeys();
+  }
+
+  /** Idempotency keys still inside their window, so a retry after a crash is still recognised. */
+  private async loadKeys(): Promise<void> {
+    const stored: [string, string][] = [];
+    for await (const entry of this.db.iterator({ gt: KEY_PREFIX, lt: KEY_PREFIX + HIGH })) stored.push(entry);
+    const live = new Set([...this.queues.values()].map((q) => q.qid));
+    const stale = this.keys.load(stored, live, Date.now());
+    if (stale.length > 0) await this.committer.commit(stale);
   }
 
   async close(): Promise<void> {
@@ -195,6 +212,7 @@ export class LevelStore implements Store {
     const record = this.record(name);
     const count = record.messages;
     this.queues.delete(name);
+    this.keys.forget(record.qid);
     // The record's removal, its listener registrations and cursors, and the
     // clean-up marker go to disk together; the messages themselves are
     // cleared afterwards (and again after a crash).
@@ -217,7 +235,82 @@ export class LevelStore implements Store {
 
   // ---- messages ----------------------------------------------------------
 
-  async append(queue: string, inputs: MessageInput[]): Promise<Envelope[]> {
+  async appendOnce(queue: string, inputs: MessageInput[]): Promise<AppendOutcome> {
+    if (!inputs.some((input) => input.key !== undefined)) {
+      const stored = await this.append(queue, inputs);
+      return { ids: stored.map((m) => m.id), stored, duplicates: [], publishedAt: stored[0]?.publishedAt ?? '' };
+    }
+    const { qid } = this.record(queue);
+    const now = Date.now();
+    // Everything from here to append()'s commit runs without yielding, so a
+    // concurrent publish of the same key finds this one's entry (pending)
+    // instead of storing a second message.
+    const fresh: MessageInput[] = [];
+    /** Per input: its slot in `fresh` (a repeat within the batch shares the first's), or the earlier entry. */
+    const sources: ({ slot: number; repeat: boolean } | { earlier: KeyEntry })[] = new Array(inputs.length);
+    const inBatch = new Map<string, number>();
+    for (let i = 0; i < inputs.length; i++) {
+      const key = inputs[i]!.key;
+      const seen = key === undefined ? undefined : this.keys.lookup(qid, key, now);
+      const slot = key === undefined ? undefined : inBatch.get(key);
+      if (seen !== undefined) sources[i] = { earlier: seen };
+      else if (slot !== undefined) sources[i] = { slot, repeat: true };
+      else {
+        if (key !== undefined) inBatch.set(key, fresh.length);
+        sources[i] = { slot: fresh.length, repeat: false };
+        fresh.push(inputs[i]!);
+      }
+    }
+    const added: { key: string; entry: KeyEntry }[] = [];
+    const writing = this.append(queue, fresh, (envelopes) => {
+      const ops: Op[] = [];
+      const at = Date.parse(envelopes[0]!.publishedAt);
+      for (let j = 0; j < fresh.length; j++) {
+        const key = fresh[j]!.key;
+        if (key === undefined) continue;
+        const entry: KeyEntry = { id: envelopes[j]!.id, at };
+        added.push({ key, entry });
+        for (const op of this.keys.add(qid, key, entry)) ops.push(op);
+      }
+      return ops;
+    });
+    const written = writing.then(() => undefined);
+    written.catch(() => undefined); // awaited only by duplicates, if any
+    for (const { entry } of added) entry.pending = written;
+    let stored: Envelope[];
+    try {
+      stored = await writing;
+    } catch (err) {
+      for (const { key, entry } of added) this.keys.drop(qid, key, entry);
+      throw err;
+    }
+    for (const { entry } of added) delete entry.pending;
+    // A duplicate is answered only once its first message is on disk: the
+    // reply must never name an id a crash could still take back.
+    const ids: string[] = new Array(inputs.length);
+    const duplicates: number[] = [];
+    let firstEarlier: KeyEntry | undefined;
+    for (let i = 0; i < inputs.length; i++) {
+      const source = sources[i]!;
+      if ('earlier' in source) {
+        await source.earlier.pending;
+        firstEarlier ??= source.earlier;
+        ids[i] = source.earlier.id;
+        duplicates.push(i);
+      } else {
+        ids[i] = stored[source.slot]!.id;
+        if (source.repeat) duplicates.push(i);
+      }
+    }
+    const publishedAt = stored[0]?.publishedAt ?? new Date(firstEarlier!.at).toISOString();
+    return { ids, stored, duplicates, publishedAt };
+  }
+
+  /**
+   * Stores messages. `alsoWrite` adds ops to the same synced batch, given the
+   * envelopes just made (appendOnce writes the idempotency keys with it).
+   */
+  async append(queue: string, inputs: MessageInput[], alsoWrite?: (envelopes: Envelope[]) => Op[]): Promise<Envelope[]> {
     const record = this.record(queue);
     const prefix = msgPrefix(record);
     const ops: Op[] = new Array(inputs.length);
@@ -245,6 +338,7 @@ export class LevelStore implements Store {
     this.markDirty(record);
     const lastId = last.id;
     this.committer.markDirty('meta!lastId', () => ({ type: 'put', key: 'meta!lastId', value: lastId }));
+    if (alsoWrite) for (const op of alsoWrite(envelopes)) ops.push(op);
     await this.committer.commit(ops);
     for (const listener of this.appendListeners) listener(queue, envelopes);
     if (record.maxMessages !== undefined && record.messages > record.maxMessages) this.scheduleTrim(record);
@@ -294,6 +388,9 @@ export class LevelStore implements Store {
   }
 
   async enforceRetention(now: number = Date.now()): Promise<number> {
+    // Idempotency keys past their window go on the same schedule as old messages.
+    const expired = this.keys.prune(now);
+    if (expired.length > 0) await this.committer.commit(expired);
     let removed = 0;
     for (const record of [...this.queues.values()]) {
       if (record.retentionMs !== undefined) removed += await this.enforceRetentionFor(record, now);
@@ -377,6 +474,7 @@ export class LevelStore implements Store {
   private async clearDeleted(qid: string): Promise<void> {
     const prefix = `m!${qid}!`;
     await this.db.clear({ gt: prefix, lt: prefix + HIGH });
+    await this.db.clear({ gt: keyPrefix(qid), lt: keyPrefix(qid) + KEY_HIGH });
     await this.committer.commit([{ type: 'del', key: 'dq!' + qid }]);
   }
 

@@ -37,6 +37,18 @@ export interface StoreStats {
   largestBatch: number;
 }
 
+/** What appendOnce did with a batch, position by position. */
+export interface AppendOutcome {
+  /** One id per input: the new message's, or for a duplicate the first message's with that key. */
+  ids: string[];
+  /** The messages actually stored, in order (what listeners get). */
+  stored: Envelope[];
+  /** Positions of inputs that stored nothing because their key was seen (0-based). */
+  duplicates: number[];
+  /** When the batch was stored; for a batch of duplicates only, when the first of them was. */
+  publishedAt: string;
+}
+
 export type AppendListener = (queue: string, messages: Envelope[]) => void;
 export type QueueEventListener = (event: { type: 'created' | 'deleted'; queue: string; removedListeners?: string[] }) => void;
 
@@ -62,6 +74,12 @@ export interface Store {
    * Concurrent appends share disk writes.
    */
   append(queue: string, messages: MessageInput[]): Promise<Envelope[]>;
+  /**
+   * Like append, with idempotency keys: a message whose `key` this queue
+   * stored within the dedupe window is not stored again (JetStream's
+   * Nats-Msg-Id). A key is written in the same synced batch as its message.
+   */
+  appendOnce(queue: string, messages: MessageInput[]): Promise<AppendOutcome>;
   listMessages(queue: string, options: ListOptions): Promise<Envelope[]>;
   /** Counts messages after `afterId`, stopping at `limit`. */
   countMessages(queue: string, options: { afterId?: string; limit: number }): Promise<number>;

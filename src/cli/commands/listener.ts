@@ -152,7 +152,7 @@ export function registerListener(program: Command): void {
     .command('show')
     .description('show one listener')
     .argument('<ref>', 'listener id or name')
-    .option('--secret', 'include the signing secret')
+    .option('--secret', 'include the signing secret and the password in the URL')
     .addHelpText('after', examples('discue listener show dashboard', 'discue listener show dashboard --secret --json'))
     .action(
       action(async (ctx, [ref], opts) => {

@@ -17,9 +17,10 @@ export function registerPublish(program: Command): void {
     .alias('pub')
     .description('store a message in a queue; prints its id once it is durable on disk')
     .argument('<queue>', 'queue to publish to')
-    .argument('[message]', 'the message as JSON: {"data":"...","name":"..."}')
+    .argument('[message]', 'the message as JSON: {"data":"...","name":"...","key":"..."}')
     .option('-d, --data <text>', 'publish this text as data (instead of a JSON message)')
     .option('-n, --name <name>', 'event name, with --data')
+    .option('-k, --key <key>', 'idempotency key: publishing the same key to the queue again within 10 minutes stores nothing and prints the first id')
     .option('--wait', 'also wait until every active listener of the queue has it; exit 1 if a delivery died')
     .option('--wait-timeout <duration>', 'with --wait: give up after this long (exit 124)', '30s')
     .addHelpText(
@@ -29,6 +30,7 @@ export function registerPublish(program: Command): void {
         `discue publish orders --data 'Order shipped' --name order.shipped`,
         `printf '%s\\n' '{"data":"a"}' '{"data":"b"}' | discue publish orders   # NDJSON batch`,
         `discue publish orders --data '{"id":1}' --json                         # {"queue":..,"ids":[..]}`,
+        `discue publish orders --data 'Order 1001 shipped' --key order-1001-shipped   # safe to retry`,
       ),
     )
     .action(
@@ -36,6 +38,7 @@ export function registerPublish(program: Command): void {
         const queue = validateQueueName(queueArg);
         const data = opts.data as string | undefined;
         const name = opts.name as string | undefined;
+        const key = opts.key as string | undefined;
         if (messageArg !== undefined && data !== undefined) {
           throw new DiscueError('USAGE', 'give the message either as a JSON argument or with --data, not both');
         }
@@ -45,6 +48,11 @@ export function registerPublish(program: Command): void {
         let message: MessageInput | undefined;
         if (messageArg !== undefined) message = parseMessage(String(messageArg));
         else if (data !== undefined) message = validateMessage(name === undefined ? { data } : { data, name });
+        if (key !== undefined) {
+          if (message === undefined) throw new DiscueError('USAGE', '--key goes with one message; on stdin, give each NDJSON line its own "key"');
+          if (message.key !== undefined) throw new DiscueError('USAGE', 'the message has a "key" already; give it either in the JSON or with --key');
+          message = validateMessage({ ...message, key });
+        }
         if (message !== undefined) {
           const client = await ctx.connect();
           if (opts.wait) {
@@ -53,8 +61,11 @@ export function registerPublish(program: Command): void {
             return reportWait(ctx, result);
           }
           const result = await client.publish(queue, message);
-          if (ctx.json) ctx.printJson({ queue, count: 1, ids: result.ids });
-          else ctx.print(result.ids[0]!);
+          if (ctx.json) ctx.printJson(withDuplicates({ queue, count: 1, ids: result.ids }, result.duplicates));
+          else {
+            ctx.print(result.ids[0]!);
+            if (result.duplicates) ctx.note(`(key ${JSON.stringify(message.key)} was published before: nothing stored, this is the first message's id)`);
+          }
           return EXIT.OK;
         }
         if (opts.wait) throw new DiscueError('USAGE', '--wait works with one message (JSON argument or --data)');
@@ -73,6 +84,7 @@ export function registerPublish(program: Command): void {
  */
 async function publishStream(ctx: Context, queue: string): Promise<number> {
   const ids: string[] = [];
+  const duplicates: number[] = [];
   let client: DiscueClient | undefined;
   let batch: MessageInput[] = [];
   let batchLines: number[] = [];
@@ -84,6 +96,7 @@ async function publishStream(ctx: Context, queue: string): Promise<number> {
     client ??= await ctx.connect();
     try {
       const result = await client.publish(queue, batch);
+      for (const index of result.duplicates ?? []) duplicates.push(ids.length + index);
       for (const id of result.ids) ids.push(id);
       if (!ctx.json) {
         // Ids and the progress line may share a terminal: take the line down while ids print.
@@ -115,11 +128,12 @@ async function publishStream(ctx: Context, queue: string): Promise<number> {
   } catch (err) {
     progress.clear();
     // What was stored is data: --json users get its ids on stdout too.
-    if (ctx.json && ids.length > 0) ctx.printJson({ queue, count: ids.length, ids });
+    if (ctx.json && ids.length > 0) ctx.printJson(withDuplicates({ queue, count: ids.length, ids }, duplicates));
     throw err;
   }
   if (ids.length === 0) throw new DiscueError('USAGE', 'no messages on stdin');
-  if (ctx.json) ctx.printJson({ queue, count: ids.length, ids });
+  if (ctx.json) ctx.printJson(withDuplicates({ queue, count: ids.length, ids }, duplicates));
+  else if (duplicates.length > 0) ctx.note(`${duplicates.length} message(s) had a key published before: not stored again, their first id printed`);
   return EXIT.OK;
 
   async function readBatches(): Promise<void> {
@@ -148,6 +162,11 @@ async function publishStream(ctx: Context, queue: string): Promise<number> {
   }
 }
 
+/** `duplicates` (0-based positions) appears in --json output only when there are some. */
+function withDuplicates<T extends object>(output: T, duplicates: number[] | undefined): T & { duplicates?: number[] } {
+  return duplicates !== undefined && duplicates.length > 0 ? { ...output, duplicates } : output;
+}
+
 function storedNote(stored: number): string {
   return stored > 0 ? ` (the ${stored} message(s) before it were stored)` : ' (nothing was stored)';
 }
@@ -157,7 +176,9 @@ function reportWait(ctx: Context, result: PublishResult): number {
   const outcomes = result.deliveries ?? [];
   const dead = outcomes.filter((o) => o.state === 'dead');
   const pending = outcomes.filter((o) => o.state === 'pending');
-  if (ctx.json) ctx.printJson({ queue: result.queue, count: result.ids.length, ids: result.ids, deliveries: outcomes });
+  if (ctx.json) {
+    ctx.printJson(withDuplicates({ queue: result.queue, count: result.ids.length, ids: result.ids, deliveries: outcomes }, result.duplicates));
+  }
   else {
     ctx.print(result.ids.join('\n'));
     for (const o of outcomes) ctx.note(`  ${o.name ?? o.listener}: ${o.state}`);
