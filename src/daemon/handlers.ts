@@ -65,7 +65,8 @@ const DEFAULT_RETRY_DELAY_MS = 1000;
 const MAX_CONCURRENCY = 64;
 
 export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Handler> = {
-  async 'daemon.status'(_params, ctx) {
+  async 'daemon.status'(raw, ctx) {
+    asParams(raw);
     return ctx.status();
   },
 
@@ -82,7 +83,8 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
     };
   },
 
-  async 'daemon.shutdown'(_params, ctx) {
+  async 'daemon.shutdown'(raw, ctx) {
+    asParams(raw);
     // Reply first; the shutdown starts once this reply is on its way.
     setImmediate(() => ctx.shutdown('requested by a client'));
     return { pid: process.pid };
@@ -98,7 +100,8 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
     return ctx.store.createQueue({ name, schema, retentionMs, maxMessages });
   },
 
-  async 'queue.list'(_params, ctx) {
+  async 'queue.list'(raw, ctx) {
+    asParams(raw);
     const now = Date.now();
     return ctx.store.listQueues().map((q) => withQueueStats(ctx, q, now));
   },

@@ -31,6 +31,8 @@ export const ERROR_CODES = {
   MESSAGE_TOO_LARGE: EXIT.FAILURE,
   SCHEMA_VIOLATION: EXIT.FAILURE,
   DATA_NOT_JSON: EXIT.FAILURE,
+  /** Checking data against the schema took too long (a pattern that backtracks). */
+  SCHEMA_TIMEOUT: EXIT.FAILURE,
   // Not found (exit 4).
   QUEUE_NOT_FOUND: EXIT.NOT_FOUND,
   MESSAGE_NOT_FOUND: EXIT.NOT_FOUND,
@@ -52,6 +54,8 @@ export const ERROR_CODES = {
   BAD_FRAME: EXIT.FAILURE,
   FRAME_TOO_LARGE: EXIT.FAILURE,
   UNKNOWN_REQUEST: EXIT.FAILURE,
+  /** The daemon is already receiving its limit of large requests; retry later. */
+  BUSY: EXIT.FAILURE,
   // Environment and internals (exit 1).
   HOME_NOT_WRITABLE: EXIT.FAILURE,
   ALREADY_RUNNING: EXIT.FAILURE,
