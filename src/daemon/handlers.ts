@@ -30,7 +30,7 @@ import {
   optionalString,
   requireString,
 } from './params.js';
-import { SchemaRegistry, checkData } from './schemas.js';
+import type { SchemaRegistry } from './schemas.js';
 
 /** Largest batch one publish request may carry. */
 export const MAX_BATCH = 10_000;
@@ -154,23 +154,17 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
       throw new DiscueError('INVALID_ARGUMENT', `at most ${MAX_BATCH} messages per publish request`);
     }
     const config = ctx.store.queueConfig(queue);
-    const validate = config.schema ? await ctx.schemas.forQueue(queue, config.schema) : undefined;
     const messages: MessageInput[] = new Array(list.length);
     // All or nothing: the whole batch is checked before any of it is stored.
     for (let i = 0; i < list.length; i++) {
-      const where = list.length === 1 ? 'message' : `message ${i + 1}`;
       try {
-        const message = validateMessage(list[i], where);
-        if (validate) checkData(validate, message.data, where);
-        messages[i] = message;
+        messages[i] = validateMessage(list[i], list.length === 1 ? 'message' : `message ${i + 1}`);
       } catch (err) {
-        if (err instanceof DiscueError) {
-          const details = err.details === undefined ? { index: i } : { index: i, errors: err.details };
-          throw new DiscueError(err.code, err.message, { details });
-        }
+        if (err instanceof DiscueError) throw new DiscueError(err.code, err.message, { details: { index: i } });
         throw err;
       }
     }
+    if (config.schema) await ctx.schemas.check(queue, config.schema, messages.map((m) => m.data));
     const wait = optionalBoolean(params, 'wait') ?? false;
     const waitTimeoutMs = optionalInt(params, 'waitTimeoutMs', 1, HUNDRED_YEARS_MS) ?? 30_000;
     const stored = await ctx.store.append(queue, messages);
