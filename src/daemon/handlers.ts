@@ -3,6 +3,8 @@
  * (they come from the socket), calls the store, and returns the result; the
  * connection turns thrown DiscueErrors into error replies.
  */
+import { access, constants, stat } from 'node:fs/promises';
+import { delimiter, resolve as resolvePath } from 'node:path';
 import { DiscueError } from '../protocol/errors.js';
 import { assertMessageId } from '../protocol/ids.js';
 import { validateMessage, validateQueueName } from '../protocol/messages.js';
@@ -210,6 +212,8 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
       if (shell) record.shell = true;
       const cwd = optionalString(params, 'cwd');
       if (cwd !== undefined) record.cwd = cwd;
+      // A shell resolves its own words (builtins, functions): only a program run directly is checked.
+      if (!shell) await checkProgram(record.command[0]!, cwd ?? process.cwd());
     }
     await ctx.engine.register(record, from);
     return ctx.engine.info(record, true);
@@ -342,6 +346,46 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
   },
 };
 
+
+/**
+ * Refuses a program the daemon could never run, at add time rather than as a
+ * dead delivery later. It is resolved the way the delivery will run it: a
+ * path relative to the listener's cwd, a bare name on the daemon's PATH.
+ */
+async function checkProgram(file: string, cwd: string): Promise<void> {
+  if (file.includes('/')) {
+    const path = resolvePath(cwd, file);
+    const info = await stat(path).catch(() => undefined);
+    if (info === undefined) {
+      throw new DiscueError('COMMAND_NOT_FOUND', `${file} does not exist (looked for ${path}); check the path, relative to ${cwd}`);
+    }
+    if (!info.isFile() || !(await isExecutable(path))) {
+      throw new DiscueError(
+        'COMMAND_NOT_EXECUTABLE',
+        info.isFile() ? `${file} is not executable: run chmod +x ${file}` : `${file} is a directory, not a program`,
+      );
+    }
+    return;
+  }
+  const dirs = (process.env.PATH ?? '').split(delimiter);
+  for (const dir of dirs) {
+    // An empty PATH entry means the current directory, as for execvp.
+    const path = resolvePath(cwd, dir === '' ? '.' : dir, file);
+    const info = await stat(path).catch(() => undefined);
+    if (info?.isFile() && (await isExecutable(path))) return;
+  }
+  throw new DiscueError(
+    'COMMAND_NOT_FOUND',
+    `${file} is not on the daemon's PATH (${process.env.PATH ?? 'unset'}); give its full path, or restart the daemon from a shell whose PATH has it`,
+  );
+}
+
+async function isExecutable(path: string): Promise<boolean> {
+  return access(path, constants.X_OK).then(
+    () => true,
+    () => false,
+  );
+}
 
 function withQueueStats(ctx: HandlerContext, info: QueueInfo, now: number): QueueInfo {
   info.stats = { added: ctx.engine.stats.window(`queue:${info.name}:added`, now), listeners: ctx.engine.listenerCount(info.name) };

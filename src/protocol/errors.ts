@@ -27,6 +27,9 @@ export const ERROR_CODES = {
   INVALID_ARGUMENT: EXIT.USAGE,
   INVALID_DURATION: EXIT.USAGE,
   INVALID_SCHEMA: EXIT.USAGE,
+  /** A listener's --exec program is missing, or not executable: refused at `listener add`. */
+  COMMAND_NOT_FOUND: EXIT.USAGE,
+  COMMAND_NOT_EXECUTABLE: EXIT.USAGE,
   // Well-formed but refused by a rule of the queue (exit 1).
   MESSAGE_TOO_LARGE: EXIT.FAILURE,
   SCHEMA_VIOLATION: EXIT.FAILURE,
