@@ -19,6 +19,7 @@ import type { Subscription } from '../delivery/engine.js';
 import type { HandlerContext, RequestContext } from './handlers.js';
 import { handlers } from './handlers.js';
 import type { Logger } from './log.js';
+import { MAX_PARAMS_DEPTH, nestsDeeperThan } from './params.js';
 
 /** Requests one connection may have in flight before the daemon stops reading from it. */
 const MAX_IN_FLIGHT = 4096;
@@ -271,6 +272,10 @@ export class Connection {
       this.reply(frame.id, new DiscueError('UNKNOWN_REQUEST', `unknown request type "${frame.type}"`));
       return;
     }
+    if (nestsDeeperThan(frame.params, MAX_PARAMS_DEPTH)) {
+      this.reply(frame.id, new DiscueError('INVALID_ARGUMENT', `request params nest deeper than ${MAX_PARAMS_DEPTH} levels`));
+      return;
+    }
     const large = LARGE_REPLY_TYPES.has(frame.type);
     this.inFlight++;
     if (large) this.largeInFlight++;
@@ -376,7 +381,15 @@ export class Connection {
     }
     // Idle until now: the stall clock starts with this reply, not at the last one.
     if (this.socket.writableLength === 0) this.lastWriteProgress = Date.now();
-    this.socket.write(encodeFrame(frame), (err) => {
+    let text: string;
+    try {
+      text = encodeFrame(frame);
+    } catch (err) {
+      // A result that cannot be encoded (a bug) fails its request, not the connection.
+      this.log.error('reply could not be encoded', { error: (err as Error).message });
+      text = encodeFrame({ id: frame.id, ok: false, error: { code: 'INTERNAL', message: `internal error: ${(err as Error).message}` } });
+    }
+    this.socket.write(text, (err) => {
       if (err) return;
       this.lastWriteProgress = Date.now();
       this.onFlushed();

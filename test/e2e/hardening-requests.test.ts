@@ -291,6 +291,19 @@ describe('the daemon never dies from a request', () => {
       }
     }
     expect(failures).toEqual([]);
+
+    // Nesting far deeper than JSON.stringify (ours, or the daemon's) can recurse, written by hand.
+    const deep = `${'{"a":'.repeat(200_000)}1${'}'.repeat(200_000)}`;
+    const deepFrames = [
+      `{"id":${++id},"type":"queue.create","params":{"name":"deep","schema":${deep}}}`,
+      `{"id":${++id},"type":"publish","params":{"queue":"q","messages":[{"data":"x","name":${deep}}]}}`,
+      `{"id":${++id},"type":"listener.add","params":${deep}}`,
+    ];
+    for (const [i, line] of deepFrames.entries()) {
+      raw.socket.write(line + '\n');
+      const reply = await raw.reply(id - deepFrames.length + 1 + i);
+      expect(reply).toMatchObject({ ok: false, error: { code: 'INVALID_ARGUMENT' } });
+    }
     expect(raw.closed).toBe(false);
     raw.destroy();
 
