@@ -25,7 +25,7 @@ import { MAX_PARAMS_DEPTH, nestsDeeperThan } from './params.js';
 const MAX_IN_FLIGHT = 4096;
 /** Unsent reply bytes of one connection above which its next frames wait. */
 const CONNECTION_UNSENT_LIMIT = 8 * 1024 * 1024;
-/** Unsent reply bytes of all connections above which every connection's next frames wait. */
+/** Unsent reply bytes of all connections above which the next frames of connections with unsent replies wait. */
 const DAEMON_UNSENT_LIMIT = 128 * 1024 * 1024;
 /**
  * Bytes of unfinished frames across all connections. A frame may be 16 MiB:
@@ -186,7 +186,10 @@ export class Connection {
   private pump(): void {
     while (!this.closed && this.waitingFrom < this.waiting.length) {
       if (this.inFlight >= MAX_IN_FLIGHT || this.socket.writableLength > CONNECTION_UNSENT_LIMIT) break;
-      if (flow.unsent > DAEMON_UNSENT_LIMIT) {
+      // Over the daemon-wide bound, only connections that have replies of
+      // their own still unsent wait: a client that reads (a new CLI command)
+      // is served while the ones that do not hold the memory.
+      if (flow.unsent > DAEMON_UNSENT_LIMIT && this.socket.writableLength > 0) {
         flow.waiting.add(this);
         break;
       }
