@@ -3,6 +3,8 @@
  * (they come from the socket), calls the store, and returns the result; the
  * connection turns thrown DiscueErrors into error replies.
  */
+import { access, constants, stat } from 'node:fs/promises';
+import { delimiter, resolve as resolvePath } from 'node:path';
 import { DiscueError } from '../protocol/errors.js';
 import { assertMessageId } from '../protocol/ids.js';
 import { validateMessage, validateQueueName } from '../protocol/messages.js';
@@ -31,7 +33,7 @@ import {
   optionalString,
   requireString,
 } from './params.js';
-import { SchemaRegistry, checkData } from './schemas.js';
+import type { SchemaRegistry } from './schemas.js';
 
 /** Largest batch one publish request may carry. */
 export const MAX_BATCH = 10_000;
@@ -66,7 +68,8 @@ const DEFAULT_RETRY_DELAY_MS = 1000;
 const MAX_CONCURRENCY = 64;
 
 export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Handler> = {
-  async 'daemon.status'(_params, ctx) {
+  async 'daemon.status'(raw, ctx) {
+    asParams(raw);
     return ctx.status();
   },
 
@@ -83,7 +86,8 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
     };
   },
 
-  async 'daemon.shutdown'(_params, ctx) {
+  async 'daemon.shutdown'(raw, ctx) {
+    asParams(raw);
     // Reply first; the shutdown starts once this reply is on its way.
     setImmediate(() => ctx.shutdown('requested by a client'));
     return { pid: process.pid };
@@ -99,7 +103,8 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
     return ctx.store.createQueue({ name, schema, retentionMs, maxMessages });
   },
 
-  async 'queue.list'(_params, ctx) {
+  async 'queue.list'(raw, ctx) {
+    asParams(raw);
     const now = Date.now();
     return ctx.store.listQueues().map((q) => withQueueStats(ctx, q, now));
   },
@@ -152,23 +157,17 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
       throw new DiscueError('INVALID_ARGUMENT', `at most ${MAX_BATCH} messages per publish request`);
     }
     const config = ctx.store.queueConfig(queue);
-    const validate = config.schema ? await ctx.schemas.forQueue(queue, config.schema) : undefined;
     const messages: MessageInput[] = new Array(list.length);
     // All or nothing: the whole batch is checked before any of it is stored.
     for (let i = 0; i < list.length; i++) {
-      const where = list.length === 1 ? 'message' : `message ${i + 1}`;
       try {
-        const message = validateMessage(list[i], where);
-        if (validate) checkData(validate, message.data, where);
-        messages[i] = message;
+        messages[i] = validateMessage(list[i], list.length === 1 ? 'message' : `message ${i + 1}`);
       } catch (err) {
-        if (err instanceof DiscueError) {
-          const details = err.details === undefined ? { index: i } : { index: i, errors: err.details };
-          throw new DiscueError(err.code, err.message, { details });
-        }
+        if (err instanceof DiscueError) throw new DiscueError(err.code, err.message, { details: { index: i } });
         throw err;
       }
     }
+    if (config.schema) await ctx.schemas.check(queue, config.schema, messages.map((m) => m.data));
     const wait = optionalBoolean(params, 'wait') ?? false;
     const waitTimeoutMs = optionalInt(params, 'waitTimeoutMs', 1, HUNDRED_YEARS_MS) ?? 30_000;
     const outcome = await ctx.store.appendOnce(queue, messages);
@@ -216,6 +215,8 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
       if (shell) record.shell = true;
       const cwd = optionalString(params, 'cwd');
       if (cwd !== undefined) record.cwd = cwd;
+      // A shell resolves its own words (builtins, functions): only a program run directly is checked.
+      if (!shell) await checkProgram(record.command[0]!, cwd ?? process.cwd());
     }
     await ctx.engine.register(record, from);
     // The generated secret is shown once, here; URL credentials only to `listener show --secret`.
@@ -351,6 +352,46 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
   },
 };
 
+
+/**
+ * Refuses a program the daemon could never run, at add time rather than as a
+ * dead delivery later. It is resolved the way the delivery will run it: a
+ * path relative to the listener's cwd, a bare name on the daemon's PATH.
+ */
+async function checkProgram(file: string, cwd: string): Promise<void> {
+  if (file.includes('/')) {
+    const path = resolvePath(cwd, file);
+    const info = await stat(path).catch(() => undefined);
+    if (info === undefined) {
+      throw new DiscueError('COMMAND_NOT_FOUND', `${file} does not exist (looked for ${path}); check the path, relative to ${cwd}`);
+    }
+    if (!info.isFile() || !(await isExecutable(path))) {
+      throw new DiscueError(
+        'COMMAND_NOT_EXECUTABLE',
+        info.isFile() ? `${file} is not executable: run chmod +x ${file}` : `${file} is a directory, not a program`,
+      );
+    }
+    return;
+  }
+  const dirs = (process.env.PATH ?? '').split(delimiter);
+  for (const dir of dirs) {
+    // An empty PATH entry means the current directory, as for execvp.
+    const path = resolvePath(cwd, dir === '' ? '.' : dir, file);
+    const info = await stat(path).catch(() => undefined);
+    if (info?.isFile() && (await isExecutable(path))) return;
+  }
+  throw new DiscueError(
+    'COMMAND_NOT_FOUND',
+    `${file} is not on the daemon's PATH (${process.env.PATH ?? 'unset'}); give its full path, or restart the daemon from a shell whose PATH has it`,
+  );
+}
+
+async function isExecutable(path: string): Promise<boolean> {
+  return access(path, constants.X_OK).then(
+    () => true,
+    () => false,
+  );
+}
 
 function withQueueStats(ctx: HandlerContext, info: QueueInfo, now: number): QueueInfo {
   info.stats = { added: ctx.engine.stats.window(`queue:${info.name}:added`, now), listeners: ctx.engine.listenerCount(info.name) };

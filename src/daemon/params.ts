@@ -54,3 +54,25 @@ export function optionalObject(params: Params, key: string): Record<string, unkn
   }
   return value as Record<string, unknown>;
 }
+
+/** Deepest nesting of objects and arrays a request's params may have. */
+export const MAX_PARAMS_DEPTH = 100;
+
+/**
+ * True if `value` nests objects or arrays deeper than `max`. Iterative: a
+ * 16 MiB frame can nest millions deep, and whatever walked it recursively
+ * later (a schema compiler, JSON.stringify of what is stored) would overflow
+ * the stack.
+ */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!;
+    if (typeof item !== 'object' || item === null) continue;
+    if (depth >= max) return true;
+    for (const child of Array.isArray(item) ? item : Object.values(item)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}

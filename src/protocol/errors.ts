@@ -27,10 +27,15 @@ export const ERROR_CODES = {
   INVALID_ARGUMENT: EXIT.USAGE,
   INVALID_DURATION: EXIT.USAGE,
   INVALID_SCHEMA: EXIT.USAGE,
+  /** A listener's --exec program is missing, or not executable: refused at `listener add`. */
+  COMMAND_NOT_FOUND: EXIT.USAGE,
+  COMMAND_NOT_EXECUTABLE: EXIT.USAGE,
   // Well-formed but refused by a rule of the queue (exit 1).
   MESSAGE_TOO_LARGE: EXIT.FAILURE,
   SCHEMA_VIOLATION: EXIT.FAILURE,
   DATA_NOT_JSON: EXIT.FAILURE,
+  /** Checking data against the schema took too long (a pattern that backtracks). */
+  SCHEMA_TIMEOUT: EXIT.FAILURE,
   // Not found (exit 4).
   QUEUE_NOT_FOUND: EXIT.NOT_FOUND,
   MESSAGE_NOT_FOUND: EXIT.NOT_FOUND,
@@ -55,6 +60,8 @@ export const ERROR_CODES = {
   BAD_FRAME: EXIT.FAILURE,
   FRAME_TOO_LARGE: EXIT.FAILURE,
   UNKNOWN_REQUEST: EXIT.FAILURE,
+  /** The daemon is already receiving its limit of large requests; retry later. */
+  BUSY: EXIT.FAILURE,
   // Environment and internals (exit 1).
   HOME_NOT_WRITABLE: EXIT.FAILURE,
   DATA_DIR_UNSAFE: EXIT.FAILURE,

@@ -41,6 +41,15 @@ export type ReplyFrame =
 const NEWLINE = 0x0a;
 
 /**
+ * A line that is not valid UTF-8, from `LineDecoder.pushStrict`. `lenient` is
+ * the line with U+FFFD substituted: good enough to find the frame's id for the
+ * error reply, never good enough to act on.
+ */
+export class InvalidUtf8Line {
+  constructor(readonly lenient: string) {}
+}
+
+/**
  * Splits a byte stream into lines, refusing to buffer more than `maxBytes`
  * without a newline: a client sending a 100 MB line is cut off at the limit
  * rather than after the daemon has buffered it all.
@@ -48,23 +57,53 @@ const NEWLINE = 0x0a;
 export class LineDecoder {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** One per decoder: `fatal` makes decode() throw instead of substituting U+FFFD. */
+  private readonly strictDecoder = new TextDecoder('utf-8', { fatal: true });
 
   constructor(private readonly maxBytes: number = MAX_FRAME_BYTES) {}
 
-  /** Returns the complete lines in `chunk` (without the newline). */
+  /**
+   * Returns the complete lines in `chunk` (without the newline). Invalid UTF-8
+   * becomes U+FFFD: for replies from the daemon, which only sends what it
+   * encoded itself.
+   */
   push(chunk: Buffer): string[] {
     const lines: string[] = [];
+    this.split(chunk, (bytes, start, end) => lines.push(bytes.toString('utf8', start, end)));
+    return lines;
+  }
+
+  /**
+   * Like push, but a line that is not valid UTF-8 comes back as an
+   * InvalidUtf8Line: what a client sends is stored as sent or refused, never
+   * silently altered. Framing stays intact, so the lines after it are fine.
+   */
+  pushStrict(chunk: Buffer): (string | InvalidUtf8Line)[] {
+    const lines: (string | InvalidUtf8Line)[] = [];
+    this.split(chunk, (bytes, start, end) => {
+      const line = bytes.subarray(start, end);
+      try {
+        lines.push(this.strictDecoder.decode(line));
+      } catch {
+        lines.push(new InvalidUtf8Line(line.toString('utf8')));
+      }
+    });
+    return lines;
+  }
+
+  private split(chunk: Buffer, emit: (bytes: Buffer, start: number, end: number) => void): void {
     let start = 0;
     let nl = chunk.indexOf(NEWLINE, start);
     while (nl !== -1) {
       if (this.pendingBytes + (nl - start) > this.maxBytes) throw frameTooLarge(this.maxBytes);
       if (this.pendingBytes > 0) {
         this.pending.push(chunk.subarray(start, nl));
-        lines.push(Buffer.concat(this.pending, this.pendingBytes + (nl - start)).toString('utf8'));
+        const line = Buffer.concat(this.pending, this.pendingBytes + (nl - start));
         this.pending = [];
         this.pendingBytes = 0;
+        emit(line, 0, line.length);
       } else {
-        lines.push(chunk.toString('utf8', start, nl));
+        emit(chunk, start, nl);
       }
       start = nl + 1;
       nl = chunk.indexOf(NEWLINE, start);
@@ -75,7 +114,6 @@ export class LineDecoder {
       this.pending.push(rest);
       this.pendingBytes += rest.length;
     }
-    return lines;
   }
 
   /** Bytes of an unfinished frame still buffered. */

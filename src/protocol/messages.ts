@@ -299,6 +299,8 @@ export function validateQueueName(name: unknown): string {
 }
 
 const MESSAGE_FIELDS = new Set(['data', 'name', 'key']);
+/** C0 controls and DEL. */
+const CONTROL_CHAR_RE = /[\u0000-\u001f\u007f]/;
 
 /**
  * Checks one message as it arrives from a user. `where` names it in errors
@@ -342,6 +344,16 @@ export function validateMessage(value: unknown, where?: string): MessageInput {
     }
     if (name.length === 0 || name.length > MAX_NAME_LENGTH) {
       throw new DiscueError('INVALID_MESSAGE', `${at}"name" must be 1-${MAX_NAME_LENGTH} characters`);
+    }
+    // A command listener gets the name in its environment, which cannot hold a
+    // NUL: such a message could never be delivered and would hold up the listener.
+    const control = CONTROL_CHAR_RE.exec(name);
+    if (control) {
+      const code = control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
+      throw new DiscueError(
+        'INVALID_MESSAGE',
+        `${at}"name" contains the control character U+${code} at position ${control.index + 1}; names may not hold C0 control characters or DEL`,
+      );
     }
     message.name = name;
   }

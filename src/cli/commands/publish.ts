@@ -3,6 +3,8 @@ import type { DiscueClient } from '../../client/client.js';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
 import { parseDuration, parseMessage, validateMessage, validateQueueName } from '../../protocol/messages.js';
 import type { MessageInput, PublishResult } from '../../protocol/messages.js';
+import { LineDecoder } from '../../protocol/frames.js';
+import type { InvalidUtf8Line } from '../../protocol/frames.js';
 import { action, examples } from '../action.js';
 import type { Context } from '../context.js';
 import { Progress } from '../progress.js';
@@ -137,12 +139,16 @@ async function publishStream(ctx: Context, queue: string): Promise<number> {
   return EXIT.OK;
 
   async function readBatches(): Promise<void> {
-    // Loaded only for stdin batches: single publishes are the start-up-critical path.
-    const { createInterface } = await import('node:readline');
-    const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
     let lineNo = 0;
-    for await (const line of lines) {
+    for await (const line of strictLines(process.stdin)) {
       lineNo++;
+      if (typeof line !== 'string') {
+        throw new DiscueError(
+          'INVALID_MESSAGE',
+          `line ${lineNo}: not valid UTF-8; discue stores text exactly as sent, so convert it first (e.g. iconv -t UTF-8)${storedNote(ids.length)}`,
+          { details: { line: lineNo, stored: ids.length } },
+        );
+      }
       if (line.trim() === '') continue;
       let message: MessageInput;
       try {
@@ -165,6 +171,22 @@ async function publishStream(ctx: Context, queue: string): Promise<number> {
 /** `duplicates` (0-based positions) appears in --json output only when there are some. */
 function withDuplicates<T extends object>(output: T, duplicates: number[] | undefined): T & { duplicates?: number[] } {
   return duplicates !== undefined && duplicates.length > 0 ? { ...output, duplicates } : output;
+}
+
+/**
+ * Lines of a byte stream, each decoded strictly: a line that is not UTF-8
+ * comes back as InvalidUtf8Line rather than with U+FFFD in place of its bytes
+ * (readline would substitute silently, and the daemon store the substitute).
+ */
+async function* strictLines(input: NodeJS.ReadableStream): AsyncGenerator<string | InvalidUtf8Line> {
+  const decoder = new LineDecoder(Number.POSITIVE_INFINITY);
+  for await (const chunk of input as AsyncIterable<Buffer>) yield* decoder.pushStrict(chunk).map(withoutCr);
+  // The last line may have no newline.
+  if (decoder.buffered > 0) yield* decoder.pushStrict(Buffer.from('\n')).map(withoutCr);
+}
+
+function withoutCr(line: string | InvalidUtf8Line): string | InvalidUtf8Line {
+  return typeof line === 'string' && line.endsWith('\r') ? line.slice(0, -1) : line;
 }
 
 function storedNote(stored: number): string {
