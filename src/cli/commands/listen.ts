@@ -111,10 +111,14 @@ async function listen(ctx: Context, queueArgs: string[], opts: Record<string, un
             const again = params.name === undefined ? '' : `; \`discue listen --name ${params.name}\` gets it again`;
             throw new DiscueError('DELIVERY_FAILED', `command failed for message ${message.id}: ${result.error ?? 'failed'}${again}`);
           }
-        } else if (ctx.json) {
-          process.stdout.write(JSON.stringify(message) + '\n');
         } else {
-          process.stdout.write(message.data.endsWith('\n') ? message.data : message.data + '\n');
+          const line = ctx.json ? JSON.stringify(message) + '\n' : message.data.endsWith('\n') ? message.data : message.data + '\n';
+          // Acknowledged only once written: a reader that went away (`| head -1`)
+          // must not cost a --name listener the message it never got.
+          if (!(await written(line))) {
+            finish(EXIT.OK);
+            return;
+          }
         }
       }
       if (finished) return;
@@ -146,6 +150,11 @@ async function listen(ctx: Context, queueArgs: string[], opts: Record<string, un
       (err: unknown) => fail(err),
     );
   });
+}
+
+/** Writes to stdout; false if the write failed (a closed pipe: main() then ends the process quietly). */
+function written(text: string): Promise<boolean> {
+  return new Promise((resolve) => process.stdout.write(text, (err) => resolve(err == null)));
 }
 
 /**
