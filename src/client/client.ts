@@ -187,10 +187,10 @@ export class DiscueClient extends EventEmitter<ClientEvents> {
       return { id, done: Promise.reject(new DiscueError('FRAME_TOO_LARGE', `request is larger than ${MAX_FRAME_BYTES} bytes`)) };
     }
     const { requestTimeoutMs } = this.settings;
-    let budgetMs: number | undefined = requestTimeoutMs;
-    if (onEvent) budgetMs = undefined;
-    else if (type === 'publish' && isWait(params)) budgetMs = (params.waitTimeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS) + requestTimeoutMs;
-    const call: Call = { id, frame, onEvent, long: onEvent !== undefined || budgetMs !== requestTimeoutMs, budgetMs, startedAt };
+    const wait = type === 'publish' && isWait(params) ? (params.waitTimeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS) : undefined;
+    // A stream has no end to wait for; a wait gets its own timeout on top of the usual deadline.
+    const budgetMs = onEvent ? undefined : requestTimeoutMs + (wait ?? 0);
+    const call: Call = { id, frame, onEvent, long: onEvent !== undefined || wait !== undefined, budgetMs, startedAt };
     if (this.closing) return { id, done: Promise.reject(closedError()) };
     if (this.link.usable) return { id, done: this.link.send(call) };
     return { id, done: this.relink().then((link) => link.send(call)) };
@@ -213,20 +213,23 @@ export class DiscueClient extends EventEmitter<ClientEvents> {
       this.emit('reconnecting', { attempt, delayMs, error });
       if (delayMs > 0) await sleep(delayMs);
       if (this.closing) throw closedError();
+      let link: Link;
       try {
-        const link = await openLink(this.settings, deadline);
-        if (this.closing) {
-          await link.close();
-          throw closedError();
-        }
-        this.link = link;
-        this.watchLink(link);
-        this.emit('reconnected', { attempt, pid: link.daemon.pid, previousPid });
-        return link;
+        link = await openLink(this.settings, deadline);
       } catch (err) {
         if (!isDiscueError(err) || !RETRYABLE.has(err.code)) throw err;
         error = err;
+        continue;
       }
+      // close() was called while this connection was being opened.
+      if (this.closing) {
+        await link.close();
+        throw closedError();
+      }
+      this.link = link;
+      this.watchLink(link);
+      this.emit('reconnected', { attempt, pid: link.daemon.pid, previousPid });
+      return link;
     }
   }
 }
@@ -256,6 +259,8 @@ interface Pending {
   long: boolean;
   sentAt: number;
   budgetMs: number | undefined;
+  /** How long it was given on this connection: less than its budget after a reconnect. */
+  waitMs: number;
   timer?: NodeJS.Timeout;
 }
 
@@ -348,11 +353,10 @@ class Link {
   send(call: Call): Promise<unknown> {
     if (!this.usable) return Promise.reject(this.failure ?? closedError());
     return new Promise((resolve, reject) => {
-      const pending: Pending = { resolve, reject, onEvent: call.onEvent, long: call.long, sentAt: Date.now(), budgetMs: call.budgetMs };
-      if (call.budgetMs !== undefined) {
-        const left = Math.max(0, call.startedAt + call.budgetMs - pending.sentAt);
-        pending.timer = setTimeout(() => this.expire(call.id), left).unref();
-      }
+      const sentAt = Date.now();
+      const waitMs = call.budgetMs === undefined ? Infinity : Math.max(0, call.startedAt + call.budgetMs - sentAt);
+      const pending: Pending = { resolve, reject, onEvent: call.onEvent, long: call.long, sentAt, budgetMs: call.budgetMs, waitMs };
+      if (waitMs !== Infinity) pending.timer = setTimeout(() => this.expire(call.id), waitMs).unref();
       this.pending.set(call.id, pending);
       if (call.long) this.startWatch();
       this.write(call.frame);
@@ -375,16 +379,19 @@ class Link {
 
   /**
    * A request ran out of time. If the daemon sent nothing at all since it
-   * went out, the daemon is not answering (stopped, or stuck on its only
-   * thread): the whole connection is given up, so a stream's unacknowledged
-   * messages go back to the daemon, and the next request opens a new one.
+   * went out, and that was for at least a ping interval, the daemon is not
+   * answering (stopped, or stuck on its only thread): the whole connection
+   * is given up, so a stream's unacknowledged messages go back to the daemon,
+   * and the next request opens a new one. A request left only a moment of its
+   * budget after a slow reconnect fails alone: a fresh connection's short
+   * silence proves nothing.
    */
   private expire(id: number): void {
     const pending = this.pending.get(id);
     if (!pending) return;
     const budget = formatDuration(pending.budgetMs ?? 0);
     const pid = this.daemon.pid;
-    if (this.lastHeard <= pending.sentAt) {
+    if (this.lastHeard <= pending.sentAt && pending.waitMs >= this.pingIntervalMs) {
       this.fail(
         new DiscueError('DAEMON_TIMEOUT', `the daemon (pid ${pid}) did not answer within ${budget} (socket ${this.settings.paths.socket})`, {
           details: { pid },
