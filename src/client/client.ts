@@ -400,10 +400,9 @@ class Link {
       return;
     }
     this.settle(id, pending);
+    const why = this.lastHeard > pending.sentAt ? ', though it answers others' : ' (most of that time went to reconnecting)';
     pending.reject(
-      new DiscueError('DAEMON_TIMEOUT', `the daemon (pid ${pid}) did not answer this request within ${budget}, though it answers others`, {
-        details: { pid },
-      }),
+      new DiscueError('DAEMON_TIMEOUT', `the daemon (pid ${pid}) did not answer this request within ${budget}${why}`, { details: { pid } }),
     );
   }
 
