@@ -257,7 +257,8 @@ interface Pending {
   reject: (err: Error) => void;
   onEvent?: ((event: unknown) => void) | undefined;
   long: boolean;
-  sentAt: number;
+  /** Link.heard when it went out: unchanged at its deadline means the daemon said nothing since. */
+  heardAtSend: number;
   budgetMs: number | undefined;
   /** How long it was given on this connection: less than its budget after a reconnect. */
   waitMs: number;
@@ -274,8 +275,9 @@ class Link {
   private closed = false;
   /** Why this connection is over; set once. */
   failure: DiscueError | undefined;
-  /** When the daemon last sent anything on this connection. */
+  /** When the daemon last sent anything on this connection, and how many chunks it sent (a clock cannot order events within its millisecond). */
   private lastHeard = Date.now();
+  private heard = 0;
   private watch: NodeJS.Timeout | undefined;
   private pingId = 0;
   daemon: DaemonIdentity = { pid: 0, version: '', protocol: 0 };
@@ -355,7 +357,15 @@ class Link {
     return new Promise((resolve, reject) => {
       const sentAt = Date.now();
       const waitMs = call.budgetMs === undefined ? Infinity : Math.max(0, call.startedAt + call.budgetMs - sentAt);
-      const pending: Pending = { resolve, reject, onEvent: call.onEvent, long: call.long, sentAt, budgetMs: call.budgetMs, waitMs };
+      const pending: Pending = {
+        resolve,
+        reject,
+        onEvent: call.onEvent,
+        long: call.long,
+        heardAtSend: this.heard,
+        budgetMs: call.budgetMs,
+        waitMs,
+      };
       if (waitMs !== Infinity) pending.timer = setTimeout(() => this.expire(call.id), waitMs).unref();
       this.pending.set(call.id, pending);
       if (call.long) this.startWatch();
@@ -391,7 +401,8 @@ class Link {
     if (!pending) return;
     const budget = formatDuration(pending.budgetMs ?? 0);
     const pid = this.daemon.pid;
-    if (this.lastHeard <= pending.sentAt && pending.waitMs >= this.pingIntervalMs) {
+    const silent = this.heard === pending.heardAtSend;
+    if (silent && pending.waitMs >= this.pingIntervalMs) {
       this.fail(
         new DiscueError('DAEMON_TIMEOUT', `the daemon (pid ${pid}) did not answer within ${budget} (socket ${this.settings.paths.socket})`, {
           details: { pid },
@@ -400,7 +411,7 @@ class Link {
       return;
     }
     this.settle(id, pending);
-    const why = this.lastHeard > pending.sentAt ? ', though it answers others' : ' (most of that time went to reconnecting)';
+    const why = silent ? ' (most of that time went to reconnecting)' : ', though it answers others';
     pending.reject(
       new DiscueError('DAEMON_TIMEOUT', `the daemon (pid ${pid}) did not answer this request within ${budget}${why}`, { details: { pid } }),
     );
@@ -449,6 +460,7 @@ class Link {
 
   private onData(chunk: Buffer): void {
     this.lastHeard = Date.now();
+    this.heard++;
     let lines: string[];
     try {
       lines = this.decoder.push(chunk);

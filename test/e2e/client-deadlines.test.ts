@@ -92,7 +92,7 @@ describe('deadlines: a stopped daemon never hangs a client', () => {
 
   it('a listen stream pings a silent daemon and ends with 124 when it stops answering', async () => {
     const pid = await startedDaemon();
-    const child = sb.spawn(['listen', 'q'], { env: { DISCUE_REQUEST_TIMEOUT: '2s' } });
+    const child = sb.spawn(['listen', 'q'], { env: { DISCUE_REQUEST_TIMEOUT: '3s' } });
     let stdout = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     const done = collect(child, { timeoutMs: 60_000 });
@@ -108,7 +108,7 @@ describe('deadlines: a stopped daemon never hangs a client', () => {
     stop(pid);
     const result = await done;
     expect(result.code, result.stderr).toBe(124);
-    expect(result.stderr).toContain(`the daemon (pid ${pid}) did not answer within 2s`);
+    expect(result.stderr).toContain(`the daemon (pid ${pid}) did not answer within 3s`);
     expect(result.stderr).toContain('[DAEMON_TIMEOUT]');
   });
 
@@ -117,26 +117,26 @@ describe('deadlines: a stopped daemon never hangs a client', () => {
     // A listener that keeps the wait open: the publish waits for it.
     await ok(sb, ['listener', 'add', '--queue', 'q', '--exec', 'sleep 30', '--name', 'slow']);
     const child = sb.spawn(['publish', 'q', '--data', 'x', '--wait', '--wait-timeout', '10m'], {
-      env: { DISCUE_REQUEST_TIMEOUT: '2s' },
+      env: { DISCUE_REQUEST_TIMEOUT: '3s' },
     });
     const done = collect(child, { timeoutMs: 60_000 });
     await waitFor(async () => JSON.parse(await ok(sb, ['queue', 'show', 'q', '--json'])).messages === 1, 30_000, 'the message stored');
     stop(pid);
     const result = await done;
     expectError(result, 124, 'DAEMON_TIMEOUT');
-    expect(result.stderr).toContain(`the daemon (pid ${pid}) did not answer within 2s`);
+    expect(result.stderr).toContain(`the daemon (pid ${pid}) did not answer within 3s`);
   });
 
   it('a library client whose daemon stops rejects with DAEMON_TIMEOUT, then recovers by itself', async () => {
     const pid = await startedDaemon();
-    const client = await connect({ home: sb.home, requestTimeoutMs: 1500 });
+    const client = await connect({ home: sb.home, requestTimeoutMs: 2500 });
     clients.push(client);
     expect((await client.publish('q', { data: 'before' })).ids).toHaveLength(1);
     stop(pid);
 
     const inFlight = await client.publish('q', { data: 'while stopped' }).catch((err: unknown) => err);
     expect(isDiscueError(inFlight) && inFlight.code, String(inFlight)).toBe('DAEMON_TIMEOUT');
-    expect((inFlight as Error).message).toContain(`the daemon (pid ${pid}) did not answer within 1500ms`);
+    expect((inFlight as Error).message).toContain(`the daemon (pid ${pid}) did not answer within 2500ms`);
     // The connection was given up; a new one meets the same silence.
     const next = await client.request('queue.list', {}).catch((err: unknown) => err);
     expect(isDiscueError(next) && next.code, String(next)).toBe('DAEMON_TIMEOUT');
