@@ -115,10 +115,12 @@ async function listen(ctx: Context, queueArgs: string[], opts: Record<string, un
           const line = ctx.json ? JSON.stringify(message) + '\n' : message.data.endsWith('\n') ? message.data : message.data + '\n';
           // Acknowledged only once written: a reader that went away (`| head -1`)
           // must not cost a --name listener the message it never got.
-          if (!(await written(line))) {
+          const err = await written(line);
+          if (err?.code === 'EPIPE') {
             finish(EXIT.OK);
             return;
           }
+          if (err) throw err;
         }
       }
       if (finished) return;
@@ -152,9 +154,9 @@ async function listen(ctx: Context, queueArgs: string[], opts: Record<string, un
   });
 }
 
-/** Writes to stdout; false if the write failed (a closed pipe: main() then ends the process quietly). */
-function written(text: string): Promise<boolean> {
-  return new Promise((resolve) => process.stdout.write(text, (err) => resolve(err == null)));
+/** Writes to stdout; resolves once written, with the error if that failed (EPIPE: the reader went away). */
+function written(text: string): Promise<NodeJS.ErrnoException | undefined> {
+  return new Promise((resolve) => process.stdout.write(text, (err) => resolve(err ?? undefined)));
 }
 
 /**
