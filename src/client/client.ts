@@ -71,7 +71,7 @@ export interface ClientEvents {
   reconnected: [ReconnectedEvent];
 }
 
-export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** The daemon's own default for `publish` with `wait` and no `waitTimeoutMs`. */
 const DEFAULT_WAIT_TIMEOUT_MS = 30_000;
