@@ -7,7 +7,7 @@
  *   await client.close();
  */
 export { connect, DiscueClient } from './client/client.js';
-export type { ConnectOptions } from './client/client.js';
+export type { ClientEvents, ConnectOptions, DisconnectedEvent, ReconnectedEvent, ReconnectingEvent } from './client/client.js';
 export { startDaemon } from './client/spawn.js';
 export { DiscueError, isDiscueError, EXIT, ERROR_CODES, exitCodeFor } from './protocol/errors.js';
 export type { ErrorCode, ExitCode, WireError } from './protocol/errors.js';

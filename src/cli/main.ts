@@ -53,7 +53,26 @@ async function programFor(argv: string[]): Promise<Command> {
   return finishProgram(program);
 }
 
+/**
+ * A reader that went away (`discue messages list q --json | head -c 100`)
+ * asked for no more output: the command ends at once, quietly, with exit 0,
+ * as `git log | head` does from the shell's point of view. Exit 141
+ * (SIGPIPE) would fail every such pipeline under `set -o pipefail`. Anything
+ * the daemon had not yet answered is simply dropped with the connection.
+ * A closed stderr loses only diagnostics; the command carries on.
+ */
+function endQuietlyOnClosedOutput(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(EXIT.OK);
+    throw err;
+  });
+  process.stderr.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
+}
+
 export async function main(argv: string[] = process.argv): Promise<void> {
+  endQuietlyOnClosedOutput();
   const program = await programFor(argv);
   if (argv.length <= 2) {
     program.outputHelp();

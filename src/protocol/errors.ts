@@ -72,6 +72,8 @@ export const ERROR_CODES = {
   ABORTED: EXIT.FAILURE,
   DELIVERY_FAILED: EXIT.FAILURE,
   TIMEOUT: EXIT.TIMEOUT,
+  // The daemon accepted a request (or a connection) and did not answer in time: stopped or stuck.
+  DAEMON_TIMEOUT: EXIT.TIMEOUT,
   INTERRUPTED: EXIT.INTERRUPTED,
 } as const satisfies Record<string, ExitCode>;
 

@@ -113,10 +113,16 @@ async function listen(ctx: Context, queueArgs: string[], opts: Record<string, un
             const again = params.name === undefined ? '' : `; \`discue listen --name ${params.name}\` gets it again`;
             throw new DiscueError('DELIVERY_FAILED', `command failed for message ${message.id}: ${result.error ?? 'failed'}${again}`);
           }
-        } else if (ctx.json) {
-          process.stdout.write(JSON.stringify(message) + '\n');
         } else {
-          process.stdout.write(message.data.endsWith('\n') ? message.data : message.data + '\n');
+          const line = ctx.json ? JSON.stringify(message) + '\n' : message.data.endsWith('\n') ? message.data : message.data + '\n';
+          // Acknowledged only once written: a reader that went away (`| head -1`)
+          // must not cost a --name listener the message it never got.
+          const err = await written(line);
+          if (err?.code === 'EPIPE') {
+            finish(EXIT.OK);
+            return;
+          }
+          if (err) throw err;
         }
       }
       if (finished) return;
@@ -148,6 +154,11 @@ async function listen(ctx: Context, queueArgs: string[], opts: Record<string, un
       (err: unknown) => fail(err),
     );
   });
+}
+
+/** Writes to stdout; resolves once written, with the error if that failed (EPIPE: the reader went away). */
+function written(text: string): Promise<NodeJS.ErrnoException | undefined> {
+  return new Promise((resolve) => process.stdout.write(text, (err) => resolve(err ?? undefined)));
 }
 
 /**
