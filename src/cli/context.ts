@@ -79,7 +79,16 @@ export class Context {
 
   /** The client, connected (and the daemon started) on first use. */
   async connect(options: { autoStart?: boolean } = {}): Promise<DiscueClient> {
-    this.client ??= await DiscueClient.connect({ socket: this.paths.socket, home: this.paths.home, ...options });
+    this.client ??= await DiscueClient.connect({
+      socket: this.paths.socket,
+      home: this.paths.home,
+      // A person at a terminal learns that a daemon now runs in the background;
+      // a script (stderr piped) or --json/--quiet gets nothing extra.
+      onDaemonStarted: (pid) => {
+        if (process.stderr.isTTY && !this.quiet && !this.json) process.stderr.write(`started daemon pid ${pid}\n`);
+      },
+      ...options,
+    });
     return this.client;
   }
 

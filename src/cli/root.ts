@@ -37,11 +37,13 @@ export function finishProgram(program: Command): Command {
   for (const command of allCommands(program)) {
     command.exitOverride();
     command.configureOutput({
+      // The code goes on the first line, where `error: ...` is: commander adds
+      // a second line for typos ("(Did you mean publish?)").
       outputError: (text, write) =>
         write(
           process.argv.includes('--json')
-            ? JSON.stringify({ error: { code: 'USAGE', message: text.replace(/^error: /, '').trim() } }) + '\n'
-            : text.replace(/\n$/, '') + ' [USAGE]\n',
+            ? JSON.stringify({ error: { code: 'USAGE', message: text.replace(/^error: /, '').trim().replace(/\n+/g, ' ') } }) + '\n'
+            : text.replace(/\n$/, '').replace(/^(.*)/, '$1 [USAGE]') + '\n',
         ),
     });
   }

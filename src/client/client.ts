@@ -25,6 +25,8 @@ export interface ConnectOptions {
   /** How long to wait for the daemon's handshake (default 10 s). */
   handshakeTimeoutMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** Called with the daemon's pid after this connect started it (the CLI tells a person at a terminal). */
+  onDaemonStarted?: (pid: number) => void;
 }
 
 interface Pending {
@@ -56,6 +58,7 @@ export class DiscueClient {
     const paths = resolvePaths({ home: options.home, socket: options.socket, env: options.env });
     assertSocketPath(paths.socket);
     let socket: Socket;
+    let started = false;
     try {
       socket = await openSocket(paths.socket);
     } catch (err) {
@@ -79,7 +82,7 @@ export class DiscueClient {
           { cause: err },
         );
       }
-      await startDaemon(paths, { env: options.env });
+      started = (await startDaemon(paths, { env: options.env })).started;
       socket = await openSocket(paths.socket).catch(async (cause: unknown) => {
         throw new DiscueError('DAEMON_UNREACHABLE', await withLogTail(`started the daemon but cannot connect to ${paths.socket}`, paths.logFile), {
           cause,
@@ -88,6 +91,8 @@ export class DiscueClient {
     }
     const client = new DiscueClient(socket, paths);
     await client.handshake(options.handshakeTimeoutMs ?? 10_000);
+    // The pid from the handshake: when another command won the start race, that is whose daemon answered.
+    if (started) options.onDaemonStarted?.(client.daemon.pid);
     return client;
   }
 

@@ -93,8 +93,9 @@ async function listen(ctx: Context, queueArgs: string[], opts: Record<string, un
     process.on('SIGTERM', onSigterm);
     if (timeoutMs !== undefined) {
       timer = setTimeout(() => {
-        ctx.note(`listen: no${count === undefined ? '' : ` ${count - seen} more`} message(s) within ${String(opts.timeout)}`);
-        finish(EXIT.TIMEOUT);
+        // An error like any other (exit 124), so --json gets {"error":{"code":"TIMEOUT",...}}.
+        const got = count === undefined ? 'no message' : `${seen} of ${count} message(s)`;
+        fail(new DiscueError('TIMEOUT', `listen got ${got} within ${withUnit(String(opts.timeout))}`));
       }, timeoutMs);
     }
 
@@ -146,6 +147,12 @@ async function listen(ctx: Context, queueArgs: string[], opts: Record<string, un
       (err: unknown) => fail(err),
     );
   });
+}
+
+/** The duration as entered, with the unit a bare number stands for ("1" is 1s). */
+function withUnit(duration: string): string {
+  const text = duration.trim();
+  return /^\d+(\.\d+)?$/.test(text) ? `${text}s` : text;
 }
 
 /**
