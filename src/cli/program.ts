@@ -13,6 +13,7 @@ import { registerMessages } from './commands/messages.js';
 import { registerPublish } from './commands/publish.js';
 import { registerQueue } from './commands/queue.js';
 import { registerTop } from './commands/top.js';
+import { registerVersion } from './commands/version.js';
 import { createRoot, finishProgram } from './root.js';
 
 export function buildProgram(): Command {
@@ -27,5 +28,6 @@ export function buildProgram(): Command {
   registerTop(program);
   registerConfig(program);
   registerCompletion(program);
+  registerVersion(program);
   return finishProgram(program);
 }
