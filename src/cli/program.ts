@@ -7,6 +7,7 @@ import { registerCompletion } from './commands/completion.js';
 import { registerConfig } from './commands/config.js';
 import { registerDaemon } from './commands/daemon.js';
 import { registerDeliveries } from './commands/deliveries.js';
+import { registerDoctor } from './commands/doctor.js';
 import { registerListen } from './commands/listen.js';
 import { registerListener } from './commands/listener.js';
 import { registerMessages } from './commands/messages.js';
@@ -29,5 +30,6 @@ export function buildProgram(): Command {
   registerConfig(program);
   registerCompletion(program);
   registerVersion(program);
+  registerDoctor(program);
   return finishProgram(program);
 }
