@@ -15,6 +15,8 @@ export function createRoot(): Command {
     .option('--no-color', 'no colour (also: NO_COLOR=1)')
     .option('-q, --quiet', 'print only data, no confirmations or notes')
     .helpOption('-h, --help', 'show help')
+    // Every subcommand's --help lists the options it inherits (--json, --socket, ...), as gh does.
+    .configureHelp({ showGlobalOptions: true })
     .showHelpAfterError(process.argv.includes('--json') ? false : '(run with --help for usage)')
     .addHelpText(
       'after',
