@@ -28,6 +28,8 @@ _discue_sub() {
     '|top') _discue_r='top' ;;
     '|config') _discue_r='config' ;;
     '|completion') _discue_r='completion' ;;
+    '|version') _discue_r='version' ;;
+    '|doctor') _discue_r='doctor' ;;
     '|help') _discue_r='help' ;;
     'daemon|start') _discue_r='daemon start' ;;
     'daemon|stop') _discue_r='daemon stop' ;;
@@ -77,6 +79,7 @@ _discue_value() {
     'publish|--wait-timeout') _discue_r='text' ;;
     'messages list|--limit') _discue_r='text' ;;
     'messages list|--since') _discue_r='text' ;;
+    'messages list|--fields') _discue_r='text' ;;
     'listener add|--url') _discue_r='text' ;;
     'listener add|--exec') _discue_r='commands' ;;
     'listener add|--queue') _discue_r='queues' ;;
@@ -110,7 +113,7 @@ _discue_value() {
 _discue_words() {
   _discue_c='' _discue_o='' _discue_a=() _discue_v=0
   case "$1" in
-    '') _discue_c='daemon queue publish pub messages msg listener listen sub deliveries top config completion help' _discue_o='--help -h' ;;
+    '') _discue_c='daemon queue publish pub messages msg listener listen sub deliveries top config completion version doctor help' _discue_o='--help -h' ;;
     'daemon') _discue_c='start stop restart status logs' _discue_o='--help -h' ;;
     'daemon start') _discue_o='--foreground --data-dir --help -h' ;;
     'daemon stop') _discue_o='--help -h' ;;
@@ -126,7 +129,7 @@ _discue_words() {
     'queue purge') _discue_o='--help -h' _discue_a=('queues') ;;
     'publish') _discue_o='--data -d --name -n --wait --wait-timeout --help -h' _discue_a=('queues' 'text') ;;
     'messages') _discue_c='list ls get delete rm' _discue_o='--help -h' ;;
-    'messages list') _discue_o='--limit --since --help -h' _discue_a=('queues') ;;
+    'messages list') _discue_o='--limit --since --all --fields --help -h' _discue_a=('queues') ;;
     'messages get') _discue_o='--help -h' _discue_a=('queues' 'text') ;;
     'messages delete') _discue_o='--help -h' _discue_a=('queues' 'text') ;;
     'listener') _discue_c='add list ls show remove rm pause resume' _discue_o='--help -h' ;;
@@ -148,7 +151,9 @@ _discue_words() {
     'config list') _discue_o='--help -h' ;;
     'config path') _discue_o='--help -h' ;;
     'completion') _discue_o='--help -h' _discue_a=('words:bash zsh fish') ;;
-    'help') _discue_a=('words:daemon queue publish messages listener listen deliveries top config completion') ;;
+    'version') _discue_o='--help -h' ;;
+    'doctor') _discue_o='--help -h' ;;
+    'help') _discue_a=('words:daemon queue publish messages listener listen deliveries top config completion version doctor') ;;
   esac
   _discue_o+=" "'--version -V --json --socket --no-color --quiet -q'
 }
