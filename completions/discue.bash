@@ -71,6 +71,7 @@ _discue_value() {
     'queue create|--schema') _discue_r='files' ;;
     'queue create|--retention') _discue_r='text' ;;
     'queue create|--max-messages') _discue_r='text' ;;
+    'queue list|--fields') _discue_r='text' ;;
     'queue update|--schema') _discue_r='files' ;;
     'queue update|--retention') _discue_r='text' ;;
     'queue update|--max-messages') _discue_r='text' ;;
@@ -92,6 +93,7 @@ _discue_value() {
     'listener add|--concurrency') _discue_r='text' ;;
     'listener add|--from') _discue_r='words:new all' ;;
     'listener list|--queue') _discue_r='queues' ;;
+    'listener list|--fields') _discue_r='text' ;;
     'listen|--exec') _discue_r='commands' ;;
     'listen|--count') _discue_r='text' ;;
     'listen|--timeout') _discue_r='text' ;;
@@ -122,7 +124,7 @@ _discue_words() {
     'daemon logs') _discue_o='--follow -f --lines -n --help -h' ;;
     'queue') _discue_c='create list ls show update delete rm purge' _discue_o='--help -h' ;;
     'queue create') _discue_o='--schema --retention --max-messages --help -h' _discue_a=('text') ;;
-    'queue list') _discue_o='--help -h' ;;
+    'queue list') _discue_o='--fields --help -h' ;;
     'queue show') _discue_o='--help -h' _discue_a=('queues') ;;
     'queue update') _discue_o='--schema --no-schema --retention --max-messages --help -h' _discue_a=('queues') ;;
     'queue delete') _discue_o='--force --help -h' _discue_a=('queues') ;;
@@ -134,7 +136,7 @@ _discue_words() {
     'messages delete') _discue_o='--help -h' _discue_a=('queues' 'text') ;;
     'listener') _discue_c='add list ls show remove rm pause resume' _discue_o='--help -h' ;;
     'listener add') _discue_o='--url --exec --queue --name --header --secret --shell --timeout --max-attempts --retry-delay --concurrency --from --help -h' ;;
-    'listener list') _discue_o='--queue --help -h' ;;
+    'listener list') _discue_o='--queue --fields --help -h' ;;
     'listener show') _discue_o='--secret --help -h' _discue_a=('listeners') ;;
     'listener remove') _discue_o='--help -h' _discue_a=('listeners') ;;
     'listener pause') _discue_o='--help -h' _discue_a=('listeners') ;;

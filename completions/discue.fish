@@ -94,7 +94,7 @@ end
 # __discue_takes_value PATH OPTION: true if OPTION of PATH takes a value.
 function __discue_takes_value
     switch "$argv[1]|$argv[2]"
-        case 'daemon start|--data-dir' 'daemon logs|-n' 'daemon logs|--lines' 'queue create|--schema' 'queue create|--retention' 'queue create|--max-messages' 'queue update|--schema' 'queue update|--retention' 'queue update|--max-messages' 'publish|-d' 'publish|--data' 'publish|-n' 'publish|--name' 'publish|--wait-timeout' 'messages list|--limit' 'messages list|--since' 'messages list|--fields' 'listener add|--url' 'listener add|--exec' 'listener add|--queue' 'listener add|--name' 'listener add|--header' 'listener add|--secret' 'listener add|--timeout' 'listener add|--max-attempts' 'listener add|--retry-delay' 'listener add|--concurrency' 'listener add|--from' 'listener list|--queue' 'listen|--exec' 'listen|--count' 'listen|--timeout' 'listen|--grep' 'listen|--name' 'listen|--from' 'deliveries list|--listener' 'deliveries list|--state' 'deliveries list|--limit' 'deliveries retry|--listener' 'top|--interval' '*|--socket'
+        case 'daemon start|--data-dir' 'daemon logs|-n' 'daemon logs|--lines' 'queue create|--schema' 'queue create|--retention' 'queue create|--max-messages' 'queue list|--fields' 'queue update|--schema' 'queue update|--retention' 'queue update|--max-messages' 'publish|-d' 'publish|--data' 'publish|-n' 'publish|--name' 'publish|--wait-timeout' 'messages list|--limit' 'messages list|--since' 'messages list|--fields' 'listener add|--url' 'listener add|--exec' 'listener add|--queue' 'listener add|--name' 'listener add|--header' 'listener add|--secret' 'listener add|--timeout' 'listener add|--max-attempts' 'listener add|--retry-delay' 'listener add|--concurrency' 'listener add|--from' 'listener list|--queue' 'listener list|--fields' 'listen|--exec' 'listen|--count' 'listen|--timeout' 'listen|--grep' 'listen|--name' 'listen|--from' 'deliveries list|--listener' 'deliveries list|--state' 'deliveries list|--limit' 'deliveries retry|--listener' 'top|--interval' '*|--socket'
             return 0
     end
     return 1
@@ -232,6 +232,7 @@ complete -c discue -n '__discue_in \'queue create\'' -l max-messages -r -f -d 'k
 complete -c discue -n '__discue_in \'queue create\'' -s h -l help -d 'show help'
 
 # discue queue list
+complete -c discue -n '__discue_in \'queue list\'' -l fields -r -f -d 'print only these fields (name,messages,bytes,retentionMs,maxMessages,schema,createdAt,firstId,lastId,lastPublishedAt)'
 complete -c discue -n '__discue_in \'queue list\'' -s h -l help -d 'show help'
 
 # discue queue show
@@ -315,6 +316,7 @@ complete -c discue -n '__discue_in \'listener add\'' -s h -l help -d 'show help'
 
 # discue listener list
 complete -c discue -n '__discue_in \'listener list\'' -l queue -r -f -a '(__discue_names queues)' -d 'only listeners of this queue'
+complete -c discue -n '__discue_in \'listener list\'' -l fields -r -f -d 'print only these fields (id,name,kind,queues,url,command,state,timeoutMs,maxAttempts,concurrency,createdAt,progress)'
 complete -c discue -n '__discue_in \'listener list\'' -s h -l help -d 'show help'
 
 # discue listener show

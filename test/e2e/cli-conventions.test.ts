@@ -57,6 +57,27 @@ describe('CLI conventions', () => {
     expect(quiet.stdout).toBe('');
   });
 
+  it('-q on queue list and listener list prints names and ids only; --fields picks fields there too', async () => {
+    await ok(sb, ['queue', 'create', 'orders']);
+    await ok(sb, ['queue', 'create', 'audit', '--retention', '7d']);
+    const added = JSON.parse(await ok(sb, ['listener', 'add', '--queue', 'orders', '--exec', 'cat', '--name', 'printer', '--json'])) as { id: string };
+    expect(await ok(sb, ['queue', 'list', '-q'])).toBe('audit\norders\n');
+    expect(await ok(sb, ['listener', 'list', '--quiet'])).toBe(`${added.id}\n`);
+
+    expect(await ok(sb, ['queue', 'list', '--fields', 'name,retentionMs'])).toBe('NAME    RETENTIONMS\naudit   604800000\norders  -\n');
+    expect(JSON.parse(await ok(sb, ['queue', 'list', '--fields', 'name,messages', '--json']))).toEqual([
+      { name: 'audit', messages: 0 },
+      { name: 'orders', messages: 0 },
+    ]);
+    expect(await ok(sb, ['listener', 'list', '--fields', 'name'])).toBe('printer\n');
+    expect(JSON.parse(await ok(sb, ['listener', 'list', '--fields', 'name,state,command', '--json']))).toEqual([
+      { name: 'printer', state: 'active', command: ['cat'] },
+    ]);
+    const bad = await sb.run(['queue', 'list', '--fields', 'nme']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('unknown field "nme"; did you mean "name"? [INVALID_ARGUMENT]');
+  });
+
   it('subcommand --help lists the inherited global options', async () => {
     for (const args of [['queue', 'create', '--help'], ['messages', 'list', '--help'], ['daemon', '--help'], ['doctor', '--help']]) {
       const help = await ok(sb, args);
