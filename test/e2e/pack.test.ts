@@ -48,6 +48,7 @@ describe('npm pack', () => {
     expect(files).toContain('package/dist/index.js');
     expect(files).toContain('package/dist/index.d.ts');
     expect(files).toContain('package/package.json');
+    expect(files).toContain('package/man/discue.1');
     expect(files.some((f) => f.startsWith('package/test/'))).toBe(false);
 
     const prefix = join(sb.dir, 'prefix');

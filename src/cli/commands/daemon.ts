@@ -148,6 +148,11 @@ export function registerDaemon(program: Command): void {
       action(async (ctx, _args, opts) => {
         const lines = Number.parseInt(String(opts.lines), 10);
         if (!Number.isInteger(lines) || lines < 0) throw new DiscueError('USAGE', '--lines takes a whole number');
+        // -f goes on from the size before the tail was read. Taken after the
+        // tail printed, a line logged meanwhile (a reader may act on the tail
+        // at once) was skipped; now one logged in the instant between the two
+        // reads may show twice, and none is lost.
+        const followFrom = (await stat(ctx.paths.logFile).catch(() => ({ size: 0 }))).size;
         const tail = await tailFile(ctx.paths.logFile, lines === 0 ? 1 : lines);
         // --json: NDJSON, one object per log line (see logEntry).
         const write = ctx.json ? ndjsonLines() : (chunk: Buffer | string) => process.stdout.write(chunk);
@@ -156,7 +161,7 @@ export function registerDaemon(program: Command): void {
           if (!tail) ctx.note(`no daemon log yet at ${ctx.paths.logFile}`);
           return EXIT.OK;
         }
-        return follow(ctx.paths.logFile, write);
+        return follow(ctx.paths.logFile, write, followFrom);
       }),
     );
 }
@@ -261,8 +266,8 @@ function ndjsonLines(): (chunk: Buffer | string) => void {
   };
 }
 
-async function follow(path: string, write: (chunk: Buffer) => void): Promise<number> {
-  let position = (await stat(path).catch(() => ({ size: 0 }))).size;
+async function follow(path: string, write: (chunk: Buffer) => void, from: number): Promise<number> {
+  let position = from;
   const readNew = async () => {
     const size = (await stat(path).catch(() => ({ size: 0 }))).size;
     if (size < position) position = 0; // truncated or replaced
