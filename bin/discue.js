@@ -8,5 +8,7 @@ if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
   process.stdout.write(pkg.version + '\n');
 } else {
   const { main } = await import('../dist/cli/main.js');
-  await main(process.argv);
+  // `--version --json` is a document for scripts: the same as `discue version --json` (CLI and daemon).
+  const versionJson = args.length === 2 && args.includes('--json') && (args.includes('--version') || args.includes('-V'));
+  await main(versionJson ? [...process.argv.slice(0, 2), 'version', '--json'] : process.argv);
 }

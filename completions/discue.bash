@@ -28,6 +28,8 @@ _discue_sub() {
     '|top') _discue_r='top' ;;
     '|config') _discue_r='config' ;;
     '|completion') _discue_r='completion' ;;
+    '|version') _discue_r='version' ;;
+    '|doctor') _discue_r='doctor' ;;
     '|help') _discue_r='help' ;;
     'daemon|start') _discue_r='daemon start' ;;
     'daemon|stop') _discue_r='daemon stop' ;;
@@ -69,6 +71,7 @@ _discue_value() {
     'queue create|--schema') _discue_r='files' ;;
     'queue create|--retention') _discue_r='text' ;;
     'queue create|--max-messages') _discue_r='text' ;;
+    'queue list|--fields') _discue_r='text' ;;
     'queue update|--schema') _discue_r='files' ;;
     'queue update|--retention') _discue_r='text' ;;
     'queue update|--max-messages') _discue_r='text' ;;
@@ -78,6 +81,7 @@ _discue_value() {
     'publish|--wait-timeout') _discue_r='text' ;;
     'messages list|--limit') _discue_r='text' ;;
     'messages list|--since') _discue_r='text' ;;
+    'messages list|--fields') _discue_r='text' ;;
     'listener add|--url') _discue_r='text' ;;
     'listener add|--exec') _discue_r='commands' ;;
     'listener add|--queue') _discue_r='queues' ;;
@@ -90,6 +94,7 @@ _discue_value() {
     'listener add|--concurrency') _discue_r='text' ;;
     'listener add|--from') _discue_r='words:new all' ;;
     'listener list|--queue') _discue_r='queues' ;;
+    'listener list|--fields') _discue_r='text' ;;
     'listen|--exec') _discue_r='commands' ;;
     'listen|--count') _discue_r='text' ;;
     'listen|--timeout') _discue_r='text' ;;
@@ -111,7 +116,7 @@ _discue_value() {
 _discue_words() {
   _discue_c='' _discue_o='' _discue_a=() _discue_v=0
   case "$1" in
-    '') _discue_c='daemon queue publish messages listener listen deliveries top config completion help' _discue_o='--help -h' ;;
+    '') _discue_c='daemon queue publish messages listener listen deliveries top config completion version doctor help' _discue_o='--help -h' ;;
     'daemon') _discue_c='start stop restart status logs' _discue_o='--help -h' ;;
     'daemon start') _discue_o='--foreground --data-dir --help -h' ;;
     'daemon stop') _discue_o='--help -h' ;;
@@ -120,19 +125,19 @@ _discue_words() {
     'daemon logs') _discue_o='--follow -f --lines -n --help -h' ;;
     'queue') _discue_c='create list show update delete purge' _discue_o='--help -h' ;;
     'queue create') _discue_o='--schema --retention --max-messages --if-missing --help -h' _discue_a=('text') ;;
-    'queue list') _discue_o='--help -h' ;;
+    'queue list') _discue_o='--fields --help -h' ;;
     'queue show') _discue_o='--help -h' _discue_a=('queues') ;;
     'queue update') _discue_o='--schema --no-schema --retention --max-messages --help -h' _discue_a=('queues') ;;
     'queue delete') _discue_o='--force --yes -y --help -h' _discue_a=('queues') ;;
     'queue purge') _discue_o='--yes -y --help -h' _discue_a=('queues') ;;
     'publish') _discue_o='--data -d --name -n --key -k --wait --wait-timeout --help -h' _discue_a=('queues' 'text') ;;
     'messages') _discue_c='list get delete' _discue_o='--help -h' ;;
-    'messages list') _discue_o='--limit --since --help -h' _discue_a=('queues') ;;
+    'messages list') _discue_o='--limit --since --all --fields --help -h' _discue_a=('queues') ;;
     'messages get') _discue_o='--help -h' _discue_a=('queues' 'text') ;;
     'messages delete') _discue_o='--help -h' _discue_a=('queues' 'text') ;;
     'listener') _discue_c='add list show remove pause resume' _discue_o='--help -h' ;;
     'listener add') _discue_o='--url --exec --queue --name --header --secret --shell --timeout --max-attempts --retry-delay --concurrency --from --if-missing --help -h' ;;
-    'listener list') _discue_o='--queue --help -h' ;;
+    'listener list') _discue_o='--queue --fields --help -h' ;;
     'listener show') _discue_o='--secret --help -h' _discue_a=('listeners') ;;
     'listener remove') _discue_o='--help -h' _discue_a=('listeners') ;;
     'listener pause') _discue_o='--help -h' _discue_a=('listeners') ;;
@@ -149,7 +154,9 @@ _discue_words() {
     'config list') _discue_o='--help -h' ;;
     'config path') _discue_o='--help -h' ;;
     'completion') _discue_o='--help -h' _discue_a=('words:bash zsh fish') ;;
-    'help') _discue_a=('words:daemon queue publish messages listener listen deliveries top config completion') ;;
+    'version') _discue_o='--help -h' ;;
+    'doctor') _discue_o='--help -h' ;;
+    'help') _discue_a=('words:daemon queue publish messages listener listen deliveries top config completion version doctor') ;;
   esac
   _discue_o+=" "'--version -V --json --socket --no-color --quiet -q'
 }

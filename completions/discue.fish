@@ -28,6 +28,10 @@ function __discue_sub
             echo 'config'
         case '|completion'
             echo 'completion'
+        case '|version'
+            echo 'version'
+        case '|doctor'
+            echo 'doctor'
         case '|help'
             echo 'help'
         case 'daemon|start'
@@ -90,7 +94,7 @@ end
 # __discue_takes_value PATH OPTION: true if OPTION of PATH takes a value.
 function __discue_takes_value
     switch "$argv[1]|$argv[2]"
-        case 'daemon start|--data-dir' 'daemon logs|-n' 'daemon logs|--lines' 'queue create|--schema' 'queue create|--retention' 'queue create|--max-messages' 'queue update|--schema' 'queue update|--retention' 'queue update|--max-messages' 'publish|-d' 'publish|--data' 'publish|-n' 'publish|--name' 'publish|-k' 'publish|--key' 'publish|--wait-timeout' 'messages list|--limit' 'messages list|--since' 'listener add|--url' 'listener add|--exec' 'listener add|--queue' 'listener add|--name' 'listener add|--header' 'listener add|--secret' 'listener add|--timeout' 'listener add|--max-attempts' 'listener add|--retry-delay' 'listener add|--concurrency' 'listener add|--from' 'listener list|--queue' 'listen|--exec' 'listen|--count' 'listen|--timeout' 'listen|--grep' 'listen|--name' 'listen|--from' 'deliveries list|--listener' 'deliveries list|--state' 'deliveries list|--limit' 'deliveries retry|--listener' 'top|--interval' '*|--socket'
+        case 'daemon start|--data-dir' 'daemon logs|-n' 'daemon logs|--lines' 'queue create|--schema' 'queue create|--retention' 'queue create|--max-messages' 'queue list|--fields' 'queue update|--schema' 'queue update|--retention' 'queue update|--max-messages' 'publish|-d' 'publish|--data' 'publish|-n' 'publish|--name' 'publish|-k' 'publish|--key' 'publish|--wait-timeout' 'messages list|--limit' 'messages list|--since' 'messages list|--fields' 'listener add|--url' 'listener add|--exec' 'listener add|--queue' 'listener add|--name' 'listener add|--header' 'listener add|--secret' 'listener add|--timeout' 'listener add|--max-attempts' 'listener add|--retry-delay' 'listener add|--concurrency' 'listener add|--from' 'listener list|--queue' 'listener list|--fields' 'listen|--exec' 'listen|--count' 'listen|--timeout' 'listen|--grep' 'listen|--name' 'listen|--from' 'deliveries list|--listener' 'deliveries list|--state' 'deliveries list|--limit' 'deliveries retry|--listener' 'top|--interval' '*|--socket'
             return 0
     end
     return 1
@@ -175,6 +179,8 @@ complete -c discue -n '__discue_arg \'\' 0' -a 'deliveries' -d 'inspect and retr
 complete -c discue -n '__discue_arg \'\' 0' -a 'top' -d 'live dashboard of queues, listeners and deliveries (one plain snapshot when not a terminal)'
 complete -c discue -n '__discue_arg \'\' 0' -a 'config' -d 'user defaults: output, colour, socket, listener timeout and attempts (flag > env > config > default)'
 complete -c discue -n '__discue_arg \'\' 0' -a 'completion' -d 'print the shell completion script for bash, zsh or fish'
+complete -c discue -n '__discue_arg \'\' 0' -a 'version' -d 'show the versions and protocols of this CLI and of the running daemon (never starts one)'
+complete -c discue -n '__discue_arg \'\' 0' -a 'doctor' -d 'check the socket, daemon, permissions, disk space, config file and listeners; say what to fix'
 complete -c discue -n '__discue_arg \'\' 0' -a 'help' -d 'show help for a command'
 complete -c discue -n '__discue_in \'\'' -s h -l help -d 'show help'
 
@@ -222,6 +228,7 @@ complete -c discue -n '__discue_in \'queue create\'' -l if-missing -d 'succeed w
 complete -c discue -n '__discue_in \'queue create\'' -s h -l help -d 'show help'
 
 # discue queue list
+complete -c discue -n '__discue_in \'queue list\'' -l fields -r -f -d 'print only these fields (name,messages,bytes,retentionMs,maxMessages,schema,createdAt,firstId,lastId,lastPublishedAt)'
 complete -c discue -n '__discue_in \'queue list\'' -s h -l help -d 'show help'
 
 # discue queue show
@@ -265,6 +272,8 @@ complete -c discue -n '__discue_in \'messages\'' -s h -l help -d 'show help'
 # discue messages list
 complete -c discue -n '__discue_in \'messages list\'' -l limit -r -f -d 'at most this many (1-10000)'
 complete -c discue -n '__discue_in \'messages list\'' -l since -r -f -d 'after this message id, or from this time (ISO 8601, or a duration ago like 10m)'
+complete -c discue -n '__discue_in \'messages list\'' -l all -d 'every message (from --since on), streamed as NDJSON, page by page'
+complete -c discue -n '__discue_in \'messages list\'' -l fields -r -f -d 'print only these fields, in this order (id,queue,name,data,publishedAt)'
 complete -c discue -n '__discue_in \'messages list\'' -s h -l help -d 'show help'
 complete -c discue -n '__discue_arg \'messages list\' 0' -f -a '(__discue_names queues)'
 
@@ -303,6 +312,7 @@ complete -c discue -n '__discue_in \'listener add\'' -s h -l help -d 'show help'
 
 # discue listener list
 complete -c discue -n '__discue_in \'listener list\'' -l queue -r -f -a '(__discue_names queues)' -d 'only listeners of this queue'
+complete -c discue -n '__discue_in \'listener list\'' -l fields -r -f -d 'print only these fields (id,name,kind,queues,url,command,state,timeoutMs,maxAttempts,concurrency,createdAt,progress)'
 complete -c discue -n '__discue_in \'listener list\'' -s h -l help -d 'show help'
 
 # discue listener show
@@ -383,5 +393,11 @@ complete -c discue -n '__discue_in \'config path\'' -s h -l help -d 'show help'
 complete -c discue -n '__discue_in \'completion\'' -s h -l help -d 'show help'
 complete -c discue -n '__discue_arg \'completion\' 0' -f -a 'bash zsh fish'
 
+# discue version
+complete -c discue -n '__discue_in \'version\'' -s h -l help -d 'show help'
+
+# discue doctor
+complete -c discue -n '__discue_in \'doctor\'' -s h -l help -d 'show help'
+
 # discue help
-complete -c discue -n '__discue_arg \'help\' 0' -f -a 'daemon queue publish messages listener listen deliveries top config completion'
+complete -c discue -n '__discue_arg \'help\' 0' -f -a 'daemon queue publish messages listener listen deliveries top config completion version doctor'

@@ -44,14 +44,15 @@ export class Context {
 
   static async create(options: GlobalOptions): Promise<Context> {
     const { values: config, warning } = loadConfig();
-    if (warning) process.stderr.write(`warning: ${warning}\n`);
+    // Printed once the output mode is known (the config may be what sets it).
+    const warnings = warning ? [warning] : [];
     // Every command needs these before it runs, so a bad value cannot fail
     // the command: it is reported and the built-in default applies.
     const lenient = (key: string): Setting | undefined => {
       try {
         return resolveSetting(key, config);
       } catch (err) {
-        process.stderr.write(`warning: ${(err as Error).message}; using the default\n`);
+        warnings.push(`${(err as Error).message}; using the default`);
         return undefined;
       }
     };
@@ -66,6 +67,8 @@ export class Context {
     // DISCUE_SOCKET outranks the file; resolvePaths reads it when given no socket.
     const socket = process.env.DISCUE_SOCKET ? undefined : lenient('socket');
     const configSocket = socket?.source === 'config' ? socket.value : undefined;
+    // Under --json, stderr carries JSON only, for scripts that parse it.
+    for (const text of warnings) process.stderr.write(json ? JSON.stringify({ warning: { message: text } }) + '\n' : `warning: ${text}\n`);
     return new Context(options, await createColors(enabled), config, json, configSocket);
   }
 
@@ -79,7 +82,16 @@ export class Context {
 
   /** The client, connected (and the daemon started) on first use. */
   async connect(options: { autoStart?: boolean } = {}): Promise<DiscueClient> {
-    this.client ??= await DiscueClient.connect({ socket: this.paths.socket, home: this.paths.home, ...options });
+    this.client ??= await DiscueClient.connect({
+      socket: this.paths.socket,
+      home: this.paths.home,
+      // A person at a terminal learns that a daemon now runs in the background;
+      // a script (stderr piped) or --json/--quiet gets nothing extra.
+      onDaemonStarted: (pid) => {
+        if (process.stderr.isTTY && !this.quiet && !this.json) process.stderr.write(`started daemon pid ${pid}\n`);
+      },
+      ...options,
+    });
     return this.client;
   }
 
@@ -103,9 +115,9 @@ export class Context {
     if (!this.quiet && !this.json) this.print(this.colors.green('✓ ') + text);
   }
 
-  /** Diagnostics: stderr, silenced by --quiet. */
+  /** Diagnostics: stderr, silenced by --quiet and by --json (where stderr carries JSON errors only). */
   note(text: string): void {
-    if (!this.quiet) process.stderr.write(text + '\n');
+    if (!this.quiet && !this.json) process.stderr.write(text + '\n');
   }
 
   /** Reports an error on stderr and returns the exit code it stands for. */

@@ -27,6 +27,8 @@ const ONE_COMMAND: Record<string, () => Promise<Register>> = {
   deliveries: () => import('./commands/deliveries.js').then((m) => m.registerDeliveries),
   top: () => import('./commands/top.js').then((m) => m.registerTop),
   config: () => import('./commands/config.js').then((m) => m.registerConfig),
+  version: () => import('./commands/version.js').then((m) => m.registerVersion),
+  doctor: () => import('./commands/doctor.js').then((m) => m.registerDoctor),
 };
 
 /** Global options that take a value, so their value is not mistaken for the command. */

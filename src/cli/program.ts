@@ -7,12 +7,14 @@ import { registerCompletion } from './commands/completion.js';
 import { registerConfig } from './commands/config.js';
 import { registerDaemon } from './commands/daemon.js';
 import { registerDeliveries } from './commands/deliveries.js';
+import { registerDoctor } from './commands/doctor.js';
 import { registerListen } from './commands/listen.js';
 import { registerListener } from './commands/listener.js';
 import { registerMessages } from './commands/messages.js';
 import { registerPublish } from './commands/publish.js';
 import { registerQueue } from './commands/queue.js';
 import { registerTop } from './commands/top.js';
+import { registerVersion } from './commands/version.js';
 import { createRoot, finishProgram } from './root.js';
 
 export function buildProgram(): Command {
@@ -27,5 +29,7 @@ export function buildProgram(): Command {
   registerTop(program);
   registerConfig(program);
   registerCompletion(program);
+  registerVersion(program);
+  registerDoctor(program);
   return finishProgram(program);
 }

@@ -15,6 +15,8 @@ export function createRoot(): Command {
     .option('--no-color', 'no colour (also: NO_COLOR=1)')
     .option('-q, --quiet', 'print only data, no confirmations or notes')
     .helpOption('-h, --help', 'show help')
+    // Every subcommand's --help lists the options it inherits (--json, --socket, ...), as gh does.
+    .configureHelp({ showGlobalOptions: true })
     .showHelpAfterError(process.argv.includes('--json') ? false : '(run with --help for usage)')
     .addHelpText(
       'after',
@@ -37,11 +39,13 @@ export function finishProgram(program: Command): Command {
   for (const command of allCommands(program)) {
     command.exitOverride();
     command.configureOutput({
+      // The code goes on the first line, where `error: ...` is: commander adds
+      // a second line for typos ("(Did you mean publish?)").
       outputError: (text, write) =>
         write(
           process.argv.includes('--json')
-            ? JSON.stringify({ error: { code: 'USAGE', message: text.replace(/^error: /, '').trim() } }) + '\n'
-            : text.replace(/\n$/, '') + ' [USAGE]\n',
+            ? JSON.stringify({ error: { code: 'USAGE', message: text.replace(/^error: /, '').trim().replace(/\n+/g, ' ') } }) + '\n'
+            : text.replace(/\n$/, '').replace(/^(.*)/, '$1 [USAGE]') + '\n',
         ),
     });
   }

@@ -41,6 +41,8 @@ export interface ConnectOptions {
    */
   requestTimeoutMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** Called with the daemon's pid after this connect started it (the CLI tells a person at a terminal). */
+  onDaemonStarted?: (pid: number) => void;
 }
 
 /** Emitted when a connection drops other than by close(); the next request reconnects. */
@@ -94,6 +96,7 @@ interface Settings {
   requestTimeoutMs: number;
   handshakeTimeoutMs: number;
   env: NodeJS.ProcessEnv | undefined;
+  onDaemonStarted: ((pid: number) => void) | undefined;
 }
 
 /**
@@ -142,6 +145,7 @@ export class DiscueClient extends EventEmitter<ClientEvents> {
       requestTimeoutMs,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? Math.min(DEFAULT_HANDSHAKE_TIMEOUT_MS, requestTimeoutMs),
       env: options.env,
+      onDaemonStarted: options.onDaemonStarted,
     };
     return new DiscueClient(await openLink(settings, Date.now() + Math.max(requestTimeoutMs, 20_000)), settings);
   }
@@ -543,6 +547,7 @@ async function openLink(settings: Settings, deadline: number): Promise<Link> {
   // Before connecting or starting anything: a directory another user controls may hold their socket.
   await assertSocketDirSafe(paths.socket);
   let socket: Socket;
+  let started = false;
   try {
     socket = await openSocket(paths.socket);
   } catch (err) {
@@ -566,7 +571,7 @@ async function openLink(settings: Settings, deadline: number): Promise<Link> {
         { cause: err },
       );
     }
-    await startDaemon(paths, { env: settings.env, timeoutMs: Math.max(1, deadline - Date.now()) });
+    started = (await startDaemon(paths, { env: settings.env, timeoutMs: Math.max(1, deadline - Date.now()) })).started;
     socket = await openSocket(paths.socket).catch(async (cause: unknown) => {
       throw new DiscueError('DAEMON_UNREACHABLE', await withLogTail(`started the daemon but cannot connect to ${paths.socket}`, paths.logFile), {
         cause,
@@ -582,6 +587,8 @@ async function openLink(settings: Settings, deadline: number): Promise<Link> {
   }
   const link = new Link(socket, settings);
   await link.handshake(Math.max(1, Math.min(settings.handshakeTimeoutMs, deadline - Date.now())));
+  // The pid from the handshake: when another command won the start race, that is whose daemon answered.
+  if (started) settings.onDaemonStarted?.(link.daemon.pid);
   return link;
 }
 

@@ -21,6 +21,7 @@ import { mkdir } from 'node:fs/promises';
 import { DiscueError } from '../protocol/errors.js';
 import { IdGenerator, firstIdAt, isMessageId } from '../protocol/ids.js';
 import type { Envelope, MessageInput, QueueInfo } from '../protocol/messages.js';
+import { didYouMean } from '../protocol/suggest.js';
 import { GroupCommitter } from './commit.js';
 import type { Op } from './commit.js';
 import { DeliveryStore } from './deliveries.js';
@@ -403,7 +404,7 @@ export class LevelStore implements Store {
   private record(name: string): QueueRecord {
     const record = this.queues.get(name);
     if (record === undefined) {
-      throw new DiscueError('QUEUE_NOT_FOUND', `queue "${name}" does not exist (see \`discue queue list\`)`);
+      throw new DiscueError('QUEUE_NOT_FOUND', `queue "${name}" does not exist${didYouMean(name, this.queues.keys())} (see \`discue queue list\`)`);
     }
     return record;
   }

@@ -93,6 +93,7 @@ describe('npm pack', () => {
     expect(files).toContain('package/dist/index.d.ts');
     expect(files).toContain('package/package.json');
     expect(files).toContain('package/README.md');
+    expect(files).toContain('package/man/discue.1');
     expect(files.some((f) => f.startsWith('package/completions/'))).toBe(true);
     expect(files.some((f) => f.startsWith('package/test/'))).toBe(false);
   });

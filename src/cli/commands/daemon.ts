@@ -1,6 +1,7 @@
 import { watch } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import type { Command } from 'commander';
 import { DiscueClient } from '../../client/client.js';
 import { tailFile } from '../../client/logtail.js';
@@ -157,13 +158,20 @@ export function registerDaemon(program: Command): void {
       action(async (ctx, _args, opts) => {
         const lines = Number.parseInt(String(opts.lines), 10);
         if (!Number.isInteger(lines) || lines < 0) throw new DiscueError('USAGE', '--lines takes a whole number');
+        // -f goes on from the size before the tail was read. Taken after the
+        // tail printed, a line logged meanwhile (a reader may act on the tail
+        // at once) was skipped; now one logged in the instant between the two
+        // reads may show twice, and none is lost.
+        const followFrom = (await stat(ctx.paths.logFile).catch(() => ({ size: 0 }))).size;
         const tail = await tailFile(ctx.paths.logFile, lines === 0 ? 1 : lines);
-        if (tail && lines > 0) ctx.print(tail);
+        // --json: NDJSON, one object per log line (see logEntry).
+        const write = ctx.json ? ndjsonLines() : (chunk: Buffer | string) => process.stdout.write(chunk);
+        if (tail && lines > 0) write(tail + '\n');
         if (!opts.follow) {
           if (!tail) ctx.note(`no daemon log yet at ${ctx.paths.logFile}`);
           return EXIT.OK;
         }
-        return follow(ctx.paths.logFile);
+        return follow(ctx.paths.logFile, write, followFrom);
       }),
     );
 }
@@ -232,8 +240,44 @@ async function runForeground(ctx: Context, dataDir: string | undefined): Promise
   return EXIT.OK;
 }
 
-async function follow(path: string): Promise<number> {
-  let position = (await stat(path).catch(() => ({ size: 0 }))).size;
+/**
+ * A daemon log line as JSON: `2026-11-27T04:08:11.671Z info  listener disabled
+ * listener=hook status=410` becomes {"time","level","message","fields":{...}}.
+ * A line of another shape (a stack trace) is {"message": line}.
+ */
+export function logEntry(line: string): Record<string, unknown> {
+  const head = /^(\d{4}-\d{2}-\d{2}T[\d:.]+Z) (debug|info|warn|error)\s+(.*)$/.exec(line);
+  if (!head) return { message: line };
+  const [, time, level, rest] = head as unknown as [string, string, string, string];
+  const FIELD = / ([A-Za-z_][\w.-]*)=("(?:[^"\\]|\\.)*"|[^\s"]*)/y;
+  // The message is what precedes the first field; fields run to the end of the line.
+  for (let start = rest.indexOf(' '); start !== -1; start = rest.indexOf(' ', start + 1)) {
+    const fields: Record<string, unknown> = {};
+    FIELD.lastIndex = start;
+    let match: RegExpExecArray | null;
+    while ((match = FIELD.exec(rest)) !== null) {
+      const raw = match[2]!;
+      fields[match[1]!] = raw.startsWith('"') ? JSON.parse(raw) : raw;
+      if (FIELD.lastIndex === rest.length) return { time, level, message: rest.slice(0, start), fields };
+    }
+  }
+  return { time, level, message: rest };
+}
+
+/** A writer that turns log text, arriving in any chunks, into NDJSON of whole lines. */
+function ndjsonLines(): (chunk: Buffer | string) => void {
+  // A chunk may end inside a UTF-8 character: the decoder keeps its first bytes for the next one.
+  const decoder = new StringDecoder('utf8');
+  let partial = '';
+  return (chunk) => {
+    const lines = (partial + (typeof chunk === 'string' ? chunk : decoder.write(chunk))).split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) if (line !== '') process.stdout.write(JSON.stringify(logEntry(line)) + '\n');
+  };
+}
+
+async function follow(path: string, write: (chunk: Buffer) => void, from: number): Promise<number> {
+  let position = from;
   const readNew = async () => {
     const size = (await stat(path).catch(() => ({ size: 0 }))).size;
     if (size < position) position = 0; // truncated or replaced
@@ -243,7 +287,7 @@ async function follow(path: string): Promise<number> {
       const buffer = Buffer.alloc(size - position);
       await handle.read(buffer, 0, buffer.length, position);
       position = size;
-      process.stdout.write(buffer);
+      write(buffer);
     } finally {
       await handle.close();
     }

@@ -95,8 +95,9 @@ async function listen(ctx: Context, queueArgs: string[], opts: Record<string, un
     process.on('SIGTERM', onSigterm);
     if (timeoutMs !== undefined) {
       timer = setTimeout(() => {
-        ctx.note(`listen: no${count === undefined ? '' : ` ${count - seen} more`} message(s) within ${String(opts.timeout)}`);
-        finish(EXIT.TIMEOUT);
+        // An error like any other (exit 124), so --json gets {"error":{"code":"TIMEOUT",...}}.
+        const got = count === undefined ? 'no message' : `${seen} of ${count} message(s)`;
+        fail(new DiscueError('TIMEOUT', `listen got ${got} within ${withUnit(String(opts.timeout))}`));
       }, timeoutMs);
     }
 
@@ -159,6 +160,12 @@ async function listen(ctx: Context, queueArgs: string[], opts: Record<string, un
 /** Writes to stdout; resolves once written, with the error if that failed (EPIPE: the reader went away). */
 function written(text: string): Promise<NodeJS.ErrnoException | undefined> {
   return new Promise((resolve) => process.stdout.write(text, (err) => resolve(err ?? undefined)));
+}
+
+/** The duration as entered, with the unit a bare number stands for ("1" is 1s). */
+function withUnit(duration: string): string {
+  const text = duration.trim();
+  return /^\d+(\.\d+)?$/.test(text) ? `${text}s` : text;
 }
 
 /**

@@ -5,10 +5,13 @@ import type { ListenerAddParams, ListenerInfo } from '../../protocol/messages.js
 import { splitCommand } from '../../delivery/argv.js';
 import { action, examples } from '../action.js';
 import type { Context } from '../context.js';
+import { fieldsTable, listFields, pick } from '../fields.js';
 import { ago, fields, table } from '../format.js';
 import { parseCount } from './queue.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
+/** What `listener list --fields` documents (a field a listener has is accepted too). */
+const LISTENER_FIELDS = ['id', 'name', 'kind', 'queues', 'url', 'command', 'state', 'timeoutMs', 'maxAttempts', 'concurrency', 'createdAt', 'progress'];
 
 export function registerListener(program: Command): void {
   const listener = program
@@ -116,12 +119,27 @@ export function registerListener(program: Command): void {
     .alias('ls')
     .description('list listeners with their state and progress')
     .option('--queue <queue>', 'only listeners of this queue')
-    .addHelpText('after', examples('discue listener list', 'discue listener list --queue orders --json'))
+    .option('--fields <list>', `print only these fields (${LISTENER_FIELDS.join(',')})`)
+    .addHelpText(
+      'after',
+      examples('discue listener list', 'discue listener list --queue orders --json', 'discue listener list -q                   # ids only', 'discue listener list --fields name,state,url'),
+    )
     .action(
       action(async (ctx, _args, opts) => {
         const client = await ctx.connect();
         const params = opts.queue === undefined ? {} : { queue: validateQueueName(opts.queue) };
         const list = await client.request('listener.list', params);
+        // On a list, -q is the ids alone (like `docker ps -q`); --fields picks, for the table and JSON alike.
+        if (ctx.quiet) {
+          if (list.length > 0) ctx.print(list.map((l) => l.id).join('\n'));
+          return EXIT.OK;
+        }
+        if (opts.fields !== undefined) {
+          const chosen = listFields(String(opts.fields), LISTENER_FIELDS, list);
+          if (ctx.json) ctx.printJson(list.map((l) => pick(l, chosen)));
+          else if (list.length > 0) ctx.print(fieldsTable(list, chosen));
+          return EXIT.OK;
+        }
         if (ctx.json) ctx.printJson(list);
         else if (list.length === 0) ctx.note('no listeners: add one with `discue listener add`');
         else

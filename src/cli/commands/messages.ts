@@ -2,7 +2,11 @@ import type { Command } from 'commander';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
 import { isMessageId } from '../../protocol/ids.js';
 import { parseDuration, validateQueueName } from '../../protocol/messages.js';
+import type { Envelope } from '../../protocol/messages.js';
+import type { DiscueClient } from '../../client/client.js';
 import { action, examples } from '../action.js';
+import type { Context } from '../context.js';
+import { parseFields, pick } from '../fields.js';
 import { fields, table, truncate } from '../format.js';
 import { parseCount } from './queue.js';
 
@@ -32,38 +36,65 @@ export function registerMessages(program: Command): void {
         'discue messages list orders --since 01JF8Z3K4M5N6P7Q8R9S0T1V2W   # after this id',
         'discue messages list orders --since 10m --json',
         'discue messages list orders --since 2026-11-27T10:00:00Z',
-      ),
+        'discue messages list orders --all > orders.ndjson               # every message, NDJSON',
+        'discue messages list orders -q                                  # ids only',
+        'discue messages list orders --fields id,name --json             # only these fields',
+      ) +
+        '\nWhen more messages follow than --limit shows, a hint on stderr says how to get\n' +
+        'them: `more messages: ... --since <last id>` (with --json: {"next":{"since":"<last id>"}}).\n',
     )
     .argument('<queue>')
     .option('--limit <n>', 'at most this many (1-10000)', '100')
     .option('--since <id|time>', 'after this message id, or from this time (ISO 8601, or a duration ago like 10m)')
+    .option('--all', 'every message (from --since on), streamed as NDJSON, page by page')
+    .option('--fields <list>', `print only these fields, in this order (${MESSAGE_FIELDS.join(',')})`)
     .action(
-      action(async (ctx, [queue], opts) => {
+      action(async (ctx, [queue], opts, command) => {
+        const all = opts.all === true;
+        if (all && command.getOptionValueSource('limit') === 'cli') {
+          throw new DiscueError('USAGE', '--all lists every message; leave out --limit (or drop --all)');
+        }
         const limit = parseCount(String(opts.limit));
         if (limit > 10_000) throw new DiscueError('INVALID_ARGUMENT', '--limit is at most 10000');
         const name = validateQueueName(queue);
-        let from: { afterId?: string; sinceMs?: number } = opts.since === undefined ? {} : parseSince(String(opts.since));
+        const chosen = opts.fields === undefined ? undefined : parseFields(String(opts.fields), MESSAGE_FIELDS);
+        // Like `docker ps -q`: on a list, --quiet leaves only the ids.
+        const output: Output = ctx.quiet ? 'ids' : all || ctx.json ? 'json' : 'table';
+        const from: From = opts.since === undefined ? {} : parseSince(String(opts.since));
         const client = await ctx.connect();
+        if (all) return streamAll(client, name, from, output === 'ids' ? 'ids' : chosen);
+
         // Pages, not one request: 10,000 messages of 256 KiB would be a 2.5 GB
         // reply. JSON is written page by page, so it is never held whole.
         let json: JsonArrayWriter | undefined;
-        const rows: string[][] = [];
+        const rows: Envelope[] = [];
         let remaining = limit;
+        let next = from;
+        let last: string | undefined;
         while (remaining > 0) {
-          const page = await client.request('messages.list', { queue: name, limit: Math.min(PAGE, remaining), ...from });
+          const page = await client.request('messages.list', { queue: name, limit: Math.min(PAGE, remaining), ...next });
           if (page.length === 0) break;
           // Opened only once a page arrived: an error leaves stdout empty.
-          if (ctx.json) json ??= jsonArrayWriter();
+          if (output === 'json') json ??= jsonArrayWriter();
           for (const m of page) {
-            if (json) json.item(m);
-            else rows.push([m.id, m.publishedAt, m.name ?? '-', truncate(m.data, 60)]);
+            if (json) json.item(chosen ? pick(m, chosen) : m);
+            else if (output === 'ids') ctx.print(m.id);
+            else rows.push(m);
           }
           remaining -= page.length;
-          from = { afterId: page[page.length - 1]!.id };
+          last = page[page.length - 1]!.id;
+          next = { afterId: last };
         }
-        if (ctx.json) (json ?? jsonArrayWriter()).end();
-        else if (rows.length === 0) ctx.note('no messages');
-        else ctx.print(table(['ID', 'PUBLISHED', 'NAME', 'DATA'], rows));
+        if (output === 'json') (json ?? jsonArrayWriter()).end();
+        else if (output === 'table') printTable(ctx, rows, chosen);
+        // The limit was reached: one message past it says whether the list goes on.
+        if (remaining === 0 && last !== undefined && output !== 'ids') {
+          const more = await client.request('messages.list', { queue: name, limit: 1, afterId: last });
+          if (more.length > 0) {
+            if (ctx.json) process.stderr.write(JSON.stringify({ next: { since: last } }) + '\n');
+            else ctx.note(`more messages: discue messages list ${name} --since ${last}${command.getOptionValueSource('limit') === 'cli' ? ` --limit ${limit}` : ''} (or --all for every one)`);
+          }
+        }
         return EXIT.OK;
       }),
     );
@@ -119,6 +150,75 @@ export function registerMessages(program: Command): void {
 
 /** Messages asked for per request: 100 of the largest still fit a reply frame. */
 const PAGE = 100;
+
+/** What --fields may name: the envelope's fields. */
+const MESSAGE_FIELDS = ['id', 'queue', 'name', 'data', 'publishedAt'] as const;
+const HEADERS: Record<string, string> = { id: 'ID', queue: 'QUEUE', name: 'NAME', data: 'DATA', publishedAt: 'PUBLISHED' };
+
+type Output = 'table' | 'json' | 'ids';
+type From = { afterId?: string; sinceMs?: number };
+
+/**
+ * The table (ID, PUBLISHED, NAME, DATA unless --fields says otherwise). A
+ * single field prints its values alone, one a line and whole, for scripts
+ * (`--fields data`).
+ */
+function printTable(ctx: Context, rows: Envelope[], chosen: string[] | undefined): void {
+  if (rows.length === 0) {
+    ctx.note('no messages');
+    return;
+  }
+  const columns = chosen ?? ['id', 'publishedAt', 'name', 'data'];
+  if (columns.length === 1) {
+    const field = columns[0] as keyof Envelope;
+    ctx.print(rows.map((m) => m[field] ?? '').join('\n'));
+    return;
+  }
+  const cell = (m: Envelope, field: string): string => {
+    if (field === 'data') return truncate(m.data, 60);
+    return m[field as keyof Envelope] ?? '-';
+  };
+  ctx.print(table(columns.map((c) => HEADERS[c]!), rows.map((m) => columns.map((c) => cell(m, c)))));
+}
+
+/**
+ * `--all`: every message as NDJSON (or ids), a page at a time. The next page
+ * is asked for only once stdout took the last one, so memory stays flat
+ * however large the queue and however slow the reader. A reader that goes
+ * away (`| head`) ends the listing quietly.
+ */
+async function streamAll(client: DiscueClient, queue: string, from: From, shape: 'ids' | string[] | undefined): Promise<number> {
+  const out = process.stdout;
+  let failure: NodeJS.ErrnoException | undefined;
+  // Stays attached: after EPIPE, writes still queued report it again.
+  out.on('error', (err: NodeJS.ErrnoException) => (failure ??= err));
+  let next = from;
+  while (failure === undefined) {
+    const page = await client.request('messages.list', { queue, limit: PAGE, ...next });
+    if (page.length === 0) break;
+    let text = '';
+    for (const m of page) text += (shape === 'ids' ? m.id : JSON.stringify(shape ? pick(m, shape) : m)) + '\n';
+    if (!out.write(text)) await drained(out);
+    next = { afterId: page[page.length - 1]!.id };
+  }
+  if (failure !== undefined && failure.code !== 'EPIPE') throw failure;
+  return EXIT.OK;
+}
+
+/** Resolves once the stream wants more, or can take no more (it failed or closed). */
+function drained(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('error', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('error', done);
+    stream.on('close', done);
+  });
+}
 
 /** Writes one JSON array to stdout an item at a time (the same text JSON.stringify would make). */
 interface JsonArrayWriter {

@@ -48,7 +48,7 @@ export function registerPublish(program: Command): void {
           throw new DiscueError('USAGE', '--name goes with --data; in a JSON message, set "name" in the JSON');
         }
         let message: MessageInput | undefined;
-        if (messageArg !== undefined) message = parseMessage(String(messageArg));
+        if (messageArg !== undefined) message = parseMessageArgument(String(messageArg), queue);
         else if (data !== undefined) message = validateMessage(name === undefined ? { data } : { data, name });
         if (key !== undefined) {
           if (message === undefined) throw new DiscueError('USAGE', '--key goes with one message; on stdin, give each NDJSON line its own "key"');
@@ -187,6 +187,30 @@ async function* strictLines(input: NodeJS.ReadableStream): AsyncGenerator<string
 
 function withoutCr(line: string | InvalidUtf8Line): string | InvalidUtf8Line {
   return typeof line === 'string' && line.endsWith('\r') ? line.slice(0, -1) : line;
+}
+
+/**
+ * The JSON argument. When it is not JSON, the error shows what arrived and
+ * how to pass it: a shell eats unescaped double quotes, so
+ * `"{"data":"x"}"` arrives as `{data:x}`; and plain text belongs in --data.
+ */
+function parseMessageArgument(text: string, queue: string): MessageInput {
+  try {
+    return parseMessage(text);
+  } catch (err) {
+    if (!(err instanceof DiscueError) || err.code !== 'INVALID_JSON') throw err;
+    const arrived = text.length > 120 ? `${text.slice(0, 119)}…` : text;
+    const hint = /^\s*[{[]/.test(text)
+      ? `it arrived as ${arrived}; if the shell removed its double quotes, put the JSON in single quotes ` +
+        `(discue publish ${queue} '{"data":"..."}'), or use --data TEXT`
+      : `to publish plain text, use --data: discue publish ${queue} --data ${shellQuote(text)}`;
+    throw new DiscueError('INVALID_JSON', `the message argument is ${err.message}: ${hint}`, { cause: err });
+  }
+}
+
+/** A single-quoted shell word, for commands the user can copy. */
+function shellQuote(text: string): string {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
 }
 
 function storedNote(stored: number): string {

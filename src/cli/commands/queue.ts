@@ -5,6 +5,7 @@ import { formatDuration, parseDuration, validateQueueName } from '../../protocol
 import type { QueueInfo } from '../../protocol/messages.js';
 import { action, examples } from '../action.js';
 import type { Context } from '../context.js';
+import { fieldsTable, listFields, pick } from '../fields.js';
 import { ago, bytes, fields, table } from '../format.js';
 
 export function registerQueue(program: Command): void {
@@ -77,11 +78,26 @@ export function registerQueue(program: Command): void {
     .command('list')
     .alias('ls')
     .description('list queues with their message counts')
-    .addHelpText('after', examples('discue queue list', 'discue queue list --json | jq \'.[].name\''))
+    .addHelpText(
+      'after',
+      examples('discue queue list', 'discue queue list --json | jq \'.[].name\'', 'discue queue list -q                      # names only', 'discue queue list --fields name,messages'),
+    )
+    .option('--fields <list>', `print only these fields (${QUEUE_FIELDS.join(',')})`)
     .action(
-      action(async (ctx) => {
+      action(async (ctx, _args, opts) => {
         const client = await ctx.connect();
         const queues = await client.request('queue.list', {});
+        // On a list, -q is the names alone (like `docker ps -q`); --fields picks, for the table and JSON alike.
+        if (ctx.quiet) {
+          if (queues.length > 0) ctx.print(queues.map((q) => q.name).join('\n'));
+          return EXIT.OK;
+        }
+        if (opts.fields !== undefined) {
+          const chosen = listFields(String(opts.fields), QUEUE_FIELDS, queues);
+          if (ctx.json) ctx.printJson(queues.map((q) => pick(q, chosen)));
+          else if (queues.length > 0) ctx.print(fieldsTable(queues, chosen));
+          return EXIT.OK;
+        }
         if (ctx.json) {
           ctx.printJson(queues);
         } else if (queues.length === 0) {
@@ -287,6 +303,9 @@ async function readSchema(file: string): Promise<Record<string, unknown>> {
   }
   return schema as Record<string, unknown>;
 }
+
+/** What `queue list --fields` documents (a field a queue has is accepted too). */
+const QUEUE_FIELDS = ['name', 'messages', 'bytes', 'retentionMs', 'maxMessages', 'schema', 'createdAt', 'firstId', 'lastId', 'lastPublishedAt'];
 
 export function parseCount(text: string): number {
   if (!/^\d+$/.test(text) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) {
