@@ -23,7 +23,16 @@ import type { Envelope, MessageInput, QueueInfo } from '../protocol/messages.js'
 import { GroupCommitter } from './commit.js';
 import type { Op } from './commit.js';
 import { DeliveryStore } from './deliveries.js';
-import type { AppendListener, ListOptions, QueueConfig, QueueEventListener, QueuePatch, Store, StoreStats } from './types.js';
+import type {
+  AppendListener,
+  ListOptions,
+  QueueConfig,
+  QueueEventListener,
+  QueuePatch,
+  RemoveListener,
+  Store,
+  StoreStats,
+} from './types.js';
 
 const FORMAT = '1';
 const CHUNK = 5_000;
@@ -54,6 +63,7 @@ export class LevelStore implements Store {
   private readonly queues = new Map<string, QueueRecord>();
   private readonly ids = new IdGenerator();
   private readonly appendListeners: AppendListener[] = [];
+  private readonly removeListeners: RemoveListener[] = [];
   private readonly queueListeners: QueueEventListener[] = [];
   readonly deliveries: DeliveryStore;
   /** Per-queue chains that serialize deletions (purge, trim, retention, delete). */
@@ -121,6 +131,10 @@ export class LevelStore implements Store {
 
   onAppend(listener: AppendListener): void {
     this.appendListeners.push(listener);
+  }
+
+  onRemove(listener: RemoveListener): void {
+    this.removeListeners.push(listener);
   }
 
   onQueueEvent(listener: QueueEventListener): void {
@@ -265,12 +279,21 @@ export class LevelStore implements Store {
     return out;
   }
 
-  async countMessages(queue: string, options: { afterId?: string; limit: number }): Promise<number> {
+  async countMessages(queue: string, options: { afterId?: string }): Promise<{ count: number; lastId: string | undefined }> {
     const record = this.record(queue);
     const prefix = msgPrefix(record);
-    let count = 0;
-    for await (const _key of this.db.keys({ gt: prefix + (options.afterId ?? ''), lt: prefix + HIGH, limit: options.limit })) count++;
-    return count;
+    // Under the deletion lock: a removal reported while the count ran would
+    // otherwise be either in its snapshot or not, and a caller keeping the
+    // count up to date could not tell which.
+    return this.withLock(record, async () => {
+      let count = 0;
+      let last: string | undefined;
+      for await (const key of this.db.keys({ gt: prefix + (options.afterId ?? ''), lt: prefix + HIGH })) {
+        count++;
+        last = key;
+      }
+      return { count, lastId: last?.slice(prefix.length) };
+    });
   }
 
   async getMessage(queue: string, id: string): Promise<Envelope> {
@@ -290,6 +313,7 @@ export class LevelStore implements Store {
       record.bytes -= Buffer.byteLength((JSON.parse(value) as Envelope).data, 'utf8');
       this.markDirty(record);
       await this.committer.commit([{ type: 'del', key }]);
+      this.emitRemoved(record, [id]);
     });
   }
 
@@ -357,9 +381,11 @@ export class LevelStore implements Store {
     while (removed < max && this.queues.get(record.name) === record) {
       const limit = Math.min(CHUNK, max - removed);
       const ops: Op[] = [];
+      const ids: string[] = [];
       let bytes = 0;
       for await (const [key, value] of this.db.iterator({ gt: from, ...bound, limit })) {
         ops.push({ type: 'del', key });
+        ids.push(key.slice(msgPrefix(record).length));
         bytes += Buffer.byteLength((JSON.parse(value) as Envelope).data, 'utf8');
         from = key;
       }
@@ -368,10 +394,16 @@ export class LevelStore implements Store {
       record.bytes -= bytes;
       this.markDirty(record);
       await this.committer.commit(ops);
+      this.emitRemoved(record, ids);
       removed += ops.length;
       if (ops.length < limit) break;
     }
     return removed;
+  }
+
+  private emitRemoved(record: QueueRecord, ids: string[]): void {
+    if (this.queues.get(record.name) !== record) return;
+    for (const listener of this.removeListeners) listener(record.name, ids);
   }
 
   private async clearDeleted(qid: string): Promise<void> {
