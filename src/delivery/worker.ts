@@ -102,7 +102,22 @@ export class Worker {
       // Behind the cursor means out of order: a dead delivery being retried when the daemon stopped.
       if (start.cursor !== undefined && record.messageId <= start.cursor) this.retries.push(record);
       else this.open.set(record.messageId, record);
+      this.resumeHealth(record);
     }
+  }
+
+  /**
+   * A delivery left failing by the previous daemon: its failures in a row
+   * count from the start, or after a restart a listener failing for hours
+   * would look healthy until its next attempt (which may be minutes away).
+   */
+  private resumeHealth(record: DeliveryRecord): void {
+    let failures = 0;
+    for (let i = record.attempts.length - 1; i >= 0 && !record.attempts[i]!.ok; i--) failures++;
+    if (failures <= this.failuresInRow) return;
+    this.failuresInRow = failures;
+    this.lastOk = false;
+    this.stats.lastError = record.attempts[record.attempts.length - 1]!.error ?? 'failed';
   }
 
   /** Last message id settled in order. */

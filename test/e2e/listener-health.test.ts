@@ -159,6 +159,13 @@ describe('health', () => {
     expect(wait.stderr).toMatch(/hook: \d+ failed attempts, ECONNREFUSED(, next retry in \d+s)?/);
     expect(wait.stderr).toContain('[TIMEOUT]');
 
+    // A restart does not make it look healthy until its next attempt.
+    await mustRun(sb, ['daemon', 'restart']);
+    const restarted = (await listed('hook')).progress[0]!;
+    expect(restarted.consecutiveFailures).toBeGreaterThan(0);
+    expect(restarted.lastOutcome).toBe('failed');
+    expect(restarted.lastError).toContain('ECONNREFUSED');
+
     await hook.reopen();
     await until(() => hook.delivered.length === 2, 30_000, 'both messages once the receiver is back');
     const healthy = await until(async () => {
