@@ -78,7 +78,7 @@ export class Worker {
    */
   private backlog: number | undefined;
   /** While the first count runs: what changed meanwhile (see countBacklog). */
-  private counting: { appended: { lastId: string; n: number }[]; settled: number } | undefined;
+  private counting: { appended: { firstId: string; lastId: string; n: number }[]; settled: number } | undefined;
   /** Ids removed from the queue while a page read was in flight: the page may still hold them. */
   private removedWhileReading: Set<string> | undefined;
   /** The first message after the read position, looked up for the lag (valid while readPos is `after`). */
@@ -154,7 +154,7 @@ export class Worker {
     const last = messages[messages.length - 1];
     if (last === undefined) return;
     // New ids are above every cursor: all of them join the backlog.
-    if (this.counting) this.counting.appended.push({ lastId: last.id, n: messages.length });
+    if (this.counting) this.counting.appended.push({ firstId: messages[0]!.id, lastId: last.id, n: messages.length });
     else if (this.backlog !== undefined) this.backlog += messages.length;
     if (this.caughtUp && !this.reading) {
       const fresh = this.readPos === undefined ? messages : messages.filter((m) => m.id > this.readPos!);
@@ -179,8 +179,8 @@ export class Worker {
     const cursor = this.cursorId;
     const after = cursor === undefined ? ids : ids.filter((id) => id > cursor);
     if (after.length === 0) return;
-    // During the first count the removals already happened on disk before its snapshot (see countBacklog).
-    if (!this.counting && this.backlog !== undefined) this.backlog = Math.max(0, this.backlog - after.length);
+    if (this.counting) uncountRemoved(this.counting.appended, after);
+    else if (this.backlog !== undefined) this.backlog = Math.max(0, this.backlog - after.length);
     const gone = new Set(after);
     for (const slot of this.window) if (gone.has(slot.message.id)) slot.removed = true;
     if (this.buffer.length > 0) this.buffer = this.buffer.filter((m) => !gone.has(m.id));
@@ -313,7 +313,9 @@ export class Worker {
    * - a settle moves the cursor past a message above the starting cursor,
    *   which the count or an append counted: it is subtracted;
    * - removals cannot race the snapshot: the store counts under the queue's
-   *   deletion lock, so any removal reported meanwhile is already in it.
+   *   deletion lock, so any removal reported meanwhile happened before it and
+   *   is not in the count; it is taken off the append batch that held it, in
+   *   case that batch is counted as an append (see uncountRemoved).
    */
   private async countBacklog(): Promise<void> {
     this.counting = { appended: [], settled: 0 };
@@ -536,6 +538,20 @@ export class Worker {
         resolve();
       }
     });
+  }
+}
+
+/**
+ * Takes removed ids off the append batches that hold them. Both lists are
+ * in id order (batches are stored, and removals reported, oldest first), so
+ * one pass over each does it.
+ */
+function uncountRemoved(batches: { firstId: string; lastId: string; n: number }[], ids: string[]): void {
+  let b = 0;
+  for (const id of ids) {
+    while (b < batches.length && batches[b]!.lastId < id) b++;
+    if (b === batches.length) return;
+    if (id >= batches[b]!.firstId) batches[b]!.n--;
   }
 }
 

@@ -37,11 +37,15 @@ class FakeQueue {
           if (this.autoRelease) read.release();
         });
       },
+      // The snapshot is taken on release, as the real store takes it once it holds the deletion lock.
       countMessages: (_queue: string, options: { afterId?: string }) => {
-        const after = this.messages.filter((m) => options.afterId === undefined || m.id > options.afterId);
-        const result = { count: after.length, lastId: after[after.length - 1]?.id };
-        return new Promise<typeof result>((resolve) => {
-          const count = { release: () => resolve(result) };
+        return new Promise<{ count: number; lastId: string | undefined }>((resolve) => {
+          const count = {
+            release: () => {
+              const after = this.messages.filter((m) => options.afterId === undefined || m.id > options.afterId);
+              resolve({ count: after.length, lastId: after[after.length - 1]?.id });
+            },
+          };
           this.counts.push(count);
           if (this.autoCount) count.release();
         });
@@ -278,6 +282,27 @@ describe('Worker: the backlog count', () => {
     expect(worker.pending).toBe(12_000);
     worker.removed(queue.messages.slice(0, 10).map((m) => m.id)); // m1..m10: m4..m10 were not settled
     expect(worker.pending).toBe(12_000 - 7);
+    await worker.stop();
+  });
+
+  it('does not count messages appended and removed while the count waited for its snapshot', async () => {
+    const { queue, sender, worker, append } = setup({ backlog: 2 });
+    queue.autoCount = false;
+    worker.start();
+    await tick();
+    append(3, 4);
+    // Purged before the count gets to look (it waits for the store's deletion lock).
+    const purged = queue.messages.splice(2, 2);
+    worker.removed(purged.map((m) => m.id));
+    queue.counts[0]!.release();
+    await tick();
+    expect(worker.pending).toBe(2);
+    for (let i = 0; i < 2; i++) {
+      sender.complete();
+      await tick();
+    }
+    expect(sender.sent).toEqual(['m1', 'm2']);
+    expect(worker.pending).toBe(0);
     await worker.stop();
   });
 
