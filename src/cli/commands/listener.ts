@@ -169,7 +169,8 @@ export function registerListener(program: Command): void {
             `queue ${p.queue}`,
             `cursor ${p.cursor ?? '-'}, pending ${p.pending ?? 0}, lag ${lagText(p.lagMs ?? 0)}, delivered ${p.delivered}, failed attempts ${p.failedAttempts}, dead ${p.dead}, in flight ${p.inFlight}`,
           ]);
-          if (p.consecutiveFailures > 0) pairs.push([`  failing`, `${healthText(p)}${p.lastError ? ` (${p.lastError.replace(/\s+/g, ' ')})` : ''}`]);
+          // The whole error: the health line above names only its code.
+          if (p.lastError) pairs.push(['  last error', p.lastError.replace(/\s+/g, ' ')]);
         }
         ctx.print(fields(pairs));
         return EXIT.OK;
