@@ -177,6 +177,8 @@ export class Worker {
    */
   removed(ids: string[]): void {
     const cursor = this.cursorId;
+    // Retention usually removes only what every listener is past: nothing to do then.
+    if (ids.length === 0 || (cursor !== undefined && ids[ids.length - 1]! <= cursor)) return;
     const after = cursor === undefined ? ids : ids.filter((id) => id > cursor);
     if (after.length === 0) return;
     if (this.counting) uncountRemoved(this.counting.appended, after);
