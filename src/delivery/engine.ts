@@ -79,6 +79,9 @@ export class DeliveryEngine {
       gone: (worker, reason) => void this.disable(worker.listener, reason),
     };
     store.onAppend((queue, messages) => this.onAppend(queue, messages));
+    store.onRemove((queue, ids) => {
+      for (const byQueue of this.workers.values()) byQueue.get(queue)?.removed(ids);
+    });
     store.onQueueEvent((event) => {
       if (event.type === 'created') this.onQueueCreated(event.queue);
       else void this.onQueueDeleted(event.queue, event.removedListeners ?? []);
@@ -153,9 +156,10 @@ export class DeliveryEngine {
       info.hasSecret = true;
       if (withSecret) info.secret = secret;
     }
-    info.progress = [...(this.workers.get(record.id)?.values() ?? [])].map((w) => w.progress());
+    const now = Date.now();
+    info.progress = [...(this.workers.get(record.id)?.values() ?? [])].map((w) => w.progress(now));
     if (record.kind === 'stream') info.connected = this.bindings.get(record.id)?.attached ?? false;
-    info.stats = this.listenerStats(record);
+    info.stats = this.listenerStats(record, now);
     return info;
   }
 
@@ -305,11 +309,14 @@ export class DeliveryEngine {
   private outcomes(waiter: Waiter): WaitOutcome[] {
     return waiter.workers.map((w) => {
       const dead = [...waiter.ids].some((id) => w.wasDead(id));
+      const settled = settledUpTo(w, waiter.lastId);
       const outcome: WaitOutcome = {
         listener: w.listener.id,
-        state: settledUpTo(w, waiter.lastId) ? (dead ? 'dead' : 'delivered') : 'pending',
+        state: settled ? (dead ? 'dead' : 'delivered') : refused(w) ? 'refused' : 'pending',
       };
       if (w.listener.name) outcome.name = w.listener.name;
+      if (outcome.state === 'refused' && w.listener.disabledReason) outcome.reason = w.listener.disabledReason;
+      if (outcome.state === 'pending') outcome.health = w.health();
       return outcome;
     });
   }
@@ -320,7 +327,8 @@ export class DeliveryEngine {
       // A listener paused or disconnected meanwhile no longer holds up the wait.
       const holding = waiter.workers.some((w) => this.counts(w) && !settledUpTo(w, waiter.lastId));
       if (holding) return true;
-      const reported = waiter.workers.filter((w) => this.counts(w) || settledUpTo(w, waiter.lastId));
+      // One disabled by a 410 refused the message: that is reported, not left out as if paused.
+      const reported = waiter.workers.filter((w) => this.counts(w) || settledUpTo(w, waiter.lastId) || refused(w));
       waiter.resolve(this.outcomes({ ...waiter, workers: reported }));
       return false;
     });
@@ -345,7 +353,12 @@ export class DeliveryEngine {
     if (this.recent.length > 400) this.recent.splice(0, this.recent.length - 200);
   }
 
-  /** Recounts the pending backlogs of these listeners (or all) before their stats are read. */
+  /**
+   * Before these listeners' (or all) stats are read: looks up, where memory
+   * does not hold it, the oldest unsettled message each lag is measured
+   * from (one read per worker with a backlog, once per position). Pending
+   * counts themselves are kept in memory and cost nothing here.
+   */
   async refreshPending(records?: ListenerRecord[]): Promise<void> {
     const ids = records ? new Set(records.map((r) => r.id)) : undefined;
     const all: Promise<void>[] = [];
@@ -357,14 +370,19 @@ export class DeliveryEngine {
   }
 
   /** Delivery statistics of one listener. */
-  listenerStats(record: ListenerRecord): ListenerStats {
+  listenerStats(record: ListenerRecord, now = Date.now()): ListenerStats {
     let pending = 0;
-    for (const worker of this.workers.get(record.id)?.values() ?? []) pending += worker.pending;
+    let lagMs = 0;
+    for (const worker of this.workers.get(record.id)?.values() ?? []) {
+      pending += worker.pending;
+      lagMs = Math.max(lagMs, worker.lagMs(now));
+    }
     return {
       succeeded: this.stats.window(`listener:${record.id}:ok`),
       failed: this.stats.window(`listener:${record.id}:failed`),
       dead: this.stats.window(`listener:${record.id}:dead`),
       pending,
+      lagMs,
     };
   }
 
@@ -482,6 +500,11 @@ export class DeliveryEngine {
 
 export function newListenerId(prefix: string): string {
   return `${prefix}_${randomBytes(6).toString('base64url').replace(/[-_]/g, 'x')}`;
+}
+
+/** Whether the worker's listener was disabled because its receiver answered 410 Gone. */
+function refused(worker: Worker): boolean {
+  return worker.listener.state === 'disabled';
 }
 
 /** Whether a worker has settled every message up to `lastId`, in order. */

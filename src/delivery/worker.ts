@@ -8,7 +8,7 @@
  * dead) and everything before them, so after a crash a worker resumes at the
  * first message that was not settled: duplicates only for what was in flight.
  */
-import type { Attempt, DeliveryState, Envelope, ListenerProgress } from '../protocol/messages.js';
+import type { Attempt, DeliveryState, Envelope, ListenerHealth, ListenerProgress } from '../protocol/messages.js';
 import type { DeliveryRecord, DeliveryStore, ListenerRecord } from '../store/deliveries.js';
 import type { Store } from '../store/types.js';
 import type { Logger } from '../daemon/log.js';
@@ -18,8 +18,12 @@ import type { Sender } from './types.js';
 
 const PAGE = 64;
 const RECENT_DEAD = 10_000;
-/** Pending counts stop here ("10000 or more"): counting a huge backlog for a dashboard is not worth it. */
-export const PENDING_CAP = 10_000;
+/**
+ * Fresh appends kept in memory while the worker is caught up. Beyond this
+ * many buffered envelopes it stops taking them and reads them from disk
+ * later, so a stalled receiver cannot make the daemon hold a whole burst.
+ */
+export const MAX_BUFFER = 1000;
 
 export interface WorkerHooks {
   /** Every attempt, successful or not (statistics). */
@@ -35,6 +39,8 @@ export interface WorkerHooks {
 interface Slot {
   message: Envelope;
   done: boolean;
+  /** Deleted from the queue after it was read: already taken off the backlog count. */
+  removed?: boolean;
 }
 
 export class Worker {
@@ -61,9 +67,22 @@ export class Worker {
   private readonly persisting = new Set<Promise<void>>();
   private readonly recentDead = new Set<string>();
   readonly stats = { delivered: 0, failedAttempts: 0, dead: 0, inFlight: 0, lastDeliveryAt: '', lastError: '' };
-  /** Messages after the read position, counted on demand (capped) for statistics. */
-  private unread = 0;
-  private unreadCountedAt = 0;
+  /** Health: the last attempt's outcome and the failed attempts since the last success. */
+  private lastOk: boolean | undefined;
+  private failuresInRow = 0;
+  /** Deliveries waiting out a backoff: message id → when they are tried again (ms). */
+  private readonly retryAt = new Map<string, number>();
+  /**
+   * Stored messages after the cursor (the backlog), kept up to date from
+   * appends, settles and removals; undefined until the first count is done.
+   */
+  private backlog: number | undefined;
+  /** While the first count runs: what changed meanwhile (see countBacklog). */
+  private counting: { appended: { firstId: string; lastId: string; n: number }[]; settled: number } | undefined;
+  /** Ids removed from the queue while a page read was in flight: the page may still hold them. */
+  private removedWhileReading: Set<string> | undefined;
+  /** The first message after the read position, looked up for the lag (valid while readPos is `after`). */
+  private head: { after: string | undefined; message: Envelope | undefined } | undefined;
 
   constructor(
     readonly listener: ListenerRecord,
@@ -83,7 +102,22 @@ export class Worker {
       // Behind the cursor means out of order: a dead delivery being retried when the daemon stopped.
       if (start.cursor !== undefined && record.messageId <= start.cursor) this.retries.push(record);
       else this.open.set(record.messageId, record);
+      this.resumeHealth(record);
     }
+  }
+
+  /**
+   * A delivery left failing by the previous daemon: its failures in a row
+   * count from the start, or after a restart a listener failing for hours
+   * would look healthy until its next attempt (which may be minutes away).
+   */
+  private resumeHealth(record: DeliveryRecord): void {
+    let failures = 0;
+    for (let i = record.attempts.length - 1; i >= 0 && !record.attempts[i]!.ok; i--) failures++;
+    if (failures <= this.failuresInRow) return;
+    this.failuresInRow = failures;
+    this.lastOk = false;
+    this.stats.lastError = record.attempts[record.attempts.length - 1]!.error ?? 'failed';
   }
 
   /** Last message id settled in order. */
@@ -94,6 +128,7 @@ export class Worker {
   start(): void {
     const n = Math.max(1, this.listener.concurrency);
     for (let i = 0; i < n; i++) this.slots.push(this.loop());
+    void this.countBacklog();
   }
 
   wake(): void {
@@ -109,19 +144,50 @@ export class Worker {
     await Promise.allSettled([...this.persisting]);
   }
 
-  /** New messages appended to the queue: take them without a disk read when caught up. */
+  /**
+   * New messages appended to the queue: while caught up, take them into the
+   * buffer (up to MAX_BUFFER) so that live delivery never reads the disk.
+   * Caught up means every message after the read position is still to be
+   * offered here, so taking the offers in order skips and repeats nothing.
+   */
   offer(messages: Envelope[]): void {
-    if (this.caughtUp && !this.reading && this.buffer.length === 0) {
+    const last = messages[messages.length - 1];
+    if (last === undefined) return;
+    // New ids are above every cursor: all of them join the backlog.
+    if (this.counting) this.counting.appended.push({ firstId: messages[0]!.id, lastId: last.id, n: messages.length });
+    else if (this.backlog !== undefined) this.backlog += messages.length;
+    if (this.caughtUp && !this.reading) {
       const fresh = this.readPos === undefined ? messages : messages.filter((m) => m.id > this.readPos!);
-      if (fresh.length > 0) {
-        for (const m of fresh) this.buffer.push(m);
-        this.readPos = fresh[fresh.length - 1]!.id;
-      }
+      const taken = Math.min(fresh.length, MAX_BUFFER - this.buffer.length);
+      for (let i = 0; i < taken; i++) this.buffer.push(fresh[i]!);
+      if (taken > 0) this.readPos = fresh[taken - 1]!.id;
+      // The rest stays on disk after the read position: the next read takes it.
+      if (taken < fresh.length) this.caughtUp = false;
     } else {
       this.caughtUp = false;
       this.missedOffers++;
     }
     this.signal.wake();
+  }
+
+  /**
+   * Messages removed from the queue (retention, purge, trim, delete), oldest
+   * first. Takes them off the backlog count and out of the buffer: a message
+   * purged before it was sent is not sent.
+   */
+  removed(ids: string[]): void {
+    const cursor = this.cursorId;
+    // Retention usually removes only what every listener is past: nothing to do then.
+    if (ids.length === 0 || (cursor !== undefined && ids[ids.length - 1]! <= cursor)) return;
+    const after = cursor === undefined ? ids : ids.filter((id) => id > cursor);
+    if (after.length === 0) return;
+    if (this.counting) uncountRemoved(this.counting.appended, after);
+    else if (this.backlog !== undefined) this.backlog = Math.max(0, this.backlog - after.length);
+    const gone = new Set(after);
+    for (const slot of this.window) if (gone.has(slot.message.id)) slot.removed = true;
+    if (this.buffer.length > 0) this.buffer = this.buffer.filter((m) => !gone.has(m.id));
+    if (this.reading) for (const id of after) if (this.readPos === undefined || id > this.readPos) this.removedWhileReading?.add(id);
+    this.head = undefined;
   }
 
   /** Sends a dead delivery again, out of order; `record` starts its fresh round (see DeliveryStore.retry). */
@@ -135,18 +201,31 @@ export class Worker {
     return this.recentDead.has(messageId);
   }
 
-  progress(): ListenerProgress {
+  progress(now = Date.now()): ListenerProgress {
     const p: ListenerProgress = {
       queue: this.queue,
       inFlight: this.stats.inFlight,
       delivered: this.stats.delivered,
       failedAttempts: this.stats.failedAttempts,
       dead: this.stats.dead,
+      pending: this.pending,
+      lagMs: this.lagMs(now),
+      ...this.health(),
     };
     if (this.cursorId) p.cursor = this.cursorId;
     if (this.stats.lastDeliveryAt) p.lastDeliveryAt = this.stats.lastDeliveryAt;
-    if (this.stats.lastError) p.lastError = this.stats.lastError;
     return p;
+  }
+
+  /** How the receiver has been doing: a success clears the failure streak and its error. */
+  health(): ListenerHealth {
+    const h: ListenerHealth = { consecutiveFailures: this.failuresInRow };
+    if (this.lastOk !== undefined) h.lastOutcome = this.lastOk ? 'ok' : 'failed';
+    if (this.failuresInRow > 0 && this.stats.lastError) h.lastError = this.stats.lastError;
+    let next: number | undefined;
+    for (const at of this.retryAt.values()) if (next === undefined || at < next) next = at;
+    if (next !== undefined) h.nextAttemptAt = new Date(next).toISOString();
+    return h;
   }
 
   private get active(): boolean {
@@ -200,8 +279,12 @@ export class Worker {
         await this.reading;
         continue;
       }
+      // Every append since the last read was offered and taken: nothing to read.
+      if (this.caughtUp) return undefined;
       let page: Envelope[] = [];
       const missedBefore = this.missedOffers;
+      const removed = new Set<string>();
+      this.removedWhileReading = removed;
       this.reading = (async () => {
         page = await this.store.listMessages(this.queue, { afterId: this.readPos, limit: PAGE });
       })();
@@ -209,10 +292,12 @@ export class Worker {
         await this.reading;
       } finally {
         this.reading = undefined;
+        this.removedWhileReading = undefined;
       }
       if (this.buffer.length > 0) break;
       const fresh = this.readPos === undefined ? page : page.filter((m) => m.id > this.readPos!);
-      for (const m of fresh) this.buffer.push(m);
+      // The position still moves past a removed message, but it is not sent.
+      for (const m of fresh) if (!removed.has(m.id)) this.buffer.push(m);
       if (fresh.length > 0) this.readPos = fresh[fresh.length - 1]!.id;
       // Messages appended while the read was in flight may be missing from its page: only a
       // read that no append raced may hand over to the fresh-append path, or those are skipped.
@@ -222,21 +307,61 @@ export class Worker {
     return this.buffer.shift();
   }
 
-  /** Recounts the unread backlog, at most once a second and up to PENDING_CAP (statistics only). */
-  async refreshPending(): Promise<void> {
-    if (Date.now() - this.unreadCountedAt < 1000) return;
-    this.unreadCountedAt = Date.now();
+  /**
+   * Counts the backlog once, at start, without a cap. The count runs on a
+   * snapshot while appends, settles and removals go on:
+   * - an append is counted unless its batch is in the snapshot (its last id
+   *   is at or below the last key the count saw; batches are stored in id order);
+   * - a settle moves the cursor past a message above the starting cursor,
+   *   which the count or an append counted: it is subtracted;
+   * - removals cannot race the snapshot: the store counts under the queue's
+   *   deletion lock, so any removal reported meanwhile happened before it and
+   *   is not in the count; it is taken off the append batch that held it, in
+   *   case that batch is counted as an append (see uncountRemoved).
+   */
+  private async countBacklog(): Promise<void> {
+    this.counting = { appended: [], settled: 0 };
     try {
-      const after = await this.store.countMessages(this.queue, { afterId: this.readPos, limit: PENDING_CAP });
-      this.unread = Math.min(PENDING_CAP, after + this.buffer.length);
-    } catch {
-      this.unread = 0;
+      const { count, lastId } = await this.store.countMessages(this.queue, { afterId: this.cursorId });
+      const seen = lastId ?? '';
+      let backlog = count - this.counting.settled;
+      for (const batch of this.counting.appended) if (batch.lastId > seen) backlog += batch.n;
+      this.backlog = Math.max(0, backlog);
+    } catch (err) {
+      if (!this.stopped) this.log.error('counting the backlog failed', { listener: this.listenerId, queue: this.queue, error: err as Error });
+    } finally {
+      this.counting = undefined;
     }
   }
 
-  /** Messages not yet settled: in flight plus (approximately) not yet read. */
+  /**
+   * Looks up what the lag needs when memory does not hold it: the first
+   * message after the read position, read once per position.
+   */
+  async refreshPending(): Promise<void> {
+    if (this.window.length > 0 || this.buffer.length > 0 || !this.backlog) return;
+    if (this.head && this.head.after === this.readPos) return;
+    const after = this.readPos;
+    try {
+      const [message] = await this.store.listMessages(this.queue, { afterId: after, limit: 1 });
+      if (this.readPos === after) this.head = { after, message };
+    } catch {
+      // Statistics only: the lag shows 0 until the next look.
+    }
+  }
+
+  /** Stored messages after the cursor: the backlog, or what memory holds until it is counted. */
   get pending(): number {
-    return this.unread + this.window.length;
+    return this.backlog ?? this.window.length + this.buffer.length;
+  }
+
+  /** Age of the oldest message not yet settled in order; 0 when there is none. */
+  lagMs(now = Date.now()): number {
+    if (this.pending === 0) return 0;
+    const oldest =
+      this.window[0]?.message ?? this.buffer[0] ?? (this.head && this.head.after === this.readPos ? this.head.message : undefined);
+    if (!oldest) return 0;
+    return Math.max(0, now - Date.parse(oldest.publishedAt));
   }
 
   private async deliver(slot: Slot, existing: DeliveryRecord | undefined, inOrder: boolean): Promise<void> {
@@ -256,7 +381,7 @@ export class Worker {
       // Resumed after a restart (or a pause) in the middle of its backoff: the receiver's
       // Retry-After and the backoff still hold; sending at once would hammer it on every restart.
       const due = record.nextAttemptAt === undefined ? Number.NaN : Date.parse(record.nextAttemptAt);
-      if (due > Date.now()) await this.sleep(due - Date.now());
+      if (due > Date.now()) await this.backoff(message.id, due - Date.now());
       for (;;) {
         if (this.stopped || !this.active) {
           this.park(slot, record, inOrder);
@@ -289,6 +414,8 @@ export class Worker {
         if (result.error !== undefined) attempt.error = result.error;
         if (result.output) attempt.output = result.output;
         record.attempts.push(attempt);
+        this.lastOk = result.ok;
+        this.failuresInRow = result.ok ? 0 : this.failuresInRow + 1;
         this.hooks.attempted?.(this, message.id, attempt);
         record.updatedAt = new Date().toISOString();
         this.stats.lastDeliveryAt = record.updatedAt;
@@ -327,7 +454,7 @@ export class Worker {
         this.open.set(message.id, record);
         // Saved so that a restart keeps counting attempts from here.
         this.persist(() => this.deliveries?.saveOpen(record));
-        await this.sleep(delay);
+        await this.backoff(message.id, delay);
       }
     } finally {
       this.stats.inFlight--;
@@ -350,8 +477,15 @@ export class Worker {
     let cursor: string | undefined;
     if (inOrder) {
       slot.done = true;
-      while (this.window.length > 0 && this.window[0]!.done) cursor = this.window.shift()!.message.id;
+      let passed = 0;
+      while (this.window.length > 0 && this.window[0]!.done) {
+        const done = this.window.shift()!;
+        cursor = done.message.id;
+        if (!done.removed) passed++;
+      }
       if (cursor !== undefined) this.cursorId = cursor;
+      if (this.counting) this.counting.settled += passed;
+      else if (this.backlog !== undefined) this.backlog = Math.max(0, this.backlog - passed);
     }
     this.persist(() => this.deliveries?.settle(record, cursor));
     this.hooks.settled(this, slot.message.id, record.state, attempt);
@@ -371,6 +505,16 @@ export class Worker {
     );
     this.persisting.add(tracked);
     void tracked.then(() => this.persisting.delete(tracked));
+  }
+
+  /** Waits out a retry delay, shown as the next attempt's time meanwhile. */
+  private async backoff(messageId: string, ms: number): Promise<void> {
+    this.retryAt.set(messageId, Date.now() + ms);
+    try {
+      await this.sleep(ms);
+    } finally {
+      this.retryAt.delete(messageId);
+    }
   }
 
   private sleep(ms: number): Promise<void> {
@@ -396,6 +540,20 @@ export class Worker {
         resolve();
       }
     });
+  }
+}
+
+/**
+ * Takes removed ids off the append batches that hold them. Both lists are
+ * in id order (batches are stored, and removals reported, oldest first), so
+ * one pass over each does it.
+ */
+function uncountRemoved(batches: { firstId: string; lastId: string; n: number }[], ids: string[]): void {
+  let b = 0;
+  for (const id of ids) {
+    while (b < batches.length && batches[b]!.lastId < id) b++;
+    if (b === batches.length) return;
+    if (id >= batches[b]!.firstId) batches[b]!.n--;
   }
 }
 

@@ -55,8 +55,10 @@ export interface ListenerStats {
   succeeded: CountWindow;
   failed: CountWindow;
   dead: CountWindow;
-  /** Messages not yet settled (in flight plus an estimate of the unread backlog). */
+  /** Stored messages not yet settled, over all the listener's queues (in flight included). */
   pending: number;
+  /** Age in ms of the oldest message not yet settled, over all its queues; 0 when none. */
+  lagMs?: number;
 }
 
 export interface RecentDelivery {
@@ -157,7 +159,19 @@ export interface ListenerInfo {
   connected?: boolean;
 }
 
-export interface ListenerProgress {
+/** How deliveries to a listener are going right now. */
+export interface ListenerHealth {
+  /** The outcome of the last attempt (none yet since the daemon started: absent). */
+  lastOutcome?: 'ok' | 'failed';
+  /** Failed attempts since the last successful one. */
+  consecutiveFailures: number;
+  /** The error of the last failed attempt, while failures go on (a success clears it). */
+  lastError?: string;
+  /** When a failed delivery is tried again. */
+  nextAttemptAt?: string;
+}
+
+export interface ListenerProgress extends ListenerHealth {
   queue: string;
   /** Last message id settled (delivered or dead) in order. */
   cursor?: string;
@@ -166,8 +180,11 @@ export interface ListenerProgress {
   delivered: number;
   failedAttempts: number;
   dead: number;
+  /** Stored messages after the cursor: not yet settled. */
+  pending?: number;
+  /** Age in ms of the oldest message after the cursor (now minus its publishedAt); 0 when none. */
+  lagMs?: number;
   lastDeliveryAt?: string;
-  lastError?: string;
 }
 
 export interface Attempt {
@@ -233,7 +250,12 @@ export interface StreamEvent {
 export interface WaitOutcome {
   listener: string;
   name?: string;
-  state: 'delivered' | 'dead' | 'pending';
+  /** refused: the receiver answered 410 Gone and the listener was disabled; the message was not delivered. */
+  state: 'delivered' | 'dead' | 'pending' | 'refused';
+  /** Why a refused listener was disabled. */
+  reason?: string;
+  /** With pending: why it is taking long (the listener's failures so far). */
+  health?: ListenerHealth;
 }
 
 /** Every request type, its params and its result: the typed client is built from this. */

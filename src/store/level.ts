@@ -27,7 +27,17 @@ import type { Op } from './commit.js';
 import { DeliveryStore } from './deliveries.js';
 import { DEFAULT_DEDUPE, KEY_HIGH, KEY_PREFIX, KeyIndex, keyPrefix } from './dedupe.js';
 import type { DedupeOptions, KeyEntry } from './dedupe.js';
-import type { AppendListener, AppendOutcome, ListOptions, QueueConfig, QueueEventListener, QueuePatch, Store, StoreStats } from './types.js';
+import type {
+  AppendListener,
+  AppendOutcome,
+  ListOptions,
+  QueueConfig,
+  QueueEventListener,
+  QueuePatch,
+  RemoveListener,
+  Store,
+  StoreStats,
+} from './types.js';
 
 const FORMAT = '1';
 const CHUNK = 5_000;
@@ -60,6 +70,7 @@ export class LevelStore implements Store {
   private readonly queues = new Map<string, QueueRecord>();
   private readonly ids = new IdGenerator();
   private readonly appendListeners: AppendListener[] = [];
+  private readonly removeListeners: RemoveListener[] = [];
   private readonly queueListeners: QueueEventListener[] = [];
   readonly deliveries: DeliveryStore;
   /** Per-queue chains that serialize deletions (purge, trim, retention, delete). */
@@ -139,6 +150,10 @@ export class LevelStore implements Store {
 
   onAppend(listener: AppendListener): void {
     this.appendListeners.push(listener);
+  }
+
+  onRemove(listener: RemoveListener): void {
+    this.removeListeners.push(listener);
   }
 
   onQueueEvent(listener: QueueEventListener): void {
@@ -360,12 +375,21 @@ export class LevelStore implements Store {
     return out;
   }
 
-  async countMessages(queue: string, options: { afterId?: string; limit: number }): Promise<number> {
+  async countMessages(queue: string, options: { afterId?: string }): Promise<{ count: number; lastId: string | undefined }> {
     const record = this.record(queue);
     const prefix = msgPrefix(record);
-    let count = 0;
-    for await (const _key of this.db.keys({ gt: prefix + (options.afterId ?? ''), lt: prefix + HIGH, limit: options.limit })) count++;
-    return count;
+    // Under the deletion lock: a removal reported while the count ran would
+    // otherwise be either in its snapshot or not, and a caller keeping the
+    // count up to date could not tell which.
+    return this.withLock(record, async () => {
+      let count = 0;
+      let last: string | undefined;
+      for await (const key of this.db.keys({ gt: prefix + (options.afterId ?? ''), lt: prefix + HIGH })) {
+        count++;
+        last = key;
+      }
+      return { count, lastId: last?.slice(prefix.length) };
+    });
   }
 
   async getMessage(queue: string, id: string): Promise<Envelope> {
@@ -385,6 +409,7 @@ export class LevelStore implements Store {
       record.bytes -= Buffer.byteLength((JSON.parse(value) as Envelope).data, 'utf8');
       this.markDirty(record);
       await this.committer.commit([{ type: 'del', key }]);
+      this.emitRemoved(record, [id]);
     });
   }
 
@@ -455,9 +480,11 @@ export class LevelStore implements Store {
     while (removed < max && this.queues.get(record.name) === record) {
       const limit = Math.min(CHUNK, max - removed);
       const ops: Op[] = [];
+      const ids: string[] = [];
       let bytes = 0;
       for await (const [key, value] of this.db.iterator({ gt: from, ...bound, limit })) {
         ops.push({ type: 'del', key });
+        ids.push(key.slice(msgPrefix(record).length));
         bytes += Buffer.byteLength((JSON.parse(value) as Envelope).data, 'utf8');
         from = key;
       }
@@ -466,10 +493,16 @@ export class LevelStore implements Store {
       record.bytes -= bytes;
       this.markDirty(record);
       await this.committer.commit(ops);
+      this.emitRemoved(record, ids);
       removed += ops.length;
       if (ops.length < limit) break;
     }
     return removed;
+  }
+
+  private emitRemoved(record: QueueRecord, ids: string[]): void {
+    if (this.queues.get(record.name) !== record) return;
+    for (const listener of this.removeListeners) listener(record.name, ids);
   }
 
   private async clearDeleted(qid: string): Promise<void> {

@@ -50,6 +50,8 @@ export interface AppendOutcome {
 }
 
 export type AppendListener = (queue: string, messages: Envelope[]) => void;
+/** Ids removed from a queue (retention, purge, trim, delete), in id order, after they are gone from disk. */
+export type RemoveListener = (queue: string, ids: string[]) => void;
 export type QueueEventListener = (event: { type: 'created' | 'deleted'; queue: string; removedListeners?: string[] }) => void;
 
 export interface Store {
@@ -81,8 +83,12 @@ export interface Store {
    */
   appendOnce(queue: string, messages: MessageInput[]): Promise<AppendOutcome>;
   listMessages(queue: string, options: ListOptions): Promise<Envelope[]>;
-  /** Counts messages after `afterId`, stopping at `limit`. */
-  countMessages(queue: string, options: { afterId?: string; limit: number }): Promise<number>;
+  /**
+   * Counts every message after `afterId`, and names the last one counted.
+   * No removal of the queue's messages runs while it counts: a removal is
+   * either in the count's snapshot or reported (onRemove) after the count.
+   */
+  countMessages(queue: string, options: { afterId?: string }): Promise<{ count: number; lastId: string | undefined }>;
   getMessage(queue: string, id: string): Promise<Envelope>;
   deleteMessage(queue: string, id: string): Promise<void>;
   /** Removes messages past their queue's age limit; returns how many. */
@@ -90,6 +96,7 @@ export interface Store {
 
   /** Called after each durable append, in append order. */
   onAppend(listener: AppendListener): void;
+  onRemove(listener: RemoveListener): void;
   onQueueEvent(listener: QueueEventListener): void;
   /**
    * Listener registrations and delivery progress, in the same database as

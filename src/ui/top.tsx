@@ -5,7 +5,8 @@
  */
 import { Box, Text, useApp, useInput } from 'ink';
 import { useCallback, useEffect, useRef, useState } from 'react';
-import type { DeliveryInfo, ListenerInfo, StatsSnapshot } from '../protocol/messages.js';
+import type { Attempt, DeliveryInfo, ListenerInfo, StatsSnapshot } from '../protocol/messages.js';
+import { combinedHealth, healthText, lagText } from '../cli/health.js';
 
 export interface TopSource {
   stats(): Promise<StatsSnapshot>;
@@ -28,6 +29,16 @@ const pad = (text: string, width: number) => {
   return line.length >= width ? line.slice(0, width - 2) + '… ' : line.padEnd(width);
 };
 const time = (iso: string) => iso.slice(11, 19);
+
+/**
+ * What became of one attempt: a failed attempt is "failed", or "dead" when
+ * it was the last of a dead delivery; only a successful one is "delivered".
+ */
+export function attemptState(d: DeliveryInfo, a: Attempt): string {
+  if (a.ok) return 'delivered';
+  const last = d.attempts[d.attempts.length - 1];
+  return d.state === 'dead' && last?.attempt === a.attempt ? 'dead' : 'failed';
+}
 
 function target(l: ListenerInfo): string {
   if (l.kind === 'http') return l.url ?? '';
@@ -62,22 +73,25 @@ export function TopView({ snapshot, selected, detail, status, error }: TopViewPr
       </Box>
       <Box marginTop={1} flexDirection="column">
         <Text bold wrap="truncate-end">
-          {'  ' + pad('LISTENER', 16) + pad('KIND', 7) + pad('STATE', 10) + pad('PENDING', 9) + pad('OK 1H', 8) + pad('FAIL 1H', 9) + pad('DEAD', 6) + 'LAST / ERROR'}
+          {'  ' + pad('LISTENER', 16) + pad('KIND', 7) + pad('STATE', 10) + pad('PENDING', 9) + pad('LAG', 9) + pad('OK 1H', 8) + pad('FAIL 1H', 9) + pad('DEAD', 6) + 'LAST / FAILING'}
         </Text>
         {listeners.length === 0 && <Text dimColor>  no listeners</Text>}
         {listeners.map((l, i) => {
           const last = l.progress?.map((p) => p.lastDeliveryAt ?? '').sort().pop();
-          const lastError = l.progress?.find((p) => p.lastError)?.lastError;
+          // Only a failure streak shows here: an error followed by successes is history, not health.
+          const health = combinedHealth(l.progress ?? []);
           const stateColor = l.state === 'active' ? 'green' : l.state === 'paused' ? 'yellow' : 'red';
           return (
+            // One line per listener however long its error: cut at the edge rather than wrap into the next row.
             <Text key={l.id} inverse={i === selected} wrap="truncate-end">
               {(i === selected ? '> ' : '  ') + pad(l.name ?? l.id, 16) + pad(l.kind, 7)}
               <Text color={stateColor}>{pad(l.state, 10)}</Text>
               {pad(String(l.stats?.pending ?? 0), 9) +
+                pad(lagText(l.stats?.lagMs ?? 0), 9) +
                 pad(String(l.stats?.succeeded.lastHour ?? 0), 8) +
                 pad(String(l.stats?.failed.lastHour ?? 0), 9) +
-                pad(String(l.stats?.dead.sinceStart ?? 0), 6) +
-                (lastError ? cell(lastError) : last ? time(last) : '-')}
+                pad(String(l.stats?.dead.sinceStart ?? 0), 6)}
+              {health.consecutiveFailures > 0 ? <Text color="red">{cell(healthText(health, Date.parse(snapshot.at)))}</Text> : last ? time(last) : '-'}
             </Text>
           );
         })}
@@ -89,13 +103,14 @@ export function TopView({ snapshot, selected, detail, status, error }: TopViewPr
           </Text>
           {detail.deliveries.length === 0 && <Text dimColor>no recorded deliveries</Text>}
           {detail.deliveries.flatMap((d) =>
-            d.attempts.map((a) => (
+            // Newest first, like the deliveries themselves and every other list.
+            [...d.attempts].reverse().map((a) => (
               <Text key={`${d.id}#${a.attempt}`} color={a.ok ? undefined : 'red'} wrap="truncate-end">
                 {time(a.at) +
                   '  ' +
                   pad(d.messageId.slice(-8), 10) +
                   pad(`#${a.attempt}`, 5) +
-                  pad(d.state, 10) +
+                  pad(attemptState(d, a), 10) +
                   pad(a.status !== undefined ? `HTTP ${a.status}` : a.exitCode !== undefined ? `exit ${a.exitCode}` : '-', 10) +
                   pad(`${a.durationMs}ms`, 9) +
                   (a.error ?? a.output ?? '').replace(/\s+/g, ' ').slice(0, 60)}

@@ -5,7 +5,7 @@
  * produces now and then; end-to-end tests can only hope to hit them.
  */
 import { describe, expect, it } from 'vitest';
-import { Worker } from '../../src/delivery/worker.js';
+import { MAX_BUFFER, Worker } from '../../src/delivery/worker.js';
 import type { SendResult, Sender } from '../../src/delivery/types.js';
 import type { Envelope } from '../../src/protocol/messages.js';
 import type { ListenerRecord } from '../../src/store/deliveries.js';
@@ -15,7 +15,7 @@ import { createLogger } from '../../src/daemon/log.js';
 const QUEUE = 'q';
 
 function envelope(n: number): Envelope {
-  return { id: `01AAAAAAAAAAAAAAAAAAAAA${String(n).padStart(3, '0')}`, queue: QUEUE, data: `m${n}`, publishedAt: new Date(0).toISOString() };
+  return { id: `01AAAAAAAAAAAAAAAAAA${String(n).padStart(6, '0')}`, queue: QUEUE, data: `m${n}`, publishedAt: new Date(0).toISOString() };
 }
 
 /** A queue whose reads take a snapshot at once and answer only when released. */
@@ -23,6 +23,9 @@ class FakeQueue {
   readonly messages: Envelope[] = [];
   readonly reads: { afterId: string | undefined; snapshot: Envelope[]; release: () => void }[] = [];
   autoRelease = true;
+  /** Backlog counts (see Worker.countBacklog), answered when released. */
+  readonly counts: { release: () => void }[] = [];
+  autoCount = true;
 
   store(): Store {
     const fake = {
@@ -32,6 +35,19 @@ class FakeQueue {
           const read = { afterId: options.afterId, snapshot, release: () => resolve(snapshot) };
           this.reads.push(read);
           if (this.autoRelease) read.release();
+        });
+      },
+      // The snapshot is taken on release, as the real store takes it once it holds the deletion lock.
+      countMessages: (_queue: string, options: { afterId?: string }) => {
+        return new Promise<{ count: number; lastId: string | undefined }>((resolve) => {
+          const count = {
+            release: () => {
+              const after = this.messages.filter((m) => options.afterId === undefined || m.id > options.afterId);
+              resolve({ count: after.length, lastId: after[after.length - 1]?.id });
+            },
+          };
+          this.counts.push(count);
+          if (this.autoCount) count.release();
         });
       },
       getMessage: async (_queue: string, id: string) => this.messages.find((m) => m.id === id)!,
@@ -44,9 +60,13 @@ class FakeQueue {
 class ManualSender implements Sender {
   readonly sent: string[] = [];
   private pending: ((r: SendResult) => void)[] = [];
-  send(message: Envelope): Promise<SendResult> {
+  send(message: Envelope, _attempt: number, signal: AbortSignal): Promise<SendResult> {
     this.sent.push(message.data);
-    return new Promise((resolve) => this.pending.push(resolve));
+    return new Promise((resolve) => {
+      this.pending.push(resolve);
+      // Stopping the worker aborts what is in flight.
+      signal.addEventListener('abort', () => resolve({ ok: false, interrupted: true }), { once: true });
+    });
   }
   /** Finishes the oldest send in flight. */
   complete(ok = true): void {
@@ -75,11 +95,13 @@ const tick = async (n = 20) => {
   for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
 };
 
-function setup() {
+function setup(options: { concurrency?: number; backlog?: number } = {}) {
   const queue = new FakeQueue();
+  for (let n = 1; n <= (options.backlog ?? 0); n++) queue.messages.push(envelope(n));
   const sender = new ManualSender();
   const hooks = { settled: () => undefined, gone: () => undefined };
-  const worker = new Worker({ ...listener }, QUEUE, sender, queue.store(), undefined, hooks, createLogger(() => undefined), { cursor: undefined });
+  const record = { ...listener, concurrency: options.concurrency ?? 1 };
+  const worker = new Worker(record, QUEUE, sender, queue.store(), undefined, hooks, createLogger(() => undefined), { cursor: undefined });
   const append = (...ns: number[]) => {
     const batch = ns.map(envelope);
     queue.messages.push(...batch);
@@ -88,41 +110,44 @@ function setup() {
   return { queue, sender, worker, append };
 }
 
+/** A small deterministic PRNG (mulberry32): a failing interleaving can be replayed from its seed. */
+function prng(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 describe('Worker: reading vs fresh appends', () => {
   it('does not skip a message appended while a read of the queue was in flight', async () => {
-    const { queue, sender, worker, append } = setup();
+    const { queue, sender, worker, append } = setup({ backlog: 3 });
+    queue.autoRelease = false;
     worker.start();
     await tick();
-    // Caught up on an empty queue: appends are taken without a read.
-    append(1, 2);
-    await tick();
-    expect(sender.sent).toEqual(['m1']);
-    append(3); // m2 still buffered: the worker is behind, m3 will come from a read.
-    sender.complete();
-    await tick();
-    expect(sender.sent).toEqual(['m1', 'm2']);
-
-    queue.autoRelease = false;
-    const readsBefore = queue.reads.length;
-    sender.complete();
-    await tick();
-    // The worker reads the disk for m3; m4 is appended while that read is in flight.
-    expect(queue.reads.length).toBe(readsBefore + 1);
-    const read = queue.reads[queue.reads.length - 1]!;
-    expect(read.snapshot.map((m) => m.data)).toEqual(['m3']);
+    // The worker reads the backlog m1..m3 from disk; m4 is appended while that read is in flight.
+    expect(queue.reads).toHaveLength(1);
+    const read = queue.reads[0]!;
+    expect(read.snapshot.map((m) => m.data)).toEqual(['m1', 'm2', 'm3']);
     append(4);
     read.release();
     queue.autoRelease = true;
     await tick();
-    expect(sender.sent).toEqual(['m1', 'm2', 'm3']);
-    // Then m5 comes while nothing is buffered.
-    append(5);
+    expect(sender.sent).toEqual(['m1']);
     for (let i = 0; i < 3; i++) {
-      if (sender.inFlight > 0) sender.complete();
+      sender.complete();
       await tick();
     }
+    expect(sender.sent).toEqual(['m1', 'm2', 'm3', 'm4']);
+    // Then m5 comes while nothing is buffered.
+    append(5);
+    sender.complete();
+    await tick();
     expect(sender.sent).toEqual(['m1', 'm2', 'm3', 'm4', 'm5']);
-    await worker.stop().catch(() => undefined);
+    sender.complete();
+    await worker.stop();
   });
 
   it('delivers in order and exactly once when appends race reads at every step', async () => {
@@ -149,5 +174,156 @@ describe('Worker: reading vs fresh appends', () => {
     expect(sender.sent).toEqual(Array.from({ length: n }, (_, i) => `m${i + 1}`));
     if (sender.inFlight > 0) sender.complete();
     await worker.stop().catch(() => undefined);
+  });
+});
+
+describe('Worker: live delivery without disk reads', () => {
+  it('reads the disk no more while caught up, however appends and sends interleave', async () => {
+    const { queue, sender, worker, append } = setup();
+    worker.start();
+    await tick();
+    const readsAtStart = queue.reads.length;
+    let n = 0;
+    for (let round = 0; round < 300; round++) {
+      // Appends land during deliveries (the case that used to force a read each time).
+      append(++n);
+      if (round % 3 === 0) append(++n, ++n);
+      if (sender.inFlight > 0) sender.complete();
+      await tick(2);
+    }
+    for (let i = 0; i < 2000 && sender.sent.length < n; i++) {
+      if (sender.inFlight > 0) sender.complete();
+      await tick(2);
+    }
+    expect(sender.sent).toEqual(Array.from({ length: n }, (_, i) => `m${i + 1}`));
+    expect(queue.reads.length - readsAtStart).toBe(0);
+    expect(worker.pending).toBe(1); // the last one, in flight
+    sender.complete();
+    await tick();
+    expect(worker.pending).toBe(0);
+    await worker.stop();
+  });
+
+  it('keeps at most MAX_BUFFER offered messages and reads the rest from disk', async () => {
+    const { queue, sender, worker, append } = setup();
+    worker.start();
+    await tick();
+    const total = MAX_BUFFER + 500;
+    append(...Array.from({ length: total }, (_, i) => i + 1));
+    await tick();
+    expect(queue.reads.length).toBe(1); // only the first read of the empty queue
+    for (let i = 0; i < total * 2 && sender.sent.length < total; i++) {
+      if (sender.inFlight > 0) sender.complete();
+      await tick(1);
+    }
+    sender.complete();
+    expect(sender.sent).toEqual(Array.from({ length: total }, (_, i) => `m${i + 1}`));
+    expect(queue.reads.length).toBeGreaterThan(1);
+    await worker.stop();
+  });
+
+  for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+    it(`delivers every message once, in order, under random races of appends, reads and sends (seed ${seed})`, async () => {
+      const random = prng(seed);
+      const concurrency = seed % 2 === 0 ? 1 : 3;
+      const { queue, sender, worker, append } = setup({ concurrency, backlog: Math.floor(random() * 200) });
+      let n = queue.messages.length;
+      worker.start();
+      for (let round = 0; round < 400; round++) {
+        queue.autoRelease = random() < 0.5;
+        const r = random();
+        // Mostly single appends, now and then a burst beyond the buffer bound.
+        const k = r < 0.02 ? MAX_BUFFER + Math.floor(random() * 300) : Math.floor(random() * 4);
+        if (k > 0) append(...Array.from({ length: k }, () => ++n));
+        await tick(Math.floor(random() * 3));
+        for (const read of queue.reads) if (random() < 0.7) read.release();
+        const sends = Math.floor(random() * 4);
+        for (let i = 0; i < sends && sender.inFlight > 0; i++) sender.complete();
+        await tick(Math.floor(random() * 3));
+      }
+      queue.autoRelease = true;
+      for (let i = 0; i < 20_000 && sender.sent.length < n; i++) {
+        for (const read of queue.reads) read.release();
+        while (sender.inFlight > 0) sender.complete();
+        await tick(1);
+      }
+      const expected = Array.from({ length: n }, (_, i) => `m${i + 1}`);
+      if (concurrency === 1) expect(sender.sent).toEqual(expected);
+      // With several in flight the sends interleave; still each exactly once.
+      else expect([...sender.sent].sort()).toEqual([...expected].sort());
+      while (sender.inFlight > 0) sender.complete();
+      await tick();
+      expect(worker.pending).toBe(0);
+      await worker.stop();
+    });
+  }
+});
+
+describe('Worker: the backlog count', () => {
+  it('counts the backlog once at start and keeps it right through appends and settles made during the count', async () => {
+    const { queue, sender, worker, append } = setup({ backlog: 12_000 });
+    queue.autoCount = false;
+    worker.start();
+    await tick();
+    expect(queue.counts).toHaveLength(1);
+    // While the count runs: two messages are sent and settled, three appended.
+    sender.complete();
+    await tick();
+    sender.complete();
+    await tick();
+    append(12_001, 12_002, 12_003);
+    queue.counts[0]!.release();
+    await tick();
+    expect(sender.sent.slice(0, 3)).toEqual(['m1', 'm2', 'm3']);
+    // 12,003 stored, 2 settled: m3 in flight and the rest.
+    expect(worker.pending).toBe(12_001);
+    sender.complete();
+    await tick();
+    expect(worker.pending).toBe(12_000);
+    worker.removed(queue.messages.slice(0, 10).map((m) => m.id)); // m1..m10: m4..m10 were not settled
+    expect(worker.pending).toBe(12_000 - 7);
+    await worker.stop();
+  });
+
+  it('does not count messages appended and removed while the count waited for its snapshot', async () => {
+    const { queue, sender, worker, append } = setup({ backlog: 2 });
+    queue.autoCount = false;
+    worker.start();
+    await tick();
+    append(3, 4);
+    // Purged before the count gets to look (it waits for the store's deletion lock).
+    const purged = queue.messages.splice(2, 2);
+    worker.removed(purged.map((m) => m.id));
+    queue.counts[0]!.release();
+    await tick();
+    expect(worker.pending).toBe(2);
+    for (let i = 0; i < 2; i++) {
+      sender.complete();
+      await tick();
+    }
+    expect(sender.sent).toEqual(['m1', 'm2']);
+    expect(worker.pending).toBe(0);
+    await worker.stop();
+  });
+
+  it('does not send messages removed from the queue while buffered, nor count them twice', async () => {
+    const { queue, sender, worker, append } = setup();
+    worker.start();
+    await tick();
+    append(1, 2, 3, 4, 5);
+    await tick();
+    expect(sender.sent).toEqual(['m1']);
+    expect(worker.pending).toBe(5);
+    // A purge of m1..m4: m1 is in flight, m2..m4 buffered.
+    worker.removed(queue.messages.slice(0, 4).map((m) => m.id));
+    queue.messages.splice(0, 4);
+    expect(worker.pending).toBe(1);
+    for (let i = 0; i < 5 && sender.inFlight > 0; i++) {
+      sender.complete();
+      await tick();
+    }
+    expect(sender.sent).toEqual(['m1', 'm5']);
+    expect(worker.pending).toBe(0);
+    await worker.stop();
   });
 });

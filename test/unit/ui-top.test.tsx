@@ -37,7 +37,7 @@ function snapshot(overrides: Partial<StatsSnapshot> = {}): StatsSnapshot {
         concurrency: 1,
         state: 'active',
         createdAt: '',
-        stats: { succeeded: win(5), failed: win(0), dead: win(0), pending: 0 },
+        stats: { succeeded: win(5), failed: win(0), dead: win(0), pending: 0, lagMs: 0 },
         progress: [],
       },
       {
@@ -52,8 +52,22 @@ function snapshot(overrides: Partial<StatsSnapshot> = {}): StatsSnapshot {
         concurrency: 1,
         state: 'paused',
         createdAt: '',
-        stats: { succeeded: win(1), failed: win(4), dead: win(2), pending: 9 },
-        progress: [{ queue: 'orders', inFlight: 0, delivered: 1, failedAttempts: 4, dead: 2, lastError: 'exit code 3' }],
+        stats: { succeeded: win(1), failed: win(4), dead: win(2), pending: 9, lagMs: 125_000 },
+        progress: [
+          {
+            queue: 'orders',
+            inFlight: 0,
+            delivered: 1,
+            failedAttempts: 4,
+            dead: 2,
+            pending: 9,
+            lagMs: 125_000,
+            lastOutcome: 'failed',
+            consecutiveFailures: 2,
+            lastError: 'exit code 3',
+            nextAttemptAt: '2026-11-27T10:00:08.000Z',
+          },
+        ],
       },
     ],
     recent: [
@@ -103,8 +117,52 @@ describe('TopView', () => {
     expect(frame).toContain('pid 4242');
     expect(frame).toMatch(/orders\s+12\s+7\s+7\s+7\s+2/);
     expect(frame).toMatch(/dashboard\s+http\s+active/);
-    expect(frame).toMatch(/> mailer\s+exec\s+paused\s+9\s+1\s+4\s+2\s+exit code 3/);
+    expect(frame).toMatch(/> mailer\s+exec\s+paused\s+9\s+2m 5s\s+1\s+4\s+2\s+2 failed attempts, exit/);
+    expect(frame).toMatch(/dashboard\s+http\s+active\s+0\s+0s\s/);
     expect(frame).toMatch(/mailer\s+orders\s+dead\s+exit 3/);
+  });
+
+  it('shows an error only while failures go on: after a success the last delivery time is back', () => {
+    const s = snapshot();
+    const mailer = s.listeners[1]!;
+    mailer.progress = [
+      { queue: 'orders', inFlight: 0, delivered: 46, failedAttempts: 4, dead: 0, lastOutcome: 'ok', consecutiveFailures: 0, lastDeliveryAt: '2026-11-27T09:59:58.000Z' },
+    ];
+    const frame = render(createElement(TopView, { snapshot: s, selected: 0, detail: undefined, status: '', error: undefined })).lastFrame() ?? '';
+    expect(frame).toMatch(/mailer\s+exec\s+paused\s+9\s+2m 5s\s+1\s+4\s+2\s+09:59:58/);
+    expect(frame).not.toContain('exit code 3\n');
+    expect(frame).not.toMatch(/mailer.*failed attempts/);
+  });
+
+  it('shows each attempt with its own outcome, newest first', () => {
+    const s = snapshot();
+    const deliveries: DeliveryInfo[] = [
+      {
+        id: 'l_b/01M8DKS79ZDKXBW5BP87VQK417',
+        listenerId: 'l_b',
+        queue: 'orders',
+        messageId: '01M8DKS79ZDKXBW5BP87VQK417',
+        state: 'dead',
+        updatedAt: '2026-11-27T10:00:05.000Z',
+        attempts: [1, 2, 3].map((n) => ({ attempt: n, at: `2026-11-27T10:00:0${n + 2}.000Z`, durationMs: 2, ok: false, error: 'Command failed with ENOENT' })),
+      },
+      {
+        id: 'l_b/01M8DKS79ZDKXBW5BP87VQK416',
+        listenerId: 'l_b',
+        queue: 'orders',
+        messageId: '01M8DKS79ZDKXBW5BP87VQK416',
+        state: 'delivered',
+        updatedAt: '2026-11-27T10:00:02.000Z',
+        attempts: [
+          { attempt: 1, at: '2026-11-27T10:00:01.000Z', durationMs: 5, ok: false, exitCode: 3, error: 'exit code 3' },
+          { attempt: 2, at: '2026-11-27T10:00:02.000Z', durationMs: 5, ok: true, exitCode: 0 },
+        ],
+      },
+    ];
+    const detail = { listener: s.listeners[1]!, deliveries };
+    const frame = render(createElement(TopView, { snapshot: s, selected: 1, detail, status: '', error: undefined })).lastFrame() ?? '';
+    const rows = frame.split('\n').filter((line) => /#\d\s/.test(line));
+    expect(rows.map((r) => /(#\d)\s+(\w+)/.exec(r)!.slice(1).join(' '))).toEqual(['#3 dead', '#2 failed', '#1 failed', '#2 delivered', '#1 failed']);
   });
 
   it('says when it is still connecting or the daemon failed', () => {
@@ -152,10 +210,9 @@ describe('TopApp keys', () => {
     const { source, calls } = fakeSource();
     const app = render(createElement(TopApp, { source, intervalMs: 60_000 }));
     await frameMatching(app, /> dashboard/);
-    app.stdin.write('\u001B[B'); // down
-    await frameMatching(app, /> mailer/);
-    app.stdin.write('\u001B[A'); // up
-    await frameMatching(app, /> dashboard/);
+    // Down and up stop at the ends, so pressing again (a dropped key on a loaded machine) is harmless.
+    await press(app, '\u001B[B', () => /> mailer/.test(app.lastFrame() ?? ''), 'the selection to move down');
+    await press(app, '\u001B[A', () => /> dashboard/.test(app.lastFrame() ?? ''), 'the selection to move up');
     // A loaded machine can drop a key between renders of the fake terminal: press again, as a person would.
     await press(app, '\r', () => calls.includes('deliveries l_a'), 'the attempts to be fetched');
     await frameMatching(app, /#1\s+failed\s+HTTP 503\s+31ms\s+try later/);

@@ -7,6 +7,7 @@ import { action, examples } from '../action.js';
 import type { Context } from '../context.js';
 import { fieldsTable, listFields, pick } from '../fields.js';
 import { ago, fields, table } from '../format.js';
+import { combinedHealth, healthText, lagText } from '../health.js';
 import { parseCount } from './queue.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -145,7 +146,7 @@ export function registerListener(program: Command): void {
         else
           ctx.print(
             table(
-              ['ID', 'NAME', 'KIND', 'TARGET', 'QUEUES', 'STATE', 'DELIVERED', 'DEAD', 'LAST'],
+              ['ID', 'NAME', 'KIND', 'TARGET', 'QUEUES', 'STATE', 'PENDING', 'LAG', 'DELIVERED', 'DEAD', 'LAST', 'HEALTH'],
               list.map((l) => {
                 const sum = totals(l);
                 return [
@@ -155,9 +156,12 @@ export function registerListener(program: Command): void {
                   target(l),
                   l.allQueues ? '*' : l.queues.join(','),
                   stateText(ctx, l),
+                  String(l.stats?.pending ?? 0),
+                  lagText(l.stats?.lagMs ?? 0),
                   String(sum.delivered),
                   String(sum.dead),
                   ago(sum.lastDeliveryAt),
+                  healthCell(ctx, l),
                 ];
               }),
             ),
@@ -196,11 +200,14 @@ export function registerListener(program: Command): void {
         if (info.headers) pairs.push(['headers', Object.entries(info.headers).map(([k, v]) => `${k}: ${v}`).join('; ')]);
         if (info.secret) pairs.push(['secret', info.secret]);
         else if (info.hasSecret) pairs.push(['secret', '(hidden; --secret shows it)']);
+        pairs.push(['health', healthCell(ctx, info)]);
         for (const p of info.progress ?? []) {
           pairs.push([
             `queue ${p.queue}`,
-            `cursor ${p.cursor ?? '-'}, delivered ${p.delivered}, failed attempts ${p.failedAttempts}, dead ${p.dead}, in flight ${p.inFlight}${p.lastError ? `, last error: ${p.lastError}` : ''}`,
+            `cursor ${p.cursor ?? '-'}, pending ${p.pending ?? 0}, lag ${lagText(p.lagMs ?? 0)}, delivered ${p.delivered}, failed attempts ${p.failedAttempts}, dead ${p.dead}, in flight ${p.inFlight}`,
           ]);
+          // The whole error: the health line above names only its code.
+          if (p.lastError) pairs.push(['  last error', p.lastError.replace(/\s+/g, ' ')]);
         }
         ctx.print(fields(pairs));
         return EXIT.OK;
@@ -328,6 +335,13 @@ function target(l: ListenerInfo): string {
   if (l.kind === 'http') return l.url ?? '-';
   if (l.kind === 'exec') return (l.shell ? 'sh -c ' : '') + (l.command ?? []).join(' ');
   return l.connected ? 'listen (connected)' : 'listen (disconnected)';
+}
+
+/** "ok", "-" before any attempt, or the failure streak in red. */
+function healthCell(ctx: Context, l: ListenerInfo): string {
+  const health = combinedHealth(l.progress ?? []);
+  const text = healthText(health);
+  return health.consecutiveFailures > 0 ? ctx.colors.red(`failing: ${text}`) : text;
 }
 
 function stateText(ctx: Context, l: ListenerInfo): string {

@@ -2,11 +2,12 @@ import type { Command } from 'commander';
 import type { DiscueClient } from '../../client/client.js';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
 import { parseDuration, parseMessage, validateMessage, validateQueueName } from '../../protocol/messages.js';
-import type { MessageInput, PublishResult } from '../../protocol/messages.js';
+import type { MessageInput, PublishResult, WaitOutcome } from '../../protocol/messages.js';
 import { LineDecoder } from '../../protocol/frames.js';
 import type { InvalidUtf8Line } from '../../protocol/frames.js';
 import { action, examples } from '../action.js';
 import type { Context } from '../context.js';
+import { healthText } from '../health.js';
 import { Progress } from '../progress.js';
 
 /** A batch from stdin goes to the daemon when it reaches either bound. */
@@ -220,22 +221,29 @@ function storedNote(stored: number): string {
 /** Prints the id, then what each listener did; the exit code says whether all got it. */
 function reportWait(ctx: Context, result: PublishResult): number {
   const outcomes = result.deliveries ?? [];
-  const dead = outcomes.filter((o) => o.state === 'dead');
+  const failed = outcomes.filter((o) => o.state === 'dead' || o.state === 'refused');
   const pending = outcomes.filter((o) => o.state === 'pending');
+  // Why a listener is late, when it is failing: "hook: 3 failed attempts, ECONNREFUSED, next retry in 8s".
+  const why = (o: WaitOutcome) => (o.health && o.health.consecutiveFailures > 0 ? `: ${healthText(o.health)}` : '');
   if (ctx.json) {
     ctx.printJson(withDuplicates({ queue: result.queue, count: result.ids.length, ids: result.ids, deliveries: outcomes }, result.duplicates));
   }
   else {
     ctx.print(result.ids.join('\n'));
-    for (const o of outcomes) ctx.note(`  ${o.name ?? o.listener}: ${o.state}`);
+    for (const o of outcomes) {
+      const detail = o.state === 'refused' ? ` (${o.reason ?? 'the receiver answered 410 Gone'}; listener disabled)` : o.state === 'pending' ? why(o) : '';
+      ctx.note(`  ${o.name ?? o.listener}: ${o.state}${detail}`);
+    }
     if (outcomes.length === 0) ctx.note('  (no active listeners on this queue)');
   }
   if (pending.length > 0) {
-    process.stderr.write(`error: ${pending.length} listener(s) did not get the message in time [TIMEOUT]\n`);
+    const names = pending.map((o) => `${o.name ?? o.listener}${why(o)}`).join('; ');
+    process.stderr.write(`error: ${pending.length} listener(s) did not get the message in time: ${names} [TIMEOUT]\n`);
     return EXIT.TIMEOUT;
   }
-  if (dead.length > 0) {
-    process.stderr.write(`error: delivery to ${dead.map((o) => o.name ?? o.listener).join(', ')} is dead [DELIVERY_FAILED]\n`);
+  if (failed.length > 0) {
+    const names = failed.map((o) => `${o.name ?? o.listener} (${o.state})`).join(', ');
+    process.stderr.write(`error: the message was not delivered to ${names} [DELIVERY_FAILED]\n`);
     return EXIT.FAILURE;
   }
   return EXIT.OK;

@@ -5,6 +5,7 @@ import type { DiscueClient } from '../../client/client.js';
 import { action, examples } from '../action.js';
 import type { Context } from '../context.js';
 import { bytes, table, uptime } from '../format.js';
+import { combinedHealth, healthText, lagText } from '../health.js';
 
 export function registerTop(program: Command): void {
   program
@@ -86,16 +87,17 @@ export function plainSnapshot(s: StatsSnapshot): string {
     s.listeners.length === 0
       ? 'no listeners'
       : table(
-          ['LISTENER', 'KIND', 'STATE', 'PENDING', 'OK 1H', 'FAILED 1H', 'DEAD', 'LAST ERROR'],
+          ['LISTENER', 'KIND', 'STATE', 'PENDING', 'LAG', 'OK 1H', 'FAILED 1H', 'DEAD', 'HEALTH'],
           s.listeners.map((l) => [
             l.name ?? l.id,
             l.kind,
             l.state,
             String(l.stats?.pending ?? 0),
+            lagText(l.stats?.lagMs ?? 0),
             String(l.stats?.succeeded.lastHour ?? 0),
             String(l.stats?.failed.lastHour ?? 0),
             String(l.stats?.dead.sinceStart ?? 0),
-            l.progress?.find((p) => p.lastError)?.lastError ?? '-',
+            healthText(combinedHealth(l.progress ?? []), Date.parse(s.at)),
           ]),
         ),
   );
