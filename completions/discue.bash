@@ -33,6 +33,7 @@ _discue_sub() {
     'daemon|stop') _discue_r='daemon stop' ;;
     'daemon|restart') _discue_r='daemon restart' ;;
     'daemon|status') _discue_r='daemon status' ;;
+    'daemon|repair') _discue_r='daemon repair' ;;
     'daemon|logs') _discue_r='daemon logs' ;;
     'queue|create') _discue_r='queue create' ;;
     'queue|list'|'queue|ls') _discue_r='queue list' ;;
@@ -65,6 +66,7 @@ _discue_sub() {
 _discue_value() {
   case "$1|$2" in
     'daemon start|--data-dir') _discue_r='dirs' ;;
+    'daemon repair|--data-dir') _discue_r='dirs' ;;
     'daemon logs|-n'|'daemon logs|--lines') _discue_r='text' ;;
     'queue create|--schema') _discue_r='files' ;;
     'queue create|--retention') _discue_r='text' ;;
@@ -111,11 +113,12 @@ _discue_words() {
   _discue_c='' _discue_o='' _discue_a=() _discue_v=0
   case "$1" in
     '') _discue_c='daemon queue publish pub messages msg listener listen sub deliveries top config completion help' _discue_o='--help -h' ;;
-    'daemon') _discue_c='start stop restart status logs' _discue_o='--help -h' ;;
+    'daemon') _discue_c='start stop restart status repair logs' _discue_o='--help -h' ;;
     'daemon start') _discue_o='--foreground --data-dir --help -h' ;;
     'daemon stop') _discue_o='--help -h' ;;
     'daemon restart') _discue_o='--help -h' ;;
     'daemon status') _discue_o='--help -h' ;;
+    'daemon repair') _discue_o='--data-dir --help -h' ;;
     'daemon logs') _discue_o='--follow -f --lines -n --help -h' ;;
     'queue') _discue_c='create list ls show update delete rm purge' _discue_o='--help -h' ;;
     'queue create') _discue_o='--schema --retention --max-messages --help -h' _discue_a=('text') ;;

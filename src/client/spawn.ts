@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { lstat, mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,7 +23,11 @@ export const EXIT_ALREADY_RUNNING = 75;
  */
 export const AUTOSTART_ENV = 'DISCUE_AUTOSTARTED';
 const BIN = fileURLToPath(new URL('../../bin/discue.js', import.meta.url));
-/** A start lock older than this is from a starter that died; take it over. */
+/**
+ * A start lock that names no pid (written by an older discue) and is older
+ * than this is from a starter that died; one that names a dead pid is taken
+ * over at once.
+ */
 const STALE_LOCK_MS = 30_000;
 
 export interface StartOptions {
@@ -122,13 +126,29 @@ export async function startDaemon(paths: BrokerPaths, options: StartOptions = {}
 }
 
 async function tryLock(path: string): Promise<boolean> {
+  // The pid is written to a file of our own first and the lock appears by
+  // link(), atomically and already naming its owner. Creating the lock and
+  // then writing the pid left an empty lock when the write failed (a full
+  // disk), which no one could tell from a live one for 30 s.
+  const own = `${path}.${process.pid}`;
   try {
-    const handle = await open(path, 'wx', 0o600);
-    await handle.writeFile(`${process.pid}\n`);
-    await handle.close();
+    await writeFile(own, `${process.pid}\n`, { mode: 0o600 });
+    await link(own, path);
     return true;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      throw new DiscueError(
+        'STORAGE_FULL',
+        `cannot start the daemon: no space left for its start lock in ${dirname(path)}; free some space there and try again`,
+        { cause: err },
+      );
+    }
+    // A file system without hard links: create the lock directly.
+    if (code === 'EPERM' || code === 'ENOTSUP' || code === 'ENOSYS') return createLock(path);
+    if (code !== 'EEXIST') throw err;
+  } finally {
+    await unlink(own).catch(() => undefined);
   }
   // Someone holds it. If that starter is gone (killed mid-start), break the lock.
   const [pidText, info] = await Promise.all([
@@ -140,6 +160,17 @@ async function tryLock(path: string): Promise<boolean> {
   const old = info !== undefined && Date.now() - info.mtimeMs > STALE_LOCK_MS;
   if ((pidText !== '' && !holderAlive) || old) await unlink(path).catch(() => undefined);
   return false;
+}
+
+async function createLock(path: string): Promise<boolean> {
+  try {
+    await writeFile(path, `${process.pid}\n`, { mode: 0o600, flag: 'wx' });
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    await unlink(path).catch(() => undefined);
+    throw err;
+  }
 }
 
 async function spawnAndWait(paths: BrokerPaths, options: StartOptions, deadline: number): Promise<void> {

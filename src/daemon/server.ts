@@ -56,7 +56,7 @@ export class Daemon {
   async start(): Promise<void> {
     const { paths, log } = this;
     await prepareDirectories(paths);
-    const store = new LevelStore(paths.dataDir);
+    const store = new LevelStore(paths.dataDir, { log });
     await store.open();
     this.store = store;
     this.engine = new DeliveryEngine(store, log);
@@ -94,6 +94,7 @@ export class Daemon {
       messages: stats.messages,
       startupMs: Date.now() - this.startedAt,
     });
+    for (const warning of stats.warnings) log.warn(`storage: ${warning}`);
     if (this.options.ownProcess !== false) {
       const onSignal = (signal: NodeJS.Signals) => {
         void this.stop(`signal ${signal}`).then(() => process.exit(0));
@@ -131,7 +132,7 @@ export class Daemon {
 
   status(): DaemonStatus {
     const stats = this.store!.stats();
-    return {
+    const status: DaemonStatus = {
       pid: process.pid,
       version: VERSION,
       protocol: PROTOCOL_VERSION,
@@ -145,6 +146,8 @@ export class Daemon {
       rssBytes: process.memoryUsage.rss(),
       connections: this.connections.size,
     };
+    if (stats.warnings.length > 0) status.warnings = stats.warnings;
+    return status;
   }
 
   private async listen(): Promise<void> {

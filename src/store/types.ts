@@ -35,6 +35,21 @@ export interface StoreStats {
   batches: number;
   writes: number;
   largestBatch: number;
+  /** What is wrong with the storage now (disk full, damaged records found), for `daemon status`. */
+  warnings: string[];
+}
+
+/** A page of messages, and the ids of damaged records skipped in it (never served). */
+export interface MessagePage {
+  messages: Envelope[];
+  damaged: string[];
+}
+
+/** Where the store reports what it detects (the daemon's log fits). */
+export interface StoreLog {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
 }
 
 export type AppendListener = (queue: string, messages: Envelope[]) => void;
@@ -62,9 +77,13 @@ export interface Store {
    * Concurrent appends share disk writes.
    */
   append(queue: string, messages: MessageInput[]): Promise<Envelope[]>;
+  /** Up to `limit` good messages; damaged records are skipped (and logged). */
   listMessages(queue: string, options: ListOptions): Promise<Envelope[]>;
+  /** As listMessages, and says which damaged records it skipped. */
+  readMessages(queue: string, options: ListOptions): Promise<MessagePage>;
   /** Counts messages after `afterId`, stopping at `limit`. */
   countMessages(queue: string, options: { afterId?: string; limit: number }): Promise<number>;
+  /** Throws DATA_CORRUPT for a record that fails its checksum. */
   getMessage(queue: string, id: string): Promise<Envelope>;
   deleteMessage(queue: string, id: string): Promise<void>;
   /** Removes messages past their queue's age limit; returns how many. */

@@ -49,8 +49,11 @@ export function registerMessages(program: Command): void {
         let json: JsonArrayWriter | undefined;
         const rows: string[][] = [];
         let remaining = limit;
+        let damaged = 0;
         while (remaining > 0) {
-          const page = await client.request('messages.list', { queue: name, limit: Math.min(PAGE, remaining), ...from });
+          const reply = await client.request('messages.page', { queue: name, limit: Math.min(PAGE, remaining), ...from });
+          damaged += reply.damaged.length;
+          const page = reply.messages;
           if (page.length === 0) break;
           // Opened only once a page arrived: an error leaves stdout empty.
           if (ctx.json) json ??= jsonArrayWriter();
@@ -64,6 +67,12 @@ export function registerMessages(program: Command): void {
         if (ctx.json) (json ?? jsonArrayWriter()).end();
         else if (rows.length === 0) ctx.note('no messages');
         else ctx.print(table(['ID', 'PUBLISHED', 'NAME', 'DATA'], rows));
+        if (damaged > 0) {
+          // Not silenced by --quiet: the listing is incomplete and the user must know.
+          process.stderr.write(
+            `warning: ${damaged} damaged message(s) skipped: they failed their checksum and are never served (see \`discue daemon logs\`)\n`,
+          );
+        }
         return EXIT.OK;
       }),
     );
