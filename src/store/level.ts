@@ -181,7 +181,7 @@ export class LevelStore implements Store {
     if (this.guard.full) warnings.push(`the disk holding ${this.location} is full: writes are refused until space is free`);
     if (this.damaged.size > 0) {
       warnings.push(
-        `${this.damaged.size >= DAMAGED_KEEP ? 'at least ' : ''}${this.damaged.size} damaged record(s) found and skipped (see \`discue daemon logs\`); \`discue daemon repair\` keeps a copy and salvages what LevelDB can`,
+        `${this.damaged.size >= DAMAGED_KEEP ? 'at least ' : ''}${this.damaged.size} damaged record(s) found and skipped, never served (their keys are in \`discue daemon logs\`)`,
       );
     }
     return { queues: this.queues.size, messages, batches, writes, largestBatch, warnings };
@@ -509,8 +509,7 @@ export class LevelStore implements Store {
         const warning =
           `the write-ahead log ${name} in ${this.location} ended in a torn record (${torn} bytes), which LevelDB drops: ` +
           'after a power loss that is a write that was never acknowledged; if the machine did not crash, the file was cut short and recent messages may be lost';
-        this.startWarnings.push(warning);
-        this.log?.warn('storage: torn write-ahead log', { file: name, bytes: torn, data: this.location });
+        this.startWarnings.push(warning); // logged by the daemon with the others at start
       }
     }
     return false;
