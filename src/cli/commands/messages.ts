@@ -51,7 +51,12 @@ export function registerMessages(program: Command): void {
         let remaining = limit;
         let damaged = 0;
         while (remaining > 0) {
-          const reply = await client.request('messages.page', { queue: name, limit: Math.min(PAGE, remaining), ...from });
+          const params = { queue: name, limit: Math.min(PAGE, remaining), ...from };
+          // A daemon started before an upgrade knows only messages.list (no damaged count).
+          const reply = await client.request('messages.page', params).catch(async (err: unknown) => {
+            if (!(err instanceof DiscueError && err.code === 'UNKNOWN_REQUEST')) throw err;
+            return { messages: await client.request('messages.list', params), damaged: [] };
+          });
           damaged += reply.damaged.length;
           const page = reply.messages;
           if (page.length === 0) break;
