@@ -124,9 +124,19 @@ export class LevelStore implements Store {
     } catch (err) {
       throw openError(this.location, err);
     }
+    try {
+      await this.load(fresh);
+    } catch (err) {
+      // LevelDB opens tables lazily: a damaged one ("not an sstable") shows up here, not at open.
+      await this.db.close().catch(() => undefined);
+      throw err instanceof DiscueError ? err : openError(this.location, err);
+    }
+  }
+
+  /** Reads what the daemon keeps in memory: format, queues, listeners, the newest id. */
+  private async load(fresh: boolean): Promise<void> {
     const format = await this.db.get('meta!format');
     if (format === undefined && !fresh) {
-      await this.db.close();
       throw new DiscueError(
         'STORAGE_DAMAGED',
         `the database at ${this.location} has lost its format record, so it is not known to be a discue database (or it was damaged); ` +
@@ -134,7 +144,6 @@ export class LevelStore implements Store {
       );
     }
     if (format !== undefined && !READABLE_FORMATS.has(format)) {
-      await this.db.close();
       throw new DiscueError('STORAGE_ERROR', `the database at ${this.location} has format ${format}; this discue reads ${[...READABLE_FORMATS].join(' and ')}: upgrade discue`);
     }
     if (format !== FORMAT) await this.db.put('meta!format', FORMAT, { sync: true });

@@ -70,6 +70,20 @@ describe('storage damage', () => {
     expect(info!.messages).toBe(400);
   });
 
+  it('a damaged table file: the start names LevelDB\'s cause and the next step, instead of "could not start"', async () => {
+    await publishInRounds(2, 10);
+    const table = readdirSync(dataDir).filter((n) => n.endsWith('.ldb')).sort()[0]!;
+    const bytes = readFileSync(join(dataDir, table));
+    bytes.fill(0, bytes.length - 48); // the footer, with its magic number
+    writeFileSync(join(dataDir, table), bytes);
+
+    const start = await sb.run(['daemon', 'start', '--foreground']);
+    expectError(start, 1, 'STORAGE_DAMAGED');
+    expect(start.stderr).toContain('Corruption: not an sstable');
+    expect(start.stderr).toContain(dataDir);
+    expect(start.stderr).toContain('discue daemon repair');
+  });
+
   it('`daemon repair` refuses while the daemon runs, and changes nothing', async () => {
     await ok(sb, ['queue', 'create', 'q']);
     const repair = await sb.run(['daemon', 'repair']);
