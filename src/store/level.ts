@@ -136,7 +136,10 @@ export class LevelStore implements Store {
   /** Reads what the daemon keeps in memory: format, queues, listeners, the newest id. */
   private async load(fresh: boolean): Promise<void> {
     const format = await this.db.get('meta!format');
-    if (format === undefined && !fresh) {
+    // A database created but killed before its format record was synced holds nothing: still fresh.
+    let empty = true;
+    if (format === undefined && !fresh) for await (const _key of this.db.keys({ limit: 1 })) empty = false;
+    if (format === undefined && !empty) {
       throw new DiscueError(
         'STORAGE_DAMAGED',
         `the database at ${this.location} has lost its format record, so it is not known to be a discue database (or it was damaged); ` +
