@@ -24,11 +24,17 @@ export const EXIT_ALREADY_RUNNING = 75;
 export const AUTOSTART_ENV = 'DISCUE_AUTOSTARTED';
 const BIN = fileURLToPath(new URL('../../bin/discue.js', import.meta.url));
 /**
- * A start lock that names no pid (written by an older discue) and is older
- * than this is from a starter that died; one that names a dead pid is taken
- * over at once.
+ * A start lock that names a dead pid is taken over at once; one whose holder
+ * lives but is older than this is from a starter that hangs.
  */
 const STALE_LOCK_MS = 30_000;
+/**
+ * A lock is never empty while its holder lives (it appears by link() with
+ * the pid in it; without hard links it is empty for the microseconds between
+ * create and write). An empty one older than this was left by a starter that
+ * failed to write it: an older discue on a full disk.
+ */
+const EMPTY_LOCK_MS = 2_000;
 
 export interface StartOptions {
   timeoutMs?: number;
@@ -157,7 +163,7 @@ async function tryLock(path: string): Promise<boolean> {
   ]);
   const pid = Number.parseInt(pidText, 10);
   const holderAlive = Number.isInteger(pid) && pid > 0 && isAlive(pid);
-  const old = info !== undefined && Date.now() - info.mtimeMs > STALE_LOCK_MS;
+  const old = info !== undefined && Date.now() - info.mtimeMs > (pidText === '' ? EMPTY_LOCK_MS : STALE_LOCK_MS);
   if ((pidText !== '' && !holderAlive) || old) await unlink(path).catch(() => undefined);
   return false;
 }

@@ -4,8 +4,8 @@
  * file. Mounting needs root; CI runs as root, elsewhere these are skipped
  * with the reason in their name.
  */
-import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { expectError, listAll, ok, statusPid } from '../helpers/discue.js';
@@ -127,5 +127,37 @@ describe.skipIf(!ROOT_USER)(TITLE, () => {
     const list = await sb.run(['queue', 'list', '--json']);
     expect(list.code, list.stderr).toBe(0);
     expect((JSON.parse(list.stdout) as { name: string }[]).map((q) => q.name)).toEqual(['q']);
+  });
+});
+
+describe('storage faults: stale start locks', () => {
+  let sb: Sandbox;
+  beforeEach(() => {
+    sb = new Sandbox();
+    mkdirSync(join(sb.home, 'run'), { recursive: true, mode: 0o700 });
+  });
+  afterEach(async () => {
+    await sb.dispose();
+  });
+
+  it('a start lock naming a starter that died is taken over at once', async () => {
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    writeFileSync(join(sb.home, 'run', 'start.lock'), `${dead}\n`);
+    const list = await sb.run(['queue', 'list', '--json']);
+    expect(list.code, list.stderr).toBe(0);
+    expect(existsSync(join(sb.home, 'run', 'start.lock'))).toBe(false);
+  });
+
+  it('an empty start lock (left by a starter that could not write its pid) does not block starts for 30 s', async () => {
+    // What an older discue left on a full disk: the lock created, its pid never written.
+    const lock = join(sb.home, 'run', 'start.lock');
+    writeFileSync(lock, '');
+    // Old enough to be stale as an empty lock, young enough that the 30 s rule alone would not free it in time.
+    const fiveSecondsAgo = new Date(Date.now() - 5_000);
+    utimesSync(lock, fiveSecondsAgo, fiveSecondsAgo);
+    // Before: the starter waited for the lock past its own 20 s deadline (DAEMON_START_FAILED).
+    const list = await sb.run(['queue', 'list', '--json']);
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout.trim()).toBe('[]');
   });
 });
