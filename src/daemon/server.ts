@@ -63,7 +63,12 @@ export class Daemon {
     // Everything that can fail happens before or right around listen(): a
     // daemon that failed to start must never be left serving a closed database.
     try {
-      await writeFile(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
+      await writeFile(paths.pidFile, `${process.pid}\n`, { mode: 0o600 }).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOSPC' && err.code !== 'EDQUOT') throw err;
+        throw new DiscueError('STORAGE_FULL', `no space left in ${paths.runDir} for the pid file; free some space there and start again`, {
+          cause: err,
+        });
+      });
       const removed = await store.enforceRetention();
       if (removed > 0) log.info('retention removed old messages', { count: removed });
       // Every listener resumes where it stopped: pending deliveries go out
