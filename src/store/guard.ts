@@ -31,12 +31,20 @@ export class StorageGuard {
   private reopening: Promise<void> | undefined;
   /** Set while LevelDB refuses writes after an I/O error; cleared by a reopen. */
   private stuck: DiscueError | undefined;
+  /** Closed for good (the daemon stops): never reopened. */
+  private shut = false;
 
   constructor(
     private readonly db: ClassicLevel<string, string>,
     private readonly location: string,
     private readonly log?: StoreLog,
   ) {}
+
+  /** The store is closing the database for good: no reopen from now on. */
+  async close(): Promise<void> {
+    this.shut = true;
+    while (this.reopening) await this.reopening.catch(() => undefined);
+  }
 
   /** True while writes fail for lack of space. */
   get full(): boolean {
@@ -46,7 +54,8 @@ export class StorageGuard {
   /** Runs an operation on the open database, never overlapping a reopen. */
   async use<T>(fn: () => Promise<T>): Promise<T> {
     while (this.reopening) await this.reopening.catch(() => undefined);
-    if (this.db.status !== 'open') await this.reopen();
+    // Closed by a failed reopen: try again. Closed by close(): the operation fails as it would without the guard.
+    if (this.db.status !== 'open' && !this.shut) await this.reopen();
     this.users++;
     try {
       return await fn();
@@ -60,7 +69,7 @@ export class StorageGuard {
    * while the disk is still full; reopens once there is room again.
    */
   async beforeWrite(bytes: number): Promise<void> {
-    if (this.stuck === undefined) return;
+    if (this.stuck === undefined || this.shut) return;
     if (!(await this.hasRoom(bytes))) throw this.stuck;
     await this.reopen();
   }

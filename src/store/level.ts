@@ -174,6 +174,7 @@ export class LevelStore implements Store {
     this.closed = true;
     await Promise.allSettled([...this.background]);
     await this.committer.drain();
+    await this.guard.close();
     await this.db.close();
   }
 
