@@ -72,9 +72,11 @@ export class GroupCommitter {
         for (const produce of dirty.values()) ops.push(produce());
         try {
           if (ops.length > 0) {
-            let bytes = 0;
-            for (const op of ops) bytes += op.key.length + (op.type === 'put' ? op.value.length : 0);
-            await this.guard?.beforeWrite(bytes);
+            if (this.guard?.stuck) {
+              let bytes = 0;
+              for (const op of ops) bytes += op.key.length + (op.type === 'put' ? op.value.length : 0);
+              await this.guard.beforeWrite(bytes);
+            }
             const write = async () => {
               // A chained batch: the array form copies and re-checks every
               // operation on the main thread (~15 µs each), several times the

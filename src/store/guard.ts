@@ -30,7 +30,7 @@ export class StorageGuard {
   private idle: (() => void)[] = [];
   private reopening: Promise<void> | undefined;
   /** Set while LevelDB refuses writes after an I/O error; cleared by a reopen. */
-  private stuck: DiscueError | undefined;
+  private error: DiscueError | undefined;
   /** Closed for good (the daemon stops): never reopened. */
   private shut = false;
 
@@ -46,9 +46,14 @@ export class StorageGuard {
     while (this.reopening) await this.reopening.catch(() => undefined);
   }
 
+  /** True while LevelDB refuses writes: the next write must go through beforeWrite(). */
+  get stuck(): boolean {
+    return this.error !== undefined && !this.shut;
+  }
+
   /** True while writes fail for lack of space. */
   get full(): boolean {
-    return this.stuck?.code === 'STORAGE_FULL';
+    return this.error?.code === 'STORAGE_FULL';
   }
 
   /** Runs an operation on the open database, never overlapping a reopen. */
@@ -69,8 +74,9 @@ export class StorageGuard {
    * while the disk is still full; reopens once there is room again.
    */
   async beforeWrite(bytes: number): Promise<void> {
-    if (this.stuck === undefined || this.shut) return;
-    if (!(await this.hasRoom(bytes))) throw this.stuck;
+    const error = this.error;
+    if (error === undefined || this.shut) return;
+    if (!(await this.hasRoom(bytes))) throw error;
     await this.reopen();
   }
 
@@ -85,14 +91,14 @@ export class StorageGuard {
         `no space left for the data directory ${this.location}; free some space there (or raise the quota): writes resume by themselves, reads still work`,
         { cause: err },
       );
-      if (this.stuck?.code !== 'STORAGE_FULL') this.log?.error('storage full: writes refused until space is free', { data: this.location, error: text });
-      this.stuck = full;
+      if (this.error?.code !== 'STORAGE_FULL') this.log?.error('storage full: writes refused until space is free', { data: this.location, error: text });
+      this.error = full;
       return full;
     }
     if (cause.code === 'LEVEL_IO_ERROR') {
-      this.stuck ??= new DiscueError('STORAGE_ERROR', `cannot write to the data directory ${this.location}: ${text}`, { cause: err });
+      this.error ??= new DiscueError('STORAGE_ERROR', `cannot write to the data directory ${this.location}: ${text}`, { cause: err });
       this.log?.error('storage write failed', { data: this.location, error: text });
-      return this.stuck;
+      return this.error;
     }
     return err instanceof Error ? err : new Error(String(err));
   }
@@ -103,8 +109,8 @@ export class StorageGuard {
         while (this.users > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
         if (this.db.status === 'open') await this.db.close();
         await this.db.open({ createIfMissing: false });
-        if (this.stuck) this.log?.info('storage writable again: database reopened', { data: this.location });
-        this.stuck = undefined;
+        if (this.error) this.log?.info('storage writable again: database reopened', { data: this.location });
+        this.error = undefined;
       } catch (err) {
         throw this.failed(err);
       } finally {
