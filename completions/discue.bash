@@ -35,6 +35,7 @@ _discue_sub() {
     'daemon|stop') _discue_r='daemon stop' ;;
     'daemon|restart') _discue_r='daemon restart' ;;
     'daemon|status') _discue_r='daemon status' ;;
+    'daemon|repair') _discue_r='daemon repair' ;;
     'daemon|logs') _discue_r='daemon logs' ;;
     'queue|create') _discue_r='queue create' ;;
     'queue|list'|'queue|ls') _discue_r='queue list' ;;
@@ -67,6 +68,7 @@ _discue_sub() {
 _discue_value() {
   case "$1|$2" in
     'daemon start|--data-dir') _discue_r='dirs' ;;
+    'daemon repair|--data-dir') _discue_r='dirs' ;;
     'daemon logs|-n'|'daemon logs|--lines') _discue_r='text' ;;
     'queue create|--schema') _discue_r='files' ;;
     'queue create|--retention') _discue_r='text' ;;
@@ -117,11 +119,12 @@ _discue_words() {
   _discue_c='' _discue_o='' _discue_a=() _discue_v=0
   case "$1" in
     '') _discue_c='daemon queue publish messages listener listen deliveries top config completion version doctor help' _discue_o='--help -h' ;;
-    'daemon') _discue_c='start stop restart status logs' _discue_o='--help -h' ;;
+    'daemon') _discue_c='start stop restart status repair logs' _discue_o='--help -h' ;;
     'daemon start') _discue_o='--foreground --data-dir --help -h' ;;
     'daemon stop') _discue_o='--help -h' ;;
     'daemon restart') _discue_o='--help -h' ;;
     'daemon status') _discue_o='--help -h' ;;
+    'daemon repair') _discue_o='--data-dir --help -h' ;;
     'daemon logs') _discue_o='--follow -f --lines -n --help -h' ;;
     'queue') _discue_c='create list show update delete purge' _discue_o='--help -h' ;;
     'queue create') _discue_o='--schema --retention --max-messages --if-missing --help -h' _discue_a=('text') ;;

@@ -42,6 +42,8 @@ function __discue_sub
             echo 'daemon restart'
         case 'daemon|status'
             echo 'daemon status'
+        case 'daemon|repair'
+            echo 'daemon repair'
         case 'daemon|logs'
             echo 'daemon logs'
         case 'queue|create'
@@ -94,7 +96,7 @@ end
 # __discue_takes_value PATH OPTION: true if OPTION of PATH takes a value.
 function __discue_takes_value
     switch "$argv[1]|$argv[2]"
-        case 'daemon start|--data-dir' 'daemon logs|-n' 'daemon logs|--lines' 'queue create|--schema' 'queue create|--retention' 'queue create|--max-messages' 'queue list|--fields' 'queue update|--schema' 'queue update|--retention' 'queue update|--max-messages' 'publish|-d' 'publish|--data' 'publish|-n' 'publish|--name' 'publish|-k' 'publish|--key' 'publish|--wait-timeout' 'messages list|--limit' 'messages list|--since' 'messages list|--fields' 'listener add|--url' 'listener add|--exec' 'listener add|--queue' 'listener add|--name' 'listener add|--header' 'listener add|--secret' 'listener add|--timeout' 'listener add|--max-attempts' 'listener add|--retry-delay' 'listener add|--concurrency' 'listener add|--from' 'listener list|--queue' 'listener list|--fields' 'listen|--exec' 'listen|--count' 'listen|--timeout' 'listen|--grep' 'listen|--name' 'listen|--from' 'deliveries list|--listener' 'deliveries list|--state' 'deliveries list|--limit' 'deliveries retry|--listener' 'top|--interval' '*|--socket'
+        case 'daemon start|--data-dir' 'daemon repair|--data-dir' 'daemon logs|-n' 'daemon logs|--lines' 'queue create|--schema' 'queue create|--retention' 'queue create|--max-messages' 'queue list|--fields' 'queue update|--schema' 'queue update|--retention' 'queue update|--max-messages' 'publish|-d' 'publish|--data' 'publish|-n' 'publish|--name' 'publish|-k' 'publish|--key' 'publish|--wait-timeout' 'messages list|--limit' 'messages list|--since' 'messages list|--fields' 'listener add|--url' 'listener add|--exec' 'listener add|--queue' 'listener add|--name' 'listener add|--header' 'listener add|--secret' 'listener add|--timeout' 'listener add|--max-attempts' 'listener add|--retry-delay' 'listener add|--concurrency' 'listener add|--from' 'listener list|--queue' 'listener list|--fields' 'listen|--exec' 'listen|--count' 'listen|--timeout' 'listen|--grep' 'listen|--name' 'listen|--from' 'deliveries list|--listener' 'deliveries list|--state' 'deliveries list|--limit' 'deliveries retry|--listener' 'top|--interval' '*|--socket'
             return 0
     end
     return 1
@@ -189,6 +191,7 @@ complete -c discue -n '__discue_arg \'daemon\' 0' -a 'start' -d 'start the daemo
 complete -c discue -n '__discue_arg \'daemon\' 0' -a 'stop' -d 'stop the daemon: finish pending writes, close the database'
 complete -c discue -n '__discue_arg \'daemon\' 0' -a 'restart' -d 'stop the daemon, then start it again'
 complete -c discue -n '__discue_arg \'daemon\' 0' -a 'status' -d 'show whether the daemon runs, and what it holds (exit 3 if not running)'
+complete -c discue -n '__discue_arg \'daemon\' 0' -a 'repair' -d 'salvage a damaged database: copy the data directory aside, then rebuild it (the daemon must be stopped)'
 complete -c discue -n '__discue_arg \'daemon\' 0' -a 'logs' -d 'print the daemon log ($DISCUE_HOME/daemon.log)'
 complete -c discue -n '__discue_in \'daemon\'' -s h -l help -d 'show help'
 
@@ -205,6 +208,10 @@ complete -c discue -n '__discue_in \'daemon restart\'' -s h -l help -d 'show hel
 
 # discue daemon status
 complete -c discue -n '__discue_in \'daemon status\'' -s h -l help -d 'show help'
+
+# discue daemon repair
+complete -c discue -n '__discue_in \'daemon repair\'' -l data-dir -r -F -d 'the data directory to repair (default: $DISCUE_HOME/data)'
+complete -c discue -n '__discue_in \'daemon repair\'' -s h -l help -d 'show help'
 
 # discue daemon logs
 complete -c discue -n '__discue_in \'daemon logs\'' -s f -l follow -d 'keep printing new lines until Ctrl-C'

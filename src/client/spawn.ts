@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { lstat, mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,8 +23,18 @@ export const EXIT_ALREADY_RUNNING = 75;
  */
 export const AUTOSTART_ENV = 'DISCUE_AUTOSTARTED';
 const BIN = fileURLToPath(new URL('../../bin/discue.js', import.meta.url));
-/** A start lock older than this is from a starter that died; take it over. */
+/**
+ * A start lock that names a dead pid is taken over at once; one whose holder
+ * lives but is older than this is from a starter that hangs.
+ */
 const STALE_LOCK_MS = 30_000;
+/**
+ * A lock is never empty while its holder lives (it appears by link() with
+ * the pid in it; without hard links it is empty for the microseconds between
+ * create and write). An empty one older than this was left by a starter that
+ * failed to write it: an older discue on a full disk.
+ */
+const EMPTY_LOCK_MS = 2_000;
 
 export interface StartOptions {
   timeoutMs?: number;
@@ -122,13 +132,29 @@ export async function startDaemon(paths: BrokerPaths, options: StartOptions = {}
 }
 
 async function tryLock(path: string): Promise<boolean> {
+  // The pid is written to a file of our own first and the lock appears by
+  // link(), atomically and already naming its owner. Creating the lock and
+  // then writing the pid left an empty lock when the write failed (a full
+  // disk), which no one could tell from a live one for 30 s.
+  const own = `${path}.${process.pid}`;
   try {
-    const handle = await open(path, 'wx', 0o600);
-    await handle.writeFile(`${process.pid}\n`);
-    await handle.close();
+    await writeFile(own, `${process.pid}\n`, { mode: 0o600 });
+    await link(own, path);
     return true;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      throw new DiscueError(
+        'STORAGE_FULL',
+        `cannot start the daemon: no space left for its start lock in ${dirname(path)}; free some space there and try again`,
+        { cause: err },
+      );
+    }
+    // A file system without hard links: create the lock directly.
+    if (code === 'EPERM' || code === 'ENOTSUP' || code === 'ENOSYS') return createLock(path);
+    if (code !== 'EEXIST') throw err;
+  } finally {
+    await unlink(own).catch(() => undefined);
   }
   // Someone holds it. If that starter is gone (killed mid-start), break the lock.
   const [pidText, info] = await Promise.all([
@@ -137,9 +163,20 @@ async function tryLock(path: string): Promise<boolean> {
   ]);
   const pid = Number.parseInt(pidText, 10);
   const holderAlive = Number.isInteger(pid) && pid > 0 && isAlive(pid);
-  const old = info !== undefined && Date.now() - info.mtimeMs > STALE_LOCK_MS;
+  const old = info !== undefined && Date.now() - info.mtimeMs > (pidText === '' ? EMPTY_LOCK_MS : STALE_LOCK_MS);
   if ((pidText !== '' && !holderAlive) || old) await unlink(path).catch(() => undefined);
   return false;
+}
+
+async function createLock(path: string): Promise<boolean> {
+  try {
+    await writeFile(path, `${process.pid}\n`, { mode: 0o600, flag: 'wx' });
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    await unlink(path).catch(() => undefined);
+    throw err;
+  }
 }
 
 async function spawnAndWait(paths: BrokerPaths, options: StartOptions, deadline: number): Promise<void> {

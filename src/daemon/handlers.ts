@@ -11,6 +11,7 @@ import { validateMessage, validateQueueName } from '../protocol/messages.js';
 import type {
   DaemonStatus,
   DeliveryInfo,
+  Envelope,
   DeliveryState,
   MessageInput,
   PublishResult,
@@ -322,21 +323,11 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
   },
 
   async 'messages.list'(raw, ctx) {
-    const params = asParams(raw);
-    const queue = validateQueueName(params.queue);
-    const after = optionalString(params, 'afterId');
-    const afterId = after === undefined ? undefined : assertMessageId(after);
-    const sinceMs = optionalInt(params, 'sinceMs', 0, Number.MAX_SAFE_INTEGER);
-    const limit = optionalInt(params, 'limit', 1, MAX_LIST) ?? 100;
-    const messages = await ctx.store.listMessages(queue, { afterId, sinceMs, limit });
-    // Keep a reply well under the frame limit (always at least one message):
-    // clients page on with afterId until they get an empty page.
-    let bytes = 0;
-    for (let i = 0; i < messages.length; i++) {
-      bytes += messages[i]!.data.length * 2 + 200;
-      if (bytes > MAX_LIST_REPLY_BYTES && i > 0) return messages.slice(0, i);
-    }
-    return messages;
+    return (await messagePage(raw, ctx)).messages;
+  },
+
+  async 'messages.page'(raw, ctx) {
+    return messagePage(raw, ctx);
   },
 
   async 'messages.get'(raw, ctx) {
@@ -391,6 +382,31 @@ async function isExecutable(path: string): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+/**
+ * A page of messages; damaged records are skipped and their ids returned
+ * (messages.page), so one bad record never hides the good ones.
+ */
+async function messagePage(raw: unknown, ctx: HandlerContext): Promise<{ messages: Envelope[]; damaged: string[] }> {
+  const params = asParams(raw);
+  const queue = validateQueueName(params.queue);
+  const after = optionalString(params, 'afterId');
+  const afterId = after === undefined ? undefined : assertMessageId(after);
+  const sinceMs = optionalInt(params, 'sinceMs', 0, Number.MAX_SAFE_INTEGER);
+  const limit = optionalInt(params, 'limit', 1, MAX_LIST) ?? 100;
+  const page = await ctx.store.readMessages(queue, { afterId, sinceMs, limit });
+  // Keep a reply well under the frame limit (always at least one message):
+  // clients page on with afterId until they get an empty page.
+  let bytes = 0;
+  for (let i = 0; i < page.messages.length; i++) {
+    bytes += page.messages[i]!.data.length * 2 + 200;
+    if (bytes > MAX_LIST_REPLY_BYTES && i > 0) {
+      const last = page.messages[i - 1]!.id;
+      return { messages: page.messages.slice(0, i), damaged: page.damaged.filter((id) => id < last) };
+    }
+  }
+  return page;
 }
 
 function withQueueStats(ctx: HandlerContext, info: QueueInfo, now: number): QueueInfo {

@@ -70,14 +70,19 @@ export class Daemon {
     // path another user holds (see protocol/ownership.ts).
     await assertSocketDirSafe(paths.socket);
     assertSocketOwned(paths.socket);
-    const store = new LevelStore(paths.dataDir, { dedupe: dedupeSettings(process.env) });
+    const store = new LevelStore(paths.dataDir, { dedupe: dedupeSettings(process.env), log });
     await store.open();
     this.store = store;
     this.engine = new DeliveryEngine(store, log);
     // Everything that can fail happens before or right around listen(): a
     // daemon that failed to start must never be left serving a closed database.
     try {
-      await writeFile(paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
+      await writeFile(paths.pidFile, `${process.pid}\n`, { mode: 0o600 }).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOSPC' && err.code !== 'EDQUOT') throw err;
+        throw new DiscueError('STORAGE_FULL', `no space left in ${paths.runDir} for the pid file; free some space there and start again`, {
+          cause: err,
+        });
+      });
       const removed = await store.enforceRetention();
       if (removed > 0) log.info('retention removed old messages', { count: removed });
       // Every listener resumes where it stopped: pending deliveries go out
@@ -108,6 +113,7 @@ export class Daemon {
       messages: stats.messages,
       startupMs: Date.now() - this.startedAt,
     });
+    for (const warning of stats.warnings) log.warn(`storage: ${warning}`);
     if (this.options.ownProcess !== false) {
       const onSignal = (signal: NodeJS.Signals) => {
         void this.stop(`signal ${signal}`).then(() => process.exit(0));
@@ -145,7 +151,7 @@ export class Daemon {
 
   status(): DaemonStatus {
     const stats = this.store!.stats();
-    return {
+    const status: DaemonStatus = {
       pid: process.pid,
       version: VERSION,
       protocol: PROTOCOL_VERSION,
@@ -159,6 +165,8 @@ export class Daemon {
       rssBytes: process.memoryUsage.rss(),
       connections: this.connections.size,
     };
+    if (stats.warnings.length > 0) status.warnings = stats.warnings;
+    return status;
   }
 
   private async listen(): Promise<void> {

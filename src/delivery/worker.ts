@@ -282,11 +282,12 @@ export class Worker {
       // Every append since the last read was offered and taken: nothing to read.
       if (this.caughtUp) return undefined;
       let page: Envelope[] = [];
+      let damaged: string[] = [];
       const missedBefore = this.missedOffers;
       const removed = new Set<string>();
       this.removedWhileReading = removed;
       this.reading = (async () => {
-        page = await this.store.listMessages(this.queue, { afterId: this.readPos, limit: PAGE });
+        ({ messages: page, damaged } = await this.store.readMessages(this.queue, { afterId: this.readPos, limit: PAGE }));
       })();
       try {
         await this.reading;
@@ -299,6 +300,9 @@ export class Worker {
       // The position still moves past a removed message, but it is not sent.
       for (const m of fresh) if (!removed.has(m.id)) this.buffer.push(m);
       if (fresh.length > 0) this.readPos = fresh[fresh.length - 1]!.id;
+      for (const id of damaged) this.damaged(id);
+      const lastDamaged = damaged[damaged.length - 1];
+      if (lastDamaged !== undefined && (this.readPos === undefined || lastDamaged > this.readPos)) this.readPos = lastDamaged;
       // Messages appended while the read was in flight may be missing from its page: only a
       // read that no append raced may hand over to the fresh-append path, or those are skipped.
       this.caughtUp = page.length < PAGE && this.missedOffers === missedBefore;
@@ -470,6 +474,31 @@ export class Worker {
   private park(slot: Slot, record: DeliveryRecord, inOrder: boolean): void {
     if (inOrder) insertSorted(this.redo, slot, (s) => s.message.id);
     else insertSorted(this.retries, record, (r) => r.messageId);
+  }
+
+  /**
+   * A stored message that failed its checksum cannot be sent as published:
+   * it is recorded dead at once, with the reason, and never delivered. The
+   * cursor moves past it with the next message settled in order.
+   */
+  private damaged(messageId: string): void {
+    if (this.recentDead.has(messageId)) return;
+    const at = new Date().toISOString();
+    const error = 'the stored message is damaged (checksum mismatch) and cannot be delivered';
+    const record: DeliveryRecord = {
+      listenerId: this.listenerId,
+      queue: this.queue,
+      messageId,
+      state: 'dead',
+      attempts: [{ attempt: 1, at, durationMs: 0, ok: false, error }],
+      updatedAt: at,
+    };
+    this.stats.dead++;
+    this.stats.lastError = error;
+    this.recentDead.add(messageId);
+    if (this.recentDead.size > RECENT_DEAD) this.recentDead.delete(this.recentDead.values().next().value!);
+    this.log.error('delivery dead: stored message damaged', { listener: this.listener.name ?? this.listenerId, message: messageId });
+    this.persist(() => this.deliveries?.settle(record, undefined));
   }
 
   private settle(slot: Slot, record: DeliveryRecord, inOrder: boolean, attempt: Attempt): void {

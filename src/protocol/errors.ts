@@ -68,6 +68,12 @@ export const ERROR_CODES = {
   ALREADY_RUNNING: EXIT.FAILURE,
   SHUTTING_DOWN: EXIT.UNREACHABLE,
   STORAGE_ERROR: EXIT.FAILURE,
+  /** The disk (or quota) holding the data directory is full; reads still work. */
+  STORAGE_FULL: EXIT.FAILURE,
+  /** The database files cannot be opened safely; `discue daemon repair` may recover them. */
+  STORAGE_DAMAGED: EXIT.FAILURE,
+  /** A stored record failed its checksum: reported and skipped, never served. */
+  DATA_CORRUPT: EXIT.FAILURE,
   INTERNAL: EXIT.FAILURE,
   ABORTED: EXIT.FAILURE,
   DELIVERY_FAILED: EXIT.FAILURE,

@@ -110,6 +110,8 @@ export interface DaemonStatus {
   messages: number;
   rssBytes: number;
   connections: number;
+  /** Storage problems the daemon knows of (disk full, damaged records, a torn log at start). */
+  warnings?: string[];
 }
 
 export interface PublishResult {
@@ -301,6 +303,11 @@ export interface RequestMap {
   'messages.list': {
     params: { queue: string; afterId?: string; sinceMs?: number; limit?: number };
     result: Envelope[];
+  };
+  /** messages.list, and the ids of damaged records skipped in the page (never served). */
+  'messages.page': {
+    params: { queue: string; afterId?: string; sinceMs?: number; limit?: number };
+    result: { messages: Envelope[]; damaged: string[] };
   };
   'messages.get': { params: { queue: string; id: string }; result: Envelope };
   'messages.delete': { params: { queue: string; id: string }; result: { id: string } };

@@ -6,11 +6,14 @@
  * publish is never held back waiting for company.
  */
 import type { ClassicLevel } from 'classic-level';
+import type { StorageGuard } from './guard.js';
 
 export type Op = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
 
 interface Waiter {
   ops: Op[];
+  /** Takes back the in-memory change that went with `ops` (counters) if they never reach the disk. */
+  undo?: () => void;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
@@ -32,12 +35,17 @@ export class GroupCommitter {
   constructor(
     private readonly db: ClassicLevel<string, string>,
     private readonly sync = true,
+    private readonly guard?: StorageGuard,
   ) {}
 
-  /** Resolves once `ops` are on disk (synced), together with everything queued before them. */
-  commit(ops: Op[]): Promise<void> {
+  /**
+   * Resolves once `ops` are on disk (synced), together with everything queued
+   * before them. If they fail, `undo` runs before the next batch is built, so
+   * in-memory counters only ever include what is on disk or about to be.
+   */
+  commit(ops: Op[], undo?: () => void): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.pending.push({ ops, resolve, reject });
+      this.pending.push({ ops, undo, resolve, reject });
       if (!this.flushing) this.flushing = this.flushLoop();
     });
   }
@@ -59,21 +67,37 @@ export class GroupCommitter {
         this.pending = [];
         const ops: Op[] = [];
         for (const w of waiters) for (const op of w.ops) ops.push(op);
-        for (const produce of this.dirty.values()) ops.push(produce());
-        this.dirty.clear();
+        const dirty = this.dirty;
+        this.dirty = new Map();
+        for (const produce of dirty.values()) ops.push(produce());
         try {
           if (ops.length > 0) {
-            // A chained batch: the array form copies and re-checks every
-            // operation on the main thread (~15 µs each), several times the
-            // cost of this; measured +37-49% publishes/s at 256 in flight.
-            const batch = this.db.batch();
-            for (const op of ops) {
-              if (op.type === 'put') batch.put(op.key, op.value);
-              else batch.del(op.key);
+            if (this.guard?.stuck) {
+              let bytes = 0;
+              for (const op of ops) bytes += op.key.length + (op.type === 'put' ? op.value.length : 0);
+              await this.guard.beforeWrite(bytes);
             }
-            await batch.write({ sync: this.sync });
+            const write = async () => {
+              // A chained batch: the array form copies and re-checks every
+              // operation on the main thread (~15 µs each), several times the
+              // cost of this; measured +37-49% publishes/s at 256 in flight.
+              const batch = this.db.batch();
+              for (const op of ops) {
+                if (op.type === 'put') batch.put(op.key, op.value);
+                else batch.del(op.key);
+              }
+              await batch.write({ sync: this.sync });
+            };
+            await (this.guard ? this.guard.use(write) : write());
           }
-        } catch (err) {
+        } catch (cause) {
+          const err = this.guard ? this.guard.failed(cause) : cause;
+          // Newest first, so a value two writers changed in turn (a queue's
+          // lastId) goes back to what it was before both.
+          for (let i = waiters.length - 1; i >= 0; i--) waiters[i]!.undo?.();
+          // Records rewritten with their latest state (counters, cursors) are
+          // still due: they go with the next batch that succeeds.
+          for (const [key, produce] of dirty) if (!this.dirty.has(key)) this.dirty.set(key, produce);
           for (const w of waiters) w.reject(err);
           continue;
         }

@@ -11,10 +11,14 @@
  *
  * A message is stored once; what each listener has done with it is a cursor
  * plus a record for the deliveries that needed more than one try.
+ *
+ * Records carry a checksum (record.ts); a damaged one is reported and skipped.
  */
 import type { ClassicLevel } from 'classic-level';
 import type { Attempt, DeliveryState, ListenerInfo } from '../protocol/messages.js';
 import type { GroupCommitter, Op } from './commit.js';
+import type { StorageGuard } from './guard.js';
+import { openRecord, seal } from './record.js';
 
 const HIGH = '~';
 export const HISTORY_KEEP = 1000;
@@ -56,12 +60,15 @@ export class DeliveryStore {
     private readonly db: ClassicLevel<string, string>,
     private readonly committer: GroupCommitter,
     private readonly qidOf: (queue: string) => string | undefined,
+    private readonly guard: StorageGuard,
+    private readonly onDamaged: (key: string) => void,
   ) {}
 
   async load(): Promise<void> {
-    for await (const [, value] of this.db.iterator({ gt: 'l!', lt: 'l!' + HIGH })) {
-      const record = JSON.parse(value) as ListenerRecord;
-      this.listenerMap.set(record.id, record);
+    for await (const [key, value] of this.db.iterator({ gt: 'l!', lt: 'l!' + HIGH })) {
+      const record = openRecord<ListenerRecord>(key, value);
+      if (record === undefined || typeof record.id !== 'string') this.onDamaged(key);
+      else this.listenerMap.set(record.id, record);
     }
     for await (const [key, value] of this.db.iterator({ gt: 'c!', lt: 'c!' + HIGH })) {
       this.cursors.set(key, value);
@@ -89,7 +96,7 @@ export class DeliveryStore {
 
   async saveListener(record: ListenerRecord, cursors: { queue: string; cursor: string | undefined }[] = []): Promise<void> {
     this.listenerMap.set(record.id, record);
-    const ops: Op[] = [{ type: 'put', key: 'l!' + record.id, value: JSON.stringify(record) }];
+    const ops: Op[] = [{ type: 'put', key: 'l!' + record.id, value: seal('l!' + record.id, JSON.stringify(record)) }];
     for (const { queue, cursor } of cursors) {
       const key = this.cursorKey(record.id, queue);
       if (key === undefined || cursor === undefined) continue;
@@ -106,7 +113,7 @@ export class DeliveryStore {
     this.historyCount.delete(id);
     await this.committer.commit([{ type: 'del', key: 'l!' + id }]);
     for (const prefix of [`c!${id}!`, `d!${id}!`, `h!${id}!`]) {
-      await this.db.clear({ gt: prefix, lt: prefix + HIGH });
+      await this.guard.use(() => this.db.clear({ gt: prefix, lt: prefix + HIGH }));
     }
   }
 
@@ -128,7 +135,7 @@ export class DeliveryStore {
         removed.push(record.id);
         ops.push({ type: 'del', key: 'l!' + record.id });
       } else {
-        ops.push({ type: 'put', key: 'l!' + record.id, value: JSON.stringify(record) });
+        ops.push({ type: 'put', key: 'l!' + record.id, value: seal('l!' + record.id, JSON.stringify(record)) });
       }
     }
     return { ops, removed };
@@ -137,7 +144,9 @@ export class DeliveryStore {
   /** Clears what is left of removed listeners after forgetQueue (not urgent). */
   async clearListenerData(ids: string[]): Promise<void> {
     for (const id of ids) {
-      for (const prefix of [`c!${id}!`, `d!${id}!`, `h!${id}!`]) await this.db.clear({ gt: prefix, lt: prefix + HIGH });
+      for (const prefix of [`c!${id}!`, `d!${id}!`, `h!${id}!`]) {
+        await this.guard.use(() => this.db.clear({ gt: prefix, lt: prefix + HIGH }));
+      }
     }
   }
 
@@ -150,11 +159,13 @@ export class DeliveryStore {
     let history = 0;
     for (const space of ['d', 'h']) {
       const prefix = `${space}!${lid}!`;
-      for await (const [key, value] of this.db.iterator({ gt: prefix, lt: prefix + HIGH })) {
-        if ((JSON.parse(value) as DeliveryRecord).queue !== queue) continue;
-        ops.push({ type: 'del', key });
-        if (space === 'h') history++;
-      }
+      await this.guard.use(async () => {
+        for await (const [key, value] of this.db.iterator({ gt: prefix, lt: prefix + HIGH })) {
+          if (this.open(key, value)?.queue !== queue) continue;
+          ops.push({ type: 'del', key });
+          if (space === 'h') history++;
+        }
+      });
     }
     if (ops.length === 0) return;
     await this.committer.commit(ops);
@@ -179,12 +190,13 @@ export class DeliveryStore {
     const open = `d!${record.listenerId}!${record.messageId}`;
     if (record.state === 'delivered') {
       if (record.attempts.length > 1) ops.push({ type: 'del', key: open });
-      ops.push({ type: 'put', key: `h!${record.listenerId}!${record.messageId}`, value: JSON.stringify(record) });
+      const done = `h!${record.listenerId}!${record.messageId}`;
+      ops.push({ type: 'put', key: done, value: seal(done, JSON.stringify(record)) });
       const count = (this.historyCount.get(record.listenerId) ?? 0) + 1;
       this.historyCount.set(record.listenerId, count);
       if (count > HISTORY_KEEP * 1.2) void this.pruneHistory(record.listenerId);
     } else {
-      ops.push({ type: 'put', key: open, value: JSON.stringify(record) });
+      ops.push({ type: 'put', key: open, value: seal(open, JSON.stringify(record)) });
     }
     return this.committer.commit(ops);
   }
@@ -217,16 +229,16 @@ export class DeliveryStore {
 
   /** Persists a delivery still being retried, so a restart keeps its attempt count. */
   saveOpen(record: DeliveryRecord): Promise<void> {
-    return this.committer.commit([
-      { type: 'put', key: `d!${record.listenerId}!${record.messageId}`, value: JSON.stringify(record) },
-    ]);
+    const key = `d!${record.listenerId}!${record.messageId}`;
+    return this.committer.commit([{ type: 'put', key, value: seal(key, JSON.stringify(record)) }]);
   }
 
   async get(lid: string, messageId: string): Promise<DeliveryRecord | undefined> {
-    const open = await this.db.get(`d!${lid}!${messageId}`);
-    if (open !== undefined) return JSON.parse(open) as DeliveryRecord;
-    const done = await this.db.get(`h!${lid}!${messageId}`);
-    return done === undefined ? undefined : (JSON.parse(done) as DeliveryRecord);
+    for (const key of [`d!${lid}!${messageId}`, `h!${lid}!${messageId}`]) {
+      const value = await this.guard.use(() => this.db.get(key));
+      if (value !== undefined) return this.open(key, value);
+    }
+    return undefined;
   }
 
   /** Open and dead records (and with state 'delivered', the history), newest first. */
@@ -237,14 +249,17 @@ export class DeliveryStore {
     for (const lid of lids) {
       for (const space of spaces) {
         const prefix = `${space}!${lid}!`;
-        for await (const value of this.db.values({ gt: prefix, lt: prefix + HIGH, reverse: true })) {
-          const record = JSON.parse(value) as DeliveryRecord;
-          if (filter.state && record.state !== filter.state) continue;
-          // Records of a deleted queue are being cleared (forgetQueueRecords): not shown meanwhile.
-          if (this.qidOf(record.queue) === undefined) continue;
-          out.push(record);
-          if (out.length >= filter.limit * lids.length) break;
-        }
+        await this.guard.use(async () => {
+          for await (const [key, value] of this.db.iterator({ gt: prefix, lt: prefix + HIGH, reverse: true })) {
+            const record = this.open(key, value);
+            if (record === undefined) continue;
+            if (filter.state && record.state !== filter.state) continue;
+            // Records of a deleted queue are being cleared (forgetQueueRecords): not shown meanwhile.
+            if (this.qidOf(record.queue) === undefined) continue;
+            out.push(record);
+            if (out.length >= filter.limit * lids.length) break;
+          }
+        });
       }
     }
     out.sort((a, b) => (a.updatedAt < b.updatedAt ? 1 : a.updatedAt > b.updatedAt ? -1 : 0));
@@ -256,12 +271,15 @@ export class DeliveryStore {
     const out: DeliveryRecord[] = [];
     const orphans: Op[] = [];
     const prefix = `d!${lid}!`;
-    for await (const [key, value] of this.db.iterator({ gt: prefix, lt: prefix + HIGH })) {
-      const record = JSON.parse(value) as DeliveryRecord;
-      // Left by a queue deleted just before a crash (forgetQueueRecords runs after the delete).
-      if (this.qidOf(record.queue) === undefined) orphans.push({ type: 'del', key });
-      else if (record.state !== 'dead') out.push(record);
-    }
+    await this.guard.use(async () => {
+      for await (const [key, value] of this.db.iterator({ gt: prefix, lt: prefix + HIGH })) {
+        const record = this.open(key, value);
+        if (record === undefined) continue;
+        // Left by a queue deleted just before a crash (forgetQueueRecords runs after the delete).
+        if (this.qidOf(record.queue) === undefined) orphans.push({ type: 'del', key });
+        else if (record.state !== 'dead') out.push(record);
+      }
+    });
     if (orphans.length > 0) await this.committer.commit(orphans);
     return out;
   }
@@ -269,11 +287,23 @@ export class DeliveryStore {
   async deadDeliveries(lid: string): Promise<DeliveryRecord[]> {
     const out: DeliveryRecord[] = [];
     const prefix = `d!${lid}!`;
-    for await (const value of this.db.values({ gt: prefix, lt: prefix + HIGH })) {
-      const record = JSON.parse(value) as DeliveryRecord;
-      if (record.state === 'dead') out.push(record);
-    }
+    await this.guard.use(async () => {
+      for await (const [key, value] of this.db.iterator({ gt: prefix, lt: prefix + HIGH })) {
+        const record = this.open(key, value);
+        if (record?.state === 'dead') out.push(record);
+      }
+    });
     return out;
+  }
+
+  /** A delivery record, or undefined (reported) if it is damaged. */
+  private open(key: string, value: string): DeliveryRecord | undefined {
+    const record = openRecord<DeliveryRecord>(key, value);
+    if (record === undefined || typeof record.queue !== 'string' || !Array.isArray(record.attempts)) {
+      this.onDamaged(key);
+      return undefined;
+    }
+    return record;
   }
 
   private cursorKey(lid: string, queue: string): string | undefined {
@@ -290,9 +320,11 @@ export class DeliveryStore {
       if (excess <= 0) return;
       const ops: Op[] = [];
       const prefix = `h!${lid}!`;
-      for await (const key of this.db.keys({ gt: prefix, lt: prefix + HIGH, limit: excess })) {
-        ops.push({ type: 'del', key });
-      }
+      await this.guard.use(async () => {
+        for await (const key of this.db.keys({ gt: prefix, lt: prefix + HIGH, limit: excess })) {
+          ops.push({ type: 'del', key });
+        }
+      });
       await this.committer.commit(ops);
       this.historyCount.set(lid, (this.historyCount.get(lid) ?? 0) - ops.length);
     } finally {

@@ -15,9 +15,15 @@
  *
  * Counters (messages, bytes) live in the queue record and change in the same
  * synced batch as the messages they count, so they are right after any crash.
+ * In memory they change with the write and are taken back if it fails
+ * (GroupCommitter's undo), so they never count what is not stored.
+ *
+ * Records carry a checksum (record.ts, storage format 2); a damaged one is
+ * logged, counted in `daemon status`, and skipped: never served, and never
+ * in the way of the good ones.
  */
 import { ClassicLevel } from 'classic-level';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import { DiscueError } from '../protocol/errors.js';
 import { IdGenerator, firstIdAt, isMessageId } from '../protocol/ids.js';
 import type { Envelope, MessageInput, QueueInfo } from '../protocol/messages.js';
@@ -27,19 +33,26 @@ import type { Op } from './commit.js';
 import { DeliveryStore } from './deliveries.js';
 import { DEFAULT_DEDUPE, KEY_HIGH, KEY_PREFIX, KeyIndex, keyPrefix } from './dedupe.js';
 import type { DedupeOptions, KeyEntry } from './dedupe.js';
+import { StorageGuard, errorCause } from './guard.js';
+import { tornLogTail } from './logcheck.js';
+import { openRecord, seal } from './record.js';
 import type {
   AppendListener,
   AppendOutcome,
   ListOptions,
+  MessagePage,
   QueueConfig,
   QueueEventListener,
   QueuePatch,
   RemoveListener,
   Store,
+  StoreLog,
   StoreStats,
 } from './types.js';
 
-const FORMAT = '1';
+/** 2: records carry a checksum. Format 1 (plain JSON records) is read as it is and upgraded. */
+const FORMAT = '2';
+const READABLE_FORMATS = new Set(['1', '2']);
 const CHUNK = 5_000;
 /** Sorts after every id character. */
 const HIGH = '~';
@@ -62,7 +75,12 @@ export interface LevelStoreOptions {
   sync?: boolean;
   /** Idempotency key window and bound (default 10 minutes, 100,000 keys per queue). */
   dedupe?: DedupeOptions;
+  /** Where damaged records and storage faults are reported. */
+  log?: StoreLog;
 }
+
+/** Damaged keys remembered for reporting each once (a bound, not a registry). */
+const DAMAGED_KEEP = 10_000;
 
 export class LevelStore implements Store {
   private readonly db: ClassicLevel<string, string>;
@@ -79,14 +97,27 @@ export class LevelStore implements Store {
   private background = new Set<Promise<unknown>>();
   private closed = false;
   private readonly keys: KeyIndex;
+  private readonly guard: StorageGuard;
+  private readonly log: StoreLog | undefined;
+  /** Damaged records found since start (keys), each logged once. */
+  private readonly damaged = new Set<string>();
+  /** Found when opening (a torn write-ahead log): shown by `daemon status` until restart. */
+  private readonly startWarnings: string[] = [];
 
   constructor(
     private readonly location: string,
     options: LevelStoreOptions = {},
   ) {
-    this.db = new ClassicLevel<string, string>(location, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
-    this.committer = new GroupCommitter(this.db, options.sync ?? true);
-    this.deliveries = new DeliveryStore(this.db, this.committer, (queue) => this.queues.get(queue)?.qid);
+    // createIfMissing: false here, because abstract-level starts opening
+    // with these options as soon as the instance exists: open() decides
+    // whether a new database may be created, after looking at the directory.
+    this.db = new ClassicLevel<string, string>(location, { keyEncoding: 'utf8', valueEncoding: 'utf8', createIfMissing: false });
+    this.log = options.log;
+    this.guard = new StorageGuard(this.db, location, options.log);
+    this.committer = new GroupCommitter(this.db, options.sync ?? true, this.guard);
+    this.deliveries = new DeliveryStore(this.db, this.committer, (queue) => this.queues.get(queue)?.qid, this.guard, (key) =>
+      this.reportDamaged(key),
+    );
     this.keys = new KeyIndex(options.dedupe ?? DEFAULT_DEDUPE);
   }
 
@@ -98,26 +129,45 @@ export class LevelStore implements Store {
         cause: err,
       });
     }
+    const fresh = await this.inspect();
     try {
-      await this.db.open();
+      await this.db.open({ createIfMissing: fresh });
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause;
-      if ((err as { code?: string }).code === 'LEVEL_LOCKED' || cause?.code === 'LEVEL_LOCKED') {
-        throw new DiscueError('ALREADY_RUNNING', `another daemon holds the database at ${this.location}`, { cause: err });
-      }
-      throw new DiscueError('STORAGE_ERROR', `cannot open the database at ${this.location}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw openError(this.location, err);
     }
+    try {
+      await this.load(fresh);
+    } catch (err) {
+      // LevelDB opens tables lazily: a damaged one ("not an sstable") shows up here, not at open.
+      await this.db.close().catch(() => undefined);
+      throw err instanceof DiscueError ? err : openError(this.location, err);
+    }
+  }
+
+  /** Reads what the daemon keeps in memory: format, queues, listeners, the newest id. */
+  private async load(fresh: boolean): Promise<void> {
     const format = await this.db.get('meta!format');
-    if (format === undefined) {
-      await this.db.put('meta!format', FORMAT, { sync: true });
-    } else if (format !== FORMAT) {
-      await this.db.close();
-      throw new DiscueError('STORAGE_ERROR', `the database at ${this.location} has format ${format}; this discue reads ${FORMAT}`);
+    // A database created but killed before its format record was synced holds nothing: still fresh.
+    let empty = true;
+    if (format === undefined && !fresh) for await (const _key of this.db.keys({ limit: 1 })) empty = false;
+    if (format === undefined && !empty) {
+      throw new DiscueError(
+        'STORAGE_DAMAGED',
+        `the database at ${this.location} has lost its format record, so it is not known to be a discue database (or it was damaged); ` +
+          'stop here and run `discue daemon repair` (it copies the directory aside first)',
+      );
     }
-    for await (const [, value] of this.db.iterator({ gt: 'q!', lt: 'q!' + HIGH })) {
-      const record = JSON.parse(value) as QueueRecord;
+    if (format !== undefined && !READABLE_FORMATS.has(format)) {
+      throw new DiscueError('STORAGE_ERROR', `the database at ${this.location} has format ${format}; this discue reads ${[...READABLE_FORMATS].join(' and ')}: upgrade discue`);
+    }
+    if (format !== FORMAT) await this.db.put('meta!format', FORMAT, { sync: true });
+    for await (const [key, value] of this.db.iterator({ gt: 'q!', lt: 'q!' + HIGH })) {
+      const record = openRecord<QueueRecord>(key, value);
+      if (record === undefined || typeof record.qid !== 'string' || typeof record.name !== 'string') {
+        // Its messages stay on disk (for `daemon repair`), but the queue cannot be served.
+        this.reportDamaged(key);
+        continue;
+      }
       this.queues.set(record.name, record);
       if (record.lastId) this.ids.observe(record.lastId);
     }
@@ -145,6 +195,7 @@ export class LevelStore implements Store {
     this.closed = true;
     await Promise.allSettled([...this.background]);
     await this.committer.drain();
+    await this.guard.close();
     await this.db.close();
   }
 
@@ -164,7 +215,14 @@ export class LevelStore implements Store {
     let messages = 0;
     for (const q of this.queues.values()) messages += q.messages;
     const { batches, writes, largestBatch } = this.committer.stats;
-    return { queues: this.queues.size, messages, batches, writes, largestBatch };
+    const warnings = [...this.startWarnings];
+    if (this.guard.full) warnings.push(`the disk holding ${this.location} is full: writes are refused until space is free`);
+    if (this.damaged.size > 0) {
+      warnings.push(
+        `${this.damaged.size >= DAMAGED_KEEP ? 'at least ' : ''}${this.damaged.size} damaged record(s) found and skipped, never served (their keys are in \`discue daemon logs\`)`,
+      );
+    }
+    return { queues: this.queues.size, messages, batches, writes, largestBatch, warnings };
   }
 
   // ---- queues ------------------------------------------------------------
@@ -185,9 +243,11 @@ export class LevelStore implements Store {
   async getQueue(name: string): Promise<QueueInfo> {
     const record = this.record(name);
     const info = toInfo(record);
-    for await (const key of this.db.keys({ gt: msgPrefix(record), lt: msgPrefix(record) + HIGH, limit: 1 })) {
-      info.firstId = key.slice(msgPrefix(record).length);
-    }
+    await this.guard.use(async () => {
+      for await (const key of this.db.keys({ gt: msgPrefix(record), lt: msgPrefix(record) + HIGH, limit: 1 })) {
+        info.firstId = key.slice(msgPrefix(record).length);
+      }
+    });
     return info;
   }
 
@@ -207,18 +267,25 @@ export class LevelStore implements Store {
     if (config.maxMessages !== undefined) record.maxMessages = config.maxMessages;
     this.queues.set(record.name, record);
     this.markDirty(record);
-    await this.committer.commit([]);
+    await this.committer.commit([], () => {
+      if (this.queues.get(record.name) === record) this.queues.delete(record.name);
+    });
     for (const listener of this.queueListeners) listener({ type: 'created', queue: record.name });
     return toInfo(record);
   }
 
   async updateQueue(name: string, patch: QueuePatch): Promise<QueueInfo> {
     const record = this.record(name);
+    const before = { schema: record.schema ?? null, retentionMs: record.retentionMs ?? null, maxMessages: record.maxMessages ?? null };
     applyPatch(record, 'schema', patch.schema);
     applyPatch(record, 'retentionMs', patch.retentionMs);
     applyPatch(record, 'maxMessages', patch.maxMessages);
     this.markDirty(record);
-    await this.committer.commit([]);
+    await this.committer.commit([], () => {
+      applyPatch(record, 'schema', before.schema);
+      applyPatch(record, 'retentionMs', before.retentionMs);
+      applyPatch(record, 'maxMessages', before.maxMessages);
+    });
     if (record.maxMessages !== undefined && record.messages > record.maxMessages) this.scheduleTrim(record);
     if (record.retentionMs !== undefined) this.track(this.enforceRetentionFor(record, Date.now()));
     return toInfo(record);
@@ -235,7 +302,12 @@ export class LevelStore implements Store {
     const key = queueKey(name);
     this.committer.markDirty(key, () => ({ type: 'del', key }));
     const { ops, removed } = this.deliveries.forgetQueue(name, record.qid);
-    await this.committer.commit([...ops, { type: 'put', key: 'dq!' + record.qid, value: name }]);
+    // Not undone on failure beyond the queue itself: the listeners' in-memory
+    // registrations changed too, and a daemon that failed to delete a queue
+    // says so; a restart reloads everything from disk.
+    await this.committer.commit([...ops, { type: 'put', key: 'dq!' + record.qid, value: name }], () => {
+      if (!this.queues.has(name)) this.queues.set(name, record);
+    });
     for (const listener of this.queueListeners) listener({ type: 'deleted', queue: name, removedListeners: removed });
     this.track(this.clearDeleted(record.qid));
     if (removed.length > 0) this.track(this.deliveries.clearListenerData(removed));
@@ -342,11 +414,12 @@ export class LevelStore implements Store {
           ? { id, queue, data: input.data, publishedAt }
           : { id, queue, name: input.name, data: input.data, publishedAt };
       envelopes[i] = envelope;
-      ops[i] = { type: 'put', key: prefix + id, value: JSON.stringify(envelope) };
+      ops[i] = { type: 'put', key: prefix + id, value: seal(prefix + id, JSON.stringify(envelope)) };
       bytes += Buffer.byteLength(input.data, 'utf8');
     }
     const last = envelopes[envelopes.length - 1];
     if (last === undefined) return envelopes;
+    const undo = counterUndo(record, inputs.length, bytes, last.id);
     record.messages += inputs.length;
     record.bytes += bytes;
     record.lastId = last.id;
@@ -355,24 +428,41 @@ export class LevelStore implements Store {
     const lastId = last.id;
     this.committer.markDirty('meta!lastId', () => ({ type: 'put', key: 'meta!lastId', value: lastId }));
     if (alsoWrite) for (const op of alsoWrite(envelopes)) ops.push(op);
-    await this.committer.commit(ops);
+    await this.committer.commit(ops, undo);
     for (const listener of this.appendListeners) listener(queue, envelopes);
     if (record.maxMessages !== undefined && record.messages > record.maxMessages) this.scheduleTrim(record);
     return envelopes;
   }
 
   async listMessages(queue: string, options: ListOptions): Promise<Envelope[]> {
+    return (await this.readMessages(queue, options)).messages;
+  }
+
+  async readMessages(queue: string, options: ListOptions): Promise<MessagePage> {
     const record = this.record(queue);
     const prefix = msgPrefix(record);
-    const range: { gt?: string; gte?: string; lt: string; limit: number } = { lt: prefix + HIGH, limit: options.limit };
+    const range: { gt?: string; gte?: string; lt: string } = { lt: prefix + HIGH };
     const afterTime = options.sinceMs === undefined ? undefined : prefix + firstIdAt(options.sinceMs);
     const afterId = options.afterId === undefined ? undefined : prefix + options.afterId;
     if (afterId !== undefined && (afterTime === undefined || afterId >= afterTime)) range.gt = afterId;
     else if (afterTime !== undefined) range.gte = afterTime;
     else range.gt = prefix;
-    const out: Envelope[] = [];
-    for await (const value of this.db.values(range)) out.push(JSON.parse(value) as Envelope);
-    return out;
+    const page: MessagePage = { messages: [], damaged: [] };
+    // No `limit` on the iterator: damaged records are read past, so a page
+    // still holds `limit` good messages and an empty page still means the end.
+    await this.guard.use(async () => {
+      for await (const [key, value] of this.db.iterator(range)) {
+        const envelope = openEnvelope(key, value, prefix, queue);
+        if (envelope === undefined) {
+          this.reportDamaged(key);
+          page.damaged.push(key.slice(prefix.length));
+          continue;
+        }
+        page.messages.push(envelope);
+        if (page.messages.length >= options.limit) break;
+      }
+    });
+    return page;
   }
 
   async countMessages(queue: string, options: { afterId?: string }): Promise<{ count: number; lastId: string | undefined }> {
@@ -381,34 +471,48 @@ export class LevelStore implements Store {
     // Under the deletion lock: a removal reported while the count ran would
     // otherwise be either in its snapshot or not, and a caller keeping the
     // count up to date could not tell which.
-    return this.withLock(record, async () => {
-      let count = 0;
-      let last: string | undefined;
-      for await (const key of this.db.keys({ gt: prefix + (options.afterId ?? ''), lt: prefix + HIGH })) {
-        count++;
-        last = key;
-      }
-      return { count, lastId: last?.slice(prefix.length) };
-    });
+    return this.withLock(record, () =>
+      this.guard.use(async () => {
+        let count = 0;
+        let last: string | undefined;
+        for await (const key of this.db.keys({ gt: prefix + (options.afterId ?? ''), lt: prefix + HIGH })) {
+          count++;
+          last = key;
+        }
+        return { count, lastId: last?.slice(prefix.length) };
+      }),
+    );
   }
 
   async getMessage(queue: string, id: string): Promise<Envelope> {
     const record = this.record(queue);
-    const value = await this.db.get(msgPrefix(record) + id);
+    const key = msgPrefix(record) + id;
+    const value = await this.guard.use(() => this.db.get(key));
     if (value === undefined) throw messageNotFound(queue, id);
-    return JSON.parse(value) as Envelope;
+    const envelope = openEnvelope(key, value, msgPrefix(record), queue);
+    if (envelope === undefined) {
+      this.reportDamaged(key);
+      throw new DiscueError(
+        'DATA_CORRUPT',
+        `message ${id} in queue "${queue}" is damaged on disk (checksum mismatch) and cannot be served; \`discue messages delete ${queue} ${id}\` removes it`,
+      );
+    }
+    return envelope;
   }
 
   async deleteMessage(queue: string, id: string): Promise<void> {
     const record = this.record(queue);
     await this.withLock(record, async () => {
       const key = msgPrefix(record) + id;
-      const value = await this.db.get(key);
+      const value = await this.guard.use(() => this.db.get(key));
       if (value === undefined) throw messageNotFound(queue, id);
+      // A damaged record can be deleted too; its size is then not known.
+      const bytes = dataBytes(openEnvelope(key, value, msgPrefix(record), queue));
+      const undo = counterUndo(record, -1, -bytes);
       record.messages--;
-      record.bytes -= Buffer.byteLength((JSON.parse(value) as Envelope).data, 'utf8');
+      record.bytes -= bytes;
       this.markDirty(record);
-      await this.committer.commit([{ type: 'del', key }]);
+      await this.committer.commit([{ type: 'del', key }], undo);
       this.emitRemoved(record, [id]);
     });
   }
@@ -442,7 +546,7 @@ export class LevelStore implements Store {
     const key = queueKey(record.name);
     this.committer.markDirty(key, () => {
       const live = this.queues.get(record.name);
-      return live ? { type: 'put', key, value: JSON.stringify(live) } : { type: 'del', key };
+      return live ? { type: 'put', key, value: seal(key, JSON.stringify(live)) } : { type: 'del', key };
     });
   }
 
@@ -482,17 +586,20 @@ export class LevelStore implements Store {
       const ops: Op[] = [];
       const ids: string[] = [];
       let bytes = 0;
-      for await (const [key, value] of this.db.iterator({ gt: from, ...bound, limit })) {
-        ops.push({ type: 'del', key });
-        ids.push(key.slice(msgPrefix(record).length));
-        bytes += Buffer.byteLength((JSON.parse(value) as Envelope).data, 'utf8');
-        from = key;
-      }
+      await this.guard.use(async () => {
+        for await (const [key, value] of this.db.iterator({ gt: from, ...bound, limit })) {
+          ops.push({ type: 'del', key });
+          ids.push(key.slice(msgPrefix(record).length));
+          bytes += dataBytes(openEnvelope(key, value, msgPrefix(record), record.name));
+          from = key;
+        }
+      });
       if (ops.length === 0) break;
+      const undo = counterUndo(record, -ops.length, -bytes);
       record.messages -= ops.length;
       record.bytes -= bytes;
       this.markDirty(record);
-      await this.committer.commit(ops);
+      await this.committer.commit(ops, undo);
       this.emitRemoved(record, ids);
       removed += ops.length;
       if (ops.length < limit) break;
@@ -507,9 +614,48 @@ export class LevelStore implements Store {
 
   private async clearDeleted(qid: string): Promise<void> {
     const prefix = `m!${qid}!`;
-    await this.db.clear({ gt: prefix, lt: prefix + HIGH });
-    await this.db.clear({ gt: keyPrefix(qid), lt: keyPrefix(qid) + KEY_HIGH });
+    await this.guard.use(() => this.db.clear({ gt: prefix, lt: prefix + HIGH }));
+    await this.guard.use(() => this.db.clear({ gt: keyPrefix(qid), lt: keyPrefix(qid) + KEY_HIGH }));
     await this.committer.commit([{ type: 'del', key: 'dq!' + qid }]);
+  }
+
+  /**
+   * Looks at the data directory before LevelDB does: LevelDB with
+   * createIfMissing creates a fresh database where CURRENT is missing and
+   * then deletes the old tables as obsolete. Returns whether the directory
+   * holds no database yet.
+   */
+  private async inspect(): Promise<boolean> {
+    const names = await readdir(this.location);
+    const data = names.filter((n) => /^(MANIFEST-\d+|\d+\.(log|ldb|sst))$/.test(n));
+    if (!names.includes('CURRENT')) {
+      if (data.length === 0) return true;
+      throw new DiscueError(
+        'STORAGE_DAMAGED',
+        `the data directory ${this.location} holds database files (${data.slice(0, 4).join(', ')}${data.length > 4 ? ', ...' : ''}) but no CURRENT file, ` +
+          'so LevelDB cannot tell which of them are live; discue will not create an empty database over them. ' +
+          'Run `discue daemon repair` (it copies the directory aside first, then rebuilds the database from the files)',
+      );
+    }
+    // A torn record at the end of the write-ahead log is dropped by LevelDB
+    // without a word. After a power loss that is an unacknowledged write
+    // (acknowledged ones are synced); otherwise the file was cut short.
+    for (const name of data.filter((n) => n.endsWith('.log'))) {
+      const torn = await tornLogTail(`${this.location}/${name}`);
+      if (torn > 0) {
+        const warning =
+          `the write-ahead log ${name} in ${this.location} ended in a torn record (${torn} bytes), which LevelDB drops: ` +
+          'after a power loss that is a write that was never acknowledged; if the machine did not crash, the file was cut short and recent messages may be lost';
+        this.startWarnings.push(warning); // logged by the daemon with the others at start
+      }
+    }
+    return false;
+  }
+
+  private reportDamaged(key: string): void {
+    if (this.damaged.has(key) || this.damaged.size >= DAMAGED_KEEP) return;
+    this.damaged.add(key);
+    this.log?.error('damaged record skipped (checksum mismatch); it is never served', { key, data: this.location });
   }
 
   private withLock<T>(record: QueueRecord, fn: () => Promise<T>): Promise<T> {
@@ -543,6 +689,62 @@ function msgPrefix(record: QueueRecord): string {
 
 function messageNotFound(queue: string, id: string): DiscueError {
   return new DiscueError('MESSAGE_NOT_FOUND', `message ${id} not found in queue "${queue}"`);
+}
+
+/** A stored message, if its record is intact and really is a message of this queue. */
+function openEnvelope(key: string, value: string, prefix: string, queue: string): Envelope | undefined {
+  const envelope = openRecord<Envelope>(key, value);
+  if (envelope === undefined || typeof envelope.data !== 'string' || envelope.queue !== queue) return undefined;
+  if (prefix + envelope.id !== key) return undefined;
+  return envelope;
+}
+
+function dataBytes(envelope: Envelope | undefined): number {
+  return envelope === undefined ? 0 : Buffer.byteLength(envelope.data, 'utf8');
+}
+
+/**
+ * Takes back one write's change to a queue's counters (made right after
+ * this call) if the write fails. Deltas, not a snapshot, so the changes of
+ * other writes queued meanwhile stay; lastId goes back only if it is still
+ * this write's (undos run newest first).
+ */
+function counterUndo(record: QueueRecord, messages: number, bytes: number, newLastId?: string): () => void {
+  const { lastId, lastPublishedAt } = record;
+  return () => {
+    record.messages -= messages;
+    record.bytes -= bytes;
+    if (newLastId === undefined || record.lastId !== newLastId) return;
+    if (lastId === undefined) delete record.lastId;
+    else record.lastId = lastId;
+    if (lastPublishedAt === undefined) delete record.lastPublishedAt;
+    else record.lastPublishedAt = lastPublishedAt;
+  };
+}
+
+/** Names the cause LevelDB gave (classic-level hides it in `cause`) and the next step. */
+function openError(location: string, err: unknown): DiscueError {
+  const cause = errorCause(err);
+  if (cause.code === 'LEVEL_LOCKED') {
+    return new DiscueError('ALREADY_RUNNING', `another daemon holds the database at ${location}`, { cause: err });
+  }
+  if (cause.code === 'LEVEL_CORRUPTION') {
+    return new DiscueError(
+      'STORAGE_DAMAGED',
+      `the database at ${location} is damaged: ${cause.message}. Run \`discue daemon repair\` (it copies the directory aside first, then salvages what it can)`,
+      { cause: err },
+    );
+  }
+  if (/No space left on device|Disk quota exceeded/i.test(cause.message)) {
+    return new DiscueError('STORAGE_FULL', `cannot open the database at ${location}: ${cause.message}; free some space and start again`, {
+      cause: err,
+    });
+  }
+  return new DiscueError(
+    'STORAGE_ERROR',
+    `cannot open the database at ${location}: ${cause.message}. Check the directory's permissions and free space; if LevelDB reports damage, run \`discue daemon repair\``,
+    { cause: err },
+  );
 }
 
 function applyPatch<K extends 'schema' | 'retentionMs' | 'maxMessages'>(

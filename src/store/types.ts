@@ -35,6 +35,21 @@ export interface StoreStats {
   batches: number;
   writes: number;
   largestBatch: number;
+  /** What is wrong with the storage now (disk full, damaged records found), for `daemon status`. */
+  warnings: string[];
+}
+
+/** A page of messages, and the ids of damaged records skipped in it (never served). */
+export interface MessagePage {
+  messages: Envelope[];
+  damaged: string[];
+}
+
+/** Where the store reports what it detects (the daemon's log fits). */
+export interface StoreLog {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
 }
 
 /** What appendOnce did with a batch, position by position. */
@@ -82,13 +97,17 @@ export interface Store {
    * Nats-Msg-Id). A key is written in the same synced batch as its message.
    */
   appendOnce(queue: string, messages: MessageInput[]): Promise<AppendOutcome>;
+  /** Up to `limit` good messages; damaged records are skipped (and logged). */
   listMessages(queue: string, options: ListOptions): Promise<Envelope[]>;
+  /** As listMessages, and says which damaged records it skipped. */
+  readMessages(queue: string, options: ListOptions): Promise<MessagePage>;
   /**
    * Counts every message after `afterId`, and names the last one counted.
    * No removal of the queue's messages runs while it counts: a removal is
    * either in the count's snapshot or reported (onRemove) after the count.
    */
   countMessages(queue: string, options: { afterId?: string }): Promise<{ count: number; lastId: string | undefined }>;
+  /** Throws DATA_CORRUPT for a record that fails its checksum. */
   getMessage(queue: string, id: string): Promise<Envelope>;
   deleteMessage(queue: string, id: string): Promise<void>;
   /** Removes messages past their queue's age limit; returns how many. */

@@ -51,6 +51,10 @@ class FakeQueue {
         });
       },
       getMessage: async (_queue: string, id: string) => this.messages.find((m) => m.id === id)!,
+      readMessages: async (queue: string, options: { afterId?: string; limit: number }) => ({
+        messages: await fake.listMessages(queue, options),
+        damaged: [],
+      }),
     };
     return fake as unknown as Store;
   }

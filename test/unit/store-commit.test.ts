@@ -94,4 +94,41 @@ describe('GroupCommitter', () => {
     expect(db.batches.map((b) => b.ops[0]!.key)).toEqual(['lost', 'next']);
     await committer.drain();
   });
+
+  it('takes back the in-memory changes of a failed batch, newest first, before the next batch is built', async () => {
+    const db = new FakeDb();
+    const committer = new GroupCommitter(db as unknown as ClassicLevel<string, string>);
+    // A queue record as the store keeps it: counters change with the write, the batch writes their latest state.
+    const queue = { messages: 0, lastId: 'a0' };
+    const append = (id: string) => {
+      const before = queue.lastId;
+      queue.messages++;
+      queue.lastId = id;
+      committer.markDirty('q!q', () => ({ type: 'put', key: 'q!q', value: JSON.stringify(queue) }));
+      return committer.commit([put(`m!${id}`)], () => {
+        queue.messages--;
+        if (queue.lastId === id) queue.lastId = before;
+      });
+    };
+    const first = append('a1');
+    // Both wait while the first is written, then go to disk together, and fail together.
+    const second = append('a2');
+    const third = append('a3');
+    const settled = Promise.allSettled([second, third]);
+    while (db.batches.length === 0) await new Promise((r) => setImmediate(r));
+    db.failNext = true; // the next write: the first is already on its way
+    await db.finish();
+    await first;
+    const failed = await settled;
+    expect(failed.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : 'stored'))).toEqual(['disk full', 'disk full']);
+    expect(queue).toEqual({ messages: 1, lastId: 'a1' });
+    // The record those writes changed is still due, and goes with the next batch (of anything), as it now is.
+    const next = committer.commit([put('other')]);
+    await db.finish();
+    await next;
+    expect(db.batches[db.batches.length - 1]!.ops).toEqual([
+      put('other'),
+      { type: 'put', key: 'q!q', value: JSON.stringify({ messages: 1, lastId: 'a1' }) },
+    ]);
+  });
 });

@@ -1,11 +1,19 @@
 import { watch } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import type { Command } from 'commander';
 import { DiscueClient } from '../../client/client.js';
 import { tailFile } from '../../client/logtail.js';
-import { AUTOSTART_ENV, EXIT_ALREADY_RUNNING, assertSocketOrNothing, isAlive, sleep, startDaemon } from '../../client/spawn.js';
+import {
+  AUTOSTART_ENV,
+  EXIT_ALREADY_RUNNING,
+  assertSocketOrNothing,
+  isAlive,
+  sleep,
+  socketAccepts,
+  startDaemon,
+} from '../../client/spawn.js';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
 import type { DaemonStatus } from '../../protocol/messages.js';
 import { assertSocketPath } from '../../protocol/paths.js';
@@ -57,6 +65,7 @@ export function registerDaemon(program: Command): void {
         }
         if (ctx.json) ctx.printJson({ started, ...status });
         else ctx.done(started ? `daemon started (pid ${status.pid})` : `daemon already running (pid ${status.pid})`);
+        for (const warning of status.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
         return EXIT.OK;
       }),
     );
@@ -137,6 +146,47 @@ export function registerDaemon(program: Command): void {
             ['clients', String(status.connections)],
           ]),
         );
+        for (const warning of status.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
+        return EXIT.OK;
+      }),
+    );
+
+  daemon
+    .command('repair')
+    .description('salvage a damaged database: copy the data directory aside, then rebuild it (the daemon must be stopped)')
+    .addHelpText(
+      'after',
+      examples(
+        'discue daemon stop && discue daemon repair    # when start-up says the database is damaged',
+        'discue daemon repair --data-dir /srv/discue/data --json',
+      ),
+    )
+    .option('--data-dir <dir>', 'the data directory to repair (default: $DISCUE_HOME/data)')
+    .action(
+      action(async (ctx, _args, opts) => {
+        const dataDir = resolve((opts.dataDir as string | undefined) ?? ctx.paths.dataDir);
+        // Repairing under a running daemon would rewrite the files it has open.
+        const pid = Number.parseInt(await readFile(ctx.paths.pidFile, 'utf8').catch(() => ''), 10);
+        if ((await socketAccepts(ctx.paths.socket)) || (Number.isInteger(pid) && pid > 0 && isAlive(pid))) {
+          throw new DiscueError(
+            'ALREADY_RUNNING',
+            `the daemon${Number.isInteger(pid) && pid > 0 ? ` (pid ${pid})` : ''} is running; stop it first with \`discue daemon stop\`, then repair`,
+          );
+        }
+        const { repairStore } = await import('../../store/repair.js');
+        const report = await repairStore(dataDir);
+        if (ctx.json) {
+          ctx.printJson(report);
+          return EXIT.OK;
+        }
+        ctx.print(`copied ${report.dataDir} to ${report.backup} (untouched; remove it once all is well)`);
+        ctx.done(`repaired ${report.dataDir}: ${report.queues} queue(s), ${report.messages} message(s) recovered`);
+        if (report.rebuilt.length > 0) ctx.print(`rebuilt from their messages: ${report.rebuilt.join(', ')}`);
+        if (report.damaged > 0) {
+          process.stderr.write(
+            `warning: ${report.damaged} damaged record(s) remain; they are skipped and never served (\`discue messages list\` counts them)\n`,
+          );
+        }
         return EXIT.OK;
       }),
     );

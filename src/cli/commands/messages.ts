@@ -71,8 +71,16 @@ export function registerMessages(program: Command): void {
         let remaining = limit;
         let next = from;
         let last: string | undefined;
+        let damaged = 0;
         while (remaining > 0) {
-          const page = await client.request('messages.list', { queue: name, limit: Math.min(PAGE, remaining), ...next });
+          const params = { queue: name, limit: Math.min(PAGE, remaining), ...next };
+          // A daemon started before an upgrade knows only messages.list (no damaged count).
+          const reply = await client.request('messages.page', params).catch(async (err: unknown) => {
+            if (!(err instanceof DiscueError && err.code === 'UNKNOWN_REQUEST')) throw err;
+            return { messages: await client.request('messages.list', params), damaged: [] };
+          });
+          damaged += reply.damaged.length;
+          const page = reply.messages;
           if (page.length === 0) break;
           // Opened only once a page arrived: an error leaves stdout empty.
           if (output === 'json') json ??= jsonArrayWriter();
@@ -94,6 +102,12 @@ export function registerMessages(program: Command): void {
             if (ctx.json) process.stderr.write(JSON.stringify({ next: { since: last } }) + '\n');
             else ctx.note(`more messages: discue messages list ${name} --since ${last}${command.getOptionValueSource('limit') === 'cli' ? ` --limit ${limit}` : ''} (or --all for every one)`);
           }
+        }
+        if (damaged > 0) {
+          // Not silenced by --quiet: the listing is incomplete and the user must know.
+          process.stderr.write(
+            `warning: ${damaged} damaged message(s) skipped: they failed their checksum and are never served (see \`discue daemon logs\`)\n`,
+          );
         }
         return EXIT.OK;
       }),
