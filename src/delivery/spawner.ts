@@ -59,6 +59,8 @@ export class Spawner {
           reject(err);
         },
       });
+      // A run in flight keeps this process alive until its outcome is in; an idle spawner does not.
+      if (this.runs.size === 1) child.channel?.ref();
       this.send(child, { t: 'run', id, spec });
       if (signal?.aborted) onAbort();
     });
@@ -68,8 +70,9 @@ export class Spawner {
     // No execArgv: the daemon's own flags (heap size, profiling) are not the spawner's.
     const child = fork(ENTRY, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
     this.child = child;
-    // Neither the process nor its channel keeps the daemon alive: when the daemon
-    // exits, the channel closes and the spawner kills what it runs and exits.
+    // An idle spawner does not keep the daemon alive (the channel is referenced only
+    // while runs are in flight). When the daemon exits, the channel closes and the
+    // spawner kills what it runs and exits.
     child.unref();
     child.channel?.unref();
     child.on('message', (reply: SpawnerReply) => {
@@ -79,6 +82,7 @@ export class Spawner {
         if (reply.pid !== undefined) run.pid = reply.pid;
       } else {
         this.runs.delete(reply.id);
+        if (this.runs.size === 0) child.channel?.unref();
         run.resolve(reply.outcome);
       }
     });
