@@ -18,15 +18,16 @@
  * thread spent the window.
  */
 import type { ChildProcess } from 'node:child_process';
-import { execFile, fork } from 'node:child_process';
+import { execFile, fork, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { connect } from '../../src/index.js';
 import type { DiscueClient } from '../../src/index.js';
-import { BenchDaemon, ROOT, cpuSeconds } from './daemon.js';
+import { BIN, BenchDaemon, ROOT, cpuSeconds, discueEnv } from './daemon.js';
 import type { Section, SectionContext, SectionResult, Table, Target } from './lib.js';
 import { check, fmtBytes, fmtMs, fmtRate, log, scaled, sleep, summarize } from './lib.js';
+import { answersHello } from './wire.js';
 
 const RATE = Number(process.env.BENCH_MIX_RATE ?? 300);
 const WINDOW_MS = Number(process.env.BENCH_MIX_SECONDS ?? scaled(40, 10)) * 1000;
@@ -126,12 +127,9 @@ async function commandsDelivered(client: DiscueClient, ids: string[]): Promise<n
 async function runMix(ctx: SectionContext, sink: MixSink, mode: Mode): Promise<MixResult> {
   const profileDir = join(ctx.root, `prof-${mode}`);
   const env: NodeJS.ProcessEnv = { DISCUE_SPAWNER: mode };
-  if (PROFILE) {
-    mkdirSync(profileDir, { recursive: true });
-    env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${profileDir}`.trim();
-  }
   const daemon = new BenchDaemon(join(ctx.root, `d-mix-${mode}`), ctx.cleanup, env);
-  await daemon.start();
+  if (PROFILE) await startProfiled(daemon, env, profileDir);
+  else await daemon.start();
   const daemonPid = daemon.pid!;
   const client = await connect({ home: daemon.home, autoStart: false });
   try {
@@ -224,6 +222,28 @@ async function runMixProfiled(ctx: SectionContext, sink: MixSink, mode: Mode): P
 }
 
 // ---- the daemon's CPU profile ------------------------------------------------------------
+
+/**
+ * Node refuses --cpu-prof in NODE_OPTIONS, and `daemon start` spawns the
+ * daemon without flags: so the profiled daemon is run directly in the
+ * foreground form (the process `daemon start` would have spawned), detached.
+ */
+async function startProfiled(daemon: BenchDaemon, env: NodeJS.ProcessEnv, dir: string): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  mkdirSync(daemon.home, { recursive: true, mode: 0o700 });
+  const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, BIN, 'daemon', 'start', '--foreground'], {
+    env: { ...discueEnv(daemon.home), ...env },
+    detached: true,
+    stdio: 'ignore',
+  });
+  child.unref();
+  daemon.pid = child.pid;
+  const deadline = Date.now() + 60_000;
+  while (!(await answersHello(daemon.socket))) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`profiled daemon did not answer on ${daemon.socket}`);
+    await sleep(10);
+  }
+}
 
 interface ProfileLine {
   fn: string;
