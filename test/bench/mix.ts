@@ -37,6 +37,8 @@ const PROFILE = process.env.BENCH_MIX_PROFILE === '1';
 const SPAWN_COMMANDS = scaled(200, 50);
 const MAX_PUBLISHES_IN_FLIGHT = 2_000;
 
+/** `none`: the control, the same HTTP listeners without command listeners (what the machine allows now). */
+type RunMode = 'none' | Mode;
 type Mode = 'inline' | 'process';
 
 // ---- the sink ---------------------------------------------------------------------
@@ -86,7 +88,7 @@ class MixSink {
 // ---- one run of the mix ---------------------------------------------------------------
 
 interface MixResult {
-  mode: Mode;
+  mode: RunMode;
   daemonPid: number;
   seconds: number;
   published: number;
@@ -124,9 +126,10 @@ async function commandsDelivered(client: DiscueClient, ids: string[]): Promise<n
   return n;
 }
 
-async function runMix(ctx: SectionContext, sink: MixSink, mode: Mode): Promise<MixResult> {
+async function runMix(ctx: SectionContext, sink: MixSink, mode: RunMode): Promise<MixResult> {
   const profileDir = join(ctx.root, `prof-${mode}`);
-  const env: NodeJS.ProcessEnv = { DISCUE_SPAWNER: mode };
+  const env: NodeJS.ProcessEnv = mode === 'none' ? {} : { DISCUE_SPAWNER: mode };
+  const commandListeners = mode === 'none' ? 0 : COMMAND_LISTENERS;
   const daemon = new BenchDaemon(join(ctx.root, `d-mix-${mode}`), ctx.cleanup, env);
   if (PROFILE) await startProfiled(daemon, env, profileDir);
   else await daemon.start();
@@ -136,7 +139,7 @@ async function runMix(ctx: SectionContext, sink: MixSink, mode: Mode): Promise<M
     await client.request('queue.create', { name: 'mix' });
     for (let i = 0; i < HTTP_LISTENERS; i++) await client.request('listener.add', { kind: 'http', queues: ['mix'], url: sink.url, from: 'new' });
     const commandIds: string[] = [];
-    for (let i = 0; i < COMMAND_LISTENERS; i++) {
+    for (let i = 0; i < commandListeners; i++) {
       commandIds.push((await client.request('listener.add', { kind: 'exec', queues: ['mix'], command: 'cat', from: 'new' })).id);
     }
     // Warm-up: every listener running, the spawner (if any) forked, connections open.
@@ -146,14 +149,14 @@ async function runMix(ctx: SectionContext, sink: MixSink, mode: Mode): Promise<M
       await sleep(50);
     }
     const deadline = Date.now() + 30_000;
-    while ((await commandsDelivered(client, commandIds)) < 10 * COMMAND_LISTENERS && Date.now() < deadline) await sleep(50);
+    while ((await commandsDelivered(client, commandIds)) < 10 * commandListeners && Date.now() < deadline) await sleep(50);
     await sink.take();
 
     const spawner = mode === 'process' ? spawnerOf(daemonPid) : undefined;
     const commands0 = await commandsDelivered(client, commandIds);
     const cpu0 = daemon.cpuSeconds();
     const spawnerCpu0 = spawner === undefined ? 0 : cpuSeconds(spawner);
-    log(`mix (${mode}): ${RATE} msgs/s for ${WINDOW_MS / 1000} s to ${HTTP_LISTENERS} HTTP + ${COMMAND_LISTENERS} command listeners`);
+    log(`mix (${mode}): ${RATE} msgs/s for ${WINDOW_MS / 1000} s to ${HTTP_LISTENERS} HTTP + ${commandListeners} command listeners`);
     const lags: number[] = [];
     const perSecond: number[] = [];
     let lastSecondLags: number[] = [];
@@ -215,7 +218,7 @@ async function runMix(ctx: SectionContext, sink: MixSink, mode: Mode): Promise<M
   }
 }
 
-async function runMixProfiled(ctx: SectionContext, sink: MixSink, mode: Mode): Promise<MixResult> {
+async function runMixProfiled(ctx: SectionContext, sink: MixSink, mode: RunMode): Promise<MixResult> {
   const result = await runMix(ctx, sink, mode);
   if (PROFILE) result.profile = readProfile(join(ctx.root, `prof-${mode}`), result.daemonPid);
   return result;
@@ -310,32 +313,33 @@ export const mixSection: Section = {
   async run(ctx: SectionContext): Promise<SectionResult> {
     const sink = await MixSink.start(ctx);
     const runs: MixResult[] = [];
-    for (const mode of ['inline', 'process'] as const) {
+    for (const mode of ['none', 'inline', 'process'] as const) {
       const run = await runMixProfiled(ctx, sink, mode);
       runs.push(run);
     }
     sink.stop();
     const row = (r: MixResult): string[] => [
-      r.mode === 'inline' ? 'before: spawned on the daemon thread' : 'after: spawner process',
+      { none: 'control: no command listeners', inline: 'before: spawned on the daemon thread', process: 'after: spawner process' }[r.mode],
       fmtRate(r.httpDemandRate),
       fmtRate(r.httpRate),
       r.httpBehind.toLocaleString('en-US'),
       fmtMs(r.lagMs.p50, 0),
       fmtMs(r.lagMs.p99, 0),
       fmtMs(r.lagMs.max, 0),
-      fmtRate(r.commandRate),
+      r.mode === 'none' ? '-' : fmtRate(r.commandRate),
       `${r.daemonCpuPct.toFixed(0)}%` + (r.spawnerCpuPct === undefined ? '' : ` (+${r.spawnerCpuPct.toFixed(0)}%)`),
       fmtBytes(r.daemonPeakRss),
     ];
     ctx.report({
-      title: `Mix: ${RATE} msgs/s live, ${HTTP_LISTENERS} HTTP + ${COMMAND_LISTENERS} command listeners (\`cat\`), ${WINDOW_MS / 1000} s each`,
+      title: `Mix: ${RATE} msgs/s live, ${HTTP_LISTENERS} HTTP + ${COMMAND_LISTENERS} command listeners (\`cat\`), ${WINDOW_MS / 1000} s each, and the control without them`,
       columns: ['spawning', 'HTTP demand/s', 'HTTP deliv/s', 'HTTP behind at end', 'lag p50 ms', 'lag p99 ms', 'lag max ms', 'cmd deliv/s', 'daemon CPU (spawner)', 'daemon RSS'],
       rows: runs.map(row),
       notes: [
         'lag = sink receive time - envelope publishedAt, over every HTTP delivery that arrived in the window; what had not arrived is "behind at end".',
         `lag max in the last second: ${runs.map((r) => `${r.mode} ${fmtMs(r.lastSecondLagMaxMs, 0)} ms`).join(', ')}.`,
         `HTTP deliveries per second: ${runs.map((r) => `${r.mode} [${r.perSecond.join(' ')}]`).join('; ')}.`,
-        'CPU in % of one core over the window; "+" is the spawner process (its commands not counted). Fresh daemon per mode, same sink process.',
+        'CPU in % of one core over the window; "+" is the spawner process (its commands not counted). Fresh daemon per run, same sink process.',
+        'The control shows what this machine delivers to the same HTTP listeners at this moment; on a busy machine the sink and the daemon wait for a core, and that, not the daemon, sets the pace.',
         '"before" is DISCUE_SPAWNER=inline: the old spawning path with plain child_process.spawn in place of execa (execa cost ~2 ms more per spawn).',
       ],
     });
