@@ -362,7 +362,7 @@ export const mixSection: Section = {
       notes: [
         'busy = event loop utilisation (active time) over the run / commands: everything the thread did per command (spawn, pipes, IPC, JSON).',
         'CPU = process.cpuUsage() (user + system, all of the process\'s threads) / commands.',
-        'block = monitorEventLoopDelay (1 ms resolution): the longest time the loop could not serve anything else.',
+        'block = monitorEventLoopDelay (1 ms resolution, a second pass, since its timer costs busy time of its own): the longest time the loop could not serve anything else.',
       ],
     });
     const profileTables: Table[] = runs
