@@ -7,7 +7,7 @@
  *              own thread, one per event-loop iteration (the code before the
  *              spawner, minus execa, which added ~2 ms per spawn on top);
  *   - process: the default, commands run by the spawner process.
- * Measured over the window: HTTP delivery lag (sink receive time minus the
+ * Each run publishes for a warm-up first, then measures over the window: HTTP delivery lag (sink receive time minus the
  * envelope's publishedAt), HTTP and command deliveries/s against demand,
  * daemon (and spawner) CPU. Then the cost of one command delivery to the
  * event loop that delivers it, both ways, at the daemon's size
@@ -31,6 +31,7 @@ import { answersHello } from './wire.js';
 
 const RATE = Number(process.env.BENCH_MIX_RATE ?? 300);
 const WINDOW_MS = Number(process.env.BENCH_MIX_SECONDS ?? scaled(40, 10)) * 1000;
+const WARMUP_MS = scaled(10_000, 3_000);
 const HTTP_LISTENERS = 12;
 const COMMAND_LISTENERS = 2;
 const PROFILE = process.env.BENCH_MIX_PROFILE === '1';
@@ -152,41 +153,57 @@ async function runMix(ctx: SectionContext, sink: MixSink, mode: RunMode): Promis
     while ((await commandsDelivered(client, commandIds)) < 10 * commandListeners && Date.now() < deadline) await sleep(50);
     await sink.take();
 
+    let published = 0;
+    let inFlight = 0;
+    let failed: unknown;
+    /** Publishes at RATE, open loop, for `ms`; `each` runs about once a second. */
+    const publishFor = async (ms: number, each: () => Promise<void>) => {
+      const t0 = performance.now();
+      const base = published;
+      let nextTick = t0 + 1000;
+      while (performance.now() - t0 < ms) {
+        const due = base + Math.floor(((performance.now() - t0) * RATE) / 1000) + 1;
+        while (published < due && inFlight < MAX_PUBLISHES_IN_FLIGHT) {
+          const data = ctx.payloads[published++ % ctx.payloads.length]!;
+          inFlight++;
+          void client.publish('mix', { data }).then(
+            () => inFlight--,
+            (err: unknown) => (failed = err),
+          );
+        }
+        if (failed) throw failed;
+        if (performance.now() >= nextTick) {
+          nextTick += 1000;
+          await each();
+        }
+        await sleep(1);
+      }
+    };
+    // Steady state, as in a soak: the same load for a while before measuring (JIT, connections, buffers).
+    log(`mix (${mode}): ${RATE} msgs/s, ${WARMUP_MS / 1000} s warm-up, then ${WINDOW_MS / 1000} s measured, ${HTTP_LISTENERS} HTTP + ${commandListeners} command listeners`);
+    let warmDelivered = 0;
+    await publishFor(WARMUP_MS, async () => {
+      warmDelivered += (await sink.take()).count;
+    });
+    warmDelivered += (await sink.take()).count;
+    const warmPublished = published;
+
     const spawner = mode === 'process' ? spawnerOf(daemonPid) : undefined;
     const commands0 = await commandsDelivered(client, commandIds);
     const cpu0 = daemon.cpuSeconds();
     const spawnerCpu0 = spawner === undefined ? 0 : cpuSeconds(spawner);
-    log(`mix (${mode}): ${RATE} msgs/s for ${WINDOW_MS / 1000} s to ${HTTP_LISTENERS} HTTP + ${commandListeners} command listeners`);
     const lags: number[] = [];
     const perSecond: number[] = [];
     let lastSecondLags: number[] = [];
     let peakRss = 0;
-    let published = 0;
-    let inFlight = 0;
-    let failed: unknown;
     const t0 = performance.now();
-    let nextSample = t0 + 1000;
-    while (performance.now() - t0 < WINDOW_MS) {
-      const due = Math.floor(((performance.now() - t0) * RATE) / 1000) + 1;
-      while (published < due && inFlight < MAX_PUBLISHES_IN_FLIGHT) {
-        const data = ctx.payloads[published++ % ctx.payloads.length]!;
-        inFlight++;
-        void client.publish('mix', { data }).then(
-          () => inFlight--,
-          (err: unknown) => (failed = err),
-        );
-      }
-      if (failed) throw failed;
-      if (performance.now() >= nextSample) {
-        nextSample += 1000;
-        const taken = await sink.take();
-        perSecond.push(taken.count);
-        for (const l of taken.lags) lags.push(l);
-        lastSecondLags = taken.lags;
-        peakRss = Math.max(peakRss, daemon.memory().rssBytes);
-      }
-      await sleep(1);
-    }
+    await publishFor(WINDOW_MS, async () => {
+      const taken = await sink.take();
+      perSecond.push(taken.count);
+      for (const l of taken.lags) lags.push(l);
+      lastSecondLags = taken.lags;
+      peakRss = Math.max(peakRss, daemon.memory().rssBytes);
+    });
     const seconds = (performance.now() - t0) / 1000;
     const taken = await sink.take();
     for (const l of taken.lags) lags.push(l);
@@ -198,10 +215,10 @@ async function runMix(ctx: SectionContext, sink: MixSink, mode: RunMode): Promis
       mode,
       daemonPid,
       seconds,
-      published,
-      httpDemandRate: (published * HTTP_LISTENERS) / seconds,
+      published: published - warmPublished,
+      httpDemandRate: ((published - warmPublished) * HTTP_LISTENERS) / seconds,
       httpRate: httpDelivered / seconds,
-      httpBehind: published * HTTP_LISTENERS - httpDelivered,
+      httpBehind: published * HTTP_LISTENERS - warmDelivered - httpDelivered,
       lagMs: summarize(lags),
       lastSecondLagMaxMs: Math.max(0, ...lastSecondLags),
       commandRate: commands / seconds,
@@ -335,7 +352,7 @@ export const mixSection: Section = {
       columns: ['spawning', 'HTTP demand/s', 'HTTP deliv/s', 'HTTP behind at end', 'lag p50 ms', 'lag p99 ms', 'lag max ms', 'cmd deliv/s', 'daemon CPU (spawner)', 'daemon RSS'],
       rows: runs.map(row),
       notes: [
-        'lag = sink receive time - envelope publishedAt, over every HTTP delivery that arrived in the window; what had not arrived is "behind at end".',
+        `Each run: ${WARMUP_MS / 1000} s at the same rate first (not measured), then the window. lag = sink receive time - envelope publishedAt, over every HTTP delivery that arrived in the window; what had not arrived by its end is "behind at end".`,
         `lag max in the last second: ${runs.map((r) => `${r.mode} ${fmtMs(r.lastSecondLagMaxMs, 0)} ms`).join(', ')}.`,
         `HTTP deliveries per second: ${runs.map((r) => `${r.mode} [${r.perSecond.join(' ')}]`).join('; ')}.`,
         'CPU in % of one core over the window; "+" is the spawner process (its commands not counted). Fresh daemon per run, same sink process.',
