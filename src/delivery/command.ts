@@ -4,26 +4,47 @@
  * stdin, verbatim; metadata in DISCUE_* variables. Message content never
  * reaches the command line. The command runs in its own process group so
  * that a timeout kills the whole tree, not just the first process.
+ *
+ * The daemon's commands run in the spawner process (spawner.ts), so that
+ * forking them does not stop the daemon's thread; the foreground
+ * `listen --exec` runs its command itself (run-command.ts).
  */
 import type { Writable } from 'node:stream';
-type Execa = typeof import('execa');
-/** execa (a few hundred modules) is loaded on the first command delivery, not at daemon start. */
-let execaModule: Promise<Execa> | undefined;
 import type { Envelope } from '../protocol/messages.js';
 import type { ListenerRecord } from '../store/deliveries.js';
+import { runCommand } from './run-command.js';
+import type { CommandOutcome, CommandSpec } from './run-command.js';
+import { Spawner, SpawnerDied } from './spawner.js';
 import { tail } from './types.js';
 import type { SendResult, Sender } from './types.js';
 
-/** Output kept per attempt, from the end; the rest is read and dropped. */
-const OUTPUT_TAIL_BYTES = 4096;
 /**
  * Linux refuses to exec with any single environment string over 128 KiB
  * (MAX_ARG_STRLEN, E2BIG), and data may be up to 256 KiB. Above this size
  * DISCUE_MESSAGE carries the envelope without `data`, which is on stdin anyway.
  */
 export const MAX_ENV_MESSAGE_BYTES = 96 * 1024;
+/**
+ * Runs of one attempt whose spawner died under them before the attempt
+ * counts as failed. A spawner killed from outside (OOM killer, a stray
+ * kill) is not the receiver's fault: the command is run again on a fresh
+ * spawner, as the same attempt. A command that kills its own runner every
+ * time is, and must not loop for ever.
+ */
+const SPAWNER_RUNS = 3;
+/**
+ * DISCUE_SPAWNER=inline makes the daemon spawn on its own thread, one spawn
+ * per event-loop iteration: how it worked before the spawner process. Only
+ * the benchmark sets it, to measure both ways in one run.
+ */
+const DAEMON_INLINE = process.env.DISCUE_SPAWNER === 'inline';
+
+/** One spawner for every command listener of the daemon, forked on the first command delivery. */
+let spawner: Spawner | undefined;
 
 export interface CommandSenderOptions {
+  /** Run the command in this process (the foreground `listen --exec`), not in the spawner. */
+  inline?: boolean;
   /** Also write the command's stdout / stderr here as it comes (foreground `listen --exec`). */
   stdout?: Writable;
   stderr?: Writable;
@@ -37,94 +58,64 @@ export class CommandSender implements Sender {
 
   async send(message: Envelope, attempt: number, signal: AbortSignal): Promise<SendResult> {
     const { command = [], shell, cwd, timeoutMs, id, name } = this.listener;
-    const env: Record<string, string> = {
-      DISCUE_MESSAGE_ID: message.id,
-      DISCUE_QUEUE: message.queue,
-      DISCUE_NAME: message.name ?? '',
-      DISCUE_PUBLISHED_AT: message.publishedAt,
-      DISCUE_ATTEMPT: String(attempt),
-      DISCUE_LISTENER: name ?? id,
-      DISCUE_MESSAGE: envMessage(message),
-    };
     const [file, ...args] = shell ? [command.join(' ')] : command;
-    await spawnTurn();
-    if (signal.aborted) return { ok: false, error: 'stopped by the daemon' };
-    // Not buffered by execa: a command that prints megabytes would be killed at
-    // maxBuffer and its delivery failed although it exited 0. We keep a tail.
-    const { execa } = await (execaModule ??= import('execa'));
-    const child = execa(file!, args, {
-      input: message.data,
-      env,
-      extendEnv: true,
-      cwd,
+    const spec: CommandSpec = {
+      file: file!,
+      args,
       shell: shell === true,
-      detached: true,
-      reject: false,
-      buffer: false,
-    });
-    const collected = new TailBuffer(OUTPUT_TAIL_BYTES);
-    child.stdout?.on('data', (chunk: Buffer) => {
-      collected.push(chunk);
-      this.options.stdout?.write(chunk);
-    });
-    child.stderr?.on('data', (chunk: Buffer) => {
-      collected.push(chunk);
-      this.options.stderr?.write(chunk);
-    });
-    let killedBy: string | undefined;
-    const killTree = (why: string) => {
-      if (killedBy) return;
-      killedBy = why;
-      if (child.pid !== undefined) {
-        try {
-          process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          child.kill('SIGKILL');
-        }
-      }
+      env: {
+        DISCUE_MESSAGE_ID: message.id,
+        DISCUE_QUEUE: message.queue,
+        DISCUE_NAME: message.name ?? '',
+        DISCUE_PUBLISHED_AT: message.publishedAt,
+        DISCUE_ATTEMPT: String(attempt),
+        DISCUE_LISTENER: name ?? id,
+        DISCUE_MESSAGE: envMessage(message),
+      },
+      input: message.data,
+      timeoutMs,
     };
-    const timer = setTimeout(() => killTree(`timed out after ${timeoutMs} ms`), timeoutMs);
-    const onAbort = () => killTree('stopped by the daemon');
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      const result = await child;
-      const output = tail(collected.text());
-      if (killedBy) {
-        // The leader may be gone already; take the rest of its group with it.
-        return { ok: false, error: killedBy, signal: 'SIGKILL', output };
-      }
-      if (result.exitCode === 0) return { ok: true, exitCode: 0, output };
-      const out: SendResult = { ok: false, output };
-      if (result.exitCode !== undefined) {
-        out.exitCode = result.exitCode;
-        out.error = `exit code ${result.exitCode}`;
-      } else if (result.signal) {
-        out.signal = result.signal;
-        out.error = `killed by ${result.signal}`;
-      } else {
-        out.error = result.shortMessage ?? result.message ?? 'command failed';
-      }
-      return out;
-    } finally {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-      if (killedBy && child.pid !== undefined) {
-        try {
-          process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          // group already gone
-        }
+    if (cwd !== undefined) spec.cwd = cwd;
+    if (this.options.inline || DAEMON_INLINE) {
+      await spawnTurn();
+      if (signal.aborted) return { ok: false, error: 'stopped by the daemon' };
+      return resultOf(await this.runHere(spec, signal));
+    }
+    for (let runs = 1; ; runs++) {
+      if (signal.aborted) return { ok: false, error: 'stopped by the daemon' };
+      try {
+        return resultOf(await (spawner ??= new Spawner()).run(spec, signal));
+      } catch (err) {
+        if (!(err instanceof SpawnerDied)) throw err;
+        if (runs >= SPAWNER_RUNS) return { ok: false, error: `${err.message}; it died ${runs} times while running this attempt` };
       }
     }
   }
+
+  private runHere(spec: CommandSpec, signal: AbortSignal): Promise<CommandOutcome> {
+    const { stdout, stderr } = this.options;
+    const running = runCommand(spec, { onOutput: (stream, chunk) => (stream === 'stdout' ? stdout : stderr)?.write(chunk) });
+    const onAbort = () => running.kill('stopped by the daemon');
+    signal.addEventListener('abort', onAbort, { once: true });
+    return running.done.finally(() => signal.removeEventListener('abort', onAbort));
+  }
+}
+
+function resultOf(outcome: CommandOutcome): SendResult {
+  const output = tail(outcome.output);
+  if (outcome.killedBy) return { ok: false, error: outcome.killedBy, signal: 'SIGKILL', output };
+  if (outcome.error) return { ok: false, error: outcome.error, output };
+  if (outcome.exitCode === 0) return { ok: true, exitCode: 0, output };
+  if (outcome.exitCode !== undefined) return { ok: false, exitCode: outcome.exitCode, error: `exit code ${outcome.exitCode}`, output };
+  if (outcome.signal) return { ok: false, signal: outcome.signal, error: `killed by ${outcome.signal}`, output };
+  return { ok: false, error: 'the command ended without an exit code', output };
 }
 
 /**
- * Spawning blocks the event loop for a few milliseconds (fork + exec happen
- * synchronously). Several command listeners finishing in the same turn
- * would spawn back to back and starve every HTTP listener of the daemon; so
- * spawns take turns, at most one per event-loop iteration, with the I/O of
- * the others in between.
+ * Spawning on this thread blocks it for a few milliseconds (fork + exec
+ * happen synchronously). Several commands finishing in the same turn would
+ * spawn back to back and starve everything else of the process; so inline
+ * spawns take turns, at most one per event-loop iteration.
  */
 let spawnQueue: Promise<void> = Promise.resolve();
 function spawnTurn(): Promise<void> {
@@ -138,24 +129,4 @@ function envMessage(message: Envelope): string {
   if (Buffer.byteLength(json, 'utf8') <= MAX_ENV_MESSAGE_BYTES) return json;
   const { data: _data, ...rest } = message;
   return JSON.stringify(rest);
-}
-
-/** The last `max` bytes written to it. */
-class TailBuffer {
-  private chunks: Buffer[] = [];
-  private size = 0;
-  constructor(private readonly max: number) {}
-
-  push(chunk: Buffer): void {
-    this.chunks.push(chunk);
-    this.size += chunk.length;
-    while (this.size - this.chunks[0]!.length >= this.max) this.size -= this.chunks.shift()!.length;
-  }
-
-  text(): string {
-    const all = Buffer.concat(this.chunks);
-    const text = all.subarray(Math.max(0, all.length - this.max)).toString('utf8');
-    // A cut in the middle of a UTF-8 sequence shows as U+FFFD at the start: drop it.
-    return all.length > this.max ? text.replace(/^\uFFFD+/, '') : text;
-  }
 }

@@ -47,6 +47,8 @@ export class BenchDaemon {
   constructor(
     readonly home: string,
     cleanup: Cleanup,
+    /** Extra environment for the daemon (the mix section's DISCUE_SPAWNER, NODE_OPTIONS). */
+    private readonly env: NodeJS.ProcessEnv = {},
   ) {
     this.socket = join(home, 'run', 'discue.sock');
     this.logFile = join(home, 'daemon.log');
@@ -68,7 +70,7 @@ export class BenchDaemon {
   private async doStart(): Promise<StartTiming> {
     const t0 = performance.now();
     const child = spawn(process.execPath, [BIN, 'daemon', 'start'], {
-      env: discueEnv(this.home),
+      env: { ...discueEnv(this.home), ...this.env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';

@@ -1,6 +1,6 @@
 /**
  * Delivery (issue 3): discue's HTTP and command delivery against their raw
- * baselines (undici POSTs, execa spawns, one at a time), end-to-end latency
+ * baselines (undici POSTs, child_process spawns, one at a time), end-to-end latency
  * from publish returning to the HTTP listener receiving at a steady rate, and
  * daemon RSS while 100 HTTP listeners drain a large backlog.
  *
@@ -9,9 +9,8 @@
  * and reports over IPC. Every case uses a fresh queue.
  */
 import type { ChildProcess } from 'node:child_process';
-import { fork } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { Agent, request } from 'undici';
 import { connect } from '../../src/index.js';
 import type { DiscueClient } from '../../src/index.js';
@@ -190,18 +189,30 @@ async function discueHttp(client: DiscueClient, sink: Sink, payloads: string[], 
 
 // ---- 2: commands -----------------------------------------------------------------------------
 
-async function rawExeca(payloads: string[], n: number): Promise<RateResult> {
-  for (let i = 0; i < 5; i++) await execa('cat', [], { input: payloads[i]!, reject: false });
+/** One command run the plain way (what the spawner does): data on stdin, wait for its exit and output. */
+function runCat(input: string): Promise<number | null> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('cat', [], { stdio: ['pipe', 'pipe', 'pipe'] });
+    child.stdout.resume();
+    child.stderr.resume();
+    child.once('error', reject);
+    child.once('close', (code) => resolve(code));
+    child.stdin.end(input);
+  });
+}
+
+async function rawSpawn(payloads: string[], n: number): Promise<RateResult> {
+  for (let i = 0; i < 5; i++) await runCat(payloads[i]!);
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
-    const r = await execa('cat', [], { input: payloads[i % payloads.length]!, reject: false });
-    if (r.exitCode !== 0) throw new Error(`cat exited ${String(r.exitCode)}`);
+    const code = await runCat(payloads[i % payloads.length]!);
+    if (code !== 0) throw new Error(`cat exited ${String(code)}`);
   }
   return rateOf(n, performance.now() - t0);
 }
 
 async function discueExec(client: DiscueClient, payloads: string[], n: number): Promise<RateResult> {
-  // Warm-up: the daemon loads execa on its first command delivery.
+  // Warm-up: the daemon forks its spawner on its first command delivery.
   const warm = await freshQueue(client, 'execwarm');
   await backlog(client, warm, payloads, 5);
   const w = await client.request('listener.add', { kind: 'exec', queues: [warm], command: 'cat', from: 'all' });
@@ -386,19 +397,19 @@ export const deliverySection: Section = {
       ],
     });
 
-    log(`exec: raw execa('cat'), ${EXEC_MESSAGES} spawns one at a time`);
-    const rawExec = await rawExeca(ctx.payloads, EXEC_MESSAGES);
+    log(`exec: raw spawn('cat'), ${EXEC_MESSAGES} spawns one at a time`);
+    const rawExec = await rawSpawn(ctx.payloads, EXEC_MESSAGES);
     log(`exec: discue command delivery ('cat'), ${EXEC_MESSAGES}-message backlog`);
     const exec1 = await discueExec(client, ctx.payloads, EXEC_MESSAGES);
-    log('exec: raw execa again');
-    const rawExec2 = await rawExeca(ctx.payloads, EXEC_MESSAGES);
+    log('exec: raw spawn again');
+    const rawExec2 = await rawSpawn(ctx.payloads, EXEC_MESSAGES);
     const rawExecRate = (rawExec.rate + rawExec2.rate) / 2;
     ctx.report({
-      title: `Command delivery vs raw execa spawns (\`cat\`, data on stdin, ${EXEC_MESSAGES} messages)`,
+      title: `Command delivery vs raw child_process spawns (\`cat\`, data on stdin, ${EXEC_MESSAGES} messages)`,
       columns: ['what', 'deliveries', 'seconds', 'deliveries/s', 'vs raw'],
       rows: [
-        ['raw execa(cat), 1 at a time (before)', String(rawExec.deliveries), rawExec.seconds.toFixed(2), fmtRate(rawExec.rate), fmtPct(rawExec.rate / rawExecRate)],
-        ['raw execa(cat), 1 at a time (after)', String(rawExec2.deliveries), rawExec2.seconds.toFixed(2), fmtRate(rawExec2.rate), fmtPct(rawExec2.rate / rawExecRate)],
+        ['raw spawn(cat), 1 at a time (before)', String(rawExec.deliveries), rawExec.seconds.toFixed(2), fmtRate(rawExec.rate), fmtPct(rawExec.rate / rawExecRate)],
+        ['raw spawn(cat), 1 at a time (after)', String(rawExec2.deliveries), rawExec2.seconds.toFixed(2), fmtRate(rawExec2.rate), fmtPct(rawExec2.rate / rawExecRate)],
         ['discue command delivery, 1 listener', String(exec1.deliveries), exec1.seconds.toFixed(2), fmtRate(exec1.rate), fmtPct(exec1.rate / rawExecRate)],
       ],
       notes: ['discue: timed from `listener add` (from all) until listener.get reports all delivered (polled every 20 ms).'],
@@ -450,7 +461,7 @@ export const deliverySection: Section = {
         value: http10.rate / rawHttpRate,
       },
       check(
-        'command delivery >= 80% of raw execa spawn rate',
+        'command delivery >= 80% of raw spawn rate',
         `${fmtRate(exec1.rate)}/s = ${fmtPct(exec1.rate / rawExecRate)} of ${fmtRate(rawExecRate)}/s`,
         exec1.rate / rawExecRate,
         0.8,

@@ -258,3 +258,99 @@ describe('command delivery', () => {
     expect(lines(join(sb.dir, 'parallel.log')).sort()).toEqual([...expected].sort());
   });
 });
+
+/**
+ * The attempt is the command's own process (issue 7): a background child
+ * that keeps the command's output pipes open, in the command's process
+ * group or escaped from it with setsid, neither turns a success into a
+ * timeout nor holds the listener, the deadline, or `daemon stop`.
+ */
+describe("command delivery: the command's own exit decides, not its pipes", () => {
+  /** Every pid the scripts wrote to `file`, killed at the end of the test. */
+  const pidsIn = (file: string) => {
+    const pids = lines(join(sb.dir, file)).map(Number);
+    leftovers.push(...pids);
+    return pids;
+  };
+
+  it('`sleep 300 & echo ok` is delivered once, ok, and the next message goes while the background sleep still runs', async () => {
+    await mustRun(sb, ['queue', 'create', 'orders']);
+    const l = await addListener(sb, ['--queue', 'orders', '--shell', '--exec', 'sleep 300 & echo $! >> bg.pids; cat >> got.log; echo >> got.log; echo ok']);
+    const ids = await publishData(sb, 'orders', ['first', 'second']);
+    const delivered = await until(
+      async () => {
+        const list = await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered']);
+        return list.length === 2 ? list : undefined;
+      },
+      20_000,
+      'both delivered while the background sleeps hold the pipes',
+    );
+    const bg = pidsIn('bg.pids');
+    expect(delivered.map((d) => d.messageId).sort()).toEqual([...ids].sort());
+    for (const d of delivered) {
+      expect(d.attempts.map((a) => [a.attempt, a.ok, a.exitCode, a.error])).toEqual([[1, true, 0, undefined]]);
+      expect(d.attempts[0]!.output).toBe('ok\n');
+    }
+    expect(lines(join(sb.dir, 'got.log'))).toEqual(['first', 'second']);
+    // Both background sleeps outlived their deliveries: the first did not hold up the second.
+    expect(bg).toHaveLength(2);
+    for (const pid of bg) expect(alive(pid), `background sleep ${pid}`).toBe(true);
+    expect(await listDeliveries(sb, ['--listener', l.id])).toEqual([]);
+  });
+
+  it('a child escaped with setsid holding the pipes: --timeout 1s still ends the attempt, and the listener goes on', async () => {
+    await mustRun(sb, ['queue', 'create', 'orders']);
+    writeScript(
+      sb,
+      'escape.sh',
+      [
+        'd=$(cat)',
+        'if [ "$d" = hang ]; then',
+        // A new session: out of the command's process group, out of reach of its group kill.
+        "  setsid sh -c 'echo $$ >> escaped.pids; exec sleep 300' &",
+        '  echo "hanging $DISCUE_ATTEMPT"',
+        '  sleep 300',
+        'fi',
+        'echo "$d" >> done.log',
+      ].join('\n'),
+    );
+    const l = await addListener(sb, ['--queue', 'orders', '--exec', './escape.sh', '--timeout', '1s', '--max-attempts', '2', '--retry-delay', '50ms']);
+    const [hangId, nextId] = await publishData(sb, 'orders', ['hang', 'next']);
+    // Bounded far below the escapees' 300 s: the deadline is on the delivery, not on the pipes closing.
+    const dead = await until(async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'dead']))[0], 30_000, 'dead after two timeouts');
+    await waitFor(() => lines(join(sb.dir, 'done.log')).includes('next'), 20_000, 'the next message delivered');
+    const escaped = pidsIn('escaped.pids');
+    expect(dead.messageId).toBe(hangId);
+    expect(dead.attempts.map((a) => [a.attempt, a.ok, a.error])).toEqual([
+      [1, false, 'timed out after 1000 ms'],
+      [2, false, 'timed out after 1000 ms'],
+    ]);
+    expect(dead.attempts.map((a) => a.output)).toEqual(['hanging 1\n', 'hanging 2\n']);
+    expect(lines(join(sb.dir, 'done.log'))).toEqual(['next']);
+    const next = await until(async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered']))[0], 10_000, 'next recorded');
+    expect(next.messageId).toBe(nextId);
+    // They really did escape and still hold the pipes: the group kill could not reach them.
+    expect(escaped).toHaveLength(2);
+    for (const pid of escaped) expect(alive(pid), `escaped sleep ${pid}`).toBe(true);
+  });
+
+  it("`daemon stop` completes while a command's escaped child lives; the command's own group is killed", async () => {
+    await mustRun(sb, ['queue', 'create', 'orders']);
+    writeScript(
+      sb,
+      'stuck.sh',
+      ["setsid sh -c 'echo $$ >> escaped.pids; exec sleep 300' &", "sh -c 'echo $$ >> own.pids; exec sleep 300'"].join('\n'),
+    );
+    await addListener(sb, ['--queue', 'orders', '--exec', './stuck.sh', '--timeout', '10m']);
+    await publishData(sb, 'orders', ['stuck']);
+    await waitFor(() => lines(join(sb.dir, 'escaped.pids')).length === 1 && lines(join(sb.dir, 'own.pids')).length === 1, 20_000, 'the command running');
+    const escaped = pidsIn('escaped.pids');
+    const own = pidsIn('own.pids');
+    const daemon = sb.daemonPid()!;
+    const stop = await sb.run(['daemon', 'stop']);
+    expect(stop.code, stop.stderr).toBe(0);
+    await waitFor(() => !alive(daemon), 20_000, 'the daemon gone');
+    await waitFor(() => !alive(own[0]!), 20_000, "the command's own sleep killed with its group");
+    expect(alive(escaped[0]!)).toBe(true);
+  });
+});

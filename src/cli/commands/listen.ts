@@ -190,6 +190,6 @@ async function commandRunner(command: string, shell: boolean, name: string | und
     concurrency: 1,
     state: 'active',
     createdAt: new Date().toISOString(),
-  }, quiet ? { stderr: process.stderr } : { stdout: process.stdout, stderr: process.stderr });
+  }, quiet ? { inline: true, stderr: process.stderr } : { inline: true, stdout: process.stdout, stderr: process.stderr });
 }
 

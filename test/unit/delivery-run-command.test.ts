@@ -1,0 +1,112 @@
+/**
+ * runCommand, the one way a delivery runs a command (in the spawner, and in
+ * `listen --exec`): the command's own exit decides and ends the attempt,
+ * whatever holds its pipes; the deadline holds even for a child that left
+ * the process group; stdin that is never read is not an error; only a
+ * bounded tail of output is kept.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { OUTPUT_TAIL_BYTES, runCommand } from '../../src/delivery/run-command.js';
+import type { CommandSpec } from '../../src/delivery/run-command.js';
+
+const spec = (over: Partial<CommandSpec>): CommandSpec => ({ file: 'true', args: [], shell: false, env: {}, input: '', timeoutMs: 30_000, ...over });
+const dirs: string[] = [];
+const strays: number[] = [];
+afterEach(() => {
+  for (const pid of strays.splice(0)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+function scratch(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'dq-run-'));
+  dirs.push(dir);
+  return dir;
+}
+/** Exists and is not a zombie. */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+async function poll<T>(check: () => T | undefined, what: string): Promise<T> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const value = check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('runCommand', () => {
+  it('exit 0 with a background child still holding stdout: ok, with the output so far, while the child runs on', async () => {
+    const dir = scratch();
+    const run = runCommand(spec({ file: `sleep 300 & echo $! > ${dir}/bg; echo ok`, shell: true }));
+    const outcome = await run.done;
+    const bg = Number(readFileSync(join(dir, 'bg'), 'utf8'));
+    strays.push(bg);
+    expect(outcome).toEqual({ exitCode: 0, output: 'ok\n' });
+    expect(alive(bg)).toBe(true);
+  });
+
+  it('the timeout ends the attempt although a setsid child keeps the pipes open', async () => {
+    const dir = scratch();
+    const run = runCommand(spec({ file: `setsid sh -c 'echo $$ > ${dir}/esc; exec sleep 300' & echo started; sleep 300`, shell: true, timeoutMs: 300 }));
+    const outcome = await run.done;
+    strays.push(Number(readFileSync(join(dir, 'esc'), 'utf8')));
+    expect(outcome).toMatchObject({ killedBy: 'timed out after 300 ms', signal: 'SIGKILL', output: 'started\n' });
+    expect(outcome.exitCode).toBeUndefined();
+  });
+
+  it('kill() stops the whole group and says why', async () => {
+    const dir = scratch();
+    const run = runCommand(spec({ file: `sleep 300 & echo $! > ${dir}/bg; sleep 300`, shell: true }));
+    const bg = await poll(() => {
+      const text = readText(join(dir, 'bg'));
+      return text.endsWith('\n') ? Number(text) : undefined;
+    }, 'the background sleep to start');
+    strays.push(bg);
+    run.kill('stopped by the daemon');
+    expect((await run.done).killedBy).toBe('stopped by the daemon');
+    await poll(() => !alive(bg) || undefined, `the background sleep ${bg} killed with the group`);
+  });
+
+  it('a command that never reads 1 MiB of stdin: its exit code, no EPIPE failure', async () => {
+    expect(await runCommand(spec({ file: 'sh', args: ['-c', 'exit 3'], input: 'x'.repeat(1 << 20) })).done).toEqual({ exitCode: 3, output: '' });
+    expect(await runCommand(spec({ file: 'true', input: 'x'.repeat(1 << 20) })).done).toEqual({ exitCode: 0, output: '' });
+  });
+
+  it('stdin arrives verbatim; megabytes of output keep only the tail', async () => {
+    const data = 'é$(x)`y`\n'.repeat(30_000);
+    const outcome = await runCommand(spec({ file: 'sh', args: ['-c', 'cat; head -c 3000000 /dev/zero | tr "\\0" z; echo end'], input: data })).done;
+    expect(outcome.exitCode).toBe(0);
+    expect(Buffer.byteLength(outcome.output)).toBeLessThanOrEqual(OUTPUT_TAIL_BYTES);
+    expect(outcome.output).toMatch(/^z+end\n$/);
+    const echoed = await runCommand(spec({ file: 'cat', input: data.slice(0, 2000) })).done;
+    expect(echoed.output).toBe(data.slice(0, 2000));
+  });
+
+  it('a program that cannot be started: an error naming it, no exit code', async () => {
+    const outcome = await runCommand(spec({ file: '/nonexistent/program' })).done;
+    expect(outcome.error).toMatch(/^cannot start \/nonexistent\/program: .*ENOENT/);
+    expect(outcome.exitCode).toBeUndefined();
+  });
+});
