@@ -50,11 +50,15 @@ export class HttpSender implements Sender {
     // timeouts are per phase and idle-based, so a body trickling in a byte at a
     // time would hold the delivery, and the listener's order, for ever.
     const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(), timeoutMs);
+    let timer: NodeJS.Timeout | undefined;
     const onAbort = () => deadline.abort();
     signal.addEventListener('abort', onAbort, { once: true });
     try {
       const { request, agent } = await client();
+      // Started once undici is loaded, not before: the first HTTP delivery of a
+      // daemon loads it, and on a busy machine that alone can outlast a short
+      // --timeout, failing an attempt that never reached the receiver.
+      timer = setTimeout(() => deadline.abort(), timeoutMs);
       const response = await request(url!, {
         method: 'POST',
         headers: all,

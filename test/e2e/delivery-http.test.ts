@@ -378,7 +378,9 @@ describe('HTTP delivery', () => {
   it('an HTTP request that times out is a failed attempt; the next attempt succeeds', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     const hook = await startHookServer((_req, index) => (index === 0 ? 'hang' : { status: 200, body: 'fine' }));
-    const l = await addListener(sb, ['--queue', 'orders', '--url', hook.url, '--timeout', '500ms', '--retry-delay', '50ms', '--max-attempts', '3']);
+    // A whole second: the first request must reach the receiver before its deadline, and a
+    // daemon starved of CPU on a busy machine can take hundreds of ms to connect and write.
+    const l = await addListener(sb, ['--queue', 'orders', '--url', hook.url, '--timeout', '1s', '--retry-delay', '50ms', '--max-attempts', '3']);
     const [id] = await publishData(sb, 'orders', ['slow']);
     await waitFor(() => hook.delivered.length === 1, 20_000, 'delivered on the second attempt');
     const history = await until(
@@ -390,7 +392,7 @@ describe('HTTP delivery', () => {
     expect(history.attempts[0]!.ok).toBe(false);
     expect(history.attempts[0]!.status).toBeUndefined();
     expect(history.attempts[0]!.error).toMatch(/time/i);
-    expect(history.attempts[0]!.durationMs).toBeGreaterThanOrEqual(450);
+    expect(history.attempts[0]!.durationMs).toBeGreaterThanOrEqual(950);
     expect(history.attempts[1]).toMatchObject({ ok: true, status: 200, output: 'fine' });
     expect(hook.requests.map((r) => r.headers['webhook-id'])).toEqual([id, id]);
   });
@@ -428,14 +430,22 @@ describe('HTTP delivery', () => {
   it('a receiver that always hangs: every attempt times out and the delivery dies', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     const hook = await startHookServer(() => 'hang');
-    await addListener(sb, ['--queue', 'orders', '--url', hook.url, '--timeout', '300ms', '--retry-delay', '20ms', '--max-attempts', '2']);
-    await publishData(sb, 'orders', ['never']);
+    // A whole second, so that each request reaches the receiver before its deadline even when
+    // the daemon is starved of CPU (a deadline that fires before the request is written is
+    // still a timeout, but the receiver would not see it and the count below would not hold).
+    await addListener(sb, ['--queue', 'orders', '--url', hook.url, '--timeout', '1s', '--retry-delay', '20ms', '--max-attempts', '2']);
+    const [id] = await publishData(sb, 'orders', ['never']);
     const dead = await until(async () => (await listDeliveries(sb, ['--state', 'dead']))[0], 20_000, 'dead');
+    expect(dead.messageId).toBe(id);
     expect(dead.attempts).toHaveLength(2);
     for (const a of dead.attempts) {
       expect(a.ok).toBe(false);
       expect(a.error).toMatch(/time/i);
+      expect(a.durationMs).toBeGreaterThanOrEqual(950);
     }
-    expect(hook.requests).toHaveLength(2);
+    // The receiver records a request once its body is read: the second may be recorded after the
+    // daemon has already written the death down, so wait for it rather than expect it at once.
+    await waitFor(() => hook.requests.length >= 2, 10_000, 'the receiver to record both attempts');
+    expect(ids(hook.requests)).toEqual([id, id]);
   });
 });
