@@ -5,7 +5,7 @@
  * destructive commands that never ask a script, and tables that print full
  * values when piped. (The terminal side is in cli-tty.test.ts.)
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { expectError, messageCount, ok } from '../helpers/discue.js';
@@ -92,11 +92,13 @@ describe('CLI conventions', () => {
 
     it('compares commands as argv and the working directory they run in', async () => {
       await ok(sb, ['queue', 'create', 'orders']);
+      const elsewhere = join(sb.dir, 'elsewhere');
+      mkdirSync(elsewhere);
+      // add checks that the program exists where it will run: give both directories one.
+      for (const dir of [sb.dir, elsewhere]) writeFileSync(join(dir, 'notify.sh'), '#!/bin/sh\ncat >/dev/null\n', { mode: 0o755 });
       const add = ['listener', 'add', '--queue', 'orders', '--exec', "./notify.sh 'two words'", '--name', 'mailer', '--if-missing'];
       await ok(sb, add);
       expect((await sb.run(['listener', 'add', '--queue', 'orders', '--exec', './notify.sh "two words"', '--name', 'mailer', '--if-missing'])).code).toBe(0);
-      const elsewhere = join(sb.dir, 'elsewhere');
-      mkdirSync(elsewhere);
       const moved = await sb.run(add, { cwd: elsewhere });
       expectError(moved, 5, 'LISTENER_EXISTS');
       expect(moved.stderr).toContain(`working directory is ${sb.dir}, given ${elsewhere}`);

@@ -136,7 +136,7 @@ describe('deadlines: a stopped daemon never hangs a client', () => {
 
     const inFlight = await client.publish('q', { data: 'while stopped' }).catch((err: unknown) => err);
     expect(isDiscueError(inFlight) && inFlight.code, String(inFlight)).toBe('DAEMON_TIMEOUT');
-    expect((inFlight as Error).message).toContain(`the daemon (pid ${pid}) did not answer within 2500ms`);
+    expect((inFlight as Error).message).toContain(`the daemon (pid ${pid}) did not answer within 2s500ms`);
     // The connection was given up; a new one meets the same silence.
     const next = await client.request('queue.list', {}).catch((err: unknown) => err);
     expect(isDiscueError(next) && next.code, String(next)).toBe('DAEMON_TIMEOUT');

@@ -3,7 +3,7 @@
  * check; an unreachable webhook, a missing program, a bad config file and an
  * open home directory are named with what to do; exit 1 only on a fail.
  */
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -85,7 +85,10 @@ describe('discue doctor', () => {
     await ok(sb, ['queue', 'create', 'orders']);
     const gone = await deadUrl();
     await ok(sb, ['listener', 'add', '--queue', 'orders', '--url', gone, '--name', 'hook']);
+    // add checks the program: it exists then, and is gone by the time doctor looks.
+    writeFileSync(join(sb.dir, 'notify.sh'), '#!/bin/sh\ncat >/dev/null\n', { mode: 0o755 });
     await ok(sb, ['listener', 'add', '--queue', 'orders', '--exec', './notify.sh', '--name', 'mailer']);
+    rmSync(join(sb.dir, 'notify.sh'));
     await ok(sb, ['listener', 'add', '--queue', 'orders', '--url', gone, '--name', 'resting']);
     await ok(sb, ['listener', 'pause', 'resting']);
 

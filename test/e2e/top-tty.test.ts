@@ -57,7 +57,7 @@ describe('discue top in a real terminal', () => {
 
   it('shows the attempts of a failing command listener as failed and dead, newest first', async () => {
     expect((await sb.run(['queue', 'create', 'orders'])).code).toBe(0);
-    const add = await sb.run(['listener', 'add', '--queue', 'orders', '--exec', './no-such-command', '--name', 'broken', '--max-attempts', '3', '--retry-delay', '100ms']);
+    const add = await sb.run(['listener', 'add', '--queue', 'orders', '--exec', 'false', '--name', 'broken', '--max-attempts', '3', '--retry-delay', '100ms']);
     expect(add.code, add.stderr).toBe(0);
     expect((await sb.run(['publish', 'orders', '--data', 'hello'])).code).toBe(0);
     const [dead] = await until(async () => {

@@ -134,6 +134,16 @@ describe('TopView', () => {
     expect(frame).not.toMatch(/mailer.*failed attempts/);
   });
 
+  it('keeps a multi-line error on its listener row: folded onto one line, never a row of its own', () => {
+    const s = snapshot();
+    s.listeners[1]!.progress![0]!.lastError = 'Command failed with ENOENT: no-such-command\nspawn no-such-command ENOENT';
+    const frame = render(createElement(TopView, { snapshot: s, selected: 0, detail: undefined, status: '', error: undefined })).lastFrame() ?? '';
+    const lines = frame.split('\n');
+    const row = lines.find((l) => /mailer\s+exec\s+paused/.test(l));
+    expect(row, frame).toMatch(/2 failed attempts, Comm/);
+    expect(lines.some((l) => /^\s*spawn no-such-command ENOENT/.test(l))).toBe(false);
+  });
+
   it('shows each attempt with its own outcome, newest first', () => {
     const s = snapshot();
     const deliveries: DeliveryInfo[] = [
