@@ -32,14 +32,20 @@ async function client(): Promise<{ request: Undici['request']; agent: Agent }> {
 }
 
 export class HttpSender implements Sender {
-  constructor(private readonly listener: ListenerRecord) {}
+  private readonly target: { url: string; authorization?: string };
+
+  constructor(private readonly listener: ListenerRecord) {
+    this.target = splitCredentials(listener.url!);
+  }
 
   async send(message: Envelope, _attempt: number, signal: AbortSignal): Promise<SendResult> {
-    const { url, headers = {}, secret, timeoutMs } = this.listener;
+    const { headers = {}, secret, timeoutMs } = this.listener;
+    const { url, authorization } = this.target;
     const body = JSON.stringify(message);
     const timestamp = Math.floor(Date.now() / 1000);
     const all: Record<string, string> = {
       'user-agent': `discue/${VERSION}`,
+      ...(authorization === undefined ? {} : { authorization }),
       ...lowerKeys(headers),
       'content-type': 'application/json',
       'webhook-id': message.id,
@@ -59,7 +65,7 @@ export class HttpSender implements Sender {
       // daemon loads it, and on a busy machine that alone can outlast a short
       // --timeout, failing an attempt that never reached the receiver.
       timer = setTimeout(() => deadline.abort(), timeoutMs);
-      const response = await request(url!, {
+      const response = await request(url, {
         method: 'POST',
         headers: all,
         body,
@@ -110,4 +116,19 @@ function lowerKeys(headers: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers)) out[k.toLowerCase()] = v;
   return out;
+}
+
+/**
+ * `http://user:pass@host/` means HTTP Basic authentication, as for curl; undici
+ * ignores credentials in a URL, so without this the receiver would see none.
+ * A header the user gave (--header Authorization:…) wins.
+ */
+export function splitCredentials(text: string): { url: string; authorization?: string } {
+  const url = new URL(text);
+  if (url.username === '' && url.password === '') return { url: text };
+  const user = decodeURIComponent(url.username);
+  const password = decodeURIComponent(url.password);
+  url.username = '';
+  url.password = '';
+  return { url: url.toString(), authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` };
 }

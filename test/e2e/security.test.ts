@@ -297,4 +297,18 @@ describe('passwords in listener URLs', () => {
     expect(full.url).toBe(url);
     expect(await ok(sb, ['listener', 'show', 'hook', '--secret'])).toContain(PASSWORD);
   });
+
+  it('are sent as HTTP Basic authentication, and only to the receiver', async () => {
+    const hook = await startHookServer();
+    await ok(sb, ['queue', 'create', 'q']);
+    // Percent-encoded in the URL, as a URL must carry ":" or "@" in a password.
+    await addListener(sb, ['--queue', 'q', '--url', hook.url.replace('http://', 'http://alice:p%40ss%3Aword@'), '--name', 'basic']);
+    await addListener(sb, ['--queue', 'q', '--url', hook.url, '--name', 'plain']);
+    await ok(sb, ['publish', 'q', '--data', 'x']);
+    await waitFor(() => hook.delivered.length === 2, 20_000, 'both deliveries');
+    const auth = hook.delivered.map((r) => r.headers.authorization).sort();
+    expect(auth).toEqual([`Basic ${Buffer.from('alice:p@ss:word').toString('base64')}`, undefined]);
+    // The credentials travel in the header, not in the request line.
+    for (const r of hook.delivered) expect(r.path).not.toContain('alice');
+  });
 });

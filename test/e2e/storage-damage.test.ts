@@ -6,7 +6,7 @@
  * records are reported and skipped, a torn log is reported.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -183,6 +183,8 @@ describe('storage damage', () => {
       await db.put(`m!${qid}!${id}`, JSON.stringify({ id, queue: 'q', data: `old-${i}`, publishedAt: '2026-11-30T21:41:14.429Z' }));
     }
     await db.close();
+    // classic-level made the directory with this process's umask; the daemon wants it private.
+    chmodSync(dataDir, 0o700);
 
     await ok(sb, ['publish', 'q', '--data', 'new']);
     expect((await listAll(sb, 'q')).map((m) => m.data)).toEqual(['old-0', 'old-1', 'new']);
