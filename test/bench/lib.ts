@@ -209,7 +209,7 @@ export function check(
 
 export function targetTable(targets: Target[]): Table {
   return {
-    title: 'Targets (issues 2, 3 and 4)',
+    title: 'Targets',
     columns: ['target', 'measured', 'met?'],
     rows: targets.map((t) => [t.target, t.measured, t.met === undefined ? 'n/a' : t.met ? 'yes' : 'NO']),
   };

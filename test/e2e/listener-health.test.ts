@@ -203,5 +203,7 @@ describe('health', () => {
     expect(out.deliveries).toHaveLength(1);
     expect(out.deliveries[0]).toMatchObject({ name: 'gone-again', state: 'refused' });
     expect(out.deliveries[0]!.reason).toContain('410');
+    // stderr carries the verdict as JSON too, like every error under --json.
+    expect(JSON.parse(json.stderr.trim())).toMatchObject({ error: { code: 'DELIVERY_FAILED' } });
   });
 });

@@ -227,8 +227,7 @@ function reportWait(ctx: Context, result: PublishResult): number {
   const why = (o: WaitOutcome) => (o.health && o.health.consecutiveFailures > 0 ? `: ${healthText(o.health)}` : '');
   if (ctx.json) {
     ctx.printJson(withDuplicates({ queue: result.queue, count: result.ids.length, ids: result.ids, deliveries: outcomes }, result.duplicates));
-  }
-  else {
+  } else {
     ctx.print(result.ids.join('\n'));
     for (const o of outcomes) {
       const detail = o.state === 'refused' ? ` (${o.reason ?? 'the receiver answered 410 Gone'}; listener disabled)` : o.state === 'pending' ? why(o) : '';
@@ -238,13 +237,18 @@ function reportWait(ctx: Context, result: PublishResult): number {
   }
   if (pending.length > 0) {
     const names = pending.map((o) => `${o.name ?? o.listener}${why(o)}`).join('; ');
-    process.stderr.write(`error: ${pending.length} listener(s) did not get the message in time: ${names} [TIMEOUT]\n`);
+    waitError(ctx, 'TIMEOUT', `${pending.length} listener(s) did not get the message in time: ${names}`);
     return EXIT.TIMEOUT;
   }
   if (failed.length > 0) {
     const names = failed.map((o) => `${o.name ?? o.listener} (${o.state})`).join(', ');
-    process.stderr.write(`error: the message was not delivered to ${names} [DELIVERY_FAILED]\n`);
+    waitError(ctx, 'DELIVERY_FAILED', `the message was not delivered to ${names}`);
     return EXIT.FAILURE;
   }
   return EXIT.OK;
+}
+
+/** The wait's verdict on stderr, in the shape every other error takes (JSON with --json). */
+function waitError(ctx: Context, code: 'TIMEOUT' | 'DELIVERY_FAILED', message: string): void {
+  process.stderr.write(ctx.json ? `${JSON.stringify({ error: { code, message } })}\n` : `error: ${message} [${code}]\n`);
 }
