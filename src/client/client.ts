@@ -89,6 +89,10 @@ const MAX_PING_INTERVAL_MS = 10_000;
  * the connection because it is shutting down.
  */
 const RETRYABLE = new Set<ErrorCode>(['DAEMON_UNREACHABLE', 'DAEMON_DIED', 'SHUTTING_DOWN']);
+/** What a first connect tries again: only a daemon that went away in the middle of the handshake. */
+const CONNECT_RETRYABLE = new Set<ErrorCode>(['DAEMON_DIED', 'SHUTTING_DOWN']);
+/** How long a first connect keeps trying after such a failure: a restart or a lost start race settles well within it. */
+const CONNECT_RETRY_MS = 3_000;
 
 interface Settings {
   paths: BrokerPaths;
@@ -147,7 +151,23 @@ export class DiscueClient extends EventEmitter<ClientEvents> {
       env: options.env,
       onDaemonStarted: options.onDaemonStarted,
     };
-    return new DiscueClient(await openLink(settings, Date.now() + Math.max(requestTimeoutMs, 20_000)), settings);
+    const deadline = Date.now() + Math.max(requestTimeoutMs, 20_000);
+    // Retries of a handshake cut short stop early: a socket that always does that is broken, not restarting.
+    const retryUntil = Math.min(deadline, Date.now() + CONNECT_RETRY_MS);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return new DiscueClient(await openLink(settings, deadline), settings);
+      } catch (err) {
+        // A daemon that closed the connection during the handshake was dying or
+        // stopping (a restart, a kill, or another starter's daemon losing the
+        // database lock): the next try finds or starts the one that stays.
+        // Nothing else is retried here: "not running" with autoStart off must
+        // fail at once.
+        const delayMs = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** (attempt - 1));
+        if (!isDiscueError(err) || !CONNECT_RETRYABLE.has(err.code) || Date.now() + delayMs >= retryUntil) throw err;
+        await sleep(delayMs);
+      }
+    }
   }
 
   /** Sends one request and resolves with its result, or rejects with a DiscueError. */
