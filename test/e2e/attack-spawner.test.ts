@@ -58,4 +58,39 @@ describe('attacks on the spawner', () => {
     expect(lines(join(sb.dir, 'long.pids'))).toHaveLength(1);
     expect(readFileSync(join(sb.dir, 'long.ppids'), 'utf8').trim()).toBe(String(spawner));
   });
+
+  it('a command that stops its runner (kill -STOP $PPID): the attempt still ends near its timeout, on a fresh spawner the next message is delivered, and the stopped one is gone', async () => {
+    await mustRun(sb, ['queue', 'create', 'orders']);
+    // Only the first run stops its runner; the reruns on a fresh spawner succeed.
+    writeScript(sb, 'stopper.sh', 'echo $PPID >> ppids\nif [ ! -e stopped-once ]; then : > stopped-once; kill -STOP $PPID; exec sleep 300; fi\ncat >> got.log; echo >> got.log');
+    const l = await addListener(sb, ['--queue', 'orders', '--exec', './stopper.sh', '--timeout', '1s', '--max-attempts', '1']);
+    await publishData(sb, 'orders', ['first']);
+    await waitFor(() => lines(join(sb.dir, 'ppids')).length >= 1, 20_000, 'the first run');
+    const [stopped] = lines(join(sb.dir, 'ppids')).map(Number);
+    leftovers.push(stopped!);
+    const delivered = await until(async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered']))[0], 30_000, 'delivered on a fresh spawner');
+    // Not the receiver's fault: rerun as the same attempt, as for a spawner killed from outside.
+    expect(delivered.attempts.map((a) => [a.attempt, a.ok])).toEqual([[1, true]]);
+    expect(lines(join(sb.dir, 'got.log'))).toEqual(['first']);
+    await waitFor(() => !alive(stopped!), 10_000, `the stopped spawner ${stopped} killed`);
+    await publishData(sb, 'orders', ['second']);
+    await waitFor(() => lines(join(sb.dir, 'got.log')).length === 2, 20_000, 'the next message delivered');
+    expect(lines(join(sb.dir, 'got.log'))).toEqual(['first', 'second']);
+  });
+
+  it('daemon stop ends even when the spawner was stopped (SIGSTOP) under a command with a long timeout', async () => {
+    await mustRun(sb, ['queue', 'create', 'orders']);
+    writeScript(sb, 'stopper.sh', 'echo $PPID >> ppids\nkill -STOP $PPID\nsleep 300');
+    await addListener(sb, ['--queue', 'orders', '--exec', './stopper.sh', '--timeout', '30m']);
+    await publishData(sb, 'orders', ['first']);
+    await waitFor(() => lines(join(sb.dir, 'ppids')).length === 1, 20_000, 'the run');
+    const [stopped] = lines(join(sb.dir, 'ppids')).map(Number);
+    leftovers.push(stopped!);
+    await waitFor(() => readFileSync(`/proc/${stopped}/stat`, 'utf8').split(') ')[1]!.startsWith('T'), 10_000, 'the spawner stopped');
+    const daemon = sb.daemonPid()!;
+    const stop = await sb.run(['daemon', 'stop'], { timeoutMs: 40_000 });
+    expect(stop.code, stop.stderr).toBe(0);
+    await waitFor(() => !alive(daemon), 10_000, 'the daemon gone');
+    await waitFor(() => !alive(stopped!), 10_000, `the stopped spawner ${stopped} gone`);
+  });
 });
