@@ -195,7 +195,9 @@ export class Daemon {
         });
       },
     };
-    const server = createServer((socket: Socket) => {
+    // Half-open: a client that shuts down its sending side after its last request
+    // (nc -N, a script) still gets every reply; the connection ends after the last one.
+    const server = createServer({ allowHalfOpen: true }, (socket: Socket) => {
       if (this.stopping) {
         socket.destroy();
         return;
