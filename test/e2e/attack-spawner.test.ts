@@ -145,4 +145,37 @@ describe('attacks on the spawner', () => {
     expect(sb.daemonPid()).toBe(daemon);
     expect(alive(daemon)).toBe(true);
   });
+
+  it('commands that close stdin under 256 KiB of data, print 1.1 MB without a newline, or leave 50 children holding the pipes: each delivered on its first attempt, within its timeout', async () => {
+    await mustRun(sb, ['queue', 'create', 'orders']);
+    writeScript(sb, 'closer.sh', 'exec 0<&-\necho closed');
+    writeScript(sb, 'longline.sh', "head -c 1100000 /dev/zero | tr '\\0' x");
+    writeScript(sb, 'forker.sh', 'i=0\nwhile [ $i -lt 50 ]; do sleep 300 & echo $! >> kids.pids; i=$((i+1)); done\necho forked');
+    const ls = {
+      closer: await addListener(sb, ['--queue', 'orders', '--exec', './closer.sh', '--max-attempts', '1', '--timeout', '10s']),
+      longline: await addListener(sb, ['--queue', 'orders', '--exec', './longline.sh', '--max-attempts', '1', '--timeout', '10s']),
+      // Waiting for the pipes to close would take 300 s: far past this timeout.
+      forker: await addListener(sb, ['--queue', 'orders', '--exec', './forker.sh', '--max-attempts', '1', '--timeout', '10s']),
+    };
+    const data = 'z'.repeat(256 * 1024);
+    await publishData(sb, 'orders', [data]);
+    try {
+      for (const [name, l] of Object.entries(ls)) {
+        const d = await until(
+          async () =>
+            (await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered']))[0] ??
+            (await listDeliveries(sb, ['--listener', l.id, '--state', 'dead']))[0],
+          40_000,
+          `${name} settled`,
+        );
+        expect(d.state, `${name}: ${JSON.stringify(d.attempts)}`).toBe('delivered');
+        expect(d.attempts.map((a) => [a.ok, a.exitCode])).toEqual([[true, 0]]);
+        expect(d.attempts[0]!.output!.length).toBeLessThanOrEqual(4096);
+      }
+      expect((await listDeliveries(sb, ['--listener', ls.longline.id, '--state', 'delivered']))[0]!.attempts[0]!.output).toMatch(/^…x+$/);
+      expect(lines(join(sb.dir, 'kids.pids'))).toHaveLength(50);
+    } finally {
+      leftovers.push(...lines(join(sb.dir, 'kids.pids')).map(Number));
+    }
+  });
 });
