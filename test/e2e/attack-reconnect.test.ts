@@ -101,4 +101,54 @@ describe('reconnect storm', () => {
     expect(daemonProcesses(sb.home)).toEqual([sb.daemonPid()]);
     console.log('storm', { killed: killed.length, slowestMs: slowest, failures: Object.fromEntries(failures) });
   });
+
+  it('20 clients publishing through 5 `daemon restart`s: every request ends with an answer or a clear code, nothing acknowledged is lost, one daemon left', async () => {
+    const CLIENTS = 20;
+    const PER_CLIENT = 120;
+    {
+      const setup = await connect({ home: sb.home });
+      await setup.request('queue.create', { name: 'q' });
+      await setup.close();
+    }
+    for (let i = 0; i < CLIENTS; i++) clients.push(await connect({ home: sb.home, requestTimeoutMs: 20_000 }));
+    const acked = new Map<string, string>();
+    const failures = new Map<string, number>();
+    let stop = false;
+    const publishAll = async (client: DiscueClient, c: number) => {
+      for (let n = 0; n < PER_CLIENT && !stop; n++) {
+        const data = `c${c}-${n}`;
+        try {
+          const result = await client.publish('q', { data, key: data });
+          acked.set(data, result.ids[0]!);
+        } catch (err) {
+          expect(isDiscueError(err), String(err)).toBe(true);
+          const code = (err as { code: string }).code;
+          failures.set(code, (failures.get(code) ?? 0) + 1);
+          n--; // the same key again: stored at most once
+        }
+      }
+    };
+    const publishing = Promise.all(clients.map((client, c) => publishAll(client, c)));
+    const restarts: number[] = [];
+    try {
+      for (let r = 0; r < 5; r++) {
+        const target = acked.size + 50;
+        await waitFor(() => acked.size >= target || acked.size === CLIENTS * PER_CLIENT, 60_000, `${target} acknowledged`);
+        const result = await sb.run(['daemon', 'restart'], { timeoutMs: 60_000 });
+        expect(result.code, result.stderr).toBe(0);
+        restarts.push(r);
+      }
+    } finally {
+      await publishing.finally(() => (stop = true));
+    }
+    expect(restarts).toHaveLength(5);
+    expect(acked.size).toBe(CLIENTS * PER_CLIENT);
+    for (const code of failures.keys()) expect(['DAEMON_DIED', 'SHUTTING_DOWN', 'DAEMON_UNREACHABLE', 'DAEMON_TIMEOUT', 'DAEMON_STARTING']).toContain(code);
+    const stored = await listAll(sb, 'q');
+    expect(stored).toHaveLength(acked.size);
+    for (const m of stored) expect(acked.get(m.data)).toBe(m.id);
+    await waitFor(() => daemonProcesses(sb.home).length === 1, 20_000, 'a single daemon for the home');
+    expect(daemonProcesses(sb.home)).toEqual([sb.daemonPid()]);
+    console.log('restarts', { failures: Object.fromEntries(failures) });
+  });
 });
