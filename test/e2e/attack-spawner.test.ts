@@ -178,4 +178,38 @@ describe('attacks on the spawner', () => {
       leftovers.push(...lines(join(sb.dir, 'kids.pids')).map(Number));
     }
   });
+
+  it('kill -9 of the daemon while commands run: the spawner and the commands\' groups go too (no orphans), and the next daemon delivers the message again', async () => {
+    await mustRun(sb, ['queue', 'create', 'orders']);
+    writeScript(
+      sb,
+      'held.sh',
+      [
+        'echo $PPID >> ppids',
+        "sh -c 'echo $$ >> held.pids; i=0; while [ ! -e release ] && [ $i -lt 3000 ]; do sleep 0.1; i=$((i+1)); done'",
+        // One write per line: three commands append at once.
+        'd=$(cat)',
+        'echo "$d" >> got.log',
+      ].join('\n'),
+    );
+    await addListener(sb, ['--queue', 'orders', '--exec', './held.sh', '--concurrency', '3']);
+    await publishData(sb, 'orders', ['a', 'b', 'c']);
+    await waitFor(() => lines(join(sb.dir, 'held.pids')).length === 3, 20_000, 'three commands running');
+    const [spawner] = lines(join(sb.dir, 'ppids')).map(Number);
+    const held = lines(join(sb.dir, 'held.pids')).map(Number);
+    leftovers.push(spawner!, ...held);
+    const daemon = sb.daemonPid()!;
+    process.kill(daemon, 'SIGKILL');
+    await waitFor(() => !alive(daemon), 10_000, 'the daemon gone');
+    // The spawner sees its IPC channel close and takes its commands' groups along.
+    await waitFor(() => !alive(spawner!), 10_000, `the spawner ${spawner} gone`);
+    for (const pid of held) await waitFor(() => !alive(pid), 10_000, `command process ${pid} gone`);
+    expect(lines(join(sb.dir, 'got.log'))).toEqual([]);
+
+    writeFileSync(join(sb.dir, 'release'), '');
+    // Any command starts the next daemon, which resumes the three deliveries.
+    await mustRun(sb, ['queue', 'list']);
+    await waitFor(() => lines(join(sb.dir, 'got.log')).length === 3, 30_000, 'the three messages delivered by the next daemon');
+    expect(lines(join(sb.dir, 'got.log')).sort()).toEqual(['a', 'b', 'c']);
+  });
 });
