@@ -102,7 +102,7 @@ describe('reconnect storm', () => {
     console.log('storm', { killed: killed.length, slowestMs: slowest, failures: Object.fromEntries(failures) });
   });
 
-  it('20 clients publishing through 5 `daemon restart`s: every request ends with an answer or a clear code, nothing acknowledged is lost, one daemon left', async () => {
+  it('20 clients publishing through 5 `daemon restart`s: requests refused by the stopping daemon go to the next one, nothing acknowledged is lost, one daemon left', async () => {
     const CLIENTS = 20;
     const PER_CLIENT = 120;
     {
@@ -143,7 +143,10 @@ describe('reconnect storm', () => {
     }
     expect(restarts).toHaveLength(5);
     expect(acked.size).toBe(CLIENTS * PER_CLIENT);
-    for (const code of failures.keys()) expect(['DAEMON_DIED', 'SHUTTING_DOWN', 'DAEMON_UNREACHABLE', 'DAEMON_TIMEOUT', 'DAEMON_STARTING']).toContain(code);
+    // A request the stopping daemon refused (not performed) goes to the next daemon by
+    // itself: the application never sees SHUTTING_DOWN (before: 145-241 per run).
+    expect(failures.get('SHUTTING_DOWN') ?? 0).toBe(0);
+    for (const code of failures.keys()) expect(['DAEMON_DIED', 'DAEMON_UNREACHABLE', 'DAEMON_TIMEOUT', 'DAEMON_STARTING']).toContain(code);
     const stored = await listAll(sb, 'q');
     expect(stored).toHaveLength(acked.size);
     for (const m of stored) expect(acked.get(m.data)).toBe(m.id);
