@@ -212,4 +212,34 @@ describe('attacks on the spawner', () => {
     await waitFor(() => lines(join(sb.dir, 'got.log')).length === 3, 30_000, 'the three messages delivered by the next daemon');
     expect(lines(join(sb.dir, 'got.log')).sort()).toEqual(['a', 'b', 'c']);
   });
+
+  it('DISCUE_MESSAGE at the environment cap: an envelope of exactly 96 KiB carries the data, one byte more carries it without; both commands run', async () => {
+    await mustRun(sb, ['queue', 'create', 'orders']);
+    // Saves the environment's envelope and stdin, to compare in the test.
+    writeScript(sb, 'env.sh', 'printf "%s" "$DISCUE_MESSAGE" > "env-$DISCUE_MESSAGE_ID"\ncat > "in-$DISCUE_MESSAGE_ID"');
+    const l = await addListener(sb, ['--queue', 'orders', '--exec', './env.sh', '--max-attempts', '1']);
+    const CAP = 96 * 1024;
+    // Quotes and multi-byte characters: JSON escaping and UTF-8 make bytes differ from characters.
+    const unit = '"é\\𝄞';
+    // Publish one to learn the envelope's shape, then size the data around the cap.
+    const [probe] = await publishData(sb, 'orders', ['probe']);
+    await waitFor(() => lines(join(sb.dir, `env-${probe}`)).length === 1, 20_000, 'the probe delivered');
+    const shape = JSON.parse(readFileSync(join(sb.dir, `env-${probe}`), 'utf8')) as Record<string, unknown>;
+    const overhead = Buffer.byteLength(JSON.stringify({ ...shape, data: '' }));
+    let data = unit.repeat(Math.floor((CAP - overhead) / Buffer.byteLength(JSON.stringify(unit).slice(1, -1))));
+    data += 'a'.repeat(CAP - overhead - Buffer.byteLength(JSON.stringify(data).slice(1, -1)));
+    const [atCap] = await publishData(sb, 'orders', [data]);
+    const [over] = await publishData(sb, 'orders', [data + 'a']);
+    for (const id of [atCap!, over!]) {
+      await until(async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered', '--limit', '10'])).some((d) => d.messageId === id), 30_000, `${id} delivered`);
+    }
+    const envAt = JSON.parse(readFileSync(join(sb.dir, `env-${atCap}`), 'utf8')) as { data?: string };
+    expect(Buffer.byteLength(readFileSync(join(sb.dir, `env-${atCap}`), 'utf8'))).toBe(CAP);
+    expect(envAt.data).toBe(data);
+    const envOver = JSON.parse(readFileSync(join(sb.dir, `env-${over}`), 'utf8')) as { id: string; data?: string };
+    expect(envOver.id).toBe(over);
+    expect(envOver.data).toBeUndefined();
+    expect(readFileSync(join(sb.dir, `in-${atCap}`), 'utf8')).toBe(data);
+    expect(readFileSync(join(sb.dir, `in-${over}`), 'utf8')).toBe(data + 'a');
+  });
 });
