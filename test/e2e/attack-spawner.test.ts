@@ -99,7 +99,7 @@ describe('attacks on the spawner', () => {
     const KILLS = 8;
     await mustRun(sb, ['queue', 'create', 'orders']);
     for (const name of ['a', 'b']) {
-      writeScript(sb, `${name}.sh`, `echo $PPID >> ppids\nd=$(cat)\necho "$d" >> got-${name}.log`);
+      writeScript(sb, `${name}.sh`, `echo $PPID >> ppids\nd=$(cat)\nsleep 0.05\necho "$d" >> got-${name}.log`);
       await addListener(sb, ['--queue', 'orders', '--name', name, '--exec', `./${name}.sh`, '--concurrency', '4', '--retry-delay', '100ms']);
     }
     const datas = Array.from({ length: N }, (_, i) => `m${i}`);
