@@ -94,6 +94,9 @@ const CONNECT_RETRYABLE = new Set<ErrorCode>(['DAEMON_DIED', 'SHUTTING_DOWN']);
 /** How long a first connect keeps trying after such a failure: a restart or a lost start race settles well within it. */
 const CONNECT_RETRY_MS = 3_000;
 
+/** Replies saying the daemon refused the request unperformed because it is stopping (see sendRefused). */
+const REFUSED = new WeakSet<DiscueError>();
+
 interface Settings {
   paths: BrokerPaths;
   autoStart: boolean;
@@ -217,8 +220,28 @@ export class DiscueClient extends EventEmitter<ClientEvents> {
     const budgetMs = onEvent ? undefined : requestTimeoutMs + (wait ?? 0);
     const call: Call = { id, frame, onEvent, long: onEvent !== undefined || wait !== undefined, budgetMs, startedAt };
     if (this.closing) return { id, done: Promise.reject(closedError()) };
-    if (this.link.usable) return { id, done: this.link.send(call) };
-    return { id, done: this.relink().then((link) => link.send(call)) };
+    const done = this.link.usable ? this.link.send(call) : this.relink().then((link) => link.send(call));
+    return { id, done: onEvent ? done : done.catch((err: unknown) => this.sendRefused(err, call)) };
+  }
+
+  /**
+   * A request the daemon refused because it is stopping (`daemon restart`) was
+   * not performed: it goes to the next daemon, within its budget, instead of
+   * failing the application with SHUTTING_DOWN. Only such refusals: a request
+   * cut off by the connection closing may have been done.
+   */
+  private async sendRefused(err: unknown, call: Call): Promise<unknown> {
+    for (let attempt = 1; ; attempt++) {
+      if (!(err instanceof DiscueError) || !REFUSED.has(err) || this.closing) throw err;
+      const delayMs = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** (attempt - 1));
+      if (call.budgetMs !== undefined && Date.now() + delayMs >= call.startedAt + call.budgetMs) throw err;
+      await sleep(delayMs);
+      try {
+        return await (this.link.usable ? this.link.send(call) : this.relink().then((link) => link.send(call)));
+      } catch (next) {
+        err = next;
+      }
+    }
   }
 
   /** One reconnection at a time: every request waiting for a connection shares it. */
@@ -516,7 +539,10 @@ class Link {
   private onFrame(frame: ReplyFrame): void {
     if (frame.id === 0 && 'ok' in frame && !frame.ok) {
       // A connection-level error (shutting down, frame refused): fails everything.
-      this.fail(DiscueError.fromWire(frame.error));
+      const err = DiscueError.fromWire(frame.error);
+      // The daemon says none of the requests still waiting here was performed: they may go to the next daemon.
+      if (err.code === 'SHUTTING_DOWN' && (err.details as { performed?: unknown } | undefined)?.performed === false) REFUSED.add(err);
+      this.fail(err);
       return;
     }
     const pending = this.pending.get(frame.id);
@@ -526,8 +552,17 @@ class Link {
       return;
     }
     this.settle(frame.id, pending);
-    if (frame.ok) pending.resolve(frame.result);
-    else pending.reject(DiscueError.fromWire(frame.error));
+    if (frame.ok) {
+      pending.resolve(frame.result);
+      return;
+    }
+    const err = DiscueError.fromWire(frame.error);
+    if (err.code === 'SHUTTING_DOWN') {
+      // Refused before it ran; and the daemon takes no more requests: the next go to a new connection.
+      REFUSED.add(err);
+      this.closed = true;
+    }
+    pending.reject(err);
   }
 
   private fail(err: DiscueError): void {

@@ -131,12 +131,17 @@ export async function startDaemon(paths: BrokerPaths, options: StartOptions = {}
   }
 }
 
+let lockAttempts = 0;
+
 async function tryLock(path: string): Promise<boolean> {
   // The pid is written to a file of our own first and the lock appears by
   // link(), atomically and already naming its owner. Creating the lock and
   // then writing the pid left an empty lock when the write failed (a full
   // disk), which no one could tell from a live one for 30 s.
-  const own = `${path}.${process.pid}`;
+  // Unique per attempt, not just per process: several library clients of one
+  // process reconnecting at once would share `start.lock.PID`, and one's unlink
+  // made another's link() fail with a raw ENOENT.
+  const own = `${path}.${process.pid}.${++lockAttempts}`;
   try {
     await writeFile(own, `${process.pid}\n`, { mode: 0o600 });
     await link(own, path);

@@ -66,6 +66,8 @@ export class Connection {
   private corked = false;
   private closed = false;
   private released = false;
+  /** The client shut down its sending side. */
+  private readEnded = false;
   private draining = false;
   /** Complete frames read but not yet dispatched (the socket is paused while any wait). */
   private waiting: (string | InvalidUtf8Line)[] = [];
@@ -92,6 +94,15 @@ export class Connection {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.onFlushed());
     socket.on('error', (err) => this.log.debug('connection error', { error: err.message }));
+    // The client sent its last request (the server is half-open, see server.ts): its
+    // streams end, and the connection ends once every request has its reply. Without
+    // half-open, Node ended our side at once and the replies of requests still in
+    // flight (publishes that were stored) were dropped.
+    socket.on('end', () => {
+      this.readEnded = true;
+      this.runCloseCallbacks();
+      this.endIfAnswered();
+    });
     socket.on('close', () => {
       this.closed = true;
       this.release();
@@ -219,6 +230,13 @@ export class Connection {
       this.waitingFrom = 0;
     }
     this.setReading(this.waiting.length === 0);
+    this.endIfAnswered();
+  }
+
+  private endIfAnswered(): void {
+    if (!this.readEnded || this.closed || this.inFlight > 0 || this.waiting.length > 0) return;
+    this.closed = true;
+    this.socket.end();
   }
 
   private setReading(read: boolean): void {

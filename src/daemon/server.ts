@@ -140,7 +140,10 @@ export class Daemon {
       }
       await this.store?.close();
       for (const conn of this.connections) {
-        conn.end(new DiscueError('SHUTTING_DOWN', 'the daemon is shutting down'));
+        // Not busy: every request of this connection still unanswered was refused or never
+        // read, so its client may send it to the next daemon (the library does).
+        const details = conn.busy ? undefined : { performed: false };
+        conn.end(new DiscueError('SHUTTING_DOWN', 'the daemon is shutting down', { details }));
       }
       await closed;
       await rm(this.paths.pidFile, { force: true });
@@ -195,7 +198,9 @@ export class Daemon {
         });
       },
     };
-    const server = createServer((socket: Socket) => {
+    // Half-open: a client that shuts down its sending side after its last request
+    // (nc -N, a script) still gets every reply; the connection ends after the last one.
+    const server = createServer({ allowHalfOpen: true }, (socket: Socket) => {
       if (this.stopping) {
         socket.destroy();
         return;

@@ -10,6 +10,7 @@
  * memory map, and a small map is a fast fork.
  */
 import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 
 /** Output kept per attempt, from the end; the rest is read and dropped. */
 export const OUTPUT_TAIL_BYTES = 4096;
@@ -61,14 +62,23 @@ export interface RunOptions {
 }
 
 export function runCommand(spec: CommandSpec, options: RunOptions = {}): RunningCommand {
-  const child = spawn(spec.file, spec.args, {
-    cwd: spec.cwd,
-    env: { ...process.env, ...spec.env },
-    shell: spec.shell,
-    // Its own process group: killing -pid reaches every process it started that stayed in the group.
-    detached: true,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  let child: ChildProcess;
+  try {
+    child = spawn(spec.file, spec.args, {
+      cwd: spec.cwd,
+      env: { ...process.env, ...spec.env },
+      shell: spec.shell,
+      // Its own process group: killing -pid reaches every process it started that stayed in the group.
+      detached: true,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+  } catch (err) {
+    // spawn throws, instead of emitting 'error', for some failures (a cwd that is a file:
+    // ENOTDIR; E2BIG; a NUL byte in an argument). Thrown in the spawner process, it would
+    // kill the spawner and, with it, every other listener's running command.
+    const outcome: CommandOutcome = { output: '', error: `cannot start ${spec.file}: ${(err as Error).message}` };
+    return { pid: undefined, done: Promise.resolve(outcome), kill: () => undefined };
+  }
   const collected = new TailBuffer(OUTPUT_TAIL_BYTES);
   let killedBy: string | undefined;
   let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;

@@ -23,6 +23,14 @@ export type SpawnerReply = { t: 'started'; id: number; pid: number | undefined }
 
 const ENTRY = fileURLToPath(new URL('./spawner-process.js', import.meta.url));
 
+/**
+ * How long after a command's deadline (or a stop) the spawner must have
+ * reported its outcome: it kills the group at the deadline and reports
+ * within 2 s even if the leader never exits (run-command.ts), plus room for
+ * a busy machine.
+ */
+const SPAWNER_ANSWER_MS = 10_000;
+
 /** The spawner went away while it was running this command: not the command's outcome. */
 export class SpawnerDied extends Error {
   constructor(readonly spawnerPid: number | undefined, how: string) {
@@ -40,15 +48,40 @@ export class Spawner {
   private child: ChildProcess | undefined;
   private seq = 0;
   private readonly runs = new Map<number, Run>();
+  /** Spawners killed by a run's watchdog, so their runs say why. */
+  private readonly stalled = new WeakSet<ChildProcess>();
 
   /** Runs one command in the spawner; rejects with SpawnerDied if the spawner dies first. */
   run(spec: CommandSpec, signal?: AbortSignal): Promise<CommandOutcome> {
     const child = this.child ?? this.start();
     const id = ++this.seq;
     return new Promise<CommandOutcome>((resolve, reject) => {
-      const onAbort = () => this.send(child, { t: 'kill', id, why: 'stopped by the daemon' });
+      // The spawner enforces the command's timeout; this watches the spawner. A spawner
+      // that never answers (stopped by its own command with kill -STOP $PPID, or frozen)
+      // would hold the delivery, its listener and `daemon stop` for ever: kill it, so
+      // its runs fail with SpawnerDied and run again on a fresh one.
+      let watchdog: NodeJS.Timeout | undefined;
+      let watchUntil = Infinity;
+      const watch = (ms: number) => {
+        if (Date.now() + ms >= watchUntil) return;
+        watchUntil = Date.now() + ms;
+        clearTimeout(watchdog);
+        watchdog = setTimeout(() => {
+          this.stalled.add(child);
+          child.kill('SIGKILL');
+        }, ms);
+        watchdog.unref();
+      };
+      watch(spec.timeoutMs + SPAWNER_ANSWER_MS);
+      const onAbort = () => {
+        this.send(child, { t: 'kill', id, why: 'stopped by the daemon' });
+        watch(SPAWNER_ANSWER_MS);
+      };
       signal?.addEventListener('abort', onAbort, { once: true });
-      const cleanup = () => signal?.removeEventListener('abort', onAbort);
+      const cleanup = () => {
+        clearTimeout(watchdog);
+        signal?.removeEventListener('abort', onAbort);
+      };
       this.runs.set(id, {
         resolve: (outcome) => {
           cleanup();
@@ -106,7 +139,10 @@ export class Spawner {
         run.reject(err);
       }
     };
-    child.on('exit', (code, sig) => died(sig ? `was killed by ${sig}` : `exited with code ${String(code)}`));
+    child.on('exit', (code, sig) => {
+      if (this.stalled.has(child)) died(`did not answer within ${SPAWNER_ANSWER_MS} ms of a command's deadline and was killed`);
+      else died(sig ? `was killed by ${sig}` : `exited with code ${String(code)}`);
+    });
     child.on('error', (err) => died(`failed: ${err.message}`));
     return child;
   }
