@@ -6,7 +6,7 @@
  * --prefix so the machine's global npm is never touched. One pack per file.
  */
 import { execFile, spawn } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -124,6 +124,17 @@ describe('npm pack', () => {
   it('npm install -g . in a clone links discue on PATH to the clone', { timeout: 240_000 }, async () => {
     const prefix = join(sb.dir, 'linked');
     mkdirSync(prefix);
+    // The copy's node_modules is a link to this repository's own: npm would
+    // reify the global link's dependencies into it, pruning the dev tools
+    // (vitest, typescript) out of the install the suite is running from. The
+    // copy gets its own node_modules instead, as a clone's `npm install` makes
+    // (production dependencies are what the linked command needs).
+    unlinkSync(join(source, 'node_modules'));
+    await run('npm', ['install', '--prefer-offline', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], {
+      cwd: source,
+      env: npmEnv,
+      maxBuffer: 16 * 1024 * 1024,
+    });
     // --ignore-scripts: `prepare` built dist/ in this copy already (for the pack),
     // as the README's `npm install` does in a clone; building it twice proves nothing.
     await run('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--ignore-scripts', '.'], {
