@@ -265,7 +265,7 @@ complete -c discue -n '__discue_arg \'queue purge\' 0' -f -a '(__discue_names qu
 complete -c discue -n '__discue_in \'publish\'' -s d -l data -r -f -d 'publish this text as data (instead of a JSON message)'
 complete -c discue -n '__discue_in \'publish\'' -s n -l name -r -f -d 'event name, with --data'
 complete -c discue -n '__discue_in \'publish\'' -s k -l key -r -f -d 'idempotency key: publishing the same key to the queue again within 10 minutes stores nothing and prints the first id'
-complete -c discue -n '__discue_in \'publish\'' -l wait -d 'also wait until every active listener of the queue has it; exit 1 if a delivery died'
+complete -c discue -n '__discue_in \'publish\'' -l wait -d 'also wait until every active listener of the queue has it; exit 1 if a delivery died or a receiver refused it (410 Gone)'
 complete -c discue -n '__discue_in \'publish\'' -l wait-timeout -r -f -d 'with --wait: give up after this long (exit 124)'
 complete -c discue -n '__discue_in \'publish\'' -s h -l help -d 'show help'
 complete -c discue -n '__discue_arg \'publish\' 0' -f -a '(__discue_names queues)'

@@ -29,7 +29,8 @@ Examples:
 
 Exit codes: 0 ok, 1 failure, 2 usage, 3 daemon unreachable, 4 not found,
 5 conflict, 124 timeout, 130 interrupted.
-Environment: DISCUE_HOME (state of one broker), DISCUE_SOCKET, NO_COLOR.`,
+Environment: DISCUE_HOME (state of one broker), DISCUE_SOCKET, NO_COLOR;
+the other variables and the config keys: \`man discue\`, \`discue config --help\`.`,
     );
   return program;
 }

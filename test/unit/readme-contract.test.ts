@@ -9,6 +9,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CONFIG_KEYS } from '../../src/cli/config.js';
+import { manPage } from '../../src/cli/manpage.js';
+import { buildProgram } from '../../src/cli/program.js';
 import { ERROR_CODES, EXIT } from '../../src/protocol/errors.js';
 import { ROOT } from '../helpers/sandbox.js';
 
@@ -110,5 +112,14 @@ describe('README "Environment and configuration"', () => {
       expect(documentedEnv.has(key.env), key.env).toBe(true);
     }
     expect(keys.size - 1, 'rows besides the header').toBe(CONFIG_KEYS.length);
+  });
+});
+
+describe('man page ENVIRONMENT', () => {
+  it('names every variable a user sets: the config keys\' and the daemon\'s knobs', () => {
+    const page = manPage(buildProgram());
+    const environment = page.slice(page.indexOf('.SH ENVIRONMENT'), page.indexOf('.SH FILES'));
+    const names = ['DISCUE_HOME', 'DISCUE_SOCKET', 'NO_COLOR', 'XDG_CONFIG_HOME', 'TMPDIR', 'DISCUE_REQUEST_TIMEOUT', 'DISCUE_DEDUPE_WINDOW', 'DISCUE_DEDUPE_MAX_KEYS'];
+    for (const name of [...names, ...CONFIG_KEYS.map((k) => k.env)]) expect(environment, name).toContain(`.B ${name}\n`);
   });
 });

@@ -24,7 +24,7 @@ export function registerPublish(program: Command): void {
     .option('-d, --data <text>', 'publish this text as data (instead of a JSON message)')
     .option('-n, --name <name>', 'event name, with --data')
     .option('-k, --key <key>', 'idempotency key: publishing the same key to the queue again within 10 minutes stores nothing and prints the first id')
-    .option('--wait', 'also wait until every active listener of the queue has it; exit 1 if a delivery died')
+    .option('--wait', 'also wait until every active listener of the queue has it; exit 1 if a delivery died or a receiver refused it (410 Gone)')
     .option('--wait-timeout <duration>', 'with --wait: give up after this long (exit 124)', '30s')
     .addHelpText(
       'after',
