@@ -235,7 +235,7 @@ complete -c discue -n '__discue_in \'queue create\'' -l if-missing -d 'succeed w
 complete -c discue -n '__discue_in \'queue create\'' -s h -l help -d 'show help'
 
 # discue queue list
-complete -c discue -n '__discue_in \'queue list\'' -l fields -r -f -d 'print only these fields (name,messages,bytes,retentionMs,maxMessages,schema,createdAt,firstId,lastId,lastPublishedAt)'
+complete -c discue -n '__discue_in \'queue list\'' -l fields -r -f -d 'print only these fields (name,messages,bytes,retentionMs,maxMessages,schema,createdAt,firstId,lastId,lastPublishedAt,stats)'
 complete -c discue -n '__discue_in \'queue list\'' -s h -l help -d 'show help'
 
 # discue queue show
@@ -319,7 +319,7 @@ complete -c discue -n '__discue_in \'listener add\'' -s h -l help -d 'show help'
 
 # discue listener list
 complete -c discue -n '__discue_in \'listener list\'' -l queue -r -f -a '(__discue_names queues)' -d 'only listeners of this queue'
-complete -c discue -n '__discue_in \'listener list\'' -l fields -r -f -d 'print only these fields (id,name,kind,queues,url,command,state,timeoutMs,maxAttempts,concurrency,createdAt,progress)'
+complete -c discue -n '__discue_in \'listener list\'' -l fields -r -f -d 'print only these fields (id,name,kind,queues,url,command,state,timeoutMs,maxAttempts,retryDelayMs,concurrency,createdAt,hasSecret,cwd,disabledReason,progress,stats)'
 complete -c discue -n '__discue_in \'listener list\'' -s h -l help -d 'show help'
 
 # discue listener show

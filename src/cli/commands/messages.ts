@@ -57,7 +57,7 @@ export function registerMessages(program: Command): void {
         const limit = parseCount(String(opts.limit));
         if (limit > 10_000) throw new DiscueError('INVALID_ARGUMENT', '--limit is at most 10000');
         const name = validateQueueName(queue);
-        const chosen = opts.fields === undefined ? undefined : parseFields(String(opts.fields), MESSAGE_FIELDS);
+        const chosen = opts.fields === undefined ? undefined : parseFields(String(opts.fields), MESSAGE_FIELDS, { published: 'publishedAt' });
         // Like `docker ps -q`: on a list, --quiet leaves only the ids.
         const output: Output = ctx.quiet ? 'ids' : all || ctx.json ? 'json' : 'table';
         const from: From = opts.since === undefined ? {} : parseSince(String(opts.since));

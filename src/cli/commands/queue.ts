@@ -93,7 +93,7 @@ export function registerQueue(program: Command): void {
           return EXIT.OK;
         }
         if (opts.fields !== undefined) {
-          const chosen = listFields(String(opts.fields), QUEUE_FIELDS, queues);
+          const chosen = listFields(String(opts.fields), QUEUE_FIELDS, queues, QUEUE_COLUMNS);
           if (ctx.json) ctx.printJson(queues.map((q) => pick(q, chosen)));
           else if (queues.length > 0) ctx.print(fieldsTable(queues, chosen));
           return EXIT.OK;
@@ -305,7 +305,9 @@ async function readSchema(file: string): Promise<Record<string, unknown>> {
 }
 
 /** What `queue list --fields` documents (a field a queue has is accepted too). */
-const QUEUE_FIELDS = ['name', 'messages', 'bytes', 'retentionMs', 'maxMessages', 'schema', 'createdAt', 'firstId', 'lastId', 'lastPublishedAt'];
+const QUEUE_FIELDS = ['name', 'messages', 'bytes', 'retentionMs', 'maxMessages', 'schema', 'createdAt', 'firstId', 'lastId', 'lastPublishedAt', 'stats'];
+/** The table's columns that are not fields, and where their values come from. */
+const QUEUE_COLUMNS = { size: 'bytes', retention: 'retentionMs', max: 'maxMessages', last: 'lastPublishedAt', published: 'lastPublishedAt' };
 
 export function parseCount(text: string): number {
   if (!/^\d+$/.test(text) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) {
