@@ -40,6 +40,11 @@ export function finishProgram(program: Command): Command {
   for (const command of allCommands(program)) {
     command.exitOverride();
     command.configureOutput({
+      // Under --json stderr carries JSON only: the help commander prints for a
+      // group run without its subcommand is left out (main() reports USAGE).
+      writeErr: (text) => {
+        if (!process.argv.includes('--json') || text.startsWith('{')) process.stderr.write(text);
+      },
       // The code goes on the first line, where `error: ...` is: commander adds
       // a second line for typos ("(Did you mean publish?)").
       outputError: (text, write) =>
