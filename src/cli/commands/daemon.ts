@@ -19,7 +19,7 @@ import type { DaemonStatus } from '../../protocol/messages.js';
 import { assertSocketPath } from '../../protocol/paths.js';
 import { action, examples } from '../action.js';
 import type { Context } from '../context.js';
-import { bytes, fields, uptime } from '../format.js';
+import { bytes, fields, plural, uptime } from '../format.js';
 
 export function registerDaemon(program: Command): void {
   const daemon = program
@@ -180,7 +180,7 @@ export function registerDaemon(program: Command): void {
           return EXIT.OK;
         }
         ctx.print(`copied ${report.dataDir} to ${report.backup} (untouched; remove it once all is well)`);
-        ctx.done(`repaired ${report.dataDir}: ${report.queues} queue(s), ${report.messages} message(s) recovered`);
+        ctx.done(`repaired ${report.dataDir}: ${plural(report.queues, 'queue')}, ${plural(report.messages, 'message')} recovered`);
         if (report.rebuilt.length > 0) ctx.print(`rebuilt from their messages: ${report.rebuilt.join(', ')}`);
         if (report.damaged > 0) {
           process.stderr.write(

@@ -7,7 +7,7 @@ import type { DiscueClient } from '../../client/client.js';
 import { action, examples } from '../action.js';
 import type { Context } from '../context.js';
 import { parseFields, pick } from '../fields.js';
-import { fields, table, truncate } from '../format.js';
+import { fields, plural, table, truncate } from '../format.js';
 import { parseCount } from './queue.js';
 
 export function registerMessages(program: Command): void {
@@ -106,7 +106,7 @@ export function registerMessages(program: Command): void {
         if (damaged > 0) {
           // Not silenced by --quiet: the listing is incomplete and the user must know.
           process.stderr.write(
-            `warning: ${damaged} damaged message(s) skipped: they failed their checksum and are never served (see \`discue daemon logs\`)\n`,
+            `warning: ${plural(damaged, 'damaged message')} skipped: ${damaged === 1 ? 'it' : 'they'} failed their checksum and are never served (see \`discue daemon logs\`)\n`,
           );
         }
         return EXIT.OK;

@@ -6,7 +6,7 @@ import type { QueueInfo } from '../../protocol/messages.js';
 import { action, examples } from '../action.js';
 import type { Context } from '../context.js';
 import { fieldsTable, listFields, pick } from '../fields.js';
-import { ago, bytes, fields, table } from '../format.js';
+import { ago, bytes, fields, plural, table } from '../format.js';
 
 export function registerQueue(program: Command): void {
   const queue = program
@@ -65,7 +65,7 @@ export function registerQueue(program: Command): void {
             );
           }
           if (ctx.json) ctx.printJson(existing);
-          else ctx.done(`queue ${existing.name} already exists (${existing.messages} message(s))`);
+          else ctx.done(`queue ${existing.name} already exists (${plural(existing.messages, 'message')})`);
           return EXIT.OK;
         }
         if (ctx.json) ctx.printJson(info);
@@ -202,7 +202,7 @@ export function registerQueue(program: Command): void {
         if (opts.force === true && opts.yes !== true) await confirmDeletion(client, validateQueueName(name), 'and the queue');
         const result = await client.request('queue.delete', { name: validateQueueName(name), force: opts.force === true });
         if (ctx.json) ctx.printJson(result);
-        else ctx.done(`deleted queue ${result.name}${result.deleted ? ` and its ${result.deleted} message(s)` : ''}`);
+        else ctx.done(`deleted queue ${result.name}${result.deleted ? ` and its ${plural(result.deleted, 'message')}` : ''}`);
         return EXIT.OK;
       }),
     );
@@ -219,7 +219,7 @@ export function registerQueue(program: Command): void {
         if (opts.yes !== true) await confirmDeletion(client, validateQueueName(name), '');
         const result = await client.request('queue.purge', { name: validateQueueName(name) });
         if (ctx.json) ctx.printJson(result);
-        else ctx.done(`purged ${result.deleted} message(s) from ${result.name}`);
+        else ctx.done(`purged ${plural(result.deleted, 'message')} from ${result.name}`);
         return EXIT.OK;
       }),
     );
