@@ -4,7 +4,7 @@
  * binary, leaves stderr holding only JSON lines ({"error":...}) and stdout
  * empty or JSON. A command group run without its subcommand (`discue queue`)
  * did nothing: a usage error (exit 2), its help on stderr, or with --json a
- * USAGE error naming the subcommands.
+ * USAGE error naming the subcommands. A warning is JSON too.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { expectJsonError, ok } from '../helpers/discue.js';
@@ -70,6 +70,19 @@ describe('--json on every command, errors included', () => {
       expect(result.stdout, where).toBe('');
       expectJsonError(result, exit, code);
     }
+  });
+
+  it('a warning under --json is {"warning":{"message"}} on stderr, beside the result on stdout', async () => {
+    const result = await sb.run(['queue', 'create', 'orders', '--if-missing', '--retention', '1d', '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    expect((JSON.parse(result.stdout) as { name: string }).name).toBe('orders');
+    const lines = jsonLines(result.stderr, result.stderr) as { warning?: { message: string } }[];
+    expect(lines).toHaveLength(1);
+    expect(lines[0]!.warning!.message).toMatch(/^queue orders exists with other settings \(left unchanged\): retention is forever, given 1d/);
+    // Without --json, the same words as a plain line; --quiet keeps it (the settings are not what was asked).
+    const quiet = await sb.run(['queue', 'create', 'orders', '--if-missing', '--retention', '1d', '-q']);
+    expect([quiet.code, quiet.stdout]).toEqual([0, '']);
+    expect(quiet.stderr).toMatch(/^warning: queue orders exists with other settings/);
   });
 
   it('a group without its subcommand is a usage error: help on stderr, or a JSON USAGE error naming the subcommands', async () => {

@@ -65,7 +65,7 @@ export function registerDaemon(program: Command): void {
         }
         if (ctx.json) ctx.printJson({ started, ...status });
         else ctx.done(started ? `daemon started (pid ${status.pid})` : `daemon already running (pid ${status.pid})`);
-        for (const warning of status.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
+        for (const warning of status.warnings ?? []) ctx.warn(warning);
         return EXIT.OK;
       }),
     );
@@ -146,7 +146,7 @@ export function registerDaemon(program: Command): void {
             ['clients', String(status.connections)],
           ]),
         );
-        for (const warning of status.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
+        for (const warning of status.warnings ?? []) ctx.warn(warning);
         return EXIT.OK;
       }),
     );
@@ -183,9 +183,7 @@ export function registerDaemon(program: Command): void {
         ctx.done(`repaired ${report.dataDir}: ${plural(report.queues, 'queue')}, ${plural(report.messages, 'message')} recovered`);
         if (report.rebuilt.length > 0) ctx.print(`rebuilt from their messages: ${report.rebuilt.join(', ')}`);
         if (report.damaged > 0) {
-          process.stderr.write(
-            `warning: ${report.damaged} damaged record(s) remain; they are skipped and never served (\`discue messages list\` counts them)\n`,
-          );
+          ctx.warn(`${plural(report.damaged, 'damaged record')} remain${report.damaged === 1 ? 's' : ''}; skipped and never served (\`discue messages list\` counts them)`);
         }
         return EXIT.OK;
       }),

@@ -105,9 +105,7 @@ export function registerMessages(program: Command): void {
         }
         if (damaged > 0) {
           // Not silenced by --quiet: the listing is incomplete and the user must know.
-          process.stderr.write(
-            `warning: ${plural(damaged, 'damaged message')} skipped: ${damaged === 1 ? 'it' : 'they'} failed their checksum and are never served (see \`discue daemon logs\`)\n`,
-          );
+          ctx.warn(`${plural(damaged, 'damaged message')} skipped: ${damaged === 1 ? 'it failed its checksum and is' : 'they failed their checksum and are'} never served (see \`discue daemon logs\`)`);
         }
         return EXIT.OK;
       }),

@@ -59,10 +59,7 @@ export function registerQueue(program: Command): void {
           // script asks for; changing it is `queue update`'s job, not a side effect.
           const differences = queueDifferences(existing, params);
           if (differences.length > 0) {
-            process.stderr.write(
-              `warning: queue ${existing.name} exists with other settings (left unchanged): ${differences.join('; ')}; ` +
-                `\`discue queue update\` changes them\n`,
-            );
+            ctx.warn(`queue ${existing.name} exists with other settings (left unchanged): ${differences.join('; ')}; \`discue queue update\` changes them`);
           }
           if (ctx.json) ctx.printJson(existing);
           else ctx.done(`queue ${existing.name} already exists (${plural(existing.messages, 'message')})`);
