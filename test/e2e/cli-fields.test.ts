@@ -2,11 +2,12 @@
  * `--fields` as a new user meets it, through the real binary: the --help of
  * each list names every field a listed item has, and a column title of the
  * table that is not a field (HEALTH, SIZE, PUBLISHED) is answered with the key
- * that holds it, not just "unknown field".
+ * that holds it, not just "unknown field". `deliveries list` follows the same
+ * -q rule as the other lists, and prints every value whole to a pipe.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { expectError, expectJsonError, ok } from '../helpers/discue.js';
-import { Sandbox } from '../helpers/sandbox.js';
+import { Sandbox, waitFor } from '../helpers/sandbox.js';
 
 /** The field list a --help prints for --fields: "(a,b,c)" after the option, wrapped or not. */
 function helpFields(help: string): string[] {
@@ -61,5 +62,22 @@ describe('--fields on lists', () => {
     expectError(typo, 2, 'INVALID_ARGUMENT');
     expect(typo.stderr).toContain('unknown field "nmae"');
     expect(typo.stderr).not.toContain('column titles');
+  });
+  it('deliveries list -q prints the delivery ids alone; piped, the last result is whole', async () => {
+    await ok(sb, ['queue', 'create', 'orders']);
+    // Port 9 (discard) refuses on loopback: one attempt, then the delivery is dead.
+    await ok(sb, ['listener', 'add', '--queue', 'orders', '--url', 'http://127.0.0.1:9/a-long-path-for-a-long-error', '--name', 'hook', '--max-attempts', '1']);
+    const listenerId = (JSON.parse(await ok(sb, ['listener', 'show', 'hook', '--json'])) as { id: string }).id;
+    const messageId = (await ok(sb, ['publish', 'orders', '--data', 'x'])).trim();
+    await waitFor(async () => (await ok(sb, ['deliveries', 'list', '--state', 'dead', '--json'])).includes(messageId), 30_000, 'the delivery to die');
+
+    expect(await ok(sb, ['deliveries', 'list', '--state', 'dead', '-q'])).toBe(`${listenerId}/${messageId}\n`);
+    // -q wins over --json, as on the other lists.
+    expect(await ok(sb, ['deliveries', 'list', '-q', '--json'])).toBe(`${listenerId}/${messageId}\n`);
+
+    const [delivery] = JSON.parse(await ok(sb, ['deliveries', 'list', '--json'])) as { attempts: { error?: string }[] }[];
+    const error = delivery!.attempts.at(-1)!.error!;
+    expect(error.length, error).toBeGreaterThan(40);
+    expect(await ok(sb, ['deliveries', 'list'])).toContain(error);
   });
 });
