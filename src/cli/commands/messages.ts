@@ -7,7 +7,7 @@ import type { DiscueClient } from '../../client/client.js';
 import { action, examples } from '../action.js';
 import type { Context } from '../context.js';
 import { parseFields, pick } from '../fields.js';
-import { fields, plural, table, truncate } from '../format.js';
+import { fields, plural, table } from '../format.js';
 import { parseCount } from './queue.js';
 
 export function registerMessages(program: Command): void {
@@ -186,11 +186,8 @@ function printTable(ctx: Context, rows: Envelope[], chosen: string[] | undefined
     ctx.print(rows.map((m) => m[field] ?? '').join('\n'));
     return;
   }
-  const cell = (m: Envelope, field: string): string => {
-    if (field === 'data') return truncate(m.data, 60);
-    return m[field as keyof Envelope] ?? '-';
-  };
-  ctx.print(table(columns.map((c) => HEADERS[c]!), rows.map((m) => columns.map((c) => cell(m, c)))));
+  // Data whole: table() cuts it to a terminal's width, and a script reading a pipe gets all of it.
+  ctx.print(table(columns.map((c) => HEADERS[c]!), rows.map((m) => columns.map((c) => m[c as keyof Envelope] ?? '-'))));
 }
 
 /**
