@@ -367,7 +367,7 @@ complete -c discue -n '__discue_in \'deliveries retry\'' -l listener -r -f -a '(
 complete -c discue -n '__discue_in \'deliveries retry\'' -s h -l help -d 'show help'
 
 # discue top
-complete -c discue -n '__discue_in \'top\'' -l interval -r -f -d 'refresh interval in milliseconds'
+complete -c discue -n '__discue_in \'top\'' -l interval -r -f -d 'refresh interval, like 500ms or 2s (a bare number is milliseconds; at least 100ms)'
 complete -c discue -n '__discue_in \'top\'' -s h -l help -d 'show help'
 
 # discue config

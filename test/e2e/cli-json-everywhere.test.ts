@@ -43,6 +43,7 @@ const WRONG: { args: string[]; exit: number; code: string }[] = [
   { args: ['listen', 'orders', '--timeout', '1'], exit: 124, code: 'TIMEOUT' },
   { args: ['deliveries', 'list', '--state', 'bad'], exit: 2, code: 'USAGE' },
   { args: ['deliveries', 'retry'], exit: 2, code: 'USAGE' },
+  { args: ['top', '--interval', 'abc'], exit: 2, code: 'INVALID_DURATION' },
   { args: ['config', 'get', 'nope'], exit: 2, code: 'INVALID_ARGUMENT' },
   { args: ['config', 'set', 'color', 'purple'], exit: 2, code: 'INVALID_ARGUMENT' },
   { args: ['completion', 'tcsh'], exit: 2, code: 'USAGE' },
