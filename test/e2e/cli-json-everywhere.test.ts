@@ -26,6 +26,7 @@ function jsonLines(text: string, where: string): unknown[] {
 /** Wrong calls of every command; each must fail with a JSON error and nothing else. */
 const WRONG: { args: string[]; exit: number; code: string }[] = [
   { args: ['daemon', 'logs', '-n', 'x'], exit: 2, code: 'USAGE' },
+  { args: ['daemon', 'logs', '-n', '2x'], exit: 2, code: 'USAGE' },
   { args: ['queue', 'create', 'Bad/name'], exit: 2, code: 'INVALID_QUEUE_NAME' },
   { args: ['queue', 'create'], exit: 2, code: 'USAGE' },
   { args: ['queue', 'show', 'nope'], exit: 4, code: 'QUEUE_NOT_FOUND' },

@@ -204,8 +204,9 @@ export function registerDaemon(program: Command): void {
     .option('-n, --lines <n>', 'how many lines from the end', '50')
     .action(
       action(async (ctx, _args, opts) => {
-        const lines = Number.parseInt(String(opts.lines), 10);
-        if (!Number.isInteger(lines) || lines < 0) throw new DiscueError('USAGE', '--lines takes a whole number');
+        // Digits only: parseInt read `-n 2x` as 2.
+        if (!/^\d+$/.test(String(opts.lines).trim())) throw new DiscueError('USAGE', `--lines takes a whole number, got "${String(opts.lines)}"`);
+        const lines = Number(String(opts.lines).trim());
         // -f goes on from the size before the tail was read. Taken after the
         // tail printed, a line logged meanwhile (a reader may act on the tail
         // at once) was skipped; now one logged in the instant between the two
