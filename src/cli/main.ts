@@ -104,12 +104,19 @@ export async function main(argv: string[] = process.argv): Promise<void> {
 function missingCommand(program: Command, argv: string[]): string {
   let group = program;
   const path = [program.name()];
+  let unknown: string | undefined;
   for (const arg of argv.slice(2)) {
-    if (arg.startsWith('-')) continue;
+    // `help` is commander's own command: `discue help queue` walks like `discue queue`.
+    if (arg.startsWith('-') || arg === 'help') continue;
     const sub = group.commands.find((c) => c.name() === arg || c.aliases().includes(arg));
-    if (!sub) break;
+    if (!sub) {
+      unknown = arg;
+      break;
+    }
     group = sub;
     path.push(sub.name());
   }
-  return `${path.join(' ')} needs a command: ${group.commands.map((c) => c.name()).filter((n) => !n.startsWith('_')).join(', ')} (see \`${path.join(' ')} --help\`)`;
+  const names = group.commands.map((c) => c.name()).filter((n) => !n.startsWith('_')).join(', ');
+  const where = path.join(' ');
+  return unknown === undefined ? `${where} needs a command: ${names} (see \`${where} --help\`)` : `unknown command '${unknown}'; ${where} has: ${names}`;
 }

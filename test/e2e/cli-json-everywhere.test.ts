@@ -102,6 +102,8 @@ describe('--json on every command, errors included', () => {
     }
     const queue = expectJsonError(await sb.run(['--json', 'queue']), 2, 'USAGE');
     expect(queue.message).toContain('create, list, show, update, delete, purge');
+    const unknown = expectJsonError(await sb.run(['help', 'nosuch', '--json']), 2, 'USAGE');
+    expect(unknown.message).toMatch(/^unknown command 'nosuch'; discue has: daemon, queue, /);
     // Help asked for is not an error, and goes to stdout.
     const help = await sb.run(['help', 'queue']);
     expect([help.code, help.stderr]).toEqual([0, '']);
