@@ -235,7 +235,7 @@ complete -c discue -n '__discue_in \'queue create\'' -l if-missing -d 'succeed w
 complete -c discue -n '__discue_in \'queue create\'' -s h -l help -d 'show help'
 
 # discue queue list
-complete -c discue -n '__discue_in \'queue list\'' -l fields -r -f -d 'print only these fields (name,messages,bytes,retentionMs,maxMessages,schema,createdAt,firstId,lastId,lastPublishedAt)'
+complete -c discue -n '__discue_in \'queue list\'' -l fields -r -f -d 'print only these fields (name,messages,bytes,retentionMs,maxMessages,schema,createdAt,firstId,lastId,lastPublishedAt,stats)'
 complete -c discue -n '__discue_in \'queue list\'' -s h -l help -d 'show help'
 
 # discue queue show
@@ -265,7 +265,7 @@ complete -c discue -n '__discue_arg \'queue purge\' 0' -f -a '(__discue_names qu
 complete -c discue -n '__discue_in \'publish\'' -s d -l data -r -f -d 'publish this text as data (instead of a JSON message)'
 complete -c discue -n '__discue_in \'publish\'' -s n -l name -r -f -d 'event name, with --data'
 complete -c discue -n '__discue_in \'publish\'' -s k -l key -r -f -d 'idempotency key: publishing the same key to the queue again within 10 minutes stores nothing and prints the first id'
-complete -c discue -n '__discue_in \'publish\'' -l wait -d 'also wait until every active listener of the queue has it; exit 1 if a delivery died'
+complete -c discue -n '__discue_in \'publish\'' -l wait -d 'also wait until every active listener of the queue has it; exit 1 if a delivery died or a receiver refused it (410 Gone)'
 complete -c discue -n '__discue_in \'publish\'' -l wait-timeout -r -f -d 'with --wait: give up after this long (exit 124)'
 complete -c discue -n '__discue_in \'publish\'' -s h -l help -d 'show help'
 complete -c discue -n '__discue_arg \'publish\' 0' -f -a '(__discue_names queues)'
@@ -319,7 +319,7 @@ complete -c discue -n '__discue_in \'listener add\'' -s h -l help -d 'show help'
 
 # discue listener list
 complete -c discue -n '__discue_in \'listener list\'' -l queue -r -f -a '(__discue_names queues)' -d 'only listeners of this queue'
-complete -c discue -n '__discue_in \'listener list\'' -l fields -r -f -d 'print only these fields (id,name,kind,queues,url,command,state,timeoutMs,maxAttempts,concurrency,createdAt,progress)'
+complete -c discue -n '__discue_in \'listener list\'' -l fields -r -f -d 'print only these fields (id,name,kind,queues,url,command,state,timeoutMs,maxAttempts,retryDelayMs,concurrency,createdAt,hasSecret,cwd,disabledReason,progress,stats)'
 complete -c discue -n '__discue_in \'listener list\'' -s h -l help -d 'show help'
 
 # discue listener show
@@ -367,7 +367,7 @@ complete -c discue -n '__discue_in \'deliveries retry\'' -l listener -r -f -a '(
 complete -c discue -n '__discue_in \'deliveries retry\'' -s h -l help -d 'show help'
 
 # discue top
-complete -c discue -n '__discue_in \'top\'' -l interval -r -f -d 'refresh interval in milliseconds'
+complete -c discue -n '__discue_in \'top\'' -l interval -r -f -d 'refresh interval, like 500ms or 2s (a bare number is milliseconds; at least 100ms)'
 complete -c discue -n '__discue_in \'top\'' -s h -l help -d 'show help'
 
 # discue config

@@ -120,6 +120,14 @@ export class Context {
     if (!this.quiet && !this.json) process.stderr.write(text + '\n');
   }
 
+  /**
+   * A warning: stderr, not silenced by --quiet (the user must know); under
+   * --json as {"warning":{"message"}}, since stderr carries JSON only there.
+   */
+  warn(text: string): void {
+    process.stderr.write(this.json ? JSON.stringify({ warning: { message: text } }) + '\n' : `warning: ${text}\n`);
+  }
+
   /** Reports an error on stderr and returns the exit code it stands for. */
   fail(err: unknown): ExitCode {
     if (err instanceof DiscueError) {

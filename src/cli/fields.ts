@@ -5,10 +5,22 @@
 import { DiscueError } from '../protocol/errors.js';
 import { didYouMean } from '../protocol/suggest.js';
 
-export function parseFields(text: string, known: readonly string[]): string[] {
+/**
+ * columns maps a table's column titles (lower case) that are not field names
+ * to the field that holds them: a user picks what the table shows
+ * (`--fields name,health`) and is told where it is in the JSON.
+ */
+export function parseFields(text: string, known: readonly string[], columns: Readonly<Record<string, string>> = {}): string[] {
   const fields = text.split(',').map((f) => f.trim()).filter((f) => f !== '');
   if (fields.length === 0) throw new DiscueError('INVALID_ARGUMENT', `--fields takes a comma-separated list of: ${known.join(', ')}`);
   for (const field of fields) {
+    const column = Object.hasOwn(columns, field.toLowerCase()) ? columns[field.toLowerCase()] : undefined;
+    if (!known.includes(field) && column !== undefined) {
+      throw new DiscueError(
+        'INVALID_ARGUMENT',
+        `--fields takes the keys of --json, not the table's column titles: ${field.toUpperCase()} comes from ${column}; fields: ${known.join(', ')}`,
+      );
+    }
     if (!known.includes(field)) {
       throw new DiscueError('INVALID_ARGUMENT', `--fields takes ${known.join(', ')}; unknown field "${field}"${didYouMean(field, known)}`);
     }
@@ -45,8 +57,8 @@ export function fieldsTable(rows: object[], fields: readonly string[]): string {
  * --fields for a list whose items may grow fields: the names the command
  * documents, and any other a returned item has.
  */
-export function listFields(text: string, documented: readonly string[], rows: object[]): string[] {
+export function listFields(text: string, documented: readonly string[], rows: object[], columns: Readonly<Record<string, string>> = {}): string[] {
   const known = new Set(documented);
   for (const row of rows) for (const key of Object.keys(row)) known.add(key);
-  return parseFields(text, [...known]);
+  return parseFields(text, [...known], columns);
 }

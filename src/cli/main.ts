@@ -85,10 +85,38 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     process.exitCode = lastExitCode();
   } catch (err) {
     if (err instanceof CommanderError) {
+      if (err.code === 'commander.help' && err.exitCode !== 0) {
+        // A group without its subcommand (`discue queue`): commander showed its
+        // help on stderr and nothing was done, a usage error like a typo.
+        process.exitCode = EXIT.USAGE;
+        if (argv.includes('--json')) process.stderr.write(JSON.stringify({ error: { code: 'USAGE', message: missingCommand(program, argv) } }) + '\n');
+        return;
+      }
       const ok = ['commander.helpDisplayed', 'commander.version', 'commander.help'].includes(err.code);
       process.exitCode = ok ? EXIT.OK : EXIT.USAGE;
       return;
     }
     throw err;
   }
+}
+
+/** "discue queue needs a command: create, list, ...", for the deepest group named on the command line. */
+function missingCommand(program: Command, argv: string[]): string {
+  let group = program;
+  const path = [program.name()];
+  let unknown: string | undefined;
+  for (const arg of argv.slice(2)) {
+    // `help` is commander's own command: `discue help queue` walks like `discue queue`.
+    if (arg.startsWith('-') || arg === 'help') continue;
+    const sub = group.commands.find((c) => c.name() === arg || c.aliases().includes(arg));
+    if (!sub) {
+      unknown = arg;
+      break;
+    }
+    group = sub;
+    path.push(sub.name());
+  }
+  const names = group.commands.map((c) => c.name()).filter((n) => !n.startsWith('_')).join(', ');
+  const where = path.join(' ');
+  return unknown === undefined ? `${where} needs a command: ${names} (see \`${where} --help\`)` : `unknown command '${unknown}'; ${where} has: ${names}`;
 }

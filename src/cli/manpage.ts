@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { ERROR_CODES, EXIT } from '../protocol/errors.js';
 import { VERSION } from '../version.js';
 import { completionModel } from './completion.js';
+import { CONFIG_KEYS } from './config.js';
 import type { ArgumentModel, CommandModel, OptionModel } from './completion.js';
 
 /**
@@ -125,6 +126,16 @@ export function manPage(program: Command): string {
     '.TP', '.B DISCUE_SOCKET', 'The socket path (default \\fI$DISCUE_HOME/run/discue.sock\\fR).',
     '.TP', '.B NO_COLOR', 'No colour.',
     '.TP', '.B XDG_CONFIG_HOME', `Where the config file lives: \\fI$XDG_CONFIG_HOME/${name}/config.json\\fR (default \\fI~/.config\\fR).`,
+    '.TP', '.B DISCUE_REQUEST_TIMEOUT', 'How long a command waits for the daemon to answer a request, as a duration (default \\fI30s\\fR).',
+    '.TP', '.B DISCUE_DEDUPE_WINDOW', 'How long an idempotency key (\\fB\\-\\-key\\fR) is remembered (default \\fI10m\\fR); read at daemon start.',
+    '.TP', '.B DISCUE_DEDUPE_MAX_KEYS', 'Idempotency keys kept per queue (default \\fI100000\\fR); read at daemon start.',
+    // The other config keys have a variable each; from the same table as `discue config`, so none is left out.
+    ...CONFIG_KEYS.filter((k) => k.env !== 'DISCUE_SOCKET').flatMap((k) => [
+      '.TP',
+      `.B ${k.env}`,
+      `Overrides the config key \\fB${literal(k.key)}\\fR: ${roff(k.description)} (default \\fI${roff(k.default)}\\fR).`,
+    ]),
+    '.TP', '.B TMPDIR', 'Where the per-user socket directory goes when \\fI$DISCUE_HOME/run/discue.sock\\fR would be too long for a Unix socket.',
     '.SH FILES',
     '.TP', '.I $DISCUE_HOME/data/', 'LevelDB: queues, messages, listeners, cursors, deliveries.',
     '.TP', '.I $DISCUE_HOME/run/discue.sock', 'The socket (0600) in a 0700 directory.',

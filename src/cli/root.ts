@@ -29,7 +29,8 @@ Examples:
 
 Exit codes: 0 ok, 1 failure, 2 usage, 3 daemon unreachable, 4 not found,
 5 conflict, 124 timeout, 130 interrupted.
-Environment: DISCUE_HOME (state of one broker), DISCUE_SOCKET, NO_COLOR.`,
+Environment: DISCUE_HOME (state of one broker), DISCUE_SOCKET, NO_COLOR;
+the other variables and the config keys: \`man discue\`, \`discue config --help\`.`,
     );
   return program;
 }
@@ -39,6 +40,11 @@ export function finishProgram(program: Command): Command {
   for (const command of allCommands(program)) {
     command.exitOverride();
     command.configureOutput({
+      // Under --json stderr carries JSON only: the help commander prints for a
+      // group run without its subcommand is left out (main() reports USAGE).
+      writeErr: (text) => {
+        if (!process.argv.includes('--json') || text.startsWith('{')) process.stderr.write(text);
+      },
       // The code goes on the first line, where `error: ...` is: commander adds
       // a second line for typos ("(Did you mean publish?)").
       outputError: (text, write) =>

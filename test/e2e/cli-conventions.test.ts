@@ -26,7 +26,7 @@ describe('CLI conventions', () => {
       await ok(sb, ['publish', 'orders', '--data', 'kept']);
       const again = await sb.run(['queue', 'create', 'orders', '--if-missing']);
       expect(again.code, again.stderr).toBe(0);
-      expect(again.stdout).toContain('queue orders already exists (1 message(s))');
+      expect(again.stdout).toContain('queue orders already exists (1 message)');
       expect(again.stderr).toBe('');
       const json = JSON.parse(await ok(sb, ['queue', 'create', 'orders', '--if-missing', '--json'])) as { name: string; messages: number };
       expect(json).toMatchObject({ name: 'orders', messages: 1 });
@@ -145,7 +145,7 @@ describe('CLI conventions', () => {
     await ok(sb, ['publish', 'orders'], '{"data":"a"}\n{"data":"b"}\n');
     const purged = await sb.run(['queue', 'purge', 'orders'], { input: 'n\n' });
     expect(purged.code, purged.stderr).toBe(0);
-    expect(purged.stdout).toContain('purged 2 message(s) from orders');
+    expect(purged.stdout).toContain('purged 2 messages from orders');
     expect(purged.stderr).not.toContain('[y/N]');
     expect(await messageCount(sb, 'orders')).toBe(0);
     await ok(sb, ['publish', 'orders', '--data', 'c']);

@@ -88,7 +88,7 @@ describe('errors that teach', () => {
 
     const json = await sb.run(['listen', 'orders', '--timeout', '500ms', '--count', '2', '--json']);
     const error = expectJsonError(json, 124, 'TIMEOUT');
-    expect(error.message).toBe('listen got 0 of 2 message(s) within 500ms');
+    expect(error.message).toBe('listen got 0 of 2 messages within 500ms');
     expect(json.stdout).toBe('');
     // stderr holds that one JSON document and nothing else.
     expect(json.stderr.trim().split('\n')).toHaveLength(1);

@@ -66,7 +66,7 @@ describe('on a terminal', () => {
       tmux('send-keys', '-t', yes.session, 'y', 'Enter');
       await waitFor(() => yes.exitCode() !== undefined, 30_000, 'purge to exit');
       expect(yes.exitCode(), screen(yes.session)).toBe(0);
-      expect(screen(yes.session)).toContain('purged 2 message(s) from orders');
+      expect(screen(yes.session)).toContain('purged 2 messages from orders');
       expect(await messageCount(sb, 'orders')).toBe(0);
     });
 

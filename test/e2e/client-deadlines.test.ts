@@ -66,7 +66,7 @@ describe('deadlines: a stopped daemon never hangs a client', () => {
     expect(await exited, stderr).toBe(124);
     expect(stderr).toContain(`the daemon (pid ${pid}) did not answer within 3s`);
     expect(stderr).toContain('[DAEMON_TIMEOUT]');
-    expect(stderr).toContain('the 1000 message(s) before it were stored');
+    expect(stderr).toContain('the 1000 messages before it were stored');
 
     cont(pid);
     expect(JSON.parse(await ok(sb, ['queue', 'show', 'q', '--json'])).messages).toBeGreaterThanOrEqual(1000);

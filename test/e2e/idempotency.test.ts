@@ -99,7 +99,7 @@ describe('idempotency keys', () => {
     const textIds = text.stdout.trim().split('\n');
     expect(textIds.filter((_, i) => i !== 3)).toEqual(json.ids.filter((_, i) => i !== 3));
     expect(textIds[3]).not.toBe(json.ids[3]);
-    expect(text.stderr).toContain('4 message(s) had a key published before');
+    expect(text.stderr).toContain('4 messages had a key published before');
     expect(await messageCount(sb, 'q')).toBe(5);
   });
 

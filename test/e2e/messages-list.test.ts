@@ -67,6 +67,9 @@ describe('messages list at scale', () => {
     expect(table[2]).toMatch(new RegExp(`^-\\s+${ids[1]}$`));
     // One field: the values alone, whole (not cut to the table's width).
     expect(await ok(sb, ['messages', 'list', 'q', '--fields', 'data'])).toBe(`first\n${long}\n`);
+    // The default table, piped, keeps data whole too (it was cut at 60 characters).
+    const rows = (await ok(sb, ['messages', 'list', 'q'])).trimEnd().split('\n');
+    expect(rows[2]).toMatch(new RegExp(`^${ids[1]}\\s.*\\s${long}$`));
 
     const picked = JSON.parse(await ok(sb, ['messages', 'list', 'q', '--fields', 'id,name', '--json'])) as Record<string, unknown>[];
     expect(picked).toEqual([{ id: ids[0], name: 'order.created' }, { id: ids[1] }]);

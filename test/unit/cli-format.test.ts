@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { table } from '../../src/cli/format.js';
+import { plural, table } from '../../src/cli/format.js';
 
 describe('table', () => {
   const headers = ['ID', 'NAME', 'LAST ERROR'];
@@ -29,5 +29,11 @@ describe('table', () => {
     const red = (s: string) => `\x1b[31m${s}\x1b[39m`;
     const lines = table(['STATE', 'X'], [[red('disabled because of everything'), 'y']], 16).split('\n');
     expect(lines[1]).toBe('disabled bec…  y');
+  });
+});
+
+describe('plural', () => {
+  it('says 1 message and 0 or 2 messages, never message(s)', () => {
+    expect([plural(0, 'message'), plural(1, 'message'), plural(2, 'listener')]).toEqual(['0 messages', '1 message', '2 listeners']);
   });
 });

@@ -14,9 +14,9 @@ export function registerCompletion(program: Command): void {
       'after',
       examples(
         'source <(discue completion bash)                      # in ~/.bashrc',
-        'discue completion bash > ~/.local/share/bash-completion/completions/discue',
-        'discue completion zsh > ~/.zfunc/_discue              # with fpath=(~/.zfunc $fpath) before compinit',
-        'discue completion fish > ~/.config/fish/completions/discue.fish',
+        'mkdir -p ~/.local/share/bash-completion/completions && discue completion bash > ~/.local/share/bash-completion/completions/discue',
+        'mkdir -p ~/.zfunc && discue completion zsh > ~/.zfunc/_discue   # with fpath=(~/.zfunc $fpath) before compinit',
+        'mkdir -p ~/.config/fish/completions && discue completion fish > ~/.config/fish/completions/discue.fish',
       ) + '\nQueue and listener names complete from the running daemon; completing never starts one.\n',
     )
     .action(

@@ -19,7 +19,7 @@ import type { DaemonStatus } from '../../protocol/messages.js';
 import { assertSocketPath } from '../../protocol/paths.js';
 import { action, examples } from '../action.js';
 import type { Context } from '../context.js';
-import { bytes, fields, uptime } from '../format.js';
+import { bytes, fields, plural, uptime } from '../format.js';
 
 export function registerDaemon(program: Command): void {
   const daemon = program
@@ -65,7 +65,7 @@ export function registerDaemon(program: Command): void {
         }
         if (ctx.json) ctx.printJson({ started, ...status });
         else ctx.done(started ? `daemon started (pid ${status.pid})` : `daemon already running (pid ${status.pid})`);
-        for (const warning of status.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
+        for (const warning of status.warnings ?? []) ctx.warn(warning);
         return EXIT.OK;
       }),
     );
@@ -146,7 +146,7 @@ export function registerDaemon(program: Command): void {
             ['clients', String(status.connections)],
           ]),
         );
-        for (const warning of status.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
+        for (const warning of status.warnings ?? []) ctx.warn(warning);
         return EXIT.OK;
       }),
     );
@@ -180,12 +180,10 @@ export function registerDaemon(program: Command): void {
           return EXIT.OK;
         }
         ctx.print(`copied ${report.dataDir} to ${report.backup} (untouched; remove it once all is well)`);
-        ctx.done(`repaired ${report.dataDir}: ${report.queues} queue(s), ${report.messages} message(s) recovered`);
+        ctx.done(`repaired ${report.dataDir}: ${plural(report.queues, 'queue')}, ${plural(report.messages, 'message')} recovered`);
         if (report.rebuilt.length > 0) ctx.print(`rebuilt from their messages: ${report.rebuilt.join(', ')}`);
         if (report.damaged > 0) {
-          process.stderr.write(
-            `warning: ${report.damaged} damaged record(s) remain; they are skipped and never served (\`discue messages list\` counts them)\n`,
-          );
+          ctx.warn(`${plural(report.damaged, 'damaged record')} remain${report.damaged === 1 ? 's' : ''}; skipped and never served (\`discue messages list\` counts them)`);
         }
         return EXIT.OK;
       }),
@@ -206,8 +204,9 @@ export function registerDaemon(program: Command): void {
     .option('-n, --lines <n>', 'how many lines from the end', '50')
     .action(
       action(async (ctx, _args, opts) => {
-        const lines = Number.parseInt(String(opts.lines), 10);
-        if (!Number.isInteger(lines) || lines < 0) throw new DiscueError('USAGE', '--lines takes a whole number');
+        // Digits only: parseInt read `-n 2x` as 2.
+        if (!/^\d+$/.test(String(opts.lines).trim())) throw new DiscueError('USAGE', `--lines takes a whole number, got "${String(opts.lines)}"`);
+        const lines = Number(String(opts.lines).trim());
         // -f goes on from the size before the tail was read. Taken after the
         // tail printed, a line logged meanwhile (a reader may act on the tail
         // at once) was skipped; now one logged in the instant between the two

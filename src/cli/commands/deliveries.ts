@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
 import type { DeliveryState } from '../../protocol/messages.js';
 import { action, examples } from '../action.js';
-import { ago, table, truncate } from '../format.js';
+import { ago, table } from '../format.js';
 import { parseCount } from './queue.js';
 
 const STATES = ['pending', 'failed', 'dead', 'delivered'];
@@ -30,7 +30,11 @@ export function registerDeliveries(program: Command): void {
     .option('--limit <n>', 'at most this many, newest first', '100')
     .addHelpText(
       'after',
-      examples('discue deliveries list --state dead', 'discue deliveries list --listener mailer --state delivered --json'),
+      examples(
+        'discue deliveries list --state dead',
+        'discue deliveries list --listener mailer --state delivered --json',
+        'discue deliveries list --state dead -q       # ids only',
+      ),
     )
     .action(
       action(async (ctx, _args, opts) => {
@@ -43,6 +47,11 @@ export function registerDeliveries(program: Command): void {
         if (state !== undefined) params.state = state as DeliveryState;
         const client = await ctx.connect();
         const list = await client.request('deliveries.list', params);
+        // -q: the ids alone, as on the other lists, ready for `deliveries retry`.
+        if (ctx.quiet) {
+          if (list.length > 0) ctx.print(list.map((d) => d.id).join('\n'));
+          return EXIT.OK;
+        }
         if (ctx.json) ctx.printJson(list);
         else if (list.length === 0) ctx.note('no deliveries to show');
         else
@@ -54,7 +63,8 @@ export function registerDeliveries(program: Command): void {
                 const result = last
                   ? last.ok
                     ? 'ok'
-                    : truncate(last.error ?? (last.status ? `HTTP ${last.status}` : `exit ${String(last.exitCode)}`), 40)
+                    : // Whole: table() cuts it to a terminal's width, and a script gets all of it.
+                      (last.error ?? (last.status ? `HTTP ${last.status}` : `exit ${String(last.exitCode)}`))
                   : '-';
                 const stateText =
                   d.state === 'dead' ? ctx.colors.red(d.state) : d.state === 'delivered' ? ctx.colors.green(d.state) : ctx.colors.yellow(d.state);

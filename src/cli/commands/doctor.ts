@@ -16,7 +16,7 @@ import { VERSION } from '../../version.js';
 import { action, examples } from '../action.js';
 import { CONFIG_KEYS, configPath, readConfig, resolveSetting } from '../config.js';
 import type { Context } from '../context.js';
-import { bytes } from '../format.js';
+import { bytes, plural } from '../format.js';
 import { daemonVersion } from './version.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
@@ -198,7 +198,7 @@ function checkConfig(): Check[] {
   }
   if (checks.length > 0) return checks;
   const keys = Object.keys(values).length;
-  return [{ check: 'config', status: 'ok', message: keys === 0 ? `${file}: none (defaults apply)` : `${file}: ${keys} setting(s), all valid` }];
+  return [{ check: 'config', status: 'ok', message: keys === 0 ? `${file}: none (defaults apply)` : `${file}: ${plural(keys, 'setting')}, all valid` }];
 }
 
 async function checkListener(listener: ListenerInfo): Promise<Check> {

@@ -4,6 +4,7 @@ import { parseDuration, validateQueueName } from '../../protocol/messages.js';
 import type { ListenParams, StreamEvent } from '../../protocol/messages.js';
 import type { Sender } from '../../delivery/types.js';
 import { action, examples } from '../action.js';
+import { plural } from '../format.js';
 import type { Context } from '../context.js';
 import { parseCount } from './queue.js';
 
@@ -96,7 +97,7 @@ async function listen(ctx: Context, queueArgs: string[], opts: Record<string, un
     if (timeoutMs !== undefined) {
       timer = setTimeout(() => {
         // An error like any other (exit 124), so --json gets {"error":{"code":"TIMEOUT",...}}.
-        const got = count === undefined ? 'no message' : `${seen} of ${count} message(s)`;
+        const got = count === undefined ? 'no message' : `${seen} of ${plural(count, 'message')}`;
         fail(new DiscueError('TIMEOUT', `listen got ${got} within ${withUnit(String(opts.timeout))}`));
       }, timeoutMs);
     }

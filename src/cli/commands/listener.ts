@@ -12,7 +12,17 @@ import { parseCount } from './queue.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 /** What `listener list --fields` documents (a field a listener has is accepted too). */
-const LISTENER_FIELDS = ['id', 'name', 'kind', 'queues', 'url', 'command', 'state', 'timeoutMs', 'maxAttempts', 'concurrency', 'createdAt', 'progress'];
+const LISTENER_FIELDS = ['id', 'name', 'kind', 'queues', 'url', 'command', 'state', 'timeoutMs', 'maxAttempts', 'retryDelayMs', 'concurrency', 'createdAt', 'hasSecret', 'cwd', 'disabledReason', 'progress', 'stats'];
+/** The table's columns that are not fields, and where their values come from. */
+const LISTENER_COLUMNS = {
+  target: 'url or command',
+  pending: 'stats (stats.pending)',
+  lag: 'stats (stats.lagMs)',
+  delivered: 'progress (per queue)',
+  dead: 'progress (per queue)',
+  last: 'progress (lastDeliveryAt, per queue)',
+  health: 'progress (consecutiveFailures, lastError, nextAttemptAt, per queue)',
+};
 
 export function registerListener(program: Command): void {
   const listener = program
@@ -136,7 +146,7 @@ export function registerListener(program: Command): void {
           return EXIT.OK;
         }
         if (opts.fields !== undefined) {
-          const chosen = listFields(String(opts.fields), LISTENER_FIELDS, list);
+          const chosen = listFields(String(opts.fields), LISTENER_FIELDS, list, LISTENER_COLUMNS);
           if (ctx.json) ctx.printJson(list.map((l) => pick(l, chosen)));
           else if (list.length > 0) ctx.print(fieldsTable(list, chosen));
           return EXIT.OK;

@@ -7,7 +7,7 @@ import type { DiscueClient } from '../../client/client.js';
 import { action, examples } from '../action.js';
 import type { Context } from '../context.js';
 import { parseFields, pick } from '../fields.js';
-import { fields, table, truncate } from '../format.js';
+import { fields, plural, table } from '../format.js';
 import { parseCount } from './queue.js';
 
 export function registerMessages(program: Command): void {
@@ -57,7 +57,7 @@ export function registerMessages(program: Command): void {
         const limit = parseCount(String(opts.limit));
         if (limit > 10_000) throw new DiscueError('INVALID_ARGUMENT', '--limit is at most 10000');
         const name = validateQueueName(queue);
-        const chosen = opts.fields === undefined ? undefined : parseFields(String(opts.fields), MESSAGE_FIELDS);
+        const chosen = opts.fields === undefined ? undefined : parseFields(String(opts.fields), MESSAGE_FIELDS, { published: 'publishedAt' });
         // Like `docker ps -q`: on a list, --quiet leaves only the ids.
         const output: Output = ctx.quiet ? 'ids' : all || ctx.json ? 'json' : 'table';
         const from: From = opts.since === undefined ? {} : parseSince(String(opts.since));
@@ -105,9 +105,7 @@ export function registerMessages(program: Command): void {
         }
         if (damaged > 0) {
           // Not silenced by --quiet: the listing is incomplete and the user must know.
-          process.stderr.write(
-            `warning: ${damaged} damaged message(s) skipped: they failed their checksum and are never served (see \`discue daemon logs\`)\n`,
-          );
+          ctx.warn(`${plural(damaged, 'damaged message')} skipped: ${damaged === 1 ? 'it failed its checksum and is' : 'they failed their checksum and are'} never served (see \`discue daemon logs\`)`);
         }
         return EXIT.OK;
       }),
@@ -188,11 +186,8 @@ function printTable(ctx: Context, rows: Envelope[], chosen: string[] | undefined
     ctx.print(rows.map((m) => m[field] ?? '').join('\n'));
     return;
   }
-  const cell = (m: Envelope, field: string): string => {
-    if (field === 'data') return truncate(m.data, 60);
-    return m[field as keyof Envelope] ?? '-';
-  };
-  ctx.print(table(columns.map((c) => HEADERS[c]!), rows.map((m) => columns.map((c) => cell(m, c)))));
+  // Data whole: table() cuts it to a terminal's width, and a script reading a pipe gets all of it.
+  ctx.print(table(columns.map((c) => HEADERS[c]!), rows.map((m) => columns.map((c) => m[c as keyof Envelope] ?? '-'))));
 }
 
 /**

@@ -6,6 +6,7 @@ import type { MessageInput, PublishResult, WaitOutcome } from '../../protocol/me
 import { LineDecoder } from '../../protocol/frames.js';
 import type { InvalidUtf8Line } from '../../protocol/frames.js';
 import { action, examples } from '../action.js';
+import { plural } from '../format.js';
 import type { Context } from '../context.js';
 import { healthText } from '../health.js';
 import { Progress } from '../progress.js';
@@ -24,7 +25,7 @@ export function registerPublish(program: Command): void {
     .option('-d, --data <text>', 'publish this text as data (instead of a JSON message)')
     .option('-n, --name <name>', 'event name, with --data')
     .option('-k, --key <key>', 'idempotency key: publishing the same key to the queue again within 10 minutes stores nothing and prints the first id')
-    .option('--wait', 'also wait until every active listener of the queue has it; exit 1 if a delivery died')
+    .option('--wait', 'also wait until every active listener of the queue has it; exit 1 if a delivery died or a receiver refused it (410 Gone)')
     .option('--wait-timeout <duration>', 'with --wait: give up after this long (exit 124)', '30s')
     .addHelpText(
       'after',
@@ -136,7 +137,7 @@ async function publishStream(ctx: Context, queue: string): Promise<number> {
   }
   if (ids.length === 0) throw new DiscueError('USAGE', 'no messages on stdin');
   if (ctx.json) ctx.printJson(withDuplicates({ queue, count: ids.length, ids }, duplicates));
-  else if (duplicates.length > 0) ctx.note(`${duplicates.length} message(s) had a key published before: not stored again, their first id printed`);
+  else if (duplicates.length > 0) ctx.note(`${plural(duplicates.length, 'message')} had a key published before: not stored again, ${duplicates.length === 1 ? 'its' : 'their'} first id printed`);
   return EXIT.OK;
 
   async function readBatches(): Promise<void> {
@@ -215,7 +216,7 @@ function shellQuote(text: string): string {
 }
 
 function storedNote(stored: number): string {
-  return stored > 0 ? ` (the ${stored} message(s) before it were stored)` : ' (nothing was stored)';
+  return stored > 0 ? ` (the ${plural(stored, 'message')} before it ${stored === 1 ? 'was' : 'were'} stored)` : ' (nothing was stored)';
 }
 
 /** Prints the id, then what each listener did; the exit code says whether all got it. */
@@ -237,7 +238,7 @@ function reportWait(ctx: Context, result: PublishResult): number {
   }
   if (pending.length > 0) {
     const names = pending.map((o) => `${o.name ?? o.listener}${why(o)}`).join('; ');
-    waitError(ctx, 'TIMEOUT', `${pending.length} listener(s) did not get the message in time: ${names}`);
+    waitError(ctx, 'TIMEOUT', `${plural(pending.length, 'listener')} did not get the message in time: ${names}`);
     return EXIT.TIMEOUT;
   }
   if (failed.length > 0) {

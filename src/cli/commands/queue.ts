@@ -6,7 +6,7 @@ import type { QueueInfo } from '../../protocol/messages.js';
 import { action, examples } from '../action.js';
 import type { Context } from '../context.js';
 import { fieldsTable, listFields, pick } from '../fields.js';
-import { ago, bytes, fields, table } from '../format.js';
+import { ago, bytes, fields, plural, table } from '../format.js';
 
 export function registerQueue(program: Command): void {
   const queue = program
@@ -59,13 +59,10 @@ export function registerQueue(program: Command): void {
           // script asks for; changing it is `queue update`'s job, not a side effect.
           const differences = queueDifferences(existing, params);
           if (differences.length > 0) {
-            process.stderr.write(
-              `warning: queue ${existing.name} exists with other settings (left unchanged): ${differences.join('; ')}; ` +
-                `\`discue queue update\` changes them\n`,
-            );
+            ctx.warn(`queue ${existing.name} exists with other settings (left unchanged): ${differences.join('; ')}; \`discue queue update\` changes them`);
           }
           if (ctx.json) ctx.printJson(existing);
-          else ctx.done(`queue ${existing.name} already exists (${existing.messages} message(s))`);
+          else ctx.done(`queue ${existing.name} already exists (${plural(existing.messages, 'message')})`);
           return EXIT.OK;
         }
         if (ctx.json) ctx.printJson(info);
@@ -93,7 +90,7 @@ export function registerQueue(program: Command): void {
           return EXIT.OK;
         }
         if (opts.fields !== undefined) {
-          const chosen = listFields(String(opts.fields), QUEUE_FIELDS, queues);
+          const chosen = listFields(String(opts.fields), QUEUE_FIELDS, queues, QUEUE_COLUMNS);
           if (ctx.json) ctx.printJson(queues.map((q) => pick(q, chosen)));
           else if (queues.length > 0) ctx.print(fieldsTable(queues, chosen));
           return EXIT.OK;
@@ -202,7 +199,7 @@ export function registerQueue(program: Command): void {
         if (opts.force === true && opts.yes !== true) await confirmDeletion(client, validateQueueName(name), 'and the queue');
         const result = await client.request('queue.delete', { name: validateQueueName(name), force: opts.force === true });
         if (ctx.json) ctx.printJson(result);
-        else ctx.done(`deleted queue ${result.name}${result.deleted ? ` and its ${result.deleted} message(s)` : ''}`);
+        else ctx.done(`deleted queue ${result.name}${result.deleted ? ` and its ${plural(result.deleted, 'message')}` : ''}`);
         return EXIT.OK;
       }),
     );
@@ -219,7 +216,7 @@ export function registerQueue(program: Command): void {
         if (opts.yes !== true) await confirmDeletion(client, validateQueueName(name), '');
         const result = await client.request('queue.purge', { name: validateQueueName(name) });
         if (ctx.json) ctx.printJson(result);
-        else ctx.done(`purged ${result.deleted} message(s) from ${result.name}`);
+        else ctx.done(`purged ${plural(result.deleted, 'message')} from ${result.name}`);
         return EXIT.OK;
       }),
     );
@@ -305,7 +302,9 @@ async function readSchema(file: string): Promise<Record<string, unknown>> {
 }
 
 /** What `queue list --fields` documents (a field a queue has is accepted too). */
-const QUEUE_FIELDS = ['name', 'messages', 'bytes', 'retentionMs', 'maxMessages', 'schema', 'createdAt', 'firstId', 'lastId', 'lastPublishedAt'];
+const QUEUE_FIELDS = ['name', 'messages', 'bytes', 'retentionMs', 'maxMessages', 'schema', 'createdAt', 'firstId', 'lastId', 'lastPublishedAt', 'stats'];
+/** The table's columns that are not fields, and where their values come from. */
+const QUEUE_COLUMNS = { size: 'bytes', retention: 'retentionMs', max: 'maxMessages', last: 'lastPublishedAt', published: 'lastPublishedAt' };
 
 export function parseCount(text: string): number {
   if (!/^\d+$/.test(text) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) {

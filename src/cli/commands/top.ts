@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { EXIT } from '../../protocol/errors.js';
+import { DiscueError, EXIT } from '../../protocol/errors.js';
+import { parseDuration } from '../../protocol/messages.js';
 import type { DeliveryInfo, StatsSnapshot } from '../../protocol/messages.js';
 import type { DiscueClient } from '../../client/client.js';
 import { action, examples } from '../action.js';
@@ -7,17 +8,31 @@ import type { Context } from '../context.js';
 import { bytes, table, uptime } from '../format.js';
 import { combinedHealth, healthText, lagText } from '../health.js';
 
+/**
+ * --interval: a duration like every other option's (`500ms`, `2s`). A bare
+ * number stays milliseconds, as this option always took it (`--interval 200`);
+ * before, `2s` meant 100ms (parseInt) and garbage the default. Under 100ms is raised to 100ms.
+ */
+export function parseInterval(text: string): number {
+  const trimmed = text.trim();
+  const ms = /^\d+$/.test(trimmed) ? Number(trimmed) : parseDuration(trimmed, '--interval');
+  if (!(ms > 0)) throw new DiscueError('INVALID_DURATION', `--interval takes a positive duration like 500ms or 2s, got "${text}"`);
+  return Math.max(100, ms);
+}
+
 export function registerTop(program: Command): void {
   program
     .command('top')
     .description('live dashboard of queues, listeners and deliveries (one plain snapshot when not a terminal)')
-    .option('--interval <ms>', 'refresh interval in milliseconds', '1000')
+    .option('--interval <duration>', 'refresh interval, like 500ms or 2s (a bare number is milliseconds; at least 100ms)', '1s')
     .addHelpText(
       'after',
       examples('discue top                 # q quits, ↑↓ select, enter shows attempts, p pauses/resumes', 'discue top --json | jq .listeners'),
     )
     .action(
       action(async (ctx, _args, opts) => {
+        // Checked first: bad input is an error even where no live view runs.
+        const interval = parseInterval(String(opts.interval));
         const client = await ctx.connect();
         if (ctx.json || !process.stdout.isTTY || !process.stdin.isTTY) {
           const snapshot = await client.request('stats', {});
@@ -25,7 +40,6 @@ export function registerTop(program: Command): void {
           else ctx.print(plainSnapshot(snapshot));
           return EXIT.OK;
         }
-        const interval = Math.max(100, Number.parseInt(String(opts.interval), 10) || 1000);
         return live(ctx, client, interval);
       }),
     );
