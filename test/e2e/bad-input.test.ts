@@ -217,7 +217,7 @@ describe('bad input through the real binary', () => {
     expect(partial.stderr).toContain('line 1100');
     expect(partial.stderr).toContain('[INVALID_MESSAGE]');
     const printed = partial.stdout.trim().split('\n');
-    const reported = Number(/the (\d+) message\(s\) before it were stored/.exec(partial.stderr)?.[1]);
+    const reported = Number(/the (\d+) messages? before it (?:was|were) stored/.exec(partial.stderr)?.[1]);
     expect(printed).toHaveLength(reported);
     const stored = await listAll(sb, 'q');
     expect(stored.map((m) => m.id)).toEqual(printed);
