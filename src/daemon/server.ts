@@ -24,8 +24,8 @@ import type { Store } from '../store/types.js';
 import { VERSION } from '../version.js';
 import { Connection } from './connection.js';
 import type { HandlerContext } from './handlers.js';
-import { createLogger } from './log.js';
-import type { Logger } from './log.js';
+import { createLogger } from '../observe/log.js';
+import type { Logger } from '../observe/log.js';
 import { SchemaRegistry } from './schemas.js';
 import { DeliveryEngine } from '../delivery/engine.js';
 

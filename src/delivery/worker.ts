@@ -11,7 +11,7 @@
 import type { Attempt, DeliveryState, Envelope, ListenerHealth, ListenerProgress } from '../protocol/messages.js';
 import type { DeliveryRecord, DeliveryStore, ListenerRecord } from '../store/deliveries.js';
 import type { Store } from '../store/types.js';
-import type { Logger } from '../daemon/log.js';
+import type { Logger } from '../observe/log.js';
 import { backoffMs } from './backoff.js';
 import { Signal } from './signal.js';
 import type { Sender } from './types.js';

@@ -10,7 +10,7 @@ import type { SendResult, Sender } from '../../src/delivery/types.js';
 import type { Envelope } from '../../src/protocol/messages.js';
 import type { ListenerRecord } from '../../src/store/deliveries.js';
 import type { Store } from '../../src/store/types.js';
-import { createLogger } from '../../src/daemon/log.js';
+import { createLogger } from '../../src/observe/log.js';
 
 const QUEUE = 'q';
 
