@@ -18,8 +18,7 @@ import type {
 } from '../protocol/messages.js';
 import { StatsRegistry } from '../observe/stats.js';
 import { lastIdBefore } from '../protocol/ids.js';
-import type { DeliveryRecord, ListenerRecord } from '../store/deliveries.js';
-import type { Store } from '../store/types.js';
+import type { DeliveryRecord, ListenerRecord, Store } from '../backend/types.js';
 import type { Logger } from '../observe/log.js';
 import { CommandSender } from './command.js';
 import { HttpSender } from './http.js';

@@ -1,11 +1,22 @@
 /**
- * The storage contract. The daemon talks to queues and messages only through
- * this interface, so a second backend (a distributed log such as NATS
- * JetStream) can implement it without touching the daemon. Only LevelDB is
- * built (store/level.ts).
+ * The storage contract (the backend seam). The daemon, the delivery engine
+ * and the request handlers talk to queues, messages, listeners and delivery
+ * progress only through these interfaces, so a second backend (NATS
+ * JetStream) can implement them without touching the daemon. Only LevelDB is
+ * built (backend/level/). This file imports no storage library: everything
+ * it speaks is a plain type, and test/backend/ checks any implementation
+ * against it.
  */
-import type { Envelope, MessageInput, QueueInfo } from '../protocol/messages.js';
-import type { DeliveryStore } from './deliveries.js';
+import type { Attempt, DeliveryState, Envelope, ListenerInfo, MessageInput, QueueInfo } from '../protocol/messages.js';
+
+export type { Attempt, DeliveryState };
+
+/**
+ * How far a listener has got in a queue, or where a page starts. Opaque to
+ * everything above the backend: a message id for LevelDB, a stream sequence
+ * for JetStream. Callers only hand back what the backend gave them.
+ */
+export type Position = string;
 
 export interface QueueConfig {
   name: string;
@@ -22,8 +33,8 @@ export interface QueuePatch {
 }
 
 export interface ListOptions {
-  /** Only messages after this id (exclusive). */
-  afterId?: string;
+  /** Only messages after this position (exclusive). */
+  afterId?: Position;
   /** Only messages stored at or after this time (ms since epoch). */
   sinceMs?: number;
   limit: number;
@@ -106,7 +117,7 @@ export interface Store {
    * No removal of the queue's messages runs while it counts: a removal is
    * either in the count's snapshot or reported (onRemove) after the count.
    */
-  countMessages(queue: string, options: { afterId?: string }): Promise<{ count: number; lastId: string | undefined }>;
+  countMessages(queue: string, options: { afterId?: Position }): Promise<{ count: number; lastId: Position | undefined }>;
   /** Throws DATA_CORRUPT for a record that fails its checksum. */
   getMessage(queue: string, id: string): Promise<Envelope>;
   deleteMessage(queue: string, id: string): Promise<void>;
@@ -118,10 +129,82 @@ export interface Store {
   onRemove(listener: RemoveListener): void;
   onQueueEvent(listener: QueueEventListener): void;
   /**
-   * Listener registrations and delivery progress, in the same database as
-   * the messages so acknowledgements are atomic. (A second backend would
-   * bring its own, e.g. JetStream durable consumers.)
+   * Listener registrations and delivery progress, kept by the same backend
+   * as the messages so an acknowledgement is atomic with the cursor it moves
+   * (LevelDB: one batch; JetStream: durable consumers).
    */
-  readonly deliveries: DeliveryStore;
+  readonly deliveries: Deliveries;
   stats(): StoreStats;
+}
+
+// ---- listeners and delivery progress ---------------------------------------
+
+/**
+ * What is stored of a listener: what the daemon reports (ListenerInfo) minus
+ * the live figures it adds when asked.
+ */
+export type ListenerRecord = Omit<ListenerInfo, 'hasSecret' | 'progress' | 'stats' | 'connected'>;
+
+export interface DeliveryRecord {
+  listenerId: string;
+  queue: string;
+  messageId: string;
+  state: DeliveryState;
+  attempts: Attempt[];
+  /**
+   * Attempts made before the current round: `deliveries retry` starts a fresh
+   * round of max-attempts without forgetting the earlier attempts.
+   */
+  roundStart?: number;
+  nextAttemptAt?: string;
+  updatedAt: string;
+}
+
+export interface DeliveryFilter {
+  listenerId?: string;
+  state?: DeliveryState;
+  limit: number;
+}
+
+/**
+ * The listener registry and what each listener has done with each message:
+ * a cursor per (listener, queue) for what is settled in order, and a record
+ * for each delivery that needed more than one try (open or dead), plus a
+ * bounded history of delivered ones.
+ */
+export interface Deliveries {
+  listeners(): ListenerRecord[];
+  listener(id: string): ListenerRecord | undefined;
+  byName(name: string): ListenerRecord | undefined;
+  /** Saves a listener, and with it the cursors it starts from (one durable write). */
+  saveListener(record: ListenerRecord, cursors?: { queue: string; cursor: Position | undefined }[]): Promise<void>;
+  /** Removes a listener with its cursors, open and dead deliveries, and history. */
+  removeListener(id: string): Promise<void>;
+  /**
+   * Removes a listener's open, dead and delivered records of a deleted queue
+   * (the listener stays, registered for its other queues).
+   */
+  forgetQueueRecords(lid: string, queue: string): Promise<void>;
+
+  /** The last position settled in order by this listener in this queue. */
+  cursor(lid: string, queue: string): Position | undefined;
+  /**
+   * Records the outcome of a delivery and, if given, advances the cursor,
+   * atomically and durably. Delivered records go to the bounded history;
+   * dead ones stay until retried or the listener is removed.
+   */
+  settle(record: DeliveryRecord, cursor: Position | undefined): Promise<void>;
+  /** Advances only the cursor (messages skipped, e.g. filtered or removed). */
+  advance(lid: string, queue: string, cursor: Position): Promise<void>;
+  /** Drops an open or dead delivery record (its message is gone: nothing left to deliver). */
+  forget(lid: string, messageId: string): Promise<void>;
+  /** Persists a delivery still being retried, so a restart keeps its attempt count. */
+  saveOpen(record: DeliveryRecord): Promise<void>;
+
+  get(lid: string, messageId: string): Promise<DeliveryRecord | undefined>;
+  /** Open and dead records (and with state 'delivered', the history), newest first. */
+  list(filter: DeliveryFilter): Promise<DeliveryRecord[]>;
+  /** Open (pending/failed) deliveries of a listener, oldest first: resumed at start. */
+  openDeliveries(lid: string): Promise<DeliveryRecord[]>;
+  deadDeliveries(lid: string): Promise<DeliveryRecord[]>;
 }

@@ -7,7 +7,7 @@
  *   q!<name>             queue record (JSON)
  *   m!<qid>!<id>         message envelope (JSON), qid = the queue's creation id
  *   dq!<qid>             a deleted queue whose messages are still being cleared
- *   k!<qid>!<key>        idempotency key → {"id","at"} of the first message with it (store/dedupe.ts)
+ *   k!<qid>!<key>        idempotency key → {"id","at"} of the first message with it (dedupe.ts)
  *
  * Messages are keyed by the queue's creation id rather than its name, so a
  * queue deleted and created again under the same name never sees the old
@@ -24,10 +24,10 @@
  */
 import { ClassicLevel } from 'classic-level';
 import { mkdir, readdir } from 'node:fs/promises';
-import { DiscueError } from '../protocol/errors.js';
-import { IdGenerator, firstIdAt, isMessageId } from '../protocol/ids.js';
-import type { Envelope, MessageInput, QueueInfo } from '../protocol/messages.js';
-import { didYouMean } from '../protocol/suggest.js';
+import { DiscueError } from '../../protocol/errors.js';
+import { IdGenerator, firstIdAt, isMessageId } from '../../protocol/ids.js';
+import type { Envelope, MessageInput, QueueInfo } from '../../protocol/messages.js';
+import { didYouMean } from '../../protocol/suggest.js';
 import { GroupCommitter } from './commit.js';
 import type { Op } from './commit.js';
 import { DeliveryStore } from './deliveries.js';
@@ -48,7 +48,7 @@ import type {
   Store,
   StoreLog,
   StoreStats,
-} from './types.js';
+} from '../types.js';
 
 /** 2: records carry a checksum. Format 1 (plain JSON records) is read as it is and upgraded. */
 const FORMAT = '2';
