@@ -9,7 +9,7 @@
  */
 import type { Attempt, DeliveryState, Envelope, ListenerInfo, MessageInput, QueueInfo } from '../protocol/messages.js';
 
-export type { Attempt, DeliveryState };
+export type { Attempt, DeliveryState, Envelope, MessageInput, QueueInfo };
 
 /**
  * How far a listener has got in a queue, or where a page starts. Opaque to

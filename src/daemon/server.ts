@@ -70,7 +70,7 @@ export class Daemon {
     // path another user holds (see protocol/ownership.ts).
     await assertSocketDirSafe(paths.socket);
     assertSocketOwned(paths.socket);
-    const store = new LevelStore(paths.dataDir, { dedupe: dedupeSettings(process.env), log });
+    const store: Store = new LevelStore(paths.dataDir, { dedupe: dedupeSettings(process.env), log });
     await store.open();
     this.store = store;
     this.engine = new DeliveryEngine(store, log);
