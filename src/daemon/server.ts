@@ -2,14 +2,15 @@
  * The daemon: owns the database, listens on the Unix socket, serves
  * requests, and shuts down cleanly on SIGTERM/SIGINT or a shutdown request.
  *
- * Exactly one daemon runs per data directory: LevelDB's exclusive lock is
- * taken first, and only the holder may touch the socket and pid file. That
- * is what makes it safe to remove a stale socket left by a killed daemon.
+ * Exactly one daemon runs per home: its lock (run/daemon.lock, lock.ts) is
+ * taken first, and only the holder may open the backend and touch the socket
+ * and pid file. That is what makes it safe to remove a stale socket left by a
+ * killed daemon. (LevelDB's own lock still guards each data directory.)
  */
 import { mkdir, chmod, unlink, writeFile, rm, access, constants, lstat } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DiscueError } from '../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../protocol/frames.js';
 import { parseDuration } from '../protocol/messages.js';
@@ -28,6 +29,7 @@ import { createLogger } from '../observe/log.js';
 import type { Logger } from '../observe/log.js';
 import { SchemaRegistry } from './schemas.js';
 import { DeliveryEngine } from '../delivery/engine.js';
+import { acquireHomeLock } from './lock.js';
 
 export interface DaemonOptions {
   home?: string;
@@ -51,6 +53,7 @@ export class Daemon {
   private readonly startedAt = Date.now();
   private retentionTimer: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
+  private releaseLock: (() => Promise<void>) | undefined;
 
   constructor(private readonly options: DaemonOptions = {}) {
     this.paths = resolvePaths({ home: options.home, socket: options.socket, dataDir: options.dataDir });
@@ -70,8 +73,15 @@ export class Daemon {
     // path another user holds (see protocol/ownership.ts).
     await assertSocketDirSafe(paths.socket);
     assertSocketOwned(paths.socket);
+    const releaseLock = await acquireHomeLock(join(paths.runDir, 'daemon.lock'));
     const store: Store = new LevelStore(paths.dataDir, { dedupe: dedupeSettings(process.env), log });
-    await store.open();
+    try {
+      await store.open();
+    } catch (err) {
+      await releaseLock();
+      throw err;
+    }
+    this.releaseLock = releaseLock;
     this.store = store;
     this.engine = new DeliveryEngine(store, log);
     // Everything that can fail happens before or right around listen(): a
@@ -94,6 +104,7 @@ export class Daemon {
       await new Promise<void>((resolve) => (server?.listening ? server.close(() => resolve()) : resolve()));
       await this.engine.stop().catch(() => undefined);
       await store.close();
+      await releaseLock();
       throw err;
     }
     this.retentionTimer = setInterval(() => {
@@ -144,6 +155,7 @@ export class Daemon {
       }
       await closed;
       await rm(this.paths.pidFile, { force: true });
+      await this.releaseLock?.();
       this.log.info('daemon stopped');
     })();
     return this.stopping;
@@ -171,7 +183,7 @@ export class Daemon {
 
   private async listen(): Promise<void> {
     const { socket } = this.paths;
-    // We hold the database lock, so no daemon of this home is alive. A socket
+    // We hold the home lock, so no daemon of this home is alive. A socket
     // file here is stale, unless DISCUE_SOCKET points several homes at one
     // path and another broker answers on it: never steal a live socket.
     if (await socketAnswers(socket)) {
