@@ -80,7 +80,18 @@ export type AppendListener = (queue: string, messages: Envelope[]) => void;
 export type RemoveListener = (queue: string, ids: string[]) => void;
 export type QueueEventListener = (event: { type: 'created' | 'deleted'; queue: string; removedListeners?: string[] }) => void;
 
+/** What a backend does by itself, so the daemon does not guess. */
+export interface BackendSupports {
+  /** Removes messages past a queue's age limit by itself (JetStream max_age); otherwise the daemon calls enforceRetention. */
+  retention: boolean;
+  /** Shared by several daemons (a cluster); otherwise one daemon owns it. */
+  clustering: boolean;
+  /** settle() records an outcome and moves the cursor in one atomic write. */
+  atomicSettle: boolean;
+}
+
 export interface Store {
+  readonly supports: BackendSupports;
   open(): Promise<void>;
   /** Finishes pending writes, then closes. */
   close(): Promise<void>;
@@ -121,7 +132,11 @@ export interface Store {
   /** Throws DATA_CORRUPT for a record that fails its checksum. */
   getMessage(queue: string, id: string): Promise<Envelope>;
   deleteMessage(queue: string, id: string): Promise<void>;
-  /** Removes messages past their queue's age limit; returns how many. */
+  /**
+   * Removes messages past their queue's age limit, and idempotency keys past
+   * their window; returns how many messages. Called by the daemon unless
+   * supports.retention.
+   */
   enforceRetention(now?: number): Promise<number>;
 
   /** Called after each durable append, in append order. */

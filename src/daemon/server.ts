@@ -93,7 +93,8 @@ export class Daemon {
           cause: err,
         });
       });
-      const removed = await store.enforceRetention();
+      // A backend that ages messages out by itself (supports.retention) is left to it.
+      const removed = store.supports.retention ? 0 : await store.enforceRetention();
       if (removed > 0) log.info('retention removed old messages', { count: removed });
       // Every listener resumes where it stopped: pending deliveries go out
       // again. Started before the socket opens, so no request can race it.
@@ -107,13 +108,15 @@ export class Daemon {
       await releaseLock();
       throw err;
     }
-    this.retentionTimer = setInterval(() => {
-      store.enforceRetention().then(
-        (n) => n > 0 && log.info('retention removed old messages', { count: n }),
-        (err: unknown) => log.error('retention failed', { error: err as Error }),
-      );
-    }, RETENTION_INTERVAL_MS);
-    this.retentionTimer.unref();
+    if (!store.supports.retention) {
+      this.retentionTimer = setInterval(() => {
+        store.enforceRetention().then(
+          (n) => n > 0 && log.info('retention removed old messages', { count: n }),
+          (err: unknown) => log.error('retention failed', { error: err as Error }),
+        );
+      }, RETENTION_INTERVAL_MS);
+      this.retentionTimer.unref();
+    }
     const stats = store.stats();
     log.info('daemon started', {
       pid: process.pid,

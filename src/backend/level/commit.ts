@@ -34,7 +34,6 @@ export class GroupCommitter {
 
   constructor(
     private readonly db: ClassicLevel<string, string>,
-    private readonly sync = true,
     private readonly guard?: StorageGuard,
   ) {}
 
@@ -86,7 +85,7 @@ export class GroupCommitter {
                 if (op.type === 'put') batch.put(op.key, op.value);
                 else batch.del(op.key);
               }
-              await batch.write({ sync: this.sync });
+              await batch.write({ sync: true });
             };
             await (this.guard ? this.guard.use(write) : write());
           }

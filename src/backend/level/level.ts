@@ -71,8 +71,6 @@ interface QueueRecord {
 }
 
 export interface LevelStoreOptions {
-  /** Sync every batch to disk (default true). Off only for benchmarks of the difference. */
-  sync?: boolean;
   /** Idempotency key window and bound (default 10 minutes, 100,000 keys per queue). */
   dedupe?: DedupeOptions;
   /** Where damaged records and storage faults are reported. */
@@ -91,6 +89,8 @@ export class LevelStore implements Store {
   private readonly removeListeners: RemoveListener[] = [];
   private readonly queueListeners: QueueEventListener[] = [];
   readonly deliveries: DeliveryStore;
+  /** LevelDB keeps one process's data on one disk: the daemon runs retention, an acknowledgement is one batch. */
+  readonly supports = { retention: false, clustering: false, atomicSettle: true } as const;
   /** Per-queue chains that serialize deletions (purge, trim, retention, delete). */
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly trimming = new Set<string>();
@@ -114,7 +114,7 @@ export class LevelStore implements Store {
     this.db = new ClassicLevel<string, string>(location, { keyEncoding: 'utf8', valueEncoding: 'utf8', createIfMissing: false });
     this.log = options.log;
     this.guard = new StorageGuard(this.db, location, options.log);
-    this.committer = new GroupCommitter(this.db, options.sync ?? true, this.guard);
+    this.committer = new GroupCommitter(this.db, this.guard);
     this.deliveries = new DeliveryStore(this.db, this.committer, (queue) => this.queues.get(queue)?.qid, this.guard, (key) =>
       this.reportDamaged(key),
     );
