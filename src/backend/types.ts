@@ -43,9 +43,6 @@ export interface ListOptions {
 export interface StoreStats {
   queues: number;
   messages: number;
-  batches: number;
-  writes: number;
-  largestBatch: number;
   /** What is wrong with the storage now (disk full, damaged records found), for `daemon status`. */
   warnings: string[];
 }

@@ -21,7 +21,6 @@ interface Waiter {
 export interface CommitStats {
   batches: number;
   writes: number;
-  ops: number;
   largestBatch: number;
 }
 
@@ -30,7 +29,7 @@ export class GroupCommitter {
   private flushing: Promise<void> | null = null;
   /** Records rewritten once per batch however often they changed (queue counters). */
   private dirty = new Map<string, () => Op>();
-  readonly stats: CommitStats = { batches: 0, writes: 0, ops: 0, largestBatch: 0 };
+  readonly stats: CommitStats = { batches: 0, writes: 0, largestBatch: 0 };
 
   constructor(
     private readonly db: ClassicLevel<string, string>,
@@ -102,7 +101,6 @@ export class GroupCommitter {
         }
         this.stats.batches++;
         this.stats.writes += waiters.length;
-        this.stats.ops += ops.length;
         if (waiters.length > this.stats.largestBatch) this.stats.largestBatch = waiters.length;
         for (const w of waiters) w.resolve();
       }

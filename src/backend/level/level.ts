@@ -214,7 +214,6 @@ export class LevelStore implements Store {
   stats(): StoreStats {
     let messages = 0;
     for (const q of this.queues.values()) messages += q.messages;
-    const { batches, writes, largestBatch } = this.committer.stats;
     const warnings = [...this.startWarnings];
     if (this.guard.full) warnings.push(`the disk holding ${this.location} is full: writes are refused until space is free`);
     if (this.damaged.size > 0) {
@@ -222,7 +221,7 @@ export class LevelStore implements Store {
         `${this.damaged.size >= DAMAGED_KEEP ? 'at least ' : ''}${this.damaged.size} damaged record(s) found and skipped, never served (their keys are in \`discue daemon logs\`)`,
       );
     }
-    return { queues: this.queues.size, messages, batches, writes, largestBatch, warnings };
+    return { queues: this.queues.size, messages, warnings };
   }
 
   // ---- queues ------------------------------------------------------------
