@@ -40,6 +40,14 @@ export interface ListOptions {
   limit: number;
 }
 
+/** Idempotency keys: JetStream's duplicate window, kept by any backend. */
+export interface DedupeOptions {
+  /** A key is a duplicate for this long after its first message was stored (ms). */
+  windowMs: number;
+  /** At most this many keys are kept per queue; past it the oldest are forgotten early. */
+  maxKeys: number;
+}
+
 export interface StoreStats {
   queues: number;
   messages: number;

@@ -18,10 +18,8 @@ import type { DaemonStatus } from '../protocol/messages.js';
 import { assertPrivateDir, assertSocketDirSafe, assertSocketOwned } from '../protocol/ownership.js';
 import { resolvePaths } from '../protocol/paths.js';
 import type { BrokerPaths } from '../protocol/paths.js';
-import { DEFAULT_DEDUPE } from '../backend/level/dedupe.js';
-import type { DedupeOptions } from '../backend/level/dedupe.js';
-import { LevelStore } from '../backend/level/level.js';
-import type { Store } from '../backend/types.js';
+import { DEFAULT_DEDUPE, createBackend } from '../backend/index.js';
+import type { DedupeOptions, Store } from '../backend/types.js';
 import { VERSION } from '../version.js';
 import { Connection } from './connection.js';
 import type { HandlerContext } from './handlers.js';
@@ -74,7 +72,7 @@ export class Daemon {
     await assertSocketDirSafe(paths.socket);
     assertSocketOwned(paths.socket);
     const releaseLock = await acquireHomeLock(join(paths.runDir, 'daemon.lock'));
-    const store: Store = new LevelStore(paths.dataDir, { dedupe: dedupeSettings(process.env), log });
+    const store = createBackend({ dataDir: paths.dataDir, dedupe: dedupeSettings(process.env), log });
     try {
       await store.open();
     } catch (err) {

@@ -32,13 +32,14 @@ import { GroupCommitter } from './commit.js';
 import type { Op } from './commit.js';
 import { DeliveryStore } from './deliveries.js';
 import { DEFAULT_DEDUPE, KEY_HIGH, KEY_PREFIX, KeyIndex, keyPrefix } from './dedupe.js';
-import type { DedupeOptions, KeyEntry } from './dedupe.js';
+import type { KeyEntry } from './dedupe.js';
 import { StorageGuard, errorCause } from './guard.js';
 import { tornLogTail } from './logcheck.js';
 import { openRecord, seal } from './record.js';
 import type {
   AppendListener,
   AppendOutcome,
+  DedupeOptions,
   ListOptions,
   MessagePage,
   QueueConfig,
