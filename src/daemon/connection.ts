@@ -18,7 +18,7 @@ import { VERSION } from '../version.js';
 import type { Subscription } from '../delivery/engine.js';
 import type { HandlerContext, RequestContext } from './handlers.js';
 import { handlers } from './handlers.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../observe/log.js';
 import { MAX_PARAMS_DEPTH, nestsDeeperThan } from './params.js';
 
 /** Requests one connection may have in flight before the daemon stops reading from it. */

@@ -23,8 +23,7 @@ import type { DeliveryEngine, SubscribeOptions, Subscription } from '../delivery
 import { newListenerId } from '../delivery/engine.js';
 import { maskUrl } from '../delivery/redact.js';
 import { generateSecret, validateSecret } from '../delivery/signature.js';
-import type { ListenerRecord } from '../store/deliveries.js';
-import type { Store } from '../store/types.js';
+import type { ListenerRecord, Store } from '../backend/types.js';
 import {
   asParams,
   nullableInt,

@@ -2,14 +2,15 @@
  * The daemon: owns the database, listens on the Unix socket, serves
  * requests, and shuts down cleanly on SIGTERM/SIGINT or a shutdown request.
  *
- * Exactly one daemon runs per data directory: LevelDB's exclusive lock is
- * taken first, and only the holder may touch the socket and pid file. That
- * is what makes it safe to remove a stale socket left by a killed daemon.
+ * Exactly one daemon runs per home: its lock (run/daemon.lock, lock.ts) is
+ * taken first, and only the holder may open the backend and touch the socket
+ * and pid file. That is what makes it safe to remove a stale socket left by a
+ * killed daemon. (LevelDB's own lock still guards each data directory.)
  */
 import { mkdir, chmod, unlink, writeFile, rm, access, constants, lstat } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DiscueError } from '../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../protocol/frames.js';
 import { parseDuration } from '../protocol/messages.js';
@@ -17,17 +18,16 @@ import type { DaemonStatus } from '../protocol/messages.js';
 import { assertPrivateDir, assertSocketDirSafe, assertSocketOwned } from '../protocol/ownership.js';
 import { resolvePaths } from '../protocol/paths.js';
 import type { BrokerPaths } from '../protocol/paths.js';
-import { DEFAULT_DEDUPE } from '../store/dedupe.js';
-import type { DedupeOptions } from '../store/dedupe.js';
-import { LevelStore } from '../store/level.js';
-import type { Store } from '../store/types.js';
+import { DEFAULT_DEDUPE, createBackend } from '../backend/index.js';
+import type { DedupeOptions, Store } from '../backend/types.js';
 import { VERSION } from '../version.js';
 import { Connection } from './connection.js';
 import type { HandlerContext } from './handlers.js';
-import { createLogger } from './log.js';
-import type { Logger } from './log.js';
+import { createLogger } from '../observe/log.js';
+import type { Logger } from '../observe/log.js';
 import { SchemaRegistry } from './schemas.js';
 import { DeliveryEngine } from '../delivery/engine.js';
+import { acquireHomeLock } from './lock.js';
 
 export interface DaemonOptions {
   home?: string;
@@ -51,6 +51,7 @@ export class Daemon {
   private readonly startedAt = Date.now();
   private retentionTimer: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
+  private releaseLock: (() => Promise<void>) | undefined;
 
   constructor(private readonly options: DaemonOptions = {}) {
     this.paths = resolvePaths({ home: options.home, socket: options.socket, dataDir: options.dataDir });
@@ -70,8 +71,15 @@ export class Daemon {
     // path another user holds (see protocol/ownership.ts).
     await assertSocketDirSafe(paths.socket);
     assertSocketOwned(paths.socket);
-    const store = new LevelStore(paths.dataDir, { dedupe: dedupeSettings(process.env), log });
-    await store.open();
+    const releaseLock = await acquireHomeLock(join(paths.runDir, 'daemon.lock'));
+    const store = createBackend({ dataDir: paths.dataDir, dedupe: dedupeSettings(process.env), log });
+    try {
+      await store.open();
+    } catch (err) {
+      await releaseLock();
+      throw err;
+    }
+    this.releaseLock = releaseLock;
     this.store = store;
     this.engine = new DeliveryEngine(store, log);
     // Everything that can fail happens before or right around listen(): a
@@ -83,7 +91,8 @@ export class Daemon {
           cause: err,
         });
       });
-      const removed = await store.enforceRetention();
+      // A backend that ages messages out by itself (supports.retention) is left to it.
+      const removed = store.supports.retention ? 0 : await store.enforceRetention();
       if (removed > 0) log.info('retention removed old messages', { count: removed });
       // Every listener resumes where it stopped: pending deliveries go out
       // again. Started before the socket opens, so no request can race it.
@@ -94,15 +103,18 @@ export class Daemon {
       await new Promise<void>((resolve) => (server?.listening ? server.close(() => resolve()) : resolve()));
       await this.engine.stop().catch(() => undefined);
       await store.close();
+      await releaseLock();
       throw err;
     }
-    this.retentionTimer = setInterval(() => {
-      store.enforceRetention().then(
-        (n) => n > 0 && log.info('retention removed old messages', { count: n }),
-        (err: unknown) => log.error('retention failed', { error: err as Error }),
-      );
-    }, RETENTION_INTERVAL_MS);
-    this.retentionTimer.unref();
+    if (!store.supports.retention) {
+      this.retentionTimer = setInterval(() => {
+        store.enforceRetention().then(
+          (n) => n > 0 && log.info('retention removed old messages', { count: n }),
+          (err: unknown) => log.error('retention failed', { error: err as Error }),
+        );
+      }, RETENTION_INTERVAL_MS);
+      this.retentionTimer.unref();
+    }
     const stats = store.stats();
     log.info('daemon started', {
       pid: process.pid,
@@ -147,6 +159,7 @@ export class Daemon {
       }
       await closed;
       await rm(this.paths.pidFile, { force: true });
+      await this.releaseLock?.();
       this.log.info('daemon stopped');
     })();
     return this.stopping;
@@ -174,7 +187,7 @@ export class Daemon {
 
   private async listen(): Promise<void> {
     const { socket } = this.paths;
-    // We hold the database lock, so no daemon of this home is alive. A socket
+    // We hold the home lock, so no daemon of this home is alive. A socket
     // file here is stale, unless DISCUE_SOCKET points several homes at one
     // path and another broker answers on it: never steal a live socket.
     if (await socketAnswers(socket)) {

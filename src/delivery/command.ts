@@ -11,7 +11,7 @@
  */
 import type { Writable } from 'node:stream';
 import type { Envelope } from '../protocol/messages.js';
-import type { ListenerRecord } from '../store/deliveries.js';
+import type { ListenerRecord } from '../backend/types.js';
 import { runCommand } from './run-command.js';
 import type { CommandOutcome, CommandSpec } from './run-command.js';
 import { Spawner, SpawnerDied } from './spawner.js';

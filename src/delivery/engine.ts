@@ -16,11 +16,10 @@ import type {
   StreamEvent,
   WaitOutcome,
 } from '../protocol/messages.js';
-import { StatsRegistry } from '../daemon/stats.js';
+import { StatsRegistry } from '../observe/stats.js';
 import { lastIdBefore } from '../protocol/ids.js';
-import type { DeliveryRecord, ListenerRecord } from '../store/deliveries.js';
-import type { Store } from '../store/types.js';
-import type { Logger } from '../daemon/log.js';
+import type { DeliveryRecord, ListenerRecord, Store } from '../backend/types.js';
+import type { Logger } from '../observe/log.js';
 import { CommandSender } from './command.js';
 import { HttpSender } from './http.js';
 import { maskUrl } from './redact.js';

@@ -5,7 +5,7 @@
  */
 import type { Agent } from 'undici';
 import type { Envelope } from '../protocol/messages.js';
-import type { ListenerRecord } from '../store/deliveries.js';
+import type { ListenerRecord } from '../backend/types.js';
 import { VERSION } from '../version.js';
 import { parseRetryAfter } from './backoff.js';
 import { sign } from './signature.js';

@@ -18,7 +18,6 @@ export interface SendResult {
 
 export interface Sender {
   send(message: Envelope, attempt: number, signal: AbortSignal): Promise<SendResult>;
-  close?(): Promise<void>;
 }
 
 /** Keeps the last `max` characters of a response or command output. */

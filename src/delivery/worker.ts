@@ -9,9 +9,8 @@
  * first message that was not settled: duplicates only for what was in flight.
  */
 import type { Attempt, DeliveryState, Envelope, ListenerHealth, ListenerProgress } from '../protocol/messages.js';
-import type { DeliveryRecord, DeliveryStore, ListenerRecord } from '../store/deliveries.js';
-import type { Store } from '../store/types.js';
-import type { Logger } from '../daemon/log.js';
+import type { Deliveries, DeliveryRecord, ListenerRecord, Store } from '../backend/types.js';
+import type { Logger } from '../observe/log.js';
 import { backoffMs } from './backoff.js';
 import { Signal } from './signal.js';
 import type { Sender } from './types.js';
@@ -89,7 +88,7 @@ export class Worker {
     readonly queue: string,
     private readonly sender: Sender,
     private readonly store: Store,
-    private readonly deliveries: DeliveryStore | undefined,
+    private readonly deliveries: Deliveries | undefined,
     private readonly hooks: WorkerHooks,
     private readonly log: Logger,
     start: { cursor: string | undefined; open?: DeliveryRecord[] },
@@ -190,7 +189,7 @@ export class Worker {
     this.head = undefined;
   }
 
-  /** Sends a dead delivery again, out of order; `record` starts its fresh round (see DeliveryStore.retry). */
+  /** Sends a dead delivery again, out of order; `record` starts its fresh round (see DeliveryEngine.retry). */
   retryDead(record: DeliveryRecord): void {
     this.recentDead.delete(record.messageId);
     this.retries.push(record);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ClassicLevel } from 'classic-level';
-import { GroupCommitter } from '../../src/store/commit.js';
-import type { Op } from '../../src/store/commit.js';
+import { GroupCommitter } from '../../src/backend/level/commit.js';
+import type { Op } from '../../src/backend/level/commit.js';
 
 /** A stand-in for LevelDB's batch: records each synced batch, resolves when told to. */
 class FakeDb {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { KeyIndex, keyPrefix } from '../../src/store/dedupe.js';
+import { KeyIndex, keyPrefix } from '../../src/backend/level/dedupe.js';
 
 const Q = '01M8Q6DSM43DKNFG9KSGVCF4K6';
 const entry = (n: number, at: number) => ({ id: `01M8Q6DSM43DKNFG9KSGVC${String(n).padStart(4, '0')}`, at });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { ClassicLevel } from 'classic-level';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DiscueError } from '../../src/protocol/errors.js';
-import { StorageGuard } from '../../src/store/guard.js';
+import { StorageGuard } from '../../src/backend/level/guard.js';
 
 /** The part of ClassicLevel the guard drives: status, close, open; records the order of events. */
 class FakeDb {

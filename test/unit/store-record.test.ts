@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { openRecord, seal } from '../../src/store/record.js';
+import { openRecord, seal } from '../../src/backend/level/record.js';
 
 describe('stored records', () => {
   const key = 'm!01M8Q6F92620SJYRHSRTMMKRVQ!01M8Q6FAKN0FXTCXP81ZQNBSZP';

@@ -173,7 +173,7 @@ export function registerDaemon(program: Command): void {
             `the daemon${Number.isInteger(pid) && pid > 0 ? ` (pid ${pid})` : ''} is running; stop it first with \`discue daemon stop\`, then repair`,
           );
         }
-        const { repairStore } = await import('../../store/repair.js');
+        const { repairStore } = await import('../../backend/level/repair.js');
         const report = await repairStore(dataDir);
         if (ctx.json) {
           ctx.printJson(report);

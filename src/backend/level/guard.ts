@@ -19,8 +19,8 @@
 import type { ClassicLevel } from 'classic-level';
 import { readdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DiscueError } from '../protocol/errors.js';
-import type { StoreLog } from './types.js';
+import { DiscueError } from '../../protocol/errors.js';
+import type { StoreLog } from '../types.js';
 
 /** Free space kept in hand beyond what the reopen and the batch need. */
 const MARGIN_BYTES = 64 * 1024;

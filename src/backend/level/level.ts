@@ -7,7 +7,7 @@
  *   q!<name>             queue record (JSON)
  *   m!<qid>!<id>         message envelope (JSON), qid = the queue's creation id
  *   dq!<qid>             a deleted queue whose messages are still being cleared
- *   k!<qid>!<key>        idempotency key → {"id","at"} of the first message with it (store/dedupe.ts)
+ *   k!<qid>!<key>        idempotency key → {"id","at"} of the first message with it (dedupe.ts)
  *
  * Messages are keyed by the queue's creation id rather than its name, so a
  * queue deleted and created again under the same name never sees the old
@@ -24,21 +24,22 @@
  */
 import { ClassicLevel } from 'classic-level';
 import { mkdir, readdir } from 'node:fs/promises';
-import { DiscueError } from '../protocol/errors.js';
-import { IdGenerator, firstIdAt, isMessageId } from '../protocol/ids.js';
-import type { Envelope, MessageInput, QueueInfo } from '../protocol/messages.js';
-import { didYouMean } from '../protocol/suggest.js';
+import { DiscueError } from '../../protocol/errors.js';
+import { IdGenerator, firstIdAt, isMessageId } from '../../protocol/ids.js';
+import type { Envelope, MessageInput, QueueInfo } from '../../protocol/messages.js';
+import { didYouMean } from '../../protocol/suggest.js';
 import { GroupCommitter } from './commit.js';
 import type { Op } from './commit.js';
 import { DeliveryStore } from './deliveries.js';
 import { DEFAULT_DEDUPE, KEY_HIGH, KEY_PREFIX, KeyIndex, keyPrefix } from './dedupe.js';
-import type { DedupeOptions, KeyEntry } from './dedupe.js';
+import type { KeyEntry } from './dedupe.js';
 import { StorageGuard, errorCause } from './guard.js';
 import { tornLogTail } from './logcheck.js';
 import { openRecord, seal } from './record.js';
 import type {
   AppendListener,
   AppendOutcome,
+  DedupeOptions,
   ListOptions,
   MessagePage,
   QueueConfig,
@@ -48,7 +49,7 @@ import type {
   Store,
   StoreLog,
   StoreStats,
-} from './types.js';
+} from '../types.js';
 
 /** 2: records carry a checksum. Format 1 (plain JSON records) is read as it is and upgraded. */
 const FORMAT = '2';
@@ -71,8 +72,6 @@ interface QueueRecord {
 }
 
 export interface LevelStoreOptions {
-  /** Sync every batch to disk (default true). Off only for benchmarks of the difference. */
-  sync?: boolean;
   /** Idempotency key window and bound (default 10 minutes, 100,000 keys per queue). */
   dedupe?: DedupeOptions;
   /** Where damaged records and storage faults are reported. */
@@ -91,6 +90,8 @@ export class LevelStore implements Store {
   private readonly removeListeners: RemoveListener[] = [];
   private readonly queueListeners: QueueEventListener[] = [];
   readonly deliveries: DeliveryStore;
+  /** LevelDB keeps one process's data on one disk: the daemon runs retention, an acknowledgement is one batch. */
+  readonly supports = { retention: false, clustering: false, atomicSettle: true } as const;
   /** Per-queue chains that serialize deletions (purge, trim, retention, delete). */
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly trimming = new Set<string>();
@@ -114,7 +115,7 @@ export class LevelStore implements Store {
     this.db = new ClassicLevel<string, string>(location, { keyEncoding: 'utf8', valueEncoding: 'utf8', createIfMissing: false });
     this.log = options.log;
     this.guard = new StorageGuard(this.db, location, options.log);
-    this.committer = new GroupCommitter(this.db, options.sync ?? true, this.guard);
+    this.committer = new GroupCommitter(this.db, this.guard);
     this.deliveries = new DeliveryStore(this.db, this.committer, (queue) => this.queues.get(queue)?.qid, this.guard, (key) =>
       this.reportDamaged(key),
     );
@@ -214,7 +215,6 @@ export class LevelStore implements Store {
   stats(): StoreStats {
     let messages = 0;
     for (const q of this.queues.values()) messages += q.messages;
-    const { batches, writes, largestBatch } = this.committer.stats;
     const warnings = [...this.startWarnings];
     if (this.guard.full) warnings.push(`the disk holding ${this.location} is full: writes are refused until space is free`);
     if (this.damaged.size > 0) {
@@ -222,7 +222,7 @@ export class LevelStore implements Store {
         `${this.damaged.size >= DAMAGED_KEEP ? 'at least ' : ''}${this.damaged.size} damaged record(s) found and skipped, never served (their keys are in \`discue daemon logs\`)`,
       );
     }
-    return { queues: this.queues.size, messages, batches, writes, largestBatch, warnings };
+    return { queues: this.queues.size, messages, warnings };
   }
 
   // ---- queues ------------------------------------------------------------

@@ -9,14 +9,8 @@
  * has a Map in insertion order, which is age order (ids and times increase),
  * so expiry and the size bound both take from the front.
  */
+import type { DedupeOptions } from '../types.js';
 import type { Op } from './commit.js';
-
-export interface DedupeOptions {
-  /** A key is a duplicate for this long after its first message was stored (ms). */
-  windowMs: number;
-  /** At most this many keys are kept per queue; past it the oldest are forgotten early. */
-  maxKeys: number;
-}
 
 export const DEFAULT_DEDUPE: DedupeOptions = { windowMs: 10 * 60_000, maxKeys: 100_000 };
 

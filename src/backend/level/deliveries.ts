@@ -15,7 +15,7 @@
  * Records carry a checksum (record.ts); a damaged one is reported and skipped.
  */
 import type { ClassicLevel } from 'classic-level';
-import type { Attempt, DeliveryState, ListenerInfo } from '../protocol/messages.js';
+import type { Deliveries, DeliveryFilter, DeliveryRecord, ListenerRecord } from '../types.js';
 import type { GroupCommitter, Op } from './commit.js';
 import type { StorageGuard } from './guard.js';
 import { openRecord, seal } from './record.js';
@@ -23,34 +23,7 @@ import { openRecord, seal } from './record.js';
 const HIGH = '~';
 export const HISTORY_KEEP = 1000;
 
-/**
- * What is stored of a listener: what the daemon reports (ListenerInfo) minus
- * the live figures it adds when asked.
- */
-export type ListenerRecord = Omit<ListenerInfo, 'hasSecret' | 'progress' | 'stats' | 'connected'>;
-
-export interface DeliveryRecord {
-  listenerId: string;
-  queue: string;
-  messageId: string;
-  state: DeliveryState;
-  attempts: Attempt[];
-  /**
-   * Attempts made before the current round: `deliveries retry` starts a fresh
-   * round of max-attempts without forgetting the earlier attempts.
-   */
-  roundStart?: number;
-  nextAttemptAt?: string;
-  updatedAt: string;
-}
-
-export interface DeliveryFilter {
-  listenerId?: string;
-  state?: DeliveryState;
-  limit: number;
-}
-
-export class DeliveryStore {
+export class DeliveryStore implements Deliveries {
   private readonly listenerMap = new Map<string, ListenerRecord>();
   private readonly cursors = new Map<string, string>();
   private readonly historyCount = new Map<string, number>();

@@ -21,7 +21,6 @@ interface Waiter {
 export interface CommitStats {
   batches: number;
   writes: number;
-  ops: number;
   largestBatch: number;
 }
 
@@ -30,11 +29,10 @@ export class GroupCommitter {
   private flushing: Promise<void> | null = null;
   /** Records rewritten once per batch however often they changed (queue counters). */
   private dirty = new Map<string, () => Op>();
-  readonly stats: CommitStats = { batches: 0, writes: 0, ops: 0, largestBatch: 0 };
+  readonly stats: CommitStats = { batches: 0, writes: 0, largestBatch: 0 };
 
   constructor(
     private readonly db: ClassicLevel<string, string>,
-    private readonly sync = true,
     private readonly guard?: StorageGuard,
   ) {}
 
@@ -86,7 +84,7 @@ export class GroupCommitter {
                 if (op.type === 'put') batch.put(op.key, op.value);
                 else batch.del(op.key);
               }
-              await batch.write({ sync: this.sync });
+              await batch.write({ sync: true });
             };
             await (this.guard ? this.guard.use(write) : write());
           }
@@ -103,7 +101,6 @@ export class GroupCommitter {
         }
         this.stats.batches++;
         this.stats.writes += waiters.length;
-        this.stats.ops += ops.length;
         if (waiters.length > this.stats.largestBatch) this.stats.largestBatch = waiters.length;
         for (const w of waiters) w.resolve();
       }

@@ -10,8 +10,8 @@
  */
 import { ClassicLevel } from 'classic-level';
 import { cp, stat } from 'node:fs/promises';
-import { DiscueError } from '../protocol/errors.js';
-import type { Envelope } from '../protocol/messages.js';
+import { DiscueError } from '../../protocol/errors.js';
+import type { Envelope } from '../../protocol/messages.js';
 import { errorCause } from './guard.js';
 import { openRecord, seal } from './record.js';
 

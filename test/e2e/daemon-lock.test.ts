@@ -1,0 +1,73 @@
+/**
+ * One daemon per home rests on the daemon's own lock (run/daemon.lock), not on
+ * LevelDB's lock nor on the socket: two daemons given different data
+ * directories and different sockets for one home still make one daemon, and
+ * a lock left by a killed daemon does not keep the next one out.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { daemonProcesses, expectError, ok, waitForExit } from '../helpers/discue.js';
+import { Sandbox, collect, waitFor } from '../helpers/sandbox.js';
+
+describe('daemon lock', () => {
+  let sb: Sandbox;
+  beforeEach(() => {
+    sb = new Sandbox();
+  });
+  afterEach(async () => {
+    await sb.dispose();
+  });
+
+  const lockFile = (): string => join(sb.home, 'run', 'daemon.lock');
+  const lockPid = (): number => Number.parseInt(readFileSync(lockFile(), 'utf8'), 10);
+  /** A foreground daemon with its own data directory and socket, so only the home lock is shared. */
+  const foreground = (n: number) =>
+    sb.spawn(['daemon', 'start', '--foreground', '--data-dir', join(sb.dir, `data${n}`)], {
+      env: { DISCUE_SOCKET: join(sb.dir, `s${n}.sock`) },
+    });
+
+  it('refuses a second daemon for the home even with another data directory and socket', async () => {
+    const first = foreground(1);
+    const firstExit = collect(first, { timeoutMs: 60_000 });
+    await waitFor(() => existsSync(join(sb.dir, 's1.sock')) && sb.daemonPid() === first.pid, 20_000, 'the first daemon');
+    expect(lockPid()).toBe(first.pid);
+
+    const second = await collect(foreground(2), { timeoutMs: 60_000 });
+    expectError(second, 1, 'ALREADY_RUNNING');
+    expect(second.stderr).toContain(`pid ${first.pid}`);
+    expect(existsSync(join(sb.dir, 's2.sock'))).toBe(false);
+    expect(daemonProcesses(sb.home)).toEqual([first.pid]);
+
+    first.kill('SIGTERM');
+    expect((await firstExit).code).toBe(0);
+    // A clean stop leaves no lock behind.
+    expect(existsSync(lockFile())).toBe(false);
+  });
+
+  it('gives one daemon when two start at once for one home', async () => {
+    const children = [foreground(1), foreground(2)];
+    const exits = children.map((child) => collect(child, { timeoutMs: 60_000 }));
+    // Exactly one exits, refused; the other serves.
+    const refused = await Promise.race(exits.map((exit, i) => exit.then((result) => ({ result, i }))));
+    expectError(refused.result, 1, 'ALREADY_RUNNING');
+    const winner = children[1 - refused.i]!;
+    await waitFor(() => sb.daemonPid() === winner.pid, 20_000, 'the winning daemon');
+    expect(lockPid()).toBe(winner.pid);
+    expect(daemonProcesses(sb.home)).toEqual([winner.pid]);
+  });
+
+  it('a lock left by a daemon killed with SIGKILL does not keep the next daemon out', async () => {
+    await ok(sb, ['queue', 'create', 'q']);
+    const killed = sb.daemonPid()!;
+    expect(lockPid()).toBe(killed);
+    process.kill(killed, 'SIGKILL');
+    await waitForExit(killed);
+    expect(lockPid()).toBe(killed);
+
+    await ok(sb, ['queue', 'show', 'q']);
+    const next = sb.daemonPid()!;
+    expect(next).not.toBe(killed);
+    expect(lockPid()).toBe(next);
+  });
+});
