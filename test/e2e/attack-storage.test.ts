@@ -6,36 +6,18 @@
  * in storage-faults.test.ts).
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { connect, isDiscueError } from '../../src/index.js';
 import type { DiscueClient } from '../../src/index.js';
 import { listAll, ok, statusPid, waitForExit } from '../helpers/discue.js';
+import { ROOT_USER, fillDisk } from '../helpers/disk.js';
 import { Sandbox } from '../helpers/sandbox.js';
 
-const ROOT_USER = process.getuid?.() === 0;
 const TITLE = ROOT_USER
   ? 'attack: kill -9 while a full disk is freed'
   : 'attack: kill -9 while a full disk is freed (SKIPPED: mounting a small tmpfs needs root)';
-
-function fillDisk(dir: string): string {
-  const path = join(dir, 'filler');
-  const fd = openSync(path, 'w');
-  try {
-    for (const size of [1 << 20, 64 * 1024, 4096, 1]) {
-      const chunk = Buffer.alloc(size, 0x61);
-      try {
-        for (;;) writeSync(fd, chunk);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return path;
-}
 
 describe.skipIf(!ROOT_USER)(TITLE, () => {
   let sb: Sandbox;

@@ -137,7 +137,9 @@ describe('idempotency keys', () => {
   });
 
   it('stores a key again once the window has passed (DISCUE_DEDUPE_WINDOW)', async () => {
-    const env = { DISCUE_DEDUPE_WINDOW: '1s' };
+    // Long enough that the last publish below, right after the second, falls inside the
+    // second's window even on a loaded machine (1 s was not: a CLI run can take that long).
+    const env = { DISCUE_DEDUPE_WINDOW: '4s' };
     const start = await sb.run(['daemon', 'start'], { env });
     expect(start.code, start.stderr).toBe(0);
     await ok(sb, ['queue', 'create', 'q']);

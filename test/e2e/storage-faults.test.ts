@@ -9,31 +9,12 @@ import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync, utimesSyn
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { expectError, listAll, ok, statusPid } from '../helpers/discue.js';
+import { ROOT_USER, fillDisk } from '../helpers/disk.js';
 import { Sandbox } from '../helpers/sandbox.js';
 
-const ROOT_USER = process.getuid?.() === 0;
 const TITLE = ROOT_USER
   ? 'storage faults: disk full'
   : 'storage faults: disk full (SKIPPED: mounting a small tmpfs needs root; CI runs these as root)';
-
-/** Writes a filler file until the file system refuses another byte. */
-function fillDisk(dir: string): string {
-  const path = join(dir, 'filler');
-  const fd = openSync(path, 'w');
-  try {
-    for (const size of [1 << 20, 64 * 1024, 4096, 1]) {
-      const chunk = Buffer.alloc(size, 0x61);
-      try {
-        for (;;) writeSync(fd, chunk);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return path;
-}
 
 /**
  * tmpfs hands out whole pages: a log whose last page has room takes a few
