@@ -14,6 +14,7 @@ import {
   addListener,
   alive,
   closeAllServers,
+  killLeftovers,
   lines,
   listDeliveries,
   mustRun,
@@ -21,8 +22,8 @@ import {
   range,
   runJson,
   startHookServer,
-  writeScript,
   until,
+  writeScript,
 } from '../helpers/delivery.js';
 import type { Envelope, ListenerJson } from '../helpers/delivery.js';
 
@@ -32,13 +33,7 @@ beforeEach(() => {
   sb = new Sandbox('dq-cmd-');
 });
 afterEach(async () => {
-  for (const pid of leftovers.splice(0)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone, as it should be
-    }
-  }
+  killLeftovers(leftovers);
   await closeAllServers();
   await sb.dispose();
 });

@@ -11,7 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Sandbox, waitFor } from '../helpers/sandbox.js';
-import { addListener, alive, lines, listDeliveries, mustRun, publishData, until, writeScript } from '../helpers/delivery.js';
+import { addListener, alive, killLeftovers, lines, listDeliveries, mustRun, publishData, until, writeScript } from '../helpers/delivery.js';
 
 let sb: Sandbox;
 const leftovers: number[] = [];
@@ -19,13 +19,7 @@ beforeEach(() => {
   sb = new Sandbox('dq-spawn-');
 });
 afterEach(async () => {
-  for (const pid of leftovers.splice(0)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone, as it should be
-    }
-  }
+  killLeftovers(leftovers);
   await sb.dispose();
 });
 

@@ -321,3 +321,14 @@ export async function until<T>(
 ): Promise<NonNullable<T>> {
   return (await waitFor(check, timeoutMs, what)) as NonNullable<T>;
 }
+
+/** SIGKILLs processes a test left running on purpose (background children, a stopped spawner) and empties the list. */
+export function killLeftovers(pids: number[]): void {
+  for (const pid of pids.splice(0)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone, as it should be
+    }
+  }
+}
