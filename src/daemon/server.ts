@@ -22,7 +22,7 @@ import { DEFAULT_DEDUPE, createBackend } from '../backend/index.js';
 import type { DedupeOptions, Store } from '../backend/types.js';
 import { VERSION } from '../version.js';
 import { Connection } from './connection.js';
-import type { HandlerContext } from './handlers.js';
+import type { HandlerContext } from './handlers/index.js';
 import { createLogger } from '../observe/log.js';
 import type { Logger } from '../observe/log.js';
 import { SchemaRegistry } from './schemas.js';
