@@ -1,7 +1,7 @@
 /** Delivery records: listing them, and retrying failed or dead ones. */
 import { DiscueError } from '../../protocol/errors.js';
 import { assertMessageId } from '../../protocol/ids.js';
-import type { DeliveryInfo, DeliveryState } from '../../protocol/messages.js';
+import type { DeliveryInfo, DeliveryState } from '../../protocol/wire.js';
 import { asParams, optionalBoolean, optionalInt, optionalString } from '../params.js';
 import type { HandlerMap } from './types.js';
 import { MAX_LIST } from './validate.js';

@@ -1,7 +1,7 @@
 /** Stored messages: listing them a page at a time, reading and deleting one. */
 import { assertMessageId } from '../../protocol/ids.js';
-import { validateQueueName } from '../../protocol/messages.js';
-import type { Envelope } from '../../protocol/messages.js';
+import { validateQueueName } from '../../protocol/validate.js';
+import type { Envelope } from '../../protocol/wire.js';
 import { asParams, optionalInt, optionalString, requireString } from '../params.js';
 import type { HandlerContext, HandlerMap } from './types.js';
 import { MAX_LIST } from './validate.js';

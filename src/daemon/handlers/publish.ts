@@ -1,7 +1,7 @@
 /** Publishing a batch of messages, optionally waiting for their delivery. */
 import { DiscueError } from '../../protocol/errors.js';
-import { validateMessage, validateQueueName } from '../../protocol/messages.js';
-import type { MessageInput, PublishResult } from '../../protocol/messages.js';
+import { validateMessage, validateQueueName } from '../../protocol/validate.js';
+import type { MessageInput, PublishResult } from '../../protocol/wire.js';
 import { asParams, optionalBoolean, optionalInt } from '../params.js';
 import type { HandlerMap } from './types.js';
 import { HUNDRED_YEARS_MS } from './validate.js';

@@ -1,7 +1,7 @@
 /** Queues: create, list, get, update, delete, purge. */
 import { DiscueError } from '../../protocol/errors.js';
-import { validateQueueName } from '../../protocol/messages.js';
-import type { QueueInfo } from '../../protocol/messages.js';
+import { validateQueueName } from '../../protocol/validate.js';
+import type { QueueInfo } from '../../protocol/wire.js';
 import { asParams, nullableInt, optionalBoolean, optionalInt, optionalObject } from '../params.js';
 import type { HandlerContext, HandlerMap } from './types.js';
 import { HUNDRED_YEARS_MS } from './validate.js';

@@ -4,7 +4,8 @@
  * the socket), calls the engine or the backend contract, and returns the
  * result; the connection turns thrown DiscueErrors into error replies.
  */
-import type { DaemonStatus, RequestType } from '../../protocol/messages.js';
+import type { DaemonStatus } from '../../protocol/wire.js';
+import type { RequestType } from '../../protocol/requests.js';
 import type { DeliveryEngine, Subscription } from '../../delivery/engine.js';
 import type { Store } from '../../backend/types.js';
 import type { SchemaRegistry } from '../schemas.js';

@@ -1,6 +1,6 @@
 /** Checks and limits more than one resource's handlers share. */
 import { DiscueError } from '../../protocol/errors.js';
-import { validateQueueName } from '../../protocol/messages.js';
+import { validateQueueName } from '../../protocol/validate.js';
 
 /** Longest duration a request may give (retention, a wait). */
 export const HUNDRED_YEARS_MS = 100 * 365 * 86_400_000;
