@@ -40,6 +40,8 @@ export interface StartOptions {
   timeoutMs?: number;
   dataDir?: string;
   env?: NodeJS.ProcessEnv;
+  /** More options for `daemon start --foreground` (--http ADDR). */
+  args?: string[];
 }
 
 export interface StartResult {
@@ -187,6 +189,7 @@ async function createLock(path: string): Promise<boolean> {
 async function spawnAndWait(paths: BrokerPaths, options: StartOptions, deadline: number): Promise<void> {
   const args = [BIN, 'daemon', 'start', '--foreground'];
   if (options.dataDir) args.push('--data-dir', options.dataDir);
+  if (options.args) args.push(...options.args);
   const log = openSync(paths.logFile, 'a', 0o600);
   let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   try {

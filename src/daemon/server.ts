@@ -27,6 +27,8 @@ import type { Logger } from '../observe/log.js';
 import { SchemaRegistry } from './schemas.js';
 import { DeliveryEngine } from '../delivery/engine.js';
 import { acquireHomeLock } from './lock.js';
+import { TokenStore } from './tokens.js';
+import type { HttpApi, HttpOptions } from '../http/server.js';
 
 export interface DaemonOptions {
   home?: string;
@@ -35,6 +37,8 @@ export interface DaemonOptions {
   logger?: Logger;
   /** Idempotency key window and bound (the CLI reads them from the environment); the backend's defaults otherwise. */
   dedupe?: Partial<DedupeOptions>;
+  /** Serve the HTTP API too (src/http/, loaded only then). */
+  http?: HttpOptions;
   /** Install SIGTERM/SIGINT handlers and exit the process on shutdown (default true). */
   ownProcess?: boolean;
 }
@@ -48,6 +52,7 @@ export class Daemon {
   private store: Store | undefined;
   private engine: DeliveryEngine | undefined;
   private server: Server | undefined;
+  private http: HttpApi | undefined;
   private readonly connections = new Set<Connection>();
   private readonly startedAt = Date.now();
   private retentionTimer: NodeJS.Timeout | undefined;
@@ -98,7 +103,12 @@ export class Daemon {
       // Every listener resumes where it stopped: pending deliveries go out
       // again. Started before the socket opens, so no request can race it.
       await this.engine.start();
-      await this.listen();
+      const ctx = await this.handlerContext();
+      await this.listen(ctx);
+      if (this.options.http) {
+        const { HttpApi } = await import('../http/server.js');
+        this.http = await HttpApi.start(this.options.http, ctx, log);
+      }
     } catch (err) {
       const server = this.server;
       await new Promise<void>((resolve) => (server?.listening ? server.close(() => resolve()) : resolve()));
@@ -146,6 +156,7 @@ export class Daemon {
       // refused; streams end. In-flight deliveries are aborted and stay
       // unacknowledged: they go out again after a restart.
       for (const conn of this.connections) conn.drain();
+      const httpClosed = this.http?.close();
       await this.engine?.stop();
       const deadline = Date.now() + 10_000;
       while ([...this.connections].some((c) => c.busy) && Date.now() < deadline) {
@@ -159,6 +170,7 @@ export class Daemon {
         conn.end(new DiscueError('SHUTTING_DOWN', 'the daemon is shutting down', { details }));
       }
       await closed;
+      await httpClosed;
       await rm(this.paths.pidFile, { force: true });
       await this.releaseLock?.();
       this.log.info('daemon stopped');
@@ -183,10 +195,26 @@ export class Daemon {
       connections: this.connections.size,
     };
     if (stats.warnings.length > 0) status.warnings = stats.warnings;
+    if (this.http) status.http = this.http.url;
     return status;
   }
 
-  private async listen(): Promise<void> {
+  private async handlerContext(): Promise<HandlerContext> {
+    return {
+      store: this.store!,
+      engine: this.engine!,
+      schemas: new SchemaRegistry(),
+      tokens: await TokenStore.open(join(this.paths.home, 'tokens.json')),
+      status: () => this.status(),
+      shutdown: (reason) => {
+        void this.stop(reason).then(() => {
+          if (this.options.ownProcess !== false) process.exit(0);
+        });
+      },
+    };
+  }
+
+  private async listen(ctx: HandlerContext): Promise<void> {
     const { socket } = this.paths;
     // We hold the home lock, so no daemon of this home is alive. A socket
     // file here is stale, unless DISCUE_SOCKET points several homes at one
@@ -201,17 +229,6 @@ export class Daemon {
     await unlink(socket).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
     });
-    const ctx: HandlerContext = {
-      store: this.store!,
-      engine: this.engine!,
-      schemas: new SchemaRegistry(),
-      status: () => this.status(),
-      shutdown: (reason) => {
-        void this.stop(reason).then(() => {
-          if (this.options.ownProcess !== false) process.exit(0);
-        });
-      },
-    };
     // Half-open: a client that shuts down its sending side after its last request
     // (nc -N, a script) still gets every reply; the connection ends after the last one.
     const server = createServer({ allowHalfOpen: true }, (socket: Socket) => {

@@ -13,6 +13,7 @@ import type {
   PublishResult,
   QueueInfo,
   StatsSnapshot,
+  TokenInfo,
 } from './wire.js';
 
 export interface ListenerAddParams {
@@ -101,6 +102,10 @@ export interface RequestMap {
   };
   'messages.get': { params: { queue: string; id: string }; result: Envelope };
   'messages.delete': { params: { queue: string; id: string }; result: { id: string } };
+  /** HTTP API tokens; the token itself is in this result only. */
+  'token.create': { params: { name: string; scopes: string[] }; result: TokenInfo & { token: string } };
+  'token.list': { params: Record<string, never>; result: TokenInfo[] };
+  'token.revoke': { params: { name: string }; result: { name: string } };
 }
 
 export type RequestType = keyof RequestMap;

@@ -19,6 +19,9 @@ import { DiscueError, EXIT } from '../../protocol/errors.js';
 import type { DaemonStatus } from '../../protocol/wire.js';
 import { assertSocketPath } from '../../protocol/paths.js';
 import { action, examples } from '../action.js';
+import { configKey } from '../config.js';
+import { assertSafeBind, parseListen } from '../../http/listen.js';
+import type { HttpOptions } from '../../http/server.js';
 import type { Context } from '../context.js';
 import { bytes, fields, plural, uptime } from '../format.js';
 
@@ -45,15 +48,21 @@ export function registerDaemon(program: Command): void {
         'discue daemon start                        # background; prints the pid',
         'discue daemon start --foreground           # under systemd, in a container, in CI',
         'discue daemon start --json                 # {"started":false,"pid":...} if it already ran',
+        'discue daemon start --http 127.0.0.1:7070  # with the HTTP API (see `discue token create`)',
       ),
     )
     .option('--foreground', 'run in this process and log to stderr, until SIGTERM')
     .option('--data-dir <dir>', 'where LevelDB keeps the data (default: $DISCUE_HOME/data)')
+    .option('--http <host:port>', 'serve the HTTP API there (config http.listen); loopback only unless TLS or --http-insecure')
+    .option('--http-insecure', 'allow --http on a non-loopback address without TLS (tokens then cross the network in clear)')
     .action(
       action(async (ctx, _args, opts) => {
         const dataDir = opts.dataDir as string | undefined;
-        if (opts.foreground) return runForeground(ctx, dataDir);
-        const { started } = await startDaemon(ctx.paths, { dataDir });
+        const httpArgs = httpFlags(opts);
+        if (opts.foreground) return runForeground(ctx, dataDir, httpSettings(ctx, opts));
+        // Checked here, so a bad address is a usage error rather than a daemon that failed to start.
+        httpSettings(ctx, opts);
+        const { started } = await startDaemon(ctx.paths, { dataDir, args: httpArgs });
         const status = await fetchStatus(ctx);
         // The daemon that already ran keeps its own directory: saying "already
         // running" would let a script believe its data goes to --data-dir.
@@ -261,7 +270,41 @@ async function stop(ctx: Context, quietIfStopped = false): Promise<number> {
   return EXIT.OK;
 }
 
-async function runForeground(ctx: Context, dataDir: string | undefined): Promise<number> {
+/** The HTTP flags of `daemon start`, passed on to the daemon it spawns. */
+function httpFlags(opts: Record<string, unknown>): string[] {
+  const args: string[] = [];
+  if (typeof opts.http === 'string') args.push('--http', opts.http);
+  if (opts.httpInsecure === true) args.push('--http-insecure');
+  return args;
+}
+
+/**
+ * The HTTP API's settings: --http > DISCUE_HTTP_LISTEN > http.listen; off by
+ * default. The address is checked here; TLS files are read by the daemon.
+ */
+function httpSettings(ctx: Context, opts: Record<string, unknown>): HttpOptions | undefined {
+  const listen = typeof opts.http === 'string' ? String(configKey('http.listen').parse(opts.http)) : ctx.setting('http.listen');
+  if (listen === 'off') return undefined;
+  const cert = ctx.setting('http.tlsCert');
+  const key = ctx.setting('http.tlsKey');
+  const http: HttpOptions = { listen, insecure: opts.httpInsecure === true };
+  if (cert !== 'none') http.tlsCert = cert;
+  if (key !== 'none') http.tlsKey = key;
+  if ((http.tlsCert === undefined) !== (http.tlsKey === undefined)) {
+    throw new DiscueError('INVALID_ARGUMENT', 'TLS needs both http.tlsCert and http.tlsKey (or neither)');
+  }
+  assertSafeBind(parseListen(listen).host, http.tlsCert !== undefined, http.insecure === true);
+  const timeout = process.env.DISCUE_HTTP_TIMEOUT_MS;
+  if (timeout !== undefined && timeout !== '') {
+    if (!/^\d+$/.test(timeout) || Number(timeout) < 1) {
+      throw new DiscueError('INVALID_ARGUMENT', `DISCUE_HTTP_TIMEOUT_MS must be a whole number of milliseconds, got ${JSON.stringify(timeout)}`);
+    }
+    http.timeoutMs = Number(timeout);
+  }
+  return http;
+}
+
+async function runForeground(ctx: Context, dataDir: string | undefined, http: HttpOptions | undefined): Promise<number> {
   // Read once and dropped, so nothing the daemon runs inherits it.
   const autoStarted = process.env[AUTOSTART_ENV] === '1';
   delete process.env[AUTOSTART_ENV];
@@ -270,7 +313,7 @@ async function runForeground(ctx: Context, dataDir: string | undefined): Promise
   const dedupe = dedupeSettings(process.env);
   const { runDaemon } = await import('../../daemon/server.js');
   try {
-    await runDaemon({ home: ctx.paths.home, socket: ctx.paths.socket, dataDir, dedupe });
+    await runDaemon({ home: ctx.paths.home, socket: ctx.paths.socket, dataDir, dedupe, ...(http ? { http } : {}) });
   } catch (err) {
     // A start that failed half-way may leave a handle open (a listening
     // server, a timer) that would keep this process alive, answering with a

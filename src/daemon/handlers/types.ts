@@ -9,11 +9,13 @@ import type { RequestType } from '../../protocol/requests.js';
 import type { DeliveryEngine, Subscription } from '../../delivery/engine.js';
 import type { Store } from '../../backend/types.js';
 import type { SchemaRegistry } from '../schemas.js';
+import type { TokenStore } from '../tokens.js';
 
 export interface HandlerContext {
   store: Store;
   engine: DeliveryEngine;
   schemas: SchemaRegistry;
+  tokens: TokenStore;
   status(): DaemonStatus;
   shutdown(reason: string): void;
 }

@@ -1,0 +1,100 @@
+/**
+ * GET /v1/queues/{queue}/events: Server-Sent Events of a queue's messages,
+ * from now, or after `Last-Event-ID` (or ?after=ID). Each event's `id:` is
+ * the message id. The stream reads the queue a page at a time through the
+ * same handler as `messages list` (messages.page) and waits for a new append
+ * between pages, so it sends every stored message once, in order, with no
+ * gap: a reconnect with the last id it saw goes on from exactly there.
+ */
+import { DiscueError } from '../protocol/errors.js';
+import { assertMessageId } from '../protocol/ids.js';
+import type { ParamsOf } from '../protocol/requests.js';
+import type { Store } from '../backend/types.js';
+import { call } from './routes.js';
+import type { Route } from './routes.js';
+
+const PAGE = 500;
+
+/** Per store, the streams to wake on an append to a queue (one onAppend per store: it has no unsubscribe). */
+const wakers = new WeakMap<Store, Map<string, Set<() => void>>>();
+
+function wakersOf(store: Store): Map<string, Set<() => void>> {
+  let byQueue = wakers.get(store);
+  if (!byQueue) {
+    const created = new Map<string, Set<() => void>>();
+    store.onAppend((queue) => {
+      for (const wake of created.get(queue) ?? []) wake();
+    });
+    wakers.set(store, created);
+    byQueue = created;
+  }
+  return byQueue;
+}
+
+export const EVENTS_ROUTE: Route = {
+  method: 'GET',
+  path: '/v1/queues/{queue}/events',
+  summary: 'Server-Sent Events of new messages; `id:` is the message id, and Last-Event-ID (or ?after=) resumes with nothing lost',
+  scope: 'read',
+  query: [{ name: 'after', schema: { type: 'string' }, description: 'start after this message id (as Last-Event-ID)' }],
+  response: { status: 200, schema: { type: 'string', description: 'event: message, data: the envelope as JSON' }, contentType: 'text/event-stream' },
+  errors: [404],
+  async handle(c, out) {
+    const queue = c.params.queue!;
+    c.ctx.store.queueConfig(queue); // QUEUE_NOT_FOUND before the stream starts
+    const lastEventId = c.headers['last-event-id'];
+    const after = (typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : undefined) ?? c.query.get('after') ?? undefined;
+    let position: Partial<ParamsOf<'messages.page'>> = after !== undefined ? { afterId: assertMessageId(after) } : { sinceMs: Date.now() };
+
+    // Set by an append; checked before waiting, so an append during a read is never missed.
+    let dirty = true;
+    let wake: (() => void) | undefined;
+    const onAppend = () => {
+      dirty = true;
+      wake?.();
+    };
+    const byQueue = wakersOf(c.ctx.store);
+    const set = byQueue.get(queue) ?? new Set();
+    byQueue.set(queue, set);
+    set.add(onAppend);
+    let closed = false;
+    out.onClose(() => {
+      closed = true;
+      wake?.();
+    });
+    out.start(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+    out.write('retry: 1000\n\n');
+    try {
+      while (!closed && !out.closed) {
+        if (!dirty) {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            setTimeout(resolve, out.heartbeatMs).unref();
+          });
+          wake = undefined;
+          if (!dirty && !closed) out.write(': heartbeat\n\n');
+          continue;
+        }
+        dirty = false;
+        for (;;) {
+          const page = await call(c.ctx, 'messages.page', { queue, limit: PAGE, ...position });
+          for (const message of page.messages) {
+            if (!out.write(`id: ${message.id}\nevent: message\ndata: ${JSON.stringify(message)}\n\n`)) await out.drain();
+          }
+          if (page.next !== undefined) position = { next: page.next };
+          if (page.messages.length === 0 || closed || out.closed) break;
+        }
+      }
+    } catch (err) {
+      // The queue was deleted, or the store failed: say why, then end.
+      const error = err instanceof DiscueError ? err.toWire() : { code: 'INTERNAL', message: 'the stream failed' };
+      if (!out.closed) out.write(`event: error\ndata: ${JSON.stringify({ error })}\n\n`);
+    } finally {
+      set.delete(onAppend);
+      if (set.size === 0) byQueue.delete(queue);
+      out.end();
+    }
+    return 'streamed';
+  },
+};
+
