@@ -98,11 +98,12 @@ export class TokenStore {
   }
 
   async revoke(name: unknown): Promise<{ name: string }> {
+    if (typeof name !== 'string' || !NAME_RE.test(name)) throw new DiscueError('INVALID_ARGUMENT', '"name" must be a token name');
     const index = this.records.findIndex((r) => r.name === name);
     if (index < 0) throw new DiscueError('TOKEN_NOT_FOUND', `no token named ${JSON.stringify(name)} (see \`discue token list\`)`);
     this.records.splice(index, 1);
     await this.save();
-    return { name: name as string };
+    return { name };
   }
 
   /** The scopes of a token, or undefined if it is not one of ours. */

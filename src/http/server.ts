@@ -81,8 +81,10 @@ export class HttpApi {
     this.server = tls ? createHttpsServer({ ...serverOptions, ...tls }, onRequest) : createHttpServer(serverOptions, onRequest);
     // A connection with no traffic either way for this long is closed (SSE sends heartbeats well within it).
     this.server.setTimeout(timeout * 2, (socket) => socket.destroy());
-    this.server.on('clientError', (_err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      // Headers or body not in within the timeout (a slowloris client): 408, then closed.
+      const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
       else socket.destroy();
     });
   }
@@ -227,7 +229,6 @@ export class HttpApi {
     const error = isDiscueError(err) ? err : new DiscueError('INTERNAL', 'internal error; see the daemon log');
     if (!isDiscueError(err)) this.log.error('http request failed', { error: err as Error });
     if (error.code === 'UNAUTHORIZED') res.setHeader('WWW-Authenticate', 'Bearer');
-    if (error.code === 'MESSAGE_TOO_LARGE') res.setHeader('Connection', 'close');
     this.send(res, HTTP_STATUS[error.code], { error: error.toWire() });
   }
 }
@@ -239,6 +240,7 @@ function bodyReader(req: IncomingMessage): () => Promise<Buffer> {
     (body ??= new Promise<Buffer>((resolve, reject) => {
       const declared = Number(req.headers['content-length']);
       if (declared > MAX_FRAME_BYTES) {
+        req.resume();
         reject(tooLarge());
         return;
       }
@@ -247,9 +249,10 @@ function bodyReader(req: IncomingMessage): () => Promise<Buffer> {
       req.on('data', (chunk: Buffer) => {
         size += chunk.length;
         if (size > MAX_FRAME_BYTES) {
-          // The rest is not read: the 413 goes out with Connection: close, and the socket closes after it.
+          // The rest is read and dropped (within the request timeout), so the client,
+          // still sending, gets the 413 rather than a reset connection.
           req.removeAllListeners('data');
-          req.pause();
+          req.resume();
           reject(tooLarge());
           return;
         }

@@ -125,6 +125,9 @@ function table(messageId: string): Record<RequestType, Variant[]> {
     'messages.page': [{ base: { queue: 'q' }, keys: ['queue', 'afterId', 'sinceMs', 'next', 'limit'] }],
     'messages.get': [{ base: { queue: 'q', id: messageId }, keys: ['queue', 'id'] }],
     'messages.delete': [{ base: { queue: 'q', id: messageId }, keys: ['queue', 'id'] }],
+    'token.create': [{ base: { name: 'tok', scopes: ['read'] }, keys: ['name', 'scopes', 'scopes.0'] }],
+    'token.list': [{ base: {}, keys: [] }],
+    'token.revoke': [{ base: { name: 'gone' }, keys: ['name'] }],
   };
 }
 
