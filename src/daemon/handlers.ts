@@ -2,6 +2,9 @@
  * Request handlers: one function per request type. Each checks its params
  * (they come from the socket), calls the store, and returns the result; the
  * connection turns thrown DiscueErrors into error replies.
+ *
+ * Below the handlers a queue is its id; they resolve the names a request
+ * gives (store.queueId) and name the queues in what they reply (queueName).
  */
 import { access, constants, stat } from 'node:fs/promises';
 import { delimiter, resolve as resolvePath } from 'node:path';
@@ -13,6 +16,7 @@ import type {
   DeliveryInfo,
   Envelope,
   DeliveryState,
+  ListenerInfo,
   MessageInput,
   PublishResult,
   QueueInfo,
@@ -23,7 +27,7 @@ import type { DeliveryEngine, SubscribeOptions, Subscription } from '../delivery
 import { newListenerId } from '../delivery/engine.js';
 import { maskUrl } from '../delivery/redact.js';
 import { generateSecret, validateSecret } from '../delivery/signature.js';
-import type { ListenerRecord, Store } from '../backend/types.js';
+import type { ListenerRecord, QueueId, Store } from '../backend/types.js';
 import {
   asParams,
   nullableInt,
@@ -81,8 +85,11 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
       at: new Date(now).toISOString(),
       daemon: ctx.status(),
       queues: ctx.store.listQueues().map((q) => withQueueStats(ctx, q, now)),
-      listeners: ctx.engine.list().map((l) => ctx.engine.info(l)),
-      recent: ctx.engine.recent.slice(-recent).reverse(),
+      listeners: ctx.engine.list().map((l) => listenerInfo(ctx, l)),
+      recent: ctx.engine.recent
+        .slice(-recent)
+        .reverse()
+        .map((r) => ({ ...r, queue: nameOf(ctx, r.queue) })),
     };
   },
 
@@ -120,8 +127,9 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
     if (schema) await ctx.schemas.compile(schema);
     const retentionMs = nullableInt(params, 'retentionMs', 1, HUNDRED_YEARS_MS);
     const maxMessages = nullableInt(params, 'maxMessages', 1, Number.MAX_SAFE_INTEGER);
+    const id = ctx.store.queueId(name);
     const info = await ctx.store.updateQueue(name, { schema, retentionMs, maxMessages });
-    ctx.schemas.forget(name);
+    ctx.schemas.forget(id);
     return info;
   },
 
@@ -136,9 +144,18 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
         `queue "${name}" holds ${info.messages} message(s); use --force to delete it with them`,
       );
     }
+    const id = ctx.store.queueId(name);
     const deleted = await ctx.store.deleteQueue(name);
-    ctx.schemas.forget(name);
+    ctx.schemas.forget(id);
     return { name, deleted };
+  },
+
+  async 'queue.rename'(raw, ctx) {
+    const params = asParams(raw);
+    const from = validateQueueName(params.name);
+    const to = validateQueueName(params.to);
+    // Everything below the catalogue holds the queue's id: listeners, cursors, deliveries, waiters and streams carry on.
+    return withQueueStats(ctx, await ctx.store.renameQueue(from, to), Date.now());
   },
 
   async 'queue.purge'(raw, ctx) {
@@ -149,6 +166,7 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
   async publish(raw, ctx) {
     const params = asParams(raw);
     const queue = validateQueueName(params.queue);
+    const id = ctx.store.queueId(queue);
     const list = params.messages;
     if (!Array.isArray(list) || list.length === 0) {
       throw new DiscueError('INVALID_ARGUMENT', '"messages" must be a non-empty array');
@@ -156,7 +174,7 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
     if (list.length > MAX_BATCH) {
       throw new DiscueError('INVALID_ARGUMENT', `at most ${MAX_BATCH} messages per publish request`);
     }
-    const config = ctx.store.queueConfig(queue);
+    const config = ctx.store.queueConfig(id);
     const messages: MessageInput[] = new Array(list.length);
     // All or nothing: the whole batch is checked before any of it is stored.
     for (let i = 0; i < list.length; i++) {
@@ -167,15 +185,15 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
         throw err;
       }
     }
-    if (config.schema) await ctx.schemas.check(queue, config.schema, messages.map((m) => m.data));
+    if (config.schema) await ctx.schemas.check(id, config.schema, messages.map((m) => m.data));
     const wait = optionalBoolean(params, 'wait') ?? false;
     const waitTimeoutMs = optionalInt(params, 'waitTimeoutMs', 1, HUNDRED_YEARS_MS) ?? 30_000;
-    const outcome = await ctx.store.appendOnce(queue, messages);
+    const outcome = await ctx.store.appendOnce(id, messages);
     const { ids } = outcome;
     const result: PublishResult = { queue, ids, publishedAt: outcome.publishedAt };
     if (outcome.duplicates.length > 0) result.duplicates = outcome.duplicates;
     // A duplicate's id is older than the new ones: wait up to the newest.
-    if (wait) result.deliveries = await ctx.engine.waitFor(queue, [...ids].sort(), waitTimeoutMs);
+    if (wait) result.deliveries = await ctx.engine.waitFor(id, [...ids].sort(), waitTimeoutMs);
     return result;
   },
 
@@ -183,9 +201,8 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
     const params = asParams(raw);
     const kind = params.kind;
     if (kind !== 'http' && kind !== 'exec') throw new DiscueError('INVALID_ARGUMENT', 'kind must be "http" or "exec"');
-    const queues = queueList(params.queues);
+    const queues = queueList(params.queues).map((name) => ctx.store.queueId(name));
     if (queues.length === 0) throw new DiscueError('INVALID_ARGUMENT', 'a listener needs at least one --queue');
-    for (const queue of queues) ctx.store.queueConfig(queue); // QUEUE_NOT_FOUND early
     const name = optionalString(params, 'name');
     if (name !== undefined) validateListenerName(name);
     const from = params.from === undefined ? 'new' : params.from;
@@ -220,23 +237,23 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
     }
     await ctx.engine.register(record, from);
     // The generated secret is shown once, here; URL credentials only to `listener show --secret`.
-    const info = ctx.engine.info(record, true);
+    const info = listenerInfo(ctx, record, true);
     if (info.url !== undefined) info.url = maskUrl(info.url);
     return info;
   },
 
   async 'listener.list'(raw, ctx) {
     const queue = optionalString(asParams(raw), 'queue');
-    const listeners = ctx.engine.list(queue);
+    const listeners = ctx.engine.list(queue === undefined ? undefined : queueIdOf(ctx, queue));
     await ctx.engine.refreshPending(listeners);
-    return listeners.map((l) => ctx.engine.info(l));
+    return listeners.map((l) => listenerInfo(ctx, l));
   },
 
   async 'listener.get'(raw, ctx) {
     const params = asParams(raw);
     const record = ctx.engine.resolve(requireString(params, 'ref'));
     await ctx.engine.refreshPending([record]);
-    return ctx.engine.info(record, optionalBoolean(params, 'secret') ?? false);
+    return listenerInfo(ctx, record, optionalBoolean(params, 'secret') ?? false);
   },
 
   async 'listener.remove'(raw, ctx) {
@@ -248,13 +265,13 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
   async 'listener.pause'(raw, ctx) {
     const record = ctx.engine.resolve(requireString(asParams(raw), 'ref'));
     await ctx.engine.setState(record, 'paused');
-    return ctx.engine.info(record);
+    return listenerInfo(ctx, record);
   },
 
   async 'listener.resume'(raw, ctx) {
     const record = ctx.engine.resolve(requireString(asParams(raw), 'ref'));
     await ctx.engine.setState(record, 'active');
-    return ctx.engine.info(record);
+    return listenerInfo(ctx, record);
   },
 
   async 'deliveries.list'(raw, ctx) {
@@ -273,7 +290,7 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
     });
     return records.map((r): DeliveryInfo => {
       const owner = ctx.store.deliveries.listener(r.listenerId);
-      const info: DeliveryInfo = { id: `${r.listenerId}/${r.messageId}`, ...r };
+      const info: DeliveryInfo = { id: `${r.listenerId}/${r.messageId}`, ...r, queue: nameOf(ctx, r.queue) };
       if (owner?.name) info.listenerName = owner.name;
       return info;
     });
@@ -297,8 +314,7 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
 
   async listen(raw, ctx, req) {
     const params = asParams(raw);
-    const queues = params.queues === undefined ? [] : queueList(params.queues);
-    for (const queue of queues) ctx.store.queueConfig(queue);
+    const queues = params.queues === undefined ? [] : queueList(params.queues).map((queue) => ctx.store.queueId(queue));
     const name = optionalString(params, 'name');
     if (name !== undefined) validateListenerName(name);
     const from = params.from === undefined ? 'new' : params.from;
@@ -331,13 +347,13 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
 
   async 'messages.get'(raw, ctx) {
     const params = asParams(raw);
-    return ctx.store.getMessage(validateQueueName(params.queue), assertMessageId(requireString(params, 'id')));
+    return ctx.store.getMessage(queueIdOf(ctx, params.queue), assertMessageId(requireString(params, 'id')));
   },
 
   async 'messages.delete'(raw, ctx) {
     const params = asParams(raw);
     const id = assertMessageId(requireString(params, 'id'));
-    await ctx.store.deleteMessage(validateQueueName(params.queue), id);
+    await ctx.store.deleteMessage(queueIdOf(ctx, params.queue), id);
     return { id };
   },
 };
@@ -389,7 +405,7 @@ async function isExecutable(path: string): Promise<boolean> {
  */
 async function messagePage(raw: unknown, ctx: HandlerContext): Promise<{ messages: Envelope[]; damaged: string[] }> {
   const params = asParams(raw);
-  const queue = validateQueueName(params.queue);
+  const queue = queueIdOf(ctx, params.queue);
   const after = optionalString(params, 'afterId');
   const afterId = after === undefined ? undefined : assertMessageId(after);
   const sinceMs = optionalInt(params, 'sinceMs', 0, Number.MAX_SAFE_INTEGER);
@@ -409,7 +425,26 @@ async function messagePage(raw: unknown, ctx: HandlerContext): Promise<{ message
 }
 
 function withQueueStats(ctx: HandlerContext, info: QueueInfo, now: number): QueueInfo {
-  info.stats = { added: ctx.engine.stats.window(`queue:${info.name}:added`, now), listeners: ctx.engine.listenerCount(info.name) };
+  const id = ctx.store.queueId(info.name);
+  info.stats = { added: ctx.engine.stats.window(`queue:${id}:added`, now), listeners: ctx.engine.listenerCount(id) };
+  return info;
+}
+
+/** The id of the queue a request names (INVALID_QUEUE_NAME, QUEUE_NOT_FOUND). */
+function queueIdOf(ctx: HandlerContext, name: unknown): QueueId {
+  return ctx.store.queueId(validateQueueName(name));
+}
+
+/** A queue's name for a reply; the id of one deleted meanwhile. */
+function nameOf(ctx: HandlerContext, id: QueueId): string {
+  return ctx.store.queueName(id) ?? id;
+}
+
+/** A listener as replies show it: its queues by name. */
+function listenerInfo(ctx: HandlerContext, record: ListenerRecord, withSecret = false): ListenerInfo {
+  const info = ctx.engine.info(record, withSecret);
+  info.queues = info.queues.map((id) => nameOf(ctx, id));
+  for (const progress of info.progress ?? []) progress.queue = nameOf(ctx, progress.queue);
   return info;
 }
 
