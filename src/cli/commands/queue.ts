@@ -206,6 +206,23 @@ export function registerQueue(program: Command): void {
     );
 
   queue
+    .command('purge')
+    .description('remove every message of a queue, keep the queue')
+    .addHelpText('after', examples('discue queue purge orders', 'discue queue purge orders --yes          # no question on a terminal'))
+    .argument('<name>')
+    .option('-y, --yes', 'do not ask for confirmation on a terminal')
+    .action(
+      action(async (ctx, [name], opts) => {
+        const client = await ctx.connect();
+        if (opts.yes !== true) await confirmDeletion(client, validateQueueName(name), '');
+        const result = await client.request('queue.purge', { name: validateQueueName(name) });
+        if (ctx.json) ctx.printJson(result);
+        else ctx.done(`purged ${plural(result.deleted, 'message')} from ${result.name}`);
+        return EXIT.OK;
+      }),
+    );
+
+  queue
     .command('rename')
     .description('give a queue a new name; its messages, listeners and pending deliveries go with it')
     .addHelpText(
@@ -224,23 +241,6 @@ export function registerQueue(program: Command): void {
         const info = await client.request('queue.rename', params);
         if (ctx.json) ctx.printJson(info);
         else ctx.done(`renamed queue ${params.name} to ${info.name}`);
-        return EXIT.OK;
-      }),
-    );
-
-  queue
-    .command('purge')
-    .description('remove every message of a queue, keep the queue')
-    .addHelpText('after', examples('discue queue purge orders', 'discue queue purge orders --yes          # no question on a terminal'))
-    .argument('<name>')
-    .option('-y, --yes', 'do not ask for confirmation on a terminal')
-    .action(
-      action(async (ctx, [name], opts) => {
-        const client = await ctx.connect();
-        if (opts.yes !== true) await confirmDeletion(client, validateQueueName(name), '');
-        const result = await client.request('queue.purge', { name: validateQueueName(name) });
-        if (ctx.json) ctx.printJson(result);
-        else ctx.done(`purged ${plural(result.deleted, 'message')} from ${result.name}`);
         return EXIT.OK;
       }),
     );
