@@ -7,7 +7,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../src/protocol/errors.js';
-import type { RequestType } from '../../src/protocol/messages.js';
+import type { RequestType } from '../../src/protocol/requests.js';
 import { createConnection } from 'node:net';
 import type { Socket } from 'node:net';
 import { isRunning, ok, statusPid } from '../helpers/discue.js';
@@ -124,7 +124,7 @@ function table(messageId: string): Record<RequestType, Variant[]> {
     listen: [{ base: { queues: ['lq'] }, keys: ['queues', 'queues.0', 'name', 'from', 'prefetch', 'sinceMs'] }],
     'listen.ack': [{ base: { stream: 1, tag: 1 }, keys: ['stream', 'tag'] }],
     'messages.list': [{ base: { queue: 'q' }, keys: ['queue', 'afterId', 'sinceMs', 'limit'] }],
-    'messages.page': [{ base: { queue: 'q' }, keys: ['queue', 'afterId', 'sinceMs', 'limit'] }],
+    'messages.page': [{ base: { queue: 'q' }, keys: ['queue', 'afterId', 'sinceMs', 'next', 'limit'] }],
     'messages.get': [{ base: { queue: 'q', id: messageId }, keys: ['queue', 'id'] }],
     'messages.delete': [{ base: { queue: 'q', id: messageId }, keys: ['queue', 'id'] }],
   };
