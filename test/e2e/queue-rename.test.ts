@@ -175,4 +175,26 @@ describe('discue queue rename', () => {
     expect(hook.delivered.map((r) => r.envelope.data)).toEqual(['retried', 'queued behind it', 'third']);
     expect(hook.requests.length).toBe(sent + 1);
   });
+
+  it('a kill -9 while a rename is under way leaves the queue under one name or the other, never both or neither, with everything', async () => {
+    await mustRun(sb, ['queue', 'create', 'q0']);
+    const ids = await publishData(sb, 'q0', ['a', 'b', 'c']);
+    const l = await addListener(sb, ['--queue', 'q0', '--exec', 'true', '--name', 'kept']);
+    let name = 'q0';
+    // Killed at a different point each round: before, during or after the write.
+    for (let round = 1; round <= 4; round++) {
+      const next = `q${round}`;
+      const rename = sb.spawn(['queue', 'rename', name, next]);
+      const renamed = collect(rename, { timeoutMs: 30_000 });
+      // Not a wait for anything: where the kill lands varies by round, and every outcome is checked.
+      await new Promise((resolve) => setTimeout(resolve, round * 15));
+      await killDaemon();
+      await renamed;
+      const names = (await runJson<{ name: string }[]>(sb, ['queue', 'list'])).map((q) => q.name);
+      expect(names.filter((n) => n === name || n === next), `round ${round}: ${names.join(',')}`).toHaveLength(1);
+      name = names.includes(next) ? next : name;
+      expect((await listAll(sb, name)).map((m) => [m.id, m.queue])).toEqual(ids.map((id) => [id, name]));
+      expect((await runJson<ListenerJson>(sb, ['listener', 'show', l.id])).queues).toEqual([name]);
+    }
+  });
 });
