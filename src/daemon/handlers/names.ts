@@ -4,10 +4,9 @@
  * Handlers resolve the names a request gives here, and name the queues in
  * what they reply, so a `queue rename` changes one record.
  */
-import type { QueueId } from '../../backend/types.js';
+import type { ListenerRecord, QueueId } from '../../backend/types.js';
 import { validateQueueName } from '../../protocol/validate.js';
 import type { ListenerInfo } from '../../protocol/wire.js';
-import type { ListenerRecord } from '../../backend/types.js';
 import type { HandlerContext } from './types.js';
 import { queueList } from './validate.js';
 
