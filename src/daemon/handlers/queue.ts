@@ -24,7 +24,10 @@ export const queueHandlers = {
   },
 
   async 'queue.get'(raw, ctx) {
-    return withQueueStats(ctx, await ctx.store.getQueue(validateQueueName(asParams(raw).name)), Date.now());
+    const name = validateQueueName(asParams(raw).name);
+    // The id before the read: a rename while it reads would leave the reply's name unresolvable.
+    const id = ctx.store.queueId(name);
+    return withQueueStats(ctx, await ctx.store.getQueue(name), Date.now(), id);
   },
 
   async 'queue.update'(raw, ctx) {
@@ -71,8 +74,7 @@ export const queueHandlers = {
   },
 } satisfies Partial<HandlerMap>;
 
-export function withQueueStats(ctx: HandlerContext, info: QueueInfo, now: number): QueueInfo {
-  const id = ctx.store.queueId(info.name);
+export function withQueueStats(ctx: HandlerContext, info: QueueInfo, now: number, id = ctx.store.queueId(info.name)): QueueInfo {
   info.stats = { added: ctx.engine.stats.window(`queue:${id}:added`, now), listeners: ctx.engine.listenerCount(id) };
   return info;
 }
