@@ -31,7 +31,9 @@ export interface HttpCall {
 
 export interface Reply {
   status: number;
+  /** Sent as JSON; as it is (a string) when contentType is given. */
   body: unknown;
+  contentType?: string;
 }
 
 export interface QueryParam {
@@ -198,6 +200,16 @@ export const ROUTES: Route[] = [
       const force = boolQuery(c.query, 'force');
       return ok(await call(c.ctx, 'queue.delete', { name: c.params.queue!, ...(force === undefined ? {} : { force }) }));
     },
+  },
+  {
+    method: 'POST',
+    path: '/v1/queues/{queue}/rename',
+    summary: 'Rename a queue: {"to":"NEW_NAME"}; its messages and listeners go with it',
+    scope: 'admin',
+    body: { schema: { type: 'object', properties: { to: { type: 'string' } }, required: ['to'] }, required: true },
+    response: { status: 200, schema: S.queue },
+    errors: [404, 409],
+    handle: async (c) => ok(await call(c.ctx, 'queue.rename', { ...(await jsonBody(c)), name: c.params.queue! } as ParamsOf<'queue.rename'>)),
   },
   {
     method: 'POST',

@@ -23,6 +23,8 @@ import { openApiDocument } from './openapi.js';
 import { ROUTES } from './routes.js';
 import type { HttpCall, Method, Reply, Route, StreamTarget } from './routes.js';
 import { EVENTS_ROUTE } from './sse.js';
+import { createMetrics, metricsRoute } from './metrics.js';
+import type { Metrics } from './metrics.js';
 import { assertSafeBind, parseListen } from './listen.js';
 
 export interface HttpOptions {
@@ -58,6 +60,7 @@ export class HttpApi {
   private readonly routes: Compiled[];
   private readonly document: unknown;
   private readonly closers = new Set<() => void>();
+  private readonly metrics: Metrics;
   url = '';
 
   private constructor(
@@ -66,7 +69,8 @@ export class HttpApi {
     private readonly log: Logger,
     tls: { cert: Buffer; key: Buffer } | undefined,
   ) {
-    const all = [...ROUTES, EVENTS_ROUTE];
+    this.metrics = createMetrics(ctx);
+    const all = [...ROUTES, EVENTS_ROUTE, metricsRoute(this.metrics)];
     this.routes = all.map(compile);
     this.document = openApiDocument(all);
     const timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -118,6 +122,7 @@ export class HttpApi {
   /** Stops accepting; open streams end; keep-alive connections close. */
   async close(): Promise<void> {
     for (const close of [...this.closers]) close();
+    this.metrics.close();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     setTimeout(() => this.server.closeAllConnections(), 2000).unref();
@@ -212,7 +217,10 @@ export class HttpApi {
   }
 
   private sendReply(res: ServerResponse, reply: Reply): void {
-    this.send(res, reply.status, reply.body);
+    if (reply.contentType === undefined) return this.send(res, reply.status, reply.body);
+    const text = String(reply.body);
+    res.writeHead(reply.status, { 'content-type': reply.contentType, 'content-length': Buffer.byteLength(text) });
+    res.end(text);
   }
 
   private send(res: ServerResponse, status: number, body: unknown): void {

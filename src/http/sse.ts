@@ -15,7 +15,7 @@ import type { Route } from './routes.js';
 
 const PAGE = 500;
 
-/** Per store, the streams to wake on an append to a queue (one onAppend per store: it has no unsubscribe). */
+/** Per store, the streams to wake on an append to a queue, by queue id (one onAppend per store: it has no unsubscribe). */
 const wakers = new WeakMap<Store, Map<string, Set<() => void>>>();
 
 function wakersOf(store: Store): Map<string, Set<() => void>> {
@@ -42,6 +42,7 @@ export const EVENTS_ROUTE: Route = {
   async handle(c, out) {
     const queue = c.params.queue!;
     c.ctx.store.queueConfig(queue); // QUEUE_NOT_FOUND before the stream starts
+    const qid = c.ctx.store.queueId(queue);
     const lastEventId = c.headers['last-event-id'];
     const after = (typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : undefined) ?? c.query.get('after') ?? undefined;
     let position: Partial<ParamsOf<'messages.page'>> = after !== undefined ? { afterId: assertMessageId(after) } : { sinceMs: Date.now() };
@@ -54,8 +55,8 @@ export const EVENTS_ROUTE: Route = {
       wake?.();
     };
     const byQueue = wakersOf(c.ctx.store);
-    const set = byQueue.get(queue) ?? new Set();
-    byQueue.set(queue, set);
+    const set = byQueue.get(qid) ?? new Set();
+    byQueue.set(qid, set);
     set.add(onAppend);
     let closed = false;
     out.onClose(() => {
@@ -86,12 +87,12 @@ export const EVENTS_ROUTE: Route = {
         }
       }
     } catch (err) {
-      // The queue was deleted, or the store failed: say why, then end.
+      // The queue was deleted or renamed, or the store failed: say why, then end.
       const error = err instanceof DiscueError ? err.toWire() : { code: 'INTERNAL', message: 'the stream failed' };
       if (!out.closed) out.write(`event: error\ndata: ${JSON.stringify({ error })}\n\n`);
     } finally {
       set.delete(onAppend);
-      if (set.size === 0) byQueue.delete(queue);
+      if (set.size === 0) byQueue.delete(qid);
       out.end();
     }
     return 'streamed';

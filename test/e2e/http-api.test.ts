@@ -16,6 +16,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ROOT, Sandbox, waitFor } from '../helpers/sandbox.js';
 import { expectError, ok } from '../helpers/discue.js';
 import { expectHttpError, startApi } from '../helpers/http.js';
+import { closeAllServers, startHookServer } from '../helpers/delivery.js';
 import type { Api } from '../helpers/http.js';
 
 const exec = promisify(execFile);
@@ -25,6 +26,7 @@ beforeEach(() => {
   sb = new Sandbox('dq-api-');
 });
 afterEach(async () => {
+  await closeAllServers();
   await sb.dispose();
 });
 
@@ -122,6 +124,9 @@ describe('HTTP API', () => {
     expect(updated.body.maxMessages).toBe(5);
     await api.request('POST', '/v1/queues/orders/messages', { token: t, body: [{ data: 'a' }, { data: 'b' }] });
     expectHttpError(await api.request('DELETE', '/v1/queues/orders', { token: t }), 409, 'QUEUE_NOT_EMPTY');
+    expect((await api.request('POST', '/v1/queues/orders/rename', { token: t, body: { to: 'sales' } })).body).toMatchObject({ name: 'sales', messages: 2 });
+    expectHttpError(await api.request('GET', '/v1/queues/orders', { token: t }), 404, 'QUEUE_NOT_FOUND');
+    expect((await api.request('POST', '/v1/queues/sales/rename', { token: t, body: { to: 'orders' } })).status).toBe(200);
     expect((await api.request('POST', '/v1/queues/orders/purge', { token: t })).body).toEqual({ name: 'orders', deleted: 2 });
     await api.request('POST', '/v1/queues/orders/messages', { token: t, body: { data: 'c' } });
     expect((await api.request('DELETE', '/v1/queues/orders?force=true', { token: t })).body).toEqual({ name: 'orders', deleted: 1 });
@@ -302,6 +307,33 @@ describe('HTTP API', () => {
     const denied = await api.request('GET', '/v1/queues/orders/events', { token: other });
     expectHttpError(denied, 403, 'FORBIDDEN');
     expectHttpError(await api.request('GET', '/v1/queues/ghost/events', { token: admin }), 404, 'QUEUE_NOT_FOUND');
+  });
+
+  it('/metrics: Prometheus text with published, stored, deliveries by outcome, latency, pending; metrics scope only', async () => {
+    const api = await startApi(sb);
+    const admin = await api.token('admin', 'admin');
+    const scraper = await api.token('prometheus', 'metrics');
+    const hook = await startHookServer(() => ({ status: 204 }));
+    await api.request('POST', '/v1/queues', { token: admin, body: { name: 'orders' } });
+    await api.request('POST', '/v1/listeners', { token: admin, body: { kind: 'http', queues: ['orders'], url: hook.url, name: 'hook' } });
+    await api.request('POST', '/v1/queues/orders/messages', { token: admin, body: [{ data: 'a' }, { data: 'b' }, { data: 'c' }] });
+    await waitFor(() => hook.delivered.length === 3, 20_000, 'three deliveries');
+    expectHttpError(await api.request('GET', '/metrics', { token: await api.token('reader', 'read') }), 403, 'FORBIDDEN');
+    expectHttpError(await api.request('GET', '/metrics'), 401, 'UNAUTHORIZED');
+    const text = await waitFor(async () => {
+      const res = await fetch(`${api.url}/metrics`, { headers: { authorization: `Bearer ${scraper}` } });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+      const body = await res.text();
+      return body.includes('discue_deliveries_total{listener="hook",outcome="ok"} 3') ? body : undefined;
+    }, 10_000, 'the deliveries to be counted');
+    expect(text).toContain('# TYPE discue_messages_published_total counter');
+    expect(text).toContain('discue_messages_published_total{queue="orders"} 3');
+    expect(text).toContain('discue_queue_messages{queue="orders"} 3');
+    expect(text).toContain('discue_listener_pending{listener="hook"} 0');
+    expect(text).toContain('discue_delivery_latency_seconds_count 3');
+    expect(text).toContain('discue_delivery_attempt_duration_seconds_count{outcome="ok"} 3');
+    expect(text).toMatch(/^discue_process_cpu_user_seconds_total \d/m);
   });
 
   it('CloudEvents: binary and structured publishing; the CloudEvent id makes publishing idempotent', async () => {
