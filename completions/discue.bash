@@ -148,7 +148,7 @@ _discue_words() {
     'messages get') _discue_o='--help -h' _discue_a=('queues' 'text') ;;
     'messages delete') _discue_o='--help -h' _discue_a=('queues' 'text') ;;
     'listener') _discue_c='add list show remove pause resume' _discue_o='--help -h' ;;
-    'listener add') _discue_o='--url --exec --queue --name --header --secret --shell --timeout --max-attempts --retry-delay --concurrency --from --if-missing --help -h' ;;
+    'listener add') _discue_o='--url --exec --queue --name --header --secret --cloudevents --shell --timeout --max-attempts --retry-delay --concurrency --from --if-missing --help -h' ;;
     'listener list') _discue_o='--queue --fields --help -h' ;;
     'listener show') _discue_o='--secret --help -h' _discue_a=('listeners') ;;
     'listener remove') _discue_o='--help -h' _discue_a=('listeners') ;;

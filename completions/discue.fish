@@ -326,6 +326,7 @@ complete -c discue -n '__discue_in \'listener add\'' -l queue -r -f -a '(__discu
 complete -c discue -n '__discue_in \'listener add\'' -l name -r -f -d 'a name to refer to it by (unique)'
 complete -c discue -n '__discue_in \'listener add\'' -l header -r -f -d 'extra HTTP header (repeatable)'
 complete -c discue -n '__discue_in \'listener add\'' -l secret -r -f -d 'signing secret to use instead of a generated one'
+complete -c discue -n '__discue_in \'listener add\'' -l cloudevents -d 'with --url: add the CloudEvents 1.0 binary headers (ce-*) to each request, besides the signature'
 complete -c discue -n '__discue_in \'listener add\'' -l shell -d 'run --exec through /bin/sh (pipes, redirections); message content still never reaches the command line'
 complete -c discue -n '__discue_in \'listener add\'' -l timeout -r -f -d 'per attempt: HTTP request or command run time (default: config listener.timeout, 30s)'
 complete -c discue -n '__discue_in \'listener add\'' -l max-attempts -r -f -d 'attempts before a delivery is dead (default: config listener.maxAttempts, 10)'

@@ -41,8 +41,7 @@ export const EVENTS_ROUTE: Route = {
   errors: [404],
   async handle(c, out) {
     const queue = c.params.queue!;
-    c.ctx.store.queueConfig(queue); // QUEUE_NOT_FOUND before the stream starts
-    const qid = c.ctx.store.queueId(queue);
+    const qid = c.ctx.store.queueId(queue); // QUEUE_NOT_FOUND before the stream starts
     const lastEventId = c.headers['last-event-id'];
     const after = (typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : undefined) ?? c.query.get('after') ?? undefined;
     let position: Partial<ParamsOf<'messages.page'>> = after !== undefined ? { afterId: assertMessageId(after) } : { sinceMs: Date.now() };

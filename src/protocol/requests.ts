@@ -23,6 +23,8 @@ export interface ListenerAddParams {
   url?: string;
   headers?: Record<string, string>;
   secret?: string;
+  /** HTTP: add the CloudEvents binary-mode headers to each delivery. */
+  cloudevents?: boolean;
   command?: string;
   shell?: boolean;
   cwd?: string;

@@ -141,6 +141,8 @@ export interface ListenerInfo {
   maxAttempts: number;
   retryDelayMs: number;
   concurrency: number;
+  /** HTTP: each delivery carries the CloudEvents 1.0 binary-mode headers too. */
+  cloudevents?: boolean;
   state: ListenerState;
   disabledReason?: string;
   createdAt: string;

@@ -111,7 +111,7 @@ function table(messageId: string): Record<RequestType, Variant[]> {
       },
       {
         base: { kind: 'http', queues: ['lq'], url: 'http://127.0.0.1:9/', headers: { 'X-A': 'b' } },
-        keys: ['url', 'headers', 'headers.X-A', 'secret'],
+        keys: ['url', 'headers', 'headers.X-A', 'secret', 'cloudevents'],
       },
     ],
     'listener.list': [{ base: { queue: 'lq' }, keys: ['queue'] }],

@@ -16,7 +16,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ROOT, Sandbox, waitFor } from '../helpers/sandbox.js';
 import { expectError, ok } from '../helpers/discue.js';
 import { expectHttpError, startApi } from '../helpers/http.js';
-import { closeAllServers, startHookServer } from '../helpers/delivery.js';
+import { closeAllServers, startHookServer, verifyWebhook } from '../helpers/delivery.js';
 import type { Api } from '../helpers/http.js';
 
 const exec = promisify(execFile);
@@ -301,6 +301,22 @@ describe('HTTP API', () => {
     await publish(30, 40);
     await waitFor(() => second.events.length === 20, 10_000, '20 more events');
     expect(second.events.map((e) => e.data.data)).toEqual(Array.from({ length: 20 }, (_, i) => String(i + 20)));
+    // Publishers racing the stream's reads: every message once, in stored order.
+    await Promise.all(
+      Array.from({ length: 10 }, (_, p) =>
+        api.request('POST', '/v1/queues/orders/messages', { token: admin, body: Array.from({ length: 10 }, (_, i) => ({ data: `p${p}-${i}` })) }),
+      ),
+    );
+    await waitFor(() => second.events.length === 120, 10_000, '100 racing events');
+    const stored: string[] = [];
+    let next: string | undefined;
+    for (;;) {
+      const page = await api.request('GET', `/v1/queues/orders/messages?limit=1000${next ? `&next=${next}` : ''}`, { token: admin });
+      if (page.body.messages.length === 0) break;
+      stored.push(...page.body.messages.map((m: { id: string }) => m.id));
+      next = page.body.next;
+    }
+    expect(second.events.map((e) => e.id)).toEqual(stored.slice(stored.indexOf(last) + 1));
     second.close();
     // Another queue's token, or none, gets no stream.
     const other = await api.token('other', 'read:other');
@@ -374,6 +390,33 @@ describe('HTTP API', () => {
       400,
       'INVALID_MESSAGE',
     );
+  });
+
+  it('listener add --cloudevents: each request is a CloudEvent in binary mode and a signed Standard Webhook at once', async () => {
+    const hook = await startHookServer(() => ({ status: 204 }));
+    await ok(sb, ['queue', 'create', 'orders']);
+    const added = JSON.parse(await ok(sb, ['listener', 'add', '--queue', 'orders', '--url', hook.url, '--cloudevents', '--json'])) as { secret: string; cloudevents: boolean };
+    expect(added.cloudevents).toBe(true);
+    await ok(sb, ['publish', 'orders', '--data', '{"order":1001}', '--name', 'order.shipped']);
+    await ok(sb, ['publish', 'orders', '--data', 'plain']);
+    await waitFor(() => hook.delivered.length === 2, 20_000, 'two deliveries');
+    for (const [i, received] of hook.delivered.entries()) {
+      const h = received.headers;
+      // Standard Webhooks: the signature verifies over the body as sent.
+      expect(verifyWebhook(added.secret, h, received.body)).toBe(true);
+      // CloudEvents 1.0 HTTP binary mode: required attributes as ce-* headers, the body is the data.
+      expect(h['ce-specversion']).toBe('1.0');
+      expect(h['ce-id']).toBe(received.envelope.id);
+      expect(h['ce-id']).toBe(h['webhook-id']);
+      expect(h['ce-source']).toBe('/discue/queues/orders');
+      expect(() => new URL(h['ce-source'] as string, 'http://base.invalid')).not.toThrow();
+      expect(h['ce-type']).toBe(i === 0 ? 'order.shipped' : 'discue.message');
+      expect(h['ce-time']).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/);
+      expect(Date.parse(h['ce-time'] as string)).toBe(Date.parse(received.envelope.publishedAt));
+      expect(h['content-type']).toBe('application/json');
+      expect(JSON.parse(received.body)).toEqual(received.envelope);
+    }
+    expectError(await sb.run(['listener', 'add', '--queue', 'orders', '--exec', 'true', '--cloudevents']), 2, 'USAGE');
   });
 
   it('/openapi.json is OpenAPI 3.1 whose schemas compile, and documents exactly the routes that answer and the README lists', async () => {
