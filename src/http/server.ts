@@ -78,6 +78,8 @@ export class HttpApi {
       headersTimeout: timeout,
       requestTimeout: timeout,
       keepAliveTimeout: Math.min(5000, timeout),
+      // Replies are small and whole: sent at once, not held back for more (Nagle).
+      noDelay: true,
       // How often Node looks for requests past their timeouts (default 30 s, longer than a short timeout).
       connectionsCheckingInterval: Math.min(1000, timeout),
     };
