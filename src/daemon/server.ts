@@ -159,7 +159,7 @@ export class Daemon {
       const httpClosed = this.http?.close();
       await this.engine?.stop();
       const deadline = Date.now() + 10_000;
-      while ([...this.connections].some((c) => c.busy) && Date.now() < deadline) {
+      while (([...this.connections].some((c) => c.busy) || this.http?.busy) && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
       await this.store?.close();

@@ -61,6 +61,9 @@ export class HttpApi {
   private readonly document: unknown;
   private readonly closers = new Set<() => void>();
   private readonly metrics: Metrics;
+  /** Requests being answered (streams not counted): the daemon waits for them before it closes the store. */
+  private inFlight = 0;
+  private draining = false;
   url = '';
 
   private constructor(
@@ -121,8 +124,14 @@ export class HttpApi {
     return api;
   }
 
+  get busy(): boolean {
+    return this.inFlight > 0;
+  }
+
   /** Stops accepting; open streams end; keep-alive connections close. */
   async close(): Promise<void> {
+    // From now on a request on a kept-alive connection is refused: the store is about to close.
+    this.draining = true;
     for (const close of [...this.closers]) close();
     this.metrics.close();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -148,7 +157,13 @@ export class HttpApi {
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let streamed = false;
+    this.inFlight++;
     try {
+      if (this.draining) {
+        res.setHeader('Connection', 'close');
+        throw new DiscueError('SHUTTING_DOWN', 'the daemon is shutting down');
+      }
       const url = new URL(req.url ?? '/', 'http://discue');
       const found = this.match(req.method ?? 'GET', url.pathname);
       if (Array.isArray(found)) {
@@ -162,10 +177,15 @@ export class HttpApi {
       const scopes = this.authorize(req, route, params);
       if (route.path === '/openapi.json') return this.send(res, 200, this.document);
       const call: HttpCall = { params, query: url.searchParams, headers: req.headers, body: bodyReader(req), scopes, ctx: this.ctx };
-      const reply = await route.handle(call, this.streamTarget(req, res));
+      const reply = await route.handle(call, this.streamTarget(req, res, () => {
+        streamed = true;
+        this.inFlight--;
+      }));
       if (reply !== 'streamed') this.sendReply(res, reply);
     } catch (err) {
       this.sendError(res, err);
+    } finally {
+      if (!streamed) this.inFlight--;
     }
   }
 
@@ -188,10 +208,11 @@ export class HttpApi {
     return scopes;
   }
 
-  private streamTarget(req: IncomingMessage, res: ServerResponse): StreamTarget {
+  private streamTarget(req: IncomingMessage, res: ServerResponse, started: () => void): StreamTarget {
     const closers = this.closers;
     return {
       start: (status, headers) => {
+        started();
         // A stream has no request timeout: its heartbeats keep the connection alive.
         req.socket.setTimeout(0);
         res.writeHead(status, headers);

@@ -323,6 +323,19 @@ describe('HTTP API', () => {
     const denied = await api.request('GET', '/v1/queues/orders/events', { token: other });
     expectHttpError(denied, 403, 'FORBIDDEN');
     expectHttpError(await api.request('GET', '/v1/queues/ghost/events', { token: admin }), 404, 'QUEUE_NOT_FOUND');
+    // An open stream does not hold the daemon: `daemon stop` ends it and the daemon exits.
+    let ended = false;
+    const open = httpRequest(`${api.url}/v1/queues/orders/events`, { headers: { authorization: `Bearer ${reader}` } }, (res) => {
+      res.resume();
+      res.on('close', () => (ended = true));
+    });
+    open.on('error', () => (ended = true));
+    open.end();
+    await waitFor(() => sb.log().length > 0 && open.writableFinished, 5_000, 'the request to be sent');
+    const stopped = Date.now();
+    await ok(sb, ['daemon', 'stop']);
+    await waitFor(() => ended, 5_000, 'the stream to end');
+    expect(Date.now() - stopped).toBeLessThan(10_000);
   });
 
   it('/metrics: Prometheus text with published, stored, deliveries by outcome, latency, pending; metrics scope only', async () => {
