@@ -6,20 +6,16 @@
  * is stored exactly once and every client that got an answer got the same id
  * for it; one daemon serves the home at the end, not several.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { connect, isDiscueError } from '../../src/index.js';
 import type { DiscueClient } from '../../src/index.js';
 import { daemonProcesses, listAll, waitForExit } from '../helpers/discue.js';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
 
-let sb: Sandbox;
+const sb = useSandbox('dq-storm-');
 const clients: DiscueClient[] = [];
-beforeEach(() => {
-  sb = new Sandbox('dq-storm-');
-});
 afterEach(async () => {
   for (const client of clients.splice(0)) await client.close().catch(() => undefined);
-  await sb.dispose();
 });
 
 describe('reconnect storm', () => {

@@ -4,17 +4,11 @@
  * reading a single reply.
  */
 import { createConnection } from 'node:net';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import { describe, expect, it } from 'vitest';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
 import { listAll, messageCount, ok, statusPid } from '../helpers/discue.js';
 
-let sb: Sandbox;
-beforeEach(() => {
-  sb = new Sandbox('dq-atks-');
-});
-afterEach(async () => {
-  await sb.dispose();
-});
+const sb = useSandbox('dq-atks-');
 
 function hello(): string {
   return JSON.stringify({ id: 1, type: 'hello', params: { protocol: 1, version: 'attack' } }) + '\n';

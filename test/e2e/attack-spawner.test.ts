@@ -5,18 +5,14 @@
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
 import { addListener, alive, killLeftovers, lines, listDeliveries, mustRun, publishData, until, writeScript } from '../helpers/delivery.js';
 
-let sb: Sandbox;
+const sb = useSandbox('dq-atk-');
 const leftovers: number[] = [];
-beforeEach(() => {
-  sb = new Sandbox('dq-atk-');
-});
 afterEach(async () => {
   killLeftovers(leftovers);
-  await sb.dispose();
 });
 
 describe('attacks on the spawner', () => {

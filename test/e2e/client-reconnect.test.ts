@@ -7,21 +7,13 @@
  * DAEMON_DIED: it may or may not have been done.
  */
 import { once } from 'node:events';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connect, isDiscueError } from '../../src/index.js';
 import type { ConnectOptions, DiscueClient, ReconnectedEvent, ReconnectingEvent } from '../../src/index.js';
 import { daemonProcesses, ok, waitForExit } from '../helpers/discue.js';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
 
-let sb: Sandbox;
-const clients: DiscueClient[] = [];
-beforeEach(() => {
-  sb = new Sandbox('dq-reconnect-');
-});
-afterEach(async () => {
-  for (const client of clients.splice(0)) await client.close().catch(() => undefined);
-  await sb.dispose();
-});
+const sb = useSandbox('dq-reconnect-');
 
 interface Watched {
   client: DiscueClient;
@@ -31,7 +23,7 @@ interface Watched {
 
 async function open(options: ConnectOptions = {}): Promise<Watched> {
   const client = await connect({ home: sb.home, ...options });
-  clients.push(client);
+  sb.onDispose(() => client.close());
   const watched: Watched = { client, reconnecting: [], reconnected: [] };
   client.on('reconnecting', (event) => watched.reconnecting.push(event));
   client.on('reconnected', (event) => watched.reconnected.push(event));

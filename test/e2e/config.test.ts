@@ -8,25 +8,23 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { expectError, ok } from '../helpers/discue.js';
-import { Sandbox } from '../helpers/sandbox.js';
+import { useSandbox } from '../helpers/sandbox.js';
 import type { RunOptions } from '../helpers/sandbox.js';
 
 const ESC = '\u001b[';
 
 describe('discue config', () => {
-  let sb: Sandbox;
+  const sb = useSandbox();
   let file: string;
   /** Daemons of other homes and sockets a test started; stopped after it. */
   let extra: { home: string; socket: string }[];
 
   beforeEach(() => {
-    sb = new Sandbox();
     file = join(sb.dir, 'user', '.config', 'discue', 'config.json');
     extra = [];
   });
   afterEach(async () => {
     for (const d of extra) await sb.run(['--socket', d.socket, 'daemon', 'stop'], { env: { DISCUE_HOME: d.home } });
-    await sb.dispose();
   });
 
   const stored = () => JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;

@@ -6,18 +6,12 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { daemonProcesses, expectError, ok, waitForExit } from '../helpers/discue.js';
-import { Sandbox, collect, waitFor } from '../helpers/sandbox.js';
+import { collect, useSandbox, waitFor } from '../helpers/sandbox.js';
 
 describe('daemon lock', () => {
-  let sb: Sandbox;
-  beforeEach(() => {
-    sb = new Sandbox();
-  });
-  afterEach(async () => {
-    await sb.dispose();
-  });
+  const sb = useSandbox();
 
   const lockFile = (): string => join(sb.home, 'run', 'daemon.lock');
   const lockPid = (): number => Number.parseInt(readFileSync(lockFile(), 'utf8'), 10);

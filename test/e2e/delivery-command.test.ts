@@ -8,8 +8,8 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
 import {
   addListener,
   alive,
@@ -27,15 +27,11 @@ import {
 } from '../helpers/delivery.js';
 import type { Envelope, ListenerJson } from '../helpers/delivery.js';
 
-let sb: Sandbox;
+const sb = useSandbox('dq-cmd-');
 const leftovers: number[] = [];
-beforeEach(() => {
-  sb = new Sandbox('dq-cmd-');
-});
 afterEach(async () => {
   killLeftovers(leftovers);
   await closeAllServers();
-  await sb.dispose();
 });
 
 describe('command delivery', () => {

@@ -7,20 +7,16 @@
  */
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
 import { addListener, closeAllServers, lines, mustRun, runJson, startHookServer, writeScript } from '../helpers/delivery.js';
 import type { Received } from '../helpers/delivery.js';
 
-let sb: Sandbox;
-beforeEach(() => {
-  sb = new Sandbox('dq-crash-');
-});
+const sb = useSandbox('dq-crash-');
 let progress: NodeJS.Timeout | undefined;
 afterEach(async () => {
   clearInterval(progress);
   await closeAllServers();
-  await sb.dispose();
 });
 
 interface Tally {

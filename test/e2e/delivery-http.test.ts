@@ -6,8 +6,8 @@
  */
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
 import {
   addListener,
   closeAllServers,
@@ -25,13 +25,9 @@ import {
 } from '../helpers/delivery.js';
 import type { Envelope, Received } from '../helpers/delivery.js';
 
-let sb: Sandbox;
-beforeEach(() => {
-  sb = new Sandbox('dq-http-');
-});
+const sb = useSandbox('dq-http-');
 afterEach(async () => {
   await closeAllServers();
-  await sb.dispose();
 });
 
 const ids = (list: Received[]) => list.map((r) => r.envelope.id);

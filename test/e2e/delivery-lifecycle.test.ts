@@ -6,8 +6,8 @@
  * one queue.
  */
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
 import {
   addListener,
   closeAllServers,
@@ -24,13 +24,9 @@ import {
 } from '../helpers/delivery.js';
 import type { ListenerJson, Received } from '../helpers/delivery.js';
 
-let sb: Sandbox;
-beforeEach(() => {
-  sb = new Sandbox('dq-life-');
-});
+const sb = useSandbox('dq-life-');
 afterEach(async () => {
   await closeAllServers();
-  await sb.dispose();
 });
 
 const datas = (list: Received[]) => list.map((r) => r.envelope.data);

@@ -3,18 +3,14 @@
  * its retries keeps its attempt count and its Retry-After, a dead delivery
  * being retried is resumed, and a listener's position survives.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
 import { addListener, closeAllServers, listDeliveries, mustRun, publishData, startHookServer, until } from '../helpers/delivery.js';
 import type { DeliveryJson } from '../helpers/delivery.js';
 
-let sb: Sandbox;
-beforeEach(() => {
-  sb = new Sandbox('dq-restart-');
-});
+const sb = useSandbox('dq-restart-');
 afterEach(async () => {
   await closeAllServers();
-  await sb.dispose();
 });
 
 async function killDaemon(): Promise<number> {

@@ -9,18 +9,14 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
 import { addListener, alive, killLeftovers, lines, listDeliveries, mustRun, publishData, until, writeScript } from '../helpers/delivery.js';
 
-let sb: Sandbox;
+const sb = useSandbox('dq-spawn-');
 const leftovers: number[] = [];
-beforeEach(() => {
-  sb = new Sandbox('dq-spawn-');
-});
 afterEach(async () => {
   killLeftovers(leftovers);
-  await sb.dispose();
 });
 
 function cmdline(pid: number): string {

@@ -8,9 +8,9 @@ import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { ok, statusPid } from '../helpers/discue.js';
-import { Sandbox } from '../helpers/sandbox.js';
+import { useSandbox } from '../helpers/sandbox.js';
 
 interface Check {
   check: string;
@@ -20,15 +20,11 @@ interface Check {
 }
 
 describe('discue doctor', () => {
-  let sb: Sandbox;
+  const sb = useSandbox();
   let server: Server | undefined;
-  beforeEach(() => {
-    sb = new Sandbox();
-  });
   afterEach(async () => {
     await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
     server = undefined;
-    await sb.dispose();
   });
 
   async function receiver(): Promise<{ url: string; heads: () => number }> {

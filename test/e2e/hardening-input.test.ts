@@ -5,21 +5,15 @@
  */
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RawClient, expectError, listAll, ok, statusPid } from '../helpers/discue.js';
 import { addListener, listDeliveries, startHookServer, until } from '../helpers/delivery.js';
-import { Sandbox } from '../helpers/sandbox.js';
+import { useSandbox } from '../helpers/sandbox.js';
 import type { RunResult } from '../helpers/sandbox.js';
 
 describe('bad input is refused at the door', () => {
-  let sb: Sandbox;
+  const sb = useSandbox();
 
-  beforeEach(() => {
-    sb = new Sandbox();
-  });
-  afterEach(async () => {
-    await sb.dispose();
-  });
 
   it('refuses a message name holding a control character (C0 or DEL) with INVALID_MESSAGE, exit 2', async () => {
     await ok(sb, ['queue', 'create', 'q']);

@@ -5,11 +5,10 @@
  * answered with the first id. The key is written in the message's own synced
  * batch, so this holds across kill -9 between the write and the reply.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connect, isDiscueError } from '../../src/index.js';
-import type { DiscueClient } from '../../src/index.js';
 import { expectError, expectJsonError, listAll, messageCount, ok, waitForExit } from '../helpers/discue.js';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
 
 interface PublishJson {
   queue: string;
@@ -19,15 +18,7 @@ interface PublishJson {
 }
 
 describe('idempotency keys', () => {
-  let sb: Sandbox;
-  const clients: DiscueClient[] = [];
-  beforeEach(() => {
-    sb = new Sandbox('dq-key-');
-  });
-  afterEach(async () => {
-    for (const client of clients.splice(0)) await client.close().catch(() => undefined);
-    await sb.dispose();
-  });
+  const sb = useSandbox('dq-key-');
 
   async function publishJson(args: string[], env?: Record<string, string>, input?: string): Promise<PublishJson> {
     const result = await sb.run(['publish', ...args, '--json'], { ...(env ? { env } : {}), ...(input === undefined ? {} : { input }) });
@@ -105,7 +96,7 @@ describe('idempotency keys', () => {
 
   it('takes {"key"} in the library, and answers concurrent repeats with the first id', async () => {
     const client = await connect({ home: sb.home });
-    clients.push(client);
+    sb.onDispose(() => client.close());
     await client.request('queue.create', { name: 'q' });
     const results = await Promise.all(Array.from({ length: 50 }, () => client.publish('q', { data: 'racy', key: 'r' })));
     const ids = new Set(results.map((r) => r.ids[0]));
@@ -235,7 +226,7 @@ describe('idempotency keys', () => {
       // Restart (the next connect starts the daemon) and send again every key
       // without a reply, blindly; and a few answered ones, which must keep their id.
       const again = await connect({ home: sb.home });
-      clients.push(again);
+      sb.onDispose(() => again.close());
       for (const key of keys) {
         const result = await again.publish('d', { data: key, key });
         const id = result.ids[0]!;

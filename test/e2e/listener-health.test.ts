@@ -5,8 +5,8 @@
  * of the oldest undelivered message, health (last outcome, failures in a
  * row, next retry) that clears on recovery, and a 410 that fails --wait.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Sandbox } from '../helpers/sandbox.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { useSandbox } from '../helpers/sandbox.js';
 import { addListener, closeAllServers, mustRun, publishData, range, runJson, startHookServer, until } from '../helpers/delivery.js';
 
 interface Progress {
@@ -27,13 +27,9 @@ interface Listed {
   stats: { pending: number; lagMs: number };
 }
 
-let sb: Sandbox;
-beforeEach(() => {
-  sb = new Sandbox('dq-health-');
-});
+const sb = useSandbox('dq-health-');
 afterEach(async () => {
   await closeAllServers();
-  await sb.dispose();
 });
 
 async function listed(name: string): Promise<Listed> {

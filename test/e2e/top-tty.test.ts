@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BIN, Sandbox, waitFor } from '../helpers/sandbox.js';
+import { BIN, useSandbox, waitFor } from '../helpers/sandbox.js';
 import { listDeliveries, until } from '../helpers/delivery.js';
 
 /** `discue top` in a real terminal: tmux runs it, send-keys types, capture-pane reads the screen. */
 describe('discue top in a real terminal', () => {
-  let sb: Sandbox;
+  const sb = useSandbox();
   let session: string;
   const tmux = (...args: string[]) => execFileSync('tmux', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   const screen = () => tmux('capture-pane', '-p', '-t', session);
@@ -19,12 +19,10 @@ describe('discue top in a real terminal', () => {
   };
 
   beforeEach(() => {
-    sb = new Sandbox();
     session = `discue-top-${process.pid}-${Date.now()}`;
   });
   afterEach(async () => {
     if (alive()) tmux('kill-session', '-t', session);
-    await sb.dispose();
   });
 
   it('draws queues and listeners live, pauses a listener with p, quits with q', async () => {
