@@ -112,7 +112,8 @@ describe('command delivery', () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     const local = join(sb.dir, 'pwned-shell');
     const l = await addListener(sb, ['--queue', 'orders', '--shell', '--exec', 'tr a-z A-Z | tee -a upper.log >/dev/null; echo >> upper.log']);
-    expect(l.command).toBeDefined();
+    // Kept as one line for /bin/sh, not split into argv.
+    expect(l.command).toEqual(['tr a-z A-Z | tee -a upper.log >/dev/null; echo >> upper.log']);
     await publishData(sb, 'orders', [`hello $(touch ${local})`, `x; touch ${local}`]);
     await waitFor(() => lines(join(sb.dir, 'upper.log')).length >= 2, 20_000, 'both through the pipe');
     expect(lines(join(sb.dir, 'upper.log'))).toEqual([`HELLO $(TOUCH ${local.toUpperCase()})`, `X; TOUCH ${local.toUpperCase()}`]);

@@ -212,6 +212,7 @@ describe('HTTP delivery', () => {
   });
 
   it('a receiver that always fails: dead after max attempts with every attempt recorded, then retry delivers', async () => {
+    const started = Date.now();
     await mustRun(sb, ['queue', 'create', 'orders']);
     let broken = true;
     let n = 0;
@@ -237,8 +238,10 @@ describe('HTTP delivery', () => {
         expect(a.ok).toBe(false);
         expect(a.status).toBe(500);
         expect(a.output).toMatch(/^boom \d+$/);
-        expect(Number.isNaN(Date.parse(a.at))).toBe(false);
-        expect(a.durationMs).toBeGreaterThanOrEqual(0);
+        // Made during this test, and timed in whole milliseconds that fit inside it.
+        expect(Date.parse(a.at)).toBeGreaterThanOrEqual(started - 1000);
+        expect(Number.isInteger(a.durationMs) && a.durationMs >= 0, `durationMs ${a.durationMs}`).toBe(true);
+        expect(a.durationMs).toBeLessThanOrEqual(Date.now() - started);
       }
     }
     // Exactly max-attempts requests per message; the cursor moved on after each death, in order.
