@@ -6,8 +6,9 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { isRunning } from '../helpers/discue.js';
 import { useSandbox, waitFor } from '../helpers/sandbox.js';
-import { addListener, alive, killLeftovers, lines, listDeliveries, mustRun, publishData, until, writeScript } from '../helpers/delivery.js';
+import { addListener, killLeftovers, lines, listDeliveries, mustRun, publishData, until, writeScript } from '../helpers/delivery.js';
 
 const sb = useSandbox('dq-atk-');
 const leftovers: number[] = [];
@@ -39,7 +40,7 @@ describe('attacks on the spawner', () => {
     expect(dead.attempts[0]!.error).toMatch(/cannot start .*ENOTDIR/);
 
     // The other listener's command was never killed nor rerun.
-    expect(alive(spawner!)).toBe(true);
+    expect(isRunning(spawner!)).toBe(true);
     expect(lines(join(sb.dir, 'long.pids'))).toHaveLength(1);
     writeFileSync(join(sb.dir, 'release'), '');
     await waitFor(() => lines(join(sb.dir, 'long.got')).includes('kept'), 20_000, 'the long command done');
@@ -62,7 +63,7 @@ describe('attacks on the spawner', () => {
     // Not the receiver's fault: rerun as the same attempt, as for a spawner killed from outside.
     expect(delivered.attempts.map((a) => [a.attempt, a.ok])).toEqual([[1, true]]);
     expect(lines(join(sb.dir, 'got.log'))).toEqual(['first']);
-    await waitFor(() => !alive(stopped!), 10_000, `the stopped spawner ${stopped} killed`);
+    await waitFor(() => !isRunning(stopped!), 10_000, `the stopped spawner ${stopped} killed`);
     await publishData(sb, 'orders', ['second']);
     await waitFor(() => lines(join(sb.dir, 'got.log')).length === 2, 20_000, 'the next message delivered');
     expect(lines(join(sb.dir, 'got.log'))).toEqual(['first', 'second']);
@@ -80,8 +81,8 @@ describe('attacks on the spawner', () => {
     const daemon = sb.daemonPid()!;
     const stop = await sb.run(['daemon', 'stop'], { timeoutMs: 40_000 });
     expect(stop.code, stop.stderr).toBe(0);
-    await waitFor(() => !alive(daemon), 10_000, 'the daemon gone');
-    await waitFor(() => !alive(stopped!), 10_000, `the stopped spawner ${stopped} gone`);
+    await waitFor(() => !isRunning(daemon), 10_000, 'the daemon gone');
+    await waitFor(() => !isRunning(stopped!), 10_000, `the stopped spawner ${stopped} gone`);
   });
 
   it('the spawner killed -9 eight times during a stream of deliveries to two listeners (concurrency 4): every message is delivered to each, duplicates only from runs in flight at a kill', async () => {
@@ -133,7 +134,7 @@ describe('attacks on the spawner', () => {
     }
     expect(killed.size).toBeGreaterThanOrEqual(3);
     expect(sb.daemonPid()).toBe(daemon);
-    expect(alive(daemon)).toBe(true);
+    expect(isRunning(daemon)).toBe(true);
   });
 
   it('commands that close stdin under 256 KiB of data, print 1.1 MB without a newline, or leave 50 children holding the pipes: each delivered on its first attempt, within its timeout', async () => {
@@ -190,10 +191,10 @@ describe('attacks on the spawner', () => {
     leftovers.push(spawner!, ...held);
     const daemon = sb.daemonPid()!;
     process.kill(daemon, 'SIGKILL');
-    await waitFor(() => !alive(daemon), 10_000, 'the daemon gone');
+    await waitFor(() => !isRunning(daemon), 10_000, 'the daemon gone');
     // The spawner sees its IPC channel close and takes its commands' groups along.
-    await waitFor(() => !alive(spawner!), 10_000, `the spawner ${spawner} gone`);
-    for (const pid of held) await waitFor(() => !alive(pid), 10_000, `command process ${pid} gone`);
+    await waitFor(() => !isRunning(spawner!), 10_000, `the spawner ${spawner} gone`);
+    for (const pid of held) await waitFor(() => !isRunning(pid), 10_000, `command process ${pid} gone`);
     expect(lines(join(sb.dir, 'got.log'))).toEqual([]);
 
     writeFileSync(join(sb.dir, 'release'), '');

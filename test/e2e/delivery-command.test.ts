@@ -9,10 +9,10 @@ import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import { isRunning } from '../helpers/discue.js';
 import { useSandbox, waitFor } from '../helpers/sandbox.js';
 import {
   addListener,
-  alive,
   closeAllServers,
   killLeftovers,
   lines,
@@ -164,7 +164,7 @@ describe('command delivery', () => {
       expect(a.output).toContain(`started ${i + 1}`);
     }
     expect(pids).toHaveLength(4);
-    for (const pid of pids) await waitFor(() => !alive(pid), 10_000, `process ${pid} of the timed-out tree to be gone`);
+    for (const pid of pids) await waitFor(() => !isRunning(pid), 10_000, `process ${pid} of the timed-out tree to be gone`);
   });
 
   it('a failing command: exit code and output tail per attempt, dead, then retried after the fix', async () => {
@@ -286,7 +286,7 @@ describe("command delivery: the command's own exit decides, not its pipes", () =
     expect(lines(join(sb.dir, 'got.log'))).toEqual(['first', 'second']);
     // Both background sleeps outlived their deliveries: the first did not hold up the second.
     expect(bg).toHaveLength(2);
-    for (const pid of bg) expect(alive(pid), `background sleep ${pid}`).toBe(true);
+    for (const pid of bg) expect(isRunning(pid), `background sleep ${pid}`).toBe(true);
     expect(await listDeliveries(sb, ['--listener', l.id])).toEqual([]);
   });
 
@@ -323,7 +323,7 @@ describe("command delivery: the command's own exit decides, not its pipes", () =
     expect(next.messageId).toBe(nextId);
     // They really did escape and still hold the pipes: the group kill could not reach them.
     expect(escaped).toHaveLength(2);
-    for (const pid of escaped) expect(alive(pid), `escaped sleep ${pid}`).toBe(true);
+    for (const pid of escaped) expect(isRunning(pid), `escaped sleep ${pid}`).toBe(true);
   });
 
   it("`daemon stop` completes while a command's escaped child lives; the command's own group is killed", async () => {
@@ -341,8 +341,8 @@ describe("command delivery: the command's own exit decides, not its pipes", () =
     const daemon = sb.daemonPid()!;
     const stop = await sb.run(['daemon', 'stop']);
     expect(stop.code, stop.stderr).toBe(0);
-    await waitFor(() => !alive(daemon), 20_000, 'the daemon gone');
-    await waitFor(() => !alive(own[0]!), 20_000, "the command's own sleep killed with its group");
-    expect(alive(escaped[0]!)).toBe(true);
+    await waitFor(() => !isRunning(daemon), 20_000, 'the daemon gone');
+    await waitFor(() => !isRunning(own[0]!), 20_000, "the command's own sleep killed with its group");
+    expect(isRunning(escaped[0]!)).toBe(true);
   });
 });

@@ -10,8 +10,9 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { isRunning } from '../helpers/discue.js';
 import { useSandbox, waitFor } from '../helpers/sandbox.js';
-import { addListener, alive, killLeftovers, lines, listDeliveries, mustRun, publishData, until, writeScript } from '../helpers/delivery.js';
+import { addListener, killLeftovers, lines, listDeliveries, mustRun, publishData, until, writeScript } from '../helpers/delivery.js';
 
 const sb = useSandbox('dq-spawn-');
 const leftovers: number[] = [];
@@ -57,7 +58,7 @@ describe('spawner process', () => {
     writeFileSync(join(sb.dir, 'release'), '');
     await waitFor(() => lines(join(sb.dir, 'got.log')).includes('first'), 20_000, 'the first message delivered after the spawner died');
     // The orphaned run was killed with its group, not left to finish on its own.
-    await waitFor(() => !alive(held!), 10_000, `the held run's sleep ${held} killed`);
+    await waitFor(() => !isRunning(held!), 10_000, `the held run's sleep ${held} killed`);
     const [second] = await publishData(sb, 'orders', ['second']);
     await waitFor(() => lines(join(sb.dir, 'got.log')).length === 2, 20_000, 'the next message delivered by the new spawner');
 
@@ -78,7 +79,7 @@ describe('spawner process', () => {
     );
     for (const d of delivered) expect(d.attempts.map((a) => [a.attempt, a.ok, a.exitCode])).toEqual([[1, true, 0]]);
     expect(sb.daemonPid()).toBe(daemon);
-    expect(alive(daemon)).toBe(true);
+    expect(isRunning(daemon)).toBe(true);
   });
 
   it('a command that kills its own runner every time: a bounded failed attempt, then dead; the daemon lives on', async () => {
@@ -94,7 +95,7 @@ describe('spawner process', () => {
     // Three runs, each on a fresh spawner.
     expect(new Set(lines(join(sb.dir, 'ppids'))).size).toBe(3);
     expect(sb.daemonPid()).toBe(daemon);
-    expect(alive(daemon)).toBe(true);
+    expect(isRunning(daemon)).toBe(true);
   });
 
   it('the largest data (256 KiB) reaches the command intact through the spawner; megabytes of output keep only the tail', async () => {
@@ -125,7 +126,7 @@ describe('spawner process', () => {
     leftovers.push(...tree);
     const stop = await sb.run(['daemon', 'stop']);
     expect(stop.code, stop.stderr).toBe(0);
-    await waitFor(() => !alive(spawner!), 20_000, `the spawner ${spawner} gone`);
-    for (const pid of tree) await waitFor(() => !alive(pid), 20_000, `process ${pid} of the running command gone`);
+    await waitFor(() => !isRunning(spawner!), 20_000, `the spawner ${spawner} gone`);
+    for (const pid of tree) await waitFor(() => !isRunning(pid), 20_000, `process ${pid} of the running command gone`);
   });
 });
