@@ -1,7 +1,7 @@
 import { render } from 'ink-testing-library';
 import { act, createElement } from 'react';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DeliveryInfo, StatsSnapshot } from '../../src/protocol/messages.js';
+import type { DeliveryInfo, StatsSnapshot } from '../../src/protocol/wire.js';
 import { TopApp, TopView } from '../../src/ui/top.js';
 import { waitFor } from '../helpers/sandbox.js';
 
