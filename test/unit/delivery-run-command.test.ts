@@ -5,8 +5,7 @@
  * the process group; stdin that is never read is not an error; only a
  * bounded tail of output is kept.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OUTPUT_TAIL_BYTES, runCommand } from '../../src/delivery/run-command.js';
@@ -14,19 +13,14 @@ import type { CommandSpec } from '../../src/delivery/run-command.js';
 import { isRunning } from '../helpers/discue.js';
 import { killLeftovers, until } from '../helpers/delivery.js';
 import { waitFor } from '../helpers/sandbox.js';
+import { tmpDir } from '../helpers/tmp.js';
 
 const spec = (over: Partial<CommandSpec>): CommandSpec => ({ file: 'true', args: [], shell: false, env: {}, input: '', timeoutMs: 30_000, ...over });
-const dirs: string[] = [];
 const strays: number[] = [];
 afterEach(() => {
   killLeftovers(strays);
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
-function scratch(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'dq-run-'));
-  dirs.push(dir);
-  return dir;
-}
+const scratch = () => tmpDir('dq-run-');
 function readText(path: string): string {
   try {
     return readFileSync(path, 'utf8');
