@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isRunning } from '../helpers/discue.js';
 import { useSandbox, waitFor } from '../helpers/sandbox.js';
-import { addListener, killLeftovers, lines, listDeliveries, mustRun, publishData, until, writeScript } from '../helpers/delivery.js';
+import { addListener, killLeftovers, lines, listDeliveries, mustRun, publishData, writeScript } from '../helpers/delivery.js';
 
 const sb = useSandbox('dq-atk-');
 const leftovers: number[] = [];
@@ -34,7 +34,7 @@ describe('attacks on the spawner', () => {
     rmSync(work, { recursive: true });
     writeFileSync(work, 'not a directory');
     await publishData(sb, 'orders', ['doomed']);
-    const dead = await until(async () => (await listDeliveries(sb, ['--listener', bad.id, '--state', 'dead']))[0], 30_000, 'the bad delivery dead');
+    const dead = await waitFor(async () => (await listDeliveries(sb, ['--listener', bad.id, '--state', 'dead']))[0], 30_000, 'the bad delivery dead');
     expect(dead.attempts).toHaveLength(1);
     // The cause, not "the spawner died": spawn refuses a cwd that is not a directory with ENOTDIR.
     expect(dead.attempts[0]!.error).toMatch(/cannot start .*ENOTDIR/);
@@ -44,7 +44,7 @@ describe('attacks on the spawner', () => {
     expect(lines(join(sb.dir, 'long.pids'))).toHaveLength(1);
     writeFileSync(join(sb.dir, 'release'), '');
     await waitFor(() => lines(join(sb.dir, 'long.got')).includes('kept'), 20_000, 'the long command done');
-    const delivered = await until(async () => (await listDeliveries(sb, ['--listener', good.id, '--state', 'delivered']))[0], 20_000, 'delivered');
+    const delivered = await waitFor(async () => (await listDeliveries(sb, ['--listener', good.id, '--state', 'delivered']))[0], 20_000, 'delivered');
     expect(delivered.attempts.map((a) => a.ok)).toEqual([true]);
     expect(lines(join(sb.dir, 'long.pids'))).toHaveLength(1);
     expect(readFileSync(join(sb.dir, 'long.ppids'), 'utf8').trim()).toBe(String(spawner));
@@ -59,7 +59,7 @@ describe('attacks on the spawner', () => {
     await waitFor(() => lines(join(sb.dir, 'ppids')).length >= 1, 20_000, 'the first run');
     const [stopped] = lines(join(sb.dir, 'ppids')).map(Number);
     leftovers.push(stopped!);
-    const delivered = await until(async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered']))[0], 30_000, 'delivered on a fresh spawner');
+    const delivered = await waitFor(async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered']))[0], 30_000, 'delivered on a fresh spawner');
     // Not the receiver's fault: rerun as the same attempt, as for a spawner killed from outside.
     expect(delivered.attempts.map((a) => [a.attempt, a.ok])).toEqual([[1, true]]);
     expect(lines(join(sb.dir, 'got.log'))).toEqual(['first']);
@@ -112,7 +112,7 @@ describe('attacks on the spawner', () => {
       }
     }
     for (const name of ['a', 'b']) {
-      const delivered = await until(
+      const delivered = await waitFor(
         async () => {
           const list = await listDeliveries(sb, ['--listener', name, '--state', 'delivered', '--limit', '1000']);
           return list.length === N ? list : undefined;
@@ -152,7 +152,7 @@ describe('attacks on the spawner', () => {
     await publishData(sb, 'orders', [data]);
     try {
       for (const [name, l] of Object.entries(ls)) {
-        const d = await until(
+        const d = await waitFor(
           async () =>
             (await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered']))[0] ??
             (await listDeliveries(sb, ['--listener', l.id, '--state', 'dead']))[0],
@@ -222,7 +222,7 @@ describe('attacks on the spawner', () => {
     const [atCap] = await publishData(sb, 'orders', [data]);
     const [over] = await publishData(sb, 'orders', [data + 'a']);
     for (const id of [atCap!, over!]) {
-      await until(async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered', '--limit', '10'])).some((d) => d.messageId === id), 30_000, `${id} delivered`);
+      await waitFor(async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered', '--limit', '10'])).some((d) => d.messageId === id), 30_000, `${id} delivered`);
     }
     const envAt = JSON.parse(readFileSync(join(sb.dir, `env-${atCap}`), 'utf8')) as { data?: string };
     expect(Buffer.byteLength(readFileSync(join(sb.dir, `env-${atCap}`), 'utf8'))).toBe(CAP);

@@ -22,7 +22,6 @@ import {
   range,
   runJson,
   startHookServer,
-  until,
   writeScript,
 } from '../helpers/delivery.js';
 import type { Envelope, ListenerJson } from '../helpers/delivery.js';
@@ -151,7 +150,7 @@ describe('command delivery', () => {
     );
     const l = await addListener(sb, ['--queue', 'orders', '--exec', './hang.sh', '--timeout', '1s', '--max-attempts', '2', '--retry-delay', '50ms']);
     const [id] = await publishData(sb, 'orders', ['wait forever']);
-    const dead = await until(async () => (await listDeliveries(sb, ['--state', 'dead']))[0], 30_000, 'dead after two timeouts');
+    const dead = await waitFor(async () => (await listDeliveries(sb, ['--state', 'dead']))[0], 30_000, 'dead after two timeouts');
     const pids = [...lines(join(sb.dir, 'bg.pids')), ...lines(join(sb.dir, 'fg.pids'))].map(Number);
     leftovers.push(...pids);
     expect(dead.id).toBe(`${l.id}/${id}`);
@@ -172,7 +171,7 @@ describe('command delivery', () => {
     writeScript(sb, 'fail.sh', 'echo "oops on attempt $DISCUE_ATTEMPT" >&2\nexit 7');
     const l = await addListener(sb, ['--queue', 'orders', '--exec', './fail.sh', '--max-attempts', '3', '--retry-delay', '30ms', '--name', 'failing']);
     const ids = await publishData(sb, 'orders', ['one', 'two']);
-    const dead = await until(
+    const dead = await waitFor(
       async () => {
         const list = await listDeliveries(sb, ['--state', 'dead', '--listener', 'failing']);
         return list.length === 2 ? list : undefined;
@@ -285,7 +284,7 @@ describe("command delivery: the command's own exit decides, not its pipes", () =
     await mustRun(sb, ['queue', 'create', 'orders']);
     const l = await addListener(sb, ['--queue', 'orders', '--shell', '--exec', 'sleep 300 & echo $! >> bg.pids; cat >> got.log; echo >> got.log; echo ok']);
     const ids = await publishData(sb, 'orders', ['first', 'second']);
-    const delivered = await until(
+    const delivered = await waitFor(
       async () => {
         const list = await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered']);
         return list.length === 2 ? list : undefined;
@@ -325,7 +324,7 @@ describe("command delivery: the command's own exit decides, not its pipes", () =
     const l = await addListener(sb, ['--queue', 'orders', '--exec', './escape.sh', '--timeout', '1s', '--max-attempts', '2', '--retry-delay', '50ms']);
     const [hangId, nextId] = await publishData(sb, 'orders', ['hang', 'next']);
     // Bounded far below the escapees' 300 s: the deadline is on the delivery, not on the pipes closing.
-    const dead = await until(async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'dead']))[0], 30_000, 'dead after two timeouts');
+    const dead = await waitFor(async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'dead']))[0], 30_000, 'dead after two timeouts');
     await waitFor(() => lines(join(sb.dir, 'done.log')).includes('next'), 20_000, 'the next message delivered');
     const escaped = pidsIn('escaped.pids');
     expect(dead.messageId).toBe(hangId);
@@ -335,7 +334,7 @@ describe("command delivery: the command's own exit decides, not its pipes", () =
     ]);
     expect(dead.attempts.map((a) => a.output)).toEqual(['hanging 1\n', 'hanging 2\n']);
     expect(lines(join(sb.dir, 'done.log'))).toEqual(['next']);
-    const next = await until(async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered']))[0], 10_000, 'next recorded');
+    const next = await waitFor(async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered']))[0], 10_000, 'next recorded');
     expect(next.messageId).toBe(nextId);
     // They really did escape and still hold the pipes: the group kill could not reach them.
     expect(escaped).toHaveLength(2);

@@ -20,7 +20,6 @@ import {
   showListener,
   startHookServer,
   writeScript,
-  until,
 } from '../helpers/delivery.js';
 import type { ListenerJson, Received } from '../helpers/delivery.js';
 
@@ -182,7 +181,7 @@ describe('listener life cycle', () => {
     const after = await runJson<ListenerJson[]>(sb, ['listener', 'list']);
     expect(after.filter((l) => l.name).map((l) => l.name).sort()).toEqual(['both', 'dead-letters', 'only-kept']);
     expect(after.find((l) => l.id === c.id)!.queues).toEqual(['kept']);
-    const deadAfter = await until(async () => {
+    const deadAfter = await waitFor(async () => {
       const list = await listDeliveries(sb, ['--state', 'dead']);
       return list.length === 3 ? list : undefined;
     }, 20_000, 'k1, k2, k3 dead at the failing listener');

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isRunning } from '../helpers/discue.js';
 import { useSandbox, waitFor } from '../helpers/sandbox.js';
-import { addListener, killLeftovers, lines, listDeliveries, mustRun, publishData, until, writeScript } from '../helpers/delivery.js';
+import { addListener, killLeftovers, lines, listDeliveries, mustRun, publishData, writeScript } from '../helpers/delivery.js';
 
 const sb = useSandbox('dq-spawn-');
 const leftovers: number[] = [];
@@ -69,7 +69,7 @@ describe('spawner process', () => {
     expect(ppids[1]).not.toBe(spawner);
     expect(ppids[2]).toBe(ppids[1]);
     expect(ppids[1]).not.toBe(daemon);
-    const delivered = await until(
+    const delivered = await waitFor(
       async () => {
         const list = await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered']);
         return list.length === 2 ? list : undefined;
@@ -88,7 +88,7 @@ describe('spawner process', () => {
     const l = await addListener(sb, ['--queue', 'orders', '--exec', './killer.sh', '--max-attempts', '1']);
     const daemon = sb.daemonPid()!;
     await publishData(sb, 'orders', ['boom']);
-    const dead = await until(async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'dead']))[0], 30_000, 'dead');
+    const dead = await waitFor(async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'dead']))[0], 30_000, 'dead');
     expect(dead.attempts).toHaveLength(1);
     expect(dead.attempts[0]!.ok).toBe(false);
     expect(dead.attempts[0]!.error).toMatch(/spawner process \d+\) was killed by SIGKILL; it died 3 times while running this attempt/);
@@ -108,7 +108,7 @@ describe('spawner process', () => {
     data += 'z'.repeat(256 * 1024 - Buffer.byteLength(data));
     expect(Buffer.byteLength(data)).toBe(256 * 1024);
     const [id] = await publishData(sb, 'orders', [data]);
-    const d = await until(async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered']))[0], 30_000, 'delivered');
+    const d = await waitFor(async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered']))[0], 30_000, 'delivered');
     expect(readFileSync(join(sb.dir, `sum-${id}`), 'utf8').trim()).toBe(createHash('sha256').update(data).digest('hex'));
     expect(d.attempts[0]!.exitCode).toBe(0);
     expect(d.attempts[0]!.output).toMatch(new RegExp(`y+end ${id}\\n$`));

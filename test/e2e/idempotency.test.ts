@@ -8,8 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { connect, isDiscueError } from '../../src/index.js';
 import { expectError, expectJsonError, listAll, messageCount, ok, waitForExit } from '../helpers/discue.js';
-import { useSandbox } from '../helpers/sandbox.js';
-import { until } from '../helpers/delivery.js';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
 
 interface PublishJson {
   queue: string;
@@ -142,7 +141,7 @@ describe('idempotency keys', () => {
     };
     const first = (await publish()).id;
     // Repeats return the first id until the window is over; then one new message is stored.
-    let latest = await until(
+    let latest = await waitFor(
       async () => {
         const p = await publish();
         return p.id !== first ? p : undefined;

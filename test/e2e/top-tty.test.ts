@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BIN, useSandbox, waitFor } from '../helpers/sandbox.js';
-import { listDeliveries, until } from '../helpers/delivery.js';
+import { listDeliveries } from '../helpers/delivery.js';
 
 /** `discue top` in a real terminal: tmux runs it, send-keys types, capture-pane reads the screen. */
 describe('discue top in a real terminal', () => {
@@ -58,7 +58,7 @@ describe('discue top in a real terminal', () => {
     const add = await sb.run(['listener', 'add', '--queue', 'orders', '--exec', 'false', '--name', 'broken', '--max-attempts', '3', '--retry-delay', '100ms']);
     expect(add.code, add.stderr).toBe(0);
     expect((await sb.run(['publish', 'orders', '--data', 'hello'])).code).toBe(0);
-    const [dead] = await until(async () => {
+    const [dead] = await waitFor(async () => {
       const list = await listDeliveries(sb, ['--state', 'dead']);
       return list.length === 1 ? list : undefined;
     }, 30_000, 'the delivery to die after 3 attempts');

@@ -293,15 +293,6 @@ export function lines(path: string): string[] {
   return text === '' ? [] : text.replace(/\n$/, '').split('\n');
 }
 
-/** waitFor that returns the value found, without its "not yet" (undefined / false) type. */
-export async function until<T>(
-  check: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs: number,
-  what: string,
-): Promise<NonNullable<T>> {
-  return (await waitFor(check, timeoutMs, what)) as NonNullable<T>;
-}
-
 /** SIGKILLs processes a test left running on purpose (background children, a stopped spawner) and empties the list. */
 export function killLeftovers(pids: number[]): void {
   for (const pid of pids.splice(0)) {

@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { OUTPUT_TAIL_BYTES, runCommand } from '../../src/delivery/run-command.js';
 import type { CommandSpec } from '../../src/delivery/run-command.js';
 import { isRunning } from '../helpers/discue.js';
-import { killLeftovers, until } from '../helpers/delivery.js';
+import { killLeftovers } from '../helpers/delivery.js';
 import { waitFor } from '../helpers/sandbox.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -51,7 +51,7 @@ describe('runCommand', () => {
   it('kill() stops the whole group and says why', async () => {
     const dir = scratch();
     const run = runCommand(spec({ file: `sleep 300 & echo $! > ${dir}/bg; sleep 300`, shell: true }));
-    const bg = await until(() => {
+    const bg = await waitFor(() => {
       const text = readText(join(dir, 'bg'));
       return text.endsWith('\n') ? Number(text) : undefined;
     }, 10_000, 'the background sleep to start');
