@@ -357,7 +357,7 @@ complete -c discue -n '__discue_in \'deliveries\'' -s h -l help -d 'show help'
 
 # discue deliveries list
 complete -c discue -n '__discue_in \'deliveries list\'' -l listener -r -f -a '(__discue_names listeners)' -d 'only this listener (id or name)'
-complete -c discue -n '__discue_in \'deliveries list\'' -l state -r -f -a 'pending failed dead delivered' -d 'pending | failed | dead | delivered'
+complete -c discue -n '__discue_in \'deliveries list\'' -l state -r -f -a 'pending failed dead delivered' -d 'only deliveries in this state'
 complete -c discue -n '__discue_in \'deliveries list\'' -l limit -r -f -d 'at most this many, newest first'
 complete -c discue -n '__discue_in \'deliveries list\'' -s h -l help -d 'show help'
 

@@ -2,6 +2,7 @@ import { watch } from 'node:fs';
 import { open, readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
+import { Option } from 'commander';
 import type { Command } from 'commander';
 import { DiscueClient } from '../../client/client.js';
 import { tailFile } from '../../client/logtail.js';
@@ -18,6 +19,7 @@ import { DiscueError, EXIT } from '../../protocol/errors.js';
 import type { DaemonStatus } from '../../protocol/messages.js';
 import { assertSocketPath } from '../../protocol/paths.js';
 import { action, examples } from '../action.js';
+import { DIRS, declareValue } from '../values.js';
 import type { Context } from '../context.js';
 import { bytes, fields, plural, uptime } from '../format.js';
 
@@ -47,7 +49,7 @@ export function registerDaemon(program: Command): void {
       ),
     )
     .option('--foreground', 'run in this process and log to stderr, until SIGTERM')
-    .option('--data-dir <dir>', 'where LevelDB keeps the data (default: $DISCUE_HOME/data)')
+    .addOption(declareValue(new Option('--data-dir <dir>', 'where LevelDB keeps the data (default: $DISCUE_HOME/data)'), { kind: DIRS }))
     .action(
       action(async (ctx, _args, opts) => {
         const dataDir = opts.dataDir as string | undefined;
@@ -161,7 +163,7 @@ export function registerDaemon(program: Command): void {
         'discue daemon repair --data-dir /srv/discue/data --json',
       ),
     )
-    .option('--data-dir <dir>', 'the data directory to repair (default: $DISCUE_HOME/data)')
+    .addOption(declareValue(new Option('--data-dir <dir>', 'the data directory to repair (default: $DISCUE_HOME/data)'), { kind: DIRS }))
     .action(
       action(async (ctx, _args, opts) => {
         const dataDir = resolve((opts.dataDir as string | undefined) ?? ctx.paths.dataDir);
