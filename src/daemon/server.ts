@@ -127,9 +127,7 @@ export class Daemon {
     });
     for (const warning of stats.warnings) log.warn(`storage: ${warning}`);
     if (this.options.ownProcess !== false) {
-      const onSignal = (signal: NodeJS.Signals) => {
-        void this.stop(`signal ${signal}`).then(() => process.exit(0));
-      };
+      const onSignal = (signal: NodeJS.Signals) => this.stopAndExit(`signal ${signal}`);
       process.once('SIGTERM', onSignal);
       process.once('SIGINT', onSignal);
     }
@@ -163,6 +161,17 @@ export class Daemon {
       this.log.info('daemon stopped');
     })();
     return this.stopping;
+  }
+
+  /**
+   * Stops, then ends the process when the daemon owns it: once stopped, a
+   * command listener's child, an HTTP keep-alive socket or a timer must not
+   * keep a daemon that serves nothing alive. The one place the daemon exits.
+   */
+  private stopAndExit(reason: string): void {
+    void this.stop(reason).then(() => {
+      if (this.options.ownProcess !== false) process.exit(0);
+    });
   }
 
   status(): DaemonStatus {
@@ -205,11 +214,7 @@ export class Daemon {
       engine: this.engine!,
       schemas: new SchemaRegistry(),
       status: () => this.status(),
-      shutdown: (reason) => {
-        void this.stop(reason).then(() => {
-          if (this.options.ownProcess !== false) process.exit(0);
-        });
-      },
+      shutdown: (reason) => this.stopAndExit(reason),
     };
     // Half-open: a client that shuts down its sending side after its last request
     // (nc -N, a script) still gets every reply; the connection ends after the last one.

@@ -297,7 +297,7 @@ async function runForeground(ctx: Context, dataDir: string | undefined): Promise
  * A line of another shape (a stack trace) is {"message": line}.
  */
 export function logEntry(line: string): Record<string, unknown> {
-  const head = /^(\d{4}-\d{2}-\d{2}T[\d:.]+Z) (debug|info|warn|error)\s+(.*)$/.exec(line);
+  const head = /^(\d{4}-\d{2}-\d{2}T[\d:.]+Z) (info|warn|error)\s+(.*)$/.exec(line);
   if (!head) return { message: line };
   const [, time, level, rest] = head as unknown as [string, string, string, string];
   const FIELD = / ([A-Za-z_][\w.-]*)=("(?:[^"\\]|\\.)*"|[^\s"]*)/y;
