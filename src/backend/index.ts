@@ -4,9 +4,11 @@
  * Today there is one backend, LevelDB in the data directory.
  */
 import { LevelStore } from './level/level.js';
+import type { RepairReport } from './level/repair.js';
 import type { DedupeOptions, Store, StoreLog } from './types.js';
 
 export { DEFAULT_DEDUPE } from './level/dedupe.js';
+export type { RepairReport };
 
 export interface BackendSettings {
   /** Where LevelDB keeps the data. */
@@ -18,4 +20,10 @@ export interface BackendSettings {
 /** A backend, not opened yet. */
 export function createBackend(settings: BackendSettings): Store {
   return new LevelStore(settings.dataDir, { dedupe: settings.dedupe, log: settings.log });
+}
+
+/** Salvages a damaged data directory, offline: the caller holds the home lock. Loaded only for `daemon repair`. */
+export async function repairBackend(dataDir: string): Promise<RepairReport> {
+  const { repairStore } = await import('./level/repair.js');
+  return repairStore(dataDir);
 }

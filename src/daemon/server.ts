@@ -10,7 +10,7 @@
 import { mkdir, chmod, unlink, writeFile, rm, access, constants, lstat } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { DiscueError } from '../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../protocol/frames.js';
 import { parseDuration } from '../protocol/messages.js';
@@ -71,7 +71,7 @@ export class Daemon {
     // path another user holds (see protocol/ownership.ts).
     await assertSocketDirSafe(paths.socket);
     assertSocketOwned(paths.socket);
-    const releaseLock = await acquireHomeLock(join(paths.runDir, 'daemon.lock'));
+    const releaseLock = await acquireHomeLock(paths.daemonLock);
     const store = createBackend({ dataDir: paths.dataDir, dedupe: dedupeSettings(process.env), log });
     try {
       await store.open();

@@ -1,5 +1,5 @@
 import { watch } from 'node:fs';
-import { open, readFile, stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { Option } from 'commander';
@@ -12,7 +12,6 @@ import {
   assertSocketOrNothing,
   isAlive,
   sleep,
-  socketAccepts,
   startDaemon,
 } from '../../client/spawn.js';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
@@ -167,16 +166,9 @@ export function registerDaemon(program: Command): void {
     .action(
       action(async (ctx, _args, opts) => {
         const dataDir = resolve((opts.dataDir as string | undefined) ?? ctx.paths.dataDir);
-        // Repairing under a running daemon would rewrite the files it has open.
-        const pid = Number.parseInt(await readFile(ctx.paths.pidFile, 'utf8').catch(() => ''), 10);
-        if ((await socketAccepts(ctx.paths.socket)) || (Number.isInteger(pid) && pid > 0 && isAlive(pid))) {
-          throw new DiscueError(
-            'ALREADY_RUNNING',
-            `the daemon${Number.isInteger(pid) && pid > 0 ? ` (pid ${pid})` : ''} is running; stop it first with \`discue daemon stop\`, then repair`,
-          );
-        }
-        const { repairStore } = await import('../../backend/level/repair.js');
-        const report = await repairStore(dataDir);
+        // Under the home's daemon lock: refused while a daemon runs, and none starts meanwhile.
+        const { repairHome } = await import('../../daemon/repair.js');
+        const report = await repairHome(ctx.paths, dataDir);
         if (ctx.json) {
           ctx.printJson(report);
           return EXIT.OK;
