@@ -12,6 +12,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { DiscueError } from '../protocol/errors.js';
 import { parseDuration } from '../protocol/messages.js';
 import { resolvePaths } from '../protocol/paths.js';
+import { parseStore } from '../protocol/store.js';
 
 export interface ConfigKey {
   key: string;
@@ -58,6 +59,15 @@ export const CONFIG_KEYS: ConfigKey[] = [
       // Stored absolute: a relative path would mean a different socket in every directory.
       return resolve(value);
     },
+  },
+  {
+    key: 'store',
+    env: 'DISCUE_STORE',
+    description: 'where the daemon keeps its data: a LevelDB directory (a nats:// URL is refused until the NATS backend)',
+    default: '$DISCUE_HOME/data',
+    defaultValue: (env) => resolvePaths({ env }).dataDir,
+    // Stored as parsed: a directory absolute, as the socket is.
+    parse: (value) => parseStore(value).location,
   },
   {
     key: 'listener.timeout',

@@ -10,11 +10,12 @@ import { repairBackend } from '../backend/index.js';
 import type { RepairReport } from '../backend/index.js';
 import { DiscueError } from '../protocol/errors.js';
 import type { BrokerPaths } from '../protocol/paths.js';
+import type { StoreLocation } from '../protocol/store.js';
 import { acquireHomeLock } from './lock.js';
 
 export type { RepairReport };
 
-export async function repairHome(paths: BrokerPaths, dataDir: string): Promise<RepairReport> {
+export async function repairHome(paths: BrokerPaths, store: StoreLocation): Promise<RepairReport> {
   // A home where no daemon ever ran has no run/ for the lock yet.
   await mkdir(paths.runDir, { recursive: true, mode: 0o700 });
   let release: () => Promise<void>;
@@ -30,7 +31,7 @@ export async function repairHome(paths: BrokerPaths, dataDir: string): Promise<R
     );
   }
   try {
-    return await repairBackend(dataDir);
+    return await repairBackend(store);
   } finally {
     await release();
   }

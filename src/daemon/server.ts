@@ -18,7 +18,9 @@ import type { DaemonStatus } from '../protocol/messages.js';
 import { assertPrivateDir, assertSocketDirSafe, assertSocketOwned } from '../protocol/ownership.js';
 import { resolvePaths } from '../protocol/paths.js';
 import type { BrokerPaths } from '../protocol/paths.js';
-import { DEFAULT_DEDUPE, createBackend } from '../backend/index.js';
+import { storeText } from '../protocol/store.js';
+import type { StoreLocation } from '../protocol/store.js';
+import { DEFAULT_DEDUPE, assertStoreSupported, createBackend } from '../backend/index.js';
 import type { DedupeOptions, Store } from '../backend/types.js';
 import { VERSION } from '../version.js';
 import { Connection } from './connection.js';
@@ -29,9 +31,14 @@ import { SchemaRegistry } from './schemas.js';
 import { DeliveryEngine } from '../delivery/engine.js';
 import { acquireHomeLock } from './lock.js';
 
+/** For `daemon start` to refuse a store before it starts a daemon in the background. */
+export { assertStoreSupported } from '../backend/index.js';
+
 export interface DaemonOptions {
   home?: string;
   socket?: string;
+  /** Where the data lives (the `store` setting); default: LevelDB in $DISCUE_HOME/data, or in dataDir. */
+  store?: StoreLocation;
   dataDir?: string;
   logger?: Logger;
   /** Install SIGTERM/SIGINT handlers and exit the process on shutdown (default true). */
@@ -43,6 +50,7 @@ const RETENTION_INTERVAL_MS = 30_000;
 
 export class Daemon {
   readonly paths: BrokerPaths;
+  readonly storeLocation: StoreLocation;
   private readonly log: Logger;
   private store: Store | undefined;
   private engine: DeliveryEngine | undefined;
@@ -54,25 +62,29 @@ export class Daemon {
   private releaseLock: (() => Promise<void>) | undefined;
 
   constructor(private readonly options: DaemonOptions = {}) {
-    this.paths = resolvePaths({ home: options.home, socket: options.socket, dataDir: options.dataDir });
+    const dataDir = options.store?.kind === 'leveldb' ? options.store.location : options.dataDir;
+    this.paths = resolvePaths({ home: options.home, socket: options.socket, dataDir });
+    this.storeLocation = options.store ?? { kind: 'leveldb', location: this.paths.dataDir };
     this.log = options.logger ?? createLogger();
   }
 
   async start(): Promise<void> {
     const { paths, log } = this;
+    // First, before any directory, lock or socket is touched: a store this build cannot run.
+    assertStoreSupported(this.storeLocation);
     // Before anything is created: LevelDB makes its files with the process
     // umask, and they hold every message and the whsec_ secrets. Command
     // listeners inherit it too.
     process.umask(0o077);
     await prepareDirectories(paths);
-    await assertPrivateDir(paths.dataDir);
+    if (this.storeLocation.kind === 'leveldb') await assertPrivateDir(paths.dataDir);
     // Before the database opens and deliveries resume: never serve where
     // another user could read or replace the socket, nor take over a socket
     // path another user holds (see protocol/ownership.ts).
     await assertSocketDirSafe(paths.socket);
     assertSocketOwned(paths.socket);
     const releaseLock = await acquireHomeLock(paths.daemonLock);
-    const store = createBackend({ dataDir: paths.dataDir, dedupe: dedupeSettings(process.env), log });
+    const store = createBackend({ store: this.storeLocation, dedupe: dedupeSettings(process.env), log });
     try {
       await store.open();
     } catch (err) {
@@ -120,7 +132,7 @@ export class Daemon {
       pid: process.pid,
       version: VERSION,
       socket: paths.socket,
-      data: paths.dataDir,
+      store: storeText(this.storeLocation),
       queues: stats.queues,
       messages: stats.messages,
       startupMs: Date.now() - this.startedAt,
@@ -182,6 +194,7 @@ export class Daemon {
       protocol: PROTOCOL_VERSION,
       home: this.paths.home,
       dataDir: this.paths.dataDir,
+      store: this.storeLocation,
       socket: this.paths.socket,
       startedAt: new Date(this.startedAt).toISOString(),
       uptimeMs: Date.now() - this.startedAt,

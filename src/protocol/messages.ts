@@ -4,6 +4,7 @@
  * early only to give a faster, friendlier error.
  */
 import { DiscueError } from './errors.js';
+import type { StoreLocation } from './store.js';
 
 /** Default and maximum size of a message's `data`, in UTF-8 bytes. */
 export const MAX_DATA_BYTES = 256 * 1024;
@@ -102,7 +103,10 @@ export interface DaemonStatus {
   version: string;
   protocol: number;
   home: string;
+  /** The LevelDB directory; for another backend, where a LevelDB store would be. Kept for older scripts: see store. */
   dataDir: string;
+  /** Which backend keeps the data, and where. */
+  store: StoreLocation;
   socket: string;
   startedAt: string;
   uptimeMs: number;

@@ -81,7 +81,7 @@ describe('daemon lock', () => {
     await waitFor(() => existsSync(join(sb.dir, 's1.sock')) && lockPid() === first.pid, 20_000, 'the daemon');
 
     // Its socket is not the one the repair would look at: only the lock tells.
-    const repair = await sb.run(['daemon', 'repair', '--data-dir', join(sb.dir, 'data1')]);
+    const repair = await sb.run(['daemon', 'repair', '--store', join(sb.dir, 'data1')]);
     expectError(repair, 1, 'ALREADY_RUNNING');
     expect(repair.stderr).toContain(`pid ${first.pid}`);
     expect(repair.stderr).toContain('discue daemon stop');
@@ -90,7 +90,7 @@ describe('daemon lock', () => {
 
     first.kill('SIGTERM');
     expect((await firstExit).code).toBe(0);
-    const after = await sb.run(['daemon', 'repair', '--data-dir', join(sb.dir, 'data1'), '--json']);
+    const after = await sb.run(['daemon', 'repair', '--store', join(sb.dir, 'data1'), '--json']);
     expect(after.code, after.stderr).toBe(0);
     expect(backups(sb.dir, 'data1')).toHaveLength(1);
     // The repair let go of the lock: nothing left behind, and a daemon starts.

@@ -1,6 +1,5 @@
 import { watch } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { Option } from 'commander';
 import type { Command } from 'commander';
@@ -17,7 +16,12 @@ import {
 import { DiscueError, EXIT } from '../../protocol/errors.js';
 import type { DaemonStatus } from '../../protocol/messages.js';
 import { assertSocketPath } from '../../protocol/paths.js';
+import { parseStore, storeText } from '../../protocol/store.js';
+import type { StoreLocation } from '../../protocol/store.js';
 import { action, examples } from '../action.js';
+import type { Opts } from '../action.js';
+import { resolveSetting } from '../config.js';
+import type { Setting } from '../config.js';
 import { DIRS, declareValue } from '../values.js';
 import type { Context } from '../context.js';
 import { bytes, fields, plural, uptime } from '../format.js';
@@ -45,23 +49,27 @@ export function registerDaemon(program: Command): void {
         'discue daemon start                        # background; prints the pid',
         'discue daemon start --foreground           # under systemd, in a container, in CI',
         'discue daemon start --json                 # {"started":false,"pid":...} if it already ran',
+        'discue daemon start --store /var/lib/discue   # LevelDB there (also DISCUE_STORE, config store)',
       ),
     )
     .option('--foreground', 'run in this process and log to stderr, until SIGTERM')
-    .addOption(declareValue(new Option('--data-dir <dir>', 'where LevelDB keeps the data (default: $DISCUE_HOME/data)'), { kind: DIRS }))
+    .addOption(storeOption('where the daemon keeps its data: a LevelDB directory (default: config store, then $DISCUE_HOME/data)'))
+    .addOption(dataDirOption())
     .action(
       action(async (ctx, _args, opts) => {
-        const dataDir = opts.dataDir as string | undefined;
-        if (opts.foreground) return runForeground(ctx, dataDir);
-        const { started } = await startDaemon(ctx.paths, { dataDir });
+        const { store, source } = storeSetting(ctx, opts);
+        if (opts.foreground) return runForeground(ctx, store);
+        // Checked here as well as in the daemon: one started in the background could only say it in its log.
+        (await import('../../daemon/server.js')).assertStoreSupported(store);
+        const { started } = await startDaemon(ctx.paths, source === 'flag' ? { store: store.location } : {});
         const status = await fetchStatus(ctx);
-        // The daemon that already ran keeps its own directory: saying "already
-        // running" would let a script believe its data goes to --data-dir.
-        if (!started && dataDir !== undefined && resolve(dataDir) !== status.dataDir) {
+        // The daemon that already ran keeps its own store: saying "already
+        // running" would let a script believe its data goes where it asked.
+        if (!started && source !== 'default' && !sameStore(store, status.store)) {
           throw new DiscueError(
             'DATA_DIR_CONFLICT',
-            `a daemon already runs for ${ctx.paths.home} (pid ${status.pid}) with its data in ${status.dataDir}, not in ${resolve(dataDir)}; ` +
-              `stop it first (\`discue daemon stop\`) to start one on ${resolve(dataDir)}`,
+            `a daemon already runs for ${ctx.paths.home} (pid ${status.pid}) with its data in ${storeText(status.store)}, not in ${storeText(store)}; ` +
+              `stop it first (\`discue daemon stop\`) to start one on ${store.location}`,
           );
         }
         if (ctx.json) ctx.printJson({ started, ...status });
@@ -139,7 +147,7 @@ export function registerDaemon(program: Command): void {
             ['version', `${status.version} (protocol ${status.protocol})`],
             ['uptime', uptime(status.uptimeMs)],
             ['home', status.home],
-            ['data', status.dataDir],
+            ['store', storeText(status.store)],
             ['socket', status.socket],
             ['queues', String(status.queues)],
             ['messages', String(status.messages)],
@@ -159,16 +167,17 @@ export function registerDaemon(program: Command): void {
       'after',
       examples(
         'discue daemon stop && discue daemon repair    # when start-up says the database is damaged',
-        'discue daemon repair --data-dir /srv/discue/data --json',
+        'discue daemon repair --store /srv/discue/data --json',
       ),
     )
-    .addOption(declareValue(new Option('--data-dir <dir>', 'the data directory to repair (default: $DISCUE_HOME/data)'), { kind: DIRS }))
+    .addOption(storeOption('the LevelDB directory to repair (default: config store, then $DISCUE_HOME/data)'))
+    .addOption(dataDirOption())
     .action(
       action(async (ctx, _args, opts) => {
-        const dataDir = resolve((opts.dataDir as string | undefined) ?? ctx.paths.dataDir);
+        const { store } = storeSetting(ctx, opts);
         // Under the home's daemon lock: refused while a daemon runs, and none starts meanwhile.
         const { repairHome } = await import('../../daemon/repair.js');
-        const report = await repairHome(ctx.paths, dataDir);
+        const report = await repairHome(ctx.paths, store);
         if (ctx.json) {
           ctx.printJson(report);
           return EXIT.OK;
@@ -219,6 +228,31 @@ export function registerDaemon(program: Command): void {
     );
 }
 
+function storeOption(description: string): Option {
+  return declareValue(new Option('--store <path>', description), { kind: DIRS });
+}
+
+/** The older name of --store (a directory only), kept for scripts; not in --help. */
+function dataDirOption(): Option {
+  return declareValue(new Option('--data-dir <dir>', 'the same as --store').hideHelp(), { kind: DIRS });
+}
+
+/** The store after flag > DISCUE_STORE > config `store` > $DISCUE_HOME/data, and where it came from. */
+function storeSetting(ctx: Context, opts: Opts): { store: StoreLocation; source: 'flag' | Setting['source'] } {
+  const flag = opts.store as string | undefined;
+  const dataDir = opts.dataDir as string | undefined;
+  if (flag !== undefined && dataDir !== undefined) throw new DiscueError('USAGE', 'give --store or --data-dir (its older name), not both');
+  if (flag !== undefined || dataDir !== undefined) {
+    return { store: parseStore(flag ?? dataDir!, flag !== undefined ? '--store' : '--data-dir'), source: 'flag' };
+  }
+  const setting = resolveSetting('store', ctx.config);
+  return { store: parseStore(setting.value), source: setting.source };
+}
+
+function sameStore(a: StoreLocation, b: StoreLocation): boolean {
+  return a.kind === b.kind && a.location === b.location;
+}
+
 async function fetchStatus(ctx: Context): Promise<DaemonStatus> {
   const client = await ctx.connect({ autoStart: false });
   return client.request('daemon.status', {});
@@ -254,7 +288,7 @@ async function stop(ctx: Context, quietIfStopped = false): Promise<number> {
   return EXIT.OK;
 }
 
-async function runForeground(ctx: Context, dataDir: string | undefined): Promise<number> {
+async function runForeground(ctx: Context, store: StoreLocation): Promise<number> {
   // Read once and dropped, so nothing the daemon runs inherits it.
   const autoStarted = process.env[AUTOSTART_ENV] === '1';
   delete process.env[AUTOSTART_ENV];
@@ -262,7 +296,7 @@ async function runForeground(ctx: Context, dataDir: string | undefined): Promise
   await assertSocketOrNothing(ctx.paths.socket);
   const { runDaemon } = await import('../../daemon/server.js');
   try {
-    await runDaemon({ home: ctx.paths.home, socket: ctx.paths.socket, dataDir });
+    await runDaemon({ home: ctx.paths.home, socket: ctx.paths.socket, store });
   } catch (err) {
     // A start that failed half-way may leave a handle open (a listening
     // server, a timer) that would keep this process alive, answering with a
