@@ -15,7 +15,7 @@ import type {
   RecentDelivery,
   StreamEvent,
   WaitOutcome,
-} from '../protocol/messages.js';
+} from '../protocol/wire.js';
 import { StatsRegistry } from '../observe/stats.js';
 import { lastIdBefore } from '../protocol/ids.js';
 import type { DeliveryRecord, ListenerRecord, Store } from '../backend/types.js';

@@ -1,4 +1,4 @@
-import type { Envelope } from '../protocol/messages.js';
+import type { Envelope } from '../protocol/wire.js';
 
 /** What one delivery attempt came to. */
 export interface SendResult {

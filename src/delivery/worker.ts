@@ -8,7 +8,7 @@
  * dead) and everything before them, so after a crash a worker resumes at the
  * first message that was not settled: duplicates only for what was in flight.
  */
-import type { Attempt, DeliveryState, Envelope, ListenerHealth, ListenerProgress } from '../protocol/messages.js';
+import type { Attempt, DeliveryState, Envelope, ListenerHealth, ListenerProgress } from '../protocol/wire.js';
 import type { Deliveries, DeliveryRecord, ListenerRecord, Store } from '../backend/types.js';
 import type { Logger } from '../observe/log.js';
 import { backoffMs } from './backoff.js';

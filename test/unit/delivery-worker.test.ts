@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_BUFFER, Worker } from '../../src/delivery/worker.js';
 import type { SendResult, Sender } from '../../src/delivery/types.js';
-import type { Envelope } from '../../src/protocol/messages.js';
+import type { Envelope } from '../../src/protocol/wire.js';
 import type { ListenerRecord, Store } from '../../src/backend/types.js';
 import { createLogger } from '../../src/observe/log.js';
 

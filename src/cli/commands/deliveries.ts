@@ -1,7 +1,7 @@
 import { Option } from 'commander';
 import type { Command } from 'commander';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
-import type { DeliveryState } from '../../protocol/messages.js';
+import type { DeliveryState } from '../../protocol/wire.js';
 import { action, examples } from '../action.js';
 import { LISTENERS, declareValue } from '../values.js';
 import { ago, table } from '../format.js';
