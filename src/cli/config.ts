@@ -10,7 +10,8 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { DiscueError } from '../protocol/errors.js';
-import { parseDuration } from '../client/duration.js';
+import { formatDuration, parseDuration } from '../client/duration.js';
+import { DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_MS, MOST_ATTEMPTS } from '../protocol/defaults.js';
 import { resolvePaths } from '../protocol/paths.js';
 import { parseStore } from '../protocol/store.js';
 
@@ -73,7 +74,7 @@ export const CONFIG_KEYS: ConfigKey[] = [
     key: 'listener.timeout',
     env: 'DISCUE_LISTENER_TIMEOUT',
     description: 'default --timeout of `listener add` (per attempt)',
-    default: '30s',
+    default: formatDuration(DEFAULT_TIMEOUT_MS),
     parse: (value) => {
       parseDuration(value, 'listener.timeout');
       return value;
@@ -83,10 +84,10 @@ export const CONFIG_KEYS: ConfigKey[] = [
     key: 'listener.maxAttempts',
     env: 'DISCUE_LISTENER_MAX_ATTEMPTS',
     description: 'default --max-attempts of `listener add`',
-    default: '10',
+    default: String(DEFAULT_MAX_ATTEMPTS),
     parse: (value) => {
-      if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 1000) {
-        throw new DiscueError('INVALID_ARGUMENT', 'listener.maxAttempts takes a whole number from 1 to 1000');
+      if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > MOST_ATTEMPTS) {
+        throw new DiscueError('INVALID_ARGUMENT', `listener.maxAttempts takes a whole number from 1 to ${MOST_ATTEMPTS}`);
       }
       return Number(value);
     },

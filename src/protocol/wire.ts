@@ -121,7 +121,9 @@ export interface PublishResult {
 
 export type ListenerKind = 'http' | 'exec' | 'stream';
 export type ListenerState = 'active' | 'paused' | 'disabled';
-export type DeliveryState = 'pending' | 'failed' | 'dead' | 'delivered';
+/** Every state a delivery record can be in: the protocol type, the daemon's check and the CLI's --state choices. */
+export const DELIVERY_STATES = ['pending', 'failed', 'dead', 'delivered'] as const;
+export type DeliveryState = (typeof DELIVERY_STATES)[number];
 
 /** A registered listener, as the daemon reports it. */
 export interface ListenerInfo {

@@ -1,13 +1,13 @@
 import { Option } from 'commander';
 import type { Command } from 'commander';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
+import { DELIVERY_STATES } from '../../protocol/wire.js';
 import type { DeliveryState } from '../../protocol/wire.js';
 import { action, examples } from '../action.js';
 import { LISTENERS, declareValue } from '../values.js';
 import { ago, table } from '../format.js';
 import { parseCount } from './queue.js';
 
-const STATES = ['pending', 'failed', 'dead', 'delivered'];
 
 export function registerDeliveries(program: Command): void {
   const deliveries = program
@@ -28,7 +28,7 @@ export function registerDeliveries(program: Command): void {
     .alias('ls')
     .description('list deliveries that are pending, failing or dead (or recently delivered with --state delivered)')
     .addOption(declareValue(new Option('--listener <ref>', 'only this listener (id or name)'), { kind: LISTENERS }))
-    .addOption(new Option('--state <state>', 'only deliveries in this state').choices(STATES))
+    .addOption(new Option('--state <state>', 'only deliveries in this state').choices(DELIVERY_STATES))
     .option('--limit <n>', 'at most this many, newest first', '100')
     .addHelpText(
       'after',

@@ -2,11 +2,14 @@ import { Argument, Option } from 'commander';
 import type { Command } from 'commander';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
 import { formatDuration, parseDuration } from '../../client/duration.js';
+import { DEFAULT_CONCURRENCY, DEFAULT_RETRY_DELAY_MS, MAX_CONCURRENCY, MOST_ATTEMPTS } from '../../protocol/defaults.js';
 import { validateQueueName } from '../../protocol/validate.js';
 import type { ListenerAddParams } from '../../protocol/requests.js';
 import type { ListenerInfo } from '../../protocol/wire.js';
 import { splitCommand } from '../../delivery/argv.js';
+import { MAX_BACKOFF_MS } from '../../delivery/backoff.js';
 import { action, examples } from '../action.js';
+import { configKey } from '../config.js';
 import { COMMANDS, LISTENERS, QUEUES, declareValue } from '../values.js';
 import type { Context } from '../context.js';
 import { fieldsTable, listFields, pick } from '../fields.js';
@@ -53,10 +56,10 @@ export function registerListener(program: Command): void {
     .addOption(declareValue(new Option('--header <key:value>', 'extra HTTP header (repeatable)').argParser(collect), { repeatable: true }))
     .option('--secret <whsec>', 'signing secret to use instead of a generated one')
     .option('--shell', 'run --exec through /bin/sh (pipes, redirections); message content still never reaches the command line')
-    .option('--timeout <duration>', 'per attempt: HTTP request or command run time (default: config listener.timeout, 30s)')
-    .option('--max-attempts <n>', 'attempts before a delivery is dead (default: config listener.maxAttempts, 10)')
-    .option('--retry-delay <duration>', 'wait before the 2nd attempt; doubles each time (with jitter), up to 10m', '1s')
-    .option('--concurrency <n>', 'deliveries in flight at once (>1 gives up strict order)', '1')
+    .option('--timeout <duration>', `per attempt: HTTP request or command run time (default: config listener.timeout, else ${configKey('listener.timeout').default})`)
+    .option('--max-attempts <n>', `attempts before a delivery is dead, 1 to ${MOST_ATTEMPTS} (default: config listener.maxAttempts, else ${configKey('listener.maxAttempts').default})`)
+    .option('--retry-delay <duration>', `wait before the 2nd attempt; doubles each time (with jitter), up to ${formatDuration(MAX_BACKOFF_MS)}`, formatDuration(DEFAULT_RETRY_DELAY_MS))
+    .option('--concurrency <n>', `deliveries in flight at once, 1 to ${MAX_CONCURRENCY} (>1 gives up strict order)`, String(DEFAULT_CONCURRENCY))
     .addOption(new Option('--from <new|all>', 'new: only messages stored from now on; all: the whole backlog too').choices(['new', 'all']).default('new'))
     .option('--if-missing', 'if a listener of this --name exists with the same settings, succeed with it (exit 5 if its settings differ)')
     .addHelpText(
