@@ -35,6 +35,11 @@ export interface QueuePatch {
 export interface ListOptions {
   /** Only messages after this position (exclusive). */
   afterId?: Position;
+  /**
+   * Where the page before ended: its `next`, handed back unchanged. It
+   * replaces afterId and sinceMs (the page goes on from there).
+   */
+  next?: Position;
   /** Only messages stored at or after this time (ms since epoch). */
   sinceMs?: number;
   limit: number;
@@ -59,6 +64,11 @@ export interface StoreStats {
 export interface MessagePage {
   messages: Envelope[];
   damaged: string[];
+  /**
+   * Where the next page starts (past the damaged records read too); absent
+   * when the page read nothing, so the caller asks again from where it was.
+   */
+  next?: Position;
 }
 
 /** Where the store reports what it detects (the daemon's log fits). */

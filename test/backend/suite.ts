@@ -219,6 +219,32 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         expect((await store.readMessages('q', { afterId: early[0]!.id, limit: 2 })).messages).toEqual(every.slice(1, 3));
       });
 
+      it('goes on from the page before with its opaque next token, from any start, to an empty page at the end', async () => {
+        await store.createQueue({ name: 'q' });
+        const every = await store.append('q', inputs('m', 10));
+        /** Every page's messages, each page asked for with the token of the one before. */
+        async function pages(first: { afterId?: Position; sinceMs?: number }, limit: number): Promise<Envelope[][]> {
+          const out: Envelope[][] = [];
+          let page = await store.readMessages('q', { ...first, limit });
+          while (page.messages.length > 0) {
+            out.push(page.messages);
+            expect(page.next).toBeDefined();
+            page = await store.readMessages('q', { next: page.next, limit });
+          }
+          return out;
+        }
+        expect(await pages({}, 3)).toEqual([every.slice(0, 3), every.slice(3, 6), every.slice(6, 9), every.slice(9)]);
+        expect((await pages({ afterId: every[4]!.id }, 4)).flat()).toEqual(every.slice(5));
+        expect((await pages({ sinceMs: 0 }, 100)).flat()).toEqual(every);
+        // A token handed back later goes on with what was appended since.
+        const first = await store.readMessages('q', { limit: 10 });
+        const end = await store.readMessages('q', { next: first.next, limit: 10 });
+        expect(end.messages).toEqual([]);
+        const more = await store.append('q', inputs('n', 2));
+        expect((await store.readMessages('q', { next: end.next ?? first.next, limit: 10 })).messages).toEqual(more);
+        await expect(store.readMessages('q', { next: 'not a token', limit: 10 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      });
+
       it('deletes one message, reports it removed, and answers MESSAGE_NOT_FOUND for it afterwards', async () => {
         await store.createQueue({ name: 'q' });
         const removed: string[][] = [];

@@ -442,16 +442,25 @@ export class LevelStore implements Store {
     const record = this.record(queue);
     const prefix = msgPrefix(record);
     const range: { gt?: string; gte?: string; lt: string } = { lt: prefix + HIGH };
-    const afterTime = options.sinceMs === undefined ? undefined : prefix + firstIdAt(options.sinceMs);
-    const afterId = options.afterId === undefined ? undefined : prefix + options.afterId;
-    if (afterId !== undefined && (afterTime === undefined || afterId >= afterTime)) range.gt = afterId;
-    else if (afterTime !== undefined) range.gte = afterTime;
-    else range.gt = prefix;
+    if (options.next !== undefined) {
+      // The token is the id of the last key the page before read (good or damaged).
+      if (!isMessageId(options.next)) {
+        throw new DiscueError('INVALID_ARGUMENT', `invalid page token ${JSON.stringify(options.next)}: hand back the "next" of the page before, unchanged`);
+      }
+      range.gt = prefix + options.next;
+    } else {
+      const afterTime = options.sinceMs === undefined ? undefined : prefix + firstIdAt(options.sinceMs);
+      const afterId = options.afterId === undefined ? undefined : prefix + options.afterId;
+      if (afterId !== undefined && (afterTime === undefined || afterId >= afterTime)) range.gt = afterId;
+      else if (afterTime !== undefined) range.gte = afterTime;
+      else range.gt = prefix;
+    }
     const page: MessagePage = { messages: [], damaged: [] };
     // No `limit` on the iterator: damaged records are read past, so a page
     // still holds `limit` good messages and an empty page still means the end.
     await this.guard.use(async () => {
       for await (const [key, value] of this.db.iterator(range)) {
+        page.next = key.slice(prefix.length);
         const envelope = openEnvelope(key, value, prefix, queue);
         if (envelope === undefined) {
           this.reportDamaged(key);
