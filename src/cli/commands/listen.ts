@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
 import { parseDuration } from '../../client/duration.js';
 import { validateQueueName } from '../../protocol/validate.js';
-import type { ListenParams } from '../../protocol/requests.js';
+import { START_FROM } from '../../protocol/requests.js';
+import type { ListenParams, StartFrom } from '../../protocol/requests.js';
 import type { StreamEvent } from '../../protocol/wire.js';
 import type { Sender } from '../../delivery/types.js';
 import { action, examples } from '../action.js';
@@ -27,7 +28,7 @@ export function registerListen(program: Command): void {
     .option('--timeout <duration>', 'exit 124 if the time runs out first')
     .option('--grep <regex>', 'only messages whose data matches (others are skipped and acknowledged)')
     .option('--name <name>', 'durable: the daemon keeps the position; the same command later gets what it missed')
-    .addOption(new Option('--from <new|all>', 'new: messages from now on; all: the backlog too (first run of a --name)').choices(['new', 'all']).default('new'))
+    .addOption(new Option('--from <new|all>', 'new: messages from now on; all: the backlog too (first run of a --name)').choices(START_FROM).default('new'))
     .addHelpText(
       'after',
       examples(
@@ -58,7 +59,7 @@ async function listen(ctx: Context, queueArgs: string[], opts: Record<string, un
       throw new DiscueError('USAGE', `--grep: ${(err as Error).message}`);
     }
   }
-  const from = opts.from as 'new' | 'all';
+  const from = opts.from as StartFrom;
   if (opts.shell && opts.exec === undefined) throw new DiscueError('USAGE', '--shell goes with --exec');
   const runner =
     opts.exec === undefined ? undefined : await commandRunner(String(opts.exec), opts.shell === true, opts.name as string | undefined, ctx.quiet);

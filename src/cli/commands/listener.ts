@@ -4,7 +4,8 @@ import { DiscueError, EXIT } from '../../protocol/errors.js';
 import { formatDuration, parseDuration } from '../../client/duration.js';
 import { DEFAULT_CONCURRENCY, DEFAULT_RETRY_DELAY_MS, MAX_CONCURRENCY, MOST_ATTEMPTS } from '../../protocol/defaults.js';
 import { validateQueueName } from '../../protocol/validate.js';
-import type { ListenerAddParams } from '../../protocol/requests.js';
+import { START_FROM } from '../../protocol/requests.js';
+import type { ListenerAddParams, StartFrom } from '../../protocol/requests.js';
 import type { ListenerInfo } from '../../protocol/wire.js';
 import { splitCommand } from '../../delivery/argv.js';
 import { MAX_BACKOFF_MS } from '../../delivery/backoff.js';
@@ -60,7 +61,7 @@ export function registerListener(program: Command): void {
     .option('--max-attempts <n>', `attempts before a delivery is dead, 1 to ${MOST_ATTEMPTS} (default: config listener.maxAttempts, else ${configKey('listener.maxAttempts').default})`)
     .option('--retry-delay <duration>', `wait before the 2nd attempt; doubles each time (with jitter), up to ${formatDuration(MAX_BACKOFF_MS)}`, formatDuration(DEFAULT_RETRY_DELAY_MS))
     .option('--concurrency <n>', `deliveries in flight at once, 1 to ${MAX_CONCURRENCY} (>1 gives up strict order)`, String(DEFAULT_CONCURRENCY))
-    .addOption(new Option('--from <new|all>', 'new: only messages stored from now on; all: the whole backlog too').choices(['new', 'all']).default('new'))
+    .addOption(new Option('--from <new|all>', 'new: only messages stored from now on; all: the whole backlog too').choices(START_FROM).default('new'))
     .option('--if-missing', 'if a listener of this --name exists with the same settings, succeed with it (exit 5 if its settings differ)')
     .addHelpText(
       'after',
@@ -78,7 +79,7 @@ export function registerListener(program: Command): void {
         if ((url === undefined) === (exec === undefined)) throw new DiscueError('USAGE', 'give exactly one of --url or --exec');
         const queues = ((opts.queue as string[] | undefined) ?? []).map(validateQueueName);
         if (queues.length === 0) throw new DiscueError('USAGE', 'give at least one --queue');
-        const from = opts.from as 'new' | 'all';
+        const from = opts.from as StartFrom;
         const params: ListenerAddParams = {
           kind: url !== undefined ? 'http' : 'exec',
           queues,

@@ -2,6 +2,7 @@
 import { access, constants, stat } from 'node:fs/promises';
 import { delimiter, resolve as resolvePath } from 'node:path';
 import { DiscueError } from '../../protocol/errors.js';
+import { START_FROM, isStartFrom } from '../../protocol/requests.js';
 import {
   DEFAULT_CONCURRENCY,
   DEFAULT_MAX_ATTEMPTS,
@@ -31,7 +32,7 @@ export const listenerHandlers = {
     const name = optionalString(params, 'name');
     if (name !== undefined) validateListenerName(name);
     const from = params.from === undefined ? 'new' : params.from;
-    if (from !== 'new' && from !== 'all') throw new DiscueError('INVALID_ARGUMENT', '--from takes "new" or "all"');
+    if (!isStartFrom(from)) throw new DiscueError('INVALID_ARGUMENT', `--from takes one of: ${START_FROM.join(', ')}`);
     const record: ListenerRecord = {
       id: newListenerId('l'),
       kind,
