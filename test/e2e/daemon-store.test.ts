@@ -52,6 +52,9 @@ describe('the store setting', () => {
     expect(await storeOf(['--data-dir', dir('old-flag')], { DISCUE_STORE: dir('from-env') })).toEqual({ kind: 'leveldb', location: dir('old-flag') });
     for (const name of ['from-config', 'from-env', 'from-flag', 'old-flag']) expect(readdirSync(dir(name)), name).toContain('CURRENT');
     expect(existsSync(join(sb.home, 'data'))).toBe(false);
+    // doctor, with no daemon to ask, checks the disk where the setting puts the data.
+    const checks = JSON.parse(await ok(sb, ['doctor', '--json'])) as { check: string; message: string }[];
+    expect(checks.find((c) => c.check === 'disk')?.message).toContain(`(${dir('from-config')})`);
 
     // An auto-started daemon reads the same setting (here the config key), and a relative path is the caller's.
     await ok(sb, ['config', 'set', 'store', 'rel']);
