@@ -142,7 +142,7 @@ export function manPage(program: Command): string {
     ]),
     '.TP', '.B TMPDIR', 'Where the per-user socket directory goes when \\fI$DISCUE_HOME/run/discue.sock\\fR would be too long for a Unix socket.',
     '.SH FILES',
-    '.TP', '.I $DISCUE_HOME/data/', 'LevelDB: queues, messages, listeners, cursors, deliveries.',
+    '.TP', '.I $DISCUE_HOME/data/', 'LevelDB: queues, messages, listeners, cursors, deliveries (the default store; see \\fBDISCUE_STORE\\fR).',
     '.TP', '.I $DISCUE_HOME/run/discue.sock', 'The socket (0600) in a 0700 directory.',
     '.TP', '.I $DISCUE_HOME/daemon.log', `The daemon's log (\\fB${name} daemon logs\\fR).`,
     '.SH SEE ALSO',
