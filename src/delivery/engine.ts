@@ -22,6 +22,7 @@ import type { DeliveryRecord, ListenerRecord, Store } from '../backend/types.js'
 import type { Logger } from '../observe/log.js';
 import { CommandSender } from './command.js';
 import { HttpSender } from './http.js';
+import { underCurrentName } from './queue-name.js';
 import { maskUrl } from './redact.js';
 import { StreamBinding, StreamSender } from './stream.js';
 import type { Sender } from './types.js';
@@ -81,9 +82,10 @@ export class DeliveryEngine {
     store.onRemove((queue, ids) => {
       for (const byQueue of this.workers.values()) byQueue.get(queue)?.removed(ids);
     });
+    // Queues are ids here: a rename changes nothing the engine holds (senders name the queue as they send).
     store.onQueueEvent((event) => {
       if (event.type === 'created') this.onQueueCreated(event.queue);
-      else void this.onQueueDeleted(event.queue, event.removedListeners ?? []);
+      else if (event.type === 'deleted') void this.onQueueDeleted(event.queue, event.removedListeners);
     });
   }
 
@@ -238,7 +240,7 @@ export class DeliveryEngine {
       };
       if (options.name) record.name = options.name;
       this.bindings.set(record.id, binding);
-      const queues = record.allQueues ? this.store.listQueues().map((q) => q.name) : record.queues;
+      const queues = record.allQueues ? this.store.queueIds() : record.queues;
       const cursors = options.from === 'new' ? queues.map((queue) => ({ queue, cursor: this.startOf(queue, options.sinceMs) })) : [];
       if (options.name) {
         await this.store.deliveries.saveListener(record, cursors);
@@ -429,7 +431,7 @@ export class DeliveryEngine {
 
   private startWorkers(record: ListenerRecord, open: DeliveryRecord[], cursors?: Map<string, string | undefined>): void {
     if (this.stopped) return;
-    const queues = record.allQueues ? this.store.listQueues().map((q) => q.name) : record.queues;
+    const queues = record.allQueues ? this.store.queueIds() : record.queues;
     for (const queue of queues) {
       if (!this.store.hasQueue(queue)) continue;
       const cursor = cursors ? cursors.get(queue) : this.store.deliveries.cursor(record.id, queue);
@@ -447,7 +449,7 @@ export class DeliveryEngine {
     const worker = new Worker(
       record,
       queue,
-      this.senderFor(record),
+      underCurrentName(this.senderFor(record), () => this.store.queueName(queue)),
       this.store,
       persistent ? this.store.deliveries : undefined,
       this.hooks,
@@ -493,7 +495,7 @@ export class DeliveryEngine {
   }
 
   private lastIdOf(queue: string): string | undefined {
-    return this.store.listQueues().find((q) => q.name === queue)?.lastId;
+    return this.store.lastPosition(queue);
   }
 }
 

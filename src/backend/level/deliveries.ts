@@ -4,9 +4,9 @@
  * cursor, record the outcome), as in level-jobs.
  *
  * Keys:
- *   l!<lid>              listener record
+ *   l!<lid>              listener record (its queues by id)
  *   c!<lid>!<qid>        cursor: the last message id settled in order for that queue
- *   d!<lid>!<msgid>      open (pending/failed) or dead delivery, with its attempts
+ *   d!<lid>!<msgid>      open (pending/failed) or dead delivery, with its attempts and queue id
  *   h!<lid>!<msgid>      recent delivered history (the newest HISTORY_KEEP per listener)
  *
  * A message is stored once; what each listener has done with it is a cursor
@@ -15,7 +15,7 @@
  * Records carry a checksum (record.ts); a damaged one is reported and skipped.
  */
 import type { ClassicLevel } from 'classic-level';
-import type { Deliveries, DeliveryFilter, DeliveryRecord, ListenerRecord } from '../types.js';
+import type { Deliveries, DeliveryFilter, DeliveryRecord, ListenerRecord, QueueId } from '../types.js';
 import type { GroupCommitter, Op } from './commit.js';
 import type { StorageGuard } from './guard.js';
 import { openRecord, seal } from './record.js';
@@ -32,7 +32,7 @@ export class DeliveryStore implements Deliveries {
   constructor(
     private readonly db: ClassicLevel<string, string>,
     private readonly committer: GroupCommitter,
-    private readonly qidOf: (queue: string) => string | undefined,
+    private readonly hasQueue: (queue: QueueId) => boolean,
     private readonly guard: StorageGuard,
     private readonly onDamaged: (key: string) => void,
   ) {}
@@ -67,7 +67,7 @@ export class DeliveryStore implements Deliveries {
     return undefined;
   }
 
-  async saveListener(record: ListenerRecord, cursors: { queue: string; cursor: string | undefined }[] = []): Promise<void> {
+  async saveListener(record: ListenerRecord, cursors: { queue: QueueId; cursor: string | undefined }[] = []): Promise<void> {
     this.listenerMap.set(record.id, record);
     const ops: Op[] = [{ type: 'put', key: 'l!' + record.id, value: seal('l!' + record.id, JSON.stringify(record)) }];
     for (const { queue, cursor } of cursors) {
@@ -95,14 +95,14 @@ export class DeliveryStore implements Deliveries {
    * batch as the queue's removal. Returns the listeners left without queues
    * (removed too).
    */
-  forgetQueue(queue: string, qid: string): { ops: Op[]; removed: string[] } {
+  forgetQueue(qid: QueueId): { ops: Op[]; removed: string[] } {
     const ops: Op[] = [];
     const removed: string[] = [];
     for (const record of this.listenerMap.values()) {
       const key = `c!${record.id}!${qid}`;
       if (this.cursors.delete(key)) ops.push({ type: 'del', key });
-      if (!record.queues.includes(queue)) continue;
-      record.queues = record.queues.filter((q) => q !== queue);
+      if (!record.queues.includes(qid)) continue;
+      record.queues = record.queues.filter((q) => q !== qid);
       if (record.queues.length === 0 && !record.allQueues) {
         this.listenerMap.delete(record.id);
         removed.push(record.id);
@@ -127,7 +127,7 @@ export class DeliveryStore implements Deliveries {
    * Removes a listener's open, dead and delivered records of a deleted queue
    * (the listener stays, registered for its other queues).
    */
-  async forgetQueueRecords(lid: string, queue: string): Promise<void> {
+  async forgetQueueRecords(lid: string, queue: QueueId): Promise<void> {
     const ops: Op[] = [];
     let history = 0;
     for (const space of ['d', 'h']) {
@@ -147,7 +147,7 @@ export class DeliveryStore implements Deliveries {
 
   // ---- progress ----------------------------------------------------------
 
-  cursor(lid: string, queue: string): string | undefined {
+  cursor(lid: string, queue: QueueId): string | undefined {
     const key = this.cursorKey(lid, queue);
     return key === undefined ? undefined : this.cursors.get(key);
   }
@@ -175,7 +175,7 @@ export class DeliveryStore implements Deliveries {
   }
 
   /** Advances only the cursor (messages skipped, e.g. filtered or removed). */
-  advance(lid: string, queue: string, cursor: string): Promise<void> {
+  advance(lid: string, queue: QueueId, cursor: string): Promise<void> {
     this.moveCursor(lid, queue, cursor);
     return this.committer.commit([]);
   }
@@ -185,7 +185,7 @@ export class DeliveryStore implements Deliveries {
    * value (a listener settling 500 messages during one fsync writes it once),
    * in the same batch as the records of the messages it moved past.
    */
-  private moveCursor(lid: string, queue: string, cursor: string): void {
+  private moveCursor(lid: string, queue: QueueId, cursor: string): void {
     const key = this.cursorKey(lid, queue);
     if (key === undefined) return;
     this.cursors.set(key, cursor);
@@ -228,7 +228,7 @@ export class DeliveryStore implements Deliveries {
             if (record === undefined) continue;
             if (filter.state && record.state !== filter.state) continue;
             // Records of a deleted queue are being cleared (forgetQueueRecords): not shown meanwhile.
-            if (this.qidOf(record.queue) === undefined) continue;
+            if (!this.hasQueue(record.queue)) continue;
             out.push(record);
             if (out.length >= filter.limit * lids.length) break;
           }
@@ -249,7 +249,7 @@ export class DeliveryStore implements Deliveries {
         const record = this.open(key, value);
         if (record === undefined) continue;
         // Left by a queue deleted just before a crash (forgetQueueRecords runs after the delete).
-        if (this.qidOf(record.queue) === undefined) orphans.push({ type: 'del', key });
+        if (!this.hasQueue(record.queue)) orphans.push({ type: 'del', key });
         else if (record.state !== 'dead') out.push(record);
       }
     });
@@ -279,9 +279,9 @@ export class DeliveryStore implements Deliveries {
     return record;
   }
 
-  private cursorKey(lid: string, queue: string): string | undefined {
-    const qid = this.qidOf(queue);
-    return qid === undefined ? undefined : `c!${lid}!${qid}`;
+  /** None for a deleted queue: a worker settling after the delete must not write its cursor back. */
+  private cursorKey(lid: string, queue: QueueId): string | undefined {
+    return this.hasQueue(queue) ? `c!${lid}!${queue}` : undefined;
   }
 
   private async pruneHistory(lid: string): Promise<void> {

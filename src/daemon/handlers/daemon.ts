@@ -1,5 +1,6 @@
 /** The daemon itself: status, statistics, shutdown. */
 import { asParams, optionalInt } from '../params.js';
+import { listenerInfo, nameOf } from './names.js';
 import { withQueueStats } from './queue.js';
 import type { HandlerMap } from './types.js';
 
@@ -17,8 +18,11 @@ export const daemonHandlers = {
       at: new Date(now).toISOString(),
       daemon: ctx.status(),
       queues: ctx.store.listQueues().map((q) => withQueueStats(ctx, q, now)),
-      listeners: ctx.engine.list().map((l) => ctx.engine.info(l)),
-      recent: ctx.engine.recent.slice(-recent).reverse(),
+      listeners: ctx.engine.list().map((l) => listenerInfo(ctx, l)),
+      recent: ctx.engine.recent
+        .slice(-recent)
+        .reverse()
+        .map((r) => ({ ...r, queue: nameOf(ctx, r.queue) })),
     };
   },
 
