@@ -81,6 +81,7 @@ describe('completion model of the real program', () => {
     }
     expect(arg(['queue', 'create'])).toBe('text');
     expect(arg(['queue', 'rename'], 1)).toBe('text');
+    expect(arg(['queue', 'rename'], 1)).toBe('text');
     expect(arg(['messages', 'get'], 1)).toBe('text');
     expect(find(model.root, ['deliveries', 'list'])!.options.find((o) => o.flags.includes('--listener'))!.value).toEqual({ kind: 'listeners' });
   });

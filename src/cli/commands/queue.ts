@@ -235,7 +235,7 @@ export function registerQueue(program: Command): void {
         'discue queue rename orders orders.v1 --json',
       ),
     )
-    .argument('<name>', 'the queue now')
+    .addArgument(declareValue(new Argument('<name>', 'the queue now'), { kind: QUEUES }))
     .argument('<new-name>', 'its new name: 1-64 characters of a-z A-Z 0-9 . _ - (exit 5 if taken)')
     .action(
       action(async (ctx, [name, to]) => {
