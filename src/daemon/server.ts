@@ -17,7 +17,9 @@ import type { DaemonStatus } from '../protocol/wire.js';
 import { assertPrivateDir, assertSocketDirSafe, assertSocketOwned } from '../protocol/ownership.js';
 import { resolvePaths } from '../protocol/paths.js';
 import type { BrokerPaths } from '../protocol/paths.js';
-import { DEFAULT_DEDUPE, createBackend } from '../backend/index.js';
+import { storeText } from '../protocol/store.js';
+import type { StoreLocation } from '../protocol/store.js';
+import { DEFAULT_DEDUPE, assertStoreSupported, createBackend } from '../backend/index.js';
 import type { DedupeOptions, Store } from '../backend/types.js';
 import { VERSION } from '../version.js';
 import { Connection } from './connection.js';
@@ -30,9 +32,14 @@ import { acquireHomeLock } from './lock.js';
 import { TokenStore } from './tokens.js';
 import type { HttpApi, HttpOptions } from '../http/server.js';
 
+/** For `daemon start` to refuse a store before it starts a daemon in the background. */
+export { assertStoreSupported } from '../backend/index.js';
+
 export interface DaemonOptions {
   home?: string;
   socket?: string;
+  /** Where the data lives (the `store` setting); default: LevelDB in $DISCUE_HOME/data, or in dataDir. */
+  store?: StoreLocation;
   dataDir?: string;
   logger?: Logger;
   /** Idempotency key window and bound (the CLI reads them from the environment); the backend's defaults otherwise. */
@@ -48,6 +55,7 @@ const RETENTION_INTERVAL_MS = 30_000;
 
 export class Daemon {
   readonly paths: BrokerPaths;
+  readonly storeLocation: StoreLocation;
   private readonly log: Logger;
   private store: Store | undefined;
   private engine: DeliveryEngine | undefined;
@@ -60,25 +68,29 @@ export class Daemon {
   private releaseLock: (() => Promise<void>) | undefined;
 
   constructor(private readonly options: DaemonOptions = {}) {
-    this.paths = resolvePaths({ home: options.home, socket: options.socket, dataDir: options.dataDir });
+    const dataDir = options.store?.kind === 'leveldb' ? options.store.location : options.dataDir;
+    this.paths = resolvePaths({ home: options.home, socket: options.socket, dataDir });
+    this.storeLocation = options.store ?? { kind: 'leveldb', location: this.paths.dataDir };
     this.log = options.logger ?? createLogger();
   }
 
   async start(): Promise<void> {
     const { paths, log } = this;
+    // First, before any directory, lock or socket is touched: a store this build cannot run.
+    assertStoreSupported(this.storeLocation);
     // Before anything is created: LevelDB makes its files with the process
     // umask, and they hold every message and the whsec_ secrets. Command
     // listeners inherit it too.
     process.umask(0o077);
     await prepareDirectories(paths);
-    await assertPrivateDir(paths.dataDir);
+    if (this.storeLocation.kind === 'leveldb') await assertPrivateDir(paths.dataDir);
     // Before the database opens and deliveries resume: never serve where
     // another user could read or replace the socket, nor take over a socket
     // path another user holds (see protocol/ownership.ts).
     await assertSocketDirSafe(paths.socket);
     assertSocketOwned(paths.socket);
-    const releaseLock = await acquireHomeLock(join(paths.runDir, 'daemon.lock'));
-    const store = createBackend({ dataDir: paths.dataDir, dedupe: { ...DEFAULT_DEDUPE, ...this.options.dedupe }, log });
+    const releaseLock = await acquireHomeLock(paths.daemonLock);
+    const store = createBackend({ store: this.storeLocation, dedupe: { ...DEFAULT_DEDUPE, ...this.options.dedupe }, log });
     try {
       await store.open();
     } catch (err) {
@@ -131,16 +143,14 @@ export class Daemon {
       pid: process.pid,
       version: VERSION,
       socket: paths.socket,
-      data: paths.dataDir,
+      store: storeText(this.storeLocation),
       queues: stats.queues,
       messages: stats.messages,
       startupMs: Date.now() - this.startedAt,
     });
     for (const warning of stats.warnings) log.warn(`storage: ${warning}`);
     if (this.options.ownProcess !== false) {
-      const onSignal = (signal: NodeJS.Signals) => {
-        void this.stop(`signal ${signal}`).then(() => process.exit(0));
-      };
+      const onSignal = (signal: NodeJS.Signals) => this.stopAndExit(`signal ${signal}`);
       process.once('SIGTERM', onSignal);
       process.once('SIGINT', onSignal);
     }
@@ -178,6 +188,17 @@ export class Daemon {
     return this.stopping;
   }
 
+  /**
+   * Stops, then ends the process when the daemon owns it: once stopped, a
+   * command listener's child, an HTTP keep-alive socket or a timer must not
+   * keep a daemon that serves nothing alive. The one place the daemon exits.
+   */
+  private stopAndExit(reason: string): void {
+    void this.stop(reason).then(() => {
+      if (this.options.ownProcess !== false) process.exit(0);
+    });
+  }
+
   status(): DaemonStatus {
     const stats = this.store!.stats();
     const status: DaemonStatus = {
@@ -186,6 +207,7 @@ export class Daemon {
       protocol: PROTOCOL_VERSION,
       home: this.paths.home,
       dataDir: this.paths.dataDir,
+      store: this.storeLocation,
       socket: this.paths.socket,
       startedAt: new Date(this.startedAt).toISOString(),
       uptimeMs: Date.now() - this.startedAt,
@@ -206,11 +228,7 @@ export class Daemon {
       schemas: new SchemaRegistry(),
       tokens: await TokenStore.open(join(this.paths.home, 'tokens.json')),
       status: () => this.status(),
-      shutdown: (reason) => {
-        void this.stop(reason).then(() => {
-          if (this.options.ownProcess !== false) process.exit(0);
-        });
-      },
+      shutdown: (reason) => this.stopAndExit(reason),
     };
   }
 

@@ -84,6 +84,8 @@ export const ERROR_CODES = {
   STORAGE_DAMAGED: EXIT.FAILURE,
   /** A stored record failed its checksum: reported and skipped, never served. */
   DATA_CORRUPT: EXIT.FAILURE,
+  /** The store setting names a backend this build cannot run (a nats:// URL before the NATS backend). */
+  STORE_UNSUPPORTED: EXIT.FAILURE,
   INTERNAL: EXIT.FAILURE,
   ABORTED: EXIT.FAILURE,
   DELIVERY_FAILED: EXIT.FAILURE,
@@ -147,6 +149,7 @@ export const HTTP_STATUS = {
   STORAGE_ERROR: 500,
   STORAGE_FULL: 507,
   STORAGE_DAMAGED: 500,
+  STORE_UNSUPPORTED: 400,
   DATA_CORRUPT: 500,
   INTERNAL: 500,
   ABORTED: 500,

@@ -9,6 +9,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DeliveryRecord, Envelope, ListenerRecord, Position, QueueConfig, QueueId, Store } from '../../src/backend/types.js';
+import { waitFor } from '../helpers/sandbox.js';
 
 export interface BackendHarness {
   /** A fresh, empty place to keep a backend (a directory, a stream prefix). */
@@ -17,15 +18,6 @@ export interface BackendHarness {
   make(place: string): Store;
   /** Removes the place and everything in it. */
   remove(place: string): Promise<void>;
-}
-
-/** Waits for a condition (a backend may do some work in the background, e.g. trimming). */
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 function inputs(prefix: string, n: number): { data: string }[] {
@@ -273,7 +265,7 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         // may span milliseconds, so its publishedAt is no bound): a later
         // millisecond puts the time start between the two groups.
         const storedEarly = Date.now();
-        await until('the clock to move on', () => Date.now() > storedEarly);
+        await waitFor(() => Date.now() > storedEarly, 20_000, 'the clock to move on');
         const since = Date.now();
         const late = await store.append(q, inputs('l', 5));
         const every = [...early, ...late];
@@ -372,9 +364,9 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         const q = await create('q', { maxMessages: 3 });
         await store.append(q, inputs('m', 5));
         // Waits for the messages themselves: a counter may change before the removal is on disk.
-        await until('the queue to be trimmed to 3', async () => (await all(q)).length === 3);
+        await waitFor(async () => (await all(q)).length === 3, 20_000, 'the queue to be trimmed to 3');
         expect(data(await all(q))).toEqual(['m2', 'm3', 'm4']);
-        await until('the count to follow', async () => (await store.getQueue('q')).messages === 3);
+        await waitFor(async () => (await store.getQueue('q')).messages === 3, 20_000, 'the count to follow');
       });
     });
 
