@@ -7,6 +7,7 @@
  */
 import { execFile } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import { promisify } from 'node:util';
 import { readFileSync, statSync } from 'node:fs';
@@ -490,6 +491,36 @@ describe('HTTP API', () => {
     expect(status.http).toMatch(/^http:\/\/0\.0\.0\.0:\d+$/);
     const res = await fetch(status.http.replace('0.0.0.0', '127.0.0.1') + '/healthz');
     expect(res.status).toBe(200);
+  });
+
+  it('with http.tlsCert and http.tlsKey it speaks HTTPS, and may listen beyond loopback', async () => {
+    const cert = join(sb.dir, 'cert.pem');
+    const key = join(sb.dir, 'key.pem');
+    await exec('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=localhost',
+      '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert]);
+    await ok(sb, ['config', 'set', 'http.tlsCert', cert]);
+    await ok(sb, ['config', 'set', 'http.tlsKey', key]);
+    await ok(sb, ['daemon', 'start', '--http', '0.0.0.0:0']);
+    const status = JSON.parse(await ok(sb, ['daemon', 'status', '--json'])) as { http: string };
+    expect(status.http).toMatch(/^https:\/\/0\.0\.0\.0:\d+$/);
+    expect(await ok(sb, ['daemon', 'status'])).toMatch(/^http:\s+https:\/\//m);
+    const port = Number(new URL(status.http).port);
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpsRequest({ host: '127.0.0.1', port, path: '/healthz', ca: readFileSync(cert) }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += String(d)));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(answer).toEqual({ status: 200, body: '{"ok":true}' });
+    // Plain HTTP on the TLS port is not served.
+    await expect(fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status)).rejects.toThrow();
+    // Only one of the two is a usage error, before any daemon starts.
+    await ok(sb, ['daemon', 'stop']);
+    await ok(sb, ['config', 'set', 'http.tlsKey', 'none']);
+    expectError(await sb.run(['daemon', 'start', '--http', '127.0.0.1:0']), 2, 'INVALID_ARGUMENT');
   });
 
   it('off by default: no port, and http.listen in the config turns it on for an auto-started daemon', async () => {

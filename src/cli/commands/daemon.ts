@@ -158,6 +158,7 @@ export function registerDaemon(program: Command): void {
             ['home', status.home],
             ['store', storeText(status.store)],
             ['socket', status.socket],
+            ...(status.http === undefined ? [] : [['http', status.http] as [string, string]]),
             ['queues', String(status.queues)],
             ['messages', String(status.messages)],
             ['memory', bytes(status.rssBytes)],
