@@ -116,12 +116,15 @@ export class Daemon {
       // again. Started before the socket opens, so no request can race it.
       await this.engine.start();
       const ctx = await this.handlerContext();
-      await this.listen(ctx);
+      // Before the socket: a command that started this daemon takes an answering
+      // socket for a started daemon, so the HTTP API must not fail after it.
       if (this.options.http) {
         const { HttpApi } = await import('../http/server.js');
         this.http = await HttpApi.start(this.options.http, ctx, log);
       }
+      await this.listen(ctx);
     } catch (err) {
+      await this.http?.close().catch(() => undefined);
       const server = this.server;
       await new Promise<void>((resolve) => (server?.listening ? server.close(() => resolve()) : resolve()));
       await this.engine.stop().catch(() => undefined);

@@ -105,14 +105,16 @@ export class HttpApi {
     }
     const tls =
       options.tlsCert !== undefined && options.tlsKey !== undefined
-        ? { cert: await readFile(options.tlsCert), key: await readFile(options.tlsKey) }
+        ? { cert: await readTlsFile('http.tlsCert', options.tlsCert), key: await readTlsFile('http.tlsKey', options.tlsKey) }
         : undefined;
     assertSafeBind(host, tls !== undefined, options.insecure === true);
     const api = new HttpApi(options, ctx, log, tls);
     await new Promise<void>((resolve, reject) => {
-      api.server.once('error', reject);
+      api.server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(new DiscueError('INVALID_ARGUMENT', `the HTTP API cannot listen on ${options.listen}: ${err.code ?? err.message}; choose another http.listen`, { cause: err })),
+      );
       api.server.listen(port, host, () => {
-        api.server.off('error', reject);
+        api.server.removeAllListeners('error');
         resolve();
       });
     });
@@ -261,6 +263,14 @@ export class HttpApi {
     if (!isDiscueError(err)) this.log.error('http request failed', { error: err as Error });
     if (error.code === 'UNAUTHORIZED') res.setHeader('WWW-Authenticate', 'Bearer');
     this.send(res, HTTP_STATUS[error.code], { error: error.toWire() });
+  }
+}
+
+async function readTlsFile(key: string, path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw new DiscueError('INVALID_ARGUMENT', `cannot read ${key} ${path}: ${(err as Error).message}`, { cause: err });
   }
 }
 

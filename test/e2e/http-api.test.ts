@@ -8,7 +8,8 @@
 import { execFile } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -521,6 +522,23 @@ describe('HTTP API', () => {
     await ok(sb, ['daemon', 'stop']);
     await ok(sb, ['config', 'set', 'http.tlsKey', 'none']);
     expectError(await sb.run(['daemon', 'start', '--http', '127.0.0.1:0']), 2, 'INVALID_ARGUMENT');
+    // A key that cannot be read: the daemon does not start, and says why.
+    await ok(sb, ['config', 'set', 'http.tlsKey', join(sb.dir, 'missing.pem')]);
+    const unreadable = await sb.run(['daemon', 'start', '--http', '127.0.0.1:0']);
+    expect(unreadable.code).not.toBe(0);
+    expect(unreadable.stderr).toContain('cannot read http.tlsKey');
+    // A port in use is named as such.
+    await ok(sb, ['config', 'set', 'http.tlsKey', 'none']);
+    await ok(sb, ['config', 'set', 'http.tlsCert', 'none']);
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    try {
+      const taken = await sb.run(['daemon', 'start', '--http', `127.0.0.1:${(holder.address() as AddressInfo).port}`]);
+      expect(taken.code).not.toBe(0);
+      expect(taken.stderr).toContain('EADDRINUSE');
+    } finally {
+      holder.close();
+    }
   });
 
   it('off by default: no port, and http.listen in the config turns it on for an auto-started daemon', async () => {
