@@ -39,6 +39,8 @@ export interface HttpOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
+/** Open HTTP connections at most (SSE streams included); more are refused at accept. */
+const MAX_CONNECTIONS = 1024;
 
 interface Compiled {
   route: Route;
@@ -90,6 +92,8 @@ export class HttpApi {
     this.server = tls ? createHttpsServer({ ...serverOptions, ...tls }, onRequest) : createHttpServer(serverOptions, onRequest);
     // A connection with no traffic either way for this long is closed (SSE sends heartbeats well within it).
     this.server.setTimeout(timeout * 2, (socket) => socket.destroy());
+    // Each connection holds a file descriptor and buffers: a flood of them is refused past this.
+    this.server.maxConnections = MAX_CONNECTIONS;
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       // Headers or body not in within the timeout (a slowloris client): 408, then closed.
       const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
