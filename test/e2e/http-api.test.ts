@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
+import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ROOT, Sandbox, waitFor } from '../helpers/sandbox.js';
 import { expectError, ok } from '../helpers/discue.js';
@@ -439,6 +440,11 @@ describe('HTTP API', () => {
     const admin = await api.token('admin', 'admin');
     const doc = (await api.request('GET', '/openapi.json')).body;
     expect(doc.openapi).toBe('3.1.0');
+    // Against the OpenAPI 3.1 schema itself, by an independent validator.
+    const validator = new Validator();
+    const verdict = await validator.validate(structuredClone(doc));
+    expect(verdict, JSON.stringify(verdict.errors)).toEqual({ valid: true });
+    expect(validator.version).toBe('3.1');
     expect(doc.info.title).toBeTypeOf('string');
     const ajv = new Ajv2020({ strict: false });
     const operations: [string, string][] = [];
