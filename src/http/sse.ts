@@ -67,10 +67,13 @@ export const EVENTS_ROUTE: Route = {
     try {
       while (!closed && !out.closed) {
         if (!dirty) {
+          let timer: NodeJS.Timeout | undefined;
           await new Promise<void>((resolve) => {
             wake = resolve;
-            setTimeout(resolve, out.heartbeatMs).unref();
+            timer = setTimeout(resolve, out.heartbeatMs);
           });
+          // Cleared, not left to fire: at 1,000 appends a second a stream would hold 15,000 timers.
+          clearTimeout(timer);
           wake = undefined;
           if (!dirty && !closed) out.write(': heartbeat\n\n');
           continue;
