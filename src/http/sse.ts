@@ -9,21 +9,28 @@
 import { DiscueError } from '../protocol/errors.js';
 import { assertMessageId } from '../protocol/ids.js';
 import type { ParamsOf } from '../protocol/requests.js';
-import type { Store } from '../backend/types.js';
+import type { QueueEvent, Store } from '../backend/types.js';
 import { call } from './routes.js';
 import type { Route } from './routes.js';
 
 const PAGE = 500;
 
-/** Per store, the streams to wake on an append to a queue, by queue id (one onAppend per store: it has no unsubscribe). */
-const wakers = new WeakMap<Store, Map<string, Set<() => void>>>();
+/** Wakes a stream: on an append, or with the event when its queue is renamed or deleted. */
+type Waker = (event?: QueueEvent) => void;
 
-function wakersOf(store: Store): Map<string, Set<() => void>> {
+/** Per store, the streams to wake, by queue id (one listener each per store: the store has no unsubscribe). */
+const wakers = new WeakMap<Store, Map<string, Set<Waker>>>();
+
+function wakersOf(store: Store): Map<string, Set<Waker>> {
   let byQueue = wakers.get(store);
   if (!byQueue) {
-    const created = new Map<string, Set<() => void>>();
+    const created = new Map<string, Set<Waker>>();
     store.onAppend((queue) => {
       for (const wake of created.get(queue) ?? []) wake();
+    });
+    store.onQueueEvent((event) => {
+      if (event.type === 'created') return;
+      for (const wake of created.get(event.queue) ?? []) wake(event);
     });
     wakers.set(store, created);
     byQueue = created;
@@ -40,7 +47,7 @@ export const EVENTS_ROUTE: Route = {
   response: { status: 200, schema: { type: 'string', description: 'event: message, data: the envelope as JSON' }, contentType: 'text/event-stream' },
   errors: [404],
   async handle(c, out) {
-    const queue = c.params.queue!;
+    let queue = c.params.queue!;
     const qid = c.ctx.store.queueId(queue); // QUEUE_NOT_FOUND before the stream starts
     const lastEventId = c.headers['last-event-id'];
     const after = (typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : undefined) ?? c.query.get('after') ?? undefined;
@@ -49,7 +56,9 @@ export const EVENTS_ROUTE: Route = {
     // Set by an append; checked before waiting, so an append during a read is never missed.
     let dirty = true;
     let wake: (() => void) | undefined;
-    const onAppend = () => {
+    const onAppend: Waker = (event) => {
+      // Renamed: the stream follows its queue. Deleted: the next read says so, and the stream ends.
+      if (event?.type === 'renamed') queue = event.name;
       dirty = true;
       wake?.();
     };
@@ -89,7 +98,7 @@ export const EVENTS_ROUTE: Route = {
         }
       }
     } catch (err) {
-      // The queue was deleted or renamed, or the store failed: say why, then end.
+      // The queue was deleted, or the store failed: say why, then end.
       const error = err instanceof DiscueError ? err.toWire() : { code: 'INTERNAL', message: 'the stream failed' };
       if (!out.closed) out.write(`event: error\ndata: ${JSON.stringify({ error })}\n\n`);
     } finally {

@@ -326,6 +326,18 @@ describe('HTTP API', () => {
     const denied = await api.request('GET', '/v1/queues/orders/events', { token: other });
     expectHttpError(denied, 403, 'FORBIDDEN');
     expectHttpError(await api.request('GET', '/v1/queues/ghost/events', { token: admin }), 404, 'QUEUE_NOT_FOUND');
+    // Renamed, its queue is followed; deleted, the stream says so and ends.
+    await api.request('POST', '/v1/queues', { token: admin, body: { name: 'tmp' } });
+    const doomed = sse(`${api.url}/v1/queues/tmp/events`, admin);
+    await waitFor(() => doomed.status === 200, 10_000, 'the tmp stream to open');
+    await api.request('POST', '/v1/queues/tmp/rename', { token: admin, body: { to: 'tmp2' } });
+    await api.request('POST', '/v1/queues/tmp2/messages', { token: admin, body: { data: 'after the rename' } });
+    await waitFor(() => doomed.events.length === 1, 10_000, 'the event after the rename');
+    expect(doomed.events[0]!.data).toMatchObject({ queue: 'tmp2', data: 'after the rename' });
+    await api.request('DELETE', '/v1/queues/tmp2?force=true', { token: admin });
+    await waitFor(() => doomed.events.length === 2, 10_000, 'the error event');
+    expect(doomed.events[1]).toMatchObject({ event: 'error', data: { error: { code: 'QUEUE_NOT_FOUND' } } });
+    doomed.close();
     // An open stream does not hold the daemon: `daemon stop` ends it and the daemon exits.
     let ended = false;
     const open = httpRequest(`${api.url}/v1/queues/orders/events`, { headers: { authorization: `Bearer ${reader}` } }, (res) => {
