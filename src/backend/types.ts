@@ -38,6 +38,12 @@ export interface ListOptions {
   /** Only messages stored at or after this time (ms since epoch). */
   sinceMs?: number;
   limit: number;
+  /**
+   * Ends the page before its JSON would pass about this many bytes (a page
+   * holds at least one message), so a reply fits a frame; the next page
+   * starts after the page's last message.
+   */
+  maxBytes?: number;
 }
 
 /** Idempotency keys: JetStream's duplicate window, kept by any backend. */

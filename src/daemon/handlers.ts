@@ -19,8 +19,9 @@ import type {
   RequestType,
 } from '../protocol/messages.js';
 import { splitCommand } from '../delivery/argv.js';
-import type { DeliveryEngine, SubscribeOptions, Subscription } from '../delivery/engine.js';
-import { newListenerId } from '../delivery/engine.js';
+import type { DeliveryEngine } from '../delivery/engine.js';
+import { newListenerId } from '../delivery/listeners.js';
+import type { Stream, StreamOptions } from '../delivery/streams.js';
 import { maskUrl } from '../delivery/redact.js';
 import { generateSecret, validateSecret } from '../delivery/signature.js';
 import type { ListenerRecord, Store } from '../backend/types.js';
@@ -56,8 +57,8 @@ export interface RequestContext {
   emit(event: unknown): void;
   /** Runs when the connection closes or the daemon starts shutting down. */
   onClose(callback: () => void): void;
-  /** Registers a stream's subscription so acks on this connection reach it. */
-  subscriptions: Map<number, Subscription>;
+  /** The streams on this connection, by request id, so their acks reach them. */
+  streams: Map<number, Stream>;
 }
 
 export type Handler = (params: unknown, ctx: HandlerContext, req: RequestContext) => Promise<unknown>;
@@ -80,8 +81,8 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
     return {
       at: new Date(now).toISOString(),
       daemon: ctx.status(),
-      queues: ctx.store.listQueues().map((q) => withQueueStats(ctx, q, now)),
-      listeners: ctx.engine.list().map((l) => ctx.engine.info(l)),
+      queues: (await ctx.store.listQueues()).map((q) => withQueueStats(ctx, q, now)),
+      listeners: ctx.engine.listeners.list().map((l) => ctx.engine.listeners.info(l)),
       recent: ctx.engine.recent.slice(-recent).reverse(),
     };
   },
@@ -106,7 +107,7 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
   async 'queue.list'(raw, ctx) {
     asParams(raw);
     const now = Date.now();
-    return ctx.store.listQueues().map((q) => withQueueStats(ctx, q, now));
+    return (await ctx.store.listQueues()).map((q) => withQueueStats(ctx, q, now));
   },
 
   async 'queue.get'(raw, ctx) {
@@ -156,7 +157,7 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
     if (list.length > MAX_BATCH) {
       throw new DiscueError('INVALID_ARGUMENT', `at most ${MAX_BATCH} messages per publish request`);
     }
-    const config = ctx.store.queueConfig(queue);
+    const config = await ctx.store.queueConfig(queue);
     const messages: MessageInput[] = new Array(list.length);
     // All or nothing: the whole batch is checked before any of it is stored.
     for (let i = 0; i < list.length; i++) {
@@ -174,8 +175,7 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
     const { ids } = outcome;
     const result: PublishResult = { queue, ids, publishedAt: outcome.publishedAt };
     if (outcome.duplicates.length > 0) result.duplicates = outcome.duplicates;
-    // A duplicate's id is older than the new ones: wait up to the newest.
-    if (wait) result.deliveries = await ctx.engine.waitFor(queue, [...ids].sort(), waitTimeoutMs);
+    if (wait) result.deliveries = await ctx.engine.waitFor(queue, ids, outcome.through, waitTimeoutMs);
     return result;
   },
 
@@ -185,7 +185,7 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
     if (kind !== 'http' && kind !== 'exec') throw new DiscueError('INVALID_ARGUMENT', 'kind must be "http" or "exec"');
     const queues = queueList(params.queues);
     if (queues.length === 0) throw new DiscueError('INVALID_ARGUMENT', 'a listener needs at least one --queue');
-    for (const queue of queues) ctx.store.queueConfig(queue); // QUEUE_NOT_FOUND early
+    for (const queue of queues) await ctx.store.queueConfig(queue); // QUEUE_NOT_FOUND early
     const name = optionalString(params, 'name');
     if (name !== undefined) validateListenerName(name);
     const from = params.from === undefined ? 'new' : params.from;
@@ -218,43 +218,43 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
       // A shell resolves its own words (builtins, functions): only a program run directly is checked.
       if (!shell) await checkProgram(record.command[0]!, cwd ?? process.cwd());
     }
-    await ctx.engine.register(record, from);
+    await ctx.engine.listeners.register(record, from);
     // The generated secret is shown once, here; URL credentials only to `listener show --secret`.
-    const info = ctx.engine.info(record, true);
+    const info = ctx.engine.listeners.info(record, true);
     if (info.url !== undefined) info.url = maskUrl(info.url);
     return info;
   },
 
   async 'listener.list'(raw, ctx) {
     const queue = optionalString(asParams(raw), 'queue');
-    const listeners = ctx.engine.list(queue);
+    const listeners = ctx.engine.listeners.list(queue);
     await ctx.engine.refreshPending(listeners);
-    return listeners.map((l) => ctx.engine.info(l));
+    return listeners.map((l) => ctx.engine.listeners.info(l));
   },
 
   async 'listener.get'(raw, ctx) {
     const params = asParams(raw);
-    const record = ctx.engine.resolve(requireString(params, 'ref'));
+    const record = ctx.engine.listeners.resolve(requireString(params, 'ref'));
     await ctx.engine.refreshPending([record]);
-    return ctx.engine.info(record, optionalBoolean(params, 'secret') ?? false);
+    return ctx.engine.listeners.info(record, optionalBoolean(params, 'secret') ?? false);
   },
 
   async 'listener.remove'(raw, ctx) {
-    const record = ctx.engine.resolve(requireString(asParams(raw), 'ref'));
-    await ctx.engine.remove(record);
+    const record = ctx.engine.listeners.resolve(requireString(asParams(raw), 'ref'));
+    await ctx.engine.listeners.remove(record);
     return { id: record.id };
   },
 
   async 'listener.pause'(raw, ctx) {
-    const record = ctx.engine.resolve(requireString(asParams(raw), 'ref'));
-    await ctx.engine.setState(record, 'paused');
-    return ctx.engine.info(record);
+    const record = ctx.engine.listeners.resolve(requireString(asParams(raw), 'ref'));
+    await ctx.engine.listeners.setState(record, 'paused');
+    return ctx.engine.listeners.info(record);
   },
 
   async 'listener.resume'(raw, ctx) {
-    const record = ctx.engine.resolve(requireString(asParams(raw), 'ref'));
-    await ctx.engine.setState(record, 'active');
-    return ctx.engine.info(record);
+    const record = ctx.engine.listeners.resolve(requireString(asParams(raw), 'ref'));
+    await ctx.engine.listeners.setState(record, 'active');
+    return ctx.engine.listeners.info(record);
   },
 
   async 'deliveries.list'(raw, ctx) {
@@ -264,7 +264,7 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
     if (state !== undefined && !['pending', 'failed', 'dead', 'delivered'].includes(state)) {
       throw new DiscueError('INVALID_ARGUMENT', '--state takes pending, failed, dead or delivered');
     }
-    const listener = ref === undefined ? undefined : ctx.engine.resolve(ref);
+    const listener = ref === undefined ? undefined : ctx.engine.listeners.resolve(ref);
     const limit = optionalInt(params, 'limit', 1, MAX_LIST) ?? 100;
     const records = await ctx.store.deliveries.list({
       listenerId: listener?.id,
@@ -287,34 +287,34 @@ export const handlers: Record<Exclude<RequestType, 'hello' | 'listen.ack'>, Hand
       if (!listenerId || !messageId) {
         throw new DiscueError('INVALID_ARGUMENT', 'a delivery id looks like LISTENER/MESSAGE_ID (see `discue deliveries list`)');
       }
-      return { retried: await ctx.engine.retry({ listenerId, messageId: assertMessageId(messageId) }) };
+      return { retried: await ctx.engine.listeners.retry({ listenerId, messageId: assertMessageId(messageId) }) };
     }
     if (optionalBoolean(params, 'allDead') !== true) {
       throw new DiscueError('INVALID_ARGUMENT', 'give a delivery id or --all-dead');
     }
-    return { retried: await ctx.engine.retry({ listenerId: optionalString(params, 'listener'), allDead: true }) };
+    return { retried: await ctx.engine.listeners.retry({ listenerId: optionalString(params, 'listener'), allDead: true }) };
   },
 
   async listen(raw, ctx, req) {
     const params = asParams(raw);
     const queues = params.queues === undefined ? [] : queueList(params.queues);
-    for (const queue of queues) ctx.store.queueConfig(queue);
+    for (const queue of queues) await ctx.store.queueConfig(queue); // QUEUE_NOT_FOUND early
     const name = optionalString(params, 'name');
     if (name !== undefined) validateListenerName(name);
     const from = params.from === undefined ? 'new' : params.from;
     if (from !== 'new' && from !== 'all') throw new DiscueError('INVALID_ARGUMENT', 'from takes "new" or "all"');
     const prefetch = optionalInt(params, 'prefetch', 1, 1000) ?? 1;
-    const options: SubscribeOptions = { queues, from, prefetch };
+    const options: StreamOptions = { queues, from, prefetch };
     const sinceMs = optionalInt(params, 'sinceMs', 0, Number.MAX_SAFE_INTEGER);
     if (sinceMs !== undefined) options.sinceMs = sinceMs;
     if (name !== undefined) options.name = name;
-    const subscription = await ctx.engine.subscribe(options, (event) => req.emit(event));
-    req.subscriptions.set(req.id, subscription);
+    const stream = await ctx.engine.streams.attach(options, (event) => req.emit(event));
+    req.streams.set(req.id, stream);
     // The stream lasts until the client goes away or the daemon stops.
     await new Promise<void>((resolve) =>
       req.onClose(() => {
-        req.subscriptions.delete(req.id);
-        subscription.detach();
+        req.streams.delete(req.id);
+        stream.detach();
         resolve();
       }),
     );
@@ -394,18 +394,9 @@ async function messagePage(raw: unknown, ctx: HandlerContext): Promise<{ message
   const afterId = after === undefined ? undefined : assertMessageId(after);
   const sinceMs = optionalInt(params, 'sinceMs', 0, Number.MAX_SAFE_INTEGER);
   const limit = optionalInt(params, 'limit', 1, MAX_LIST) ?? 100;
-  const page = await ctx.store.readMessages(queue, { afterId, sinceMs, limit });
   // Keep a reply well under the frame limit (always at least one message):
   // clients page on with afterId until they get an empty page.
-  let bytes = 0;
-  for (let i = 0; i < page.messages.length; i++) {
-    bytes += page.messages[i]!.data.length * 2 + 200;
-    if (bytes > MAX_LIST_REPLY_BYTES && i > 0) {
-      const last = page.messages[i - 1]!.id;
-      return { messages: page.messages.slice(0, i), damaged: page.damaged.filter((id) => id < last) };
-    }
-  }
-  return page;
+  return ctx.store.readMessages(queue, { afterId, sinceMs, limit, maxBytes: MAX_LIST_REPLY_BYTES });
 }
 
 function withQueueStats(ctx: HandlerContext, info: QueueInfo, now: number): QueueInfo {
