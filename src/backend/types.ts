@@ -7,7 +7,7 @@
  * it speaks is a plain type, and test/backend/ checks any implementation
  * against it.
  */
-import type { Attempt, DeliveryState, Envelope, ListenerInfo, MessageInput, QueueInfo } from '../protocol/messages.js';
+import type { Attempt, DeliveryState, Envelope, ListenerInfo, MessageInput, QueueInfo } from '../protocol/wire.js';
 
 export type { Attempt, DeliveryState, Envelope, MessageInput, QueueInfo };
 

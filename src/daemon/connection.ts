@@ -16,8 +16,8 @@ import { InvalidUtf8Line, LineDecoder, PROTOCOL_VERSION, encodeFrame, parseReque
 import type { ReplyFrame, RequestFrame } from '../protocol/frames.js';
 import { VERSION } from '../version.js';
 import type { Stream } from '../delivery/streams.js';
-import type { HandlerContext, RequestContext } from './handlers.js';
-import { handlers } from './handlers.js';
+import type { HandlerContext, RequestContext } from './handlers/index.js';
+import { handlers } from './handlers/index.js';
 import type { Logger } from '../observe/log.js';
 import { MAX_PARAMS_DEPTH, nestsDeeperThan } from './params.js';
 

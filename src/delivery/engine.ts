@@ -5,7 +5,7 @@
  * the listener registry (listeners.ts), `publish --wait` (waiters.ts) and
  * foreground `listen` streams (streams.ts).
  */
-import type { Attempt, DeliveryState, ListenerStats, RecentDelivery, WaitOutcome } from '../protocol/messages.js';
+import type { Attempt, DeliveryState, ListenerStats, RecentDelivery, WaitOutcome } from '../protocol/wire.js';
 import { StatsRegistry } from '../observe/stats.js';
 import type { DeliveryRecord, ListenerRecord, Position, QueueEvent, StartAt, Store } from '../backend/types.js';
 import type { Logger } from '../observe/log.js';

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { DiscueError } from '../protocol/errors.js';
-import type { ListenerInfo } from '../protocol/messages.js';
+import type { ListenerInfo } from '../protocol/wire.js';
 import type { DeliveryRecord, ListenerRecord, Store } from '../backend/types.js';
 import type { DeliveryEngine } from './engine.js';
 import { maskUrl } from './redact.js';

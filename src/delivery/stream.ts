@@ -5,7 +5,7 @@
  * the client disconnects, unacknowledged messages are simply not settled:
  * a named listen gets them again when it comes back.
  */
-import type { Envelope, StreamEvent } from '../protocol/messages.js';
+import type { Envelope, StreamEvent } from '../protocol/wire.js';
 import type { SendResult, Sender } from './types.js';
 
 export interface StreamEndpoint {

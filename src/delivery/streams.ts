@@ -5,7 +5,7 @@
  * without a name lives as long as its connection, from where it started.
  */
 import { DiscueError } from '../protocol/errors.js';
-import type { StreamEvent } from '../protocol/messages.js';
+import type { StreamEvent } from '../protocol/wire.js';
 import type { ListenerRecord, StartAt, Store } from '../backend/types.js';
 import type { DeliveryEngine } from './engine.js';
 import { newListenerId } from './listeners.js';

@@ -1,4 +1,4 @@
-import type { Attempt, Envelope } from '../protocol/messages.js';
+import type { Attempt, Envelope } from '../protocol/wire.js';
 
 /**
  * What one delivery attempt came to: the fields an Attempt records (the

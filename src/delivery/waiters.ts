@@ -5,7 +5,7 @@
  * settled through the batch's last position.
  */
 import type { Position } from '../backend/types.js';
-import type { WaitOutcome } from '../protocol/messages.js';
+import type { WaitOutcome } from '../protocol/wire.js';
 import type { Worker } from './worker.js';
 
 interface Waiter {

@@ -5,7 +5,7 @@
  * order, redelivery and retry timers are the consumer's; what is here is the
  * same for every backend: the send, the policy, health and statistics.
  */
-import type { Attempt, DeliveryState, ListenerHealth, ListenerProgress } from '../protocol/messages.js';
+import type { Attempt, DeliveryState, ListenerHealth, ListenerProgress } from '../protocol/wire.js';
 import type { Consumer, Delivery, DeliveryRecord, ListenerRecord } from '../backend/types.js';
 import { Signal } from '../backend/signal.js';
 import type { Logger } from '../observe/log.js';

@@ -10,7 +10,7 @@ import { LevelConsumer, MAX_BUFFER } from '../../src/backend/level/consumer.js';
 import type { ConsumerSource } from '../../src/backend/level/consumer.js';
 import { Worker } from '../../src/delivery/worker.js';
 import type { SendResult, Sender } from '../../src/delivery/types.js';
-import type { Envelope } from '../../src/protocol/messages.js';
+import type { Envelope } from '../../src/protocol/wire.js';
 import type { ListenerRecord } from '../../src/backend/types.js';
 import { createLogger } from '../../src/observe/log.js';
 

@@ -26,7 +26,7 @@ import { ClassicLevel } from 'classic-level';
 import { mkdir, readdir } from 'node:fs/promises';
 import { DiscueError } from '../../protocol/errors.js';
 import { IdGenerator, firstIdAt, isMessageId, lastIdBefore } from '../../protocol/ids.js';
-import type { Envelope, MessageInput, QueueInfo } from '../../protocol/messages.js';
+import type { Envelope, MessageInput, QueueInfo } from '../../protocol/wire.js';
 import { didYouMean } from '../../protocol/suggest.js';
 import { GroupCommitter } from './commit.js';
 import type { Op } from './commit.js';
