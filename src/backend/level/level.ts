@@ -50,7 +50,6 @@ import type {
   QueueConfig,
   QueueEventListener,
   QueuePatch,
-  RemoveListener,
   StartAt,
   Store,
   StoreLog,
@@ -93,7 +92,6 @@ export class LevelStore implements Store {
   private readonly queues = new Map<string, QueueRecord>();
   private readonly ids = new IdGenerator();
   private readonly appendListeners: AppendListener[] = [];
-  private readonly removeListeners: RemoveListener[] = [];
   private readonly queueListeners: QueueEventListener[] = [];
   /** Open consumers by queue name: appends and removals reach them directly, in order. */
   private readonly consumers = new Map<string, Set<LevelConsumer>>();
@@ -218,10 +216,6 @@ export class LevelStore implements Store {
 
   onAppend(listener: AppendListener): void {
     this.appendListeners.push(listener);
-  }
-
-  onRemove(listener: RemoveListener): void {
-    this.removeListeners.push(listener);
   }
 
   onQueueEvent(listener: QueueEventListener): void {
@@ -502,8 +496,8 @@ export class LevelStore implements Store {
     const prefix = msgPrefix(record);
     const range: { gt?: string; gte?: string; lt: string } = { lt: prefix + HIGH };
     const afterTime = options.sinceMs === undefined ? undefined : prefix + firstIdAt(options.sinceMs);
-    const afterId = options.afterId === undefined ? undefined : prefix + options.afterId;
-    if (afterId !== undefined && (afterTime === undefined || afterId >= afterTime)) range.gt = afterId;
+    const after = options.after === undefined ? undefined : prefix + options.after;
+    if (after !== undefined && (afterTime === undefined || after >= afterTime)) range.gt = after;
     else if (afterTime !== undefined) range.gte = afterTime;
     else range.gt = prefix;
     const page: MessagePage = { messages: [], damaged: [] };
@@ -534,7 +528,7 @@ export class LevelStore implements Store {
     return page;
   }
 
-  async countMessages(queue: string, options: { afterId?: string }): Promise<{ count: number; lastId: string | undefined }> {
+  async countMessages(queue: string, options: { after?: string }): Promise<{ count: number; last: string | undefined }> {
     const record = this.record(queue);
     const prefix = msgPrefix(record);
     // Under the deletion lock: a removal reported while the count ran would
@@ -544,11 +538,11 @@ export class LevelStore implements Store {
       this.guard.use(async () => {
         let count = 0;
         let last: string | undefined;
-        for await (const key of this.db.keys({ gt: prefix + (options.afterId ?? ''), lt: prefix + HIGH })) {
+        for await (const key of this.db.keys({ gt: prefix + (options.after ?? ''), lt: prefix + HIGH })) {
           count++;
           last = key;
         }
-        return { count, lastId: last?.slice(prefix.length) };
+        return { count, last: last?.slice(prefix.length) };
       }),
     );
   }
@@ -679,7 +673,6 @@ export class LevelStore implements Store {
   private emitRemoved(record: QueueRecord, ids: string[]): void {
     if (this.queues.get(record.name) !== record) return;
     for (const consumer of this.consumers.get(record.name) ?? []) consumer.removed(ids);
-    for (const listener of this.removeListeners) listener(record.name, ids);
   }
 
   private async clearDeleted(qid: string): Promise<void> {

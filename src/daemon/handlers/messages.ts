@@ -43,5 +43,5 @@ async function messagePage(raw: unknown, ctx: HandlerContext): Promise<{ message
   const limit = optionalInt(params, 'limit', 1, MAX_LIST) ?? 100;
   // Keep a reply well under the frame limit (always at least one message):
   // clients page on with afterId until they get an empty page.
-  return ctx.store.readMessages(queue, { afterId, sinceMs, limit, maxBytes: MAX_LIST_REPLY_BYTES });
+  return ctx.store.readMessages(queue, { after: afterId, sinceMs, limit, maxBytes: MAX_LIST_REPLY_BYTES });
 }
