@@ -34,16 +34,15 @@ export interface QueuePatch {
 
 export interface ListOptions {
   /** Only messages after this position (exclusive). */
-  after?: Position;
+  afterId?: Position;
+  /**
+   * Where the page before ended: its `next`, handed back unchanged. It
+   * replaces afterId and sinceMs (the page goes on from there).
+   */
+  next?: Position;
   /** Only messages stored at or after this time (ms since epoch). */
   sinceMs?: number;
   limit: number;
-  /**
-   * Ends the page before its JSON would pass about this many bytes (a page
-   * holds at least one message), so a reply fits a frame; the next page
-   * starts after the page's last message.
-   */
-  maxBytes?: number;
 }
 
 /** Idempotency keys: JetStream's duplicate window, kept by any backend. */
@@ -65,6 +64,11 @@ export interface StoreStats {
 export interface MessagePage {
   messages: Envelope[];
   damaged: string[];
+  /**
+   * Where the next page starts (past the damaged records read too); absent
+   * when the page read nothing, so the caller asks again from where it was.
+   */
+  next?: Position;
 }
 
 /** Where the store reports what it detects (the daemon's log fits). */
@@ -155,11 +159,11 @@ export interface Store {
   /** As listMessages, and says which damaged records it skipped. */
   readMessages(queue: string, options: ListOptions): Promise<MessagePage>;
   /**
-   * Counts every message after `after`, and names the last one counted.
+   * Counts every message after `afterId`, and names the last one counted.
    * No removal of the queue's messages runs while it counts: a removal is
    * either in the count's snapshot or reaches the consumers after it.
    */
-  countMessages(queue: string, options: { after?: Position }): Promise<{ count: number; last: Position | undefined }>;
+  countMessages(queue: string, options: { afterId?: Position }): Promise<{ count: number; lastId: Position | undefined }>;
   /** Throws DATA_CORRUPT for a record that fails its checksum. */
   getMessage(queue: string, id: string): Promise<Envelope>;
   deleteMessage(queue: string, id: string): Promise<void>;

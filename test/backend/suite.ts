@@ -98,7 +98,7 @@ export function backendSuite(name: string, harness: BackendHarness): void {
       const out: Envelope[] = [];
       let after: Position | undefined;
       for (;;) {
-        const page = await store.listMessages(queue, { after, limit: 4 });
+        const page = await store.listMessages(queue, { afterId: after, limit: 4 });
         if (page.length === 0) return out;
         out.push(...page);
         after = page[page.length - 1]!.id;
@@ -219,20 +219,46 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         expect(await store.listMessages('q', { limit: 100 })).toEqual(every);
         expect(await store.listMessages('q', { limit: 3 })).toEqual(every.slice(0, 3));
         for (let i = 0; i < every.length; i++) {
-          expect(await store.listMessages('q', { after: every[i]!.id, limit: 100 })).toEqual(every.slice(i + 1));
+          expect(await store.listMessages('q', { afterId: every[i]!.id, limit: 100 })).toEqual(every.slice(i + 1));
         }
         // The end: nothing after the last position, and nothing counted.
-        expect(await store.listMessages('q', { after: every[9]!.id, limit: 100 })).toEqual([]);
-        expect(await store.countMessages('q', { after: every[9]!.id })).toEqual({ count: 0, last: undefined });
+        expect(await store.listMessages('q', { afterId: every[9]!.id, limit: 100 })).toEqual([]);
+        expect(await store.countMessages('q', { afterId: every[9]!.id })).toEqual({ count: 0, lastId: undefined });
         // A time start, alone and with a position (the later of the two wins).
         expect(await store.listMessages('q', { sinceMs: since, limit: 100 })).toEqual(late);
-        expect(await store.listMessages('q', { sinceMs: since, after: every[1]!.id, limit: 100 })).toEqual(late);
-        expect(await store.listMessages('q', { sinceMs: since, after: late[2]!.id, limit: 100 })).toEqual(late.slice(3));
+        expect(await store.listMessages('q', { sinceMs: since, afterId: every[1]!.id, limit: 100 })).toEqual(late);
+        expect(await store.listMessages('q', { sinceMs: since, afterId: late[2]!.id, limit: 100 })).toEqual(late.slice(3));
         expect(await store.listMessages('q', { sinceMs: Date.now() + 60_000, limit: 100 })).toEqual([]);
         // Counting from the start and from a position names the last message.
-        expect(await store.countMessages('q', {})).toEqual({ count: 10, last: late[4]!.id });
-        expect(await store.countMessages('q', { after: early[2]!.id })).toEqual({ count: 7, last: late[4]!.id });
-        expect((await store.readMessages('q', { after: early[0]!.id, limit: 2 })).messages).toEqual(every.slice(1, 3));
+        expect(await store.countMessages('q', {})).toEqual({ count: 10, lastId: late[4]!.id });
+        expect(await store.countMessages('q', { afterId: early[2]!.id })).toEqual({ count: 7, lastId: late[4]!.id });
+        expect((await store.readMessages('q', { afterId: early[0]!.id, limit: 2 })).messages).toEqual(every.slice(1, 3));
+      });
+
+      it('goes on from the page before with its opaque next token, from any start, to an empty page at the end', async () => {
+        await store.createQueue({ name: 'q' });
+        const every = await store.append('q', inputs('m', 10));
+        /** Every page's messages, each page asked for with the token of the one before. */
+        async function pages(first: { afterId?: Position; sinceMs?: number }, limit: number): Promise<Envelope[][]> {
+          const out: Envelope[][] = [];
+          let page = await store.readMessages('q', { ...first, limit });
+          while (page.messages.length > 0) {
+            out.push(page.messages);
+            expect(page.next).toBeDefined();
+            page = await store.readMessages('q', { next: page.next, limit });
+          }
+          return out;
+        }
+        expect(await pages({}, 3)).toEqual([every.slice(0, 3), every.slice(3, 6), every.slice(6, 9), every.slice(9)]);
+        expect((await pages({ afterId: every[4]!.id }, 4)).flat()).toEqual(every.slice(5));
+        expect((await pages({ sinceMs: 0 }, 100)).flat()).toEqual(every);
+        // A token handed back later goes on with what was appended since.
+        const first = await store.readMessages('q', { limit: 10 });
+        const end = await store.readMessages('q', { next: first.next, limit: 10 });
+        expect(end.messages).toEqual([]);
+        const more = await store.append('q', inputs('n', 2));
+        expect((await store.readMessages('q', { next: end.next ?? first.next, limit: 10 })).messages).toEqual(more);
+        await expect(store.readMessages('q', { next: 'not a token', limit: 10 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
       });
 
       it('deletes one message, and answers MESSAGE_NOT_FOUND for it afterwards', async () => {
@@ -570,7 +596,7 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         expect(repeat.ids).toEqual(once.ids);
         expect(repeat.stored).toEqual([]);
         const [next] = await store.append('q', inputs('after', 1));
-        expect(await store.listMessages('q', { after: stored[2]!.id, limit: 10 })).toEqual([next]);
+        expect(await store.listMessages('q', { afterId: stored[2]!.id, limit: 10 })).toEqual([next]);
         expect(data(await all('q'))).toEqual(['k', 'm0', 'm1', 'm2', 'after0']);
       });
 

@@ -122,7 +122,7 @@ function table(messageId: string): Record<RequestType, Variant[]> {
     listen: [{ base: { queues: ['lq'] }, keys: ['queues', 'queues.0', 'name', 'from', 'prefetch', 'sinceMs'] }],
     'listen.ack': [{ base: { stream: 1, tag: 1 }, keys: ['stream', 'tag'] }],
     'messages.list': [{ base: { queue: 'q' }, keys: ['queue', 'afterId', 'sinceMs', 'limit'] }],
-    'messages.page': [{ base: { queue: 'q' }, keys: ['queue', 'afterId', 'sinceMs', 'limit'] }],
+    'messages.page': [{ base: { queue: 'q' }, keys: ['queue', 'afterId', 'sinceMs', 'next', 'limit'] }],
     'messages.get': [{ base: { queue: 'q', id: messageId }, keys: ['queue', 'id'] }],
     'messages.delete': [{ base: { queue: 'q', id: messageId }, keys: ['queue', 'id'] }],
   };

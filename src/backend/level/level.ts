@@ -495,40 +495,39 @@ export class LevelStore implements Store {
     const record = this.record(queue);
     const prefix = msgPrefix(record);
     const range: { gt?: string; gte?: string; lt: string } = { lt: prefix + HIGH };
-    const afterTime = options.sinceMs === undefined ? undefined : prefix + firstIdAt(options.sinceMs);
-    const after = options.after === undefined ? undefined : prefix + options.after;
-    if (after !== undefined && (afterTime === undefined || after >= afterTime)) range.gt = after;
-    else if (afterTime !== undefined) range.gte = afterTime;
-    else range.gt = prefix;
+    if (options.next !== undefined) {
+      // The token is the id of the last key the page before read (good or damaged).
+      if (!isMessageId(options.next)) {
+        throw new DiscueError('INVALID_ARGUMENT', `invalid page token ${JSON.stringify(options.next)}: hand back the "next" of the page before, unchanged`);
+      }
+      range.gt = prefix + options.next;
+    } else {
+      const afterTime = options.sinceMs === undefined ? undefined : prefix + firstIdAt(options.sinceMs);
+      const afterId = options.afterId === undefined ? undefined : prefix + options.afterId;
+      if (afterId !== undefined && (afterTime === undefined || afterId >= afterTime)) range.gt = afterId;
+      else if (afterTime !== undefined) range.gte = afterTime;
+      else range.gt = prefix;
+    }
     const page: MessagePage = { messages: [], damaged: [] };
-    let bytes = 0;
-    let damagedBefore = 0;
     // No `limit` on the iterator: damaged records are read past, so a page
     // still holds `limit` good messages and an empty page still means the end.
     await this.guard.use(async () => {
       for await (const [key, value] of this.db.iterator(range)) {
+        page.next = key.slice(prefix.length);
         const envelope = openEnvelope(key, value, prefix, queue);
         if (envelope === undefined) {
           this.reportDamaged(key);
           page.damaged.push(key.slice(prefix.length));
           continue;
         }
-        // Escaped data can take twice its length in JSON; 200 for the envelope around it.
-        bytes += envelope.data.length * 2 + 200;
-        if (options.maxBytes !== undefined && bytes > options.maxBytes && page.messages.length > 0) {
-          // Damaged records after the page's last message are the next page's (it starts there).
-          page.damaged.length = damagedBefore;
-          break;
-        }
         page.messages.push(envelope);
-        damagedBefore = page.damaged.length;
         if (page.messages.length >= options.limit) break;
       }
     });
     return page;
   }
 
-  async countMessages(queue: string, options: { after?: string }): Promise<{ count: number; last: string | undefined }> {
+  async countMessages(queue: string, options: { afterId?: string }): Promise<{ count: number; lastId: string | undefined }> {
     const record = this.record(queue);
     const prefix = msgPrefix(record);
     // Under the deletion lock: a removal reported while the count ran would
@@ -538,11 +537,11 @@ export class LevelStore implements Store {
       this.guard.use(async () => {
         let count = 0;
         let last: string | undefined;
-        for await (const key of this.db.keys({ gt: prefix + (options.after ?? ''), lt: prefix + HIGH })) {
+        for await (const key of this.db.keys({ gt: prefix + (options.afterId ?? ''), lt: prefix + HIGH })) {
           count++;
           last = key;
         }
-        return { count, last: last?.slice(prefix.length) };
+        return { count, lastId: last?.slice(prefix.length) };
       }),
     );
   }
