@@ -189,8 +189,8 @@ export interface Store {
   /**
    * Hands out one listener's messages of one queue, in order, and takes
    * their outcome (JetStream: a pull consumer). A durable consumer starts
-   * at the position stored for it (or where saveListener put it); any
-   * other at `options.start`. The caller closes it.
+   * at the position stored for it (saveListener puts the first one); one
+   * with no stored position, at `options.start`. The caller closes it.
    */
   consumer(listener: ListenerRecord, queue: string, options: ConsumerOptions): Consumer;
   stats(): StoreStats;
