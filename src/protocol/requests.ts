@@ -67,6 +67,8 @@ export interface RequestMap {
   };
   'queue.delete': { params: { name: string; force?: boolean }; result: { name: string; deleted: number } };
   'queue.purge': { params: { name: string }; result: { name: string; deleted: number } };
+  /** Renames a queue, keeping its messages, listeners and deliveries. */
+  'queue.rename': { params: { name: string; to: string }; result: QueueInfo };
   publish: {
     params: { queue: string; messages: MessageInput[]; wait?: boolean; waitTimeoutMs?: number };
     result: PublishResult;

@@ -83,6 +83,8 @@ function table(messageId: string): Record<RequestType, Variant[]> {
     'queue.update': [{ base: { name: 'upd' }, keys: ['name', 'schema', 'retentionMs', 'maxMessages'] }],
     'queue.delete': [{ base: { name: 'del' }, keys: ['name', 'force'] }],
     'queue.purge': [{ base: { name: 'purged' }, keys: ['name'] }],
+    // 'ren2' exists: even a value that happens to be a valid name renames nothing.
+    'queue.rename': [{ base: { name: 'ren', to: 'ren2' }, keys: ['name', 'to'] }],
     publish: [
       {
         base: { queue: 'q', messages: [{ data: 'x', name: 'n' }] },
@@ -256,7 +258,7 @@ describe('the daemon never dies from a request', () => {
   });
 
   it('answers every request type with every wrong-typed parameter, and stays the same process', async () => {
-    for (const queue of ['q', 'lq', 'upd', 'del', 'purged']) await ok(sb, ['queue', 'create', queue]);
+    for (const queue of ['q', 'lq', 'upd', 'del', 'purged', 'ren', 'ren2']) await ok(sb, ['queue', 'create', queue]);
     const messageId = (await ok(sb, ['publish', 'q', '--data', 'kept'])).trim();
     await ok(sb, ['listener', 'add', '--queue', 'lq', '--exec', 'true', '--name', 'fixed']);
     await ok(sb, ['listener', 'add', '--queue', 'lq', '--exec', 'true', '--name', 'gone']);

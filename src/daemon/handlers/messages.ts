@@ -1,10 +1,10 @@
 /** Stored messages: listing them a page at a time, reading and deleting one. */
 import { DiscueError } from '../../protocol/errors.js';
 import { assertMessageId } from '../../protocol/ids.js';
-import { validateQueueName } from '../../protocol/validate.js';
 import type { Envelope } from '../../protocol/wire.js';
 import type { ListOptions, MessagePage } from '../../backend/types.js';
 import { asParams, optionalInt, optionalString, requireString } from '../params.js';
+import { queueIdOf } from './names.js';
 import type { HandlerContext, HandlerMap } from './types.js';
 import { MAX_LIST } from './validate.js';
 
@@ -21,13 +21,13 @@ export const messagesHandlers = {
 
   async 'messages.get'(raw, ctx) {
     const params = asParams(raw);
-    return ctx.store.getMessage(validateQueueName(params.queue), assertMessageId(requireString(params, 'id')));
+    return ctx.store.getMessage(queueIdOf(ctx, params.queue), assertMessageId(requireString(params, 'id')));
   },
 
   async 'messages.delete'(raw, ctx) {
     const params = asParams(raw);
     const id = assertMessageId(requireString(params, 'id'));
-    await ctx.store.deleteMessage(validateQueueName(params.queue), id);
+    await ctx.store.deleteMessage(queueIdOf(ctx, params.queue), id);
     return { id };
   },
 } satisfies Partial<HandlerMap>;
@@ -39,7 +39,7 @@ export const messagesHandlers = {
  */
 async function messagePage(raw: unknown, ctx: HandlerContext): Promise<MessagePage> {
   const params = asParams(raw);
-  const queue = validateQueueName(params.queue);
+  const queue = queueIdOf(ctx, params.queue);
   const after = optionalString(params, 'afterId');
   const afterId = after === undefined ? undefined : assertMessageId(after);
   const sinceMs = optionalInt(params, 'sinceMs', 0, Number.MAX_SAFE_INTEGER);
