@@ -144,8 +144,6 @@ export interface Store {
   hasQueue(id: QueueId): boolean;
   /** The queue's settings, without touching the disk (the publish path uses it). */
   queueConfig(id: QueueId): QueueConfig;
-  /** The newest message's position: where a listener that starts "from new" starts. */
-  lastPosition(id: QueueId): Position | undefined;
   getQueue(name: string): Promise<QueueInfo>;
   createQueue(config: QueueConfig): Promise<QueueInfo>;
   updateQueue(name: string, patch: QueuePatch): Promise<QueueInfo>;

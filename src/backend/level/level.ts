@@ -311,10 +311,6 @@ export class LevelStore implements Store {
     return { name, schema, retentionMs, maxMessages };
   }
 
-  lastPosition(id: QueueId): Position | undefined {
-    return this.byId.get(id)?.lastId;
-  }
-
   async getQueue(name: string): Promise<QueueInfo> {
     const record = this.record(name);
     const info = toInfo(record);
