@@ -149,7 +149,7 @@ export interface Store {
   updateQueue(name: string, patch: QueuePatch): Promise<QueueInfo>;
   /**
    * Gives a queue a new name, in one durable write: its id, and with it its
-   * messages, listeners, cursors and deliveries, stay as they are.
+   * messages, listeners, positions and deliveries, stay as they are.
    * QUEUE_EXISTS if `to` is taken.
    */
   renameQueue(from: string, to: string): Promise<QueueInfo>;
