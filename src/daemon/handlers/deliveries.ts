@@ -16,7 +16,7 @@ export const deliveriesHandlers = {
     if (state !== undefined && !(DELIVERY_STATES as readonly string[]).includes(state)) {
       throw new DiscueError('INVALID_ARGUMENT', `--state takes one of: ${DELIVERY_STATES.join(', ')}`);
     }
-    const listener = ref === undefined ? undefined : ctx.engine.resolve(ref);
+    const listener = ref === undefined ? undefined : ctx.engine.listeners.resolve(ref);
     const limit = optionalInt(params, 'limit', 1, MAX_LIST) ?? 100;
     const records = await ctx.store.deliveries.list({
       listenerId: listener?.id,
@@ -39,11 +39,11 @@ export const deliveriesHandlers = {
       if (!listenerId || !messageId) {
         throw new DiscueError('INVALID_ARGUMENT', 'a delivery id looks like LISTENER/MESSAGE_ID (see `discue deliveries list`)');
       }
-      return { retried: await ctx.engine.retry({ listenerId, messageId: assertMessageId(messageId) }) };
+      return { retried: await ctx.engine.listeners.retry({ listenerId, messageId: assertMessageId(messageId) }) };
     }
     if (optionalBoolean(params, 'allDead') !== true) {
       throw new DiscueError('INVALID_ARGUMENT', 'give a delivery id or --all-dead');
     }
-    return { retried: await ctx.engine.retry({ listenerId: optionalString(params, 'listener'), allDead: true }) };
+    return { retried: await ctx.engine.listeners.retry({ listenerId: optionalString(params, 'listener'), allDead: true }) };
   },
 } satisfies Partial<HandlerMap>;

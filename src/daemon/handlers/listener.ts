@@ -13,7 +13,7 @@ import {
   MOST_ATTEMPTS,
 } from '../../protocol/defaults.js';
 import { splitCommand } from '../../delivery/argv.js';
-import { newListenerId } from '../../delivery/engine.js';
+import { newListenerId } from '../../delivery/listeners.js';
 import { maskUrl } from '../../delivery/redact.js';
 import { generateSecret, validateSecret } from '../../delivery/signature.js';
 import type { ListenerRecord } from '../../backend/types.js';
@@ -34,7 +34,7 @@ export const listenerHandlers = {
     const from = params.from === undefined ? 'new' : params.from;
     if (!isStartFrom(from)) throw new DiscueError('INVALID_ARGUMENT', `--from takes one of: ${START_FROM.join(', ')}`);
     const record: ListenerRecord = {
-      id: newListenerId('l'),
+      id: newListenerId(),
       kind,
       queues,
       timeoutMs: optionalInt(params, 'timeoutMs', 1, LONGEST_DURATION_MS) ?? DEFAULT_TIMEOUT_MS,
@@ -63,7 +63,7 @@ export const listenerHandlers = {
       // A shell resolves its own words (builtins, functions): only a program run directly is checked.
       if (!shell) await checkProgram(record.command[0]!, cwd ?? process.cwd());
     }
-    await ctx.engine.register(record, from);
+    await ctx.engine.listeners.register(record, from);
     // The generated secret is shown once, here; URL credentials only to `listener show --secret`.
     const info = listenerInfo(ctx, record, true);
     if (info.url !== undefined) info.url = maskUrl(info.url);
@@ -72,33 +72,33 @@ export const listenerHandlers = {
 
   async 'listener.list'(raw, ctx) {
     const queue = optionalString(asParams(raw), 'queue');
-    const listeners = ctx.engine.list(queue === undefined ? undefined : queueIdOf(ctx, queue));
+    const listeners = ctx.engine.listeners.list(queue === undefined ? undefined : queueIdOf(ctx, queue));
     await ctx.engine.refreshPending(listeners);
     return listeners.map((l) => listenerInfo(ctx, l));
   },
 
   async 'listener.get'(raw, ctx) {
     const params = asParams(raw);
-    const record = ctx.engine.resolve(requireString(params, 'ref'));
+    const record = ctx.engine.listeners.resolve(requireString(params, 'ref'));
     await ctx.engine.refreshPending([record]);
     return listenerInfo(ctx, record, optionalBoolean(params, 'secret') ?? false);
   },
 
   async 'listener.remove'(raw, ctx) {
-    const record = ctx.engine.resolve(requireString(asParams(raw), 'ref'));
-    await ctx.engine.remove(record);
+    const record = ctx.engine.listeners.resolve(requireString(asParams(raw), 'ref'));
+    await ctx.engine.listeners.remove(record);
     return { id: record.id };
   },
 
   async 'listener.pause'(raw, ctx) {
-    const record = ctx.engine.resolve(requireString(asParams(raw), 'ref'));
-    await ctx.engine.setState(record, 'paused');
+    const record = ctx.engine.listeners.resolve(requireString(asParams(raw), 'ref'));
+    await ctx.engine.listeners.setState(record, 'paused');
     return listenerInfo(ctx, record);
   },
 
   async 'listener.resume'(raw, ctx) {
-    const record = ctx.engine.resolve(requireString(asParams(raw), 'ref'));
-    await ctx.engine.setState(record, 'active');
+    const record = ctx.engine.listeners.resolve(requireString(asParams(raw), 'ref'));
+    await ctx.engine.listeners.setState(record, 'active');
     return listenerInfo(ctx, record);
   },
 } satisfies Partial<HandlerMap>;
