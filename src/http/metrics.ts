@@ -60,8 +60,8 @@ export function createMetrics(ctx: HandlerContext): Metrics {
     registers,
     collect() {
       this.reset();
-      for (const record of ctx.engine.list()) {
-        const stats = ctx.engine.info(record).stats;
+      for (const record of ctx.engine.listeners.list()) {
+        const stats = ctx.engine.listeners.info(record).stats;
         if (!stats) continue;
         const listener = record.name ?? record.id;
         this.inc({ listener, outcome: 'ok' }, stats.succeeded.sinceStart);
@@ -77,9 +77,9 @@ export function createMetrics(ctx: HandlerContext): Metrics {
     registers,
     async collect() {
       this.reset();
-      const records = ctx.engine.list();
+      const records = ctx.engine.listeners.list();
       await ctx.engine.refreshPending(records);
-      for (const record of records) this.set({ listener: record.name ?? record.id }, ctx.engine.info(record).stats?.pending ?? 0);
+      for (const record of records) this.set({ listener: record.name ?? record.id }, ctx.engine.listeners.info(record).stats?.pending ?? 0);
     },
   });
   const attemptSeconds = new Histogram({

@@ -78,7 +78,7 @@ const NO_STREAM: RequestContext = {
   id: 0,
   emit: () => undefined,
   onClose: () => undefined,
-  subscriptions: new Map(),
+  streams: new Map(),
 };
 
 /** Calls the socket's handler for a request type. */
