@@ -231,12 +231,21 @@ export const ROUTES: Route[] = [
       required: true,
       contentTypes: ['application/json', 'application/x-ndjson', 'application/cloudevents+json'],
     },
+    query: [
+      { name: 'wait', schema: { type: 'boolean' }, description: 'answer once every listener of the queue has the messages (or a delivery is dead), as `publish --wait`' },
+      { name: 'waitTimeoutMs', schema: { type: 'integer', minimum: 1 }, description: 'with wait: how long at most (default 30000)' },
+    ],
     response: { status: 201, schema: S.publishResult },
     errors: [404, 413, 415, 422],
     handle: async (c) => {
       const messages = await readMessages(c);
+      const params: ParamsOf<'publish'> = { queue: c.params.queue!, messages: messages as MessageInput[] };
+      const wait = boolQuery(c.query, 'wait');
+      if (wait !== undefined) params.wait = wait;
+      const waitTimeoutMs = intQuery(c.query, 'waitTimeoutMs');
+      if (waitTimeoutMs !== undefined) params.waitTimeoutMs = waitTimeoutMs;
       // The handler checks each message, as it checks the socket's.
-      return ok(await call(c.ctx, 'publish', { queue: c.params.queue!, messages: messages as MessageInput[] }), 201);
+      return ok(await call(c.ctx, 'publish', params), 201);
     },
   },
   {

@@ -205,6 +205,11 @@ describe('HTTP API', () => {
       return list.body.length === 1 ? list.body[0] : undefined;
     }, 20_000, 'a dead delivery');
     expect(dead.listenerName).toBe('hook');
+    // ?wait=true answers with what each listener did: here, a dead delivery.
+    const waited = await api.request('POST', '/v1/queues/orders/messages?wait=true&waitTimeoutMs=20000', { token: admin, body: { data: 'y' } });
+    expect(waited.status).toBe(201);
+    expect(waited.body.deliveries).toHaveLength(1);
+    expect(waited.body.deliveries[0]).toMatchObject({ name: 'hook', state: 'dead' });
     expect((await api.request('POST', '/v1/deliveries/retry', { token: t, body: { id: dead.id } })).body).toEqual({ retried: 1 });
     expectHttpError(await api.request('POST', '/v1/deliveries/retry', { token: t, body: {} }), 400, 'INVALID_ARGUMENT');
     expectHttpError(await api.request('GET', '/v1/deliveries?state=weird', { token: t }), 400, 'INVALID_ARGUMENT');
