@@ -69,3 +69,16 @@ export function openApiDocument(routes: Route[]): Record<string, unknown> {
     },
   };
 }
+
+/** GET /openapi.json: the document of every route, this one included (built once the table is complete). */
+export function documentRoute(document: () => unknown): Route {
+  return {
+    method: 'GET',
+    path: '/openapi.json',
+    summary: 'This document (OpenAPI 3.1)',
+    scope: null,
+    response: { status: 200, schema: { type: 'object' } },
+    errors: [],
+    handle: async () => ({ status: 200, body: document() }),
+  };
+}

@@ -138,16 +138,6 @@ export const ROUTES: Route[] = [
     errors: [503],
     handle: async () => ok({ ok: true }),
   },
-  {
-    method: 'GET',
-    path: '/openapi.json',
-    summary: 'This document (OpenAPI 3.1)',
-    scope: null,
-    response: { status: 200, schema: { type: 'object' } },
-    errors: [],
-    // Filled in by the server, which owns the document.
-    handle: async () => ok({}),
-  },
   // ---- queues ----
   {
     method: 'GET',

@@ -19,7 +19,7 @@ import { MAX_FRAME_BYTES } from '../protocol/frames.js';
 import type { HandlerContext } from '../daemon/handlers/index.js';
 import { allows } from '../daemon/tokens.js';
 import type { Logger } from '../observe/log.js';
-import { openApiDocument } from './openapi.js';
+import { documentRoute, openApiDocument } from './openapi.js';
 import { ROUTES } from './routes.js';
 import type { HttpCall, Method, Reply, Route, StreamTarget } from './routes.js';
 import { EVENTS_ROUTE } from './sse.js';
@@ -75,7 +75,7 @@ export class HttpApi {
     tls: { cert: Buffer; key: Buffer } | undefined,
   ) {
     this.metrics = createMetrics(ctx);
-    const all = [...ROUTES, EVENTS_ROUTE, metricsRoute(this.metrics)];
+    const all = [...ROUTES, EVENTS_ROUTE, metricsRoute(this.metrics), documentRoute(() => this.document)];
     this.routes = all.map(compile);
     this.document = openApiDocument(all);
     const timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -181,7 +181,6 @@ export class HttpApi {
       }
       const { route, params } = found;
       const scopes = this.authorize(req, route, params);
-      if (route.path === '/openapi.json') return this.send(res, 200, this.document);
       const call: HttpCall = { params, query: url.searchParams, headers: req.headers, body: bodyReader(req), scopes, ctx: this.ctx };
       const reply = await route.handle(call, this.streamTarget(req, res, () => {
         streamed = true;
