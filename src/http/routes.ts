@@ -26,6 +26,8 @@ export interface HttpCall {
   body(): Promise<Buffer>;
   /** The token's scopes; [] on a public route. */
   scopes: string[];
+  /** Whether the request's token is still valid (not revoked since). */
+  stillAuthorized(): boolean;
   ctx: HandlerContext;
 }
 

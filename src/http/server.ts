@@ -181,7 +181,23 @@ export class HttpApi {
       }
       const { route, params } = found;
       const scopes = this.authorize(req, route, params);
-      const call: HttpCall = { params, query: url.searchParams, headers: req.headers, body: bodyReader(req), scopes, ctx: this.ctx };
+      const call: HttpCall = {
+        params,
+        query: url.searchParams,
+        headers: req.headers,
+        body: bodyReader(req),
+        scopes,
+        // Asked again by a long stream: a token revoked meanwhile ends it.
+        stillAuthorized: () => {
+          try {
+            this.authorize(req, route, params);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        ctx: this.ctx,
+      };
       const reply = await route.handle(call, this.streamTarget(req, res, () => {
         streamed = true;
         this.inFlight--;

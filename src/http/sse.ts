@@ -84,10 +84,14 @@ export const EVENTS_ROUTE: Route = {
           // Cleared, not left to fire: at 1,000 appends a second a stream would hold 15,000 timers.
           clearTimeout(timer);
           wake = undefined;
-          if (!dirty && !closed) out.write(': heartbeat\n\n');
+          if (!dirty && !closed) {
+            if (!c.stillAuthorized()) throw new DiscueError('UNAUTHORIZED', 'the token was revoked');
+            out.write(': heartbeat\n\n');
+          }
           continue;
         }
         dirty = false;
+        if (!c.stillAuthorized()) throw new DiscueError('UNAUTHORIZED', 'the token was revoked');
         for (;;) {
           const page = await call(c.ctx, 'messages.page', { queue, limit: PAGE, ...position });
           for (const message of page.messages) {
@@ -98,7 +102,7 @@ export const EVENTS_ROUTE: Route = {
         }
       }
     } catch (err) {
-      // The queue was deleted, or the store failed: say why, then end.
+      // The queue was deleted, the token revoked, or the store failed: say why, then end.
       const error = err instanceof DiscueError ? err.toWire() : { code: 'INTERNAL', message: 'the stream failed' };
       if (!out.closed) out.write(`event: error\ndata: ${JSON.stringify({ error })}\n\n`);
     } finally {

@@ -343,6 +343,13 @@ describe('HTTP API', () => {
     await waitFor(() => doomed.events.length === 2, 10_000, 'the error event');
     expect(doomed.events[1]).toMatchObject({ event: 'error', data: { error: { code: 'QUEUE_NOT_FOUND' } } });
     doomed.close();
+    // Its token revoked, a stream ends at the next heartbeat.
+    const revoked = sse(`${api.url}/v1/queues/orders/events`, await api.token('brief', 'read:orders'));
+    await waitFor(() => revoked.status === 200, 10_000, 'the stream to open');
+    await ok(sb, ['token', 'revoke', 'brief']);
+    await waitFor(() => revoked.events.length === 1, 10_000, 'the revocation to end the stream');
+    expect(revoked.events[0]).toMatchObject({ event: 'error', data: { error: { code: 'UNAUTHORIZED' } } });
+    revoked.close();
     // An open stream does not hold the daemon: `daemon stop` ends it and the daemon exits.
     let ended = false;
     const open = httpRequest(`${api.url}/v1/queues/orders/events`, { headers: { authorization: `Bearer ${reader}` } }, (res) => {
