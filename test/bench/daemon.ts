@@ -35,6 +35,13 @@ export interface Memory {
   rssBytes: number;
   /** Peak RSS (VmHWM). */
   peakBytes: number;
+  /**
+   * RSS split: anonymous (JS heap, malloc) and file-backed. File-backed RSS
+   * during a drain is mostly LevelDB's mmapped .ldb tables (pages the kernel
+   * can drop, bounded by the store's size), not memory the daemon holds.
+   */
+  anonBytes: number;
+  fileBytes: number;
 }
 
 export class BenchDaemon {
@@ -122,7 +129,7 @@ export class BenchDaemon {
     if (this.pid === undefined) throw new Error('daemon not running');
     const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
     const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
-    return { rssBytes: kb('VmRSS'), peakBytes: kb('VmHWM') };
+    return { rssBytes: kb('VmRSS'), peakBytes: kb('VmHWM'), anonBytes: kb('RssAnon'), fileBytes: kb('RssFile') };
   }
 
   /** The pid a daemon of this home wrote, if any (a start the run did not see finish). */

@@ -327,15 +327,17 @@ async function rssDrain(ctx: SectionContext, sink: Sink) {
     await Promise.all(
       Array.from({ length: RSS_LISTENERS }, () => client.request('listener.add', { kind: 'http', queues: [queue], url: sink.url, from: 'all' })),
     );
-    const samples: { ms: number; rssBytes: number; delivered: number }[] = [];
+    const samples: { ms: number; rssBytes: number; anonBytes: number; fileBytes: number; delivered: number }[] = [];
     for (;;) {
       const delivered = (await sink.count()) - countAtStart;
-      samples.push({ ms: performance.now() - t0, rssBytes: daemon.memory().rssBytes, delivered });
+      const m = daemon.memory();
+      samples.push({ ms: performance.now() - t0, rssBytes: m.rssBytes, anonBytes: m.anonBytes, fileBytes: m.fileBytes, delivered });
       if (delivered >= total || performance.now() - t0 >= RSS_MAX_MS) break;
       await sleep(RSS_SAMPLE_MS);
     }
     const end = samples[samples.length - 1]!;
     const peak = Math.max(...samples.map((s) => s.rssBytes));
+    const peakAnon = Math.max(...samples.map((s) => s.anonBytes));
     const peakHwm = daemon.memory().peakBytes;
     return {
       listeners: RSS_LISTENERS,
@@ -345,6 +347,8 @@ async function rssDrain(ctx: SectionContext, sink: Sink) {
       startBytes: samples[0]!.rssBytes,
       peakBytes: peak,
       endBytes: end.rssBytes,
+      startAnonBytes: samples[0]!.anonBytes,
+      peakAnonBytes: peakAnon,
       vmHwmBytes: peakHwm,
       delivered: end.delivered,
       seconds: end.ms / 1000,
@@ -436,13 +440,13 @@ export const deliverySection: Section = {
     const curve = rss.samples.filter((_, i) => i % 4 === 0 || i === rss.samples.length - 1);
     ctx.report({
       title: `Daemon RSS: ${rss.listeners} HTTP listeners draining a ${rss.backlog.toLocaleString('en-US')}-message backlog`,
-      columns: ['t s', 'RSS', 'delivered'],
-      rows: curve.map((s) => [(s.ms / 1000).toFixed(2), fmtBytes(s.rssBytes), s.delivered.toLocaleString('en-US')]),
+      columns: ['t s', 'RSS', 'anon', 'file-backed', 'delivered'],
+      rows: curve.map((s) => [(s.ms / 1000).toFixed(2), fmtBytes(s.rssBytes), fmtBytes(s.anonBytes), fmtBytes(s.fileBytes), s.delivered.toLocaleString('en-US')]),
       notes: [
-        `idle with the backlog stored ${fmtBytes(rss.idleBytes)}; start ${fmtBytes(rss.startBytes)}, peak ${fmtBytes(rss.peakBytes)}, end ${fmtBytes(rss.endBytes)}, VmHWM ${fmtBytes(rss.vmHwmBytes)}.`,
+        `idle with the backlog stored ${fmtBytes(rss.idleBytes)}; start ${fmtBytes(rss.startBytes)}, peak ${fmtBytes(rss.peakBytes)}, end ${fmtBytes(rss.endBytes)}, VmHWM ${fmtBytes(rss.vmHwmBytes)}; anon start ${fmtBytes(rss.startAnonBytes)}, peak ${fmtBytes(rss.peakAnonBytes)}.`,
         `${rss.delivered.toLocaleString('en-US')} of ${rss.totalDeliveries.toLocaleString('en-US')} deliveries in ${rss.seconds.toFixed(1)} s (${fmtRate(rss.rate)}/s)` +
           (rss.complete ? ', drained.' : `, sampling stopped at ${RSS_MAX_MS / 1000} s (bounded).`),
-        `RSS sampled every ${RSS_SAMPLE_MS} ms from /proc/PID/status; every 4th sample shown (all in results.json).`,
+        `RSS sampled every ${RSS_SAMPLE_MS} ms from /proc/PID/status (anon = RssAnon, file-backed = RssFile: mostly LevelDB's mmapped tables, bounded by the store); every 4th sample shown (all in results.json).`,
       ],
     });
     sink.stop();
