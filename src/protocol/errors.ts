@@ -27,6 +27,9 @@ export const ERROR_CODES = {
   INVALID_ARGUMENT: EXIT.USAGE,
   INVALID_DURATION: EXIT.USAGE,
   INVALID_SCHEMA: EXIT.USAGE,
+  INVALID_FILTER: EXIT.USAGE,
+  /** A command that would send messages again needs --yes when there is no terminal to ask on. */
+  CONFIRMATION_REQUIRED: EXIT.USAGE,
   /** A listener's --exec program is missing, or not executable: refused at `listener add`. */
   COMMAND_NOT_FOUND: EXIT.USAGE,
   COMMAND_NOT_EXECUTABLE: EXIT.USAGE,

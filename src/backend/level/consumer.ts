@@ -10,6 +10,7 @@
  * at the first message that was not settled: duplicates only for what was
  * out. A message's id is its position: only this module compares them.
  */
+import { nameMatcher } from '../../protocol/choose.js';
 import { timeOfId } from '../../protocol/ids.js';
 import { Signal } from '../signal.js';
 import type {
@@ -99,6 +100,8 @@ export class LevelConsumer implements Consumer {
   private removedWhileReading: Set<string> | undefined;
   /** The first message after the read position, looked up for the lag (valid while readPos is `after`). */
   private head: { after: string | undefined; message: Envelope | undefined } | undefined;
+  /** The listener's filters; undefined: every message matches. */
+  private readonly matches: ((name: string | undefined) => boolean) | undefined;
 
   constructor(
     listener: ListenerRecord,
@@ -110,8 +113,12 @@ export class LevelConsumer implements Consumer {
     private readonly log: StoreLog | undefined,
     start: Position | undefined,
     private readonly onClose: () => void = () => undefined,
+    filters?: string[],
+    /** The position moved past filtered messages (nothing settled: a `publish --wait` looks again). */
+    private readonly onPassed: () => void = () => undefined,
   ) {
     this.listenerId = listener.id;
+    this.matches = nameMatcher(filters);
     this.position = start;
     this.readPos = start;
     this.ready = this.resume();
@@ -192,7 +199,15 @@ export class LevelConsumer implements Consumer {
     }
     const released = this.released.shift();
     if (released) return this.holdIfNotDue(released);
-    const message = await this.nextInOrder();
+    let message = await this.nextInOrder();
+    let skipped = 0;
+    // A damaged stand-in has no name to filter on: it goes out, to be recorded dead.
+    while (message && this.matches && !this.damaged.has(message.id) && !this.matches(message.name)) {
+      this.skip(message);
+      skipped++;
+      message = await this.nextInOrder();
+    }
+    if (skipped > 0) this.onPassed();
     if (!message) return undefined;
     const resumed = this.open.get(message.id);
     this.open.delete(message.id);
@@ -203,6 +218,25 @@ export class LevelConsumer implements Consumer {
     const slot: Slot = { position: message.id, message: damaged ? undefined : message, record, inOrder: true, done: false };
     this.window.push(slot);
     return this.holdIfNotDue(slot);
+  }
+
+  /**
+   * A message the filters do not take: the position moves past it with no
+   * attempt and no record. Behind deliveries still out, it waits in the
+   * window as settled, so the position never passes an unsettled one.
+   */
+  private skip(message: Envelope): void {
+    // Filters changed since a delivery of it began: it is not sent any more.
+    if (this.open.delete(message.id)) this.persist(() => this.deliveries?.forget(this.listenerId, message.id));
+    if (this.window.length > 0) {
+      const record: DeliveryRecord = { listenerId: this.listenerId, queue: this.queue, messageId: message.id, state: 'delivered', attempts: [], updatedAt: '' };
+      this.window.push({ position: message.id, message, record, inOrder: true, done: true });
+      return;
+    }
+    this.position = message.id;
+    if (this.counting) this.counting.settled++;
+    else if (this.backlog !== undefined) this.backlog = Math.max(0, this.backlog - 1);
+    this.deliveries?.advance(this.listenerId, this.queue, message.id);
   }
 
   /**
