@@ -15,6 +15,14 @@ import type {
   StatsSnapshot,
 } from './wire.js';
 
+/** Where a new listener or listen starts: new (messages stored from now on) or all (the backlog too). */
+export const START_FROM = ['new', 'all'] as const;
+export type StartFrom = (typeof START_FROM)[number];
+
+export function isStartFrom(value: unknown): value is StartFrom {
+  return (START_FROM as readonly unknown[]).includes(value);
+}
+
 export interface ListenerAddParams {
   kind: 'http' | 'exec';
   queues: string[];
@@ -30,7 +38,7 @@ export interface ListenerAddParams {
   retryDelayMs?: number;
   concurrency?: number;
   /** 'new', 'all', or a time (ms since epoch): messages stored from then on. */
-  from?: 'new' | 'all' | number;
+  from?: StartFrom | number;
   filters?: string[];
   rate?: string;
   livenessUrl?: string;
@@ -58,7 +66,7 @@ export interface ListenParams {
   queues: string[];
   /** Durable: the daemon keeps the position under this name. */
   name?: string;
-  from?: 'new' | 'all';
+  from?: StartFrom;
   /** With from "new": start at messages stored from this time (ms), e.g. when the command started. */
   sinceMs?: number;
   /** Messages sent before waiting for acks. */
