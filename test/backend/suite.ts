@@ -661,7 +661,7 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         expect(consumer.settledThrough(outcome.through)).toBe(true);
         expect(passed).toBeGreaterThan(0);
         expect(consumer.progress().pending).toBe(0);
-        await until('the two deliveries in the history', async () => (await store.deliveries.list({ listenerId: 'F', state: 'delivered', limit: 10 })).length === 2);
+        await waitFor(async () => (await store.deliveries.list({ listenerId: 'F', state: 'delivered', limit: 10 })).length === 2, 20_000, 'the two deliveries in the history');
         for (const skipped of [1, 2, 3, 5]) expect(await store.deliveries.get('F', outcome.ids[skipped]!)).toBeUndefined();
         // Kept by the listener record across a reopen.
         await reopen();
