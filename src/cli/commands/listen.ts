@@ -27,7 +27,14 @@ export function registerListen(program: Command): void {
     .option('--count <n>', 'exit 0 after this many messages')
     .option('--timeout <duration>', 'exit 124 if the time runs out first')
     .option('--grep <regex>', 'only messages whose data matches (others are skipped and acknowledged)')
-    .option('--filter <glob>', 'only messages whose name matches: * is one dot-separated segment, > the rest (repeatable; the daemon skips the others)', (v: string, prev: string[] = []) => [...prev, v])
+    .addOption(
+      declareValue(
+        new Option('--filter <glob>', 'only messages whose name matches: * is one dot-separated segment, > the rest (repeatable; the daemon skips the others)').argParser(
+          (v: string, prev: string[] = []) => [...prev, v],
+        ),
+        { repeatable: true },
+      ),
+    )
     .option('--name <name>', 'durable: the daemon keeps the position; the same command later gets what it missed')
     .addOption(new Option('--from <new|all>', 'new: messages from now on; all: the backlog too (first run of a --name)').choices(START_FROM).default('new'))
     .addHelpText(

@@ -4,6 +4,7 @@ import { DiscueError, EXIT } from '../../protocol/errors.js';
 import { formatDuration, parseDuration } from '../../client/duration.js';
 import { DEFAULT_CONCURRENCY, DEFAULT_RETRY_DELAY_MS, MAX_CONCURRENCY, MOST_ATTEMPTS } from '../../protocol/defaults.js';
 import { validateQueueName } from '../../protocol/validate.js';
+import { START_FROM } from '../../protocol/requests.js';
 import type { ListenerAddParams, ListenerReplayParams, ListenerUpdateParams } from '../../protocol/requests.js';
 import type { ListenerInfo } from '../../protocol/wire.js';
 import { splitCommand } from '../../delivery/argv.js';
@@ -65,7 +66,12 @@ export function registerListener(program: Command): void {
     .option('--max-attempts <n>', `attempts before a delivery is dead, 1 to ${MOST_ATTEMPTS} (default: config listener.maxAttempts, else ${configKey('listener.maxAttempts').default})`)
     .option('--retry-delay <duration>', `wait before the 2nd attempt; doubles each time (with jitter), up to ${formatDuration(MAX_BACKOFF_MS)}`, formatDuration(DEFAULT_RETRY_DELAY_MS))
     .option('--concurrency <n>', `deliveries in flight at once, 1 to ${MAX_CONCURRENCY} (>1 gives up strict order)`, String(DEFAULT_CONCURRENCY))
-    .option('--from <new|all|time>', 'new: only messages stored from now on; all: the whole backlog too; a time (ISO 8601, or a duration ago like 2h): messages stored from then on', 'new')
+    // Words to complete, checked by parseFrom (a time is allowed too, so not commander's choices).
+    .addOption(
+      declareValue(new Option('--from <new|all|time>', 'new: only messages stored from now on; all: the whole backlog too; a time (ISO 8601, or a duration ago like 2h): messages stored from then on').default('new'), {
+        kind: { kind: 'words', words: START_FROM },
+      }),
+    )
     .addOption(declareValue(new Option('--filter <glob>', FILTER_HELP).argParser(collect), { repeatable: true }))
     .option('--rate <N/s|N/m>', 'send at most N messages a second (N/s) or a minute (N/m), evenly spaced')
     .option('--liveness-url <url>', 'after a failed delivery, GET this URL: until it answers 2xx no attempt is spent and nothing goes dead')
@@ -266,8 +272,8 @@ export function registerListener(program: Command): void {
   listener
     .command('update')
     .description('change what a listener receives and how: filters, rate limit, liveness URL (it goes on from where it is)')
-    .argument('<ref>', 'listener id or name')
-    .option('--filter <glob>', FILTER_HELP + '; replaces its filters', collect)
+    .addArgument(declareValue(new Argument('<ref>', 'listener id or name'), { kind: LISTENERS }))
+    .addOption(declareValue(new Option('--filter <glob>', FILTER_HELP + '; replaces its filters').argParser(collect), { repeatable: true }))
     .option('--no-filter', 'remove its filters: every message again')
     .option('--rate <N/s|N/m>', 'send at most N messages a second or a minute')
     .option('--no-rate', 'remove its rate limit')
@@ -304,7 +310,7 @@ export function registerListener(program: Command): void {
   listener
     .command('replay')
     .description('move one listener back to a point and deliver again, in order, every message it still holds from there (its filters apply)')
-    .argument('<ref>', 'listener id or name')
+    .addArgument(declareValue(new Argument('<ref>', 'listener id or name'), { kind: LISTENERS }))
     .requiredOption('--since <id|time>', 'from this message id (included), time (ISO 8601) or duration ago (like 2h)')
     .option('-y, --yes', 'do not ask; needed when stdin is not a terminal')
     .addHelpText(
