@@ -16,11 +16,12 @@ import { chooseSection } from './choose.js';
 import { coreSection } from './core.js';
 import { deliverySection } from './delivery.js';
 import { mixSection } from './mix.js';
+import { httpSection } from './http.js';
 import { ROOT } from './daemon.js';
 import type { Section, SectionContext, Table, Target } from './lib.js';
 import { Cleanup, QUICK, log, payloadPool, renderTable, targetTable } from './lib.js';
 
-const ALL_SECTIONS: Section[] = [coreSection, deliverySection, mixSection, chooseSection];
+const ALL_SECTIONS: Section[] = [coreSection, deliverySection, mixSection, httpSection, chooseSection];
 /** BENCH_ONLY=delivery (comma-separated names) runs only those sections. */
 const ONLY = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
 const SECTIONS: Section[] = ONLY ? ALL_SECTIONS.filter((s) => ONLY.includes(s.name)) : ALL_SECTIONS;

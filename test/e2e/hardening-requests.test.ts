@@ -114,7 +114,7 @@ function table(messageId: string): Record<RequestType, Variant[]> {
       },
       {
         base: { kind: 'http', queues: ['lq'], url: 'http://127.0.0.1:9/', headers: { 'X-A': 'b' }, filters: ['a.*'] },
-        keys: ['url', 'headers', 'headers.X-A', 'secret', 'livenessUrl', 'filters.0'],
+        keys: ['url', 'headers', 'headers.X-A', 'secret', 'cloudevents', 'livenessUrl', 'filters.0'],
       },
     ],
     'listener.list': [{ base: { queue: 'lq' }, keys: ['queue'] }],
@@ -135,6 +135,9 @@ function table(messageId: string): Record<RequestType, Variant[]> {
     'messages.page': [{ base: { queue: 'q' }, keys: ['queue', 'afterId', 'sinceMs', 'next', 'limit'] }],
     'messages.get': [{ base: { queue: 'q', id: messageId }, keys: ['queue', 'id'] }],
     'messages.delete': [{ base: { queue: 'q', id: messageId }, keys: ['queue', 'id'] }],
+    'token.create': [{ base: { name: 'tok', scopes: ['read'] }, keys: ['name', 'scopes', 'scopes.0'] }],
+    'token.list': [{ base: {}, keys: [] }],
+    'token.revoke': [{ base: { name: 'gone' }, keys: ['name'] }],
   };
 }
 
