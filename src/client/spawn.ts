@@ -4,7 +4,6 @@
  * wait for its socket. Even if two spawned daemons raced past the lock, only
  * one could take LevelDB's exclusive lock; the other exits.
  */
-import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { link, lstat, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
@@ -187,6 +186,8 @@ async function createLock(path: string): Promise<boolean> {
 async function spawnAndWait(paths: BrokerPaths, options: StartOptions, deadline: number): Promise<void> {
   const args = [BIN, 'daemon', 'start', '--foreground'];
   if (options.dataDir) args.push('--data-dir', options.dataDir);
+  // Loaded here, not at the top: every command imports this module, few start a daemon.
+  const { spawn } = await import('node:child_process');
   const log = openSync(paths.logFile, 'a', 0o600);
   let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   try {
