@@ -38,6 +38,9 @@ const OUTSIDE = ['daemon', 'delivery', 'backend', 'ui'].map((d) => join(SRC, d) 
 const SHARED = [join(SRC, 'delivery', 'argv')];
 /** npm packages inlined: small, and on every command's path. */
 const INLINED = new Set(['commander']);
+/** The daemon, bundled too (ES module: it starts once, a code cache matters less there). */
+const DAEMON_ENTRY = join(SRC, 'daemon', 'server');
+const DAEMON_OUT = join(ROOT, 'dist', 'daemon', 'bundle.js');
 const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
 
 const layout = {
@@ -47,7 +50,7 @@ const layout = {
     b.onResolve({ filter: /^\.\.?\// }, ({ path, resolveDir }) => {
       const source = join(resolveDir, path).replace(/\.js$/, '');
       if (SHARED.includes(source) || !OUTSIDE.some((dir) => source.startsWith(dir))) return undefined;
-      const target = join(ROOT, 'dist', relative(SRC, source)) + '.js';
+      const target = source === DAEMON_ENTRY ? DAEMON_OUT : join(ROOT, 'dist', relative(SRC, source)) + '.js';
       return { path: './' + relative(dirname(OUT), target).split(sep).join('/'), external: true };
     });
     b.onResolve({ filter: /^[^./]/ }, ({ path }) => (path.startsWith('node:') || INLINED.has(path) ? undefined : { path, external: true }));
@@ -83,5 +86,35 @@ let replaced = 0;
 text = text.replace(/\bimport\((?=")/g, () => (replaced++, '__import('));
 if (replaced !== dynamic) throw new Error(`expected ${dynamic} import() calls in the bundle, found ${replaced}`);
 writeFileSync(OUT, text);
+/**
+ * The daemon's code finds files next to its own (the spawner's process, the
+ * schema worker): each source's import.meta.url becomes the URL of its tsc
+ * output, where those files are.
+ */
+const ownUrls = {
+  name: 'discue-own-urls',
+  setup(b) {
+    b.onLoad({ filter: /[/\\]src[/\\].*\.ts$/ }, ({ path }) => {
+      const contents = readFileSync(path, 'utf8');
+      if (!contents.includes('import.meta.url')) return undefined;
+      const compiled = './' + relative(dirname(DAEMON_OUT), join(ROOT, 'dist', relative(SRC, path))).split(sep).join('/').replace(/\.ts$/, '.js');
+      return { contents: contents.replaceAll('import.meta.url', `new URL(${JSON.stringify(compiled)}, import.meta.url).href`), loader: 'ts' };
+    });
+  },
+};
+
+await build({
+  entryPoints: [DAEMON_ENTRY + '.ts'],
+  outfile: DAEMON_OUT,
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  packages: 'external',
+  plugins: [ownUrls],
+  logLevel: 'warning',
+  legalComments: 'none',
+});
+
 // A cache of the previous bundle would be rejected anyway; the next run writes a new one.
 rmSync(OUT + '.cache', { force: true });

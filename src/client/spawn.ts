@@ -34,6 +34,12 @@ const STALE_LOCK_MS = 30_000;
  * failed to write it: an older discue on a full disk.
  */
 const EMPTY_LOCK_MS = 2_000;
+/**
+ * How often a starter looks for the new daemon's socket. A connect attempt
+ * costs microseconds; a coarse poll added half its interval to every
+ * auto-start on average.
+ */
+const SOCKET_POLL_MS = 5;
 
 export interface StartOptions {
   timeoutMs?: number;
@@ -208,7 +214,7 @@ async function spawnAndWait(paths: BrokerPaths, options: StartOptions, deadline:
       // It lost the database lock to a daemon started another way: wait for that one.
       if (exited.code === EXIT_ALREADY_RUNNING) {
         exited = undefined;
-        await sleep(20);
+        await sleep(SOCKET_POLL_MS);
         continue;
       }
       const how = exited.signal ? `signal ${exited.signal}` : `code ${String(exited.code)}`;
@@ -220,7 +226,7 @@ async function spawnAndWait(paths: BrokerPaths, options: StartOptions, deadline:
         await withLogTail(`the daemon did not open ${paths.socket} in time`, paths.logFile),
       );
     }
-    await sleep(20);
+    await sleep(SOCKET_POLL_MS);
   }
 }
 
