@@ -34,8 +34,8 @@ const SRC = join(ROOT, 'src');
 const OUT = join(ROOT, 'dist', 'cli', 'bundle.cjs');
 /** Source folders the bundle imports from dist/ instead of inlining. */
 const OUTSIDE = ['daemon', 'delivery', 'backend', 'ui'].map((d) => join(SRC, d) + sep);
-/** ... except these, plain functions the CLI uses too (`listener add --exec` splits its command line). */
-const SHARED = [join(SRC, 'delivery', 'argv')];
+/** ... except these, plain code the CLI uses too (`listener add --exec` splits its command line, checks a backoff bound). */
+const SHARED = [join(SRC, 'delivery', 'argv'), join(SRC, 'delivery', 'backoff')];
 /** npm packages inlined: small, and on every command's path. */
 const INLINED = new Set(['commander']);
 /** The daemon, bundled too (ES module: it starts once, a code cache matters less there). */
@@ -77,7 +77,7 @@ const result = await build({
 const output = result.metafile.outputs[relative(ROOT, OUT).split(sep).join('/')];
 const eager = output.imports.filter((i) => i.external && i.kind !== 'dynamic-import' && !i.path.startsWith('node:'));
 if (eager.length > 0) {
-  throw new Error(`the CLI bundle would load these at every start: ${eager.map((i) => i.path).join(', ')}; import them with import() where they are used`);
+  throw new Error(`the CLI bundle would load these at every start: ${eager.map((i) => i.path).join(', ')}; import them with import() where they are used, or list plain code without imports of its own in SHARED (scripts/bundle.mjs)`);
 }
 // Every import() (esbuild keeps them as written, with a string) becomes __import().
 const dynamic = output.imports.filter((i) => i.kind === 'dynamic-import').length;

@@ -43,7 +43,8 @@ const SOCKET_POLL_MS = 5;
 
 export interface StartOptions {
   timeoutMs?: number;
-  dataDir?: string;
+  /** The `store` setting for the daemon, when the command line gave one (else it reads DISCUE_STORE and the config). */
+  store?: string;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -191,7 +192,7 @@ async function createLock(path: string): Promise<boolean> {
 
 async function spawnAndWait(paths: BrokerPaths, options: StartOptions, deadline: number): Promise<void> {
   const args = [BIN, 'daemon', 'start', '--foreground'];
-  if (options.dataDir) args.push('--data-dir', options.dataDir);
+  if (options.store) args.push('--store', options.store);
   // Loaded here, not at the top: every command imports this module, few start a daemon.
   const { spawn } = await import('node:child_process');
   const log = openSync(paths.logFile, 'a', 0o600);

@@ -15,7 +15,7 @@ import { DiscueError } from '../protocol/errors.js';
 import { InvalidUtf8Line, LineDecoder, PROTOCOL_VERSION, encodeFrame, parseRequest } from '../protocol/frames.js';
 import type { ReplyFrame, RequestFrame } from '../protocol/frames.js';
 import { VERSION } from '../version.js';
-import type { Subscription } from '../delivery/engine.js';
+import type { Stream } from '../delivery/streams.js';
 import type { HandlerContext, RequestContext } from './handlers/index.js';
 import { handlers } from './handlers/index.js';
 import type { Logger } from '../observe/log.js';
@@ -82,7 +82,7 @@ export class Connection {
   private lastWriteProgress = Date.now();
   private lastReadProgress = Date.now();
   private watchdog: NodeJS.Timeout | undefined;
-  private readonly subscriptions = new Map<number, Subscription>();
+  private readonly streams = new Map<number, Stream>();
   private closeCallbacks: (() => void)[] = [];
 
   constructor(
@@ -93,7 +93,9 @@ export class Connection {
   ) {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.onFlushed());
-    socket.on('error', (err) => this.log.debug('connection error', { error: err.message }));
+    // A client that vanished mid-write (ECONNRESET, EPIPE) is no event for the log: 'close'
+    // follows and cleans up. The handler must exist, or the error would end the daemon.
+    socket.on('error', () => undefined);
     // The client sent its last request (the server is half-open, see server.ts): its
     // streams end, and the connection ends once every request has its reply. Without
     // half-open, Node ended our side at once and the replies of requests still in
@@ -307,7 +309,7 @@ export class Connection {
         if (this.closed || this.draining) callback();
         else this.closeCallbacks.push(callback);
       },
-      subscriptions: this.subscriptions,
+      streams: this.streams,
     };
     handler(frame.params, this.ctx, req).then(
       (result) => this.done(frame.id, large, result),
@@ -330,7 +332,7 @@ export class Connection {
       );
       return;
     }
-    this.subscriptions.get(fields.stream)?.ack(fields.tag);
+    this.streams.get(fields.stream)?.ack(fields.tag);
   }
 
   private done(id: number, large: boolean, value: unknown, failed = false): void {

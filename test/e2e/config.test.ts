@@ -73,6 +73,7 @@ describe('discue config', () => {
         { key: 'output', value: 'human', source: 'default', env: 'DISCUE_OUTPUT' },
         { key: 'color', value: 'never', source: 'config', env: 'DISCUE_COLOR' },
         { key: 'socket', value: sb.socket, source: 'default', env: 'DISCUE_SOCKET' },
+        { key: 'store', value: join(sb.home, 'data'), source: 'default', env: 'DISCUE_STORE' },
         { key: 'listener.timeout', value: '5s', source: 'config', env: 'DISCUE_LISTENER_TIMEOUT' },
         { key: 'listener.maxAttempts', value: '3', source: 'config', env: 'DISCUE_LISTENER_MAX_ATTEMPTS' },
       ]);
@@ -105,7 +106,7 @@ describe('discue config', () => {
       expectError(await run(['config', 'get', 'nope']), 2, 'INVALID_ARGUMENT');
       expectError(await run(['config', 'unset', 'nope']), 2, 'INVALID_ARGUMENT');
       const unknown = await run(['config', 'set', 'listener.retries', '3']);
-      expect(unknown.stderr).toContain('keys: output, color, socket, listener.timeout, listener.maxAttempts');
+      expect(unknown.stderr).toContain('keys: output, color, socket, store, listener.timeout, listener.maxAttempts');
       expectError(await run(['config', 'set', 'output', 'yaml']), 2, 'INVALID_ARGUMENT');
       expectError(await run(['config', 'set', 'color', 'purple']), 2, 'INVALID_ARGUMENT');
       expectError(await run(['config', 'set', 'socket', ' ']), 2, 'INVALID_ARGUMENT');

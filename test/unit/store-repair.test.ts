@@ -28,10 +28,10 @@ async function loseCatalogueRecord(rewrite?: (db: ClassicLevel<string, string>, 
   await store.open();
   await store.createQueue({ name: 'orders' });
   const qid = store.queueId('orders');
-  const [first] = await store.append(qid, [{ data: 'a' }, { data: 'b' }]);
+  await store.append(qid, [{ data: 'a' }, { data: 'b' }]);
   await store.deliveries.saveListener(
     { id: 'L', kind: 'exec', queues: [qid], command: ['true'], timeoutMs: 1000, maxAttempts: 1, retryDelayMs: 100, concurrency: 1, state: 'active', createdAt: new Date().toISOString() },
-    [{ queue: qid, cursor: first!.id }],
+    'end',
   );
   await store.close();
   const db = new ClassicLevel<string, string>(dir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });

@@ -16,6 +16,7 @@ function snapshot(overrides: Partial<StatsSnapshot> = {}): StatsSnapshot {
       protocol: 1,
       home: '/h',
       dataDir: '/h/data',
+      store: { kind: 'leveldb', location: '/h/data' },
       socket: '/h/run/discue.sock',
       startedAt: '2026-11-27T09:00:00.000Z',
       uptimeMs: 3_600_000,

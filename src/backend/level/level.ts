@@ -25,11 +25,12 @@
 import { ClassicLevel } from 'classic-level';
 import { mkdir, readdir } from 'node:fs/promises';
 import { DiscueError } from '../../protocol/errors.js';
-import { IdGenerator, firstIdAt, isMessageId } from '../../protocol/ids.js';
+import { IdGenerator, firstIdAt, isMessageId, lastIdBefore } from '../../protocol/ids.js';
 import type { Envelope, MessageInput, QueueInfo } from '../../protocol/wire.js';
 import { didYouMean } from '../../protocol/suggest.js';
 import { GroupCommitter } from './commit.js';
 import type { Op } from './commit.js';
+import { LevelConsumer } from './consumer.js';
 import { DeliveryStore } from './deliveries.js';
 import { DEFAULT_DEDUPE, KEY_HIGH, KEY_PREFIX, KeyIndex, keyPrefix } from './dedupe.js';
 import type { KeyEntry } from './dedupe.js';
@@ -40,7 +41,10 @@ import { openRecord, seal } from './record.js';
 import type {
   AppendListener,
   AppendOutcome,
+  Consumer,
+  ConsumerOptions,
   DedupeOptions,
+  ListenerRecord,
   ListOptions,
   MessagePage,
   Position,
@@ -49,7 +53,7 @@ import type {
   QueueEventListener,
   QueueId,
   QueuePatch,
-  RemoveListener,
+  StartAt,
   Store,
   StoreLog,
   StoreStats,
@@ -97,8 +101,9 @@ export class LevelStore implements Store {
   private readonly byId = new Map<QueueId, QueueRecord>();
   private readonly ids = new IdGenerator();
   private readonly appendListeners: AppendListener[] = [];
-  private readonly removeListeners: RemoveListener[] = [];
   private readonly queueListeners: QueueEventListener[] = [];
+  /** Open consumers by queue name: appends and removals reach them directly, in order. */
+  private readonly consumers = new Map<string, Set<LevelConsumer>>();
   readonly deliveries: DeliveryStore;
   /** LevelDB keeps one process's data on one disk: the daemon runs retention, an acknowledgement is one batch. */
   readonly supports = { retention: false, clustering: false, atomicSettle: true } as const;
@@ -126,8 +131,16 @@ export class LevelStore implements Store {
     this.log = options.log;
     this.guard = new StorageGuard(this.db, location, options.log);
     this.committer = new GroupCommitter(this.db, this.guard);
-    this.deliveries = new DeliveryStore(this.db, this.committer, (queue) => this.byId.has(queue), this.guard, (key) =>
-      this.reportDamaged(key),
+    this.deliveries = new DeliveryStore(
+      this.db,
+      this.committer,
+      {
+        hasQueue: (queue) => this.byId.has(queue),
+        queueIds: () => [...this.byId.keys()],
+        positionAt: (queue, start) => this.positionAt(this.recordById(queue), start),
+      },
+      this.guard,
+      (key) => this.reportDamaged(key),
     );
     this.keys = new KeyIndex(options.dedupe ?? DEFAULT_DEDUPE);
   }
@@ -219,12 +232,43 @@ export class LevelStore implements Store {
     this.appendListeners.push(listener);
   }
 
-  onRemove(listener: RemoveListener): void {
-    this.removeListeners.push(listener);
-  }
-
   onQueueEvent(listener: QueueEventListener): void {
     this.queueListeners.push(listener);
+  }
+
+  consumer(listener: ListenerRecord, queue: QueueId, options: ConsumerOptions): Consumer {
+    const record = this.recordById(queue);
+    const stored = options.durable ? this.deliveries.position(listener.id, queue) : undefined;
+    const start = stored ?? this.positionAt(record, options.start ?? 'all');
+    let open = this.consumers.get(queue);
+    if (!open) {
+      open = new Set();
+      this.consumers.set(queue, open);
+    }
+    const consumers = open;
+    const consumer: LevelConsumer = new LevelConsumer(
+      listener,
+      queue,
+      Math.max(1, options.maxInFlight),
+      this,
+      options.durable ? this.deliveries : undefined,
+      this.log,
+      start,
+      () => {
+        consumers.delete(consumer);
+        if (consumers.size === 0 && this.consumers.get(queue) === consumers) this.consumers.delete(queue);
+      },
+    );
+    consumers.add(consumer);
+    return consumer;
+  }
+
+  /** Where `start` is in a queue now: before its first message, after its last, or before a time. */
+  private positionAt(record: QueueRecord, start: StartAt): Position | undefined {
+    if (start === 'all') return undefined;
+    if (start === 'end') return record.lastId;
+    const before = lastIdBefore(start.sinceMs);
+    return record.lastId === undefined || record.lastId > before ? before : record.lastId;
   }
 
   stats(): StoreStats {
@@ -265,10 +309,6 @@ export class LevelStore implements Store {
   queueConfig(id: QueueId): QueueConfig {
     const { name, schema, retentionMs, maxMessages } = this.recordById(id);
     return { name, schema, retentionMs, maxMessages };
-  }
-
-  lastPosition(id: QueueId): Position | undefined {
-    return this.byId.get(id)?.lastId;
   }
 
   async getQueue(name: string): Promise<QueueInfo> {
@@ -340,6 +380,7 @@ export class LevelStore implements Store {
       applyPatch(record, 'retentionMs', before.retentionMs);
       applyPatch(record, 'maxMessages', before.maxMessages);
     });
+    for (const listener of this.queueListeners) listener({ type: 'updated', queue: record.qid, name: record.name });
     if (record.maxMessages !== undefined && record.messages > record.maxMessages) this.scheduleTrim(record);
     if (record.retentionMs !== undefined) this.track(this.enforceRetentionFor(record, Date.now()));
     return toInfo(record);
@@ -350,6 +391,8 @@ export class LevelStore implements Store {
     const count = record.messages;
     this.queues.delete(name);
     this.byId.delete(record.qid);
+    // Its consumers are closed by their owners on the `deleted` event; until then they get nothing more.
+    this.consumers.delete(record.qid);
     this.keys.forget(record.qid);
     // The record's removal, its listener registrations and cursors, and the
     // clean-up marker go to disk together; the messages themselves are
@@ -381,7 +424,8 @@ export class LevelStore implements Store {
   async appendOnce(queue: string, inputs: MessageInput[]): Promise<AppendOutcome> {
     if (!inputs.some((input) => input.key !== undefined)) {
       const stored = await this.append(queue, inputs);
-      return { ids: stored.map((m) => m.id), stored, duplicates: [], publishedAt: stored[0]?.publishedAt ?? '' };
+      const through = stored[stored.length - 1]?.id ?? '';
+      return { ids: stored.map((m) => m.id), through, stored, duplicates: [], publishedAt: stored[0]?.publishedAt ?? '' };
     }
     const { qid } = this.recordById(queue);
     const now = Date.now();
@@ -446,7 +490,10 @@ export class LevelStore implements Store {
       }
     }
     const publishedAt = stored[0]?.publishedAt ?? new Date(firstEarlier!.at).toISOString();
-    return { ids, stored, duplicates, publishedAt };
+    // A duplicate's id is older than the new ones: the furthest of all of them.
+    let through = ids[0]!;
+    for (const id of ids) if (id > through) through = id;
+    return { ids, through, stored, duplicates, publishedAt };
   }
 
   /**
@@ -489,6 +536,7 @@ export class LevelStore implements Store {
     this.committer.markDirty('meta!lastId', () => ({ type: 'put', key: 'meta!lastId', value: lastId }));
     if (alsoWrite) for (const op of alsoWrite(envelopes)) ops.push(op);
     await this.committer.commit(ops, undo);
+    for (const consumer of this.consumers.get(record.qid) ?? []) consumer.offer(envelopes);
     for (const listener of this.appendListeners) listener(record.qid, envelopes);
     if (record.maxMessages !== undefined && record.messages > record.maxMessages) this.scheduleTrim(record);
     return envelopes;
@@ -699,7 +747,7 @@ export class LevelStore implements Store {
 
   private emitRemoved(record: QueueRecord, ids: string[]): void {
     if (this.byId.get(record.qid) !== record) return;
-    for (const listener of this.removeListeners) listener(record.qid, ids);
+    for (const consumer of this.consumers.get(record.qid) ?? []) consumer.removed(ids);
   }
 
   private async clearDeleted(qid: string): Promise<void> {

@@ -18,7 +18,7 @@ export const daemonHandlers = {
       at: new Date(now).toISOString(),
       daemon: ctx.status(),
       queues: ctx.store.listQueues().map((q) => withQueueStats(ctx, q, now)),
-      listeners: ctx.engine.list().map((l) => listenerInfo(ctx, l)),
+      listeners: ctx.engine.listeners.list().map((l) => listenerInfo(ctx, l)),
       recent: ctx.engine.recent
         .slice(-recent)
         .reverse()

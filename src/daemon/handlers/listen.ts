@@ -1,6 +1,7 @@
 /** `listen`: a foreground listener, streamed over this connection until it closes. */
 import { DiscueError } from '../../protocol/errors.js';
-import type { SubscribeOptions } from '../../delivery/engine.js';
+import { START_FROM, isStartFrom } from '../../protocol/requests.js';
+import type { StreamOptions } from '../../delivery/streams.js';
 import { asParams, optionalInt, optionalString } from '../params.js';
 import type { HandlerMap } from './types.js';
 import { queueIdsOf } from './names.js';
@@ -13,19 +14,19 @@ export const listenHandlers = {
     const name = optionalString(params, 'name');
     if (name !== undefined) validateListenerName(name);
     const from = params.from === undefined ? 'new' : params.from;
-    if (from !== 'new' && from !== 'all') throw new DiscueError('INVALID_ARGUMENT', 'from takes "new" or "all"');
+    if (!isStartFrom(from)) throw new DiscueError('INVALID_ARGUMENT', `from takes one of: ${START_FROM.join(', ')}`);
     const prefetch = optionalInt(params, 'prefetch', 1, 1000) ?? 1;
-    const options: SubscribeOptions = { queues, from, prefetch };
+    const options: StreamOptions = { queues, from, prefetch };
     const sinceMs = optionalInt(params, 'sinceMs', 0, Number.MAX_SAFE_INTEGER);
     if (sinceMs !== undefined) options.sinceMs = sinceMs;
     if (name !== undefined) options.name = name;
-    const subscription = await ctx.engine.subscribe(options, (event) => req.emit(event));
-    req.subscriptions.set(req.id, subscription);
+    const stream = await ctx.engine.streams.attach(options, (event) => req.emit(event));
+    req.streams.set(req.id, stream);
     // The stream lasts until the client goes away or the daemon stops.
     await new Promise<void>((resolve) =>
       req.onClose(() => {
-        req.subscriptions.delete(req.id);
-        subscription.detach();
+        req.streams.delete(req.id);
+        stream.detach();
         resolve();
       }),
     );

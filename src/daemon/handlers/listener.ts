@@ -2,9 +2,18 @@
 import { access, constants, stat } from 'node:fs/promises';
 import { delimiter, resolve as resolvePath } from 'node:path';
 import { DiscueError } from '../../protocol/errors.js';
-import { DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_DELAY_MS, DEFAULT_TIMEOUT_MS, MAX_CONCURRENCY } from '../../protocol/defaults.js';
+import { START_FROM, isStartFrom } from '../../protocol/requests.js';
+import {
+  DEFAULT_CONCURRENCY,
+  DEFAULT_MAX_ATTEMPTS,
+  DEFAULT_RETRY_DELAY_MS,
+  DEFAULT_TIMEOUT_MS,
+  LONGEST_DURATION_MS,
+  MAX_CONCURRENCY,
+  MOST_ATTEMPTS,
+} from '../../protocol/defaults.js';
 import { splitCommand } from '../../delivery/argv.js';
-import { newListenerId } from '../../delivery/engine.js';
+import { newListenerId } from '../../delivery/listeners.js';
 import { maskUrl } from '../../delivery/redact.js';
 import { generateSecret, validateSecret } from '../../delivery/signature.js';
 import type { ListenerRecord } from '../../backend/types.js';
@@ -23,15 +32,15 @@ export const listenerHandlers = {
     const name = optionalString(params, 'name');
     if (name !== undefined) validateListenerName(name);
     const from = params.from === undefined ? 'new' : params.from;
-    if (from !== 'new' && from !== 'all') throw new DiscueError('INVALID_ARGUMENT', '--from takes "new" or "all"');
+    if (!isStartFrom(from)) throw new DiscueError('INVALID_ARGUMENT', `--from takes one of: ${START_FROM.join(', ')}`);
     const record: ListenerRecord = {
-      id: newListenerId('l'),
+      id: newListenerId(),
       kind,
       queues,
-      timeoutMs: optionalInt(params, 'timeoutMs', 1, 3_600_000) ?? DEFAULT_TIMEOUT_MS,
-      maxAttempts: optionalInt(params, 'maxAttempts', 1, 1000) ?? DEFAULT_MAX_ATTEMPTS,
-      retryDelayMs: optionalInt(params, 'retryDelayMs', 1, 3_600_000) ?? DEFAULT_RETRY_DELAY_MS,
-      concurrency: optionalInt(params, 'concurrency', 1, MAX_CONCURRENCY) ?? 1,
+      timeoutMs: optionalInt(params, 'timeoutMs', 1, LONGEST_DURATION_MS) ?? DEFAULT_TIMEOUT_MS,
+      maxAttempts: optionalInt(params, 'maxAttempts', 1, MOST_ATTEMPTS) ?? DEFAULT_MAX_ATTEMPTS,
+      retryDelayMs: optionalInt(params, 'retryDelayMs', 1, LONGEST_DURATION_MS) ?? DEFAULT_RETRY_DELAY_MS,
+      concurrency: optionalInt(params, 'concurrency', 1, MAX_CONCURRENCY) ?? DEFAULT_CONCURRENCY,
       state: 'active',
       createdAt: new Date().toISOString(),
     };
@@ -52,7 +61,7 @@ export const listenerHandlers = {
       // A shell resolves its own words (builtins, functions): only a program run directly is checked.
       if (!shell) await checkProgram(record.command[0]!, cwd ?? process.cwd());
     }
-    await ctx.engine.register(record, from);
+    await ctx.engine.listeners.register(record, from);
     // The generated secret is shown once, here; URL credentials only to `listener show --secret`.
     const info = listenerInfo(ctx, record, true);
     if (info.url !== undefined) info.url = maskUrl(info.url);
@@ -61,33 +70,33 @@ export const listenerHandlers = {
 
   async 'listener.list'(raw, ctx) {
     const queue = optionalString(asParams(raw), 'queue');
-    const listeners = ctx.engine.list(queue === undefined ? undefined : queueIdOf(ctx, queue));
+    const listeners = ctx.engine.listeners.list(queue === undefined ? undefined : queueIdOf(ctx, queue));
     await ctx.engine.refreshPending(listeners);
     return listeners.map((l) => listenerInfo(ctx, l));
   },
 
   async 'listener.get'(raw, ctx) {
     const params = asParams(raw);
-    const record = ctx.engine.resolve(requireString(params, 'ref'));
+    const record = ctx.engine.listeners.resolve(requireString(params, 'ref'));
     await ctx.engine.refreshPending([record]);
     return listenerInfo(ctx, record, optionalBoolean(params, 'secret') ?? false);
   },
 
   async 'listener.remove'(raw, ctx) {
-    const record = ctx.engine.resolve(requireString(asParams(raw), 'ref'));
-    await ctx.engine.remove(record);
+    const record = ctx.engine.listeners.resolve(requireString(asParams(raw), 'ref'));
+    await ctx.engine.listeners.remove(record);
     return { id: record.id };
   },
 
   async 'listener.pause'(raw, ctx) {
-    const record = ctx.engine.resolve(requireString(asParams(raw), 'ref'));
-    await ctx.engine.setState(record, 'paused');
+    const record = ctx.engine.listeners.resolve(requireString(asParams(raw), 'ref'));
+    await ctx.engine.listeners.setState(record, 'paused');
     return listenerInfo(ctx, record);
   },
 
   async 'listener.resume'(raw, ctx) {
-    const record = ctx.engine.resolve(requireString(asParams(raw), 'ref'));
-    await ctx.engine.setState(record, 'active');
+    const record = ctx.engine.listeners.resolve(requireString(asParams(raw), 'ref'));
+    await ctx.engine.listeners.setState(record, 'active');
     return listenerInfo(ctx, record);
   },
 } satisfies Partial<HandlerMap>;

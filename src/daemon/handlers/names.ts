@@ -27,7 +27,7 @@ export function nameOf(ctx: HandlerContext, id: QueueId): string {
 
 /** A listener as replies show it: its queues by name. */
 export function listenerInfo(ctx: HandlerContext, record: ListenerRecord, withSecret = false): ListenerInfo {
-  const info = ctx.engine.info(record, withSecret);
+  const info = ctx.engine.listeners.info(record, withSecret);
   info.queues = info.queues.map((id) => nameOf(ctx, id));
   for (const progress of info.progress ?? []) progress.queue = nameOf(ctx, progress.queue);
   return info;

@@ -39,8 +39,7 @@ export const publishHandlers = {
     const { ids } = outcome;
     const result: PublishResult = { queue, ids, publishedAt: outcome.publishedAt };
     if (outcome.duplicates.length > 0) result.duplicates = outcome.duplicates;
-    // A duplicate's id is older than the new ones: wait up to the newest.
-    if (wait) result.deliveries = await ctx.engine.waitFor(id, [...ids].sort(), waitTimeoutMs);
+    if (wait) result.deliveries = await ctx.engine.waitFor(id, ids, outcome.through, waitTimeoutMs);
     return result;
   },
 } satisfies Partial<HandlerMap>;

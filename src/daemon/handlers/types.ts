@@ -6,7 +6,8 @@
  */
 import type { DaemonStatus } from '../../protocol/wire.js';
 import type { RequestType } from '../../protocol/requests.js';
-import type { DeliveryEngine, Subscription } from '../../delivery/engine.js';
+import type { DeliveryEngine } from '../../delivery/engine.js';
+import type { Stream } from '../../delivery/streams.js';
 import type { Store } from '../../backend/types.js';
 import type { SchemaRegistry } from '../schemas.js';
 
@@ -25,8 +26,8 @@ export interface RequestContext {
   emit(event: unknown): void;
   /** Runs when the connection closes or the daemon starts shutting down. */
   onClose(callback: () => void): void;
-  /** Registers a stream's subscription so acks on this connection reach it. */
-  subscriptions: Map<number, Subscription>;
+  /** The streams on this connection, by request id, so their acks reach them. */
+  streams: Map<number, Stream>;
 }
 
 export type Handler = (params: unknown, ctx: HandlerContext, req: RequestContext) => Promise<unknown>;
