@@ -22,6 +22,8 @@ function __discue_sub
             echo 'listen'
         case '|deliveries'
             echo 'deliveries'
+        case '|token'
+            echo 'token'
         case '|top'
             echo 'top'
         case '|config'
@@ -82,6 +84,12 @@ function __discue_sub
             echo 'deliveries list'
         case 'deliveries|retry'
             echo 'deliveries retry'
+        case 'token|create'
+            echo 'token create'
+        case 'token|list' 'token|ls'
+            echo 'token list'
+        case 'token|revoke'
+            echo 'token revoke'
         case 'config|get'
             echo 'config get'
         case 'config|set'
@@ -98,7 +106,7 @@ end
 # __discue_takes_value PATH OPTION: true if OPTION of PATH takes a value.
 function __discue_takes_value
     switch "$argv[1]|$argv[2]"
-        case 'daemon start|--store' 'daemon repair|--store' 'daemon logs|-n' 'daemon logs|--lines' 'queue create|--schema' 'queue create|--retention' 'queue create|--max-messages' 'queue list|--fields' 'queue update|--schema' 'queue update|--retention' 'queue update|--max-messages' 'publish|-d' 'publish|--data' 'publish|-n' 'publish|--name' 'publish|-k' 'publish|--key' 'publish|--wait-timeout' 'messages list|--limit' 'messages list|--since' 'messages list|--fields' 'listener add|--url' 'listener add|--exec' 'listener add|--queue' 'listener add|--name' 'listener add|--header' 'listener add|--secret' 'listener add|--timeout' 'listener add|--max-attempts' 'listener add|--retry-delay' 'listener add|--concurrency' 'listener add|--from' 'listener list|--queue' 'listener list|--fields' 'listen|--exec' 'listen|--count' 'listen|--timeout' 'listen|--grep' 'listen|--name' 'listen|--from' 'deliveries list|--listener' 'deliveries list|--state' 'deliveries list|--limit' 'deliveries retry|--listener' 'top|--interval' '*|--socket'
+        case 'daemon start|--store' 'daemon start|--http' 'daemon repair|--store' 'daemon logs|-n' 'daemon logs|--lines' 'queue create|--schema' 'queue create|--retention' 'queue create|--max-messages' 'queue list|--fields' 'queue update|--schema' 'queue update|--retention' 'queue update|--max-messages' 'publish|-d' 'publish|--data' 'publish|-n' 'publish|--name' 'publish|-k' 'publish|--key' 'publish|--wait-timeout' 'messages list|--limit' 'messages list|--since' 'messages list|--fields' 'listener add|--url' 'listener add|--exec' 'listener add|--queue' 'listener add|--name' 'listener add|--header' 'listener add|--secret' 'listener add|--timeout' 'listener add|--max-attempts' 'listener add|--retry-delay' 'listener add|--concurrency' 'listener add|--from' 'listener list|--queue' 'listener list|--fields' 'listen|--exec' 'listen|--count' 'listen|--timeout' 'listen|--grep' 'listen|--name' 'listen|--from' 'deliveries list|--listener' 'deliveries list|--state' 'deliveries list|--limit' 'deliveries retry|--listener' 'token create|--name' 'token create|--scope' 'top|--interval' '*|--socket'
             return 0
     end
     return 1
@@ -180,6 +188,7 @@ complete -c discue -n '__discue_arg \'\' 0' -a 'messages' -d 'read and delete st
 complete -c discue -n '__discue_arg \'\' 0' -a 'listener' -d 'register durable listeners that the daemon delivers to (HTTP URLs, commands)'
 complete -c discue -n '__discue_arg \'\' 0' -a 'listen' -d 'receive messages in the foreground: print each data line, or run --exec per message, in order'
 complete -c discue -n '__discue_arg \'\' 0' -a 'deliveries' -d 'inspect and retry deliveries: pending, failing, dead, recently delivered'
+complete -c discue -n '__discue_arg \'\' 0' -a 'token' -d 'tokens of the HTTP API: create (shown once), list, revoke'
 complete -c discue -n '__discue_arg \'\' 0' -a 'top' -d 'live dashboard of queues, listeners and deliveries (one plain snapshot when not a terminal)'
 complete -c discue -n '__discue_arg \'\' 0' -a 'config' -d 'user defaults: output, colour, socket, listener timeout and attempts (flag > env > config > default)'
 complete -c discue -n '__discue_arg \'\' 0' -a 'completion' -d 'print the shell completion script for bash, zsh or fish'
@@ -200,6 +209,8 @@ complete -c discue -n '__discue_in \'daemon\'' -s h -l help -d 'show help'
 # discue daemon start
 complete -c discue -n '__discue_in \'daemon start\'' -l foreground -d 'run in this process and log to stderr, until SIGTERM'
 complete -c discue -n '__discue_in \'daemon start\'' -l store -r -F -d 'where the daemon keeps its data: a LevelDB directory (default: config store, then $DISCUE_HOME/data)'
+complete -c discue -n '__discue_in \'daemon start\'' -l http -r -f -d 'serve the HTTP API there (config http.listen); loopback only unless TLS or --http-insecure'
+complete -c discue -n '__discue_in \'daemon start\'' -l http-insecure -d 'allow --http on a non-loopback address without TLS (tokens then cross the network in clear)'
 complete -c discue -n '__discue_in \'daemon start\'' -s h -l help -d 'show help'
 
 # discue daemon stop
@@ -315,6 +326,7 @@ complete -c discue -n '__discue_in \'listener add\'' -l queue -r -f -a '(__discu
 complete -c discue -n '__discue_in \'listener add\'' -l name -r -f -d 'a name to refer to it by (unique)'
 complete -c discue -n '__discue_in \'listener add\'' -l header -r -f -d 'extra HTTP header (repeatable)'
 complete -c discue -n '__discue_in \'listener add\'' -l secret -r -f -d 'signing secret to use instead of a generated one'
+complete -c discue -n '__discue_in \'listener add\'' -l cloudevents -d 'with --url: add the CloudEvents 1.0 binary headers (ce-*) to each request, besides the signature'
 complete -c discue -n '__discue_in \'listener add\'' -l shell -d 'run --exec through /bin/sh (pipes, redirections); message content still never reaches the command line'
 complete -c discue -n '__discue_in \'listener add\'' -l timeout -r -f -d 'per attempt: HTTP request or command run time (default: config listener.timeout, else 30s)'
 complete -c discue -n '__discue_in \'listener add\'' -l max-attempts -r -f -d 'attempts before a delivery is dead, 1 to 1000 (default: config listener.maxAttempts, else 10)'
@@ -373,6 +385,23 @@ complete -c discue -n '__discue_in \'deliveries retry\'' -l all-dead -d 'every d
 complete -c discue -n '__discue_in \'deliveries retry\'' -l listener -r -f -a '(__discue_names listeners)' -d 'with --all-dead: only this listener'
 complete -c discue -n '__discue_in \'deliveries retry\'' -s h -l help -d 'show help'
 
+# discue token
+complete -c discue -n '__discue_arg \'token\' 0' -a 'create' -d 'create a token and print it, once (the daemon keeps only its hash)'
+complete -c discue -n '__discue_arg \'token\' 0' -a 'list' -d 'list tokens: name, scopes, age (never the token)'
+complete -c discue -n '__discue_arg \'token\' 0' -a 'revoke' -d 'revoke a token: requests with it get 401 from now on'
+complete -c discue -n '__discue_in \'token\'' -s h -l help -d 'show help'
+
+# discue token create
+complete -c discue -n '__discue_in \'token create\'' -l name -r -f -d 'the token\'s name: 1-64 characters of a-z A-Z 0-9 . _ -'
+complete -c discue -n '__discue_in \'token create\'' -l scope -r -f -d 'what it may do (repeatable): admin, publish, publish:QUEUE, read, read:QUEUE, listeners, metrics'
+complete -c discue -n '__discue_in \'token create\'' -s h -l help -d 'show help'
+
+# discue token list
+complete -c discue -n '__discue_in \'token list\'' -s h -l help -d 'show help'
+
+# discue token revoke
+complete -c discue -n '__discue_in \'token revoke\'' -s h -l help -d 'show help'
+
 # discue top
 complete -c discue -n '__discue_in \'top\'' -l interval -r -f -d 'refresh interval, like 500ms or 2s (a bare number is milliseconds; at least 100ms)'
 complete -c discue -n '__discue_in \'top\'' -s h -l help -d 'show help'
@@ -387,15 +416,15 @@ complete -c discue -n '__discue_in \'config\'' -s h -l help -d 'show help'
 
 # discue config get
 complete -c discue -n '__discue_in \'config get\'' -s h -l help -d 'show help'
-complete -c discue -n '__discue_arg \'config get\' 0' -f -a 'output color socket store listener.timeout listener.maxAttempts'
+complete -c discue -n '__discue_arg \'config get\' 0' -f -a 'output color socket store listener.timeout listener.maxAttempts http.listen http.tlsCert http.tlsKey'
 
 # discue config set
 complete -c discue -n '__discue_in \'config set\'' -s h -l help -d 'show help'
-complete -c discue -n '__discue_arg \'config set\' 0' -f -a 'output color socket store listener.timeout listener.maxAttempts'
+complete -c discue -n '__discue_arg \'config set\' 0' -f -a 'output color socket store listener.timeout listener.maxAttempts http.listen http.tlsCert http.tlsKey'
 
 # discue config unset
 complete -c discue -n '__discue_in \'config unset\'' -s h -l help -d 'show help'
-complete -c discue -n '__discue_arg \'config unset\' 0' -f -a 'output color socket store listener.timeout listener.maxAttempts'
+complete -c discue -n '__discue_arg \'config unset\' 0' -f -a 'output color socket store listener.timeout listener.maxAttempts http.listen http.tlsCert http.tlsKey'
 
 # discue config list
 complete -c discue -n '__discue_in \'config list\'' -s h -l help -d 'show help'
@@ -414,4 +443,4 @@ complete -c discue -n '__discue_in \'version\'' -s h -l help -d 'show help'
 complete -c discue -n '__discue_in \'doctor\'' -s h -l help -d 'show help'
 
 # discue help
-complete -c discue -n '__discue_arg \'help\' 0' -f -a 'daemon queue publish messages listener listen deliveries top config completion version doctor'
+complete -c discue -n '__discue_arg \'help\' 0' -f -a 'daemon queue publish messages listener listen deliveries token top config completion version doctor'

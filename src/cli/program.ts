@@ -13,6 +13,7 @@ import { registerListener } from './commands/listener.js';
 import { registerMessages } from './commands/messages.js';
 import { registerPublish } from './commands/publish.js';
 import { registerQueue } from './commands/queue.js';
+import { registerToken } from './commands/token.js';
 import { registerTop } from './commands/top.js';
 import { registerVersion } from './commands/version.js';
 import { createRoot, finishProgram } from './root.js';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerListener(program);
   registerListen(program);
   registerDeliveries(program);
+  registerToken(program);
   registerTop(program);
   registerConfig(program);
   registerCompletion(program);

@@ -46,6 +46,8 @@ export interface StartOptions {
   /** The `store` setting for the daemon, when the command line gave one (else it reads DISCUE_STORE and the config). */
   store?: string;
   env?: NodeJS.ProcessEnv;
+  /** More options for `daemon start --foreground` (--http ADDR). */
+  args?: string[];
 }
 
 export interface StartResult {
@@ -193,6 +195,7 @@ async function createLock(path: string): Promise<boolean> {
 async function spawnAndWait(paths: BrokerPaths, options: StartOptions, deadline: number): Promise<void> {
   const args = [BIN, 'daemon', 'start', '--foreground'];
   if (options.store) args.push('--store', options.store);
+  if (options.args) args.push(...options.args);
   // Loaded here, not at the top: every command imports this module, few start a daemon.
   const { spawn } = await import('node:child_process');
   const log = openSync(paths.logFile, 'a', 0o600);

@@ -32,6 +32,8 @@ export class DeliveryEngine {
   readonly recent: RecentDelivery[] = [];
   /** Publishes and delivery outcomes over rolling windows. */
   readonly stats = new StatsRegistry();
+  /** Told of every delivery attempt (the HTTP API's /metrics times them). */
+  readonly attemptObservers = new Set<(listenerId: string, messageId: string, attempt: Attempt) => void>();
 
   constructor(
     private readonly store: Store,
@@ -41,8 +43,9 @@ export class DeliveryEngine {
     this.streams = new Streams(store, this);
     this.waiters = new Waiters((worker) => this.holdsWaits(worker));
     this.hooks = {
-      attempted: (worker, _messageId, attempt) => {
+      attempted: (worker, messageId, attempt) => {
         this.stats.counter(`listener:${worker.listenerId}:${attempt.ok ? 'ok' : 'failed'}`).add();
+        for (const observe of this.attemptObservers) observe(worker.listenerId, messageId, attempt);
       },
       retrying: (worker, messageId, attempt) => this.pushRecent(worker, attempt, 'failed', messageId),
       settled: (worker, messageId, state, attempt) => this.onSettled(worker, messageId, state, attempt),

@@ -13,6 +13,7 @@ import type {
   PublishResult,
   QueueInfo,
   StatsSnapshot,
+  TokenInfo,
 } from './wire.js';
 
 /** Where a new listener or listen starts: new (messages stored from now on) or all (the backlog too). */
@@ -30,6 +31,8 @@ export interface ListenerAddParams {
   url?: string;
   headers?: Record<string, string>;
   secret?: string;
+  /** HTTP: add the CloudEvents binary-mode headers to each delivery. */
+  cloudevents?: boolean;
   command?: string;
   shell?: boolean;
   cwd?: string;
@@ -111,6 +114,10 @@ export interface RequestMap {
   };
   'messages.get': { params: { queue: string; id: string }; result: Envelope };
   'messages.delete': { params: { queue: string; id: string }; result: { id: string } };
+  /** HTTP API tokens; the token itself is in this result only. */
+  'token.create': { params: { name: string; scopes: string[] }; result: TokenInfo & { token: string } };
+  'token.list': { params: Record<string, never>; result: TokenInfo[] };
+  'token.revoke': { params: { name: string }; result: { name: string } };
 }
 
 export type RequestType = keyof RequestMap;

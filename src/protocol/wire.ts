@@ -104,6 +104,8 @@ export interface DaemonStatus {
   connections: number;
   /** Storage problems the daemon knows of (disk full, damaged records, a torn log at start). */
   warnings?: string[];
+  /** The HTTP API's base URL, when it is on. */
+  http?: string;
 }
 
 export interface PublishResult {
@@ -146,6 +148,8 @@ export interface ListenerInfo {
   maxAttempts: number;
   retryDelayMs: number;
   concurrency: number;
+  /** HTTP: each delivery carries the CloudEvents 1.0 binary-mode headers too. */
+  cloudevents?: boolean;
   state: ListenerState;
   disabledReason?: string;
   createdAt: string;
@@ -232,3 +236,10 @@ export interface WaitOutcome {
   health?: ListenerHealth;
 }
 
+
+/** An HTTP API token as `token list` shows it: never the token itself, which only `token create` returns, once. */
+export interface TokenInfo {
+  name: string;
+  scopes: string[];
+  createdAt: string;
+}

@@ -111,7 +111,7 @@ function table(messageId: string): Record<RequestType, Variant[]> {
       },
       {
         base: { kind: 'http', queues: ['lq'], url: 'http://127.0.0.1:9/', headers: { 'X-A': 'b' } },
-        keys: ['url', 'headers', 'headers.X-A', 'secret'],
+        keys: ['url', 'headers', 'headers.X-A', 'secret', 'cloudevents'],
       },
     ],
     'listener.list': [{ base: { queue: 'lq' }, keys: ['queue'] }],
@@ -127,6 +127,9 @@ function table(messageId: string): Record<RequestType, Variant[]> {
     'messages.page': [{ base: { queue: 'q' }, keys: ['queue', 'afterId', 'sinceMs', 'next', 'limit'] }],
     'messages.get': [{ base: { queue: 'q', id: messageId }, keys: ['queue', 'id'] }],
     'messages.delete': [{ base: { queue: 'q', id: messageId }, keys: ['queue', 'id'] }],
+    'token.create': [{ base: { name: 'tok', scopes: ['read'] }, keys: ['name', 'scopes', 'scopes.0'] }],
+    'token.list': [{ base: {}, keys: [] }],
+    'token.revoke': [{ base: { name: 'gone' }, keys: ['name'] }],
   };
 }
 

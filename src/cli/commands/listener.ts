@@ -56,6 +56,7 @@ export function registerListener(program: Command): void {
     .option('--name <name>', 'a name to refer to it by (unique)')
     .addOption(declareValue(new Option('--header <key:value>', 'extra HTTP header (repeatable)').argParser(collect), { repeatable: true }))
     .option('--secret <whsec>', 'signing secret to use instead of a generated one')
+    .option('--cloudevents', 'with --url: add the CloudEvents 1.0 binary headers (ce-*) to each request, besides the signature')
     .option('--shell', 'run --exec through /bin/sh (pipes, redirections); message content still never reaches the command line')
     .option('--timeout <duration>', `per attempt: HTTP request or command run time (default: config listener.timeout, else ${configKey('listener.timeout').default})`)
     .option('--max-attempts <n>', `attempts before a delivery is dead, 1 to ${MOST_ATTEMPTS} (default: config listener.maxAttempts, else ${configKey('listener.maxAttempts').default})`)
@@ -94,12 +95,13 @@ export function registerListener(program: Command): void {
           params.url = url;
           if (opts.header) params.headers = parseHeaders(opts.header as string[]);
           if (opts.secret !== undefined) params.secret = String(opts.secret);
+          if (opts.cloudevents) params.cloudevents = true;
           if (opts.shell) throw new DiscueError('USAGE', '--shell goes with --exec');
         } else {
           params.command = exec!;
           params.cwd = process.cwd();
           if (opts.shell) params.shell = true;
-          if (opts.header || opts.secret) throw new DiscueError('USAGE', '--header and --secret go with --url');
+          if (opts.header || opts.secret || opts.cloudevents) throw new DiscueError('USAGE', '--header, --secret and --cloudevents go with --url');
         }
         if (opts.ifMissing && params.name === undefined) {
           throw new DiscueError('USAGE', '--if-missing needs --name: the existing listener is found by its name');
@@ -311,6 +313,7 @@ function listenerDifferences(existing: ListenerInfo, wanted: ListenerAddParams):
     compare('url', existing.url ?? '-', normalUrl(wanted.url!));
     compare('headers', headerText(existing.headers), headerText(wanted.headers));
     if (wanted.secret !== undefined && existing.secret !== wanted.secret) differences.push('secret differs');
+    compare('cloudevents', String(existing.cloudevents === true), String(wanted.cloudevents === true));
   } else {
     const argv = wanted.shell ? [wanted.command!] : splitCommand(wanted.command!);
     compare('command', JSON.stringify(existing.command ?? []), JSON.stringify(argv));

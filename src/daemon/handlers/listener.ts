@@ -51,7 +51,9 @@ export const listenerHandlers = {
       if (headers) record.headers = validateHeaders(headers);
       const secret = optionalString(params, 'secret');
       record.secret = secret === undefined ? generateSecret() : validateSecret(secret);
+      if (optionalBoolean(params, 'cloudevents') === true) record.cloudevents = true;
     } else {
+      if (params.cloudevents === true) throw new DiscueError('INVALID_ARGUMENT', 'cloudevents goes with an HTTP listener (--url)');
       const command = requireString(params, 'command');
       const shell = optionalBoolean(params, 'shell') ?? false;
       record.command = shell ? [command] : splitCommand(command);
