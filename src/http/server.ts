@@ -156,7 +156,7 @@ export class HttpApi {
         continue;
       }
       const params: Record<string, string> = {};
-      names.forEach((name, i) => (params[name] = decodeURIComponent(m[i + 1]!)));
+      names.forEach((name, i) => (params[name] = decodePathPart(m[i + 1]!)));
       return { route, params };
     }
     return allowed;
@@ -170,7 +170,8 @@ export class HttpApi {
         res.setHeader('Connection', 'close');
         throw new DiscueError('SHUTTING_DOWN', 'the daemon is shutting down');
       }
-      const url = new URL(req.url ?? '/', 'http://discue');
+      // Not new URL(req.url, base): that reads `//x/v1/queues` as host x and path /v1/queues.
+      const url = new URL(`http://discue${pathOf(req.url)}`);
       const found = this.match(req.method ?? 'GET', url.pathname);
       if (Array.isArray(found)) {
         if (found.length > 0) res.setHeader('Allow', found.join(', '));
@@ -187,15 +188,7 @@ export class HttpApi {
         headers: req.headers,
         body: bodyReader(req),
         scopes,
-        // Asked again by a long stream: a token revoked meanwhile ends it.
-        stillAuthorized: () => {
-          try {
-            this.authorize(req, route, params);
-            return true;
-          } catch {
-            return false;
-          }
-        },
+        authorizeAgain: (queue) => void this.authorize(req, route, queue === undefined ? params : { ...params, queue }),
         ctx: this.ctx,
       };
       const reply = await route.handle(call, this.streamTarget(req, res, () => {
@@ -231,6 +224,7 @@ export class HttpApi {
 
   private streamTarget(req: IncomingMessage, res: ServerResponse, started: () => void): StreamTarget {
     const closers = this.closers;
+    const timeoutMs = this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     return {
       start: (status, headers) => {
         started();
@@ -240,8 +234,24 @@ export class HttpApi {
         res.flushHeaders();
       },
       write: (text) => res.write(text),
-      drain: () => new Promise<void>((resolve) => (res.writableNeedDrain ? res.once('drain', resolve).once('close', resolve) : resolve())),
-      heartbeatMs: Math.min(15_000, Math.floor((this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS) / 2)),
+      drain: () =>
+        new Promise<void>((resolve) => {
+          if (!res.writableNeedDrain) return resolve();
+          // Listeners removed once either fires: a long stream drains many times.
+          const done = () => {
+            clearTimeout(timer);
+            res.off('drain', done).off('close', done);
+            resolve();
+          };
+          // A stream's socket has no idle timeout, so a client that stops reading
+          // would hold its connection and a page of messages for ever: cut off.
+          const timer = setTimeout(() => {
+            res.destroy();
+            done();
+          }, timeoutMs);
+          res.once('drain', done).once('close', done);
+        }),
+      heartbeatMs: Math.min(15_000, Math.floor(timeoutMs / 2)),
       onClose: (callback) => {
         const close = () => {
           closers.delete(close);
@@ -282,6 +292,22 @@ export class HttpApi {
     if (!isDiscueError(err)) this.log.error('http request failed', { error: err as Error });
     if (error.code === 'UNAUTHORIZED') res.setHeader('WWW-Authenticate', 'Bearer');
     this.send(res, HTTP_STATUS[error.code], { error: error.toWire() });
+  }
+}
+
+/** The request target as a path: origin-form as it is, absolute-form (`http://host/p`, from a proxy) without its origin. */
+function pathOf(target: string | undefined): string {
+  if (target === undefined || target === '') return '/';
+  if (target.startsWith('/')) return target;
+  const absolute = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(target);
+  return absolute ? target.slice(absolute[0].length) || '/' : `/${target}`;
+}
+
+function decodePathPart(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new DiscueError('INVALID_ARGUMENT', `the path part ${JSON.stringify(text)} is not valid percent-encoding`);
   }
 }
 

@@ -1,0 +1,187 @@
+/**
+ * The HTTP API against hostile and careless clients, through real HTTP on
+ * 127.0.0.1 against the real daemon started by the CLI: malformed paths, a
+ * scoped token on a stream whose queue is renamed away, a client that stops
+ * reading a stream, a damaged tokens.json.
+ */
+import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
+import { ok } from '../helpers/discue.js';
+import { expectHttpError, startApi } from '../helpers/http.js';
+
+const sb = useSandbox('dq-abuse-');
+
+/** Sends raw bytes on a fresh connection; resolves with everything the server sent before closing or going quiet. */
+function raw(url: string, text: string): Promise<string> {
+  const { port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect(Number(port), '127.0.0.1');
+    let answer = '';
+    let quiet: NodeJS.Timeout | undefined;
+    const done = () => {
+      clearTimeout(quiet);
+      socket.destroy();
+      resolve(answer);
+    };
+    socket.on('data', (d: Buffer) => {
+      answer += String(d);
+      // A whole answer has arrived once its declared body is in.
+      const head = answer.indexOf('\r\n\r\n');
+      const length = /content-length: (\d+)/i.exec(answer);
+      if (head >= 0 && (!length || Buffer.byteLength(answer) - head - 4 >= Number(length[1]))) {
+        clearTimeout(quiet);
+        quiet = setTimeout(done, 50);
+      }
+    });
+    socket.on('close', done);
+    socket.on('error', done);
+    socket.write(text);
+  });
+}
+
+const ESTABLISHED = '01';
+
+/** The TCP state (as /proc/net/tcp writes it) of the daemon's end of the connection from clientPort, or undefined once it is gone. */
+function serverSideState(serverPort: number, clientPort: number): string | undefined {
+  const hex = (port: number) => port.toString(16).toUpperCase().padStart(4, '0');
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const [, local, remote, state] = line.trim().split(/\s+/);
+    if (local?.endsWith(`:${hex(serverPort)}`) && remote?.endsWith(`:${hex(clientPort)}`)) return state;
+  }
+  return undefined;
+}
+
+function jsonOf(answer: string): any {
+  return JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
+}
+
+describe('HTTP API under abuse', () => {
+  it('a malformed percent-encoding in the path is a 400 with the error body, not a 500', async () => {
+    const api = await startApi(sb);
+    const admin = await api.token('admin', 'admin');
+    await api.request('POST', '/v1/queues', { token: admin, body: { name: 'orders' } });
+    const res = await api.request('GET', '/v1/queues/%E0%A4%A/messages', { token: admin });
+    expectHttpError(res, 400, 'INVALID_ARGUMENT');
+    expect(sb.log()).not.toContain('http request failed');
+  });
+
+  it('a path starting with // is routed as it is written, not read as a host and the rest', async () => {
+    const api = await startApi(sb);
+    const admin = await api.token('admin', 'admin');
+    // WHATWG URL reads `//x/v1/queues` as host x, path /v1/queues.
+    const answer = await raw(api.url, `GET //x/v1/queues HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${admin}\r\nConnection: close\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.1 404 /);
+    expect(jsonOf(answer).error.code).toBe('ROUTE_NOT_FOUND');
+  });
+
+  it('a read:QUEUE stream ends with FORBIDDEN when its queue is renamed to a name the token does not cover', async () => {
+    const api = await startApi(sb, { DISCUE_HTTP_TIMEOUT_MS: '1000' });
+    const admin = await api.token('admin', 'admin');
+    const reader = await api.token('reader', 'read:orders');
+    await api.request('POST', '/v1/queues', { token: admin, body: { name: 'orders' } });
+    const events: { event: string; data: string }[] = [];
+    let status = 0;
+    let ended = false;
+    const req = httpRequest(`${api.url}/v1/queues/orders/events`, { headers: { authorization: `Bearer ${reader}` } }, (res) => {
+      status = res.statusCode ?? 0;
+      let buffer = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buffer += chunk;
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const event = /^event: (.*)$/m.exec(block)?.[1];
+          const data = /^data: (.*)$/m.exec(block)?.[1];
+          if (event && data) events.push({ event, data });
+        }
+      });
+      res.on('close', () => (ended = true));
+    });
+    req.on('error', () => (ended = true));
+    req.end();
+    try {
+      await waitFor(() => status === 200, 10_000, 'the stream to open');
+      await api.request('POST', '/v1/queues/orders/rename', { token: admin, body: { to: 'private' } });
+      await api.request('POST', '/v1/queues/private/messages', { token: admin, body: { data: 'not for read:orders' } });
+      // The token cannot read `private` by its name: neither may its stream.
+      expectHttpError(await api.request('GET', '/v1/queues/private/messages', { token: reader }), 403, 'FORBIDDEN');
+      await waitFor(() => ended, 10_000, 'the stream to end');
+      expect(events.map((e) => e.data).join('\n')).not.toContain('not for read:orders');
+      expect(events).toHaveLength(1);
+      expect(events[0]!.event).toBe('error');
+      expect(JSON.parse(events[0]!.data)).toMatchObject({ error: { code: 'FORBIDDEN' } });
+    } finally {
+      req.destroy();
+    }
+  });
+
+  it('a stream whose client stops reading is cut off after the timeout, and leaks no listeners meanwhile', async () => {
+    const api = await startApi(sb, { DISCUE_HTTP_TIMEOUT_MS: '1000' });
+    const admin = await api.token('admin', 'admin');
+    await api.request('POST', '/v1/queues', { token: admin, body: { name: 'orders' } });
+    let status = 0;
+    let clientPort = 0;
+    const req = httpRequest(`${api.url}/v1/queues/orders/events`, { headers: { authorization: `Bearer ${admin}` } }, (res) => {
+      status = res.statusCode ?? 0;
+      clientPort = res.socket.localPort ?? 0;
+      // Never read: the server's writes back up until the socket buffers are full.
+      res.pause();
+    });
+    req.on('error', () => undefined);
+    req.end();
+    try {
+      await waitFor(() => status === 200, 10_000, 'the stream to open');
+      const big = 'x'.repeat(200 * 1024);
+      // ~12 MB: well past what loopback socket buffers hold.
+      for (let i = 0; i < 60; i++) await api.request('POST', '/v1/queues/orders/messages', { token: admin, body: { data: big } });
+      const published = Date.now();
+      // The client, not reading, cannot see the close (the FIN waits behind the data it does
+      // not take): the daemon's side of the connection is looked at instead.
+      const serverPort = Number(new URL(api.url).port);
+      expect(serverSideState(serverPort, clientPort)).toBe(ESTABLISHED);
+      await waitFor(() => serverSideState(serverPort, clientPort) !== ESTABLISHED, 15_000, 'the stalled stream to be cut off');
+      expect(Date.now() - published).toBeLessThan(10_000);
+      // Other clients are served meanwhile and after.
+      expect((await api.request('GET', '/healthz')).status).toBe(200);
+      expect(sb.log()).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      req.destroy();
+    }
+  });
+
+  it('a damaged tokens.json does not stop the daemon: the socket works, the HTTP API refuses every token, token commands say what to fix', async () => {
+    const api = await startApi(sb);
+    const admin = await api.token('admin', 'admin');
+    await ok(sb, ['daemon', 'stop']);
+    const file = join(sb.home, 'tokens.json');
+    const good = readFileSync(file, 'utf8');
+    writeFileSync(file, good.slice(0, 20), { mode: 0o600 });
+    const restarted = await startApi(sb);
+    // The admin channel is unaffected.
+    await ok(sb, ['queue', 'create', 'orders']);
+    expectHttpError(await restarted.request('GET', '/v1/queues', { token: admin }), 500, 'STORAGE_DAMAGED');
+    expect((await restarted.request('GET', '/healthz')).status).toBe(200);
+    const list = await sb.run(['token', 'list']);
+    expect(list.code).toBe(1);
+    expect(list.stderr).toContain('[STORAGE_DAMAGED]');
+    expect(list.stderr).toContain('tokens.json');
+    // Creating a token must not overwrite the damaged file (the user may still repair it).
+    expect((await sb.run(['token', 'create', '--name', 'x', '--scope', 'admin'])).code).toBe(1);
+    expect(readFileSync(file, 'utf8')).toBe(good.slice(0, 20));
+    expect(sb.log()).toContain('tokens.json');
+    // A record whose hash is not a SHA-256 (a careless edit) spoils only itself.
+    await ok(sb, ['daemon', 'stop']);
+    const parsed = JSON.parse(good) as { tokens: { hash: string; scopes: unknown }[] };
+    parsed.tokens.push({ ...parsed.tokens[0]!, hash: 'abc', scopes: ['admin'] });
+    writeFileSync(file, JSON.stringify(parsed), { mode: 0o600 });
+    const again = await startApi(sb);
+    expect((await again.request('GET', '/v1/queues', { token: admin })).status).toBe(200);
+    expectHttpError(await again.request('GET', '/v1/queues', { token: 'dq_nope' }), 401, 'UNAUTHORIZED');
+  });
+});
