@@ -184,4 +184,37 @@ describe('HTTP API under abuse', () => {
     expect((await again.request('GET', '/v1/queues', { token: admin })).status).toBe(200);
     expectHttpError(await again.request('GET', '/v1/queues', { token: 'dq_nope' }), 401, 'UNAUTHORIZED');
   });
+
+  it('CloudEvents: distinct (source, id) pairs are never taken for one another, and data that is not UTF-8 text is refused, not mangled', async () => {
+    const api = await startApi(sb);
+    const t = await api.token('admin', 'admin');
+    await api.request('POST', '/v1/queues', { token: t, body: { name: 'orders' } });
+    const structured = (event: Record<string, unknown>) =>
+      api.request('POST', '/v1/queues/orders/messages', {
+        token: t,
+        raw: JSON.stringify({ specversion: '1.0', type: 't', ...event }),
+        headers: { 'content-type': 'application/cloudevents+json' },
+      });
+    // ("a b", "c") and ("a", "b c") are two events: both stored.
+    const first = await structured({ source: 'a b', id: 'c', data: 'first' });
+    const second = await structured({ source: 'a', id: 'b c', data: 'second' });
+    expect(first.status).toBe(201);
+    expect(second.status).toBe(201);
+    expect(second.body.ids).not.toEqual(first.body.ids);
+    // Any string is an id: long or not ASCII, it is still a CloudEvent.
+    expect((await structured({ source: '/shop', id: 'é'.repeat(300), data: 'x' })).status).toBe(201);
+    // Sent twice, stored once, as before.
+    expect((await structured({ source: 'a', id: 'b c', data: 'second' })).body.ids).toEqual(second.body.ids);
+    expectHttpError(await structured({ source: 's', id: '1', data_base64: '!!!' }), 400, 'INVALID_MESSAGE');
+    expectHttpError(await structured({ source: 's', id: '2', data_base64: Buffer.from([0xff, 0xfe]).toString('base64') }), 400, 'INVALID_MESSAGE');
+    expect((await structured({ source: 's', id: '3', data_base64: Buffer.from('héllo').toString('base64') })).status).toBe(201);
+    const binary = await fetch(`${api.url}/v1/queues/orders/messages`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${t}`, 'ce-specversion': '1.0', 'ce-id': '4', 'ce-source': 's', 'ce-type': 't', 'content-type': 'application/octet-stream' },
+      body: new Uint8Array([0xff, 0xfe, 0x00]),
+    });
+    expectHttpError({ status: binary.status, body: await binary.json() }, 400, 'INVALID_MESSAGE');
+    const page = await api.request('GET', '/v1/queues/orders/messages', { token: t });
+    expect(page.body.messages.map((m: { data: string }) => m.data)).toEqual(['first', 'second', 'x', 'héllo']);
+  });
 });
