@@ -10,7 +10,7 @@
  * (slowloris) never holds the daemon. Tokens never reach the log.
  */
 import { readFile } from 'node:fs/promises';
-import { createServer as createHttpServer } from 'node:http';
+import { STATUS_CODES, createServer as createHttpServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -95,10 +95,16 @@ export class HttpApi {
     // Each connection holds a file descriptor and buffers: a flood of them is refused past this.
     this.server.maxConnections = MAX_CONNECTIONS;
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-      // Headers or body not in within the timeout (a slowloris client): 408, then closed.
-      const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
-      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
-      else socket.destroy();
+      // Refused by Node before routing, answered with the same error body as any other, then closed.
+      const error = clientError(err.code, timeout);
+      const status = HTTP_STATUS[error.code];
+      const text = JSON.stringify({ error: error.toWire() });
+      if (socket.writable) {
+        socket.end(
+          `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+            `Content-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+        );
+      } else socket.destroy();
     });
   }
 
@@ -293,6 +299,14 @@ export class HttpApi {
     if (error.code === 'UNAUTHORIZED') res.setHeader('WWW-Authenticate', 'Bearer');
     this.send(res, HTTP_STATUS[error.code], { error: error.toWire() });
   }
+}
+
+/** The error for a request Node's parser refused (its error code). */
+function clientError(code: string | undefined, timeoutMs: number): DiscueError {
+  // Headers or body not in within the timeout: a slowloris client.
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return new DiscueError('REQUEST_TIMEOUT', `the request did not arrive within ${timeoutMs} ms`);
+  if (code === 'HPE_HEADER_OVERFLOW') return new DiscueError('HEADERS_TOO_LARGE', 'the request headers are over 16 KiB');
+  return new DiscueError('INVALID_ARGUMENT', `not a valid HTTP/1.1 request (${code ?? 'parse error'})`);
 }
 
 /** The request target as a path: origin-form as it is, absolute-form (`http://host/p`, from a proxy) without its origin. */

@@ -217,4 +217,22 @@ describe('HTTP API under abuse', () => {
     const page = await api.request('GET', '/v1/queues/orders/messages', { token: t });
     expect(page.body.messages.map((m: { data: string }) => m.data)).toEqual(['first', 'second', 'x', 'héllo']);
   });
+
+  it('requests Node refuses before routing (too many or too large headers, garbage, too slow) still get the error body', async () => {
+    const api = await startApi(sb, { DISCUE_HTTP_TIMEOUT_MS: '1000' });
+    const big = await raw(api.url, `GET /healthz HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    expect(big).toMatch(/^HTTP\/1\.1 431 /);
+    expect(jsonOf(big).error.code).toBe('HEADERS_TOO_LARGE');
+    const many = await raw(api.url, `GET /healthz HTTP/1.1\r\nHost: a\r\n${Array.from({ length: 3000 }, (_, i) => `X-${i}: 1\r\n`).join('')}\r\n`);
+    expect(many).toMatch(/^HTTP\/1\.1 431 /);
+    expect(jsonOf(many).error.code).toBe('HEADERS_TOO_LARGE');
+    const garbage = await raw(api.url, 'NOT HTTP AT ALL\r\n\r\n');
+    expect(garbage).toMatch(/^HTTP\/1\.1 400 /);
+    expect(jsonOf(garbage).error).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    const slow = await raw(api.url, 'GET /healthz HTTP/1.1\r\nHost: a\r\n');
+    expect(slow).toMatch(/^HTTP\/1\.1 408 /);
+    expect(jsonOf(slow).error.code).toBe('REQUEST_TIMEOUT');
+    expect(typeof jsonOf(slow).error.message).toBe('string');
+    expect((await api.request('GET', '/healthz')).status).toBe(200);
+  });
 });
