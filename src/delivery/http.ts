@@ -100,6 +100,26 @@ export class HttpSender implements Sender {
   }
 }
 
+/** GETs a liveness URL: true for a 2xx within `timeoutMs`; any other answer or none is false. */
+export async function probe(target: string, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
+  const { url, authorization } = splitCredentials(target);
+  try {
+    const { request, agent } = await client();
+    const response = await request(url, {
+      method: 'GET',
+      headers: { 'user-agent': `discue/${VERSION}`, ...(authorization === undefined ? {} : { authorization }) },
+      signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
+      dispatcher: agent,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
+    await response.body.dump();
+    return response.statusCode >= 200 && response.statusCode < 300;
+  } catch {
+    return false;
+  }
+}
+
 async function readSome(body: AsyncIterable<Buffer> & { destroy(): void }): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;

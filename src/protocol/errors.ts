@@ -27,6 +27,9 @@ export const ERROR_CODES = {
   INVALID_ARGUMENT: EXIT.USAGE,
   INVALID_DURATION: EXIT.USAGE,
   INVALID_SCHEMA: EXIT.USAGE,
+  INVALID_FILTER: EXIT.USAGE,
+  /** A command that would send messages again needs --yes when there is no terminal to ask on. */
+  CONFIRMATION_REQUIRED: EXIT.USAGE,
   /** A listener's --exec program is missing, or not executable: refused at `listener add`. */
   COMMAND_NOT_FOUND: EXIT.USAGE,
   COMMAND_NOT_EXECUTABLE: EXIT.USAGE,
@@ -114,6 +117,8 @@ export const HTTP_STATUS = {
   INVALID_ARGUMENT: 400,
   INVALID_DURATION: 400,
   INVALID_SCHEMA: 400,
+  INVALID_FILTER: 400,
+  CONFIRMATION_REQUIRED: 400,
   COMMAND_NOT_FOUND: 400,
   COMMAND_NOT_EXECUTABLE: 400,
   UNSUPPORTED_MEDIA_TYPE: 415,

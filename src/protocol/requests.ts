@@ -40,7 +40,28 @@ export interface ListenerAddParams {
   maxAttempts?: number;
   retryDelayMs?: number;
   concurrency?: number;
-  from?: StartFrom;
+  /** 'new', 'all', or a time (ms since epoch): messages stored from then on. */
+  from?: StartFrom | number;
+  filters?: string[];
+  rate?: string;
+  livenessUrl?: string;
+}
+
+/** `null` clears a setting; absent leaves it. */
+export interface ListenerUpdateParams {
+  ref: string;
+  filters?: string[] | null;
+  rate?: string | null;
+  livenessUrl?: string | null;
+}
+
+/** Where a replay starts: a time (ms since epoch) or a message id (that message included). */
+export interface ListenerReplayParams {
+  ref: string;
+  sinceMs?: number;
+  messageId?: string;
+  /** Only count what would go out. */
+  dryRun?: boolean;
 }
 
 export interface ListenParams {
@@ -53,6 +74,7 @@ export interface ListenParams {
   sinceMs?: number;
   /** Messages sent before waiting for acks. */
   prefetch?: number;
+  filters?: string[];
 }
 
 /** Every request type, its params and its result: the typed client is built from this. */
@@ -90,6 +112,9 @@ export interface RequestMap {
   'listener.remove': { params: { ref: string }; result: { id: string } };
   'listener.pause': { params: { ref: string }; result: ListenerInfo };
   'listener.resume': { params: { ref: string }; result: ListenerInfo };
+  'listener.update': { params: ListenerUpdateParams; result: ListenerInfo };
+  /** Moves the listener back and delivers again from there; `messages`: how many go out (at most, with filters: matching ones). */
+  'listener.replay': { params: ListenerReplayParams; result: { messages: number; queues: string[] } };
   'deliveries.list': {
     params: { listener?: string; state?: DeliveryState; limit?: number };
     result: DeliveryInfo[];

@@ -153,6 +153,12 @@ export interface ListenerInfo {
   state: ListenerState;
   disabledReason?: string;
   createdAt: string;
+  /** Globs on the message name (`*` one segment, `>` the rest); any match delivers. None: everything. */
+  filters?: string[];
+  /** At most this many sends, "N/s" or "N/m" (a token bucket, per listener). */
+  rate?: string;
+  /** Checked (GET, 2xx is alive) after a failed delivery, before another attempt is spent. */
+  livenessUrl?: string;
   /** Live figures from the delivery engine. */
   progress?: ListenerProgress[];
   stats?: ListenerStats;
@@ -185,6 +191,10 @@ export interface ListenerProgress extends ListenerHealth {
   /** Age in ms of the oldest message after the cursor (now minus its publishedAt); 0 when none. */
   lagMs?: number;
   lastDeliveryAt?: string;
+  /** Waiting for its rate limit (not failing). */
+  throttled?: boolean;
+  /** With a liveness URL: whether the receiver answered its last check (absent: not checked yet). */
+  liveness?: 'alive' | 'down';
 }
 
 export interface Attempt {
