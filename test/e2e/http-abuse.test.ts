@@ -4,7 +4,8 @@
  * scoped token on a stream whose queue is renamed away, a client that stops
  * reading a stream, a damaged tokens.json.
  */
-import { request as httpRequest } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -235,5 +236,29 @@ describe('HTTP API under abuse', () => {
     expect(jsonOf(slow).error.code).toBe('REQUEST_TIMEOUT');
     expect(typeof jsonOf(slow).error.message).toBe('string');
     expect((await api.request('GET', '/healthz')).status).toBe(200);
+  });
+
+  it('publish ?wait=true with a waitTimeoutMs past 2^31 ms waits, rather than timing out at once', async () => {
+    const api = await startApi(sb);
+    const admin = await api.token('admin', 'admin');
+    await api.request('POST', '/v1/queues', { token: admin, body: { name: 'orders' } });
+    // A webhook that never answers: the delivery stays in flight (listener timeout 30 s).
+    const hook = createHttpServer(() => undefined);
+    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+    sb.onDispose(() => new Promise((resolve) => hook.close(resolve)).then(() => hook.closeAllConnections()));
+    const url = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/`;
+    expect((await api.request('POST', '/v1/listeners', { token: admin, body: { kind: 'http', queues: ['orders'], url } })).status).toBe(201);
+    const answered = fetch(`${api.url}/v1/queues/orders/messages?wait=true&waitTimeoutMs=3000000000`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ data: 'x' }),
+      signal: AbortSignal.timeout(2000),
+    }).then(
+      (res) => `answered ${res.status}`,
+      (err: Error) => err.name,
+    );
+    // Node's timers overflow past 2^31-1 ms and fire after 1 ms: the wait must not end before our 2 s.
+    expect(await answered).toBe('TimeoutError');
+    expect(sb.log()).not.toContain('TimeoutOverflowWarning');
   });
 });
