@@ -41,6 +41,12 @@ export interface HttpOptions {
 const DEFAULT_TIMEOUT_MS = 30_000;
 /** Open HTTP connections at most (SSE streams included); more are refused at accept. */
 const MAX_CONNECTIONS = 1024;
+/**
+ * Open event streams at most: a stream holds its connection for as long as the
+ * client likes, so without this one read token could take every connection
+ * and lock all other clients out. Half is left for ordinary requests.
+ */
+const MAX_STREAMS = MAX_CONNECTIONS / 2;
 
 interface Compiled {
   route: Route;
@@ -233,6 +239,7 @@ export class HttpApi {
     const timeoutMs = this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     return {
       start: (status, headers) => {
+        if (closers.size >= MAX_STREAMS) throw new DiscueError('BUSY', `${MAX_STREAMS} event streams are open, the most at once; retry later`);
         started();
         // A stream has no request timeout: its heartbeats keep the connection alive.
         req.socket.setTimeout(0);

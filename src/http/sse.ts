@@ -45,7 +45,7 @@ export const EVENTS_ROUTE: Route = {
   scope: 'read',
   query: [{ name: 'after', schema: { type: 'string' }, description: 'start after this message id (as Last-Event-ID)' }],
   response: { status: 200, schema: { type: 'string', description: 'event: message, data: the envelope as JSON' }, contentType: 'text/event-stream' },
-  errors: [404],
+  errors: [404, 429],
   async handle(c, out) {
     let queue = c.params.queue!;
     const qid = c.ctx.store.queueId(queue); // QUEUE_NOT_FOUND before the stream starts
@@ -62,6 +62,9 @@ export const EVENTS_ROUTE: Route = {
       dirty = true;
       wake?.();
     };
+    // Started (or refused, BUSY) before anything is registered, so a refusal leaves nothing behind.
+    out.start(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+    out.write('retry: 1000\n\n');
     const byQueue = wakersOf(c.ctx.store);
     const set = byQueue.get(qid) ?? new Set();
     byQueue.set(qid, set);
@@ -83,8 +86,6 @@ export const EVENTS_ROUTE: Route = {
       closed = true;
       wake?.();
     });
-    out.start(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
-    out.write('retry: 1000\n\n');
     try {
       while (!closed && !out.closed) {
         if (!dirty) {

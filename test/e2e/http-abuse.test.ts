@@ -4,7 +4,8 @@
  * scoped token on a stream whose queue is renamed away, a client that stops
  * reading a stream, a damaged tokens.json.
  */
-import { createServer as createHttpServer, request as httpRequest } from 'node:http';
+import { Agent, createServer as createHttpServer, request as httpRequest } from 'node:http';
+import type { ClientRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -260,5 +261,39 @@ describe('HTTP API under abuse', () => {
     // Node's timers overflow past 2^31-1 ms and fire after 1 ms: the wait must not end before our 2 s.
     expect(await answered).toBe('TimeoutError');
     expect(sb.log()).not.toContain('TimeoutOverflowWarning');
+  });
+
+  it('event streams are capped below the connection limit: one token cannot lock every other client out', async () => {
+    const api = await startApi(sb);
+    const reader = await api.token('reader', 'read:orders');
+    await ok(sb, ['queue', 'create', 'orders']);
+    const agent = new Agent({ keepAlive: false, maxSockets: Infinity });
+    const streams: ClientRequest[] = [];
+    let open = 0;
+    const openStream = () =>
+      new Promise<number>((resolve) => {
+        const req = httpRequest(`${api.url}/v1/queues/orders/events`, { agent, headers: { authorization: `Bearer ${reader}` } }, (res) => {
+          if (res.statusCode === 200) open++;
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', () => resolve(0));
+        req.end();
+        streams.push(req);
+      });
+    try {
+      const statuses = await Promise.all(Array.from({ length: 600 }, openStream));
+      expect(statuses.filter((s) => s === 200)).toHaveLength(512);
+      expect(statuses.filter((s) => s === 429)).toHaveLength(88);
+      expect(open).toBe(512);
+      // Ordinary requests are still served.
+      expect((await api.request('GET', '/healthz')).status).toBe(200);
+      expectHttpError(await api.request('GET', '/v1/queues/orders/events', { token: reader }), 429, 'BUSY');
+      // A stream that ends makes room for another.
+      streams.find((r) => !r.destroyed)!.destroy();
+      await waitFor(async () => (await openStream()) === 200, 10_000, 'a free stream slot');
+    } finally {
+      for (const req of streams) req.destroy();
+    }
   });
 });
