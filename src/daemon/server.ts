@@ -224,12 +224,19 @@ export class Daemon {
     return status;
   }
 
+  private async openTokens(): Promise<TokenStore> {
+    const tokens = await TokenStore.open(join(this.paths.home, 'tokens.json'));
+    if (tokens.damaged !== undefined) this.log.error(`tokens: ${tokens.damaged}`);
+    if (tokens.ignoredCount > 0) this.log.warn('tokens: entries of tokens.json that are not whole tokens are ignored', { count: tokens.ignoredCount });
+    return tokens;
+  }
+
   private async handlerContext(): Promise<HandlerContext> {
     return {
       store: this.store!,
       engine: this.engine!,
       schemas: new SchemaRegistry(),
-      tokens: await TokenStore.open(join(this.paths.home, 'tokens.json')),
+      tokens: await this.openTokens(),
       status: () => this.status(),
       shutdown: (reason) => this.stopAndExit(reason),
     };

@@ -51,8 +51,26 @@ function hashOf(token: string): Buffer {
   return createHash('sha256').update(token).digest();
 }
 
+const HASH_RE = /^[0-9a-f]{64}$/;
+
+/** A whole token record: anything else in the file (a hand edit gone wrong) must not take part in a check. */
+function isRecord(value: unknown): value is TokenRecord {
+  if (typeof value !== 'object' || value === null) return false;
+  const r = value as Record<string, unknown>;
+  return (
+    typeof r.name === 'string' &&
+    typeof r.hash === 'string' &&
+    HASH_RE.test(r.hash) &&
+    typeof r.createdAt === 'string' &&
+    Array.isArray(r.scopes) &&
+    r.scopes.every((s) => typeof s === 'string')
+  );
+}
+
 export class TokenStore {
   private records: TokenRecord[] = [];
+  private ignored: unknown[] = [];
+  private damage: string | undefined;
   /** Writes one at a time, in order: two creates at once must both be kept. */
   private writing: Promise<void> = Promise.resolve();
 
@@ -66,22 +84,46 @@ export class TokenStore {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    if (text !== undefined) {
-      try {
-        const parsed = JSON.parse(text) as { tokens?: TokenRecord[] };
-        store.records = Array.isArray(parsed.tokens) ? parsed.tokens : [];
-      } catch (err) {
-        throw new DiscueError('STORAGE_DAMAGED', `${path} is not valid JSON (${(err as Error).message}); fix or remove it (its tokens stop working)`);
-      }
+    if (text === undefined) return store;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      // Not fatal to the daemon: the socket (the admin channel) must keep working
+      // while the user repairs the file; until then no token is accepted.
+      store.damage = `${path} is not valid JSON (${(err as Error).message}); fix or remove it (its tokens stop working)`;
+      return store;
     }
+    const tokens = (parsed as { tokens?: unknown } | null)?.tokens;
+    if (!Array.isArray(tokens)) {
+      store.damage = `${path} holds no "tokens" array; fix or remove it (its tokens stop working)`;
+      return store;
+    }
+    for (const record of tokens) (isRecord(record) ? store.records : store.ignored).push(record);
     return store;
   }
 
+  /** Why the file cannot be used (then nothing is accepted or written), or undefined. */
+  get damaged(): string | undefined {
+    return this.damage;
+  }
+
+  /** Entries of the file that are not tokens (a careless edit): never accepted, kept as they are when the file is written. */
+  get ignoredCount(): number {
+    return this.ignored.length;
+  }
+
+  private assertUsable(): void {
+    if (this.damage !== undefined) throw new DiscueError('STORAGE_DAMAGED', this.damage);
+  }
+
   list(): TokenInfo[] {
+    this.assertUsable();
     return this.records.map(({ name, scopes, createdAt }) => ({ name, scopes: [...scopes], createdAt }));
   }
 
   async create(name: unknown, scopes: unknown): Promise<TokenInfo & { token: string }> {
+    this.assertUsable();
     if (typeof name !== 'string' || !NAME_RE.test(name)) {
       throw new DiscueError('INVALID_ARGUMENT', `invalid token name ${JSON.stringify(name)}: use 1-64 characters of a-z A-Z 0-9 . _ -`);
     }
@@ -98,6 +140,7 @@ export class TokenStore {
   }
 
   async revoke(name: unknown): Promise<{ name: string }> {
+    this.assertUsable();
     if (typeof name !== 'string' || !NAME_RE.test(name)) throw new DiscueError('INVALID_ARGUMENT', '"name" must be a token name');
     const index = this.records.findIndex((r) => r.name === name);
     if (index < 0) throw new DiscueError('TOKEN_NOT_FOUND', `no token named ${JSON.stringify(name)} (see \`discue token list\`)`);
@@ -108,6 +151,8 @@ export class TokenStore {
 
   /** The scopes of a token, or undefined if it is not one of ours. */
   verify(token: string): string[] | undefined {
+    // Told apart from a bad token, without the path: the client is not the file's owner.
+    if (this.damage !== undefined) throw new DiscueError('STORAGE_DAMAGED', "the daemon's token file is damaged; its owner finds why in the daemon log");
     const presented = hashOf(token);
     let found: TokenRecord | undefined;
     // Every record is compared, in constant time each, whether or not one matched.
@@ -118,7 +163,7 @@ export class TokenStore {
   }
 
   private save(): Promise<void> {
-    const text = JSON.stringify({ tokens: this.records }, null, 2) + '\n';
+    const text = JSON.stringify({ tokens: [...this.records, ...this.ignored] }, null, 2) + '\n';
     this.writing = this.writing.then(async () => {
       // Whole or not at all: a crash mid-write must not lose every token.
       const tmp = `${this.path}.tmp`;

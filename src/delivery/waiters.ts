@@ -8,6 +8,13 @@ import type { Position } from '../backend/types.js';
 import type { WaitOutcome } from '../protocol/wire.js';
 import type { Worker } from './worker.js';
 
+/**
+ * The longest delay Node's timers take (2^31-1 ms, 24.8 days): past it a timer
+ * fires after 1 ms, so `publish --wait` with a longer timeout would end at once.
+ * A longer wait is capped here: no wait runs that long in practice.
+ */
+const LONGEST_TIMER_MS = 2 ** 31 - 1;
+
 interface Waiter {
   through: Position;
   ids: string[];
@@ -28,7 +35,7 @@ export class Waiters {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== waiter);
         resolve(this.outcomes(waiter));
-      }, timeoutMs);
+      }, Math.min(timeoutMs, LONGEST_TIMER_MS));
       waiter.resolve = (outcomes) => {
         clearTimeout(timer);
         resolve(outcomes);

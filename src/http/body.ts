@@ -10,6 +10,7 @@
  *   `id` together the idempotency key (a CloudEvent is unique by them); the
  *   other attributes are not stored.
  */
+import { createHash } from 'node:crypto';
 import { DiscueError } from '../protocol/errors.js';
 import type { MessageInput } from '../protocol/wire.js';
 import type { HttpCall } from './routes.js';
@@ -35,7 +36,7 @@ export async function readMessages(c: HttpCall): Promise<unknown[]> {
     const value = c.headers[name];
     return typeof value === 'string' ? value : undefined;
   };
-  if (header('ce-specversion') !== undefined) return [binaryCloudEvent(header, (await c.body()).toString('utf8'))];
+  if (header('ce-specversion') !== undefined) return [binaryCloudEvent(header, utf8(await c.body(), 'the CloudEvent data (the body)'))];
   const text = (await c.body()).toString('utf8');
   if (type === 'application/cloudevents+json') return [structuredCloudEvent(parseJson(text, 'the CloudEvent'))];
   if (type === 'application/x-ndjson') {
@@ -57,6 +58,17 @@ export async function readMessages(c: HttpCall): Promise<unknown[]> {
 }
 
 const CE_REQUIRED = ['id', 'source', 'type'] as const;
+const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Data is text: bytes that are not UTF-8 are refused rather than stored with replacement characters. */
+function utf8(bytes: Buffer, what: string): string {
+  try {
+    return STRICT_UTF8.decode(bytes);
+  } catch {
+    throw new DiscueError('INVALID_MESSAGE', `${what} is not UTF-8 text; a message's data is text (send binary data base64-encoded)`);
+  }
+}
 
 function cloudEventMessage(attrs: Record<string, unknown>, data: string): MessageInput {
   if (attrs.specversion !== '1.0') {
@@ -67,7 +79,11 @@ function cloudEventMessage(attrs: Record<string, unknown>, data: string): Messag
       throw new DiscueError('INVALID_MESSAGE', `a CloudEvent needs the attribute "${name}" (a non-empty string)`);
     }
   }
-  return { name: attrs.type as string, data, key: `${attrs.source as string} ${attrs.id as string}` };
+  // A CloudEvent is unique by (source, id). Hashed as a pair: joined as text, ("a b", "c") and
+  // ("a", "b c") would be one key, and the second event silently taken for a repeat of the first;
+  // hashed, any id (long, not ASCII) makes a valid key.
+  const pair = createHash('sha256').update(JSON.stringify([attrs.source, attrs.id])).digest('base64url');
+  return { name: attrs.type as string, data, key: `cloudevent:${pair}` };
 }
 
 function binaryCloudEvent(header: (name: string) => string | undefined, body: string): MessageInput {
@@ -83,7 +99,11 @@ function structuredCloudEvent(value: unknown): MessageInput {
   }
   const event = value as Record<string, unknown>;
   let data: string;
-  if (typeof event.data_base64 === 'string') data = Buffer.from(event.data_base64, 'base64').toString('utf8');
+  if (typeof event.data_base64 === 'string') {
+    // Buffer.from skips what is not base64: checked first, so garbage is refused, not stored as ''.
+    if (!BASE64_RE.test(event.data_base64)) throw new DiscueError('INVALID_MESSAGE', 'the CloudEvent data_base64 is not base64');
+    data = utf8(Buffer.from(event.data_base64, 'base64'), 'the CloudEvent data_base64');
+  }
   else if (typeof event.data === 'string') data = event.data;
   else if (event.data === undefined) data = '';
   // JSON data (an object, a number) is kept as its JSON text: `data` is a string.

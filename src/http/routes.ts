@@ -26,8 +26,12 @@ export interface HttpCall {
   body(): Promise<Buffer>;
   /** The token's scopes; [] on a public route. */
   scopes: string[];
-  /** Whether the request's token is still valid (not revoked since). */
-  stillAuthorized(): boolean;
+  /**
+   * Checks the request's token again, as at its start (throws UNAUTHORIZED
+   * or FORBIDDEN): a long stream asks it, so a token revoked meanwhile, or a
+   * queue renamed to a name the token does not cover, ends it.
+   */
+  authorizeAgain(queue?: string): void;
   ctx: HandlerContext;
 }
 

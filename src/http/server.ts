@@ -10,7 +10,7 @@
  * (slowloris) never holds the daemon. Tokens never reach the log.
  */
 import { readFile } from 'node:fs/promises';
-import { createServer as createHttpServer } from 'node:http';
+import { STATUS_CODES, createServer as createHttpServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -41,6 +41,12 @@ export interface HttpOptions {
 const DEFAULT_TIMEOUT_MS = 30_000;
 /** Open HTTP connections at most (SSE streams included); more are refused at accept. */
 const MAX_CONNECTIONS = 1024;
+/**
+ * Open event streams at most: a stream holds its connection for as long as the
+ * client likes, so without this one read token could take every connection
+ * and lock all other clients out. Half is left for ordinary requests.
+ */
+const MAX_STREAMS = MAX_CONNECTIONS / 2;
 
 interface Compiled {
   route: Route;
@@ -95,10 +101,16 @@ export class HttpApi {
     // Each connection holds a file descriptor and buffers: a flood of them is refused past this.
     this.server.maxConnections = MAX_CONNECTIONS;
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-      // Headers or body not in within the timeout (a slowloris client): 408, then closed.
-      const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
-      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
-      else socket.destroy();
+      // Refused by Node before routing, answered with the same error body as any other, then closed.
+      const error = clientError(err.code, timeout);
+      const status = HTTP_STATUS[error.code];
+      const text = JSON.stringify({ error: error.toWire() });
+      if (socket.writable) {
+        socket.end(
+          `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+            `Content-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+        );
+      } else socket.destroy();
     });
   }
 
@@ -156,7 +168,7 @@ export class HttpApi {
         continue;
       }
       const params: Record<string, string> = {};
-      names.forEach((name, i) => (params[name] = decodeURIComponent(m[i + 1]!)));
+      names.forEach((name, i) => (params[name] = decodePathPart(m[i + 1]!)));
       return { route, params };
     }
     return allowed;
@@ -170,7 +182,8 @@ export class HttpApi {
         res.setHeader('Connection', 'close');
         throw new DiscueError('SHUTTING_DOWN', 'the daemon is shutting down');
       }
-      const url = new URL(req.url ?? '/', 'http://discue');
+      // Not new URL(req.url, base): that reads `//x/v1/queues` as host x and path /v1/queues.
+      const url = new URL(`http://discue${pathOf(req.url)}`);
       const found = this.match(req.method ?? 'GET', url.pathname);
       if (Array.isArray(found)) {
         if (found.length > 0) res.setHeader('Allow', found.join(', '));
@@ -187,15 +200,7 @@ export class HttpApi {
         headers: req.headers,
         body: bodyReader(req),
         scopes,
-        // Asked again by a long stream: a token revoked meanwhile ends it.
-        stillAuthorized: () => {
-          try {
-            this.authorize(req, route, params);
-            return true;
-          } catch {
-            return false;
-          }
-        },
+        authorizeAgain: (queue) => void this.authorize(req, route, queue === undefined ? params : { ...params, queue }),
         ctx: this.ctx,
       };
       const reply = await route.handle(call, this.streamTarget(req, res, () => {
@@ -231,8 +236,10 @@ export class HttpApi {
 
   private streamTarget(req: IncomingMessage, res: ServerResponse, started: () => void): StreamTarget {
     const closers = this.closers;
+    const timeoutMs = this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     return {
       start: (status, headers) => {
+        if (closers.size >= MAX_STREAMS) throw new DiscueError('BUSY', `${MAX_STREAMS} event streams are open, the most at once; retry later`);
         started();
         // A stream has no request timeout: its heartbeats keep the connection alive.
         req.socket.setTimeout(0);
@@ -240,8 +247,24 @@ export class HttpApi {
         res.flushHeaders();
       },
       write: (text) => res.write(text),
-      drain: () => new Promise<void>((resolve) => (res.writableNeedDrain ? res.once('drain', resolve).once('close', resolve) : resolve())),
-      heartbeatMs: Math.min(15_000, Math.floor((this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS) / 2)),
+      drain: () =>
+        new Promise<void>((resolve) => {
+          if (!res.writableNeedDrain) return resolve();
+          // Listeners removed once either fires: a long stream drains many times.
+          const done = () => {
+            clearTimeout(timer);
+            res.off('drain', done).off('close', done);
+            resolve();
+          };
+          // A stream's socket has no idle timeout, so a client that stops reading
+          // would hold its connection and a page of messages for ever: cut off.
+          const timer = setTimeout(() => {
+            res.destroy();
+            done();
+          }, timeoutMs);
+          res.once('drain', done).once('close', done);
+        }),
+      heartbeatMs: Math.min(15_000, Math.floor(timeoutMs / 2)),
       onClose: (callback) => {
         const close = () => {
           closers.delete(close);
@@ -282,6 +305,30 @@ export class HttpApi {
     if (!isDiscueError(err)) this.log.error('http request failed', { error: err as Error });
     if (error.code === 'UNAUTHORIZED') res.setHeader('WWW-Authenticate', 'Bearer');
     this.send(res, HTTP_STATUS[error.code], { error: error.toWire() });
+  }
+}
+
+/** The error for a request Node's parser refused (its error code). */
+function clientError(code: string | undefined, timeoutMs: number): DiscueError {
+  // Headers or body not in within the timeout: a slowloris client.
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return new DiscueError('REQUEST_TIMEOUT', `the request did not arrive within ${timeoutMs} ms`);
+  if (code === 'HPE_HEADER_OVERFLOW') return new DiscueError('HEADERS_TOO_LARGE', 'the request headers are over 16 KiB');
+  return new DiscueError('INVALID_ARGUMENT', `not a valid HTTP/1.1 request (${code ?? 'parse error'})`);
+}
+
+/** The request target as a path: origin-form as it is, absolute-form (`http://host/p`, from a proxy) without its origin. */
+function pathOf(target: string | undefined): string {
+  if (target === undefined || target === '') return '/';
+  if (target.startsWith('/')) return target;
+  const absolute = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(target);
+  return absolute ? target.slice(absolute[0].length) || '/' : `/${target}`;
+}
+
+function decodePathPart(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new DiscueError('INVALID_ARGUMENT', `the path part ${JSON.stringify(text)} is not valid percent-encoding`);
   }
 }
 

@@ -45,7 +45,7 @@ export const EVENTS_ROUTE: Route = {
   scope: 'read',
   query: [{ name: 'after', schema: { type: 'string' }, description: 'start after this message id (as Last-Event-ID)' }],
   response: { status: 200, schema: { type: 'string', description: 'event: message, data: the envelope as JSON' }, contentType: 'text/event-stream' },
-  errors: [404],
+  errors: [404, 429],
   async handle(c, out) {
     let queue = c.params.queue!;
     const qid = c.ctx.store.queueId(queue); // QUEUE_NOT_FOUND before the stream starts
@@ -62,17 +62,30 @@ export const EVENTS_ROUTE: Route = {
       dirty = true;
       wake?.();
     };
+    // Started (or refused, BUSY) before anything is registered, so a refusal leaves nothing behind.
+    out.start(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+    out.write('retry: 1000\n\n');
     const byQueue = wakersOf(c.ctx.store);
     const set = byQueue.get(qid) ?? new Set();
     byQueue.set(qid, set);
     set.add(onAppend);
+    // The token again, for the queue's name now: a read:orders token does not follow
+    // orders renamed to private (and is not told the new name).
+    const recheck = () => {
+      try {
+        c.authorizeAgain(queue);
+      } catch (err) {
+        if (err instanceof DiscueError && err.code === 'FORBIDDEN') {
+          throw new DiscueError('FORBIDDEN', 'the queue was renamed to a name this token does not cover');
+        }
+        throw err;
+      }
+    };
     let closed = false;
     out.onClose(() => {
       closed = true;
       wake?.();
     });
-    out.start(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
-    out.write('retry: 1000\n\n');
     try {
       while (!closed && !out.closed) {
         if (!dirty) {
@@ -85,13 +98,13 @@ export const EVENTS_ROUTE: Route = {
           clearTimeout(timer);
           wake = undefined;
           if (!dirty && !closed) {
-            if (!c.stillAuthorized()) throw new DiscueError('UNAUTHORIZED', 'the token was revoked');
+            recheck();
             out.write(': heartbeat\n\n');
           }
           continue;
         }
         dirty = false;
-        if (!c.stillAuthorized()) throw new DiscueError('UNAUTHORIZED', 'the token was revoked');
+        recheck();
         for (;;) {
           const page = await call(c.ctx, 'messages.page', { queue, limit: PAGE, ...position });
           for (const message of page.messages) {
@@ -102,7 +115,7 @@ export const EVENTS_ROUTE: Route = {
         }
       }
     } catch (err) {
-      // The queue was deleted, the token revoked, or the store failed: say why, then end.
+      // The queue was deleted, the token revoked (or not for the queue's new name), or the store failed: say why, then end.
       const error = err instanceof DiscueError ? err.toWire() : { code: 'INTERNAL', message: 'the stream failed' };
       if (!out.closed) out.write(`event: error\ndata: ${JSON.stringify({ error })}\n\n`);
     } finally {

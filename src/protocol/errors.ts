@@ -39,6 +39,10 @@ export const ERROR_CODES = {
   UNAUTHORIZED: EXIT.FAILURE,
   /** HTTP API: the token's scopes do not cover the request. */
   FORBIDDEN: EXIT.FAILURE,
+  /** HTTP API: the request's headers are over Node's limit (16 KiB). */
+  HEADERS_TOO_LARGE: EXIT.FAILURE,
+  /** HTTP API: headers and body did not arrive within the timeout (a slow client). */
+  REQUEST_TIMEOUT: EXIT.FAILURE,
   // Well-formed but refused by a rule of the queue (exit 1).
   MESSAGE_TOO_LARGE: EXIT.FAILURE,
   SCHEMA_VIOLATION: EXIT.FAILURE,
@@ -120,6 +124,8 @@ export const HTTP_STATUS = {
   UNSUPPORTED_MEDIA_TYPE: 415,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
+  HEADERS_TOO_LARGE: 431,
+  REQUEST_TIMEOUT: 408,
   MESSAGE_TOO_LARGE: 413,
   SCHEMA_VIOLATION: 422,
   DATA_NOT_JSON: 422,
