@@ -1,0 +1,110 @@
+/**
+ * The connection to the NATS servers, and what a failed request means.
+ *
+ * Two failures look alike to a client and must be told apart: a leader
+ * election (JetStream answers "no responders", which v3 reports as
+ * JetStreamNotEnabled, or a request times out, for the 4-9 s an election
+ * takes on 2.9) is ridden out by retrying; the servers all gone (the client
+ * is disconnected) fails at once, naming the servers tried, so a command
+ * does not hang.
+ */
+import { connect } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { DiscueError } from '../../protocol/errors.js';
+
+export interface NatsSettings {
+  /** Comma-separated server URLs (credentials may be in them: nats://user:pass@host:4222). */
+  servers: string;
+  /** Prefix of every stream, bucket and subject (default `discue`). */
+  namespace?: string;
+  /** Replicas of every stream and bucket (default 1). */
+  replicas?: number;
+}
+
+/** How long a request keeps retrying through an election before giving up. */
+export const ELECTION_RIDE_MS = 20_000;
+
+export class Connection {
+  private connected = true;
+
+  private constructor(
+    readonly nc: NatsConnection,
+    readonly servers: string[],
+  ) {
+    void this.watch();
+  }
+
+  static async open(servers: string): Promise<Connection> {
+    const list = servers
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
+    try {
+      const nc = await connect({
+        servers: list,
+        name: 'discue',
+        // The daemon outlives any outage: it reconnects by itself, forever.
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 500,
+        timeout: 5_000,
+      });
+      return new Connection(nc, list);
+    } catch (err) {
+      throw unavailable(list, err);
+    }
+  }
+
+  private async watch(): Promise<void> {
+    for await (const status of this.nc.status()) {
+      if (status.type === 'disconnect') this.connected = false;
+      else if (status.type === 'reconnect') this.connected = true;
+    }
+  }
+
+  /** Which server the client is talking to now (for `daemon status`). */
+  get server(): string {
+    return this.nc.getServer();
+  }
+
+  async close(): Promise<void> {
+    if (!this.nc.isClosed()) await this.nc.drain().catch(() => this.nc.close());
+  }
+
+  /**
+   * Runs a request, retrying through an election; fails at once with a clear
+   * error when the servers are unreachable, and passes other errors on.
+   */
+  async request<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + ELECTION_RIDE_MS;
+    for (let wait = 100; ; wait = Math.min(wait * 2, 1_000)) {
+      if (!this.connected || this.nc.isClosed()) throw unavailable(this.servers, new Error(`not connected (while trying to ${what})`));
+      try {
+        return await fn();
+      } catch (err) {
+        if (!retryable(err) || Date.now() + wait > deadline) {
+          if (retryable(err) || !this.connected) throw unavailable(this.servers, err, what);
+          throw err;
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
+}
+
+/** An election or a lost leader: the same request will succeed in a few seconds. */
+export function retryable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const name = err.constructor?.name ?? err.name;
+  if (name === 'JetStreamNotEnabled' || name === 'NoRespondersError' || name === 'TimeoutError') return true;
+  if (name === 'RequestError' && retryable((err as { cause?: unknown }).cause)) return true;
+  return /no responders|timeout|JetStream system temporarily unavailable|no suitable peers|leader/i.test(err.message);
+}
+
+export function unavailable(servers: string[], cause: unknown, what?: string): DiscueError {
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  return new DiscueError(
+    'STORAGE_ERROR',
+    `the NATS servers (${servers.join(', ')}) did not answer${what ? ` while trying to ${what}` : ''}: ${reason}`,
+    { cause },
+  );
+}

@@ -1,0 +1,90 @@
+/**
+ * Every name the NATS backend gives to something on the server, in one place.
+ *
+ * A namespace (default `discue`) prefixes them all, so several discue
+ * installations (or test runs) can share one cluster. A queue is stored in a
+ * stream named by the queue's creation id, not its name: a queue deleted and
+ * created again never sees the old one's messages, and renaming a queue is a
+ * catalogue change only (streams cannot be renamed).
+ *
+ *   stream   <NS>_Q_<qid>            subject  <ns>.q.<qid>
+ *   KV       <ns>_catalog            queue.<enc(name)>, listener.<lid>, cursor.<lid>.<qid>
+ *   KV       <ns>_deliveries         <lid>.<messageId>   open and dead delivery records
+ *   KV       <ns>_history            <lid>.<messageId>   delivered records (age-limited)
+ *   consumer L_<lid>                 durable pull consumer of one listener on one queue stream
+ */
+
+/** Namespaces are plain tokens: legal in stream, bucket, subject and KV key names. */
+export const NAMESPACE_RE = /^[A-Za-z0-9_-]{1,32}$/;
+
+/**
+ * A queue name as one KV key token: `.` separates tokens in NATS, so it
+ * becomes `=`, which queue names never contain (one to one).
+ */
+export function enc(name: string): string {
+  return name.replaceAll('.', '=');
+}
+
+export function dec(token: string): string {
+  return token.replaceAll('=', '.');
+}
+
+export class Names {
+  constructor(readonly ns: string) {
+    if (!NAMESPACE_RE.test(ns)) throw new Error(`invalid NATS namespace ${JSON.stringify(ns)}`);
+  }
+
+  stream(qid: string): string {
+    return `${this.ns.toUpperCase()}_Q_${qid}`;
+  }
+
+  /** The stream-name prefix of every queue stream (to find them, e.g. to clean up). */
+  get streamPrefix(): string {
+    return `${this.ns.toUpperCase()}_Q_`;
+  }
+
+  subject(qid: string): string {
+    return `${this.ns}.q.${qid}`;
+  }
+
+  get catalogBucket(): string {
+    return `${this.ns}_catalog`;
+  }
+
+  get deliveriesBucket(): string {
+    return `${this.ns}_deliveries`;
+  }
+
+  get historyBucket(): string {
+    return `${this.ns}_history`;
+  }
+
+  queueKey(name: string): string {
+    return `queue.${enc(name)}`;
+  }
+
+  listenerKey(lid: string): string {
+    return `listener.${lid}`;
+  }
+
+  cursorKey(lid: string, qid: string): string {
+    return `cursor.${lid}.${qid}`;
+  }
+
+  recordKey(lid: string, messageId: string): string {
+    return `${lid}.${messageId}`;
+  }
+
+  consumer(lid: string): string {
+    return `L_${lid}`;
+  }
+}
+
+/** Headers a stored message carries besides its data (the payload). */
+export const HEADER = {
+  /** JetStream's idempotency header: the message id, or `key:<key>` for a keyed publish. */
+  msgId: 'Nats-Msg-Id',
+  id: 'Discue-Id',
+  name: 'Discue-Name',
+  publishedAt: 'Discue-Published',
+} as const;

@@ -1,0 +1,670 @@
+/**
+ * The NATS JetStream backend: queues are streams, the catalogue (queues,
+ * listeners, cursors) is a KV bucket, delivery records are two more (see
+ * names.ts for every name).
+ *
+ * What the server does and discue does not: retention (max_age, max_msgs,
+ * discard old), idempotency (Nats-Msg-Id within the stream's duplicate
+ * window), replication. What discue keeps in memory: the catalogue, loaded
+ * at open and kept current by a KV watch, so several daemons on several
+ * hosts see the same queues and listeners.
+ *
+ * Positions: a message's stream sequence is its place in the queue. Callers
+ * of the current contract hand message ids where a position goes (afterId);
+ * those are resolved to sequences here (a cache of recent ones, else a seek
+ * by the time the id carries).
+ */
+import { jetstreamManager, jetstream, DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager, MsgRequest, StoredMsg, StreamConfig, StreamInfo } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import type { KV, KvEntry } from '@nats-io/kv';
+import { headers as natsHeaders } from '@nats-io/transport-node';
+import { DiscueError } from '../../protocol/errors.js';
+import { IdGenerator, isMessageId, timeOfId } from '../../protocol/ids.js';
+import type { Envelope, MessageInput, QueueInfo } from '../../protocol/messages.js';
+import { didYouMean } from '../../protocol/suggest.js';
+import type {
+  AppendListener,
+  AppendOutcome,
+  DedupeOptions,
+  ListOptions,
+  MessagePage,
+  Position,
+  QueueConfig,
+  QueueEventListener,
+  QueuePatch,
+  RemoveListener,
+  Store,
+  StoreLog,
+  StoreStats,
+} from '../types.js';
+import { Connection } from './connection.js';
+import type { NatsSettings } from './connection.js';
+import { NatsDeliveries } from './deliveries.js';
+import { HEADER, Names, dec } from './names.js';
+
+/** What the catalogue keeps of a queue (KV `queue.<enc(name)>`). */
+export interface QueueEntry {
+  name: string;
+  qid: string;
+  createdAt: string;
+  schema?: Record<string, unknown>;
+  retentionMs?: number;
+  maxMessages?: number;
+}
+
+/** Figures read from the stream, cached for the synchronous reads (listQueues, stats). */
+interface Figures {
+  messages: number;
+  bytes: number;
+}
+
+/**
+ * How far from the time in its id a message may have been stored: clocks
+ * of different hosts differ, and a publish retried through an election
+ * lands seconds later.
+ */
+const SEEK_BEFORE_MS = 60_000;
+const SEEK_AFTER_MS = 120_000;
+/** Gets in flight at once when reading a run of sequences. */
+const READ_AHEAD = 64;
+/** Sequences of recently seen message ids, per process (a bound, not a registry). */
+const ID_CACHE = 50_000;
+const NS_PER_MS = 1_000_000;
+
+export interface NatsStoreOptions extends NatsSettings {
+  dedupe?: DedupeOptions;
+  log?: StoreLog;
+}
+
+export class NatsStore implements Store {
+  readonly supports = { retention: true, clustering: true, atomicSettle: false } as const;
+  readonly names: Names;
+  readonly replicas: number;
+  private conn!: Connection;
+  private jsm!: JetStreamManager;
+  private js!: JetStreamClient;
+  private catalog!: KV;
+  private deliveriesImpl!: NatsDeliveries;
+  private readonly queues = new Map<string, QueueEntry>();
+  private readonly figures = new Map<string, Figures>();
+  /** Queue keys this process is creating: the watch leaves them to the creator. */
+  private readonly creating = new Set<string>();
+  private readonly ids = new IdGenerator();
+  private readonly idSeq = new Map<string, number>();
+  private readonly appendListeners: AppendListener[] = [];
+  private readonly removeListeners: RemoveListener[] = [];
+  private readonly queueListeners: QueueEventListener[] = [];
+  /** Appends report to onAppend in the order they were made, whatever order their acks come back in. */
+  private notified: Promise<void> = Promise.resolve();
+  private watcher: { stop(): void } | undefined;
+  private readonly dedupe: DedupeOptions;
+  private readonly log: StoreLog | undefined;
+
+  constructor(private readonly settings: NatsStoreOptions) {
+    this.names = new Names(settings.namespace ?? 'discue');
+    this.replicas = settings.replicas ?? 1;
+    this.dedupe = settings.dedupe ?? { windowMs: 10 * 60_000, maxKeys: 100_000 };
+    this.log = settings.log;
+  }
+
+  get deliveries(): NatsDeliveries {
+    return this.deliveriesImpl;
+  }
+
+  /** The server this daemon is connected to now. */
+  get server(): string {
+    return this.conn.server;
+  }
+
+  async open(): Promise<void> {
+    this.conn = await Connection.open(this.settings.servers);
+    const { nc } = this.conn;
+    this.jsm = await this.conn.request('reach JetStream', () => jetstreamManager(nc));
+    this.js = jetstream(nc);
+    const kvm = new Kvm(nc);
+    const bucket = (name: string, ttl?: number): Promise<KV> =>
+      this.conn.request(`open the KV bucket ${name}`, () =>
+        kvm.create(name, { history: 1, replicas: this.replicas, storage: StorageType.File, ...(ttl ? { ttl } : {}) }),
+      );
+    this.catalog = await bucket(this.names.catalogBucket);
+    const records = await bucket(this.names.deliveriesBucket);
+    const history = await bucket(this.names.historyBucket, 7 * 24 * 3_600_000);
+    this.deliveriesImpl = new NatsDeliveries(this.conn, this.names, this.catalog, records, history, (name) => this.queues.get(name)?.qid);
+    await this.loadCatalog();
+  }
+
+  /** Reads the catalogue, then follows its changes (made here or by another daemon). */
+  private async loadCatalog(): Promise<void> {
+    const status = await this.conn.request('read the catalogue', () => this.catalog.status());
+    const last = status.streamInfo.state.last_seq;
+    const keys: string[] = [];
+    for await (const key of await this.catalog.keys()) keys.push(key);
+    for (const key of keys) {
+      const entry = await this.catalog.get(key);
+      if (entry) this.apply(entry, false);
+    }
+    const watch = await this.catalog.watch({ resumeFromRevision: last + 1 });
+    this.watcher = watch;
+    void (async () => {
+      for await (const entry of watch) this.apply(entry, true);
+    })().catch((err) => this.log?.warn('the catalogue watch stopped', { error: String(err) }));
+    for (const q of this.queues.values()) await this.refresh(q);
+  }
+
+  /** One catalogue change, from the initial read or the watch. */
+  private apply(entry: KvEntry, live: boolean): void {
+    const [kind, ...rest] = entry.key.split('.');
+    if (kind === 'queue') {
+      const name = dec(rest.join('.'));
+      if (this.creating.has(entry.key)) return;
+      const known = this.queues.get(name);
+      if (entry.operation !== 'PUT') {
+        if (known === undefined) return;
+        this.queues.delete(name);
+        this.figures.delete(known.qid);
+        if (live) for (const l of this.queueListeners) l({ type: 'deleted', queue: name, removedListeners: [] });
+        return;
+      }
+      const value = entry.json<QueueEntry>();
+      this.queues.set(name, value);
+      if (known?.qid !== value.qid) {
+        if (!this.figures.has(value.qid)) this.figures.set(value.qid, { messages: 0, bytes: 0 });
+        if (live) for (const l of this.queueListeners) l({ type: 'created', queue: name });
+      }
+      return;
+    }
+    this.deliveriesImpl?.apply(entry);
+  }
+
+  async close(): Promise<void> {
+    this.watcher?.stop();
+    await this.notified;
+    await this.conn?.close();
+  }
+
+  onAppend(listener: AppendListener): void {
+    this.appendListeners.push(listener);
+  }
+
+  onRemove(listener: RemoveListener): void {
+    this.removeListeners.push(listener);
+  }
+
+  onQueueEvent(listener: QueueEventListener): void {
+    this.queueListeners.push(listener);
+  }
+
+  stats(): StoreStats {
+    let messages = 0;
+    for (const q of this.queues.values()) messages += this.figures.get(q.qid)?.messages ?? 0;
+    return { queues: this.queues.size, messages, warnings: [] };
+  }
+
+  // ---- queues ------------------------------------------------------------
+
+  listQueues(): QueueInfo[] {
+    return [...this.queues.values()].sort((a, b) => a.name.localeCompare(b.name)).map((q) => this.info(q));
+  }
+
+  hasQueue(name: string): boolean {
+    return this.queues.has(name);
+  }
+
+  queueConfig(name: string): QueueConfig {
+    const { schema, retentionMs, maxMessages } = this.entry(name);
+    return { name, schema, retentionMs, maxMessages };
+  }
+
+  async getQueue(name: string): Promise<QueueInfo> {
+    const q = this.entry(name);
+    const state = await this.refresh(q);
+    const info = this.info(q);
+    if (state.messages > 0) {
+      const first = await this.next(q, state.first_seq);
+      const last = await this.conn.request('read the last message', () =>
+        this.jsm.streams.getMessage(this.names.stream(q.qid), { last_by_subj: this.names.subject(q.qid) }),
+      );
+      if (first) info.firstId = first.header.get(HEADER.id);
+      if (last) {
+        info.lastId = last.header.get(HEADER.id);
+        info.lastPublishedAt = last.header.get(HEADER.publishedAt);
+      }
+    }
+    return info;
+  }
+
+  async createQueue(config: QueueConfig): Promise<QueueInfo> {
+    if (this.queues.has(config.name)) throw new DiscueError('QUEUE_EXISTS', `queue "${config.name}" already exists`);
+    const entry: QueueEntry = { name: config.name, qid: this.ids.next(), createdAt: new Date().toISOString() };
+    if (config.schema !== undefined) entry.schema = config.schema;
+    if (config.retentionMs !== undefined) entry.retentionMs = config.retentionMs;
+    if (config.maxMessages !== undefined) entry.maxMessages = config.maxMessages;
+    const key = this.names.queueKey(config.name);
+    // The stream first, under a fresh id no one else uses; then the
+    // catalogue entry, whose create() is the one place two daemons creating
+    // the same queue at once find out which of them won.
+    await this.conn.request(`create the stream of queue "${config.name}"`, () => this.jsm.streams.add(this.streamConfig(entry)));
+    this.creating.add(key);
+    try {
+      await this.conn.request(`create queue "${config.name}"`, () => this.catalog.create(key, JSON.stringify(entry)));
+    } catch (err) {
+      await this.jsm.streams.delete(this.names.stream(entry.qid)).catch(() => undefined);
+      if (isWrongLastSequence(err)) throw new DiscueError('QUEUE_EXISTS', `queue "${config.name}" already exists`);
+      throw err;
+    } finally {
+      this.creating.delete(key);
+    }
+    this.queues.set(entry.name, entry);
+    this.figures.set(entry.qid, { messages: 0, bytes: 0 });
+    for (const l of this.queueListeners) l({ type: 'created', queue: entry.name });
+    return this.info(entry);
+  }
+
+  async updateQueue(name: string, patch: QueuePatch): Promise<QueueInfo> {
+    const q = this.entry(name);
+    const next: QueueEntry = { ...q };
+    applyPatch(next, 'schema', patch.schema);
+    applyPatch(next, 'retentionMs', patch.retentionMs);
+    applyPatch(next, 'maxMessages', patch.maxMessages);
+    await this.conn.request(`update the stream of queue "${name}"`, () => this.jsm.streams.update(this.names.stream(q.qid), this.streamConfig(next)));
+    await this.conn.request(`update queue "${name}"`, () => this.catalog.put(this.names.queueKey(name), JSON.stringify(next)));
+    this.queues.set(name, next);
+    return this.info(next);
+  }
+
+  async deleteQueue(name: string): Promise<number> {
+    const q = this.entry(name);
+    const state = await this.refresh(q);
+    this.queues.delete(name);
+    try {
+      await this.conn.request(`delete queue "${name}"`, () => this.catalog.delete(this.names.queueKey(name)));
+    } catch (err) {
+      this.queues.set(name, q);
+      throw err;
+    }
+    const removed = await this.deliveriesImpl.forgetQueue(name, q.qid);
+    await this.conn.request(`delete the stream of queue "${name}"`, () => this.jsm.streams.delete(this.names.stream(q.qid))).catch((err) => {
+      // The catalogue no longer names it: an orphan stream holds data no one reads; say so.
+      this.log?.warn('could not delete the stream of a deleted queue', { queue: name, stream: this.names.stream(q.qid), error: String(err) });
+    });
+    this.figures.delete(q.qid);
+    for (const l of this.queueListeners) l({ type: 'deleted', queue: name, removedListeners: removed });
+    return state.messages;
+  }
+
+  async purgeQueue(name: string): Promise<number> {
+    const q = this.entry(name);
+    const response = await this.conn.request(`purge queue "${name}"`, () => this.jsm.streams.purge(this.names.stream(q.qid)));
+    await this.refresh(q);
+    return response.purged;
+  }
+
+  // ---- messages ----------------------------------------------------------
+
+  async append(queue: string, messages: MessageInput[]): Promise<Envelope[]> {
+    return (await this.publish(queue, messages)).stored;
+  }
+
+  async appendOnce(queue: string, messages: MessageInput[]): Promise<AppendOutcome> {
+    return this.publish(queue, messages);
+  }
+
+  /**
+   * Sends every message at once, in order (one connection keeps the order
+   * on the wire, and the stream stores them in it), then waits for the
+   * acknowledgements. A keyed message's Nats-Msg-Id is its key, so the
+   * server's duplicate window answers a repeat with the first one's sequence.
+   */
+  private async publish(queue: string, inputs: MessageInput[]): Promise<AppendOutcome> {
+    const q = this.entry(queue);
+    const subject = this.names.subject(q.qid);
+    const publishedAt = new Date().toISOString();
+    const envelopes = inputs.map((input): Envelope => {
+      const id = this.ids.next();
+      return input.name === undefined ? { id, queue, data: input.data, publishedAt } : { id, queue, name: input.name, data: input.data, publishedAt };
+    });
+    // Messages with the same key in one batch: only the first is sent; the
+    // rest wait for its answer (sending both would race for the window).
+    const firstOfKey = new Map<string, number>();
+    const acks = inputs.map((input, i) => {
+      if (input.key !== undefined) {
+        const first = firstOfKey.get(input.key);
+        if (first !== undefined) return undefined;
+        firstOfKey.set(input.key, i);
+      }
+      const envelope = envelopes[i]!;
+      const h = natsHeaders();
+      h.set(HEADER.id, envelope.id);
+      h.set(HEADER.publishedAt, publishedAt);
+      if (envelope.name !== undefined) h.set(HEADER.name, envelope.name);
+      const msgID = input.key === undefined ? envelope.id : `key:${input.key}`;
+      return this.conn.request(`publish to queue "${queue}"`, () => this.js.publish(subject, envelope.data, { msgID, headers: h, retries: 0, timeout: 5_000 }));
+    });
+    const previous = this.notified;
+    let done!: () => void;
+    this.notified = new Promise((resolve) => (done = resolve));
+    try {
+      const settled = await Promise.all(acks);
+      const ids: string[] = [];
+      const stored: Envelope[] = [];
+      const duplicates: number[] = [];
+      for (let i = 0; i < inputs.length; i++) {
+        const key = inputs[i]!.key;
+        const first = key === undefined ? i : firstOfKey.get(key)!;
+        const ack = settled[first]!;
+        const envelope = envelopes[i]!;
+        let id: string;
+        if (first !== i) id = ids[first]!;
+        else if (!ack.duplicate || key === undefined) id = envelope.id;
+        // A duplicate of a keyed message: the first message with the key,
+        // unless it is this very message (a retry whose first try was stored).
+        else id = await this.idAt(q, ack.seq, key);
+        ids.push(id);
+        if (id === envelope.id) {
+          stored.push(envelope);
+          this.remember(id, ack.seq);
+        } else duplicates.push(i);
+      }
+      const figures = this.figures.get(q.qid);
+      if (figures) {
+        figures.messages += stored.length;
+        for (const m of stored) figures.bytes += Buffer.byteLength(m.data, 'utf8');
+      }
+      await previous;
+      if (stored.length > 0) for (const l of this.appendListeners) l(queue, stored);
+      return { ids, stored, duplicates, publishedAt: stored.length > 0 ? publishedAt : await this.publishedAtOf(q, ids[0]!) };
+    } finally {
+      await previous;
+      done();
+    }
+  }
+
+  /** The id of the message stored at `seq` (a duplicate's first message). */
+  private async idAt(q: QueueEntry, seq: number, key: string): Promise<string> {
+    const m = await this.get(q, seq);
+    const id = m?.header.get(HEADER.id);
+    if (!id) throw new DiscueError('MESSAGE_NOT_FOUND', `the first message with key "${key}" in queue "${q.name}" is gone`);
+    this.remember(id, seq);
+    return id;
+  }
+
+  private async publishedAtOf(q: QueueEntry, id: string): Promise<string> {
+    const seq = await this.seqOf(q, id);
+    const m = seq === undefined ? null : await this.get(q, seq);
+    return m?.header.get(HEADER.publishedAt) ?? '';
+  }
+
+  async listMessages(queue: string, options: ListOptions): Promise<Envelope[]> {
+    return (await this.readMessages(queue, options)).messages;
+  }
+
+  async readMessages(queue: string, options: ListOptions): Promise<MessagePage> {
+    const q = this.entry(queue);
+    const state = await this.refresh(q);
+    let from = state.first_seq;
+    if (options.afterId !== undefined) {
+      const after = await this.resolve(q, options.afterId);
+      if (after === undefined) throw new DiscueError('MESSAGE_NOT_FOUND', `position ${options.afterId} not found in queue "${queue}"`);
+      from = Math.max(from, after + 1);
+    }
+    if (options.sinceMs !== undefined) from = Math.max(from, await this.seqAtTime(q, state, options.sinceMs));
+    const page: MessagePage = { messages: [], damaged: [] };
+    await this.scan(q, from, state.last_seq, (m) => {
+      const envelope = this.envelope(q, m);
+      if (envelope === undefined) page.damaged.push(String(m.seq));
+      else page.messages.push(envelope);
+      return page.messages.length < options.limit;
+    });
+    return page;
+  }
+
+  async countMessages(queue: string, options: { afterId?: Position }): Promise<{ count: number; lastId: Position | undefined }> {
+    const q = this.entry(queue);
+    const state = await this.refresh(q);
+    let after = state.first_seq - 1;
+    if (options.afterId !== undefined) {
+      const seq = await this.resolve(q, options.afterId);
+      if (seq === undefined) throw new DiscueError('MESSAGE_NOT_FOUND', `position ${options.afterId} not found in queue "${queue}"`);
+      after = Math.max(after, seq);
+    }
+    if (after >= state.last_seq || state.messages === 0) return { count: 0, lastId: undefined };
+    let count = state.last_seq - after;
+    if (state.num_deleted > 0) {
+      // Deleted sequences in between: the server counts what a consumer starting there would get.
+      const info = await this.conn.request('count messages', () =>
+        this.jsm.consumers.add(this.names.stream(q.qid), {
+          ack_policy: 'none',
+          deliver_policy: 'by_start_sequence',
+          opt_start_seq: after + 1,
+          inactive_threshold: 5_000 * NS_PER_MS,
+          mem_storage: true,
+        } as never),
+      );
+      count = info.num_pending;
+      await this.jsm.consumers.delete(this.names.stream(q.qid), info.name).catch(() => undefined);
+    }
+    const last = await this.get(q, state.last_seq);
+    return { count, lastId: count === 0 ? undefined : (last?.header.get(HEADER.id) ?? undefined) };
+  }
+
+  async getMessage(queue: string, id: string): Promise<Envelope> {
+    const q = this.entry(queue);
+    const seq = await this.seqOf(q, id);
+    const m = seq === undefined ? null : await this.get(q, seq);
+    const envelope = m ? this.envelope(q, m) : undefined;
+    if (envelope === undefined || envelope.id !== id) throw messageNotFound(queue, id);
+    return envelope;
+  }
+
+  async deleteMessage(queue: string, id: string): Promise<void> {
+    const q = this.entry(queue);
+    const seq = await this.seqOf(q, id);
+    if (seq === undefined) throw messageNotFound(queue, id);
+    const m = await this.get(q, seq);
+    const ok = await this.conn.request(`delete a message of queue "${queue}"`, () => this.jsm.streams.deleteMessage(this.names.stream(q.qid), seq, false)).catch((err) => {
+      if (isNoMessage(err)) return false;
+      throw err;
+    });
+    if (!ok) throw messageNotFound(queue, id);
+    this.idSeq.delete(id);
+    const figures = this.figures.get(q.qid);
+    if (figures) {
+      figures.messages = Math.max(0, figures.messages - 1);
+      figures.bytes = Math.max(0, figures.bytes - (m?.data.length ?? 0));
+    }
+    for (const l of this.removeListeners) l(queue, [id]);
+  }
+
+  /**
+   * The server removes old messages by itself (max_age); this sweep is for
+   * a caller that asks for one at a given time (removes what would be past
+   * the age limit then, and reports the ids).
+   */
+  async enforceRetention(now: number = Date.now()): Promise<number> {
+    let removed = 0;
+    for (const q of [...this.queues.values()]) {
+      if (q.retentionMs === undefined) continue;
+      const state = await this.refresh(q);
+      if (state.messages === 0) continue;
+      const keep = await this.seqAtTime(q, state, now - q.retentionMs);
+      if (keep <= state.first_seq) continue;
+      const ids: string[] = [];
+      await this.scan(q, state.first_seq, keep - 1, (m) => {
+        const id = m.header.get(HEADER.id);
+        if (id) ids.push(id);
+        return true;
+      });
+      const response = await this.conn.request(`trim queue "${q.name}"`, () => this.jsm.streams.purge(this.names.stream(q.qid), { seq: keep }));
+      removed += response.purged;
+      for (const id of ids) this.idSeq.delete(id);
+      await this.refresh(q);
+      if (ids.length > 0) for (const l of this.removeListeners) l(q.name, ids);
+    }
+    return removed;
+  }
+
+  // ---- internals ---------------------------------------------------------
+
+  private entry(name: string): QueueEntry {
+    const q = this.queues.get(name);
+    if (q === undefined) {
+      throw new DiscueError('QUEUE_NOT_FOUND', `queue "${name}" does not exist${didYouMean(name, this.queues.keys())} (see \`discue queue list\`)`);
+    }
+    return q;
+  }
+
+  private info(q: QueueEntry): QueueInfo {
+    const { qid: _qid, ...rest } = q;
+    const figures = this.figures.get(q.qid) ?? { messages: 0, bytes: 0 };
+    return { ...rest, messages: figures.messages, bytes: figures.bytes };
+  }
+
+  private streamConfig(q: QueueEntry): Partial<StreamConfig> & { name: string } {
+    const maxAge = q.retentionMs === undefined ? 0 : q.retentionMs * NS_PER_MS;
+    // The server refuses a duplicate window longer than the age limit.
+    const window = Math.min(this.dedupe.windowMs, q.retentionMs ?? Infinity);
+    return {
+      name: this.names.stream(q.qid),
+      subjects: [this.names.subject(q.qid)],
+      storage: StorageType.File,
+      // Limits, not interest or work queue: `--from all` and `messages list` need the backlog after acks.
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.Old,
+      num_replicas: this.replicas,
+      max_age: maxAge,
+      max_msgs: q.maxMessages ?? -1,
+      duplicate_window: window * NS_PER_MS,
+      allow_direct: true,
+    };
+  }
+
+  /** The stream's state now, and the cached figures updated from it. */
+  private async refresh(q: QueueEntry): Promise<StreamInfo['state']> {
+    const stream = this.names.stream(q.qid);
+    const info = await this.conn.request(`read queue "${q.name}"`, () => this.jsm.streams.info(stream)).catch((err) => {
+      if (isStreamNotFound(err)) {
+        throw new DiscueError('STORAGE_DAMAGED', `queue "${q.name}" is in the catalogue but its stream ${stream} is missing on the NATS servers`, { cause: err });
+      }
+      throw err;
+    });
+    this.figures.set(q.qid, { messages: info.state.messages, bytes: info.state.bytes });
+    return info.state;
+  }
+
+  private get(q: QueueEntry, seq: number): Promise<StoredMsg | null> {
+    return this.conn.request(`read a message of queue "${q.name}"`, () => this.jsm.streams.getMessage(this.names.stream(q.qid), { seq })).catch((err) => {
+      if (isNoMessage(err)) return null;
+      throw err;
+    });
+  }
+
+  /**
+   * The first message at or after `seq`, or null past the end. The stream
+   * API (not the direct one: that may answer from a replica that is behind)
+   * takes next_by_subj on 2.9 too; the client's type leaves it out.
+   */
+  private next(q: QueueEntry, seq: number): Promise<StoredMsg | null> {
+    const query = { seq, next_by_subj: this.names.subject(q.qid) } as unknown as MsgRequest;
+    return this.conn
+      .request(`read queue "${q.name}"`, () => this.jsm.streams.getMessage(this.names.stream(q.qid), query))
+      .catch((err) => {
+        if (isNoMessage(err)) return null;
+        throw err;
+      });
+  }
+
+  /**
+   * Visits the messages from `from` through `to` in order until `visit`
+   * says stop. Gets run READ_AHEAD at a time; a deleted sequence is skipped.
+   */
+  private async scan(q: QueueEntry, from: number, to: number, visit: (m: StoredMsg) => boolean): Promise<void> {
+    // Sequences start at 1 (an empty stream says first_seq 0).
+    for (let start = Math.max(1, from); start <= to; start += READ_AHEAD) {
+      const end = Math.min(to, start + READ_AHEAD - 1);
+      const batch = await Promise.all(Array.from({ length: end - start + 1 }, (_, i) => this.get(q, start + i)));
+      for (const m of batch) {
+        if (m === null) continue;
+        const id = m.header.get(HEADER.id);
+        if (id) this.remember(id, m.seq);
+        if (!visit(m)) return;
+      }
+    }
+  }
+
+  /** The first sequence stored at or after `ms` (server time), or last_seq + 1. */
+  private async seqAtTime(q: QueueEntry, state: StreamInfo['state'], ms: number): Promise<number> {
+    let lo = state.first_seq;
+    let hi = state.last_seq + 1;
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      const m = await this.next(q, mid);
+      if (m === null || m.time.getTime() >= ms) hi = mid;
+      else lo = m.seq + 1;
+    }
+    return lo;
+  }
+
+  /** A position handed back: a stream sequence, or (the current contract) a message id. */
+  private async resolve(q: QueueEntry, position: Position): Promise<number | undefined> {
+    if (/^\d+$/.test(position)) return Number(position);
+    if (isMessageId(position)) return this.seqOf(q, position);
+    throw new DiscueError('INVALID_ARGUMENT', `invalid position ${JSON.stringify(position)}`);
+  }
+
+  /** Where a message id is in its queue: remembered, or sought from the time its id carries. */
+  private async seqOf(q: QueueEntry, id: string): Promise<number | undefined> {
+    const known = this.idSeq.get(id);
+    if (known !== undefined) return known;
+    const state = await this.refresh(q);
+    if (state.messages === 0) return undefined;
+    const at = timeOfId(id);
+    let found: number | undefined;
+    const from = await this.seqAtTime(q, state, at - SEEK_BEFORE_MS);
+    await this.scan(q, from, state.last_seq, (m) => {
+      if (m.header.get(HEADER.id) === id) found = m.seq;
+      return found === undefined && m.time.getTime() <= at + SEEK_AFTER_MS;
+    });
+    return found;
+  }
+
+  private remember(id: string, seq: number): void {
+    if (this.idSeq.size >= ID_CACHE) this.idSeq.delete(this.idSeq.keys().next().value!);
+    this.idSeq.set(id, seq);
+  }
+
+  private envelope(q: QueueEntry, m: StoredMsg): Envelope | undefined {
+    const id = m.header.get(HEADER.id);
+    const publishedAt = m.header.get(HEADER.publishedAt);
+    if (!id || !publishedAt) return undefined;
+    const name = m.header.get(HEADER.name);
+    const data = m.string();
+    return name ? { id, queue: q.name, name, data, publishedAt } : { id, queue: q.name, data, publishedAt };
+  }
+}
+
+function applyPatch<K extends 'schema' | 'retentionMs' | 'maxMessages'>(entry: QueueEntry, key: K, value: QueueEntry[K] | null | undefined): void {
+  if (value === null) delete entry[key];
+  else if (value !== undefined) entry[key] = value;
+}
+
+function messageNotFound(queue: string, id: string): DiscueError {
+  return new DiscueError('MESSAGE_NOT_FOUND', `message ${id} not found in queue "${queue}"`);
+}
+
+function apiCode(err: unknown): number | undefined {
+  return (err as { code?: unknown; api_error?: { err_code?: number } })?.api_error?.err_code ?? (typeof (err as { code?: unknown })?.code === 'number' ? ((err as { code: number }).code) : undefined);
+}
+
+/** KV create() of a key that exists. */
+function isWrongLastSequence(err: unknown): boolean {
+  return apiCode(err) === 10071 || /wrong last sequence/i.test(String((err as Error)?.message));
+}
+
+function isNoMessage(err: unknown): boolean {
+  return apiCode(err) === 10037 || /no message found/i.test(String((err as Error)?.message));
+}
+
+function isStreamNotFound(err: unknown): boolean {
+  return apiCode(err) === 10059 || /stream not found/i.test(String((err as Error)?.message));
+}
