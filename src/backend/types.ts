@@ -33,7 +33,7 @@ export interface QueuePatch {
 }
 
 export interface ListOptions {
-  /** Only messages after this position (exclusive). */
+  /** Only messages after this position (exclusive): a message's id is its position. */
   afterId?: Position;
   /** Only messages stored at or after this time (ms since epoch). */
   sinceMs?: number;
@@ -72,6 +72,12 @@ export interface StoreLog {
 export interface AppendOutcome {
   /** One id per input: the new message's, or for a duplicate the first message's with that key. */
   ids: string[];
+  /**
+   * The furthest position of every message the batch names (new or
+   * duplicate): a `publish --wait` waits until each consumer has settled
+   * through it (Consumer.settledThrough), never comparing ids itself.
+   */
+  through: Position;
   /** The messages actually stored, in order (what listeners get). */
   stored: Envelope[];
   /** Positions of inputs that stored nothing because their key was seen (0-based). */
@@ -83,7 +89,17 @@ export interface AppendOutcome {
 export type AppendListener = (queue: string, messages: Envelope[]) => void;
 /** Ids removed from a queue (retention, purge, trim, delete), in id order, after they are gone from disk. */
 export type RemoveListener = (queue: string, ids: string[]) => void;
-export type QueueEventListener = (event: { type: 'created' | 'deleted'; queue: string; removedListeners?: string[] }) => void;
+/**
+ * The catalogue's change feed. `updated`: settings changed (schema,
+ * retention, limit). `deleted` names the listeners removed with the queue
+ * (they had no other queue). Room is left for `renamed` (with `from`).
+ */
+export interface QueueEvent {
+  type: 'created' | 'updated' | 'deleted';
+  queue: string;
+  removedListeners?: string[];
+}
+export type QueueEventListener = (event: QueueEvent) => void;
 
 /** What a backend does by itself, so the daemon does not guess. */
 export interface BackendSupports {
@@ -91,7 +107,7 @@ export interface BackendSupports {
   retention: boolean;
   /** Shared by several daemons (a cluster); otherwise one daemon owns it. */
   clustering: boolean;
-  /** settle() records an outcome and moves the cursor in one atomic write. */
+  /** A consumer records an outcome and moves its position in one atomic write. */
   atomicSettle: boolean;
 }
 
@@ -101,11 +117,17 @@ export interface Store {
   /** Finishes pending writes, then closes. */
   close(): Promise<void>;
 
-  listQueues(): QueueInfo[];
+  /**
+   * The catalogue. Reads are async: a clustered backend asks its cluster
+   * (a backend may answer from memory, as LevelDB does). Changes are
+   * reported on onQueueEvent.
+   */
+  listQueues(): Promise<QueueInfo[]>;
+  /** Throws QUEUE_NOT_FOUND (with a did-you-mean) for a queue that does not exist. */
   getQueue(name: string): Promise<QueueInfo>;
-  hasQueue(name: string): boolean;
-  /** The queue's settings, without touching the disk (the publish path uses it). */
-  queueConfig(name: string): QueueConfig;
+  hasQueue(name: string): Promise<boolean>;
+  /** The queue's settings (the publish path reads them on every publish: keep it cheap). */
+  queueConfig(name: string): Promise<QueueConfig>;
   createQueue(config: QueueConfig): Promise<QueueInfo>;
   updateQueue(name: string, patch: QueuePatch): Promise<QueueInfo>;
   /** Removes the queue and all its messages; returns how many messages went. */
@@ -144,16 +166,26 @@ export interface Store {
    */
   enforceRetention(now?: number): Promise<number>;
 
-  /** Called after each durable append, in append order. */
+  /**
+   * Called after each durable append, in append order (statistics). The
+   * backend's own consumers learn of appends and removals by themselves.
+   */
   onAppend(listener: AppendListener): void;
   onRemove(listener: RemoveListener): void;
   onQueueEvent(listener: QueueEventListener): void;
   /**
-   * Listener registrations and delivery progress, kept by the same backend
-   * as the messages so an acknowledgement is atomic with the cursor it moves
-   * (LevelDB: one batch; JetStream: durable consumers).
+   * Listener registrations and delivery records, kept by the same backend
+   * as the messages so an acknowledgement is atomic with the position it
+   * moves (LevelDB: one batch; JetStream: durable consumers).
    */
   readonly deliveries: Deliveries;
+  /**
+   * Hands out one listener's messages of one queue, in order, and takes
+   * their outcome (JetStream: a pull consumer). A durable consumer starts
+   * at the position stored for it (or where saveListener put it); any
+   * other at `options.start`. The caller closes it.
+   */
+  consumer(listener: ListenerRecord, queue: string, options: ConsumerOptions): Consumer;
   stats(): StoreStats;
 }
 
@@ -188,16 +220,19 @@ export interface DeliveryFilter {
 
 /**
  * The listener registry and what each listener has done with each message:
- * a cursor per (listener, queue) for what is settled in order, and a record
- * for each delivery that needed more than one try (open or dead), plus a
- * bounded history of delivered ones.
+ * a record for each delivery that needed more than one try (open or dead),
+ * plus a bounded history of delivered ones. Positions are the consumers'.
  */
 export interface Deliveries {
   listeners(): ListenerRecord[];
   listener(id: string): ListenerRecord | undefined;
   byName(name: string): ListenerRecord | undefined;
-  /** Saves a listener, and with it the cursors it starts from (one durable write). */
-  saveListener(record: ListenerRecord, cursors?: { queue: string; cursor: Position | undefined }[]): Promise<void>;
+  /**
+   * Saves a listener, and in the same durable write the position of each of
+   * its queues that has none yet: `start` ('all' when not given), resolved
+   * now (`end` is the queue's end at this moment, not when a consumer opens).
+   */
+  saveListener(record: ListenerRecord, start?: StartAt): Promise<void>;
   /** Removes a listener with its cursors, open and dead deliveries, and history. */
   removeListener(id: string): Promise<void>;
   /**
@@ -206,25 +241,95 @@ export interface Deliveries {
    */
   forgetQueueRecords(lid: string, queue: string): Promise<void>;
 
-  /** The last position settled in order by this listener in this queue. */
-  cursor(lid: string, queue: string): Position | undefined;
-  /**
-   * Records the outcome of a delivery and, if given, advances the cursor,
-   * atomically and durably. Delivered records go to the bounded history;
-   * dead ones stay until retried or the listener is removed.
-   */
-  settle(record: DeliveryRecord, cursor: Position | undefined): Promise<void>;
-  /** Advances only the cursor (messages skipped, e.g. filtered or removed). */
-  advance(lid: string, queue: string, cursor: Position): Promise<void>;
-  /** Drops an open or dead delivery record (its message is gone: nothing left to deliver). */
-  forget(lid: string, messageId: string): Promise<void>;
-  /** Persists a delivery still being retried, so a restart keeps its attempt count. */
-  saveOpen(record: DeliveryRecord): Promise<void>;
-
   get(lid: string, messageId: string): Promise<DeliveryRecord | undefined>;
   /** Open and dead records (and with state 'delivered', the history), newest first. */
   list(filter: DeliveryFilter): Promise<DeliveryRecord[]>;
-  /** Open (pending/failed) deliveries of a listener, oldest first: resumed at start. */
+  /** Open (pending/failed) deliveries of a listener, oldest first (its consumers resume them). */
   openDeliveries(lid: string): Promise<DeliveryRecord[]>;
   deadDeliveries(lid: string): Promise<DeliveryRecord[]>;
+}
+
+// ---- consumers -------------------------------------------------------------
+
+/** Where a listener with no position yet starts: every stored message, the queue's end, or a time. */
+export type StartAt = 'all' | 'end' | { sinceMs: number };
+
+export interface ConsumerOptions {
+  /**
+   * Keeps position and delivery records in the backend, so a restart
+   * resumes them (a listener); otherwise they live as long as the consumer
+   * (a foreground listen without a name).
+   */
+  durable: boolean;
+  /** Where a consumer with no stored position starts (default 'all'). */
+  start?: StartAt;
+  /**
+   * Deliveries out at once, at most (the listener's concurrency; JetStream
+   * max_ack_pending). One waiting out a retry delay counts: with 1, a
+   * message being retried holds back the ones after it, so order holds.
+   */
+  maxInFlight: number;
+}
+
+/** One message handed out to one listener (JetStream: a JsMsg). */
+export interface Delivery {
+  readonly position: Position;
+  /**
+   * The stored message; undefined when it is damaged (fails its checksum)
+   * and so cannot be sent as published: record it dead, with the reason.
+   */
+  readonly message: Envelope | undefined;
+  /** What was done so far: attempts (of every round), roundStart, nextAttemptAt. */
+  readonly record: DeliveryRecord;
+}
+
+/** What a consumer shows of its progress (listener list, stats, top). */
+export interface ConsumerProgress {
+  /** The last position settled in order, for display. */
+  position?: Position;
+  /** Deliveries out: being sent, or waiting out a retry delay. */
+  inFlight: number;
+  /** Stored messages after the position: the backlog. */
+  pending: number;
+  /** Age of the oldest message not settled in order; 0 when there is none. */
+  lagMs: number;
+  /** When the earliest delivery waiting out a retry delay is due (ms since epoch). */
+  nextRetryAt?: number;
+}
+
+/**
+ * A listener's view of one queue. The outcome verbs take the delivery
+ * `next` handed out, return at once, and write in the background (close
+ * waits for the writes); what is settled in order moves the position.
+ */
+export interface Consumer {
+  /**
+   * The next due delivery, waiting for one: a dead one requeued, one
+   * released, a retry whose delay passed, or the next message in order.
+   * Undefined once `signal` aborts or the consumer closes.
+   */
+  next(signal: AbortSignal): Promise<Delivery | undefined>;
+  /** Acknowledged: records the attempt, settles it. */
+  delivered(delivery: Delivery, attempt: Attempt): void;
+  /** Records a failed attempt; hands the delivery out again after `delayMs` (JetStream: nak with delay). */
+  retry(delivery: Delivery, attempt: Attempt, delayMs: number): void;
+  /** Records the last attempt; settles it dead (kept until requeued). */
+  dead(delivery: Delivery, attempt: Attempt): void;
+  /** Not an attempt (paused, disconnected, shutting down): hands it out first again later. */
+  release(delivery: Delivery): void;
+  /**
+   * A dead delivery of this queue handed out again, out of order, for a
+   * fresh round of attempts; saved before it resolves. False when there is
+   * no such dead delivery.
+   */
+  requeue(messageId: string): Promise<boolean>;
+  /** Whether everything up to and including `position` is settled, in order (publish --wait). */
+  settledThrough(position: Position): boolean;
+  /** Whether the message was settled dead recently (publish --wait reports it). */
+  wasDead(messageId: string): boolean;
+  progress(now?: number): ConsumerProgress;
+  /** Looks up what progress() cannot answer from memory (the lag's oldest message); cheap when nothing is missing. */
+  refresh(): Promise<void>;
+  /** Hands out nothing more; resolves once its writes are done. */
+  close(): Promise<void>;
 }
