@@ -1,24 +1,39 @@
 /**
- * Listeners and delivery progress on NATS: listener records and cursors in
- * the catalogue bucket (kept in memory, current through the catalogue
- * watch), open and dead delivery records in the deliveries bucket, and
- * delivered ones in the history bucket, whose age limit bounds it.
+ * Listeners and delivery records on NATS: listener records in the
+ * catalogue bucket (kept in memory, current through the catalogue watch),
+ * open and dead delivery records in the deliveries bucket, delivered ones in
+ * the history bucket, whose age limit bounds it. Positions are the durable
+ * consumers' (consumer.ts); a listener's consumers are made when it is
+ * saved, so its start position is fixed then.
  *
- * Not atomic: a settle writes the record, then the cursor (supports
+ * Not atomic: an outcome writes the record, then acks (supports
  * .atomicSettle is false). A crash in between delivers the message again
  * (at least once), never loses it.
  */
 import type { KV, KvEntry } from '@nats-io/kv';
-import type { Deliveries, DeliveryFilter, DeliveryRecord, ListenerRecord, Position } from '../types.js';
+import type { Deliveries, DeliveryFilter, DeliveryRecord, ListenerRecord, StartAt } from '../types.js';
 import type { Connection } from './connection.js';
 import type { Names } from './names.js';
 
 const OPEN_STATES = new Set(['pending', 'failed']);
 
+/**
+ * A delivery record as stored: with the message's stream sequence (so a
+ * requeue finds the message), and whether it was requeued (handed out by
+ * the consumer, not the server).
+ */
+export type StoredRecord = DeliveryRecord & { seq?: number; requeued?: boolean };
+
+/** What the store does for the registry: a listener's durable consumers. */
+export interface ConsumerKeeper {
+  /** Makes (or updates) the listener's durable consumer on each of its queues; new ones start at `start`. */
+  ensure(record: ListenerRecord, start: StartAt): Promise<void>;
+  /** Removes the listener's durable consumers from these queues. */
+  drop(lid: string, queues: string[]): Promise<void>;
+}
+
 export class NatsDeliveries implements Deliveries {
   private readonly records = new Map<string, ListenerRecord>();
-  /** lid → qid → position. */
-  private readonly cursors = new Map<string, Map<string, Position>>();
 
   constructor(
     private readonly conn: Connection,
@@ -26,28 +41,15 @@ export class NatsDeliveries implements Deliveries {
     private readonly catalog: KV,
     private readonly open: KV,
     private readonly history: KV,
-    /** The creation id of a queue by name (undefined: no such queue). */
-    private readonly qidOf: (queue: string) => string | undefined,
+    private readonly consumers: ConsumerKeeper,
   ) {}
 
-  /** A catalogue entry about listeners or cursors (from the initial read or the watch). */
+  /** A catalogue entry about a listener (from the initial read or the watch). */
   apply(entry: KvEntry): void {
-    const [kind, lid, qid] = entry.key.split('.');
-    if (lid === undefined) return;
-    const put = entry.operation === 'PUT';
-    if (kind === 'listener') {
-      if (put) this.records.set(lid, entry.json<ListenerRecord>());
-      else this.records.delete(lid);
-    } else if (kind === 'cursor' && qid !== undefined) {
-      if (put) this.setCursor(lid, qid, entry.string());
-      else this.cursors.get(lid)?.delete(qid);
-    }
-  }
-
-  private setCursor(lid: string, qid: string, position: Position): void {
-    let byQueue = this.cursors.get(lid);
-    if (byQueue === undefined) this.cursors.set(lid, (byQueue = new Map()));
-    byQueue.set(qid, position);
+    const [kind, lid] = entry.key.split('.');
+    if (kind !== 'listener' || lid === undefined) return;
+    if (entry.operation === 'PUT') this.records.set(lid, entry.json<ListenerRecord>());
+    else this.records.delete(lid);
   }
 
   listeners(): ListenerRecord[] {
@@ -63,35 +65,28 @@ export class NatsDeliveries implements Deliveries {
     return undefined;
   }
 
-  async saveListener(record: ListenerRecord, cursors: { queue: string; cursor: Position | undefined }[] = []): Promise<void> {
-    // Cursors first: a daemon that sees the listener appear finds where it starts.
-    for (const { queue, cursor } of cursors) {
-      const qid = this.qidOf(queue);
-      if (qid === undefined || cursor === undefined) continue;
-      await this.conn.request('save a cursor', () => this.catalog.put(this.names.cursorKey(record.id, qid), cursor));
-      this.setCursor(record.id, qid, cursor);
-    }
+  async saveListener(record: ListenerRecord, start: StartAt = 'all'): Promise<void> {
+    // Consumers first: a daemon that sees the listener appear finds them, at their start.
+    await this.consumers.ensure(record, start);
     await this.conn.request('save a listener', () => this.catalog.put(this.names.listenerKey(record.id), JSON.stringify(record)));
     this.records.set(record.id, record);
   }
 
   async removeListener(id: string): Promise<void> {
+    const record = this.records.get(id);
     await this.conn.request('remove a listener', () => this.catalog.delete(this.names.listenerKey(id)));
     this.records.delete(id);
-    for (const qid of this.cursors.get(id)?.keys() ?? []) {
-      await this.conn.request('remove a cursor', () => this.catalog.delete(this.names.cursorKey(id, qid)));
-    }
-    this.cursors.delete(id);
+    if (record) await this.consumers.drop(id, record.queues);
     for (const bucket of [this.open, this.history]) {
       for (const key of await this.keys(bucket, `${id}.>`)) await this.conn.request('remove a delivery record', () => bucket.purge(key));
     }
   }
 
   /**
-   * A queue is gone: listeners lose it (one with no queue left is removed),
-   * cursors in it go. Returns the ids of the listeners removed.
+   * A queue is gone (its stream, with the consumers in it, too): listeners
+   * lose it, one with no queue left is removed. Returns their ids.
    */
-  async forgetQueue(queue: string, qid: string): Promise<string[]> {
+  async forgetQueue(queue: string): Promise<string[]> {
     const removed: string[] = [];
     for (const record of [...this.records.values()]) {
       if (!record.queues.includes(queue)) continue;
@@ -101,11 +96,9 @@ export class NatsDeliveries implements Deliveries {
         removed.push(record.id);
         continue;
       }
-      await this.saveListener({ ...record, queues });
-      if (this.cursors.get(record.id)?.has(qid)) {
-        await this.conn.request('remove a cursor', () => this.catalog.delete(this.names.cursorKey(record.id, qid)));
-        this.cursors.get(record.id)?.delete(qid);
-      }
+      const kept = { ...record, queues };
+      await this.conn.request('save a listener', () => this.catalog.put(this.names.listenerKey(record.id), JSON.stringify(kept)));
+      this.records.set(record.id, kept);
     }
     return removed;
   }
@@ -118,42 +111,38 @@ export class NatsDeliveries implements Deliveries {
     }
   }
 
-  cursor(lid: string, queue: string): Position | undefined {
-    const qid = this.qidOf(queue);
-    return qid === undefined ? undefined : this.cursors.get(lid)?.get(qid);
+  // ---- what consumers write ----------------------------------------------
+
+  /** An open (pending/failed) or dead record, with the message's sequence. */
+  async putOpen(record: DeliveryRecord, seq: number): Promise<void> {
+    const stored: StoredRecord = { ...record, seq };
+    await this.conn.request('record a delivery', () => this.open.put(this.names.recordKey(record.listenerId, record.messageId), JSON.stringify(stored)));
   }
 
-  async settle(record: DeliveryRecord, cursor: Position | undefined): Promise<void> {
+  /** A delivered record goes to the history; an open one of the same message goes. */
+  async putDelivered(record: DeliveryRecord, hadOpen: boolean): Promise<void> {
     const key = this.names.recordKey(record.listenerId, record.messageId);
-    if (record.state === 'delivered') {
-      await this.conn.request('record a delivery', () => this.history.put(key, JSON.stringify(record)));
-      await this.conn.request('record a delivery', () => this.open.purge(key));
-    } else {
-      await this.conn.request('record a delivery', () => this.open.put(key, JSON.stringify(record)));
-    }
-    if (cursor !== undefined) await this.advance(record.listenerId, record.queue, cursor);
+    await this.conn.request('record a delivery', () => this.history.put(key, JSON.stringify(record)));
+    if (hadOpen) await this.conn.request('record a delivery', () => this.open.purge(key));
   }
 
-  async advance(lid: string, queue: string, cursor: Position): Promise<void> {
-    const qid = this.qidOf(queue);
-    if (qid === undefined) return;
-    await this.conn.request('save a cursor', () => this.catalog.put(this.names.cursorKey(lid, qid), cursor));
-    this.setCursor(lid, qid, cursor);
+  async getOpen(lid: string, messageId: string): Promise<StoredRecord | undefined> {
+    const entry = await this.conn.request('read a delivery record', () => this.open.get(this.names.recordKey(lid, messageId)));
+    return entry && entry.operation === 'PUT' && entry.length > 0 ? entry.json<StoredRecord>() : undefined;
   }
 
-  async forget(lid: string, messageId: string): Promise<void> {
-    await this.conn.request('remove a delivery record', () => this.open.purge(this.names.recordKey(lid, messageId)));
+  /** Open and dead records of one listener with their sequences. */
+  async storedOpen(lid: string): Promise<StoredRecord[]> {
+    return this.read(this.open, lid, true);
   }
 
-  async saveOpen(record: DeliveryRecord): Promise<void> {
-    await this.conn.request('record a delivery', () => this.open.put(this.names.recordKey(record.listenerId, record.messageId), JSON.stringify(record)));
-  }
+  // ---- reads ---------------------------------------------------------------
 
   async get(lid: string, messageId: string): Promise<DeliveryRecord | undefined> {
     const key = this.names.recordKey(lid, messageId);
     for (const bucket of [this.open, this.history]) {
       const entry = await this.conn.request('read a delivery record', () => bucket.get(key));
-      if (entry && entry.operation === 'PUT' && entry.length > 0) return entry.json<DeliveryRecord>();
+      if (entry && entry.operation === 'PUT' && entry.length > 0) return plain(entry.json<StoredRecord>());
     }
     return undefined;
   }
@@ -182,17 +171,26 @@ export class NatsDeliveries implements Deliveries {
   }
 
   /** Every record in a bucket, of one listener or of all. */
-  private async read(bucket: KV, lid?: string): Promise<DeliveryRecord[]> {
-    const out: DeliveryRecord[] = [];
+  private async read(bucket: KV, lid?: string, withSeq = false): Promise<StoredRecord[]> {
+    const out: StoredRecord[] = [];
     for (const key of await this.keys(bucket, lid === undefined ? '>' : `${lid}.>`)) {
       const entry = await this.conn.request('read a delivery record', () => bucket.get(key));
-      if (entry && entry.operation === 'PUT' && entry.length > 0) out.push(entry.json<DeliveryRecord>());
+      if (entry && entry.operation === 'PUT' && entry.length > 0) {
+        const record = entry.json<StoredRecord>();
+        out.push(withSeq ? record : plain(record));
+      }
     }
     return out;
   }
 }
 
+/** A record as the contract has it (without the stored sequence). */
+function plain(record: StoredRecord): DeliveryRecord {
+  const { seq: _seq, requeued: _requeued, ...rest } = record;
+  return rest;
+}
+
 /** Oldest message first (ids sort in publish order). */
-function byMessage(records: DeliveryRecord[]): DeliveryRecord[] {
+function byMessage<T extends DeliveryRecord>(records: T[]): T[] {
   return records.sort((a, b) => a.messageId.localeCompare(b.messageId));
 }

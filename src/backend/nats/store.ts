@@ -27,19 +27,25 @@ import type {
   AppendListener,
   AppendOutcome,
   DedupeOptions,
+  Consumer,
+  ConsumerOptions,
   ListOptions,
+  ListenerRecord,
   MessagePage,
   Position,
   QueueConfig,
   QueueEventListener,
   QueuePatch,
   RemoveListener,
+  StartAt,
   Store,
   StoreLog,
   StoreStats,
 } from '../types.js';
 import { Connection } from './connection.js';
 import type { NatsSettings } from './connection.js';
+import { NatsConsumer, consumerConfig } from './consumer.js';
+import type { ConsumerHost } from './consumer.js';
 import { NatsDeliveries } from './deliveries.js';
 import { HEADER, Names, dec } from './names.js';
 
@@ -88,8 +94,10 @@ export class NatsStore implements Store {
   private deliveriesImpl!: NatsDeliveries;
   private readonly queues = new Map<string, QueueEntry>();
   private readonly figures = new Map<string, Figures>();
-  /** Queue keys this process is creating: the watch leaves them to the creator. */
-  private readonly creating = new Set<string>();
+  /** The last sequence of each queue (qid) this process saw: its own appends, and stream reads. */
+  private readonly lastSeq = new Map<string, number>();
+  /** Catalogue keys this process is writing: the watch leaves their events to the writer. */
+  private readonly writing = new Set<string>();
   private readonly ids = new IdGenerator();
   private readonly idSeq = new Map<string, number>();
   private readonly appendListeners: AppendListener[] = [];
@@ -130,7 +138,10 @@ export class NatsStore implements Store {
     this.catalog = await bucket(this.names.catalogBucket);
     const records = await bucket(this.names.deliveriesBucket);
     const history = await bucket(this.names.historyBucket, 7 * 24 * 3_600_000);
-    this.deliveriesImpl = new NatsDeliveries(this.conn, this.names, this.catalog, records, history, (name) => this.queues.get(name)?.qid);
+    this.deliveriesImpl = new NatsDeliveries(this.conn, this.names, this.catalog, records, history, {
+      ensure: (record, start) => this.ensureConsumers(record, start),
+      drop: (lid, queues) => this.dropConsumers(lid, queues),
+    });
     await this.loadCatalog();
   }
 
@@ -157,7 +168,7 @@ export class NatsStore implements Store {
     const [kind, ...rest] = entry.key.split('.');
     if (kind === 'queue') {
       const name = dec(rest.join('.'));
-      if (this.creating.has(entry.key)) return;
+      if (this.writing.has(entry.key)) return;
       const known = this.queues.get(name);
       if (entry.operation !== 'PUT') {
         if (known === undefined) return;
@@ -171,6 +182,9 @@ export class NatsStore implements Store {
       if (known?.qid !== value.qid) {
         if (!this.figures.has(value.qid)) this.figures.set(value.qid, { messages: 0, bytes: 0 });
         if (live) for (const l of this.queueListeners) l({ type: 'created', queue: name });
+      } else if (live && JSON.stringify(known) !== JSON.stringify(value)) {
+        // Changed elsewhere (this process's own writes are in the cache before their echo).
+        for (const l of this.queueListeners) l({ type: 'updated', queue: name });
       }
       return;
     }
@@ -203,15 +217,19 @@ export class NatsStore implements Store {
 
   // ---- queues ------------------------------------------------------------
 
-  listQueues(): QueueInfo[] {
-    return [...this.queues.values()].sort((a, b) => a.name.localeCompare(b.name)).map((q) => this.info(q));
+  async listQueues(): Promise<QueueInfo[]> {
+    const queues = [...this.queues.values()].sort((a, b) => a.name.localeCompare(b.name));
+    // Counts from the streams; a queue deleted meanwhile keeps its last figures.
+    await Promise.all(queues.map((q) => this.refresh(q).catch(() => undefined)));
+    return queues.map((q) => this.info(q));
   }
 
-  hasQueue(name: string): boolean {
+  async hasQueue(name: string): Promise<boolean> {
     return this.queues.has(name);
   }
 
-  queueConfig(name: string): QueueConfig {
+  /** From memory (the catalogue watch keeps it current): the publish path reads it every time. */
+  async queueConfig(name: string): Promise<QueueConfig> {
     const { schema, retentionMs, maxMessages } = this.entry(name);
     return { name, schema, retentionMs, maxMessages };
   }
@@ -245,7 +263,7 @@ export class NatsStore implements Store {
     // catalogue entry, whose create() is the one place two daemons creating
     // the same queue at once find out which of them won.
     await this.conn.request(`create the stream of queue "${config.name}"`, () => this.jsm.streams.add(this.streamConfig(entry)));
-    this.creating.add(key);
+    this.writing.add(key);
     try {
       await this.conn.request(`create queue "${config.name}"`, () => this.catalog.create(key, JSON.stringify(entry)));
     } catch (err) {
@@ -253,7 +271,7 @@ export class NatsStore implements Store {
       if (isWrongLastSequence(err)) throw new DiscueError('QUEUE_EXISTS', `queue "${config.name}" already exists`);
       throw err;
     } finally {
-      this.creating.delete(key);
+      this.writing.delete(key);
     }
     this.queues.set(entry.name, entry);
     this.figures.set(entry.qid, { messages: 0, bytes: 0 });
@@ -268,8 +286,15 @@ export class NatsStore implements Store {
     applyPatch(next, 'retentionMs', patch.retentionMs);
     applyPatch(next, 'maxMessages', patch.maxMessages);
     await this.conn.request(`update the stream of queue "${name}"`, () => this.jsm.streams.update(this.names.stream(q.qid), this.streamConfig(next)));
-    await this.conn.request(`update queue "${name}"`, () => this.catalog.put(this.names.queueKey(name), JSON.stringify(next)));
+    const key = this.names.queueKey(name);
+    this.writing.add(key);
+    try {
+      await this.conn.request(`update queue "${name}"`, () => this.catalog.put(key, JSON.stringify(next)));
+    } finally {
+      this.writing.delete(key);
+    }
     this.queues.set(name, next);
+    for (const l of this.queueListeners) l({ type: 'updated', queue: name });
     return this.info(next);
   }
 
@@ -283,7 +308,7 @@ export class NatsStore implements Store {
       this.queues.set(name, q);
       throw err;
     }
-    const removed = await this.deliveriesImpl.forgetQueue(name, q.qid);
+    const removed = await this.deliveriesImpl.forgetQueue(name);
     await this.conn.request(`delete the stream of queue "${name}"`, () => this.jsm.streams.delete(this.names.stream(q.qid))).catch((err) => {
       // The catalogue no longer names it: an orphan stream holds data no one reads; say so.
       this.log?.warn('could not delete the stream of a deleted queue', { queue: name, stream: this.names.stream(q.qid), error: String(err) });
@@ -349,10 +374,12 @@ export class NatsStore implements Store {
       const ids: string[] = [];
       const stored: Envelope[] = [];
       const duplicates: number[] = [];
+      let through = 0;
       for (let i = 0; i < inputs.length; i++) {
         const key = inputs[i]!.key;
         const first = key === undefined ? i : firstOfKey.get(key)!;
         const ack = settled[first]!;
+        through = Math.max(through, ack.seq);
         const envelope = envelopes[i]!;
         let id: string;
         if (first !== i) id = ids[first]!;
@@ -366,6 +393,7 @@ export class NatsStore implements Store {
           this.remember(id, ack.seq);
         } else duplicates.push(i);
       }
+      this.seen(q, through);
       const figures = this.figures.get(q.qid);
       if (figures) {
         figures.messages += stored.length;
@@ -373,7 +401,7 @@ export class NatsStore implements Store {
       }
       await previous;
       if (stored.length > 0) for (const l of this.appendListeners) l(queue, stored);
-      return { ids, stored, duplicates, publishedAt: stored.length > 0 ? publishedAt : await this.publishedAtOf(q, ids[0]!) };
+      return { ids, through: String(through), stored, duplicates, publishedAt: stored.length > 0 ? publishedAt : await this.publishedAtOf(q, ids[0]!) };
     } finally {
       await previous;
       done();
@@ -504,6 +532,65 @@ export class NatsStore implements Store {
     return removed;
   }
 
+  // ---- consumers ---------------------------------------------------------
+
+  consumer(listener: ListenerRecord, queue: string, options: ConsumerOptions): Consumer {
+    const q = this.entry(queue);
+    const host: ConsumerHost = {
+      conn: this.conn,
+      jsm: this.jsm,
+      js: this.js,
+      deliveries: this.deliveriesImpl,
+      stream: this.names.stream(q.qid),
+      consumerName: this.names.consumer(listener.id),
+      envelope: (headers, data) => envelopeOf(q.name, headers, new TextDecoder().decode(data)),
+      read: async (seq) => {
+        const m = await this.get(q, seq);
+        return m ? { envelope: this.envelope(q, m), time: m.time.getTime() } : undefined;
+      },
+      firstAfter: async (seq) => {
+        const m = await this.next(q, seq + 1);
+        return m ? { time: m.time.getTime() } : undefined;
+      },
+      lastSeq: () => this.lastSeq.get(q.qid) ?? 0,
+    };
+    return new NatsConsumer(host, listener, queue, options);
+  }
+
+  /**
+   * A listener's durable consumer on each of its queues: made at `start`
+   * when new (so `end` is the end now), its limits updated when it exists
+   * (concurrency and timeout may have changed).
+   */
+  private async ensureConsumers(record: ListenerRecord, start: StartAt): Promise<void> {
+    const name = this.names.consumer(record.id);
+    for (const queue of record.queues) {
+      const q = this.queues.get(queue);
+      if (q === undefined) continue;
+      const stream = this.names.stream(q.qid);
+      const config = consumerConfig(record, start, name);
+      const exists = await this.conn.request('find a consumer', () => this.jsm.consumers.info(stream, name)).catch((err) => {
+        if (apiCode(err) === 10014) return undefined;
+        throw err;
+      });
+      if (exists === undefined) await this.conn.request(`make the consumer of listener ${record.id}`, () => this.jsm.consumers.add(stream, config));
+      else {
+        const { ack_wait, max_ack_pending } = config;
+        await this.conn.request(`update the consumer of listener ${record.id}`, () => this.jsm.consumers.update(stream, name, { ack_wait, max_ack_pending }));
+      }
+    }
+  }
+
+  private async dropConsumers(lid: string, queues: string[]): Promise<void> {
+    for (const queue of queues) {
+      const q = this.queues.get(queue);
+      if (q === undefined) continue;
+      await this.conn.request(`remove the consumer of listener ${lid}`, () => this.jsm.consumers.delete(this.names.stream(q.qid), this.names.consumer(lid))).catch((err) => {
+        if (apiCode(err) !== 10014) throw err;
+      });
+    }
+  }
+
   // ---- internals ---------------------------------------------------------
 
   private entry(name: string): QueueEntry {
@@ -549,6 +636,7 @@ export class NatsStore implements Store {
       throw err;
     });
     this.figures.set(q.qid, { messages: info.state.messages, bytes: info.state.bytes });
+    this.seen(q, info.state.last_seq);
     return info.state;
   }
 
@@ -628,19 +716,27 @@ export class NatsStore implements Store {
     return found;
   }
 
+  private seen(q: QueueEntry, seq: number): void {
+    if (seq > (this.lastSeq.get(q.qid) ?? 0)) this.lastSeq.set(q.qid, seq);
+  }
+
   private remember(id: string, seq: number): void {
     if (this.idSeq.size >= ID_CACHE) this.idSeq.delete(this.idSeq.keys().next().value!);
     this.idSeq.set(id, seq);
   }
 
   private envelope(q: QueueEntry, m: StoredMsg): Envelope | undefined {
-    const id = m.header.get(HEADER.id);
-    const publishedAt = m.header.get(HEADER.publishedAt);
-    if (!id || !publishedAt) return undefined;
-    const name = m.header.get(HEADER.name);
-    const data = m.string();
-    return name ? { id, queue: q.name, name, data, publishedAt } : { id, queue: q.name, data, publishedAt };
+    return envelopeOf(q.name, m.header, m.string());
   }
+}
+
+/** A stored message as discue's envelope; undefined when its headers are missing (not written by discue). */
+function envelopeOf(queue: string, headers: { get(k: string): string }, data: string): Envelope | undefined {
+  const id = headers.get(HEADER.id);
+  const publishedAt = headers.get(HEADER.publishedAt);
+  if (!id || !publishedAt) return undefined;
+  const name = headers.get(HEADER.name);
+  return name ? { id, queue, name, data, publishedAt } : { id, queue, data, publishedAt };
 }
 
 function applyPatch<K extends 'schema' | 'retentionMs' | 'maxMessages'>(entry: QueueEntry, key: K, value: QueueEntry[K] | null | undefined): void {
