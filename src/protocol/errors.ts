@@ -56,6 +56,8 @@ export const ERROR_CODES = {
   SOCKET_PATH_TOO_LONG: EXIT.UNREACHABLE,
   // The socket or its directory could be another user's: refused, like unreachable.
   SOCKET_UNSAFE: EXIT.UNREACHABLE,
+  // The store's servers (a NATS cluster) cannot be reached, or have no quorum: nothing was written.
+  BACKEND_UNAVAILABLE: EXIT.UNREACHABLE,
   // Frames on the socket.
   BAD_FRAME: EXIT.FAILURE,
   FRAME_TOO_LARGE: EXIT.FAILURE,

@@ -31,7 +31,7 @@ import type { NatsDeliveries, StoredRecord } from './deliveries.js';
 import { HEADER } from './names.js';
 
 /** How much longer than the listener's timeout the server waits for an outcome. */
-export const ACK_MARGIN_MS = 30_000;
+export const ACK_MARGIN_MS = 10_000;
 /** How long one pull waits for messages before asking again. */
 const PULL_EXPIRES_MS = 5_000;
 /** An idle ephemeral consumer (its daemon gone) is removed by the server after this. */

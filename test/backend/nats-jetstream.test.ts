@@ -1,0 +1,195 @@
+/**
+ * What the NATS backend must do beyond the conformance suite, on one
+ * nats-server: two daemons (two stores on one namespace) share queues,
+ * listeners and a listener's consumer; a delivery left by a daemon that
+ * died goes to the other after ack_wait, with its attempts; nak(delay)
+ * arrives on time (no server backoff list: the 2.9 nak trap); the servers
+ * down fail a request within seconds with BACKEND_UNAVAILABLE naming them,
+ * and the same store goes on once they are back.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ACK_MARGIN_MS } from '../../src/backend/nats/consumer.js';
+import { NatsStore } from '../../src/backend/nats/store.js';
+import type { Attempt, Consumer, Delivery, ListenerRecord } from '../../src/backend/types.js';
+import { removeNamespace } from '../helpers/nats-clean.js';
+import { natsAvailable, natsServers } from '../helpers/nats.js';
+import type { NatsServers } from '../helpers/nats.js';
+
+const available = natsAvailable('the NATS backend tests');
+
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function listener(id: string, queues: string[], extra: Partial<ListenerRecord> = {}): ListenerRecord {
+  return {
+    id,
+    kind: 'http',
+    queues,
+    url: 'http://127.0.0.1:9/hook',
+    timeoutMs: 500,
+    maxAttempts: 5,
+    retryDelayMs: 100,
+    concurrency: 1,
+    state: 'active',
+    createdAt: new Date().toISOString(),
+    ...extra,
+  };
+}
+
+const failed = (n: number): Attempt => ({ attempt: n, at: new Date().toISOString(), durationMs: 3, ok: false, status: 500, error: 'HTTP 500' });
+const ok = (n: number): Attempt => ({ attempt: n, at: new Date().toISOString(), durationMs: 3, ok: true, status: 200 });
+
+async function take(consumer: Consumer, timeoutMs = 30_000): Promise<Delivery> {
+  const delivery = await consumer.next(AbortSignal.timeout(timeoutMs));
+  if (delivery === undefined) throw new Error(`no delivery within ${timeoutMs} ms`);
+  return delivery;
+}
+
+describe.runIf(available)('NATS JetStream backend beyond the suite', () => {
+  let servers: NatsServers;
+  let namespace: string;
+  let stores: NatsStore[] = [];
+
+  async function daemon(): Promise<NatsStore> {
+    const store = new NatsStore({ servers: servers.urls, namespace });
+    await store.open();
+    stores.push(store);
+    return store;
+  }
+
+  beforeAll(async () => {
+    servers = await natsServers(1);
+  });
+  afterAll(async () => {
+    await servers?.stop();
+  });
+  afterEach(async () => {
+    for (const store of stores.splice(0)) await store.close().catch(() => undefined);
+    if (servers.nodes[0]!.process) await removeNamespace(servers.urls, namespace);
+  });
+
+  it('two daemons share queues, listeners and the messages either publishes', async () => {
+    namespace = `t${randomBytes(5).toString('hex')}`;
+    const a = await daemon();
+    const b = await daemon();
+    const events: string[] = [];
+    b.onQueueEvent((event) => events.push(`${event.type} ${event.queue}`));
+    await a.createQueue({ name: 'orders.eu', maxMessages: 100 });
+    await until('host B to see the queue', () => b.hasQueue('orders.eu'));
+    await expect(b.createQueue({ name: 'orders.eu' })).rejects.toMatchObject({ code: 'QUEUE_EXISTS' });
+    await a.updateQueue('orders.eu', { maxMessages: 50 });
+    await until('host B to see the change', async () => (await b.queueConfig('orders.eu')).maxMessages === 50);
+    const fromA = await a.append('orders.eu', [{ data: 'a1' }, { data: 'a2' }]);
+    const fromB = await b.append('orders.eu', [{ data: 'b1' }]);
+    const onA = await a.listMessages('orders.eu', { limit: 10 });
+    expect(onA).toEqual([...fromA, ...fromB]);
+    expect(await b.listMessages('orders.eu', { limit: 10 })).toEqual(onA);
+    expect(await b.getMessage('orders.eu', fromA[1]!.id)).toEqual(fromA[1]);
+    // A message id from another host is a position here too (found by the time it carries).
+    expect(await b.listMessages('orders.eu', { afterId: fromA[0]!.id, limit: 10 })).toEqual(onA.slice(1));
+
+    await a.deliveries.saveListener(listener('L', ['orders.eu'], { name: 'hook' }));
+    await until('host B to see the listener', () => b.deliveries.byName('hook')?.id === 'L');
+    await a.deleteQueue('orders.eu');
+    await until('host B to see the queue go', async () => !(await b.hasQueue('orders.eu')));
+    await until('host B to see the listener go', () => b.deliveries.listener('L') === undefined);
+    expect(events).toEqual(['created orders.eu', 'updated orders.eu', 'deleted orders.eu']);
+  });
+
+  it("a delivery left by a daemon that died goes to the other one after ack_wait, with its attempts", async () => {
+    namespace = `t${randomBytes(5).toString('hex')}`;
+    const a = await daemon();
+    const b = await daemon();
+    await a.createQueue({ name: 'q' });
+    const record = listener('L', ['q']);
+    await a.deliveries.saveListener(record);
+    const [m] = await a.append('q', [{ data: 'one' }]);
+
+    const onA = a.consumer(record, 'q', { durable: true, maxInFlight: 1 });
+    const first = await take(onA);
+    expect(first.message).toEqual(m);
+    const attempt1 = failed(1);
+    onA.retry(first, attempt1, 0);
+    const second = await take(onA);
+    expect(second.record.attempts).toEqual([attempt1]);
+    // Host A dies with the second attempt out: no ack, no nak.
+    const diedAt = Date.now();
+    await (a as unknown as { conn: { nc: { close(): Promise<void> } } }).conn.nc.close();
+
+    const onB = b.consumer(await waitListener(b, 'L'), 'q', { durable: true, maxInFlight: 1 });
+    const third = await take(onB, 60_000);
+    // Not before ack_wait (the listener's timeout + the margin): A might still have been working.
+    expect(Date.now() - diedAt).toBeGreaterThanOrEqual(record.timeoutMs + ACK_MARGIN_MS - 1_000);
+    expect(third.message).toEqual(m);
+    expect(third.record.attempts).toEqual([attempt1]);
+    const attempt3 = ok(3);
+    onB.delivered(third, attempt3);
+    expect(onB.settledThrough(third.position)).toBe(true);
+    await onB.close();
+    expect(await b.deliveries.get('L', m!.id)).toMatchObject({ state: 'delivered', attempts: [attempt1, attempt3] });
+  });
+
+  it('nak(delay) arrives on time on every redelivery (no server backoff list)', async () => {
+    namespace = `t${randomBytes(5).toString('hex')}`;
+    const store = await daemon();
+    await store.createQueue({ name: 'q' });
+    const record = listener('L', ['q']);
+    await store.deliveries.saveListener(record);
+    await store.append('q', [{ data: 'x' }]);
+    const consumer = store.consumer(record, 'q', { durable: true, maxInFlight: 1 });
+    let delivery = await take(consumer);
+    for (let n = 1; n <= 3; n++) {
+      const at = Date.now();
+      consumer.retry(delivery, failed(n), 300);
+      delivery = await take(consumer);
+      const waited = Date.now() - at;
+      expect(waited).toBeGreaterThanOrEqual(300);
+      // With a backoff list, 2.9 made nak(300) on the second delivery take 4.3 s.
+      expect(waited, `redelivery ${n + 1}`).toBeLessThan(2_500);
+    }
+    expect(delivery.record.attempts).toHaveLength(3);
+    consumer.delivered(delivery, ok(4));
+    await consumer.close();
+  });
+
+  it('with the servers down a request fails within seconds, naming them, and the same store goes on when they are back', async () => {
+    namespace = `t${randomBytes(5).toString('hex')}`;
+    const store = await daemon();
+    await store.createQueue({ name: 'q' });
+    const [before] = await store.append('q', [{ data: 'before' }]);
+    const node = servers.nodes[0]!;
+    await servers.kill(node);
+    const startedAt = Date.now();
+    const error = await store.append('q', [{ data: 'lost' }]).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(Date.now() - startedAt).toBeLessThan(5_000);
+    expect(error).toMatchObject({ code: 'BACKEND_UNAVAILABLE' });
+    expect((error as Error).message).toContain(node.url);
+
+    await servers.restart(node);
+    let after: string | undefined;
+    await until('publishing to resume', async () => {
+      try {
+        after = (await store.append('q', [{ data: 'after' }]))[0]!.id;
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    const listed = await store.listMessages('q', { limit: 10 });
+    expect(listed.map((m) => m.id)).toEqual([before!.id, after]);
+  });
+});
+
+async function waitListener(store: NatsStore, id: string): Promise<ListenerRecord> {
+  await until(`listener ${id}`, () => store.deliveries.listener(id) !== undefined);
+  return store.deliveries.listener(id)!;
+}
