@@ -13,15 +13,8 @@ export { DiscueError, isDiscueError, EXIT, ERROR_CODES, exitCodeFor } from './pr
 export type { ErrorCode, ExitCode, WireError } from './protocol/errors.js';
 export { resolvePaths } from './protocol/paths.js';
 export type { BrokerPaths } from './protocol/paths.js';
-export { validateMessage, parseMessage, validateQueueName, MAX_DATA_BYTES } from './protocol/messages.js';
-export type {
-  DaemonStatus,
-  Envelope,
-  MessageInput,
-  PublishResult,
-  QueueInfo,
-  RequestMap,
-  RequestType,
-} from './protocol/messages.js';
+export { validateMessage, parseMessage, validateQueueName, MAX_DATA_BYTES } from './protocol/validate.js';
+export type { DaemonStatus, Envelope, MessageInput, PublishResult, QueueInfo } from './protocol/wire.js';
+export type { RequestMap, RequestType } from './protocol/requests.js';
 export { PROTOCOL_VERSION } from './protocol/frames.js';
 export { VERSION } from './version.js';

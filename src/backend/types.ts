@@ -7,7 +7,7 @@
  * it speaks is a plain type, and test/backend/ checks any implementation
  * against it.
  */
-import type { Attempt, DeliveryState, Envelope, ListenerInfo, MessageInput, QueueInfo } from '../protocol/messages.js';
+import type { Attempt, DeliveryState, Envelope, ListenerInfo, MessageInput, QueueInfo } from '../protocol/wire.js';
 
 export type { Attempt, DeliveryState, Envelope, MessageInput, QueueInfo };
 
@@ -33,11 +33,17 @@ export interface QueuePatch {
 }
 
 export interface ListOptions {
-  /** Only messages after this position (exclusive): a message's id is its position. */
-  afterId?: Position;
+  /** Only messages after this position (exclusive). */
+  after?: Position;
   /** Only messages stored at or after this time (ms since epoch). */
   sinceMs?: number;
   limit: number;
+  /**
+   * Ends the page before its JSON would pass about this many bytes (a page
+   * holds at least one message), so a reply fits a frame; the next page
+   * starts after the page's last message.
+   */
+  maxBytes?: number;
 }
 
 /** Idempotency keys: JetStream's duplicate window, kept by any backend. */
@@ -87,8 +93,6 @@ export interface AppendOutcome {
 }
 
 export type AppendListener = (queue: string, messages: Envelope[]) => void;
-/** Ids removed from a queue (retention, purge, trim, delete), in id order, after they are gone from disk. */
-export type RemoveListener = (queue: string, ids: string[]) => void;
 /**
  * The catalogue's change feed. `updated`: settings changed (schema,
  * retention, limit). `deleted` names the listeners removed with the queue
@@ -151,11 +155,11 @@ export interface Store {
   /** As listMessages, and says which damaged records it skipped. */
   readMessages(queue: string, options: ListOptions): Promise<MessagePage>;
   /**
-   * Counts every message after `afterId`, and names the last one counted.
+   * Counts every message after `after`, and names the last one counted.
    * No removal of the queue's messages runs while it counts: a removal is
-   * either in the count's snapshot or reported (onRemove) after the count.
+   * either in the count's snapshot or reaches the consumers after it.
    */
-  countMessages(queue: string, options: { afterId?: Position }): Promise<{ count: number; lastId: Position | undefined }>;
+  countMessages(queue: string, options: { after?: Position }): Promise<{ count: number; last: Position | undefined }>;
   /** Throws DATA_CORRUPT for a record that fails its checksum. */
   getMessage(queue: string, id: string): Promise<Envelope>;
   deleteMessage(queue: string, id: string): Promise<void>;
@@ -171,7 +175,6 @@ export interface Store {
    * backend's own consumers learn of appends and removals by themselves.
    */
   onAppend(listener: AppendListener): void;
-  onRemove(listener: RemoveListener): void;
   onQueueEvent(listener: QueueEventListener): void;
   /**
    * Listener registrations and delivery records, kept by the same backend

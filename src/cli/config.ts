@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { DiscueError } from '../protocol/errors.js';
-import { parseDuration } from '../protocol/messages.js';
+import { parseDuration } from '../client/duration.js';
 import { resolvePaths } from '../protocol/paths.js';
 
 export interface ConfigKey {

@@ -1,5 +1,5 @@
 /** How listeners are doing, in words: shared by `listener list/show`, `top` and `publish --wait`. */
-import type { ListenerHealth, ListenerProgress } from '../protocol/messages.js';
+import type { ListenerHealth, ListenerProgress } from '../protocol/wire.js';
 
 /** One health over a listener's queues: the worst failure streak, the earliest retry. */
 export function combinedHealth(progress: ListenerProgress[]): ListenerHealth {

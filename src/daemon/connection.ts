@@ -15,9 +15,9 @@ import { DiscueError } from '../protocol/errors.js';
 import { InvalidUtf8Line, LineDecoder, PROTOCOL_VERSION, encodeFrame, parseRequest } from '../protocol/frames.js';
 import type { ReplyFrame, RequestFrame } from '../protocol/frames.js';
 import { VERSION } from '../version.js';
-import type { Subscription } from '../delivery/engine.js';
-import type { HandlerContext, RequestContext } from './handlers.js';
-import { handlers } from './handlers.js';
+import type { Stream } from '../delivery/streams.js';
+import type { HandlerContext, RequestContext } from './handlers/index.js';
+import { handlers } from './handlers/index.js';
 import type { Logger } from '../observe/log.js';
 import { MAX_PARAMS_DEPTH, nestsDeeperThan } from './params.js';
 
@@ -82,7 +82,7 @@ export class Connection {
   private lastWriteProgress = Date.now();
   private lastReadProgress = Date.now();
   private watchdog: NodeJS.Timeout | undefined;
-  private readonly subscriptions = new Map<number, Subscription>();
+  private readonly streams = new Map<number, Stream>();
   private closeCallbacks: (() => void)[] = [];
 
   constructor(
@@ -307,7 +307,7 @@ export class Connection {
         if (this.closed || this.draining) callback();
         else this.closeCallbacks.push(callback);
       },
-      subscriptions: this.subscriptions,
+      streams: this.streams,
     };
     handler(frame.params, this.ctx, req).then(
       (result) => this.done(frame.id, large, result),
@@ -330,7 +330,7 @@ export class Connection {
       );
       return;
     }
-    this.subscriptions.get(fields.stream)?.ack(fields.tag);
+    this.streams.get(fields.stream)?.ack(fields.tag);
   }
 
   private done(id: number, large: boolean, value: unknown, failed = false): void {

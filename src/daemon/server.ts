@@ -13,8 +13,7 @@ import type { Server, Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { DiscueError } from '../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../protocol/frames.js';
-import { parseDuration } from '../protocol/messages.js';
-import type { DaemonStatus } from '../protocol/messages.js';
+import type { DaemonStatus } from '../protocol/wire.js';
 import { assertPrivateDir, assertSocketDirSafe, assertSocketOwned } from '../protocol/ownership.js';
 import { resolvePaths } from '../protocol/paths.js';
 import type { BrokerPaths } from '../protocol/paths.js';
@@ -22,7 +21,7 @@ import { DEFAULT_DEDUPE, createBackend } from '../backend/index.js';
 import type { DedupeOptions, Store } from '../backend/types.js';
 import { VERSION } from '../version.js';
 import { Connection } from './connection.js';
-import type { HandlerContext } from './handlers.js';
+import type { HandlerContext } from './handlers/index.js';
 import { createLogger } from '../observe/log.js';
 import type { Logger } from '../observe/log.js';
 import { SchemaRegistry } from './schemas.js';
@@ -34,6 +33,8 @@ export interface DaemonOptions {
   socket?: string;
   dataDir?: string;
   logger?: Logger;
+  /** Idempotency key window and bound (the CLI reads them from the environment); the backend's defaults otherwise. */
+  dedupe?: Partial<DedupeOptions>;
   /** Install SIGTERM/SIGINT handlers and exit the process on shutdown (default true). */
   ownProcess?: boolean;
 }
@@ -72,7 +73,7 @@ export class Daemon {
     await assertSocketDirSafe(paths.socket);
     assertSocketOwned(paths.socket);
     const releaseLock = await acquireHomeLock(join(paths.runDir, 'daemon.lock'));
-    const store = createBackend({ dataDir: paths.dataDir, dedupe: dedupeSettings(process.env), log });
+    const store = createBackend({ dataDir: paths.dataDir, dedupe: { ...DEFAULT_DEDUPE, ...this.options.dedupe }, log });
     try {
       await store.open();
     } catch (err) {
@@ -265,26 +266,6 @@ async function prepareDirectories(paths: BrokerPaths): Promise<void> {
       { cause: err },
     );
   }
-}
-
-/**
- * The idempotency key window and bound, read once at daemon start:
- * DISCUE_DEDUPE_WINDOW (a duration, default 10m) and DISCUE_DEDUPE_MAX_KEYS
- * (keys kept per queue, default 100000).
- */
-function dedupeSettings(env: NodeJS.ProcessEnv): DedupeOptions {
-  const settings = { ...DEFAULT_DEDUPE };
-  const window = env.DISCUE_DEDUPE_WINDOW;
-  if (window !== undefined && window !== '') settings.windowMs = parseDuration(window, 'DISCUE_DEDUPE_WINDOW');
-  const max = env.DISCUE_DEDUPE_MAX_KEYS;
-  if (max !== undefined && max !== '') {
-    const n = Number(max);
-    if (!/^\d+$/.test(max) || !Number.isSafeInteger(n) || n < 1) {
-      throw new DiscueError('INVALID_ARGUMENT', `DISCUE_DEDUPE_MAX_KEYS must be a whole number of at least 1, got ${JSON.stringify(max)}`);
-    }
-    settings.maxKeys = n;
-  }
-  return settings;
 }
 
 function socketAnswers(path: string): Promise<boolean> {

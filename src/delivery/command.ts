@@ -10,7 +10,7 @@
  * `listen --exec` runs its command itself (run-command.ts).
  */
 import type { Writable } from 'node:stream';
-import type { Envelope } from '../protocol/messages.js';
+import type { Envelope } from '../protocol/wire.js';
 import type { ListenerRecord } from '../backend/types.js';
 import { runCommand } from './run-command.js';
 import type { CommandOutcome, CommandSpec } from './run-command.js';

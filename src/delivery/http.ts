@@ -4,7 +4,7 @@
  * attempt. Retry-After is passed up; 410 Gone disables the listener.
  */
 import type { Agent } from 'undici';
-import type { Envelope } from '../protocol/messages.js';
+import type { Envelope } from '../protocol/wire.js';
 import type { ListenerRecord } from '../backend/types.js';
 import { VERSION } from '../version.js';
 import { parseRetryAfter } from './backoff.js';

@@ -5,7 +5,7 @@
  * the client disconnects, unacknowledged messages are simply not settled:
  * a named listen gets them again when it comes back.
  */
-import type { Envelope, StreamEvent } from '../protocol/messages.js';
+import type { Envelope, StreamEvent } from '../protocol/wire.js';
 import type { SendResult, Sender } from './types.js';
 
 export interface StreamEndpoint {
@@ -17,7 +17,6 @@ export class StreamBinding {
   private endpoint: StreamEndpoint | undefined;
   private nextTag = 1;
   private readonly pending = new Map<number, (result: SendResult) => void>();
-  private readonly attachListeners: (() => void)[] = [];
 
   get attached(): boolean {
     return this.endpoint !== undefined;
@@ -25,7 +24,6 @@ export class StreamBinding {
 
   attach(endpoint: StreamEndpoint): void {
     this.endpoint = endpoint;
-    for (const listener of this.attachListeners) listener();
   }
 
   detach(): void {
@@ -33,10 +31,6 @@ export class StreamBinding {
     const pending = [...this.pending.values()];
     this.pending.clear();
     for (const resolve of pending) resolve({ ok: false, interrupted: true });
-  }
-
-  onAttach(listener: () => void): void {
-    this.attachListeners.push(listener);
   }
 
   ack(tag: number): boolean {

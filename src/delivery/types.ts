@@ -1,13 +1,11 @@
-import type { Envelope } from '../protocol/messages.js';
+import type { Attempt, Envelope } from '../protocol/wire.js';
 
-/** What one delivery attempt came to. */
-export interface SendResult {
-  ok: boolean;
-  status?: number;
-  exitCode?: number;
-  signal?: string;
-  error?: string;
-  output?: string;
+/**
+ * What one delivery attempt came to: the fields an Attempt records (the
+ * worker adds its number, time and duration), and what the retry policy
+ * needs besides (decide.ts).
+ */
+export interface SendResult extends Omit<Attempt, 'attempt' | 'at' | 'durationMs'> {
   /** The receiver asked to wait this long (Retry-After). */
   retryAfterMs?: number;
   /** The receiver said 410 Gone: disable the listener. */

@@ -5,7 +5,7 @@
  */
 import { Box, Text, useApp, useInput } from 'ink';
 import { useCallback, useEffect, useRef, useState } from 'react';
-import type { Attempt, DeliveryInfo, ListenerInfo, StatsSnapshot } from '../protocol/messages.js';
+import type { Attempt, DeliveryInfo, ListenerInfo, StatsSnapshot } from '../protocol/wire.js';
 import { combinedHealth, healthText, lagText } from '../cli/health.js';
 
 export interface TopSource {

@@ -8,7 +8,7 @@
  * hands back what the backend gave it.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { DeliveryRecord, Envelope, ListenerRecord, Position, Store } from '../../src/backend/types.js';
+import type { Attempt, Consumer, Delivery, Envelope, ListenerRecord, Position, Store } from '../../src/backend/types.js';
 
 export interface BackendHarness {
   /** A fresh, empty place to keep a backend (a directory, a stream prefix). */
@@ -48,21 +48,19 @@ function listener(id: string, queues: string[], extra: Partial<ListenerRecord> =
   };
 }
 
-function delivery(listenerId: string, message: Envelope, state: DeliveryRecord['state'], attempts: number): DeliveryRecord {
-  return {
-    listenerId,
-    queue: message.queue,
-    messageId: message.id,
-    state,
-    attempts: Array.from({ length: attempts }, (_, i) => ({
-      attempt: i + 1,
-      at: new Date().toISOString(),
-      durationMs: 5,
-      ok: state === 'delivered' && i === attempts - 1,
-      ...(state === 'delivered' && i === attempts - 1 ? { status: 200 } : { status: 500, error: 'HTTP 500' }),
-    })),
-    updatedAt: new Date().toISOString(),
-  };
+function ok(attempt: number): Attempt {
+  return { attempt, at: new Date(0).toISOString(), durationMs: 5, ok: true, status: 200 };
+}
+
+function failed(attempt: number): Attempt {
+  return { attempt, at: new Date(0).toISOString(), durationMs: 5, ok: false, status: 500, error: 'HTTP 500' };
+}
+
+/** The next delivery, which must come within the time (a consumer that hands out nothing fails the test, not hangs it). */
+async function take(consumer: Consumer, timeoutMs = 20_000): Promise<Delivery> {
+  const delivery = await consumer.next(AbortSignal.timeout(timeoutMs));
+  if (delivery === undefined) throw new Error(`no delivery within ${timeoutMs} ms`);
+  return delivery;
 }
 
 const data = (messages: { data: string }[]): string[] => messages.map((m) => m.data);
@@ -72,10 +70,12 @@ export function backendSuite(name: string, harness: BackendHarness): void {
     let place: string;
     let store: Store;
     let open: Store[];
+    let consumers: Consumer[];
 
     /** Opens (again) the backend at this test's place. */
     async function reopen(): Promise<Store> {
       if (open.includes(store)) {
+        for (const c of consumers.splice(0)) await c.close();
         await store.close();
         open = open.filter((s) => s !== store);
       }
@@ -85,12 +85,20 @@ export function backendSuite(name: string, harness: BackendHarness): void {
       return store;
     }
 
+    /** A durable consumer of a stored listener, closed after the test. */
+    function consume(listenerId: string, queue: string, maxInFlight = 1): Consumer {
+      const record = store.deliveries.listener(listenerId) ?? listener(listenerId, [queue]);
+      const consumer = store.consumer(record, queue, { durable: true, maxInFlight });
+      consumers.push(consumer);
+      return consumer;
+    }
+
     /** Every message of a queue, read page by page from the start. */
     async function all(queue: string): Promise<Envelope[]> {
       const out: Envelope[] = [];
       let after: Position | undefined;
       for (;;) {
-        const page = await store.listMessages(queue, { afterId: after, limit: 4 });
+        const page = await store.listMessages(queue, { after, limit: 4 });
         if (page.length === 0) return out;
         out.push(...page);
         after = page[page.length - 1]!.id;
@@ -100,9 +108,11 @@ export function backendSuite(name: string, harness: BackendHarness): void {
     beforeEach(async () => {
       place = await harness.place();
       open = [];
+      consumers = [];
       await reopen();
     });
     afterEach(async () => {
+      for (const c of consumers) await c.close();
       for (const s of open) await s.close();
       await harness.remove(place);
     });
@@ -115,10 +125,10 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         expect(info).toMatchObject({ name: 'orders', retentionMs: 60_000, maxMessages: 10, messages: 0, bytes: 0 });
         expect(Number.isNaN(Date.parse(info.createdAt))).toBe(false);
         await store.createQueue({ name: 'audit' });
-        expect(store.listQueues().map((q) => q.name).sort()).toEqual(['audit', 'orders']);
-        expect(store.hasQueue('orders')).toBe(true);
-        expect(store.hasQueue('nope')).toBe(false);
-        expect(store.queueConfig('orders')).toMatchObject({ name: 'orders', retentionMs: 60_000, maxMessages: 10, schema: { type: 'object' } });
+        expect((await store.listQueues()).map((q) => q.name).sort()).toEqual(['audit', 'orders']);
+        expect(await store.hasQueue('orders')).toBe(true);
+        expect(await store.hasQueue('nope')).toBe(false);
+        expect(await store.queueConfig('orders')).toMatchObject({ name: 'orders', retentionMs: 60_000, maxMessages: 10, schema: { type: 'object' } });
         expect((await store.getQueue('orders')).name).toBe('orders');
         await expect(store.createQueue({ name: 'orders' })).rejects.toMatchObject({ code: 'QUEUE_EXISTS' });
         await expect(store.getQueue('nope')).rejects.toMatchObject({ code: 'QUEUE_NOT_FOUND' });
@@ -130,6 +140,8 @@ export function backendSuite(name: string, harness: BackendHarness): void {
 
       it('updates settings: a value sets, null removes, undefined leaves', async () => {
         await store.createQueue({ name: 'q', retentionMs: 60_000, maxMessages: 10 });
+        const events: unknown[] = [];
+        store.onQueueEvent((event) => events.push(event));
         const updated = await store.updateQueue('q', { retentionMs: null, maxMessages: 20, schema: { type: 'string' } });
         expect(updated.retentionMs).toBeUndefined();
         expect(updated.maxMessages).toBe(20);
@@ -138,6 +150,10 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         expect(again.schema).toBeUndefined();
         expect(again.maxMessages).toBe(20);
         await expect(store.updateQueue('nope', { maxMessages: 1 })).rejects.toMatchObject({ code: 'QUEUE_NOT_FOUND' });
+        expect(events).toEqual([
+          { type: 'updated', queue: 'q' },
+          { type: 'updated', queue: 'q' },
+        ]);
       });
 
       it('purges every message and keeps the queue, which goes on taking messages', async () => {
@@ -157,7 +173,7 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         await store.createQueue({ name: 'q' });
         await store.append('q', inputs('old', 3));
         expect(await store.deleteQueue('q')).toBe(3);
-        expect(store.hasQueue('q')).toBe(false);
+        expect(await store.hasQueue('q')).toBe(false);
         await expect(store.listMessages('q', { limit: 10 })).rejects.toMatchObject({ code: 'QUEUE_NOT_FOUND' });
         await expect(store.deleteQueue('q')).rejects.toMatchObject({ code: 'QUEUE_NOT_FOUND' });
         await store.createQueue({ name: 'q' });
@@ -203,30 +219,27 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         expect(await store.listMessages('q', { limit: 100 })).toEqual(every);
         expect(await store.listMessages('q', { limit: 3 })).toEqual(every.slice(0, 3));
         for (let i = 0; i < every.length; i++) {
-          expect(await store.listMessages('q', { afterId: every[i]!.id, limit: 100 })).toEqual(every.slice(i + 1));
+          expect(await store.listMessages('q', { after: every[i]!.id, limit: 100 })).toEqual(every.slice(i + 1));
         }
         // The end: nothing after the last position, and nothing counted.
-        expect(await store.listMessages('q', { afterId: every[9]!.id, limit: 100 })).toEqual([]);
-        expect(await store.countMessages('q', { afterId: every[9]!.id })).toEqual({ count: 0, lastId: undefined });
+        expect(await store.listMessages('q', { after: every[9]!.id, limit: 100 })).toEqual([]);
+        expect(await store.countMessages('q', { after: every[9]!.id })).toEqual({ count: 0, last: undefined });
         // A time start, alone and with a position (the later of the two wins).
         expect(await store.listMessages('q', { sinceMs: since, limit: 100 })).toEqual(late);
-        expect(await store.listMessages('q', { sinceMs: since, afterId: every[1]!.id, limit: 100 })).toEqual(late);
-        expect(await store.listMessages('q', { sinceMs: since, afterId: late[2]!.id, limit: 100 })).toEqual(late.slice(3));
+        expect(await store.listMessages('q', { sinceMs: since, after: every[1]!.id, limit: 100 })).toEqual(late);
+        expect(await store.listMessages('q', { sinceMs: since, after: late[2]!.id, limit: 100 })).toEqual(late.slice(3));
         expect(await store.listMessages('q', { sinceMs: Date.now() + 60_000, limit: 100 })).toEqual([]);
         // Counting from the start and from a position names the last message.
-        expect(await store.countMessages('q', {})).toEqual({ count: 10, lastId: late[4]!.id });
-        expect(await store.countMessages('q', { afterId: early[2]!.id })).toEqual({ count: 7, lastId: late[4]!.id });
-        expect((await store.readMessages('q', { afterId: early[0]!.id, limit: 2 })).messages).toEqual(every.slice(1, 3));
+        expect(await store.countMessages('q', {})).toEqual({ count: 10, last: late[4]!.id });
+        expect(await store.countMessages('q', { after: early[2]!.id })).toEqual({ count: 7, last: late[4]!.id });
+        expect((await store.readMessages('q', { after: early[0]!.id, limit: 2 })).messages).toEqual(every.slice(1, 3));
       });
 
-      it('deletes one message, reports it removed, and answers MESSAGE_NOT_FOUND for it afterwards', async () => {
+      it('deletes one message, and answers MESSAGE_NOT_FOUND for it afterwards', async () => {
         await store.createQueue({ name: 'q' });
-        const removed: string[][] = [];
-        store.onRemove((queue, ids) => removed.push([queue, ...ids]));
         const stored = await store.append('q', inputs('m', 3));
         await store.deleteMessage('q', stored[1]!.id);
         expect(data(await all('q'))).toEqual(['m0', 'm2']);
-        expect(removed).toEqual([['q', stored[1]!.id]]);
         await expect(store.getMessage('q', stored[1]!.id)).rejects.toMatchObject({ code: 'MESSAGE_NOT_FOUND' });
         await expect(store.deleteMessage('q', stored[1]!.id)).rejects.toMatchObject({ code: 'MESSAGE_NOT_FOUND' });
         expect((await store.getQueue('q')).messages).toBe(2);
@@ -247,18 +260,13 @@ export function backendSuite(name: string, harness: BackendHarness): void {
     });
 
     describe('retention', () => {
-      it('removes messages past their queue age limit and reports them, leaving other queues alone', async () => {
+      it('removes messages past their queue age limit, leaving other queues alone', async () => {
         await store.createQueue({ name: 'short', retentionMs: 1000 });
         await store.createQueue({ name: 'keep' });
-        const removed: string[] = [];
-        store.onRemove((queue, ids) => {
-          if (queue === 'short') removed.push(...ids);
-        });
-        const stored = await store.append('short', inputs('s', 4));
+        await store.append('short', inputs('s', 4));
         await store.append('keep', inputs('k', 2));
         expect(await store.enforceRetention(Date.now() - 60_000)).toBe(0);
         expect(await store.enforceRetention(Date.now() + 60_000)).toBe(4);
-        expect(removed).toEqual(stored.map((m) => m.id));
         expect(await all('short')).toEqual([]);
         expect((await store.getQueue('short')).messages).toBe(0);
         expect(data(await all('keep'))).toEqual(['k0', 'k1']);
@@ -274,82 +282,40 @@ export function backendSuite(name: string, harness: BackendHarness): void {
       });
     });
 
-    describe('listeners and delivery progress', () => {
-      it('registers, finds and removes listeners, with the cursors they start from', async () => {
+    describe('listeners', () => {
+      it('registers, finds and removes listeners, each queue starting where it was told', async () => {
         await store.createQueue({ name: 'q' });
         const [m] = await store.append('q', inputs('m', 1));
         const { deliveries } = store;
-        await deliveries.saveListener(listener('L1', ['q'], { name: 'hook' }), [{ queue: 'q', cursor: m!.id }]);
+        await deliveries.saveListener(listener('L1', ['q'], { name: 'hook' }), 'end');
         await deliveries.saveListener(listener('L2', ['q']));
         expect(deliveries.listener('L1')).toMatchObject({ id: 'L1', name: 'hook', queues: ['q'] });
         expect(deliveries.byName('hook')?.id).toBe('L1');
         expect(deliveries.byName('nope')).toBeUndefined();
         expect(deliveries.listeners().map((l) => l.id).sort()).toEqual(['L1', 'L2']);
-        expect(deliveries.cursor('L1', 'q')).toBe(m!.id);
-        expect(deliveries.cursor('L2', 'q')).toBeUndefined();
-        // Saving again replaces the record.
-        await deliveries.saveListener({ ...deliveries.listener('L1')!, state: 'paused' });
+        const [n] = await store.append('q', inputs('n', 1));
+        // L1 started at the end when it was saved: m is behind it; L2 takes everything.
+        expect((await take(consume('L1', 'q'))).message).toEqual(n);
+        expect((await take(consume('L2', 'q'))).message).toEqual(m);
+        // Saving again replaces the record and keeps the position.
+        await deliveries.saveListener({ ...deliveries.listener('L1')!, state: 'paused' }, 'all');
         expect(deliveries.listener('L1')?.state).toBe('paused');
-        await deliveries.settle(delivery('L1', m!, 'failed', 1), undefined);
         await deliveries.removeListener('L1');
         expect(deliveries.listener('L1')).toBeUndefined();
-        expect(deliveries.cursor('L1', 'q')).toBeUndefined();
-        expect(await deliveries.get('L1', m!.id)).toBeUndefined();
         expect(deliveries.listeners().map((l) => l.id)).toEqual(['L2']);
       });
 
-      it('settles in order: delivered moves the cursor and goes to history; failed stays open; advance moves only the cursor', async () => {
+      it('a listener starting at a time takes the messages stored from then on', async () => {
         await store.createQueue({ name: 'q' });
-        const [a, b, c] = await store.append('q', inputs('m', 3));
-        const { deliveries } = store;
-        await deliveries.saveListener(listener('L', ['q']));
-        await deliveries.settle(delivery('L', a!, 'delivered', 1), a!.id);
-        expect(deliveries.cursor('L', 'q')).toBe(a!.id);
-        expect(await deliveries.get('L', a!.id)).toMatchObject({ state: 'delivered', messageId: a!.id, queue: 'q' });
-        await deliveries.settle(delivery('L', b!, 'failed', 2), undefined);
-        expect(deliveries.cursor('L', 'q')).toBe(a!.id);
-        expect((await deliveries.openDeliveries('L')).map((r) => r.messageId)).toEqual([b!.id]);
-        expect((await deliveries.list({ listenerId: 'L', limit: 10 })).map((r) => r.messageId)).toEqual([b!.id]);
-        expect((await deliveries.list({ state: 'delivered', limit: 10 })).map((r) => r.messageId)).toEqual([a!.id]);
-        // The retry succeeds: the open record leaves, history keeps every attempt.
-        await deliveries.settle(delivery('L', b!, 'delivered', 3), b!.id);
-        expect(await deliveries.openDeliveries('L')).toEqual([]);
-        expect((await deliveries.get('L', b!.id))?.attempts).toHaveLength(3);
-        await deliveries.advance('L', 'q', c!.id);
-        expect(deliveries.cursor('L', 'q')).toBe(c!.id);
-      });
-
-      it('keeps a pending retry with its attempts, and forgets a delivery whose message is gone', async () => {
-        await store.createQueue({ name: 'q' });
-        const [a] = await store.append('q', inputs('m', 1));
-        const { deliveries } = store;
-        await deliveries.saveListener(listener('L', ['q']));
-        const open = { ...delivery('L', a!, 'pending', 1), nextAttemptAt: new Date(Date.now() + 1000).toISOString() };
-        await deliveries.saveOpen(open);
-        expect(await deliveries.openDeliveries('L')).toEqual([open]);
-        await deliveries.forget('L', a!.id);
-        expect(await deliveries.openDeliveries('L')).toEqual([]);
-        expect(await deliveries.get('L', a!.id)).toBeUndefined();
-      });
-
-      it('keeps dead deliveries apart until requeued for a fresh round', async () => {
-        await store.createQueue({ name: 'q' });
-        const [a, b] = await store.append('q', inputs('m', 2));
-        const { deliveries } = store;
-        await deliveries.saveListener(listener('L', ['q']));
-        await deliveries.settle(delivery('L', a!, 'dead', 3), a!.id);
-        await deliveries.settle(delivery('L', b!, 'dead', 3), b!.id);
-        expect((await deliveries.deadDeliveries('L')).map((r) => r.messageId)).toEqual([a!.id, b!.id]);
-        expect(await deliveries.openDeliveries('L')).toEqual([]);
-        expect((await deliveries.list({ state: 'dead', limit: 10 })).map((r) => r.messageId).sort()).toEqual([a!.id, b!.id].sort());
-        expect(deliveries.cursor('L', 'q')).toBe(b!.id);
-        // Requeue: a fresh round that remembers the earlier attempts.
-        const dead = (await deliveries.get('L', a!.id))!;
-        await deliveries.saveOpen({ ...dead, state: 'pending', roundStart: dead.attempts.length, updatedAt: new Date().toISOString() });
-        expect((await deliveries.deadDeliveries('L')).map((r) => r.messageId)).toEqual([b!.id]);
-        const [requeued] = await deliveries.openDeliveries('L');
-        expect(requeued).toMatchObject({ messageId: a!.id, state: 'pending', roundStart: 3 });
-        expect(requeued!.attempts).toHaveLength(3);
+        await store.append('q', inputs('early', 2));
+        const storedEarly = Date.now();
+        await until('the clock to move on', () => Date.now() > storedEarly);
+        const since = Date.now();
+        const [late] = await store.append('q', inputs('late', 1));
+        await store.deliveries.saveListener(listener('L', ['q']), { sinceMs: since });
+        expect((await take(consume('L', 'q'))).message).toEqual(late);
+        // Not durable: the start is the consumer's own.
+        expect((await take(store.consumer(listener('T', ['q']), 'q', { durable: false, start: { sinceMs: since }, maxInFlight: 1 }))).message).toEqual(late);
       });
 
       it('a deleted queue leaves its listeners: one with no queue left is removed, one with others keeps them', async () => {
@@ -358,49 +324,253 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         const [m] = await store.append('a', inputs('m', 1));
         const { deliveries } = store;
         await deliveries.saveListener(listener('ONLY', ['a']));
-        await deliveries.saveListener(listener('BOTH', ['a', 'b']), [{ queue: 'a', cursor: m!.id }]);
-        await deliveries.settle(delivery('BOTH', m!, 'dead', 3), m!.id);
+        await deliveries.saveListener(listener('BOTH', ['a', 'b']));
+        const consumer = consume('BOTH', 'a');
+        const d = await take(consumer);
+        consumer.dead(d, failed(1));
+        await consumer.close();
+        expect((await deliveries.deadDeliveries('BOTH')).map((r) => r.messageId)).toEqual([m!.id]);
         const events: { type: string; removedListeners?: string[] }[] = [];
         store.onQueueEvent((event) => events.push(event));
         await store.deleteQueue('a');
         expect(events).toEqual([{ type: 'deleted', queue: 'a', removedListeners: ['ONLY'] }]);
         expect(deliveries.listener('ONLY')).toBeUndefined();
         expect(deliveries.listener('BOTH')?.queues).toEqual(['b']);
-        expect(deliveries.cursor('BOTH', 'a')).toBeUndefined();
         await deliveries.forgetQueueRecords('BOTH', 'a');
         expect(await deliveries.deadDeliveries('BOTH')).toEqual([]);
+        // A queue of the same name made again starts from its beginning for the listener.
+        await store.createQueue({ name: 'a' });
+        const [fresh] = await store.append('a', inputs('fresh', 1));
+        expect((await take(consume('BOTH', 'a'))).message).toEqual(fresh);
+      });
+    });
+
+    describe('consumers', () => {
+      it('hands out messages in order, one at a time with maxInFlight 1, and settles them in order', async () => {
+        await store.createQueue({ name: 'q' });
+        await store.deliveries.saveListener(listener('L', ['q']));
+        const consumer = consume('L', 'q');
+        const outcome = await store.appendOnce('q', inputs('m', 3));
+        const stored = outcome.stored;
+        const first = await take(consumer);
+        expect(first.message).toEqual(stored[0]);
+        expect(first.record).toMatchObject({ listenerId: 'L', queue: 'q', messageId: stored[0]!.id, attempts: [] });
+        // The second is not handed out while the first is out.
+        const second = take(consumer);
+        expect(consumer.settledThrough(first.position)).toBe(false);
+        consumer.delivered(first, ok(1));
+        expect(consumer.settledThrough(first.position)).toBe(true);
+        expect(consumer.settledThrough(outcome.through)).toBe(false);
+        const d2 = await second;
+        expect(d2.message).toEqual(stored[1]);
+        consumer.delivered(d2, ok(1));
+        const d3 = await take(consumer);
+        consumer.delivered(d3, ok(1));
+        expect(consumer.settledThrough(outcome.through)).toBe(true);
+        expect(consumer.progress()).toMatchObject({ inFlight: 0, pending: 0, lagMs: 0, position: d3.position });
+        await until('the history to hold all three', async () => (await store.deliveries.list({ state: 'delivered', limit: 10 })).length === 3);
+        expect((await store.deliveries.get('L', stored[1]!.id))?.attempts).toEqual([ok(1)]);
+      });
+
+      it('counts what is pending after the position, and the lag of the oldest', async () => {
+        await store.createQueue({ name: 'q' });
+        await store.deliveries.saveListener(listener('L', ['q']));
+        const consumer = consume('L', 'q');
+        await store.append('q', inputs('m', 5));
+        await until('the backlog to be counted', () => consumer.progress().pending === 5);
+        const d = await take(consumer);
+        await consumer.refresh();
+        expect(consumer.progress().lagMs).toBeGreaterThanOrEqual(0);
+        consumer.delivered(d, ok(1));
+        expect(consumer.progress().pending).toBe(4);
+      });
+
+      it('retries after the delay, holding back the messages after it, and keeps the attempt', async () => {
+        await store.createQueue({ name: 'q' });
+        await store.deliveries.saveListener(listener('L', ['q']));
+        const consumer = consume('L', 'q');
+        const [a, b] = await store.append('q', inputs('m', 2));
+        const first = await take(consumer);
+        const failedAt = Date.now();
+        consumer.retry(first, failed(1), 300);
+        expect(consumer.progress().nextRetryAt).toBeGreaterThanOrEqual(failedAt + 300);
+        expect(consumer.progress().inFlight).toBe(1);
+        await until('the retry to be kept', async () => (await store.deliveries.openDeliveries('L')).length === 1);
+        const [open] = await store.deliveries.openDeliveries('L');
+        expect(open).toMatchObject({ messageId: a!.id, state: 'failed', attempts: [failed(1)] });
+        expect(open!.nextAttemptAt).toBeDefined();
+        // The same message again, not before its delay, and not b meanwhile.
+        const again = await take(consumer);
+        expect(Date.now() - failedAt).toBeGreaterThanOrEqual(300);
+        expect(again.message).toEqual(a);
+        expect(again.record.attempts).toEqual([failed(1)]);
+        consumer.delivered(again, ok(2));
+        const next = await take(consumer);
+        expect(next.message).toEqual(b);
+        await until('the open record to go', async () => (await store.deliveries.openDeliveries('L')).length === 0);
+        expect((await store.deliveries.get('L', a!.id))).toMatchObject({ state: 'delivered', attempts: [failed(1), ok(2)] });
+      });
+
+      it('settles a dead delivery in order and keeps it apart; requeue hands it out again, out of order, for a fresh round', async () => {
+        await store.createQueue({ name: 'q' });
+        await store.deliveries.saveListener(listener('L', ['q']));
+        const consumer = consume('L', 'q');
+        const [a, b, c] = await store.append('q', inputs('m', 3));
+        const da = await take(consumer);
+        consumer.dead(da, failed(3));
+        expect(consumer.settledThrough(da.position)).toBe(true);
+        expect(consumer.wasDead(a!.id)).toBe(true);
+        const db = await take(consumer);
+        expect(db.message).toEqual(b);
+        consumer.delivered(db, ok(1));
+        await until('the dead one to be kept', async () => (await store.deliveries.deadDeliveries('L')).length === 1);
+        expect((await store.deliveries.list({ state: 'dead', limit: 10 })).map((r) => r.messageId)).toEqual([a!.id]);
+        expect(await store.deliveries.openDeliveries('L')).toEqual([]);
+
+        expect(await consumer.requeue(b!.id)).toBe(false); // delivered, not dead
+        expect(await consumer.requeue(a!.id)).toBe(true);
+        expect(await store.deliveries.deadDeliveries('L')).toEqual([]);
+        const [requeued] = await store.deliveries.openDeliveries('L');
+        expect(requeued).toMatchObject({ messageId: a!.id, state: 'pending', roundStart: 3 });
+        // Handed out before c, which is next in order, with its earlier attempts.
+        const again = await take(consumer);
+        expect(again.message).toEqual(a);
+        expect(again.record).toMatchObject({ roundStart: 3, attempts: [failed(3)] });
+        consumer.delivered(again, ok(4));
+        expect(consumer.wasDead(a!.id)).toBe(false);
+        expect((await take(consumer)).message).toEqual(c);
+        await until('the requeued one to be delivered', async () => (await store.deliveries.get('L', a!.id))?.state === 'delivered');
+      });
+
+      it('hands a released delivery out first again, in order, without counting an attempt', async () => {
+        await store.createQueue({ name: 'q' });
+        await store.deliveries.saveListener(listener('L', ['q'], { concurrency: 2 }));
+        const consumer = consume('L', 'q', 2);
+        const [a, b, c] = await store.append('q', inputs('m', 3));
+        const da = await take(consumer);
+        const db = await take(consumer);
+        expect([da.message, db.message]).toEqual([a, b]);
+        // Paused: both come back, in whatever order their sends returned.
+        consumer.release(db);
+        consumer.release(da);
+        expect(consumer.progress().inFlight).toBe(0);
+        const again = [await take(consumer), await take(consumer)];
+        expect(again.map((d) => d.message)).toEqual([a, b]);
+        expect(again.map((d) => d.record.attempts)).toEqual([[], []]);
+        for (const d of again) consumer.delivered(d, ok(1));
+        expect((await take(consumer)).message).toEqual(c);
+      });
+
+      it('with several out, settles in order: the position waits for the oldest', async () => {
+        await store.createQueue({ name: 'q' });
+        await store.deliveries.saveListener(listener('L', ['q'], { concurrency: 3 }));
+        const consumer = consume('L', 'q', 3);
+        const outcome = await store.appendOnce('q', inputs('m', 3));
+        const out = [await take(consumer), await take(consumer), await take(consumer)];
+        expect(out.map((d) => d.message)).toEqual(outcome.stored);
+        consumer.delivered(out[2]!, ok(1));
+        consumer.delivered(out[1]!, ok(1));
+        expect(consumer.settledThrough(out[1]!.position)).toBe(false);
+        expect(consumer.progress().position).toBeUndefined();
+        consumer.delivered(out[0]!, ok(1));
+        expect(consumer.settledThrough(outcome.through)).toBe(true);
+        // And that is what a reopened backend resumes from.
+        await consumer.close();
+        await reopen();
+        const [next] = await store.append('q', inputs('next', 1));
+        expect((await take(consume('L', 'q'))).message).toEqual(next);
+      });
+
+      it('does not hand out a message removed before its turn, nor count it pending', async () => {
+        await store.createQueue({ name: 'q' });
+        await store.deliveries.saveListener(listener('L', ['q']));
+        const consumer = consume('L', 'q');
+        const [a, b, c, d] = await store.append('q', inputs('m', 4));
+        const da = await take(consumer);
+        expect(da.message).toEqual(a);
+        await until('the backlog to be counted', () => consumer.progress().pending === 4);
+        await store.deleteMessage('q', b!.id);
+        expect(consumer.progress().pending).toBe(3);
+        consumer.delivered(da, ok(1));
+        const dc = await take(consumer);
+        expect(dc.message).toEqual(c);
+        // Retention too: c (out) and d (not handed out yet) go.
+        await store.updateQueue('q', { retentionMs: 1000 });
+        await store.enforceRetention(Date.now() + 60_000);
+        expect(consumer.progress().pending).toBe(0);
+        consumer.delivered(dc, ok(1));
+        const [e] = await store.append('q', inputs('e', 1));
+        const de = await take(consumer);
+        expect(de.message).toEqual(e);
+        consumer.delivered(de, ok(1));
+        expect(consumer.settledThrough(de.position)).toBe(true);
+        expect(consumer.wasDead(d!.id)).toBe(false);
+      });
+
+      it('a consumer that is not durable starts where it is told and stores nothing', async () => {
+        await store.createQueue({ name: 'q' });
+        await store.append('q', inputs('old', 2));
+        const consumer = store.consumer(listener('T', ['q']), 'q', { durable: false, start: 'end', maxInFlight: 1 });
+        const [m] = await store.append('q', inputs('new', 1));
+        const d = await take(consumer);
+        expect(d.message).toEqual(m);
+        consumer.retry(d, failed(1), 0);
+        const again = await take(consumer);
+        consumer.dead(again, failed(2));
+        await consumer.close();
+        expect(await store.deliveries.get('T', m!.id)).toBeUndefined();
+        expect(await consumer.requeue(m!.id)).toBe(false);
+      });
+
+      it('hands out nothing once its signal aborts or it is closed', async () => {
+        await store.createQueue({ name: 'q' });
+        const consumer = store.consumer(listener('T', ['q']), 'q', { durable: false, maxInFlight: 1 });
+        const abort = new AbortController();
+        const waiting = consumer.next(abort.signal);
+        abort.abort();
+        expect(await waiting).toBeUndefined();
+        const waitingToo = consumer.next(new AbortController().signal);
+        await consumer.close();
+        expect(await waitingToo).toBeUndefined();
       });
     });
 
     describe('reopen', () => {
-      it('keeps queues, messages, keys, listeners, cursors, open, dead and delivered records after close', async () => {
+      it('keeps queues, messages, keys, listeners, positions, open, dead and delivered records after close', async () => {
         await store.createQueue({ name: 'q', retentionMs: 3_600_000, maxMessages: 1000 });
         const once = await store.appendOnce('q', [{ data: 'k', key: 'key-1' }]);
+        await store.deliveries.saveListener(listener('L', ['q'], { name: 'hook', concurrency: 3 }), 'end');
         const stored = await store.append('q', inputs('m', 3));
-        const { deliveries } = store;
-        await deliveries.saveListener(listener('L', ['q'], { name: 'hook' }), [{ queue: 'q', cursor: once.ids[0] }]);
-        await deliveries.settle(delivery('L', stored[0]!, 'delivered', 1), stored[0]!.id);
-        const open = delivery('L', stored[1]!, 'failed', 1);
-        await deliveries.settle(open, undefined);
-        const dead = delivery('L', stored[2]!, 'dead', 3);
-        await deliveries.settle(dead, undefined);
+        const consumer = consume('L', 'q', 3);
+        const [d0, d1, d2] = [await take(consumer), await take(consumer), await take(consumer)];
+        consumer.delivered(d0!, ok(1));
+        consumer.retry(d1!, failed(1), 1);
+        consumer.dead(d2!, failed(3));
+        await consumer.close();
+        const open = (await store.deliveries.openDeliveries('L'))[0]!;
+        const dead = (await store.deliveries.deadDeliveries('L'))[0]!;
+        expect(open).toMatchObject({ messageId: stored[1]!.id, attempts: [failed(1)] });
+        expect(dead).toMatchObject({ messageId: stored[2]!.id, attempts: [failed(3)] });
         const before = await all('q');
 
         await reopen();
-        expect(store.queueConfig('q')).toMatchObject({ name: 'q', retentionMs: 3_600_000, maxMessages: 1000 });
+        expect(await store.queueConfig('q')).toMatchObject({ name: 'q', retentionMs: 3_600_000, maxMessages: 1000 });
         expect((await store.getQueue('q')).messages).toBe(4);
         expect(await all('q')).toEqual(before);
         expect(store.deliveries.listener('L')).toMatchObject({ id: 'L', name: 'hook', queues: ['q'] });
-        expect(store.deliveries.cursor('L', 'q')).toBe(stored[0]!.id);
         expect(await store.deliveries.openDeliveries('L')).toEqual([open]);
         expect(await store.deliveries.deadDeliveries('L')).toEqual([dead]);
         expect((await store.deliveries.get('L', stored[0]!.id))?.state).toBe('delivered');
+        // The consumer resumes after the first message, with the retry's attempts.
+        const resumed = await take(consume('L', 'q', 3));
+        expect(resumed.message).toEqual(stored[1]);
+        expect(resumed.record.attempts).toEqual([failed(1)]);
         // A key seen before the restart still dedupes; new messages follow the old ones.
         const repeat = await store.appendOnce('q', [{ data: 'k again', key: 'key-1' }]);
         expect(repeat.ids).toEqual(once.ids);
         expect(repeat.stored).toEqual([]);
         const [next] = await store.append('q', inputs('after', 1));
-        expect(await store.listMessages('q', { afterId: stored[2]!.id, limit: 10 })).toEqual([next]);
+        expect(await store.listMessages('q', { after: stored[2]!.id, limit: 10 })).toEqual([next]);
         expect(data(await all('q'))).toEqual(['k', 'm0', 'm1', 'm2', 'after0']);
       });
 
@@ -412,7 +582,7 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         await store.deleteQueue('gone');
         await store.purgeQueue('purged');
         await reopen();
-        expect(store.hasQueue('gone')).toBe(false);
+        expect(await store.hasQueue('gone')).toBe(false);
         expect(await all('purged')).toEqual([]);
         expect(store.stats()).toMatchObject({ queues: 1, messages: 0 });
       });

@@ -7,7 +7,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../src/protocol/errors.js';
-import type { RequestType } from '../../src/protocol/messages.js';
+import type { RequestType } from '../../src/protocol/requests.js';
 import { createConnection } from 'node:net';
 import type { Socket } from 'node:net';
 import { isRunning, ok, statusPid } from '../helpers/discue.js';

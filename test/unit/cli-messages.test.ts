@@ -19,6 +19,13 @@ describe('messages list --since', () => {
     expect(sinceMs).toBeLessThanOrEqual(Date.now() - 600_000);
   });
 
+  it('reads a duration in the grammar of every other option (1m30s)', () => {
+    const before = Date.now();
+    const { sinceMs } = parseSince('1m30s') as { sinceMs: number };
+    expect(sinceMs).toBeGreaterThanOrEqual(before - 90_000);
+    expect(sinceMs).toBeLessThanOrEqual(Date.now() - 90_000);
+  });
+
   it.each(['yesterday', '10', 'tomorrow at noon', '2026-13-45T99:00:00Z', ''])('refuses %j', (text) => {
     try {
       parseSince(text);

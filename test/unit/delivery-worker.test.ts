@@ -1,14 +1,17 @@
 /**
- * The worker's hand-off between reading the queue from disk and taking fresh
- * messages from appends, driven step by step with a store whose reads finish
- * when the test says so. The interleavings here are the ones a busy daemon
- * produces now and then; end-to-end tests can only hope to hit them.
+ * The LevelDB consumer's hand-off between reading the queue from disk and
+ * taking fresh messages from appends, driven step by step through a worker
+ * with a source whose reads finish when the test says so. The interleavings
+ * here are the ones a busy daemon produces now and then; end-to-end tests
+ * can only hope to hit them.
  */
 import { describe, expect, it } from 'vitest';
-import { MAX_BUFFER, Worker } from '../../src/delivery/worker.js';
+import { LevelConsumer, MAX_BUFFER } from '../../src/backend/level/consumer.js';
+import type { ConsumerSource } from '../../src/backend/level/consumer.js';
+import { Worker } from '../../src/delivery/worker.js';
 import type { SendResult, Sender } from '../../src/delivery/types.js';
-import type { Envelope } from '../../src/protocol/messages.js';
-import type { ListenerRecord, Store } from '../../src/backend/types.js';
+import type { Envelope } from '../../src/protocol/wire.js';
+import type { ListenerRecord } from '../../src/backend/types.js';
 import { createLogger } from '../../src/observe/log.js';
 
 const QUEUE = 'q';
@@ -20,29 +23,29 @@ function envelope(n: number): Envelope {
 /** A queue whose reads take a snapshot at once and answer only when released. */
 class FakeQueue {
   readonly messages: Envelope[] = [];
-  readonly reads: { afterId: string | undefined; snapshot: Envelope[]; release: () => void }[] = [];
+  readonly reads: { after: string | undefined; snapshot: Envelope[]; release: () => void }[] = [];
   autoRelease = true;
-  /** Backlog counts (see Worker.countBacklog), answered when released. */
+  /** Backlog counts (see LevelConsumer.countBacklog), answered when released. */
   readonly counts: { release: () => void }[] = [];
   autoCount = true;
 
-  store(): Store {
+  source(): ConsumerSource {
     const fake = {
-      listMessages: (_queue: string, options: { afterId?: string; limit: number }) => {
-        const snapshot = this.messages.filter((m) => options.afterId === undefined || m.id > options.afterId).slice(0, options.limit);
+      listMessages: (_queue: string, options: { after?: string; limit: number }) => {
+        const snapshot = this.messages.filter((m) => options.after === undefined || m.id > options.after).slice(0, options.limit);
         return new Promise<Envelope[]>((resolve) => {
-          const read = { afterId: options.afterId, snapshot, release: () => resolve(snapshot) };
+          const read = { after: options.after, snapshot, release: () => resolve(snapshot) };
           this.reads.push(read);
           if (this.autoRelease) read.release();
         });
       },
       // The snapshot is taken on release, as the real store takes it once it holds the deletion lock.
-      countMessages: (_queue: string, options: { afterId?: string }) => {
-        return new Promise<{ count: number; lastId: string | undefined }>((resolve) => {
+      countMessages: (_queue: string, options: { after?: string }) => {
+        return new Promise<{ count: number; last: string | undefined }>((resolve) => {
           const count = {
             release: () => {
-              const after = this.messages.filter((m) => options.afterId === undefined || m.id > options.afterId);
-              resolve({ count: after.length, lastId: after[after.length - 1]?.id });
+              const after = this.messages.filter((m) => options.after === undefined || m.id > options.after);
+              resolve({ count: after.length, last: after[after.length - 1]?.id });
             },
           };
           this.counts.push(count);
@@ -50,12 +53,12 @@ class FakeQueue {
         });
       },
       getMessage: async (_queue: string, id: string) => this.messages.find((m) => m.id === id)!,
-      readMessages: async (queue: string, options: { afterId?: string; limit: number }) => ({
+      readMessages: async (queue: string, options: { after?: string; limit: number }) => ({
         messages: await fake.listMessages(queue, options),
         damaged: [],
       }),
     };
-    return fake as unknown as Store;
+    return fake as unknown as ConsumerSource;
   }
 }
 
@@ -98,19 +101,23 @@ const tick = async (n = 20) => {
   for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
 };
 
-function setup(options: { concurrency?: number; backlog?: number } = {}) {
+function setup(options: { concurrency?: number; backlog?: number; autoCount?: boolean } = {}) {
   const queue = new FakeQueue();
+  queue.autoCount = options.autoCount ?? true;
   for (let n = 1; n <= (options.backlog ?? 0); n++) queue.messages.push(envelope(n));
   const sender = new ManualSender();
   const hooks = { settled: () => undefined, gone: () => undefined };
   const record = { ...listener, concurrency: options.concurrency ?? 1 };
-  const worker = new Worker(record, QUEUE, sender, queue.store(), undefined, hooks, createLogger(() => undefined), { cursor: undefined });
+  const consumer = new LevelConsumer(record, QUEUE, record.concurrency, queue.source(), undefined, undefined, undefined);
+  const worker = new Worker(record, QUEUE, sender, consumer, hooks, createLogger(() => undefined));
+  // What the store does after each durable append.
   const append = (...ns: number[]) => {
     const batch = ns.map(envelope);
     queue.messages.push(...batch);
-    worker.offer(batch);
+    consumer.offer(batch);
   };
-  return { queue, sender, worker, append };
+  const pending = () => consumer.progress().pending;
+  return { queue, sender, worker, consumer, append, pending };
 }
 
 /** A small deterministic PRNG (mulberry32): a failing interleaving can be replayed from its seed. */
@@ -182,7 +189,7 @@ describe('Worker: reading vs fresh appends', () => {
 
 describe('Worker: live delivery without disk reads', () => {
   it('reads the disk no more while caught up, however appends and sends interleave', async () => {
-    const { queue, sender, worker, append } = setup();
+    const { queue, sender, worker, append, pending } = setup();
     worker.start();
     await tick();
     const readsAtStart = queue.reads.length;
@@ -200,10 +207,10 @@ describe('Worker: live delivery without disk reads', () => {
     }
     expect(sender.sent).toEqual(Array.from({ length: n }, (_, i) => `m${i + 1}`));
     expect(queue.reads.length - readsAtStart).toBe(0);
-    expect(worker.pending).toBe(1); // the last one, in flight
+    expect(pending()).toBe(1); // the last one, in flight
     sender.complete();
     await tick();
-    expect(worker.pending).toBe(0);
+    expect(pending()).toBe(0);
     await worker.stop();
   });
 
@@ -229,7 +236,7 @@ describe('Worker: live delivery without disk reads', () => {
     it(`delivers every message once, in order, under random races of appends, reads and sends (seed ${seed})`, async () => {
       const random = prng(seed);
       const concurrency = seed % 2 === 0 ? 1 : 3;
-      const { queue, sender, worker, append } = setup({ concurrency, backlog: Math.floor(random() * 200) });
+      const { queue, sender, worker, append, pending } = setup({ concurrency, backlog: Math.floor(random() * 200) });
       let n = queue.messages.length;
       worker.start();
       for (let round = 0; round < 400; round++) {
@@ -256,7 +263,7 @@ describe('Worker: live delivery without disk reads', () => {
       else expect([...sender.sent].sort()).toEqual([...expected].sort());
       while (sender.inFlight > 0) sender.complete();
       await tick();
-      expect(worker.pending).toBe(0);
+      expect(pending()).toBe(0);
       await worker.stop();
     });
   }
@@ -264,8 +271,7 @@ describe('Worker: live delivery without disk reads', () => {
 
 describe('Worker: the backlog count', () => {
   it('counts the backlog once at start and keeps it right through appends and settles made during the count', async () => {
-    const { queue, sender, worker, append } = setup({ backlog: 12_000 });
-    queue.autoCount = false;
+    const { queue, sender, worker, consumer, append, pending } = setup({ backlog: 12_000, autoCount: false });
     worker.start();
     await tick();
     expect(queue.counts).toHaveLength(1);
@@ -279,54 +285,53 @@ describe('Worker: the backlog count', () => {
     await tick();
     expect(sender.sent.slice(0, 3)).toEqual(['m1', 'm2', 'm3']);
     // 12,003 stored, 2 settled: m3 in flight and the rest.
-    expect(worker.pending).toBe(12_001);
+    expect(pending()).toBe(12_001);
     sender.complete();
     await tick();
-    expect(worker.pending).toBe(12_000);
-    worker.removed(queue.messages.slice(0, 10).map((m) => m.id)); // m1..m10: m4..m10 were not settled
-    expect(worker.pending).toBe(12_000 - 7);
+    expect(pending()).toBe(12_000);
+    consumer.removed(queue.messages.slice(0, 10).map((m) => m.id)); // m1..m10: m4..m10 were not settled
+    expect(pending()).toBe(12_000 - 7);
     await worker.stop();
   });
 
   it('does not count messages appended and removed while the count waited for its snapshot', async () => {
-    const { queue, sender, worker, append } = setup({ backlog: 2 });
-    queue.autoCount = false;
+    const { queue, sender, worker, consumer, append, pending } = setup({ backlog: 2, autoCount: false });
     worker.start();
     await tick();
     append(3, 4);
     // Purged before the count gets to look (it waits for the store's deletion lock).
     const purged = queue.messages.splice(2, 2);
-    worker.removed(purged.map((m) => m.id));
+    consumer.removed(purged.map((m) => m.id));
     queue.counts[0]!.release();
     await tick();
-    expect(worker.pending).toBe(2);
+    expect(pending()).toBe(2);
     for (let i = 0; i < 2; i++) {
       sender.complete();
       await tick();
     }
     expect(sender.sent).toEqual(['m1', 'm2']);
-    expect(worker.pending).toBe(0);
+    expect(pending()).toBe(0);
     await worker.stop();
   });
 
   it('does not send messages removed from the queue while buffered, nor count them twice', async () => {
-    const { queue, sender, worker, append } = setup();
+    const { queue, sender, worker, consumer, append, pending } = setup();
     worker.start();
     await tick();
     append(1, 2, 3, 4, 5);
     await tick();
     expect(sender.sent).toEqual(['m1']);
-    expect(worker.pending).toBe(5);
+    expect(pending()).toBe(5);
     // A purge of m1..m4: m1 is in flight, m2..m4 buffered.
-    worker.removed(queue.messages.slice(0, 4).map((m) => m.id));
+    consumer.removed(queue.messages.slice(0, 4).map((m) => m.id));
     queue.messages.splice(0, 4);
-    expect(worker.pending).toBe(1);
+    expect(pending()).toBe(1);
     for (let i = 0; i < 5 && sender.inFlight > 0; i++) {
       sender.complete();
       await tick();
     }
     expect(sender.sent).toEqual(['m1', 'm5']);
-    expect(worker.pending).toBe(0);
+    expect(pending()).toBe(0);
     await worker.stop();
   });
 });

@@ -1,13 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DiscueError } from '../../src/protocol/errors.js';
-import {
-  MAX_DATA_BYTES,
-  formatDuration,
-  parseDuration,
-  parseMessage,
-  validateMessage,
-  validateQueueName,
-} from '../../src/protocol/messages.js';
+import { MAX_DATA_BYTES, parseMessage, validateMessage, validateQueueName } from '../../src/protocol/validate.js';
+import { formatDuration, parseDuration } from '../../src/client/duration.js';
 
 function error(fn: () => unknown): DiscueError {
   try {

@@ -1,7 +1,7 @@
 import { render } from 'ink-testing-library';
 import { createElement } from 'react';
 import { describe, expect, it } from 'vitest';
-import type { DeliveryInfo, StatsSnapshot } from '../../src/protocol/messages.js';
+import type { DeliveryInfo, StatsSnapshot } from '../../src/protocol/wire.js';
 import { TopApp, TopView } from '../../src/ui/top.js';
 
 const win = (n: number) => ({ lastMinute: n, lastHour: n, last24h: n, sinceStart: n });

@@ -1,21 +1,22 @@
 /**
  * Listener registrations and delivery progress, kept in the same LevelDB as
  * the messages so an acknowledgement is one atomic batch (advance the
- * cursor, record the outcome), as in level-jobs.
+ * position, record the outcome), as in level-jobs. The consumers
+ * (consumer.ts) write positions and records through this class.
  *
  * Keys:
  *   l!<lid>              listener record
- *   c!<lid>!<qid>        cursor: the last message id settled in order for that queue
+ *   c!<lid>!<qid>        position: the last message id settled in order for that queue
  *   d!<lid>!<msgid>      open (pending/failed) or dead delivery, with its attempts
  *   h!<lid>!<msgid>      recent delivered history (the newest HISTORY_KEEP per listener)
  *
- * A message is stored once; what each listener has done with it is a cursor
+ * A message is stored once; what each listener has done with it is a position
  * plus a record for the deliveries that needed more than one try.
  *
  * Records carry a checksum (record.ts); a damaged one is reported and skipped.
  */
 import type { ClassicLevel } from 'classic-level';
-import type { Deliveries, DeliveryFilter, DeliveryRecord, ListenerRecord } from '../types.js';
+import type { Deliveries, DeliveryFilter, DeliveryRecord, ListenerRecord, Position, StartAt } from '../types.js';
 import type { GroupCommitter, Op } from './commit.js';
 import type { StorageGuard } from './guard.js';
 import { openRecord, seal } from './record.js';
@@ -23,16 +24,27 @@ import { openRecord, seal } from './record.js';
 const HIGH = '~';
 export const HISTORY_KEEP = 1000;
 
+/** What the delivery records need of the queue catalogue (the LevelStore). */
+export interface Catalogue {
+  /** The queue's creation id, which keys its positions; undefined for a queue that does not exist. */
+  qidOf(queue: string): string | undefined;
+  /** Every queue's name. */
+  names(): string[];
+  /** Where `start` is in the queue now. */
+  positionAt(queue: string, start: StartAt): Position | undefined;
+}
+
 export class DeliveryStore implements Deliveries {
   private readonly listenerMap = new Map<string, ListenerRecord>();
-  private readonly cursors = new Map<string, string>();
+  /** Position key (c!) → the last message id settled in order. */
+  private readonly positions = new Map<string, string>();
   private readonly historyCount = new Map<string, number>();
   private readonly pruning = new Set<string>();
 
   constructor(
     private readonly db: ClassicLevel<string, string>,
     private readonly committer: GroupCommitter,
-    private readonly qidOf: (queue: string) => string | undefined,
+    private readonly catalogue: Catalogue,
     private readonly guard: StorageGuard,
     private readonly onDamaged: (key: string) => void,
   ) {}
@@ -44,7 +56,7 @@ export class DeliveryStore implements Deliveries {
       else this.listenerMap.set(record.id, record);
     }
     for await (const [key, value] of this.db.iterator({ gt: 'c!', lt: 'c!' + HIGH })) {
-      this.cursors.set(key, value);
+      this.positions.set(key, value);
     }
     for await (const key of this.db.keys({ gt: 'h!', lt: 'h!' + HIGH })) {
       const lid = key.slice(2, key.indexOf('!', 2));
@@ -67,22 +79,25 @@ export class DeliveryStore implements Deliveries {
     return undefined;
   }
 
-  async saveListener(record: ListenerRecord, cursors: { queue: string; cursor: string | undefined }[] = []): Promise<void> {
+  async saveListener(record: ListenerRecord, start: StartAt = 'all'): Promise<void> {
     this.listenerMap.set(record.id, record);
     const ops: Op[] = [{ type: 'put', key: 'l!' + record.id, value: seal('l!' + record.id, JSON.stringify(record)) }];
-    for (const { queue, cursor } of cursors) {
-      const key = this.cursorKey(record.id, queue);
-      if (key === undefined || cursor === undefined) continue;
-      this.cursors.set(key, cursor);
-      ops.push({ type: 'put', key, value: cursor });
+    const queues = record.allQueues ? this.catalogue.names() : record.queues;
+    for (const queue of queues) {
+      const key = this.positionKey(record.id, queue);
+      if (key === undefined || this.positions.has(key)) continue;
+      const position = this.catalogue.positionAt(queue, start);
+      if (position === undefined) continue;
+      this.positions.set(key, position);
+      ops.push({ type: 'put', key, value: position });
     }
     await this.committer.commit(ops);
   }
 
-  /** Removes a listener with its cursors, open and dead deliveries, and history. */
+  /** Removes a listener with its positions, open and dead deliveries, and history. */
   async removeListener(id: string): Promise<void> {
     this.listenerMap.delete(id);
-    for (const key of [...this.cursors.keys()]) if (key.startsWith(`c!${id}!`)) this.cursors.delete(key);
+    for (const key of [...this.positions.keys()]) if (key.startsWith(`c!${id}!`)) this.positions.delete(key);
     this.historyCount.delete(id);
     await this.committer.commit([{ type: 'del', key: 'l!' + id }]);
     for (const prefix of [`c!${id}!`, `d!${id}!`, `h!${id}!`]) {
@@ -100,7 +115,7 @@ export class DeliveryStore implements Deliveries {
     const removed: string[] = [];
     for (const record of this.listenerMap.values()) {
       const key = `c!${record.id}!${qid}`;
-      if (this.cursors.delete(key)) ops.push({ type: 'del', key });
+      if (this.positions.delete(key)) ops.push({ type: 'del', key });
       if (!record.queues.includes(queue)) continue;
       record.queues = record.queues.filter((q) => q !== queue);
       if (record.queues.length === 0 && !record.allQueues) {
@@ -145,21 +160,22 @@ export class DeliveryStore implements Deliveries {
     if (history > 0) this.historyCount.set(lid, Math.max(0, (this.historyCount.get(lid) ?? 0) - history));
   }
 
-  // ---- progress ----------------------------------------------------------
+  // ---- progress (the consumers') -----------------------------------------
 
-  cursor(lid: string, queue: string): string | undefined {
-    const key = this.cursorKey(lid, queue);
-    return key === undefined ? undefined : this.cursors.get(key);
+  /** The last position settled in order by this listener in this queue. */
+  position(lid: string, queue: string): Position | undefined {
+    const key = this.positionKey(lid, queue);
+    return key === undefined ? undefined : this.positions.get(key);
   }
 
   /**
-   * Records the outcome of a delivery and, if given, advances the cursor, in
-   * one synced batch. Delivered records go to the bounded history; dead ones
-   * stay until retried or the listener is removed.
+   * Records the outcome of a delivery and, if given, advances the position,
+   * in one synced batch. Delivered records go to the bounded history; dead
+   * ones stay until retried or the listener is removed.
    */
-  settle(record: DeliveryRecord, cursor: string | undefined): Promise<void> {
+  settle(record: DeliveryRecord, position: Position | undefined): Promise<void> {
     const ops: Op[] = [];
-    if (cursor !== undefined) this.moveCursor(record.listenerId, record.queue, cursor);
+    if (position !== undefined) this.movePosition(record.listenerId, record.queue, position);
     const open = `d!${record.listenerId}!${record.messageId}`;
     if (record.state === 'delivered') {
       if (record.attempts.length > 1) ops.push({ type: 'del', key: open });
@@ -174,23 +190,17 @@ export class DeliveryStore implements Deliveries {
     return this.committer.commit(ops);
   }
 
-  /** Advances only the cursor (messages skipped, e.g. filtered or removed). */
-  advance(lid: string, queue: string, cursor: string): Promise<void> {
-    this.moveCursor(lid, queue, cursor);
-    return this.committer.commit([]);
-  }
-
   /**
-   * The cursor is written once per group-committed batch, with its newest
+   * The position is written once per group-committed batch, with its newest
    * value (a listener settling 500 messages during one fsync writes it once),
    * in the same batch as the records of the messages it moved past.
    */
-  private moveCursor(lid: string, queue: string, cursor: string): void {
-    const key = this.cursorKey(lid, queue);
+  private movePosition(lid: string, queue: string, position: Position): void {
+    const key = this.positionKey(lid, queue);
     if (key === undefined) return;
-    this.cursors.set(key, cursor);
+    this.positions.set(key, position);
     this.committer.markDirty(key, () => {
-      const latest = this.cursors.get(key);
+      const latest = this.positions.get(key);
       return latest === undefined ? { type: 'del', key } : { type: 'put', key, value: latest };
     });
   }
@@ -228,7 +238,7 @@ export class DeliveryStore implements Deliveries {
             if (record === undefined) continue;
             if (filter.state && record.state !== filter.state) continue;
             // Records of a deleted queue are being cleared (forgetQueueRecords): not shown meanwhile.
-            if (this.qidOf(record.queue) === undefined) continue;
+            if (this.catalogue.qidOf(record.queue) === undefined) continue;
             out.push(record);
             if (out.length >= filter.limit * lids.length) break;
           }
@@ -249,7 +259,7 @@ export class DeliveryStore implements Deliveries {
         const record = this.open(key, value);
         if (record === undefined) continue;
         // Left by a queue deleted just before a crash (forgetQueueRecords runs after the delete).
-        if (this.qidOf(record.queue) === undefined) orphans.push({ type: 'del', key });
+        if (this.catalogue.qidOf(record.queue) === undefined) orphans.push({ type: 'del', key });
         else if (record.state !== 'dead') out.push(record);
       }
     });
@@ -279,8 +289,8 @@ export class DeliveryStore implements Deliveries {
     return record;
   }
 
-  private cursorKey(lid: string, queue: string): string | undefined {
-    const qid = this.qidOf(queue);
+  private positionKey(lid: string, queue: string): string | undefined {
+    const qid = this.catalogue.qidOf(queue);
     return qid === undefined ? undefined : `c!${lid}!${qid}`;
   }
 

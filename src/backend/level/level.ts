@@ -25,11 +25,12 @@
 import { ClassicLevel } from 'classic-level';
 import { mkdir, readdir } from 'node:fs/promises';
 import { DiscueError } from '../../protocol/errors.js';
-import { IdGenerator, firstIdAt, isMessageId } from '../../protocol/ids.js';
-import type { Envelope, MessageInput, QueueInfo } from '../../protocol/messages.js';
+import { IdGenerator, firstIdAt, isMessageId, lastIdBefore } from '../../protocol/ids.js';
+import type { Envelope, MessageInput, QueueInfo } from '../../protocol/wire.js';
 import { didYouMean } from '../../protocol/suggest.js';
 import { GroupCommitter } from './commit.js';
 import type { Op } from './commit.js';
+import { LevelConsumer } from './consumer.js';
 import { DeliveryStore } from './deliveries.js';
 import { DEFAULT_DEDUPE, KEY_HIGH, KEY_PREFIX, KeyIndex, keyPrefix } from './dedupe.js';
 import type { KeyEntry } from './dedupe.js';
@@ -39,13 +40,17 @@ import { openRecord, seal } from './record.js';
 import type {
   AppendListener,
   AppendOutcome,
+  Consumer,
+  ConsumerOptions,
   DedupeOptions,
+  ListenerRecord,
   ListOptions,
   MessagePage,
+  Position,
   QueueConfig,
   QueueEventListener,
   QueuePatch,
-  RemoveListener,
+  StartAt,
   Store,
   StoreLog,
   StoreStats,
@@ -87,8 +92,9 @@ export class LevelStore implements Store {
   private readonly queues = new Map<string, QueueRecord>();
   private readonly ids = new IdGenerator();
   private readonly appendListeners: AppendListener[] = [];
-  private readonly removeListeners: RemoveListener[] = [];
   private readonly queueListeners: QueueEventListener[] = [];
+  /** Open consumers by queue name: appends and removals reach them directly, in order. */
+  private readonly consumers = new Map<string, Set<LevelConsumer>>();
   readonly deliveries: DeliveryStore;
   /** LevelDB keeps one process's data on one disk: the daemon runs retention, an acknowledgement is one batch. */
   readonly supports = { retention: false, clustering: false, atomicSettle: true } as const;
@@ -116,8 +122,16 @@ export class LevelStore implements Store {
     this.log = options.log;
     this.guard = new StorageGuard(this.db, location, options.log);
     this.committer = new GroupCommitter(this.db, this.guard);
-    this.deliveries = new DeliveryStore(this.db, this.committer, (queue) => this.queues.get(queue)?.qid, this.guard, (key) =>
-      this.reportDamaged(key),
+    this.deliveries = new DeliveryStore(
+      this.db,
+      this.committer,
+      {
+        qidOf: (queue) => this.queues.get(queue)?.qid,
+        names: () => [...this.queues.keys()],
+        positionAt: (queue, start) => this.positionAt(this.record(queue), start),
+      },
+      this.guard,
+      (key) => this.reportDamaged(key),
     );
     this.keys = new KeyIndex(options.dedupe ?? DEFAULT_DEDUPE);
   }
@@ -204,12 +218,43 @@ export class LevelStore implements Store {
     this.appendListeners.push(listener);
   }
 
-  onRemove(listener: RemoveListener): void {
-    this.removeListeners.push(listener);
-  }
-
   onQueueEvent(listener: QueueEventListener): void {
     this.queueListeners.push(listener);
+  }
+
+  consumer(listener: ListenerRecord, queue: string, options: ConsumerOptions): Consumer {
+    const record = this.record(queue);
+    const stored = options.durable ? this.deliveries.position(listener.id, queue) : undefined;
+    const start = stored ?? this.positionAt(record, options.start ?? 'all');
+    let open = this.consumers.get(queue);
+    if (!open) {
+      open = new Set();
+      this.consumers.set(queue, open);
+    }
+    const consumers = open;
+    const consumer: LevelConsumer = new LevelConsumer(
+      listener,
+      queue,
+      Math.max(1, options.maxInFlight),
+      this,
+      options.durable ? this.deliveries : undefined,
+      this.log,
+      start,
+      () => {
+        consumers.delete(consumer);
+        if (consumers.size === 0 && this.consumers.get(queue) === consumers) this.consumers.delete(queue);
+      },
+    );
+    consumers.add(consumer);
+    return consumer;
+  }
+
+  /** Where `start` is in a queue now: before its first message, after its last, or before a time. */
+  private positionAt(record: QueueRecord, start: StartAt): Position | undefined {
+    if (start === 'all') return undefined;
+    if (start === 'end') return record.lastId;
+    const before = lastIdBefore(start.sinceMs);
+    return record.lastId === undefined || record.lastId > before ? before : record.lastId;
   }
 
   stats(): StoreStats {
@@ -227,15 +272,15 @@ export class LevelStore implements Store {
 
   // ---- queues ------------------------------------------------------------
 
-  listQueues(): QueueInfo[] {
+  async listQueues(): Promise<QueueInfo[]> {
     return [...this.queues.values()].sort((a, b) => a.name.localeCompare(b.name)).map(toInfo);
   }
 
-  hasQueue(name: string): boolean {
+  async hasQueue(name: string): Promise<boolean> {
     return this.queues.has(name);
   }
 
-  queueConfig(name: string): QueueConfig {
+  async queueConfig(name: string): Promise<QueueConfig> {
     const { schema, retentionMs, maxMessages } = this.record(name);
     return { name, schema, retentionMs, maxMessages };
   }
@@ -286,6 +331,7 @@ export class LevelStore implements Store {
       applyPatch(record, 'retentionMs', before.retentionMs);
       applyPatch(record, 'maxMessages', before.maxMessages);
     });
+    for (const listener of this.queueListeners) listener({ type: 'updated', queue: record.name });
     if (record.maxMessages !== undefined && record.messages > record.maxMessages) this.scheduleTrim(record);
     if (record.retentionMs !== undefined) this.track(this.enforceRetentionFor(record, Date.now()));
     return toInfo(record);
@@ -295,6 +341,8 @@ export class LevelStore implements Store {
     const record = this.record(name);
     const count = record.messages;
     this.queues.delete(name);
+    // Its consumers are closed by their owners on the `deleted` event; until then they get nothing of a new queue of the name.
+    this.consumers.delete(name);
     this.keys.forget(record.qid);
     // The record's removal, its listener registrations and cursors, and the
     // clean-up marker go to disk together; the messages themselves are
@@ -326,7 +374,8 @@ export class LevelStore implements Store {
   async appendOnce(queue: string, inputs: MessageInput[]): Promise<AppendOutcome> {
     if (!inputs.some((input) => input.key !== undefined)) {
       const stored = await this.append(queue, inputs);
-      return { ids: stored.map((m) => m.id), stored, duplicates: [], publishedAt: stored[0]?.publishedAt ?? '' };
+      const through = stored[stored.length - 1]?.id ?? '';
+      return { ids: stored.map((m) => m.id), through, stored, duplicates: [], publishedAt: stored[0]?.publishedAt ?? '' };
     }
     const { qid } = this.record(queue);
     const now = Date.now();
@@ -391,7 +440,10 @@ export class LevelStore implements Store {
       }
     }
     const publishedAt = stored[0]?.publishedAt ?? new Date(firstEarlier!.at).toISOString();
-    return { ids, stored, duplicates, publishedAt };
+    // A duplicate's id is older than the new ones: the furthest of all of them.
+    let through = ids[0]!;
+    for (const id of ids) if (id > through) through = id;
+    return { ids, through, stored, duplicates, publishedAt };
   }
 
   /**
@@ -429,6 +481,7 @@ export class LevelStore implements Store {
     this.committer.markDirty('meta!lastId', () => ({ type: 'put', key: 'meta!lastId', value: lastId }));
     if (alsoWrite) for (const op of alsoWrite(envelopes)) ops.push(op);
     await this.committer.commit(ops, undo);
+    for (const consumer of this.consumers.get(queue) ?? []) consumer.offer(envelopes);
     for (const listener of this.appendListeners) listener(queue, envelopes);
     if (record.maxMessages !== undefined && record.messages > record.maxMessages) this.scheduleTrim(record);
     return envelopes;
@@ -443,11 +496,13 @@ export class LevelStore implements Store {
     const prefix = msgPrefix(record);
     const range: { gt?: string; gte?: string; lt: string } = { lt: prefix + HIGH };
     const afterTime = options.sinceMs === undefined ? undefined : prefix + firstIdAt(options.sinceMs);
-    const afterId = options.afterId === undefined ? undefined : prefix + options.afterId;
-    if (afterId !== undefined && (afterTime === undefined || afterId >= afterTime)) range.gt = afterId;
+    const after = options.after === undefined ? undefined : prefix + options.after;
+    if (after !== undefined && (afterTime === undefined || after >= afterTime)) range.gt = after;
     else if (afterTime !== undefined) range.gte = afterTime;
     else range.gt = prefix;
     const page: MessagePage = { messages: [], damaged: [] };
+    let bytes = 0;
+    let damagedBefore = 0;
     // No `limit` on the iterator: damaged records are read past, so a page
     // still holds `limit` good messages and an empty page still means the end.
     await this.guard.use(async () => {
@@ -458,14 +513,22 @@ export class LevelStore implements Store {
           page.damaged.push(key.slice(prefix.length));
           continue;
         }
+        // Escaped data can take twice its length in JSON; 200 for the envelope around it.
+        bytes += envelope.data.length * 2 + 200;
+        if (options.maxBytes !== undefined && bytes > options.maxBytes && page.messages.length > 0) {
+          // Damaged records after the page's last message are the next page's (it starts there).
+          page.damaged.length = damagedBefore;
+          break;
+        }
         page.messages.push(envelope);
+        damagedBefore = page.damaged.length;
         if (page.messages.length >= options.limit) break;
       }
     });
     return page;
   }
 
-  async countMessages(queue: string, options: { afterId?: string }): Promise<{ count: number; lastId: string | undefined }> {
+  async countMessages(queue: string, options: { after?: string }): Promise<{ count: number; last: string | undefined }> {
     const record = this.record(queue);
     const prefix = msgPrefix(record);
     // Under the deletion lock: a removal reported while the count ran would
@@ -475,11 +538,11 @@ export class LevelStore implements Store {
       this.guard.use(async () => {
         let count = 0;
         let last: string | undefined;
-        for await (const key of this.db.keys({ gt: prefix + (options.afterId ?? ''), lt: prefix + HIGH })) {
+        for await (const key of this.db.keys({ gt: prefix + (options.after ?? ''), lt: prefix + HIGH })) {
           count++;
           last = key;
         }
-        return { count, lastId: last?.slice(prefix.length) };
+        return { count, last: last?.slice(prefix.length) };
       }),
     );
   }
@@ -609,7 +672,7 @@ export class LevelStore implements Store {
 
   private emitRemoved(record: QueueRecord, ids: string[]): void {
     if (this.queues.get(record.name) !== record) return;
-    for (const listener of this.removeListeners) listener(record.name, ids);
+    for (const consumer of this.consumers.get(record.name) ?? []) consumer.removed(ids);
   }
 
   private async clearDeleted(qid: string): Promise<void> {

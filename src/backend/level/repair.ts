@@ -11,7 +11,7 @@
 import { ClassicLevel } from 'classic-level';
 import { cp, stat } from 'node:fs/promises';
 import { DiscueError } from '../../protocol/errors.js';
-import type { Envelope } from '../../protocol/messages.js';
+import type { Envelope } from '../../protocol/wire.js';
 import { errorCause } from './guard.js';
 import { openRecord, seal } from './record.js';
 

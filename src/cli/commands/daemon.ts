@@ -14,8 +14,9 @@ import {
   socketAccepts,
   startDaemon,
 } from '../../client/spawn.js';
+import { parseDuration } from '../../client/duration.js';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
-import type { DaemonStatus } from '../../protocol/messages.js';
+import type { DaemonStatus } from '../../protocol/wire.js';
 import { assertSocketPath } from '../../protocol/paths.js';
 import { action, examples } from '../action.js';
 import type { Context } from '../context.js';
@@ -266,9 +267,10 @@ async function runForeground(ctx: Context, dataDir: string | undefined): Promise
   delete process.env[AUTOSTART_ENV];
   assertSocketPath(ctx.paths.socket);
   await assertSocketOrNothing(ctx.paths.socket);
+  const dedupe = dedupeSettings(process.env);
   const { runDaemon } = await import('../../daemon/server.js');
   try {
-    await runDaemon({ home: ctx.paths.home, socket: ctx.paths.socket, dataDir });
+    await runDaemon({ home: ctx.paths.home, socket: ctx.paths.socket, dataDir, dedupe });
   } catch (err) {
     // A start that failed half-way may leave a handle open (a listening
     // server, a timer) that would keep this process alive, answering with a
@@ -354,4 +356,25 @@ async function follow(path: string, write: (chunk: Buffer) => void, from: number
   clearInterval(timer);
   watcher?.close();
   return EXIT.INTERRUPTED;
+}
+
+/**
+ * The idempotency key window and bound, read once at daemon start:
+ * DISCUE_DEDUPE_WINDOW (a duration, default 10m) and DISCUE_DEDUPE_MAX_KEYS
+ * (keys kept per queue, default 100000). Parsed here so the daemon is given
+ * milliseconds and never parses a duration itself.
+ */
+function dedupeSettings(env: NodeJS.ProcessEnv): { windowMs?: number; maxKeys?: number } {
+  const settings: { windowMs?: number; maxKeys?: number } = {};
+  const window = env.DISCUE_DEDUPE_WINDOW;
+  if (window !== undefined && window !== '') settings.windowMs = parseDuration(window, 'DISCUE_DEDUPE_WINDOW');
+  const max = env.DISCUE_DEDUPE_MAX_KEYS;
+  if (max !== undefined && max !== '') {
+    const n = Number(max);
+    if (!/^\d+$/.test(max) || !Number.isSafeInteger(n) || n < 1) {
+      throw new DiscueError('INVALID_ARGUMENT', `DISCUE_DEDUPE_MAX_KEYS must be a whole number of at least 1, got ${JSON.stringify(max)}`);
+    }
+    settings.maxKeys = n;
+  }
+  return settings;
 }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
-import type { DeliveryState } from '../../protocol/messages.js';
+import type { DeliveryState } from '../../protocol/wire.js';
 import { action, examples } from '../action.js';
 import { ago, table } from '../format.js';
 import { parseCount } from './queue.js';

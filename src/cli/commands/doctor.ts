@@ -10,7 +10,7 @@ import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { EXIT } from '../../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../../protocol/frames.js';
-import type { ListenerInfo } from '../../protocol/messages.js';
+import type { ListenerInfo } from '../../protocol/wire.js';
 import { assertSocketPath } from '../../protocol/paths.js';
 import { VERSION } from '../../version.js';
 import { action, examples } from '../action.js';

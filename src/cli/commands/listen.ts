@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
-import { parseDuration, validateQueueName } from '../../protocol/messages.js';
-import type { ListenParams, StreamEvent } from '../../protocol/messages.js';
+import { parseDuration } from '../../client/duration.js';
+import { validateQueueName } from '../../protocol/validate.js';
+import type { ListenParams } from '../../protocol/requests.js';
+import type { StreamEvent } from '../../protocol/wire.js';
 import type { Sender } from '../../delivery/types.js';
 import { action, examples } from '../action.js';
 import { plural } from '../format.js';

@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
-import { formatDuration, parseDuration, validateQueueName } from '../../protocol/messages.js';
-import type { ListenerAddParams, ListenerInfo } from '../../protocol/messages.js';
+import { formatDuration, parseDuration } from '../../client/duration.js';
+import { validateQueueName } from '../../protocol/validate.js';
+import type { ListenerAddParams } from '../../protocol/requests.js';
+import type { ListenerInfo } from '../../protocol/wire.js';
 import { splitCommand } from '../../delivery/argv.js';
 import { action, examples } from '../action.js';
 import type { Context } from '../context.js';

@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
 import { isMessageId } from '../../protocol/ids.js';
-import { parseDuration, validateQueueName } from '../../protocol/messages.js';
-import type { Envelope } from '../../protocol/messages.js';
+import { hasDurationUnits, parseDuration } from '../../client/duration.js';
+import { validateQueueName } from '../../protocol/validate.js';
+import type { Envelope } from '../../protocol/wire.js';
 import type { DiscueClient } from '../../client/client.js';
 import { action, examples } from '../action.js';
 import type { Context } from '../context.js';
@@ -253,7 +254,7 @@ function jsonArrayWriter(): JsonArrayWriter {
 /** A message id, an ISO time, or a duration ago ("10m"). */
 export function parseSince(text: string): { afterId: string } | { sinceMs: number } {
   if (isMessageId(text)) return { afterId: text };
-  if (/^\d+(\.\d+)?\s*(ms|s|m|h|d|w)$/.test(text)) return { sinceMs: Date.now() - parseDuration(text, 'since') };
+  if (hasDurationUnits(text)) return { sinceMs: Date.now() - parseDuration(text, 'since') };
   const ms = Date.parse(text);
   if (!Number.isNaN(ms) && /^\d{4}-\d{2}-\d{2}/.test(text)) return { sinceMs: ms };
   throw new DiscueError(

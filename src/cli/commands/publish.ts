@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import type { DiscueClient } from '../../client/client.js';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
-import { parseDuration, parseMessage, validateMessage, validateQueueName } from '../../protocol/messages.js';
-import type { MessageInput, PublishResult, WaitOutcome } from '../../protocol/messages.js';
+import { parseDuration } from '../../client/duration.js';
+import { parseMessage, validateMessage, validateQueueName } from '../../protocol/validate.js';
+import type { MessageInput, PublishResult, WaitOutcome } from '../../protocol/wire.js';
 import { LineDecoder } from '../../protocol/frames.js';
 import type { InvalidUtf8Line } from '../../protocol/frames.js';
 import { action, examples } from '../action.js';

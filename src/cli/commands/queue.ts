@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
-import { formatDuration, parseDuration, validateQueueName } from '../../protocol/messages.js';
-import type { QueueInfo } from '../../protocol/messages.js';
+import { formatDuration, parseDuration } from '../../client/duration.js';
+import { validateQueueName } from '../../protocol/validate.js';
+import type { QueueInfo } from '../../protocol/wire.js';
 import { action, examples } from '../action.js';
 import type { Context } from '../context.js';
 import { fieldsTable, listFields, pick } from '../fields.js';

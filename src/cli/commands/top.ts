@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
-import { parseDuration } from '../../protocol/messages.js';
-import type { DeliveryInfo, StatsSnapshot } from '../../protocol/messages.js';
+import { parseDuration } from '../../client/duration.js';
+import type { DeliveryInfo, StatsSnapshot } from '../../protocol/wire.js';
 import type { DiscueClient } from '../../client/client.js';
 import { action, examples } from '../action.js';
 import type { Context } from '../context.js';

@@ -1,6 +1,7 @@
 /**
  * A wake-up signal without lost wake-ups: read `version` before checking for
  * work, then `wait(version)` returns at once if anything woke it since.
+ * Backend-neutral: consumers wait on it for work, workers for a resume.
  */
 export class Signal {
   version = 0;

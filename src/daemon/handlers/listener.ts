@@ -1,0 +1,133 @@
+/** Listeners (HTTP and command): add, list, show, remove, pause, resume. */
+import { access, constants, stat } from 'node:fs/promises';
+import { delimiter, resolve as resolvePath } from 'node:path';
+import { DiscueError } from '../../protocol/errors.js';
+import { DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_DELAY_MS, DEFAULT_TIMEOUT_MS, MAX_CONCURRENCY } from '../../protocol/defaults.js';
+import { splitCommand } from '../../delivery/argv.js';
+import { newListenerId } from '../../delivery/listeners.js';
+import { maskUrl } from '../../delivery/redact.js';
+import { generateSecret, validateSecret } from '../../delivery/signature.js';
+import type { ListenerRecord } from '../../backend/types.js';
+import { asParams, optionalBoolean, optionalInt, optionalObject, optionalString, requireString } from '../params.js';
+import type { HandlerMap } from './types.js';
+import { queueList, validateHeaders, validateListenerName, validateUrl } from './validate.js';
+
+export const listenerHandlers = {
+  async 'listener.add'(raw, ctx) {
+    const params = asParams(raw);
+    const kind = params.kind;
+    if (kind !== 'http' && kind !== 'exec') throw new DiscueError('INVALID_ARGUMENT', 'kind must be "http" or "exec"');
+    const queues = queueList(params.queues);
+    if (queues.length === 0) throw new DiscueError('INVALID_ARGUMENT', 'a listener needs at least one --queue');
+    for (const queue of queues) await ctx.store.queueConfig(queue); // QUEUE_NOT_FOUND early
+    const name = optionalString(params, 'name');
+    if (name !== undefined) validateListenerName(name);
+    const from = params.from === undefined ? 'new' : params.from;
+    if (from !== 'new' && from !== 'all') throw new DiscueError('INVALID_ARGUMENT', '--from takes "new" or "all"');
+    const record: ListenerRecord = {
+      id: newListenerId('l'),
+      kind,
+      queues,
+      timeoutMs: optionalInt(params, 'timeoutMs', 1, 3_600_000) ?? DEFAULT_TIMEOUT_MS,
+      maxAttempts: optionalInt(params, 'maxAttempts', 1, 1000) ?? DEFAULT_MAX_ATTEMPTS,
+      retryDelayMs: optionalInt(params, 'retryDelayMs', 1, 3_600_000) ?? DEFAULT_RETRY_DELAY_MS,
+      concurrency: optionalInt(params, 'concurrency', 1, MAX_CONCURRENCY) ?? 1,
+      state: 'active',
+      createdAt: new Date().toISOString(),
+    };
+    if (name !== undefined) record.name = name;
+    if (kind === 'http') {
+      record.url = validateUrl(requireString(params, 'url'));
+      const headers = optionalObject(params, 'headers');
+      if (headers) record.headers = validateHeaders(headers);
+      const secret = optionalString(params, 'secret');
+      record.secret = secret === undefined ? generateSecret() : validateSecret(secret);
+    } else {
+      const command = requireString(params, 'command');
+      const shell = optionalBoolean(params, 'shell') ?? false;
+      record.command = shell ? [command] : splitCommand(command);
+      if (shell) record.shell = true;
+      const cwd = optionalString(params, 'cwd');
+      if (cwd !== undefined) record.cwd = cwd;
+      // A shell resolves its own words (builtins, functions): only a program run directly is checked.
+      if (!shell) await checkProgram(record.command[0]!, cwd ?? process.cwd());
+    }
+    await ctx.engine.listeners.register(record, from);
+    // The generated secret is shown once, here; URL credentials only to `listener show --secret`.
+    const info = ctx.engine.listeners.info(record, true);
+    if (info.url !== undefined) info.url = maskUrl(info.url);
+    return info;
+  },
+
+  async 'listener.list'(raw, ctx) {
+    const queue = optionalString(asParams(raw), 'queue');
+    const listeners = ctx.engine.listeners.list(queue);
+    await ctx.engine.refreshPending(listeners);
+    return listeners.map((l) => ctx.engine.listeners.info(l));
+  },
+
+  async 'listener.get'(raw, ctx) {
+    const params = asParams(raw);
+    const record = ctx.engine.listeners.resolve(requireString(params, 'ref'));
+    await ctx.engine.refreshPending([record]);
+    return ctx.engine.listeners.info(record, optionalBoolean(params, 'secret') ?? false);
+  },
+
+  async 'listener.remove'(raw, ctx) {
+    const record = ctx.engine.listeners.resolve(requireString(asParams(raw), 'ref'));
+    await ctx.engine.listeners.remove(record);
+    return { id: record.id };
+  },
+
+  async 'listener.pause'(raw, ctx) {
+    const record = ctx.engine.listeners.resolve(requireString(asParams(raw), 'ref'));
+    await ctx.engine.listeners.setState(record, 'paused');
+    return ctx.engine.listeners.info(record);
+  },
+
+  async 'listener.resume'(raw, ctx) {
+    const record = ctx.engine.listeners.resolve(requireString(asParams(raw), 'ref'));
+    await ctx.engine.listeners.setState(record, 'active');
+    return ctx.engine.listeners.info(record);
+  },
+} satisfies Partial<HandlerMap>;
+
+/**
+ * Refuses a program the daemon could never run, at add time rather than as a
+ * dead delivery later. It is resolved the way the delivery will run it: a
+ * path relative to the listener's cwd, a bare name on the daemon's PATH.
+ */
+async function checkProgram(file: string, cwd: string): Promise<void> {
+  if (file.includes('/')) {
+    const path = resolvePath(cwd, file);
+    const info = await stat(path).catch(() => undefined);
+    if (info === undefined) {
+      throw new DiscueError('COMMAND_NOT_FOUND', `${file} does not exist (looked for ${path}); check the path, relative to ${cwd}`);
+    }
+    if (!info.isFile() || !(await isExecutable(path))) {
+      throw new DiscueError(
+        'COMMAND_NOT_EXECUTABLE',
+        info.isFile() ? `${file} is not executable: run chmod +x ${file}` : `${file} is a directory, not a program`,
+      );
+    }
+    return;
+  }
+  const dirs = (process.env.PATH ?? '').split(delimiter);
+  for (const dir of dirs) {
+    // An empty PATH entry means the current directory, as for execvp.
+    const path = resolvePath(cwd, dir === '' ? '.' : dir, file);
+    const info = await stat(path).catch(() => undefined);
+    if (info?.isFile() && (await isExecutable(path))) return;
+  }
+  throw new DiscueError(
+    'COMMAND_NOT_FOUND',
+    `${file} is not on the daemon's PATH (${process.env.PATH ?? 'unset'}); give its full path, or restart the daemon from a shell whose PATH has it`,
+  );
+}
+
+async function isExecutable(path: string): Promise<boolean> {
+  return access(path, constants.X_OK).then(
+    () => true,
+    () => false,
+  );
+}

@@ -1,0 +1,13 @@
+/**
+ * Listener defaults and limits: the one place the daemon (when a request
+ * leaves a field out), the CLI's config keys and its help text read them.
+ */
+
+/** How long one delivery attempt may take. */
+export const DEFAULT_TIMEOUT_MS = 30_000;
+/** Attempts before a delivery is dead. */
+export const DEFAULT_MAX_ATTEMPTS = 10;
+/** The first retry's delay; each further one doubles it (see delivery/backoff.ts). */
+export const DEFAULT_RETRY_DELAY_MS = 1000;
+/** Deliveries one listener may have in flight at once. */
+export const MAX_CONCURRENCY = 64;

@@ -1,0 +1,101 @@
+/**
+ * Every request the daemon serves: its params and its result. The typed
+ * client is built from this, and the daemon's handler map is typed over it.
+ */
+import type {
+  DaemonStatus,
+  DeliveryInfo,
+  DeliveryState,
+  Envelope,
+  ListenerInfo,
+  MessageInput,
+  PublishResult,
+  QueueInfo,
+  StatsSnapshot,
+} from './wire.js';
+
+export interface ListenerAddParams {
+  kind: 'http' | 'exec';
+  queues: string[];
+  name?: string;
+  url?: string;
+  headers?: Record<string, string>;
+  secret?: string;
+  command?: string;
+  shell?: boolean;
+  cwd?: string;
+  timeoutMs?: number;
+  maxAttempts?: number;
+  retryDelayMs?: number;
+  concurrency?: number;
+  from?: 'new' | 'all';
+}
+
+export interface ListenParams {
+  /** Queues to listen to; empty means all queues, including ones created later. */
+  queues: string[];
+  /** Durable: the daemon keeps the position under this name. */
+  name?: string;
+  from?: 'new' | 'all';
+  /** With from "new": start at messages stored from this time (ms), e.g. when the command started. */
+  sinceMs?: number;
+  /** Messages sent before waiting for acks. */
+  prefetch?: number;
+}
+
+/** Every request type, its params and its result: the typed client is built from this. */
+export interface RequestMap {
+  hello: { params: { protocol: number; version: string }; result: { protocol: number; version: string; pid: number } };
+  'daemon.status': { params: Record<string, never>; result: DaemonStatus };
+  stats: { params: { recent?: number }; result: StatsSnapshot };
+  'daemon.shutdown': { params: Record<string, never>; result: { pid: number } };
+  'queue.create': {
+    params: { name: string; schema?: Record<string, unknown>; retentionMs?: number; maxMessages?: number };
+    result: QueueInfo;
+  };
+  'queue.list': { params: Record<string, never>; result: QueueInfo[] };
+  'queue.get': { params: { name: string }; result: QueueInfo };
+  'queue.update': {
+    params: {
+      name: string;
+      schema?: Record<string, unknown> | null;
+      retentionMs?: number | null;
+      maxMessages?: number | null;
+    };
+    result: QueueInfo;
+  };
+  'queue.delete': { params: { name: string; force?: boolean }; result: { name: string; deleted: number } };
+  'queue.purge': { params: { name: string }; result: { name: string; deleted: number } };
+  publish: {
+    params: { queue: string; messages: MessageInput[]; wait?: boolean; waitTimeoutMs?: number };
+    result: PublishResult;
+  };
+  'listener.add': { params: ListenerAddParams; result: ListenerInfo };
+  'listener.list': { params: { queue?: string }; result: ListenerInfo[] };
+  'listener.get': { params: { ref: string; secret?: boolean }; result: ListenerInfo };
+  'listener.remove': { params: { ref: string }; result: { id: string } };
+  'listener.pause': { params: { ref: string }; result: ListenerInfo };
+  'listener.resume': { params: { ref: string }; result: ListenerInfo };
+  'deliveries.list': {
+    params: { listener?: string; state?: DeliveryState; limit?: number };
+    result: DeliveryInfo[];
+  };
+  'deliveries.retry': { params: { id?: string; allDead?: boolean; listener?: string }; result: { retried: number } };
+  listen: { params: ListenParams; result: { reason: string } };
+  'listen.ack': { params: { stream: number; tag: number }; result: null };
+  'messages.list': {
+    params: { queue: string; afterId?: string; sinceMs?: number; limit?: number };
+    result: Envelope[];
+  };
+  /** messages.list, and the ids of damaged records skipped in the page (never served). */
+  'messages.page': {
+    params: { queue: string; afterId?: string; sinceMs?: number; limit?: number };
+    result: { messages: Envelope[]; damaged: string[] };
+  };
+  'messages.get': { params: { queue: string; id: string }; result: Envelope };
+  'messages.delete': { params: { queue: string; id: string }; result: { id: string } };
+}
+
+export type RequestType = keyof RequestMap;
+export type ParamsOf<T extends RequestType> = RequestMap[T]['params'];
+export type ResultOf<T extends RequestType> = RequestMap[T]['result'];

@@ -1,0 +1,220 @@
+/**
+ * The shapes that cross the socket: the message envelope, what the daemon
+ * reports (queues, listeners, deliveries, statistics) and request results.
+ */
+
+/** What a publisher sends. */
+export interface MessageInput {
+  data: string;
+  name?: string;
+  /**
+   * Idempotency key: a second publish with the same key to the same queue
+   * within the dedupe window (default 10 minutes) stores nothing and is
+   * answered with the first message's id. Not part of the envelope.
+   */
+  key?: string;
+}
+
+/** What is stored and delivered: the message envelope. */
+export interface Envelope {
+  id: string;
+  queue: string;
+  name?: string;
+  data: string;
+  publishedAt: string;
+}
+
+/** A count over rolling windows (statistics are kept since the daemon started). */
+export interface CountWindow {
+  lastMinute: number;
+  lastHour: number;
+  last24h: number;
+  sinceStart: number;
+}
+
+export interface QueueStats {
+  added: CountWindow;
+  /** Listeners registered on the queue. */
+  listeners: number;
+}
+
+export interface ListenerStats {
+  succeeded: CountWindow;
+  failed: CountWindow;
+  dead: CountWindow;
+  /** Stored messages not yet settled, over all the listener's queues (in flight included). */
+  pending: number;
+  /** Age in ms of the oldest message not yet settled, over all its queues; 0 when none. */
+  lagMs?: number;
+}
+
+export interface RecentDelivery {
+  at: string;
+  listener: string;
+  queue: string;
+  messageId: string;
+  state: DeliveryState;
+  attempt: Attempt;
+}
+
+export interface StatsSnapshot {
+  at: string;
+  daemon: DaemonStatus;
+  queues: QueueInfo[];
+  listeners: ListenerInfo[];
+  recent: RecentDelivery[];
+}
+
+export interface QueueInfo {
+  stats?: QueueStats;
+  name: string;
+  createdAt: string;
+  /** JSON Schema that `data`, parsed as JSON, must satisfy. */
+  schema?: Record<string, unknown>;
+  /** Messages older than this many milliseconds are removed. */
+  retentionMs?: number;
+  /** At most this many messages are kept; the oldest go first. */
+  maxMessages?: number;
+  /** Messages stored now. */
+  messages: number;
+  /** Bytes of `data` stored now. */
+  bytes: number;
+  firstId?: string;
+  lastId?: string;
+  lastPublishedAt?: string;
+}
+
+export interface DaemonStatus {
+  pid: number;
+  version: string;
+  protocol: number;
+  home: string;
+  dataDir: string;
+  socket: string;
+  startedAt: string;
+  uptimeMs: number;
+  queues: number;
+  messages: number;
+  rssBytes: number;
+  connections: number;
+  /** Storage problems the daemon knows of (disk full, damaged records, a torn log at start). */
+  warnings?: string[];
+}
+
+export interface PublishResult {
+  queue: string;
+  ids: string[];
+  publishedAt: string;
+  /**
+   * Positions (0-based) of messages whose key was already stored: nothing was
+   * stored for them, and their id is the first message's. Absent if none.
+   */
+  duplicates?: number[];
+  /** With `wait`: what each listener did with the batch. */
+  deliveries?: WaitOutcome[];
+}
+
+export type ListenerKind = 'http' | 'exec' | 'stream';
+export type ListenerState = 'active' | 'paused' | 'disabled';
+export type DeliveryState = 'pending' | 'failed' | 'dead' | 'delivered';
+
+/** A registered listener, as the daemon reports it. */
+export interface ListenerInfo {
+  id: string;
+  name?: string;
+  kind: ListenerKind;
+  /** Queue names; empty with allQueues for a `listen` with no queue. */
+  queues: string[];
+  allQueues?: boolean;
+  url?: string;
+  headers?: Record<string, string>;
+  /** Only in the reply to `listener add`, and to `listener show --secret`. */
+  secret?: string;
+  hasSecret?: boolean;
+  /** The command as argv (exec listeners). */
+  command?: string[];
+  shell?: boolean;
+  cwd?: string;
+  timeoutMs: number;
+  maxAttempts: number;
+  retryDelayMs: number;
+  concurrency: number;
+  state: ListenerState;
+  disabledReason?: string;
+  createdAt: string;
+  /** Live figures from the delivery engine. */
+  progress?: ListenerProgress[];
+  stats?: ListenerStats;
+  connected?: boolean;
+}
+
+/** How deliveries to a listener are going right now. */
+export interface ListenerHealth {
+  /** The outcome of the last attempt (none yet since the daemon started: absent). */
+  lastOutcome?: 'ok' | 'failed';
+  /** Failed attempts since the last successful one. */
+  consecutiveFailures: number;
+  /** The error of the last failed attempt, while failures go on (a success clears it). */
+  lastError?: string;
+  /** When a failed delivery is tried again. */
+  nextAttemptAt?: string;
+}
+
+export interface ListenerProgress extends ListenerHealth {
+  queue: string;
+  /** Last message id settled (delivered or dead) in order. */
+  cursor?: string;
+  inFlight: number;
+  /** Messages delivered since the daemon started. */
+  delivered: number;
+  failedAttempts: number;
+  dead: number;
+  /** Stored messages after the cursor: not yet settled. */
+  pending?: number;
+  /** Age in ms of the oldest message after the cursor (now minus its publishedAt); 0 when none. */
+  lagMs?: number;
+  lastDeliveryAt?: string;
+}
+
+export interface Attempt {
+  attempt: number;
+  at: string;
+  durationMs: number;
+  ok: boolean;
+  status?: number;
+  exitCode?: number;
+  signal?: string;
+  error?: string;
+  /** A short tail of the response body or the command's output. */
+  output?: string;
+}
+
+export interface DeliveryInfo {
+  id: string;
+  listenerId: string;
+  listenerName?: string;
+  queue: string;
+  messageId: string;
+  state: DeliveryState;
+  attempts: Attempt[];
+  nextAttemptAt?: string;
+  updatedAt: string;
+}
+
+/** One message pushed to a `listen` stream; ack it with `listen.ack`. */
+export interface StreamEvent {
+  tag: number;
+  message: Envelope;
+}
+
+export interface WaitOutcome {
+  listener: string;
+  name?: string;
+  /** refused: the receiver answered 410 Gone and the listener was disabled; the message was not delivered. */
+  state: 'delivered' | 'dead' | 'pending' | 'refused';
+  /** Why a refused listener was disabled. */
+  reason?: string;
+  /** With pending: why it is taking long (the listener's failures so far). */
+  health?: ListenerHealth;
+}
+
