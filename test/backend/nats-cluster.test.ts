@@ -138,7 +138,7 @@ async function all(store: NatsStore): Promise<Envelope[]> {
   const out: Envelope[] = [];
   let after: string | undefined;
   for (;;) {
-    const page = await store.listMessages('orders', { afterId: after, limit: 100 });
+    const page = await store.listMessages('orders', { after: after, limit: 100 });
     if (page.length === 0) return out;
     out.push(...page);
     after = page[page.length - 1]!.id;

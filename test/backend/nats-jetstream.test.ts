@@ -92,7 +92,7 @@ describe.runIf(available)('NATS JetStream backend beyond the suite', () => {
     expect(await b.listMessages('orders.eu', { limit: 10 })).toEqual(onA);
     expect(await b.getMessage('orders.eu', fromA[1]!.id)).toEqual(fromA[1]);
     // A message id from another host is a position here too (found by the time it carries).
-    expect(await b.listMessages('orders.eu', { afterId: fromA[0]!.id, limit: 10 })).toEqual(onA.slice(1));
+    expect(await b.listMessages('orders.eu', { after: fromA[0]!.id, limit: 10 })).toEqual(onA.slice(1));
 
     await a.deliveries.saveListener(listener('L', ['orders.eu'], { name: 'hook' }));
     await until('host B to see the listener', () => b.deliveries.byName('hook')?.id === 'L');

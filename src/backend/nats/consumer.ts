@@ -137,6 +137,8 @@ export class NatsConsumer implements Consumer {
     private readonly listener: ListenerRecord,
     private readonly queue: string,
     private readonly options: ConsumerOptions,
+    /** Called once closed (the store stops telling it of removals). */
+    private readonly onClose: () => void = () => undefined,
   ) {
     const start = options.start ?? 'all';
     // `end` is the end when the consumer is asked for, not when the server makes it.
@@ -423,8 +425,19 @@ export class NatsConsumer implements Consumer {
 
   /** Settled here: the floor moves now if it was the next in order (the server's floor follows). */
   private settledHere(seq: number): void {
+    if (this.settledSeqs.has(seq)) return;
     if (seq > this.ackFloor) this.settledSeqs.add(seq);
     this.raiseFloor(this.ackFloor);
+  }
+
+  /** A message deleted here: nothing left to deliver, so it counts as settled for the floor and the backlog. */
+  removed(seq: number): void {
+    this.settledHere(seq);
+  }
+
+  /** Every message through `seq` removed here (purge, retention). */
+  removedThrough(seq: number): void {
+    this.raiseFloor(seq);
   }
 
   private raiseFloor(floor: number): void {
@@ -479,6 +492,7 @@ export class NatsConsumer implements Consumer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.onClose();
     this.wake?.();
     if (this.poll) clearInterval(this.poll);
     for (const h of this.held.splice(0)) {

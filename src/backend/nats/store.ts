@@ -9,10 +9,10 @@
  * at open and kept current by a KV watch, so several daemons on several
  * hosts see the same queues and listeners.
  *
- * Positions: a message's stream sequence is its place in the queue. Callers
- * of the current contract hand message ids where a position goes (afterId);
- * those are resolved to sequences here (a cache of recent ones, else a seek
- * by the time the id carries).
+ * Positions: a message's stream sequence is its place in the queue. Pages
+ * are asked for after a message id too (`messages list --after ID`, the
+ * suite's paging): ids are resolved to sequences here (a cache of recent
+ * ones, else a seek by the time the id carries).
  */
 import { jetstreamManager, jetstream, DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import type { JetStreamClient, JetStreamManager, MsgRequest, StoredMsg, StreamConfig, StreamInfo } from '@nats-io/jetstream';
@@ -21,7 +21,7 @@ import type { KV, KvEntry } from '@nats-io/kv';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { DiscueError } from '../../protocol/errors.js';
 import { IdGenerator, isMessageId, timeOfId } from '../../protocol/ids.js';
-import type { Envelope, MessageInput, QueueInfo } from '../../protocol/messages.js';
+import type { Envelope, MessageInput, QueueInfo } from '../../protocol/wire.js';
 import { didYouMean } from '../../protocol/suggest.js';
 import type {
   AppendListener,
@@ -36,7 +36,6 @@ import type {
   QueueConfig,
   QueueEventListener,
   QueuePatch,
-  RemoveListener,
   StartAt,
   Store,
   StoreLog,
@@ -101,7 +100,8 @@ export class NatsStore implements Store {
   private readonly ids = new IdGenerator();
   private readonly idSeq = new Map<string, number>();
   private readonly appendListeners: AppendListener[] = [];
-  private readonly removeListeners: RemoveListener[] = [];
+  /** Open consumers per queue (qid): removals made here reach them at once. */
+  private readonly consumers = new Map<string, Set<NatsConsumer>>();
   private readonly queueListeners: QueueEventListener[] = [];
   /** Appends report to onAppend in the order they were made, whatever order their acks come back in. */
   private notified: Promise<void> = Promise.resolve();
@@ -199,10 +199,6 @@ export class NatsStore implements Store {
 
   onAppend(listener: AppendListener): void {
     this.appendListeners.push(listener);
-  }
-
-  onRemove(listener: RemoveListener): void {
-    this.removeListeners.push(listener);
   }
 
   onQueueEvent(listener: QueueEventListener): void {
@@ -321,7 +317,8 @@ export class NatsStore implements Store {
   async purgeQueue(name: string): Promise<number> {
     const q = this.entry(name);
     const response = await this.conn.request(`purge queue "${name}"`, () => this.jsm.streams.purge(this.names.stream(q.qid)));
-    await this.refresh(q);
+    const state = await this.refresh(q);
+    for (const consumer of this.consumers.get(q.qid) ?? []) consumer.removedThrough(state.first_seq - 1);
     return response.purged;
   }
 
@@ -431,32 +428,37 @@ export class NatsStore implements Store {
     const q = this.entry(queue);
     const state = await this.refresh(q);
     let from = state.first_seq;
-    if (options.afterId !== undefined) {
-      const after = await this.resolve(q, options.afterId);
-      if (after === undefined) throw new DiscueError('MESSAGE_NOT_FOUND', `position ${options.afterId} not found in queue "${queue}"`);
-      from = Math.max(from, after + 1);
-    }
+    if (options.after !== undefined) from = Math.max(from, (await this.after(q, state, options.after)) + 1);
     if (options.sinceMs !== undefined) from = Math.max(from, await this.seqAtTime(q, state, options.sinceMs));
     const page: MessagePage = { messages: [], damaged: [] };
+    let bytes = 0;
+    let damagedBefore = 0;
     await this.scan(q, from, state.last_seq, (m) => {
       const envelope = this.envelope(q, m);
-      if (envelope === undefined) page.damaged.push(String(m.seq));
-      else page.messages.push(envelope);
+      if (envelope === undefined) {
+        page.damaged.push(String(m.seq));
+        return true;
+      }
+      // Escaped data can take twice its length in JSON; 200 for the envelope around it.
+      bytes += envelope.data.length * 2 + 200;
+      if (options.maxBytes !== undefined && bytes > options.maxBytes && page.messages.length > 0) {
+        // Records after the page's last message are the next page's (it starts there).
+        page.damaged.length = damagedBefore;
+        return false;
+      }
+      page.messages.push(envelope);
+      damagedBefore = page.damaged.length;
       return page.messages.length < options.limit;
     });
     return page;
   }
 
-  async countMessages(queue: string, options: { afterId?: Position }): Promise<{ count: number; lastId: Position | undefined }> {
+  async countMessages(queue: string, options: { after?: Position }): Promise<{ count: number; last: Position | undefined }> {
     const q = this.entry(queue);
     const state = await this.refresh(q);
     let after = state.first_seq - 1;
-    if (options.afterId !== undefined) {
-      const seq = await this.resolve(q, options.afterId);
-      if (seq === undefined) throw new DiscueError('MESSAGE_NOT_FOUND', `position ${options.afterId} not found in queue "${queue}"`);
-      after = Math.max(after, seq);
-    }
-    if (after >= state.last_seq || state.messages === 0) return { count: 0, lastId: undefined };
+    if (options.after !== undefined) after = Math.max(after, await this.after(q, state, options.after));
+    if (after >= state.last_seq || state.messages === 0) return { count: 0, last: undefined };
     let count = state.last_seq - after;
     if (state.num_deleted > 0) {
       // Deleted sequences in between: the server counts what a consumer starting there would get.
@@ -473,7 +475,8 @@ export class NatsStore implements Store {
       await this.jsm.consumers.delete(this.names.stream(q.qid), info.name).catch(() => undefined);
     }
     const last = await this.get(q, state.last_seq);
-    return { count, lastId: count === 0 ? undefined : (last?.header.get(HEADER.id) ?? undefined) };
+    // Named by message id, as the pages name their messages: a caller may page on from it.
+    return { count, last: count === 0 ? undefined : (last?.header.get(HEADER.id) ?? undefined) };
   }
 
   async getMessage(queue: string, id: string): Promise<Envelope> {
@@ -501,7 +504,7 @@ export class NatsStore implements Store {
       figures.messages = Math.max(0, figures.messages - 1);
       figures.bytes = Math.max(0, figures.bytes - (m?.data.length ?? 0));
     }
-    for (const l of this.removeListeners) l(queue, [id]);
+    for (const consumer of this.consumers.get(q.qid) ?? []) consumer.removed(seq);
   }
 
   /**
@@ -527,7 +530,7 @@ export class NatsStore implements Store {
       removed += response.purged;
       for (const id of ids) this.idSeq.delete(id);
       await this.refresh(q);
-      if (ids.length > 0) for (const l of this.removeListeners) l(q.name, ids);
+      for (const consumer of this.consumers.get(q.qid) ?? []) consumer.removedThrough(keep - 1);
     }
     return removed;
   }
@@ -554,7 +557,11 @@ export class NatsStore implements Store {
       },
       lastSeq: () => this.lastSeq.get(q.qid) ?? 0,
     };
-    return new NatsConsumer(host, listener, queue, options);
+    let open = this.consumers.get(q.qid);
+    if (open === undefined) this.consumers.set(q.qid, (open = new Set()));
+    const consumer = new NatsConsumer(host, listener, queue, options, () => open.delete(consumer));
+    open.add(consumer);
+    return consumer;
   }
 
   /**
@@ -693,11 +700,17 @@ export class NatsStore implements Store {
     return lo;
   }
 
-  /** A position handed back: a stream sequence, or (the current contract) a message id. */
-  private async resolve(q: QueueEntry, position: Position): Promise<number | undefined> {
+  /**
+   * The sequence a page or count starts after: a position handed back (a
+   * stream sequence), or a message id (pages name their messages by id).
+   * An id no longer stored stands for where it was: after every message
+   * stored before the time it carries.
+   */
+  private async after(q: QueueEntry, state: StreamInfo['state'], position: Position): Promise<number> {
     if (/^\d+$/.test(position)) return Number(position);
-    if (isMessageId(position)) return this.seqOf(q, position);
-    throw new DiscueError('INVALID_ARGUMENT', `invalid position ${JSON.stringify(position)}`);
+    if (!isMessageId(position)) throw new DiscueError('INVALID_ARGUMENT', `invalid position ${JSON.stringify(position)}`);
+    const seq = await this.seqOf(q, position);
+    return seq ?? (await this.seqAtTime(q, state, timeOfId(position))) - 1;
   }
 
   /** Where a message id is in its queue: remembered, or sought from the time its id carries. */
