@@ -28,7 +28,7 @@ import type { Consumer as JsConsumer, ConsumerConfig, ConsumerMessages, JetStrea
 import type { Attempt, Consumer, ConsumerOptions, ConsumerProgress, Delivery, DeliveryRecord, Envelope, ListenerRecord, Position, StartAt } from '../types.js';
 import type { Connection } from './connection.js';
 import type { NatsDeliveries, StoredRecord } from './deliveries.js';
-import { HEADER } from './names.js';
+import type { Headers } from './names.js';
 
 /** How much longer than the listener's timeout the server waits for an outcome. */
 export const ACK_MARGIN_MS = 10_000;
@@ -78,7 +78,7 @@ export interface ConsumerHost {
   stream: string;
   consumerName: string;
   /** The envelope of a stored message (undefined when damaged). */
-  envelope(headers: { get(k: string): string }, data: Uint8Array): Envelope | undefined;
+  envelope(headers: Headers | undefined, data: Uint8Array): Envelope | undefined;
   /** A stored message by sequence, or undefined when gone. */
   read(seq: number): Promise<{ envelope: Envelope | undefined; time: number } | undefined>;
   /** The first message after `seq` (for the lag), or undefined. */
@@ -252,9 +252,8 @@ export class NatsConsumer implements Consumer {
   }
 
   private async fromServer(msg: JsMsg): Promise<NatsDelivery> {
-    const headers = { get: (k: string) => msg.headers?.get(k) ?? '' };
-    const message = this.host.envelope(headers, msg.data);
-    const messageId = message?.id ?? (msg.headers?.get(HEADER.id) || `seq-${msg.seq}`);
+    const message = this.host.envelope(msg.headers, msg.data);
+    const messageId = message?.id ?? `seq-${msg.seq}`;
     this.naked.delete(msg.seq);
     // A first delivery has no record; a redelivery (a retry, or a daemon
     // that died mid-delivery) reads what the attempts so far left.

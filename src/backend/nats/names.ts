@@ -14,6 +14,8 @@
  *   consumer L_<lid>                 durable pull consumer of one listener on one queue stream
  */
 
+import { isMessageId, timeOfId } from '../../protocol/ids.js';
+
 /** Namespaces are plain tokens: legal in stream, bucket, subject and KV key names. */
 export const NAMESPACE_RE = /^[A-Za-z0-9_-]{1,32}$/;
 
@@ -80,11 +82,34 @@ export class Names {
   }
 }
 
-/** Headers a stored message carries besides its data (the payload). */
+/**
+ * Headers a stored message carries besides its data (the payload, as
+ * published). Most messages carry only Nats-Msg-Id, which is then their
+ * discue id: every header costs publish throughput (measured: three headers
+ * instead of one took a third off at 256 in flight). The time a message was
+ * published is the time its id carries.
+ */
 export const HEADER = {
   /** JetStream's idempotency header: the message id, or `key:<key>` for a keyed publish. */
   msgId: 'Nats-Msg-Id',
+  /** The message id, where Nats-Msg-Id holds a key instead. */
   id: 'Discue-Id',
+  /** The message's name, when it has one. */
   name: 'Discue-Name',
-  publishedAt: 'Discue-Published',
 } as const;
+
+export interface Headers {
+  get(key: string): string;
+}
+
+/** The discue id of a stored message, or undefined when it has none (not published by discue). */
+export function messageIdOf(headers: Headers | undefined): string | undefined {
+  if (headers === undefined) return undefined;
+  const id = headers.get(HEADER.id) || headers.get(HEADER.msgId);
+  return isMessageId(id) ? id : undefined;
+}
+
+/** When a message was published: the millisecond its id was made. */
+export function publishedAtOf(id: string): string {
+  return new Date(timeOfId(id)).toISOString();
+}

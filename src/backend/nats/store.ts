@@ -19,6 +19,7 @@ import type { JetStreamClient, JetStreamManager, MsgRequest, StoredMsg, StreamCo
 import { Kvm } from '@nats-io/kv';
 import type { KV, KvEntry } from '@nats-io/kv';
 import { headers as natsHeaders } from '@nats-io/transport-node';
+import type { MsgHdrs } from '@nats-io/transport-node';
 import { DiscueError } from '../../protocol/errors.js';
 import { IdGenerator, isMessageId, timeOfId } from '../../protocol/ids.js';
 import type { Envelope, MessageInput, QueueInfo } from '../../protocol/wire.js';
@@ -46,7 +47,8 @@ import type { NatsSettings } from './connection.js';
 import { NatsConsumer, consumerConfig } from './consumer.js';
 import type { ConsumerHost } from './consumer.js';
 import { NatsDeliveries } from './deliveries.js';
-import { HEADER, Names, dec } from './names.js';
+import { HEADER, Names, dec, messageIdOf, publishedAtOf } from './names.js';
+import type { Headers } from './names.js';
 
 /** What the catalogue keeps of a queue (KV `queue.<enc(name)>`). */
 export interface QueueEntry {
@@ -239,10 +241,12 @@ export class NatsStore implements Store {
       const last = await this.conn.request('read the last message', () =>
         this.jsm.streams.getMessage(this.names.stream(q.qid), { last_by_subj: this.names.subject(q.qid) }),
       );
-      if (first) info.firstId = first.header.get(HEADER.id);
-      if (last) {
-        info.lastId = last.header.get(HEADER.id);
-        info.lastPublishedAt = last.header.get(HEADER.publishedAt);
+      const firstId = first ? messageIdOf(first.header) : undefined;
+      const lastId = last ? messageIdOf(last.header) : undefined;
+      if (firstId) info.firstId = firstId;
+      if (lastId) {
+        info.lastId = lastId;
+        info.lastPublishedAt = publishedAtOf(lastId);
       }
     }
     return info;
@@ -341,9 +345,9 @@ export class NatsStore implements Store {
   private async publish(queue: string, inputs: MessageInput[]): Promise<AppendOutcome> {
     const q = this.entry(queue);
     const subject = this.names.subject(q.qid);
-    const publishedAt = new Date().toISOString();
     const envelopes = inputs.map((input): Envelope => {
       const id = this.ids.next();
+      const publishedAt = publishedAtOf(id);
       return input.name === undefined ? { id, queue, data: input.data, publishedAt } : { id, queue, name: input.name, data: input.data, publishedAt };
     });
     // Messages with the same key in one batch: only the first is sent; the
@@ -356,12 +360,15 @@ export class NatsStore implements Store {
         firstOfKey.set(input.key, i);
       }
       const envelope = envelopes[i]!;
-      const h = natsHeaders();
-      h.set(HEADER.id, envelope.id);
-      h.set(HEADER.publishedAt, publishedAt);
-      if (envelope.name !== undefined) h.set(HEADER.name, envelope.name);
+      let h: MsgHdrs | undefined;
+      if (input.key !== undefined || envelope.name !== undefined) {
+        h = natsHeaders();
+        if (input.key !== undefined) h.set(HEADER.id, envelope.id);
+        if (envelope.name !== undefined) h.set(HEADER.name, envelope.name);
+      }
       const msgID = input.key === undefined ? envelope.id : `key:${input.key}`;
-      return this.conn.request(`publish to queue "${queue}"`, () => this.js.publish(subject, envelope.data, { msgID, headers: h, retries: 0, timeout: 5_000 }));
+      const options = h === undefined ? { msgID, retries: 0, timeout: 5_000 } : { msgID, headers: h, retries: 0, timeout: 5_000 };
+      return this.conn.request(`publish to queue "${queue}"`, () => this.js.publish(subject, envelope.data, options));
     });
     const previous = this.notified;
     let done!: () => void;
@@ -398,7 +405,7 @@ export class NatsStore implements Store {
       }
       await previous;
       if (stored.length > 0) for (const l of this.appendListeners) l(queue, stored);
-      return { ids, through: String(through), stored, duplicates, publishedAt: stored.length > 0 ? publishedAt : await this.publishedAtOf(q, ids[0]!) };
+      return { ids, through: String(through), stored, duplicates, publishedAt: publishedAtOf(ids[0]!) };
     } finally {
       await previous;
       done();
@@ -408,16 +415,10 @@ export class NatsStore implements Store {
   /** The id of the message stored at `seq` (a duplicate's first message). */
   private async idAt(q: QueueEntry, seq: number, key: string): Promise<string> {
     const m = await this.get(q, seq);
-    const id = m?.header.get(HEADER.id);
+    const id = messageIdOf(m?.header);
     if (!id) throw new DiscueError('MESSAGE_NOT_FOUND', `the first message with key "${key}" in queue "${q.name}" is gone`);
     this.remember(id, seq);
     return id;
-  }
-
-  private async publishedAtOf(q: QueueEntry, id: string): Promise<string> {
-    const seq = await this.seqOf(q, id);
-    const m = seq === undefined ? null : await this.get(q, seq);
-    return m?.header.get(HEADER.publishedAt) ?? '';
   }
 
   async listMessages(queue: string, options: ListOptions): Promise<Envelope[]> {
@@ -476,7 +477,7 @@ export class NatsStore implements Store {
     }
     const last = await this.get(q, state.last_seq);
     // Named by message id, as the pages name their messages: a caller may page on from it.
-    return { count, last: count === 0 ? undefined : (last?.header.get(HEADER.id) ?? undefined) };
+    return { count, last: count === 0 ? undefined : messageIdOf(last?.header) };
   }
 
   async getMessage(queue: string, id: string): Promise<Envelope> {
@@ -522,7 +523,7 @@ export class NatsStore implements Store {
       if (keep <= state.first_seq) continue;
       const ids: string[] = [];
       await this.scan(q, state.first_seq, keep - 1, (m) => {
-        const id = m.header.get(HEADER.id);
+        const id = messageIdOf(m.header);
         if (id) ids.push(id);
         return true;
       });
@@ -680,7 +681,7 @@ export class NatsStore implements Store {
       const batch = await Promise.all(Array.from({ length: end - start + 1 }, (_, i) => this.get(q, start + i)));
       for (const m of batch) {
         if (m === null) continue;
-        const id = m.header.get(HEADER.id);
+        const id = messageIdOf(m.header);
         if (id) this.remember(id, m.seq);
         if (!visit(m)) return;
       }
@@ -723,7 +724,7 @@ export class NatsStore implements Store {
     let found: number | undefined;
     const from = await this.seqAtTime(q, state, at - SEEK_BEFORE_MS);
     await this.scan(q, from, state.last_seq, (m) => {
-      if (m.header.get(HEADER.id) === id) found = m.seq;
+      if (messageIdOf(m.header) === id) found = m.seq;
       return found === undefined && m.time.getTime() <= at + SEEK_AFTER_MS;
     });
     return found;
@@ -744,11 +745,11 @@ export class NatsStore implements Store {
 }
 
 /** A stored message as discue's envelope; undefined when its headers are missing (not written by discue). */
-function envelopeOf(queue: string, headers: { get(k: string): string }, data: string): Envelope | undefined {
-  const id = headers.get(HEADER.id);
-  const publishedAt = headers.get(HEADER.publishedAt);
-  if (!id || !publishedAt) return undefined;
-  const name = headers.get(HEADER.name);
+function envelopeOf(queue: string, headers: Headers | undefined, data: string): Envelope | undefined {
+  const id = messageIdOf(headers);
+  if (id === undefined) return undefined;
+  const name = headers?.get(HEADER.name);
+  const publishedAt = publishedAtOf(id);
   return name ? { id, queue, name, data, publishedAt } : { id, queue, data, publishedAt };
 }
 
