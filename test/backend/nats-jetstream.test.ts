@@ -173,6 +173,7 @@ describe.runIf(available)('NATS JetStream backend beyond the suite', () => {
     expect(Date.now() - startedAt).toBeLessThan(5_000);
     expect(error).toMatchObject({ code: 'BACKEND_UNAVAILABLE' });
     expect((error as Error).message).toContain(node.url);
+    expect(store.stats().warnings.join('\n')).toContain('not connected to the NATS servers');
 
     await servers.restart(node);
     let after: string | undefined;
@@ -184,6 +185,7 @@ describe.runIf(available)('NATS JetStream backend beyond the suite', () => {
         return false;
       }
     });
+    expect(store.stats().warnings).toEqual([]);
     const listed = await store.listMessages('q', { limit: 10 });
     expect(listed.map((m) => m.id)).toEqual([before!.id, after]);
   });

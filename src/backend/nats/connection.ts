@@ -79,6 +79,10 @@ export class Connection {
     }
   }
 
+  isConnected(): boolean {
+    return this.connected && !this.nc.isClosed();
+  }
+
   /** Which server the client is talking to now (for `daemon status`). */
   get server(): string {
     return this.nc.getServer();

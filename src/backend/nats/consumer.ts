@@ -329,10 +329,22 @@ export class NatsConsumer implements Consumer {
     const { d, out } = this.take(delivery);
     const record = settled(d.record, 'delivered', attempt);
     if (!d.local) this.settledHere(d.seq);
-    this.background(async () => {
-      if (this.options.durable) await this.host.deliveries.putDelivered(record, d.hasRecord || d.record.attempts.length > 0);
-      else this.memory.delete(record.messageId);
+    const hadOpen = d.hasRecord || d.record.attempts.length > 0;
+    const ack = async (): Promise<void> => {
       if (out?.msg) await out.msg.ackAck().catch(() => out.msg!.ack());
+    };
+    this.background(async () => {
+      if (!this.options.durable) {
+        this.memory.delete(record.messageId);
+        await ack();
+      } else if (hadOpen) {
+        // The open record goes before the ack: acked with it still there, it would be retried again.
+        await this.host.deliveries.putDelivered(record, true);
+        await ack();
+      } else {
+        // A first attempt: the history line and the ack go together (one round trip, not two).
+        await Promise.all([this.host.deliveries.putDelivered(record, false), ack()]);
+      }
       this.moved();
     });
   }

@@ -210,7 +210,8 @@ export class NatsStore implements Store {
   stats(): StoreStats {
     let messages = 0;
     for (const q of this.queues.values()) messages += this.figures.get(q.qid)?.messages ?? 0;
-    return { queues: this.queues.size, messages, warnings: [] };
+    const warnings = this.conn?.isConnected() === false ? [`not connected to the NATS servers (${this.conn.servers.join(', ')}): reconnecting`] : [];
+    return { queues: this.queues.size, messages, warnings };
   }
 
   // ---- queues ------------------------------------------------------------
