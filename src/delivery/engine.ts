@@ -172,7 +172,7 @@ export class DeliveryEngine {
   private senderFor(record: ListenerRecord): Sender {
     if (record.kind === 'http') return new HttpSender(record);
     if (record.kind === 'exec') return new CommandSender(record);
-    return new StreamSender(this.streams.binding(record.id));
+    return new StreamSender(this.streams.connection(record.id));
   }
 
   /** Whether a worker's listener holds up a `publish --wait`: active, and for a stream, connected. */

@@ -105,6 +105,7 @@ export class ListenerRegistry {
   }
 }
 
-export function newListenerId(prefix: string): string {
-  return `${prefix}_${randomBytes(6).toString('base64url').replace(/[-_]/g, 'x')}`;
+/** Every listener's id, stored or not, of every kind. */
+export function newListenerId(): string {
+  return `l_${randomBytes(6).toString('base64url').replace(/[-_]/g, 'x')}`;
 }

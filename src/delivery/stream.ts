@@ -12,8 +12,8 @@ export interface StreamEndpoint {
   emit(event: StreamEvent): void;
 }
 
-/** The connection a stream listener is attached to, shared by its workers (one per queue). */
-export class StreamBinding {
+/** The client connection a stream listener is attached to, shared by its workers (one per queue). */
+export class StreamConnection {
   private endpoint: StreamEndpoint | undefined;
   private nextTag = 1;
   private readonly pending = new Map<number, (result: SendResult) => void>();
@@ -53,14 +53,14 @@ export class StreamBinding {
 }
 
 export class StreamSender implements Sender {
-  constructor(private readonly binding: StreamBinding) {}
+  constructor(private readonly connection: StreamConnection) {}
 
   send(message: Envelope, _attempt: number, signal: AbortSignal): Promise<SendResult> {
     if (signal.aborted) return Promise.resolve({ ok: false, interrupted: true });
     return new Promise((resolve) => {
       const onAbort = () => resolve({ ok: false, interrupted: true });
       signal.addEventListener('abort', onAbort, { once: true });
-      void this.binding.send(message).then((result) => {
+      void this.connection.send(message).then((result) => {
         signal.removeEventListener('abort', onAbort);
         resolve(result);
       });

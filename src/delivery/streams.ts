@@ -9,7 +9,7 @@ import type { StreamEvent } from '../protocol/wire.js';
 import type { ListenerRecord, StartAt, Store } from '../backend/types.js';
 import type { DeliveryEngine } from './engine.js';
 import { newListenerId } from './listeners.js';
-import { StreamBinding } from './stream.js';
+import { StreamConnection } from './stream.js';
 
 export interface StreamOptions {
   /** The queues to take; none: every queue, and those created later. */
@@ -29,36 +29,36 @@ export interface Stream {
 }
 
 export class Streams {
-  /** The connection of each stream listener, shared by its workers (one per queue). */
-  private readonly bindings = new Map<string, StreamBinding>();
+  /** The client connection of each stream listener, shared by its workers (one per queue). */
+  private readonly connections = new Map<string, StreamConnection>();
 
   constructor(
     private readonly store: Store,
     private readonly engine: DeliveryEngine,
   ) {}
 
-  /** The binding a stream listener's workers send through (made on first use). */
-  binding(listenerId: string): StreamBinding {
-    let binding = this.bindings.get(listenerId);
-    if (!binding) {
-      binding = new StreamBinding();
-      this.bindings.set(listenerId, binding);
+  /** The connection a stream listener's workers send through (made on first use, attached by `listen`). */
+  connection(listenerId: string): StreamConnection {
+    let connection = this.connections.get(listenerId);
+    if (!connection) {
+      connection = new StreamConnection();
+      this.connections.set(listenerId, connection);
     }
-    return binding;
+    return connection;
   }
 
   connected(listenerId: string): boolean {
-    return this.bindings.get(listenerId)?.attached ?? false;
+    return this.connections.get(listenerId)?.attached ?? false;
   }
 
   /** A stream listener removed: its connection gets nothing more. */
   forget(listenerId: string): void {
-    this.bindings.get(listenerId)?.detach();
-    this.bindings.delete(listenerId);
+    this.connections.get(listenerId)?.detach();
+    this.connections.delete(listenerId);
   }
 
   detachAll(): void {
-    for (const binding of this.bindings.values()) binding.detach();
+    for (const connection of this.connections.values()) connection.detach();
   }
 
   /** Attaches a `listen` connection: a named (stored) stream listener or one without a name. */
@@ -82,7 +82,7 @@ export class Streams {
     }
     if (!record) {
       record = {
-        id: newListenerId(options.name ? 'l' : 't'),
+        id: newListenerId(),
         kind: 'stream',
         queues: options.queues,
         allQueues: options.queues.length === 0,
@@ -103,16 +103,16 @@ export class Streams {
       }
     }
     const listenerId = record.id;
-    const binding = this.binding(listenerId);
-    binding.attach({ emit });
+    const connection = this.connection(listenerId);
+    connection.attach({ emit });
     this.engine.wake(listenerId);
     return {
       listenerId,
-      ack: (tag) => binding.ack(tag),
+      ack: (tag) => connection.ack(tag),
       detach: () => {
-        binding.detach();
+        connection.detach();
         if (listeners.unnamed.delete(listenerId)) {
-          this.bindings.delete(listenerId);
+          this.connections.delete(listenerId);
           void this.engine.stopWorkers(listenerId);
         }
         this.engine.waiters.check();

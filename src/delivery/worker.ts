@@ -126,8 +126,11 @@ export class Worker {
         continue;
       }
       if (this.running.signal.aborted) this.running = new AbortController();
-      const delivery = await this.consumer.next(this.running.signal);
+      const signal = this.running.signal;
+      const delivery = await this.consumer.next(signal);
       if (delivery) await this.deliver(delivery);
+      // Nothing, and not because the listener paused or stopped: the consumer is closed.
+      else if (!signal.aborted) return;
     }
   }
 

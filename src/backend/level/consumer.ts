@@ -265,6 +265,8 @@ export class LevelConsumer implements Consumer {
 
   async requeue(messageId: string): Promise<boolean> {
     if (!this.deliveries) return false;
+    // After the resume, or it could find this record too and hand it out twice.
+    await this.ready;
     const record = await this.deliveries.get(this.listenerId, messageId);
     if (!record || record.state !== 'dead' || record.queue !== this.queue) return false;
     // A fresh round of attempts that remembers the earlier ones. Saved as pending before the
@@ -384,7 +386,7 @@ export class LevelConsumer implements Consumer {
       // in its place, without the message, to be recorded dead at once with the reason.
       const standIns = damaged
         .filter((id) => (this.readPos === undefined || id > this.readPos) && !this.recentDead.has(id))
-        .map((id): Envelope => ({ id, queue: this.queue, data: '', publishedAt: new Date(timeOfId(id)).toISOString() }));
+        .map((id): Envelope => ({ id, queue: this.queue, data: '', publishedAt: storedAt(id) }));
       for (const m of standIns) this.damaged.add(m.id);
       const inOrder = standIns.length === 0 ? fresh : [...fresh, ...standIns].sort((a, b) => (a.id < b.id ? -1 : 1));
       // The position still moves past a removed message, but it is not sent.
@@ -511,6 +513,12 @@ function uncountRemoved(batches: { firstId: string; lastId: string; n: number }[
     if (b === batches.length) return;
     if (id >= batches[b]!.firstId) batches[b]!.n--;
   }
+}
+
+/** When a message was stored, from its id; a damaged key may not hold a time (then the epoch: the lag is only a figure). */
+function storedAt(id: string): string {
+  const at = new Date(timeOfId(id));
+  return Number.isNaN(at.getTime()) ? new Date(0).toISOString() : at.toISOString();
 }
 
 function insertSorted<T>(list: T[], item: T, key: (item: T) => string): void {

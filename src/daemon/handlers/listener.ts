@@ -25,7 +25,7 @@ export const listenerHandlers = {
     const from = params.from === undefined ? 'new' : params.from;
     if (from !== 'new' && from !== 'all') throw new DiscueError('INVALID_ARGUMENT', '--from takes "new" or "all"');
     const record: ListenerRecord = {
-      id: newListenerId('l'),
+      id: newListenerId(),
       kind,
       queues,
       timeoutMs: optionalInt(params, 'timeoutMs', 1, 3_600_000) ?? DEFAULT_TIMEOUT_MS,
