@@ -8,6 +8,8 @@
  * and the same store goes on once they are back.
  */
 import { randomBytes } from 'node:crypto';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ACK_MARGIN_MS } from '../../src/backend/nats/consumer.js';
 import { NatsStore } from '../../src/backend/nats/store.js';
@@ -133,6 +135,44 @@ describe.runIf(available)('NATS JetStream backend beyond the suite', () => {
     expect(onB.settledThrough(third.position)).toBe(true);
     await onB.close();
     expect(await b.deliveries.get('L', m!.id)).toMatchObject({ state: 'delivered', attempts: [attempt1, attempt3] });
+  });
+
+  it('a message not published by discue (no id) is skipped by pages as damaged, and handed to a listener as such', async () => {
+    namespace = `t${randomBytes(5).toString('hex')}`;
+    const store = await daemon();
+    await store.createQueue({ name: 'q' });
+    const [first] = await store.append('q', [{ data: 'one' }]);
+    // Someone publishes straight to the queue's subject, without discue's id.
+    const nc = await connect({ servers: servers.urls.split(',') });
+    const jsm = await jetstreamManager(nc);
+    let subject = '';
+    for await (const info of jsm.streams.list()) if (info.config.name.startsWith(store.names.streamPrefix)) subject = info.config.subjects[0]!;
+    await jetstream(nc).publish(subject, 'foreign');
+    await nc.close();
+    const [last] = await store.append('q', [{ data: 'three' }]);
+
+    const page = await store.readMessages('q', { limit: 10 });
+    expect(page.messages).toEqual([first, last]);
+    expect(page.damaged).toHaveLength(1);
+    const head = await store.readMessages('q', { limit: 1 });
+    expect(head.messages).toEqual([first]);
+    // The next page starts past the damaged record, at the good one after it.
+    const rest = await store.readMessages('q', { after: (head as { next?: string }).next, limit: 10 });
+    expect(rest.messages).toEqual([last]);
+
+    const record = listener('L', ['q']);
+    await store.deliveries.saveListener(record);
+    const consumer = store.consumer(record, 'q', { durable: true, maxInFlight: 1 });
+    const d1 = await take(consumer);
+    consumer.delivered(d1, ok(1));
+    const d2 = await take(consumer);
+    expect(d2.message).toBeUndefined();
+    consumer.dead(d2, { ...failed(1), error: 'damaged' });
+    const d3 = await take(consumer);
+    expect(d3.message).toEqual(last);
+    consumer.delivered(d3, ok(1));
+    expect(consumer.settledThrough(d3.position)).toBe(true);
+    await consumer.close();
   });
 
   it('nak(delay) arrives on time on every redelivery (no server backoff list)', async () => {

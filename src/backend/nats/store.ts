@@ -432,13 +432,17 @@ export class NatsStore implements Store {
     let from = state.first_seq;
     if (options.after !== undefined) from = Math.max(from, (await this.after(q, state, options.after)) + 1);
     if (options.sinceMs !== undefined) from = Math.max(from, await this.seqAtTime(q, state, options.sinceMs));
-    const page: MessagePage = { messages: [], damaged: [] };
+    // `next`: where the next page starts, past the damaged records read too (main's MessagePage).
+    const page: MessagePage & { next?: Position } = { messages: [], damaged: [] };
     let bytes = 0;
     let damagedBefore = 0;
+    let lastMessage = 0;
+    let lastRead = 0;
     await this.scan(q, from, state.last_seq, (m) => {
       const envelope = this.envelope(q, m);
       if (envelope === undefined) {
         page.damaged.push(String(m.seq));
+        lastRead = m.seq;
         return true;
       }
       // Escaped data can take twice its length in JSON; 200 for the envelope around it.
@@ -446,12 +450,15 @@ export class NatsStore implements Store {
       if (options.maxBytes !== undefined && bytes > options.maxBytes && page.messages.length > 0) {
         // Records after the page's last message are the next page's (it starts there).
         page.damaged.length = damagedBefore;
+        lastRead = lastMessage;
         return false;
       }
       page.messages.push(envelope);
       damagedBefore = page.damaged.length;
+      lastMessage = lastRead = m.seq;
       return page.messages.length < options.limit;
     });
+    if (lastRead > 0) page.next = String(lastRead);
     return page;
   }
 
