@@ -175,6 +175,34 @@ describe.runIf(available)('NATS JetStream backend beyond the suite', () => {
     await consumer.close();
   });
 
+  it("a listener's durable consumers follow its queues: one per queue, made when saved, gone with the queue it leaves or with it", async () => {
+    namespace = `t${randomBytes(5).toString('hex')}`;
+    const store = await daemon();
+    await store.createQueue({ name: 'a' });
+    await store.createQueue({ name: 'b' });
+    const nc = await connect({ servers: servers.urls.split(',') });
+    try {
+      const jsm = await jetstreamManager(nc);
+      /** Every consumer on this namespace's queue streams, as name:max_ack_pending. */
+      const consumersOf = async (): Promise<string[]> => {
+        const out: string[] = [];
+        for await (const info of jsm.streams.list()) {
+          if (!info.config.name.startsWith(store.names.streamPrefix)) continue;
+          for await (const c of jsm.consumers.list(info.config.name)) out.push(`${c.name}:${c.config.max_ack_pending}`);
+        }
+        return out.sort();
+      };
+      await store.deliveries.saveListener(listener('L', ['a', 'b'], { concurrency: 4 }));
+      expect(await consumersOf()).toEqual(['L_L:4', 'L_L:4']);
+      await store.deliveries.saveListener(listener('L', ['a'], { concurrency: 2 }));
+      expect(await consumersOf()).toEqual(['L_L:2']);
+      await store.deliveries.removeListener('L');
+      expect(await consumersOf()).toEqual([]);
+    } finally {
+      await nc.close();
+    }
+  });
+
   it('nak(delay) arrives on time on every redelivery (no server backoff list)', async () => {
     namespace = `t${randomBytes(5).toString('hex')}`;
     const store = await daemon();

@@ -68,8 +68,12 @@ export class NatsDeliveries implements Deliveries {
   async saveListener(record: ListenerRecord, start: StartAt = 'all'): Promise<void> {
     // Consumers first: a daemon that sees the listener appear finds them, at their start.
     await this.consumers.ensure(record, start);
+    const before = this.records.get(record.id);
     await this.conn.request('save a listener', () => this.catalog.put(this.names.listenerKey(record.id), JSON.stringify(record)));
     this.records.set(record.id, record);
+    // Queues the listener no longer takes: their consumers (and positions) go.
+    const left = before?.queues.filter((q) => !record.queues.includes(q)) ?? [];
+    if (left.length > 0) await this.consumers.drop(record.id, left);
   }
 
   async removeListener(id: string): Promise<void> {
