@@ -12,6 +12,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ACK_MARGIN_MS } from '../../src/backend/nats/consumer.js';
+import { firstIdAt } from '../../src/protocol/ids.js';
 import { NatsStore } from '../../src/backend/nats/store.js';
 import type { Attempt, Consumer, Delivery, ListenerRecord } from '../../src/backend/types.js';
 import { removeNamespace } from '../helpers/nats-clean.js';
@@ -198,6 +199,28 @@ describe.runIf(available)('NATS JetStream backend beyond the suite', () => {
       expect(await consumersOf()).toEqual(['L_L:2']);
       await store.deliveries.removeListener('L');
       expect(await consumersOf()).toEqual([]);
+    } finally {
+      await nc.close();
+    }
+  });
+
+  it('removes a queue stream no queue names once it is old (an interrupted create or delete), and keeps a young one', async () => {
+    namespace = `t${randomBytes(5).toString('hex')}`;
+    const store = await daemon();
+    await store.createQueue({ name: 'kept' });
+    const nc = await connect({ servers: servers.urls.split(',') });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const old = store.names.stream(firstIdAt(Date.now() - 3_600_000));
+      const young = store.names.stream(firstIdAt(Date.now()));
+      await jsm.streams.add({ name: old, subjects: [`${namespace}.orphan.old`] });
+      await jsm.streams.add({ name: young, subjects: [`${namespace}.orphan.young`] });
+      await daemon();
+      const names: string[] = [];
+      for await (const name of jsm.streams.names()) if (name.startsWith(store.names.streamPrefix)) names.push(name);
+      expect(names).not.toContain(old);
+      expect(names).toContain(young);
+      expect(names).toHaveLength(2);
     } finally {
       await nc.close();
     }

@@ -16,8 +16,8 @@
 
 import { isMessageId, timeOfId } from '../../protocol/ids.js';
 
-/** Namespaces are plain tokens: legal in stream, bucket, subject and KV key names. */
-export const NAMESPACE_RE = /^[A-Za-z0-9_-]{1,32}$/;
+/** Namespaces are plain lowercase tokens: legal in stream, bucket, subject and KV key names, and one to one with the uppercase stream prefix. */
+export const NAMESPACE_RE = /^[a-z0-9_-]{1,32}$/;
 
 /**
  * A queue name as one KV key token: `.` separates tokens in NATS, so it

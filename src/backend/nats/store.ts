@@ -78,6 +78,8 @@ const READ_AHEAD = 64;
 /** Sequences of recently seen message ids, per process (a bound, not a registry). */
 const ID_CACHE = 50_000;
 const NS_PER_MS = 1_000_000;
+/** A queue stream the catalogue does not name is removed once it is this old. */
+const ORPHAN_AGE_MS = 10 * 60_000;
 
 export interface NatsStoreOptions extends NatsSettings {
   dedupe?: DedupeOptions;
@@ -145,6 +147,7 @@ export class NatsStore implements Store {
       drop: (lid, queues) => this.dropConsumers(lid, queues),
     });
     await this.loadCatalog();
+    await this.sweepOrphans();
   }
 
   /** Reads the catalogue, then follows its changes (made here or by another daemon). */
@@ -163,6 +166,29 @@ export class NatsStore implements Store {
       for await (const entry of watch) this.apply(entry, true);
     })().catch((err) => this.log?.warn('the catalogue watch stopped', { error: String(err) }));
     for (const q of this.queues.values()) await this.refresh(q);
+  }
+
+  /**
+   * Removes queue streams the catalogue does not name: left by a daemon that
+   * died between making a queue's stream and its catalogue entry, or that
+   * could not delete the stream of a queue it deleted. Only streams made
+   * well before now (a queue id carries its creation time): a create in
+   * progress on another host makes its entry within milliseconds.
+   */
+  private async sweepOrphans(now = Date.now()): Promise<void> {
+    const known = new Set([...this.queues.values()].map((q) => this.names.stream(q.qid)));
+    const orphans: string[] = [];
+    for await (const name of await this.conn.request('list streams', async () => this.jsm.streams.names())) {
+      if (!name.startsWith(this.names.streamPrefix) || known.has(name)) continue;
+      const qid = name.slice(this.names.streamPrefix.length);
+      if (isMessageId(qid) && timeOfId(qid) < now - ORPHAN_AGE_MS) orphans.push(name);
+    }
+    for (const name of orphans) {
+      await this.jsm.streams.delete(name).then(
+        () => this.log?.warn('removed a queue stream that no queue names (left by an interrupted create or delete)', { stream: name }),
+        () => undefined,
+      );
+    }
   }
 
   /** One catalogue change, from the initial read or the watch. */
