@@ -226,6 +226,28 @@ describe.runIf(available)('NATS JetStream backend beyond the suite', () => {
     }
   });
 
+  it('hands messages to several next() calls waiting at once without waiting out a pull (concurrency 3)', async () => {
+    namespace = `t${randomBytes(5).toString('hex')}`;
+    const store = await daemon();
+    await store.createQueue({ name: 'q' });
+    const record = listener('L', ['q'], { concurrency: 3 });
+    await store.deliveries.saveListener(record);
+    const consumer = store.consumer(record, 'q', { durable: true, maxInFlight: 3 });
+    const handed: Delivery[] = [];
+    const stop = new AbortController();
+    const waiting = [1, 2, 3].map(() => consumer.next(stop.signal).then((d) => d && handed.push(d)));
+    // Two messages for three callers: the pull stays open (up to 5 s) for a third.
+    for (const data of ['x', 'y']) await store.append('q', [{ data }]);
+    const appendedAt = Date.now();
+    await until('two callers to be handed a message', () => handed.length === 2, 10_000);
+    expect(Date.now() - appendedAt).toBeLessThan(3_000);
+    expect(handed.map((d) => d.message!.data).sort()).toEqual(['x', 'y']);
+    for (const d of handed) consumer.delivered(d, ok(1));
+    stop.abort();
+    await Promise.all(waiting);
+    await consumer.close();
+  });
+
   it('nak(delay) arrives on time on every redelivery (no server backoff list)', async () => {
     namespace = `t${randomBytes(5).toString('hex')}`;
     const store = await daemon();

@@ -122,7 +122,8 @@ export class NatsConsumer implements Consumer {
   private poll: NodeJS.Timeout | undefined;
   private fetching: Promise<void> | undefined;
   private pull: ConsumerMessages | undefined;
-  private wake: (() => void) | undefined;
+  /** next() calls waiting for something to hand out: all are woken, the first to look takes it. */
+  private readonly waiting = new Set<() => void>();
   private closed = false;
   private ackFloor = 0;
   /** The stream's last sequence as the server last told this consumer. */
@@ -220,14 +221,18 @@ export class NatsConsumer implements Consumer {
       await new Promise<void>((resolve) => {
         const done = (): void => {
           signal.removeEventListener('abort', done);
-          if (this.wake === done) this.wake = undefined;
+          this.waiting.delete(done);
           resolve();
         };
         signal.addEventListener('abort', done, { once: true });
-        this.wake = done;
+        this.waiting.add(done);
         void this.fetching!.then(done, done);
       });
     }
+  }
+
+  private wake(): void {
+    for (const done of [...this.waiting]) done();
   }
 
   private async fetch(consumer: JsConsumer): Promise<void> {
@@ -239,7 +244,7 @@ export class NatsConsumer implements Consumer {
         if (this.closed) msg.nak();
         else {
           this.buffer.push(msg);
-          this.wake?.();
+          this.wake();
         }
       }
     } catch (err) {
@@ -290,7 +295,7 @@ export class NatsConsumer implements Consumer {
     if (this.closed) return;
     if (delayMs <= 0) {
       this.due.push(delivery);
-      this.wake?.();
+      this.wake();
       return;
     }
     const timer = setTimeout(() => {
@@ -382,7 +387,7 @@ export class NatsConsumer implements Consumer {
     if (d.local || out?.msg === undefined) {
       // First again: ahead of the ones due after it.
       this.due.unshift(d);
-      this.wake?.();
+      this.wake();
       return;
     }
     // Still ours on the server (working() goes on): handed out first again,
@@ -398,7 +403,7 @@ export class NatsConsumer implements Consumer {
     hold.unref?.();
     this.held.push({ ...out, hold });
     this.held.sort((a, b) => a.delivery.seq - b.delivery.seq);
-    this.wake?.();
+    this.wake();
   }
 
   async requeue(messageId: string): Promise<boolean> {
@@ -504,7 +509,7 @@ export class NatsConsumer implements Consumer {
     if (this.closed) return;
     this.closed = true;
     this.onClose();
-    this.wake?.();
+    this.wake();
     if (this.poll) clearInterval(this.poll);
     for (const h of this.held.splice(0)) {
       clearTimeout(h.hold);

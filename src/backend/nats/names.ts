@@ -14,6 +14,7 @@
  *   consumer L_<lid>                 durable pull consumer of one listener on one queue stream
  */
 
+import { DiscueError } from '../../protocol/errors.js';
 import { isMessageId, timeOfId } from '../../protocol/ids.js';
 
 /** Namespaces are plain lowercase tokens: legal in stream, bucket, subject and KV key names, and one to one with the uppercase stream prefix. */
@@ -33,7 +34,7 @@ export function dec(token: string): string {
 
 export class Names {
   constructor(readonly ns: string) {
-    if (!NAMESPACE_RE.test(ns)) throw new Error(`invalid NATS namespace ${JSON.stringify(ns)}`);
+    if (!NAMESPACE_RE.test(ns)) throw new DiscueError('INVALID_ARGUMENT', `invalid NATS namespace ${JSON.stringify(ns)}: lowercase letters, digits, _ and -, at most 32`);
   }
 
   stream(qid: string): string {
