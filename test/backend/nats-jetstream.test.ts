@@ -13,6 +13,7 @@ import { connect } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ACK_MARGIN_MS } from '../../src/backend/nats/consumer.js';
 import { firstIdAt } from '../../src/protocol/ids.js';
+import { HISTORY_KEEP } from '../../src/backend/nats/history.js';
 import { NatsStore } from '../../src/backend/nats/store.js';
 import type { Attempt, Consumer, Delivery, ListenerRecord } from '../../src/backend/types.js';
 import { removeNamespace } from '../helpers/nats-clean.js';
@@ -246,6 +247,34 @@ describe.runIf(available)('NATS JetStream backend beyond the suite', () => {
     stop.abort();
     await Promise.all(waiting);
     await consumer.close();
+  });
+
+  it("keeps the newest HISTORY_KEEP delivered records per listener (the server bounds each listener's subject), a message delivered twice listed once", async () => {
+    namespace = `t${randomBytes(5).toString('hex')}`;
+    const store = await daemon();
+    await store.createQueue({ name: 'q' });
+    const record = listener('L', ['q']);
+    await store.deliveries.saveListener(record);
+    const [m] = await store.append('q', [{ data: 'x' }]);
+    const consumer = store.consumer(record, 'q', { durable: true, maxInFlight: 1 });
+    const d = await take(consumer);
+    // Delivered, then handed out again (at least once: say the ack was lost) and delivered again.
+    consumer.delivered(d, ok(1));
+    await consumer.close();
+    const again = { ...(await store.deliveries.get('L', m!.id))!, attempts: [ok(1), ok(2)] };
+    await (store.deliveries as unknown as { history: { add(r: unknown): Promise<void> } }).history.add(again);
+    const listed = await store.deliveries.list({ state: 'delivered', limit: 10 });
+    expect(listed).toEqual([again]);
+    expect(await store.deliveries.get('L', m!.id)).toEqual(again);
+
+    const nc = await connect({ servers: servers.urls.split(',') });
+    try {
+      const info = await (await jetstreamManager(nc)).streams.info(store.names.historyStream);
+      expect(info.config.max_msgs_per_subject).toBe(HISTORY_KEEP);
+      expect(info.config.subjects).toEqual([store.names.historySubject('*')]);
+    } finally {
+      await nc.close();
+    }
   });
 
   it('nak(delay) arrives on time on every redelivery (no server backoff list)', async () => {

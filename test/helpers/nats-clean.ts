@@ -1,6 +1,6 @@
 /**
  * Removes everything a NATS backend made under one namespace (its queue
- * streams and KV buckets), so tests sharing one server leave nothing behind.
+ * streams, history stream and KV buckets), so tests sharing one server leave nothing behind.
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
@@ -11,9 +11,9 @@ export async function removeNamespace(servers: string, namespace: string): Promi
   const nc = await connect({ servers: servers.split(',') });
   try {
     const jsm = await jetstreamManager(nc);
-    const buckets = new Set([names.catalogBucket, names.deliveriesBucket, names.historyBucket].map((b) => `KV_${b}`));
+    const mine = new Set([names.catalogBucket, names.deliveriesBucket].map((b) => `KV_${b}`).concat(names.historyStream));
     for await (const stream of jsm.streams.names()) {
-      if (stream.startsWith(names.streamPrefix) || buckets.has(stream)) await jsm.streams.delete(stream);
+      if (stream.startsWith(names.streamPrefix) || mine.has(stream)) await jsm.streams.delete(stream);
     }
   } finally {
     await nc.close();

@@ -2,7 +2,7 @@
  * Listeners and delivery records on NATS: listener records in the
  * catalogue bucket (kept in memory, current through the catalogue watch),
  * open and dead delivery records in the deliveries bucket, delivered ones in
- * the history bucket, whose age limit bounds it. Positions are the durable
+ * the history stream (the newest 1000 per listener, history.ts). Positions are the durable
  * consumers' (consumer.ts); a listener's consumers are made when it is
  * saved, so its start position is fixed then.
  *
@@ -13,6 +13,7 @@
 import type { KV, KvEntry } from '@nats-io/kv';
 import type { Deliveries, DeliveryFilter, DeliveryRecord, ListenerRecord, StartAt } from '../types.js';
 import type { Connection } from './connection.js';
+import type { History } from './history.js';
 import type { Names } from './names.js';
 
 const OPEN_STATES = new Set(['pending', 'failed']);
@@ -40,7 +41,7 @@ export class NatsDeliveries implements Deliveries {
     private readonly names: Names,
     private readonly catalog: KV,
     private readonly open: KV,
-    private readonly history: KV,
+    private readonly history: History,
     private readonly consumers: ConsumerKeeper,
   ) {}
 
@@ -81,9 +82,8 @@ export class NatsDeliveries implements Deliveries {
     await this.conn.request('remove a listener', () => this.catalog.delete(this.names.listenerKey(id)));
     this.records.delete(id);
     if (record) await this.consumers.drop(id, record.queues);
-    for (const bucket of [this.open, this.history]) {
-      for (const key of await this.keys(bucket, `${id}.>`)) await this.conn.request('remove a delivery record', () => bucket.purge(key));
-    }
+    for (const key of await this.keys(this.open, `${id}.>`)) await this.conn.request('remove a delivery record', () => this.open.purge(key));
+    await this.history.removeListener(id);
   }
 
   /**
@@ -108,11 +108,10 @@ export class NatsDeliveries implements Deliveries {
   }
 
   async forgetQueueRecords(lid: string, queue: string): Promise<void> {
-    for (const bucket of [this.open, this.history]) {
-      for (const record of await this.read(bucket, lid)) {
-        if (record.queue === queue) await this.conn.request('remove a delivery record', () => bucket.purge(this.names.recordKey(lid, record.messageId)));
-      }
+    for (const record of await this.read(this.open, lid)) {
+      if (record.queue === queue) await this.conn.request('remove a delivery record', () => this.open.purge(this.names.recordKey(lid, record.messageId)));
     }
+    await this.history.forgetQueue(lid, queue);
   }
 
   // ---- what consumers write ----------------------------------------------
@@ -126,7 +125,7 @@ export class NatsDeliveries implements Deliveries {
   /** A delivered record goes to the history; an open one of the same message goes. */
   async putDelivered(record: DeliveryRecord, hadOpen: boolean): Promise<void> {
     const key = this.names.recordKey(record.listenerId, record.messageId);
-    await this.conn.request('record a delivery', () => this.history.put(key, JSON.stringify(record)));
+    await this.history.add(record);
     if (hadOpen) await this.conn.request('record a delivery', () => this.open.purge(key));
   }
 
@@ -143,17 +142,16 @@ export class NatsDeliveries implements Deliveries {
   // ---- reads ---------------------------------------------------------------
 
   async get(lid: string, messageId: string): Promise<DeliveryRecord | undefined> {
-    const key = this.names.recordKey(lid, messageId);
-    for (const bucket of [this.open, this.history]) {
-      const entry = await this.conn.request('read a delivery record', () => bucket.get(key));
-      if (entry && entry.operation === 'PUT' && entry.length > 0) return plain(entry.json<StoredRecord>());
-    }
-    return undefined;
+    const entry = await this.conn.request('read a delivery record', () => this.open.get(this.names.recordKey(lid, messageId)));
+    if (entry && entry.operation === 'PUT' && entry.length > 0) return plain(entry.json<StoredRecord>());
+    return this.history.get(lid, messageId);
   }
 
   async list(filter: DeliveryFilter): Promise<DeliveryRecord[]> {
-    const bucket = filter.state === 'delivered' ? this.history : this.open;
-    const records = (await this.read(bucket, filter.listenerId)).filter((r) => filter.state === undefined || r.state === filter.state);
+    const records =
+      filter.state === 'delivered'
+        ? newestPerMessage((await this.history.read(filter.listenerId)).map((e) => e.record))
+        : (await this.read(this.open, filter.listenerId)).filter((r) => filter.state === undefined || r.state === filter.state);
     records.sort((a, b) => (a.updatedAt === b.updatedAt ? b.messageId.localeCompare(a.messageId) : b.updatedAt.localeCompare(a.updatedAt)));
     return records.slice(0, filter.limit);
   }
@@ -192,6 +190,13 @@ export class NatsDeliveries implements Deliveries {
 function plain(record: StoredRecord): DeliveryRecord {
   const { seq: _seq, requeued: _requeued, ...rest } = record;
   return rest;
+}
+
+/** A message delivered twice (at least once) is listed once, with its newest record. */
+function newestPerMessage(records: DeliveryRecord[]): DeliveryRecord[] {
+  const newest = new Map<string, DeliveryRecord>();
+  for (const record of records) newest.set(`${record.listenerId} ${record.messageId}`, record);
+  return [...newest.values()];
 }
 
 /** Oldest message first (ids sort in publish order). */

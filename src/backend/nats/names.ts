@@ -10,7 +10,7 @@
  *   stream   <NS>_Q_<qid>            subject  <ns>.q.<qid>
  *   KV       <ns>_catalog            queue.<enc(name)>, listener.<lid>, cursor.<lid>.<qid>
  *   KV       <ns>_deliveries         <lid>.<messageId>   open and dead delivery records
- *   KV       <ns>_history            <lid>.<messageId>   delivered records (age-limited)
+ *   stream   <NS>_HISTORY            subject <ns>.h.<lid>: delivered records, the newest 1000 per listener
  *   consumer L_<lid>                 durable pull consumer of one listener on one queue stream
  */
 
@@ -58,8 +58,13 @@ export class Names {
     return `${this.ns}_deliveries`;
   }
 
-  get historyBucket(): string {
-    return `${this.ns}_history`;
+  /** Delivered records: one subject per listener (history.ts). */
+  get historyStream(): string {
+    return `${this.ns.toUpperCase()}_HISTORY`;
+  }
+
+  historySubject(lid: string): string {
+    return `${this.ns}.h.${lid}`;
   }
 
   queueKey(name: string): string {

@@ -47,6 +47,7 @@ import type { NatsSettings } from './connection.js';
 import { NatsConsumer, consumerConfig } from './consumer.js';
 import type { ConsumerHost } from './consumer.js';
 import { NatsDeliveries } from './deliveries.js';
+import { History } from './history.js';
 import { HEADER, Names, dec, messageIdOf, publishedAtOf } from './names.js';
 import type { Headers } from './names.js';
 
@@ -135,13 +136,12 @@ export class NatsStore implements Store {
     this.jsm = await this.conn.request('reach JetStream', () => jetstreamManager(nc));
     this.js = jetstream(nc);
     const kvm = new Kvm(nc);
-    const bucket = (name: string, ttl?: number): Promise<KV> =>
-      this.conn.request(`open the KV bucket ${name}`, () =>
-        kvm.create(name, { history: 1, replicas: this.replicas, storage: StorageType.File, ...(ttl ? { ttl } : {}) }),
-      );
+    const bucket = (name: string): Promise<KV> =>
+      this.conn.request(`open the KV bucket ${name}`, () => kvm.create(name, { history: 1, replicas: this.replicas, storage: StorageType.File }));
     this.catalog = await bucket(this.names.catalogBucket);
     const records = await bucket(this.names.deliveriesBucket);
-    const history = await bucket(this.names.historyBucket, 7 * 24 * 3_600_000);
+    const history = new History(this.conn, this.jsm, this.js, this.names);
+    await history.open(this.replicas);
     this.deliveriesImpl = new NatsDeliveries(this.conn, this.names, this.catalog, records, history, {
       ensure: (record, start) => this.ensureConsumers(record, start),
       drop: (lid, queues) => this.dropConsumers(lid, queues),
