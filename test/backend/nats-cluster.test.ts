@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_DEDUPE } from '../../src/backend/level/dedupe.js';
 import { NatsStore } from '../../src/backend/nats/store.js';
 import type { Envelope, ListenerRecord } from '../../src/backend/types.js';
 import { removeNamespace } from '../helpers/nats-clean.js';
@@ -41,8 +42,8 @@ describe.runIf(available)('NATS backend on a three-node cluster', () => {
   });
 
   it('stores every acknowledged append once, in order, through the loss of the stream leader', async () => {
-    const hostA = new NatsStore({ servers: servers.urls, namespace, replicas: 3 });
-    const hostB = new NatsStore({ servers: [...servers.nodes].reverse().map((n) => n.url).join(','), namespace, replicas: 3 });
+    const hostA = new NatsStore({ servers: servers.urls, namespace, replicas: 3, dedupe: DEFAULT_DEDUPE });
+    const hostB = new NatsStore({ servers: [...servers.nodes].reverse().map((n) => n.url).join(','), namespace, replicas: 3, dedupe: DEFAULT_DEDUPE });
     for (const store of [hostA, hostB]) {
       await store.open();
       stores.push(store);

@@ -14,6 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ACK_MARGIN_MS } from '../../src/backend/nats/consumer.js';
 import { firstIdAt } from '../../src/protocol/ids.js';
 import { HISTORY_KEEP } from '../../src/backend/nats/history.js';
+import { DEFAULT_DEDUPE } from '../../src/backend/level/dedupe.js';
 import { NatsStore } from '../../src/backend/nats/store.js';
 import type { Attempt, Consumer, Delivery, ListenerRecord } from '../../src/backend/types.js';
 import { removeNamespace } from '../helpers/nats-clean.js';
@@ -61,7 +62,7 @@ describe.runIf(available)('NATS JetStream backend beyond the suite', () => {
   let stores: NatsStore[] = [];
 
   async function daemon(): Promise<NatsStore> {
-    const store = new NatsStore({ servers: servers.urls, namespace });
+    const store = new NatsStore({ servers: servers.urls, namespace, dedupe: DEFAULT_DEDUPE });
     await store.open();
     stores.push(store);
     return store;

@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe } from 'vitest';
+import { DEFAULT_DEDUPE } from '../../src/backend/level/dedupe.js';
 import { NatsStore } from '../../src/backend/nats/store.js';
 import { natsAvailable, natsServers } from '../helpers/nats.js';
 import type { NatsServers } from '../helpers/nats.js';
@@ -26,7 +27,7 @@ describe.runIf(available)('NATS JetStream backend', () => {
 
   backendSuite('NATS JetStream (one server)', {
     place: async () => `t${randomBytes(5).toString('hex')}`,
-    make: (place) => new NatsStore({ servers: servers.urls, namespace: place }),
+    make: (place) => new NatsStore({ servers: servers.urls, namespace: place, dedupe: DEFAULT_DEDUPE }),
     remove: (place) => removeNamespace(servers.urls, place),
   });
 });

@@ -83,7 +83,8 @@ const NS_PER_MS = 1_000_000;
 const ORPHAN_AGE_MS = 10 * 60_000;
 
 export interface NatsStoreOptions extends NatsSettings {
-  dedupe?: DedupeOptions;
+  /** The idempotency window (the streams' duplicate_window); the daemon's default is backend/index.ts's DEFAULT_DEDUPE. */
+  dedupe: DedupeOptions;
   log?: StoreLog;
 }
 
@@ -117,7 +118,7 @@ export class NatsStore implements Store {
   constructor(private readonly settings: NatsStoreOptions) {
     this.names = new Names(settings.namespace ?? 'discue');
     this.replicas = settings.replicas ?? 1;
-    this.dedupe = settings.dedupe ?? { windowMs: 10 * 60_000, maxKeys: 100_000 };
+    this.dedupe = settings.dedupe;
     this.log = settings.log;
   }
 
