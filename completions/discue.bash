@@ -43,6 +43,7 @@ _discue_sub() {
     'queue|update') _discue_r='queue update' ;;
     'queue|delete'|'queue|rm') _discue_r='queue delete' ;;
     'queue|purge') _discue_r='queue purge' ;;
+    'queue|rename') _discue_r='queue rename' ;;
     'messages|list'|'messages|ls') _discue_r='messages list' ;;
     'messages|get') _discue_r='messages get' ;;
     'messages|delete'|'messages|rm') _discue_r='messages delete' ;;
@@ -126,13 +127,14 @@ _discue_words() {
     'daemon status') _discue_o='--help -h' ;;
     'daemon repair') _discue_o='--data-dir --help -h' ;;
     'daemon logs') _discue_o='--follow -f --lines -n --help -h' ;;
-    'queue') _discue_c='create list show update delete purge' _discue_o='--help -h' ;;
+    'queue') _discue_c='create list show update delete purge rename' _discue_o='--help -h' ;;
     'queue create') _discue_o='--schema --retention --max-messages --if-missing --help -h' _discue_a=('text') ;;
     'queue list') _discue_o='--fields --help -h' ;;
     'queue show') _discue_o='--help -h' _discue_a=('queues') ;;
     'queue update') _discue_o='--schema --no-schema --retention --max-messages --help -h' _discue_a=('queues') ;;
     'queue delete') _discue_o='--force --yes -y --help -h' _discue_a=('queues') ;;
     'queue purge') _discue_o='--yes -y --help -h' _discue_a=('queues') ;;
+    'queue rename') _discue_o='--help -h' _discue_a=('queues' 'text') ;;
     'publish') _discue_o='--data -d --name -n --key -k --wait --wait-timeout --help -h' _discue_a=('queues' 'text') ;;
     'messages') _discue_c='list get delete' _discue_o='--help -h' ;;
     'messages list') _discue_o='--limit --since --all --fields --help -h' _discue_a=('queues') ;;

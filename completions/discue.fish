@@ -58,6 +58,8 @@ function __discue_sub
             echo 'queue delete'
         case 'queue|purge'
             echo 'queue purge'
+        case 'queue|rename'
+            echo 'queue rename'
         case 'messages|list' 'messages|ls'
             echo 'messages list'
         case 'messages|get'
@@ -225,6 +227,7 @@ complete -c discue -n '__discue_arg \'queue\' 0' -a 'show' -d 'show one queue'
 complete -c discue -n '__discue_arg \'queue\' 0' -a 'update' -d 'change a queue’s schema, retention or size limit'
 complete -c discue -n '__discue_arg \'queue\' 0' -a 'delete' -d 'delete a queue (refused while it holds messages, unless --force)'
 complete -c discue -n '__discue_arg \'queue\' 0' -a 'purge' -d 'remove every message of a queue, keep the queue'
+complete -c discue -n '__discue_arg \'queue\' 0' -a 'rename' -d 'give a queue a new name; its messages, listeners and pending deliveries go with it'
 complete -c discue -n '__discue_in \'queue\'' -s h -l help -d 'show help'
 
 # discue queue create
@@ -260,6 +263,10 @@ complete -c discue -n '__discue_arg \'queue delete\' 0' -f -a '(__discue_names q
 complete -c discue -n '__discue_in \'queue purge\'' -s y -l yes -d 'do not ask for confirmation on a terminal'
 complete -c discue -n '__discue_in \'queue purge\'' -s h -l help -d 'show help'
 complete -c discue -n '__discue_arg \'queue purge\' 0' -f -a '(__discue_names queues)'
+
+# discue queue rename
+complete -c discue -n '__discue_in \'queue rename\'' -s h -l help -d 'show help'
+complete -c discue -n '__discue_arg \'queue rename\' 0' -f -a '(__discue_names queues)'
 
 # discue publish
 complete -c discue -n '__discue_in \'publish\'' -s d -l data -r -f -d 'publish this text as data (instead of a JSON message)'

@@ -18,6 +18,14 @@ export type { Attempt, DeliveryState, Envelope, MessageInput, QueueInfo };
  */
 export type Position = string;
 
+/**
+ * A queue as everything below the catalogue refers to it: fixed when the
+ * queue is created, kept by a rename. Its name lives only in the catalogue
+ * record; request handlers resolve names to ids (queueId) and replies map
+ * ids back (queueName), so a rename is one write to the catalogue.
+ */
+export type QueueId = string;
+
 export interface QueueConfig {
   name: string;
   schema?: Record<string, unknown>;
@@ -34,16 +42,15 @@ export interface QueuePatch {
 
 export interface ListOptions {
   /** Only messages after this position (exclusive). */
-  after?: Position;
+  afterId?: Position;
+  /**
+   * Where the page before ended: its `next`, handed back unchanged. It
+   * replaces afterId and sinceMs (the page goes on from there).
+   */
+  next?: Position;
   /** Only messages stored at or after this time (ms since epoch). */
   sinceMs?: number;
   limit: number;
-  /**
-   * Ends the page before its JSON would pass about this many bytes (a page
-   * holds at least one message), so a reply fits a frame; the next page
-   * starts after the page's last message.
-   */
-  maxBytes?: number;
 }
 
 /** Idempotency keys: JetStream's duplicate window, kept by any backend. */
@@ -65,6 +72,11 @@ export interface StoreStats {
 export interface MessagePage {
   messages: Envelope[];
   damaged: string[];
+  /**
+   * Where the next page starts (past the damaged records read too); absent
+   * when the page read nothing, so the caller asks again from where it was.
+   */
+  next?: Position;
 }
 
 /** Where the store reports what it detects (the daemon's log fits). */
@@ -92,17 +104,17 @@ export interface AppendOutcome {
   publishedAt: string;
 }
 
-export type AppendListener = (queue: string, messages: Envelope[]) => void;
+export type AppendListener = (queue: QueueId, messages: Envelope[]) => void;
 /**
- * The catalogue's change feed. `updated`: settings changed (schema,
- * retention, limit). `deleted` names the listeners removed with the queue
- * (they had no other queue). Room is left for `renamed` (with `from`).
+ * The catalogue's change feed. `name` is the queue's name after the event
+ * (for `renamed`, the new one; `previous` the old one); `updated`: its
+ * settings changed (schema, retention, limit).
  */
-export interface QueueEvent {
-  type: 'created' | 'updated' | 'deleted';
-  queue: string;
-  removedListeners?: string[];
-}
+export type QueueEvent =
+  | { type: 'created'; queue: QueueId; name: string }
+  | { type: 'updated'; queue: QueueId; name: string }
+  | { type: 'deleted'; queue: QueueId; name: string; removedListeners: string[] }
+  | { type: 'renamed'; queue: QueueId; name: string; previous: string };
 export type QueueEventListener = (event: QueueEvent) => void;
 
 /** What a backend does by itself, so the daemon does not guess. */
@@ -121,48 +133,56 @@ export interface Store {
   /** Finishes pending writes, then closes. */
   close(): Promise<void>;
 
-  /**
-   * The catalogue. Reads are async: a clustered backend asks its cluster
-   * (a backend may answer from memory, as LevelDB does). Changes are
-   * reported on onQueueEvent.
-   */
-  listQueues(): Promise<QueueInfo[]>;
-  /** Throws QUEUE_NOT_FOUND (with a did-you-mean) for a queue that does not exist. */
+  // The catalogue: the only place a queue's name is kept.
+  listQueues(): QueueInfo[];
+  /** The id of the queue with this name; QUEUE_NOT_FOUND (with a suggestion) if there is none. */
+  queueId(name: string): QueueId;
+  /** The queue's name now, or undefined once it is deleted. */
+  queueName(id: QueueId): string | undefined;
+  /** Every queue's id. */
+  queueIds(): QueueId[];
+  hasQueue(id: QueueId): boolean;
+  /** The queue's settings, without touching the disk (the publish path uses it). */
+  queueConfig(id: QueueId): QueueConfig;
   getQueue(name: string): Promise<QueueInfo>;
-  hasQueue(name: string): Promise<boolean>;
-  /** The queue's settings (the publish path reads them on every publish: keep it cheap). */
-  queueConfig(name: string): Promise<QueueConfig>;
   createQueue(config: QueueConfig): Promise<QueueInfo>;
   updateQueue(name: string, patch: QueuePatch): Promise<QueueInfo>;
+  /**
+   * Gives a queue a new name, in one durable write: its id, and with it its
+   * messages, listeners, positions and deliveries, stay as they are.
+   * QUEUE_EXISTS if `to` is taken.
+   */
+  renameQueue(from: string, to: string): Promise<QueueInfo>;
   /** Removes the queue and all its messages; returns how many messages went. */
   deleteQueue(name: string): Promise<number>;
   /** Removes every message stored so far, keeps the queue. */
   purgeQueue(name: string): Promise<number>;
 
+  // Messages, by queue id. Envelopes carry the queue's name as the catalogue has it when they are read.
   /**
    * Stores messages in order and resolves once they are durable (synced).
    * Concurrent appends share disk writes.
    */
-  append(queue: string, messages: MessageInput[]): Promise<Envelope[]>;
+  append(queue: QueueId, messages: MessageInput[]): Promise<Envelope[]>;
   /**
    * Like append, with idempotency keys: a message whose `key` this queue
    * stored within the dedupe window is not stored again (JetStream's
    * Nats-Msg-Id). A key is written in the same synced batch as its message.
    */
-  appendOnce(queue: string, messages: MessageInput[]): Promise<AppendOutcome>;
+  appendOnce(queue: QueueId, messages: MessageInput[]): Promise<AppendOutcome>;
   /** Up to `limit` good messages; damaged records are skipped (and logged). */
-  listMessages(queue: string, options: ListOptions): Promise<Envelope[]>;
+  listMessages(queue: QueueId, options: ListOptions): Promise<Envelope[]>;
   /** As listMessages, and says which damaged records it skipped. */
-  readMessages(queue: string, options: ListOptions): Promise<MessagePage>;
+  readMessages(queue: QueueId, options: ListOptions): Promise<MessagePage>;
   /**
-   * Counts every message after `after`, and names the last one counted.
+   * Counts every message after `afterId`, and names the last one counted.
    * No removal of the queue's messages runs while it counts: a removal is
    * either in the count's snapshot or reaches the consumers after it.
    */
-  countMessages(queue: string, options: { after?: Position }): Promise<{ count: number; last: Position | undefined }>;
+  countMessages(queue: QueueId, options: { afterId?: Position }): Promise<{ count: number; lastId: Position | undefined }>;
   /** Throws DATA_CORRUPT for a record that fails its checksum. */
-  getMessage(queue: string, id: string): Promise<Envelope>;
-  deleteMessage(queue: string, id: string): Promise<void>;
+  getMessage(queue: QueueId, id: string): Promise<Envelope>;
+  deleteMessage(queue: QueueId, id: string): Promise<void>;
   /**
    * Removes messages past their queue's age limit, and idempotency keys past
    * their window; returns how many messages. Called by the daemon unless
@@ -185,10 +205,10 @@ export interface Store {
   /**
    * Hands out one listener's messages of one queue, in order, and takes
    * their outcome (JetStream: a pull consumer). A durable consumer starts
-   * at the position stored for it (or where saveListener put it); any
-   * other at `options.start`. The caller closes it.
+   * at the position stored for it (saveListener puts the first one); one
+   * with no stored position, at `options.start`. The caller closes it.
    */
-  consumer(listener: ListenerRecord, queue: string, options: ConsumerOptions): Consumer;
+  consumer(listener: ListenerRecord, queue: QueueId, options: ConsumerOptions): Consumer;
   stats(): StoreStats;
 }
 
@@ -196,13 +216,14 @@ export interface Store {
 
 /**
  * What is stored of a listener: what the daemon reports (ListenerInfo) minus
- * the live figures it adds when asked.
+ * the live figures it adds when asked, with its queues by id (the reply
+ * names them).
  */
-export type ListenerRecord = Omit<ListenerInfo, 'hasSecret' | 'progress' | 'stats' | 'connected'>;
+export type ListenerRecord = Omit<ListenerInfo, 'hasSecret' | 'progress' | 'stats' | 'connected' | 'queues'> & { queues: QueueId[] };
 
 export interface DeliveryRecord {
   listenerId: string;
-  queue: string;
+  queue: QueueId;
   messageId: string;
   state: DeliveryState;
   attempts: Attempt[];
@@ -242,7 +263,7 @@ export interface Deliveries {
    * Removes a listener's open, dead and delivered records of a deleted queue
    * (the listener stays, registered for its other queues).
    */
-  forgetQueueRecords(lid: string, queue: string): Promise<void>;
+  forgetQueueRecords(lid: string, queue: QueueId): Promise<void>;
 
   get(lid: string, messageId: string): Promise<DeliveryRecord | undefined>;
   /** Open and dead records (and with state 'delivered', the history), newest first. */

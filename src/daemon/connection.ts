@@ -37,7 +37,7 @@ const PARTIAL_FRAMES_LIMIT = 64 * 1024 * 1024;
  * one at a time per connection, or a client pipelining hundreds of them would
  * have all their replies built before the first one is written.
  */
-const LARGE_REPLY_TYPES = new Set(['messages.list']);
+const LARGE_REPLY_TYPES = new Set(['messages.list', 'messages.page']);
 /**
  * A connection with unsent replies (or half a frame) that makes no progress
  * for this long is dropped. DISCUE_STALL_TIMEOUT_MS overrides it (read once at

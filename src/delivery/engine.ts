@@ -12,6 +12,7 @@ import type { Logger } from '../observe/log.js';
 import { CommandSender } from './command.js';
 import { HttpSender } from './http.js';
 import { ListenerRegistry } from './listeners.js';
+import { underCurrentName } from './queue-name.js';
 import { StreamSender } from './stream.js';
 import { Streams } from './streams.js';
 import type { Sender } from './types.js';
@@ -56,7 +57,7 @@ export class DeliveryEngine {
     for (const record of this.store.deliveries.listeners()) {
       // Read for the listeners' health only: each consumer resumes its own open deliveries.
       const open = await this.store.deliveries.openDeliveries(record.id);
-      await this.startWorkers(record, undefined, open);
+      this.startWorkers(record, undefined, open);
     }
   }
 
@@ -138,12 +139,10 @@ export class DeliveryEngine {
    * consumers start where the backend keeps its positions; an unnamed
    * stream's at `start`.
    */
-  async startWorkers(record: ListenerRecord, start?: StartAt, open: DeliveryRecord[] = []): Promise<void> {
-    const queues = record.allQueues ? (await this.store.listQueues()).map((q) => q.name) : record.queues;
-    for (const queue of queues) {
-      if (this.stopped || !(await this.store.hasQueue(queue))) continue;
-      this.addWorker(record, queue, start, open);
-    }
+  startWorkers(record: ListenerRecord, start?: StartAt, open: DeliveryRecord[] = []): void {
+    if (this.stopped) return;
+    const queues = record.allQueues ? this.store.queueIds() : record.queues;
+    for (const queue of queues) if (this.store.hasQueue(queue)) this.addWorker(record, queue, start, open);
   }
 
   async stopWorkers(listenerId: string): Promise<void> {
@@ -164,7 +163,8 @@ export class DeliveryEngine {
       start,
       maxInFlight: Math.max(1, record.concurrency),
     });
-    const worker = new Worker(record, queue, this.senderFor(record), consumer, this.hooks, this.log, open);
+    const sender = underCurrentName(this.senderFor(record), () => this.store.queueName(queue));
+    const worker = new Worker(record, queue, sender, consumer, this.hooks, this.log, open);
     byQueue.set(queue, worker);
     worker.start();
   }
@@ -204,7 +204,7 @@ export class DeliveryEngine {
 
   private async onQueueEvent(event: QueueEvent): Promise<void> {
     if (event.type === 'created') this.onQueueCreated(event.queue);
-    else if (event.type === 'deleted') await this.onQueueDeleted(event.queue, event.removedListeners ?? []);
+    else if (event.type === 'deleted') await this.onQueueDeleted(event.queue, event.removedListeners);
   }
 
   private onQueueCreated(queue: string): void {

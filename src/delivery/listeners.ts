@@ -25,7 +25,7 @@ export class ListenerRegistry {
       throw new DiscueError('LISTENER_EXISTS', `a listener named "${record.name}" already exists`);
     }
     await this.store.deliveries.saveListener(record, from === 'new' ? 'end' : 'all');
-    await this.engine.startWorkers(record);
+    this.engine.startWorkers(record);
   }
 
   async remove(record: ListenerRecord): Promise<void> {

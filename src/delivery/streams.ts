@@ -78,7 +78,7 @@ export class Streams {
       record.queues = options.queues;
       record.allQueues = options.queues.length === 0;
       await this.store.deliveries.saveListener(record, start);
-      await this.engine.startWorkers(record);
+      this.engine.startWorkers(record);
     }
     if (!record) {
       record = {
@@ -96,10 +96,10 @@ export class Streams {
       if (options.name) {
         record.name = options.name;
         await this.store.deliveries.saveListener(record, start);
-        await this.engine.startWorkers(record);
+        this.engine.startWorkers(record);
       } else {
         listeners.unnamed.set(record.id, record);
-        await this.engine.startWorkers(record, start);
+        this.engine.startWorkers(record, start);
       }
     }
     const listenerId = record.id;

@@ -9,6 +9,7 @@ import type {
   Envelope,
   ListenerInfo,
   MessageInput,
+  MessagePageResult,
   PublishResult,
   QueueInfo,
   StatsSnapshot,
@@ -66,6 +67,8 @@ export interface RequestMap {
   };
   'queue.delete': { params: { name: string; force?: boolean }; result: { name: string; deleted: number } };
   'queue.purge': { params: { name: string }; result: { name: string; deleted: number } };
+  /** Renames a queue, keeping its messages, listeners and deliveries. */
+  'queue.rename': { params: { name: string; to: string }; result: QueueInfo };
   publish: {
     params: { queue: string; messages: MessageInput[]; wait?: boolean; waitTimeoutMs?: number };
     result: PublishResult;
@@ -87,10 +90,16 @@ export interface RequestMap {
     params: { queue: string; afterId?: string; sinceMs?: number; limit?: number };
     result: Envelope[];
   };
-  /** messages.list, and the ids of damaged records skipped in the page (never served). */
+  /**
+   * messages.list, the ids of damaged records skipped in the page (never
+   * served), and `next`: an opaque token for where the page ended. Pass it
+   * back alone (with queue and limit) for the page after; it is absent when
+   * the page read nothing (ask again with the same one). Keep asking until a
+   * page holds no messages.
+   */
   'messages.page': {
-    params: { queue: string; afterId?: string; sinceMs?: number; limit?: number };
-    result: { messages: Envelope[]; damaged: string[] };
+    params: { queue: string; afterId?: string; sinceMs?: number; next?: string; limit?: number };
+    result: MessagePageResult;
   };
   'messages.get': { params: { queue: string; id: string }; result: Envelope };
   'messages.delete': { params: { queue: string; id: string }; result: { id: string } };

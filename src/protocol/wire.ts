@@ -201,6 +201,13 @@ export interface DeliveryInfo {
   updatedAt: string;
 }
 
+/** A `messages.page` reply (see RequestMap). */
+export interface MessagePageResult {
+  messages: Envelope[];
+  damaged: string[];
+  next?: string;
+}
+
 /** One message pushed to a `listen` stream; ack it with `listen.ack`. */
 export interface StreamEvent {
   tag: number;

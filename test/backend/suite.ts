@@ -8,7 +8,7 @@
  * hands back what the backend gave it.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Attempt, Consumer, Delivery, Envelope, ListenerRecord, Position, Store } from '../../src/backend/types.js';
+import type { Attempt, Consumer, Delivery, Envelope, ListenerRecord, Position, QueueConfig, QueueId, Store } from '../../src/backend/types.js';
 
 export interface BackendHarness {
   /** A fresh, empty place to keep a backend (a directory, a stream prefix). */
@@ -85,8 +85,14 @@ export function backendSuite(name: string, harness: BackendHarness): void {
       return store;
     }
 
+    /** Creates a queue; its id (what everything below the catalogue takes). */
+    async function create(name: string, config: Omit<QueueConfig, 'name'> = {}): Promise<QueueId> {
+      await store.createQueue({ name, ...config });
+      return store.queueId(name);
+    }
+
     /** A durable consumer of a stored listener, closed after the test. */
-    function consume(listenerId: string, queue: string, maxInFlight = 1): Consumer {
+    function consume(listenerId: string, queue: QueueId, maxInFlight = 1): Consumer {
       const record = store.deliveries.listener(listenerId) ?? listener(listenerId, [queue]);
       const consumer = store.consumer(record, queue, { durable: true, maxInFlight });
       consumers.push(consumer);
@@ -94,11 +100,11 @@ export function backendSuite(name: string, harness: BackendHarness): void {
     }
 
     /** Every message of a queue, read page by page from the start. */
-    async function all(queue: string): Promise<Envelope[]> {
+    async function all(queue: QueueId): Promise<Envelope[]> {
       const out: Envelope[] = [];
       let after: Position | undefined;
       for (;;) {
-        const page = await store.listMessages(queue, { after, limit: 4 });
+        const page = await store.listMessages(queue, { afterId: after, limit: 4 });
         if (page.length === 0) return out;
         out.push(...page);
         after = page[page.length - 1]!.id;
@@ -125,21 +131,27 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         expect(info).toMatchObject({ name: 'orders', retentionMs: 60_000, maxMessages: 10, messages: 0, bytes: 0 });
         expect(Number.isNaN(Date.parse(info.createdAt))).toBe(false);
         await store.createQueue({ name: 'audit' });
-        expect((await store.listQueues()).map((q) => q.name).sort()).toEqual(['audit', 'orders']);
-        expect(await store.hasQueue('orders')).toBe(true);
-        expect(await store.hasQueue('nope')).toBe(false);
-        expect(await store.queueConfig('orders')).toMatchObject({ name: 'orders', retentionMs: 60_000, maxMessages: 10, schema: { type: 'object' } });
+        expect(store.listQueues().map((q) => q.name).sort()).toEqual(['audit', 'orders']);
+        const orders = store.queueId('orders');
+        const audit = store.queueId('audit');
+        expect(orders).not.toBe(audit);
+        expect(store.queueIds().sort()).toEqual([orders, audit].sort());
+        expect(store.queueName(orders)).toBe('orders');
+        expect(() => store.queueId('nope')).toThrow(expect.objectContaining({ code: 'QUEUE_NOT_FOUND' }));
+        expect(store.hasQueue(orders)).toBe(true);
+        expect(store.hasQueue('nope')).toBe(false);
+        expect(store.queueConfig(orders)).toMatchObject({ name: 'orders', retentionMs: 60_000, maxMessages: 10, schema: { type: 'object' } });
         expect((await store.getQueue('orders')).name).toBe('orders');
         await expect(store.createQueue({ name: 'orders' })).rejects.toMatchObject({ code: 'QUEUE_EXISTS' });
         await expect(store.getQueue('nope')).rejects.toMatchObject({ code: 'QUEUE_NOT_FOUND' });
         expect(events).toEqual([
-          { type: 'created', queue: 'orders' },
-          { type: 'created', queue: 'audit' },
+          { type: 'created', queue: orders, name: 'orders' },
+          { type: 'created', queue: audit, name: 'audit' },
         ]);
       });
 
       it('updates settings: a value sets, null removes, undefined leaves', async () => {
-        await store.createQueue({ name: 'q', retentionMs: 60_000, maxMessages: 10 });
+        const q = await create('q', { retentionMs: 60_000, maxMessages: 10 });
         const events: unknown[] = [];
         store.onQueueEvent((event) => events.push(event));
         const updated = await store.updateQueue('q', { retentionMs: null, maxMessages: 20, schema: { type: 'string' } });
@@ -151,53 +163,125 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         expect(again.maxMessages).toBe(20);
         await expect(store.updateQueue('nope', { maxMessages: 1 })).rejects.toMatchObject({ code: 'QUEUE_NOT_FOUND' });
         expect(events).toEqual([
-          { type: 'updated', queue: 'q' },
-          { type: 'updated', queue: 'q' },
+          { type: 'updated', queue: q, name: 'q' },
+          { type: 'updated', queue: q, name: 'q' },
         ]);
       });
 
       it('purges every message and keeps the queue, which goes on taking messages', async () => {
-        await store.createQueue({ name: 'q' });
-        await store.append('q', inputs('a', 5));
+        const q = await create('q');
+        await store.append(q, inputs('a', 5));
         expect(await store.purgeQueue('q')).toBe(5);
-        expect(await all('q')).toEqual([]);
+        expect(await all(q)).toEqual([]);
         expect((await store.getQueue('q')).messages).toBe(0);
-        await store.append('q', inputs('b', 2));
-        expect(data(await all('q'))).toEqual(['b0', 'b1']);
+        await store.append(q, inputs('b', 2));
+        expect(data(await all(q))).toEqual(['b0', 'b1']);
         expect(await store.purgeQueue('q')).toBe(2);
       });
 
       it('deletes a queue with its messages; a new queue of the same name starts empty', async () => {
         const events: { type: string; queue: string }[] = [];
         store.onQueueEvent((event) => events.push(event));
-        await store.createQueue({ name: 'q' });
-        await store.append('q', inputs('old', 3));
+        const old = await create('q');
+        await store.append(old, inputs('old', 3));
         expect(await store.deleteQueue('q')).toBe(3);
-        expect(await store.hasQueue('q')).toBe(false);
-        await expect(store.listMessages('q', { limit: 10 })).rejects.toMatchObject({ code: 'QUEUE_NOT_FOUND' });
+        expect(store.hasQueue(old)).toBe(false);
+        expect(store.queueName(old)).toBeUndefined();
+        await expect(store.listMessages(old, { limit: 10 })).rejects.toMatchObject({ code: 'QUEUE_NOT_FOUND' });
         await expect(store.deleteQueue('q')).rejects.toMatchObject({ code: 'QUEUE_NOT_FOUND' });
-        await store.createQueue({ name: 'q' });
-        expect(await all('q')).toEqual([]);
+        const fresh = await create('q');
+        expect(fresh).not.toBe(old);
+        expect(await all(fresh)).toEqual([]);
         expect(events.map((e) => e.type)).toEqual(['created', 'deleted', 'created']);
+      });
+    });
+
+    describe('rename', () => {
+      it('renames a queue: its id, messages, listeners, cursors and deliveries stay; envelopes carry the new name; the old name is free', async () => {
+        const q = await create('orders');
+        const [a, b] = await store.append(q, inputs('m', 2));
+        const { deliveries } = store;
+        await deliveries.saveListener(listener('L', [q]));
+        const consumer = consume('L', q, 2);
+        const [da, db] = [await take(consumer), await take(consumer)];
+        consumer.dead(da!, failed(3));
+        consumer.retry(db!, failed(1), 1);
+        await consumer.close();
+        const [open] = await deliveries.openDeliveries('L');
+        expect(open).toMatchObject({ messageId: b!.id, attempts: [failed(1)] });
+        const events: unknown[] = [];
+        store.onQueueEvent((event) => events.push(event));
+
+        const info = await store.renameQueue('orders', 'orders.v1');
+        expect(info).toMatchObject({ name: 'orders.v1', messages: 2 });
+        expect(events).toEqual([{ type: 'renamed', queue: q, name: 'orders.v1', previous: 'orders' }]);
+        expect(store.queueId('orders.v1')).toBe(q);
+        expect(store.queueName(q)).toBe('orders.v1');
+        expect(store.listQueues().map((x) => x.name)).toEqual(['orders.v1']);
+        await expect(store.getQueue('orders')).rejects.toMatchObject({ code: 'QUEUE_NOT_FOUND' });
+        expect((await all(q)).map((m) => [m.queue, m.data])).toEqual([
+          ['orders.v1', 'm0'],
+          ['orders.v1', 'm1'],
+        ]);
+        expect(await store.getMessage(q, a!.id)).toMatchObject({ queue: 'orders.v1', data: 'm0' });
+        const [c] = await store.append(q, inputs('after', 1));
+        expect(c!.queue).toBe('orders.v1');
+        expect(await deliveries.openDeliveries('L')).toEqual([open]);
+        expect((await deliveries.deadDeliveries('L')).map((r) => r.messageId)).toEqual([a!.id]);
+
+        await expect(store.renameQueue('nope', 'x')).rejects.toMatchObject({ code: 'QUEUE_NOT_FOUND' });
+        await create('taken');
+        await expect(store.renameQueue('orders.v1', 'taken')).rejects.toMatchObject({ code: 'QUEUE_EXISTS' });
+        // The old name makes a new, empty queue.
+        const again = await create('orders');
+        expect(again).not.toBe(q);
+        expect(await all(again)).toEqual([]);
+
+        await reopen();
+        expect(store.queueId('orders.v1')).toBe(q);
+        expect(store.queueId('orders')).toBe(again);
+        expect(data(await all(q))).toEqual(['m0', 'm1', 'after0']);
+        expect((await all(q))[0]!.queue).toBe('orders.v1');
+        expect(await all(again)).toEqual([]);
+        expect(store.deliveries.listener('L')?.queues).toEqual([q]);
+        expect(await store.deliveries.openDeliveries('L')).toEqual([open]);
+        expect((await store.deliveries.deadDeliveries('L')).map((r) => r.messageId)).toEqual([a!.id]);
+        // Its consumer goes on after a (settled dead) with b's retry, under the new name.
+        const resumed = await take(consume('L', q));
+        expect(resumed.message).toMatchObject({ id: b!.id, queue: 'orders.v1' });
+        expect(resumed.record.attempts).toEqual([failed(1)]);
+      });
+
+      it('keeps only the last of renames made while an earlier one is being written, and a queue created under a freed name', async () => {
+        const q = await create('a');
+        await store.append(q, inputs('m', 1));
+        // Started together: the later renames change the catalogue while the first write is in flight.
+        await Promise.all([store.renameQueue('a', 'b'), store.renameQueue('b', 'c'), store.createQueue({ name: 'a' })]);
+        expect(store.listQueues().map((x) => x.name)).toEqual(['a', 'c']);
+        await reopen();
+        expect(store.listQueues().map((x) => x.name)).toEqual(['a', 'c']);
+        expect(store.queueId('c')).toBe(q);
+        expect(data(await all(q))).toEqual(['m0']);
+        expect(await all(store.queueId('a'))).toEqual([]);
       });
     });
 
     describe('messages', () => {
       it('keeps concurrent appends in the order they were made, and reports each after it is stored, in that order', async () => {
-        await store.createQueue({ name: 'q' });
+        const q = await create('q');
         const seen: string[] = [];
         store.onAppend((queue, messages) => {
-          expect(queue).toBe('q');
+          expect(queue).toBe(q);
           seen.push(...data(messages));
         });
-        const batches = await Promise.all(Array.from({ length: 20 }, (_, b) => store.append('q', inputs(`b${b}-`, 5))));
+        const batches = await Promise.all(Array.from({ length: 20 }, (_, b) => store.append(q, inputs(`b${b}-`, 5))));
         const expected = Array.from({ length: 20 }, (_, b) => data(inputs(`b${b}-`, 5))).flat();
         expect(batches.flat().map((m) => m.data)).toEqual(expected);
-        expect(data(await all('q'))).toEqual(expected);
+        expect(data(await all(q))).toEqual(expected);
         expect(seen).toEqual(expected);
         const [first] = batches[0]!;
         expect(first).toMatchObject({ queue: 'q', data: 'b0-0' });
-        expect(await store.getMessage('q', first!.id)).toEqual(first);
+        expect(await store.getMessage(q, first!.id)).toEqual(first);
         const info = await store.getQueue('q');
         expect(info.messages).toBe(100);
         expect(info.firstId).toBe(first!.id);
@@ -205,98 +289,124 @@ export function backendSuite(name: string, harness: BackendHarness): void {
       });
 
       it('pages from the start, from every position, from the end, and from a time', async () => {
-        await store.createQueue({ name: 'q' });
-        const early = await store.append('q', inputs('e', 5));
+        const q = await create('q');
+        const early = await store.append(q, inputs('e', 5));
         // Every early message was stored by the time append resolved (a batch
         // may span milliseconds, so its publishedAt is no bound): a later
         // millisecond puts the time start between the two groups.
         const storedEarly = Date.now();
         await until('the clock to move on', () => Date.now() > storedEarly);
         const since = Date.now();
-        const late = await store.append('q', inputs('l', 5));
+        const late = await store.append(q, inputs('l', 5));
         const every = [...early, ...late];
 
-        expect(await store.listMessages('q', { limit: 100 })).toEqual(every);
-        expect(await store.listMessages('q', { limit: 3 })).toEqual(every.slice(0, 3));
+        expect(await store.listMessages(q, { limit: 100 })).toEqual(every);
+        expect(await store.listMessages(q, { limit: 3 })).toEqual(every.slice(0, 3));
         for (let i = 0; i < every.length; i++) {
-          expect(await store.listMessages('q', { after: every[i]!.id, limit: 100 })).toEqual(every.slice(i + 1));
+          expect(await store.listMessages(q, { afterId: every[i]!.id, limit: 100 })).toEqual(every.slice(i + 1));
         }
         // The end: nothing after the last position, and nothing counted.
-        expect(await store.listMessages('q', { after: every[9]!.id, limit: 100 })).toEqual([]);
-        expect(await store.countMessages('q', { after: every[9]!.id })).toEqual({ count: 0, last: undefined });
+        expect(await store.listMessages(q, { afterId: every[9]!.id, limit: 100 })).toEqual([]);
+        expect(await store.countMessages(q, { afterId: every[9]!.id })).toEqual({ count: 0, lastId: undefined });
         // A time start, alone and with a position (the later of the two wins).
-        expect(await store.listMessages('q', { sinceMs: since, limit: 100 })).toEqual(late);
-        expect(await store.listMessages('q', { sinceMs: since, after: every[1]!.id, limit: 100 })).toEqual(late);
-        expect(await store.listMessages('q', { sinceMs: since, after: late[2]!.id, limit: 100 })).toEqual(late.slice(3));
-        expect(await store.listMessages('q', { sinceMs: Date.now() + 60_000, limit: 100 })).toEqual([]);
+        expect(await store.listMessages(q, { sinceMs: since, limit: 100 })).toEqual(late);
+        expect(await store.listMessages(q, { sinceMs: since, afterId: every[1]!.id, limit: 100 })).toEqual(late);
+        expect(await store.listMessages(q, { sinceMs: since, afterId: late[2]!.id, limit: 100 })).toEqual(late.slice(3));
+        expect(await store.listMessages(q, { sinceMs: Date.now() + 60_000, limit: 100 })).toEqual([]);
         // Counting from the start and from a position names the last message.
-        expect(await store.countMessages('q', {})).toEqual({ count: 10, last: late[4]!.id });
-        expect(await store.countMessages('q', { after: early[2]!.id })).toEqual({ count: 7, last: late[4]!.id });
-        expect((await store.readMessages('q', { after: early[0]!.id, limit: 2 })).messages).toEqual(every.slice(1, 3));
+        expect(await store.countMessages(q, {})).toEqual({ count: 10, lastId: late[4]!.id });
+        expect(await store.countMessages(q, { afterId: early[2]!.id })).toEqual({ count: 7, lastId: late[4]!.id });
+        expect((await store.readMessages(q, { afterId: early[0]!.id, limit: 2 })).messages).toEqual(every.slice(1, 3));
+      });
+
+      it('goes on from the page before with its opaque next token, from any start, to an empty page at the end', async () => {
+        const q = await create('q');
+        const every = await store.append(q, inputs('m', 10));
+        /** Every page's messages, each page asked for with the token of the one before. */
+        async function pages(first: { afterId?: Position; sinceMs?: number }, limit: number): Promise<Envelope[][]> {
+          const out: Envelope[][] = [];
+          let page = await store.readMessages(q, { ...first, limit });
+          while (page.messages.length > 0) {
+            out.push(page.messages);
+            expect(page.next).toBeDefined();
+            page = await store.readMessages(q, { next: page.next, limit });
+          }
+          return out;
+        }
+        expect(await pages({}, 3)).toEqual([every.slice(0, 3), every.slice(3, 6), every.slice(6, 9), every.slice(9)]);
+        expect((await pages({ afterId: every[4]!.id }, 4)).flat()).toEqual(every.slice(5));
+        expect((await pages({ sinceMs: 0 }, 100)).flat()).toEqual(every);
+        // A token handed back later goes on with what was appended since.
+        const first = await store.readMessages(q, { limit: 10 });
+        const end = await store.readMessages(q, { next: first.next, limit: 10 });
+        expect(end.messages).toEqual([]);
+        const more = await store.append(q, inputs('n', 2));
+        expect((await store.readMessages(q, { next: end.next ?? first.next, limit: 10 })).messages).toEqual(more);
+        await expect(store.readMessages(q, { next: 'not a token', limit: 10 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
       });
 
       it('deletes one message, and answers MESSAGE_NOT_FOUND for it afterwards', async () => {
-        await store.createQueue({ name: 'q' });
-        const stored = await store.append('q', inputs('m', 3));
-        await store.deleteMessage('q', stored[1]!.id);
-        expect(data(await all('q'))).toEqual(['m0', 'm2']);
-        await expect(store.getMessage('q', stored[1]!.id)).rejects.toMatchObject({ code: 'MESSAGE_NOT_FOUND' });
-        await expect(store.deleteMessage('q', stored[1]!.id)).rejects.toMatchObject({ code: 'MESSAGE_NOT_FOUND' });
+        const q = await create('q');
+        const stored = await store.append(q, inputs('m', 3));
+        await store.deleteMessage(q, stored[1]!.id);
+        expect(data(await all(q))).toEqual(['m0', 'm2']);
+        await expect(store.getMessage(q, stored[1]!.id)).rejects.toMatchObject({ code: 'MESSAGE_NOT_FOUND' });
+        await expect(store.deleteMessage(q, stored[1]!.id)).rejects.toMatchObject({ code: 'MESSAGE_NOT_FOUND' });
         expect((await store.getQueue('q')).messages).toBe(2);
       });
 
       it('stores a keyed message once and answers a repeat of its key with the first id', async () => {
-        await store.createQueue({ name: 'q' });
-        const first = await store.appendOnce('q', [{ data: 'a', key: 'k1' }, { data: 'b' }]);
+        const q = await create('q');
+        const first = await store.appendOnce(q, [{ data: 'a', key: 'k1' }, { data: 'b' }]);
         expect(first.duplicates).toEqual([]);
         expect(first.stored.map((m) => m.data)).toEqual(['a', 'b']);
-        const again = await store.appendOnce('q', [{ data: 'a2', key: 'k1' }, { data: 'c', key: 'k2' }, { data: 'c2', key: 'k2' }]);
+        const again = await store.appendOnce(q, [{ data: 'a2', key: 'k1' }, { data: 'c', key: 'k2' }, { data: 'c2', key: 'k2' }]);
         expect(again.ids[0]).toBe(first.ids[0]);
         expect(again.duplicates).toEqual([0, 2]);
         expect(again.ids[2]).toBe(again.ids[1]);
         expect(again.stored.map((m) => m.data)).toEqual(['c']);
-        expect(data(await all('q'))).toEqual(['a', 'b', 'c']);
+        expect(data(await all(q))).toEqual(['a', 'b', 'c']);
       });
     });
 
     describe('retention', () => {
       it('removes messages past their queue age limit, leaving other queues alone', async () => {
-        await store.createQueue({ name: 'short', retentionMs: 1000 });
-        await store.createQueue({ name: 'keep' });
-        await store.append('short', inputs('s', 4));
-        await store.append('keep', inputs('k', 2));
+        const short = await create('short', { retentionMs: 1000 });
+        const keep = await create('keep');
+        await store.append(short, inputs('s', 4));
+        await store.append(keep, inputs('k', 2));
         expect(await store.enforceRetention(Date.now() - 60_000)).toBe(0);
         expect(await store.enforceRetention(Date.now() + 60_000)).toBe(4);
-        expect(await all('short')).toEqual([]);
+        expect(await all(short)).toEqual([]);
         expect((await store.getQueue('short')).messages).toBe(0);
-        expect(data(await all('keep'))).toEqual(['k0', 'k1']);
+        expect(data(await all(keep))).toEqual(['k0', 'k1']);
       });
 
       it('keeps at most maxMessages, dropping the oldest', async () => {
-        await store.createQueue({ name: 'q', maxMessages: 3 });
-        await store.append('q', inputs('m', 5));
+        const q = await create('q', { maxMessages: 3 });
+        await store.append(q, inputs('m', 5));
         // Waits for the messages themselves: a counter may change before the removal is on disk.
-        await until('the queue to be trimmed to 3', async () => (await all('q')).length === 3);
-        expect(data(await all('q'))).toEqual(['m2', 'm3', 'm4']);
+        await until('the queue to be trimmed to 3', async () => (await all(q)).length === 3);
+        expect(data(await all(q))).toEqual(['m2', 'm3', 'm4']);
         await until('the count to follow', async () => (await store.getQueue('q')).messages === 3);
       });
     });
 
     describe('listeners', () => {
       it('registers, finds and removes listeners, each queue starting where it was told', async () => {
-        await store.createQueue({ name: 'q' });
-        const [m] = await store.append('q', inputs('m', 1));
+        const q = await create('q');
+        const [m] = await store.append(q, inputs('m', 1));
         const { deliveries } = store;
-        await deliveries.saveListener(listener('L1', ['q'], { name: 'hook' }), 'end');
-        await deliveries.saveListener(listener('L2', ['q']));
-        expect(deliveries.listener('L1')).toMatchObject({ id: 'L1', name: 'hook', queues: ['q'] });
+        await deliveries.saveListener(listener('L1', [q], { name: 'hook' }), 'end');
+        await deliveries.saveListener(listener('L2', [q]));
+        expect(deliveries.listener('L1')).toMatchObject({ id: 'L1', name: 'hook', queues: [q] });
         expect(deliveries.byName('hook')?.id).toBe('L1');
         expect(deliveries.byName('nope')).toBeUndefined();
         expect(deliveries.listeners().map((l) => l.id).sort()).toEqual(['L1', 'L2']);
-        const [n] = await store.append('q', inputs('n', 1));
+        const [n] = await store.append(q, inputs('n', 1));
         // L1 started at the end when it was saved: m is behind it; L2 takes everything.
-        expect((await take(consume('L1', 'q'))).message).toEqual(n);
-        expect((await take(consume('L2', 'q'))).message).toEqual(m);
+        expect((await take(consume('L1', q))).message).toEqual(n);
+        expect((await take(consume('L2', q))).message).toEqual(m);
         // Saving again replaces the record and keeps the position.
         await deliveries.saveListener({ ...deliveries.listener('L1')!, state: 'paused' }, 'all');
         expect(deliveries.listener('L1')?.state).toBe('paused');
@@ -306,26 +416,26 @@ export function backendSuite(name: string, harness: BackendHarness): void {
       });
 
       it('a listener starting at a time takes the messages stored from then on', async () => {
-        await store.createQueue({ name: 'q' });
-        await store.append('q', inputs('early', 2));
+        const q = await create('q');
+        await store.append(q, inputs('early', 2));
         const storedEarly = Date.now();
         await until('the clock to move on', () => Date.now() > storedEarly);
         const since = Date.now();
-        const [late] = await store.append('q', inputs('late', 1));
-        await store.deliveries.saveListener(listener('L', ['q']), { sinceMs: since });
-        expect((await take(consume('L', 'q'))).message).toEqual(late);
+        const [late] = await store.append(q, inputs('late', 1));
+        await store.deliveries.saveListener(listener('L', [q]), { sinceMs: since });
+        expect((await take(consume('L', q))).message).toEqual(late);
         // Not durable: the start is the consumer's own.
-        expect((await take(store.consumer(listener('T', ['q']), 'q', { durable: false, start: { sinceMs: since }, maxInFlight: 1 }))).message).toEqual(late);
+        expect((await take(store.consumer(listener('T', [q]), q, { durable: false, start: { sinceMs: since }, maxInFlight: 1 }))).message).toEqual(late);
       });
 
       it('a deleted queue leaves its listeners: one with no queue left is removed, one with others keeps them', async () => {
-        await store.createQueue({ name: 'a' });
-        await store.createQueue({ name: 'b' });
-        const [m] = await store.append('a', inputs('m', 1));
+        const qa = await create('a');
+        const qb = await create('b');
+        const [m] = await store.append(qa, inputs('m', 1));
         const { deliveries } = store;
-        await deliveries.saveListener(listener('ONLY', ['a']));
-        await deliveries.saveListener(listener('BOTH', ['a', 'b']));
-        const consumer = consume('BOTH', 'a');
+        await deliveries.saveListener(listener('ONLY', [qa]));
+        await deliveries.saveListener(listener('BOTH', [qa, qb]));
+        const consumer = consume('BOTH', qa);
         const d = await take(consumer);
         consumer.dead(d, failed(1));
         await consumer.close();
@@ -333,28 +443,28 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         const events: { type: string; removedListeners?: string[] }[] = [];
         store.onQueueEvent((event) => events.push(event));
         await store.deleteQueue('a');
-        expect(events).toEqual([{ type: 'deleted', queue: 'a', removedListeners: ['ONLY'] }]);
+        expect(events).toEqual([{ type: 'deleted', queue: qa, name: 'a', removedListeners: ['ONLY'] }]);
         expect(deliveries.listener('ONLY')).toBeUndefined();
-        expect(deliveries.listener('BOTH')?.queues).toEqual(['b']);
-        await deliveries.forgetQueueRecords('BOTH', 'a');
+        expect(deliveries.listener('BOTH')?.queues).toEqual([qb]);
+        await deliveries.forgetQueueRecords('BOTH', qa);
         expect(await deliveries.deadDeliveries('BOTH')).toEqual([]);
         // A queue of the same name made again starts from its beginning for the listener.
-        await store.createQueue({ name: 'a' });
-        const [fresh] = await store.append('a', inputs('fresh', 1));
-        expect((await take(consume('BOTH', 'a'))).message).toEqual(fresh);
+        const again = await create('a');
+        const [fresh] = await store.append(again, inputs('fresh', 1));
+        expect((await take(consume('BOTH', again))).message).toEqual(fresh);
       });
     });
 
     describe('consumers', () => {
       it('hands out messages in order, one at a time with maxInFlight 1, and settles them in order', async () => {
-        await store.createQueue({ name: 'q' });
-        await store.deliveries.saveListener(listener('L', ['q']));
-        const consumer = consume('L', 'q');
-        const outcome = await store.appendOnce('q', inputs('m', 3));
+        const q = await create('q');
+        await store.deliveries.saveListener(listener('L', [q]));
+        const consumer = consume('L', q);
+        const outcome = await store.appendOnce(q, inputs('m', 3));
         const stored = outcome.stored;
         const first = await take(consumer);
         expect(first.message).toEqual(stored[0]);
-        expect(first.record).toMatchObject({ listenerId: 'L', queue: 'q', messageId: stored[0]!.id, attempts: [] });
+        expect(first.record).toMatchObject({ listenerId: 'L', queue: q, messageId: stored[0]!.id, attempts: [] });
         // The second is not handed out while the first is out.
         const second = take(consumer);
         expect(consumer.settledThrough(first.position)).toBe(false);
@@ -373,10 +483,10 @@ export function backendSuite(name: string, harness: BackendHarness): void {
       });
 
       it('counts what is pending after the position, and the lag of the oldest', async () => {
-        await store.createQueue({ name: 'q' });
-        await store.deliveries.saveListener(listener('L', ['q']));
-        const consumer = consume('L', 'q');
-        await store.append('q', inputs('m', 5));
+        const q = await create('q');
+        await store.deliveries.saveListener(listener('L', [q]));
+        const consumer = consume('L', q);
+        await store.append(q, inputs('m', 5));
         await until('the backlog to be counted', () => consumer.progress().pending === 5);
         const d = await take(consumer);
         await consumer.refresh();
@@ -386,10 +496,10 @@ export function backendSuite(name: string, harness: BackendHarness): void {
       });
 
       it('retries after the delay, holding back the messages after it, and keeps the attempt', async () => {
-        await store.createQueue({ name: 'q' });
-        await store.deliveries.saveListener(listener('L', ['q']));
-        const consumer = consume('L', 'q');
-        const [a, b] = await store.append('q', inputs('m', 2));
+        const q = await create('q');
+        await store.deliveries.saveListener(listener('L', [q]));
+        const consumer = consume('L', q);
+        const [a, b] = await store.append(q, inputs('m', 2));
         const first = await take(consumer);
         const failedAt = Date.now();
         consumer.retry(first, failed(1), 300);
@@ -412,10 +522,10 @@ export function backendSuite(name: string, harness: BackendHarness): void {
       });
 
       it('settles a dead delivery in order and keeps it apart; requeue hands it out again, out of order, for a fresh round', async () => {
-        await store.createQueue({ name: 'q' });
-        await store.deliveries.saveListener(listener('L', ['q']));
-        const consumer = consume('L', 'q');
-        const [a, b, c] = await store.append('q', inputs('m', 3));
+        const q = await create('q');
+        await store.deliveries.saveListener(listener('L', [q]));
+        const consumer = consume('L', q);
+        const [a, b, c] = await store.append(q, inputs('m', 3));
         const da = await take(consumer);
         consumer.dead(da, failed(3));
         expect(consumer.settledThrough(da.position)).toBe(true);
@@ -443,10 +553,10 @@ export function backendSuite(name: string, harness: BackendHarness): void {
       });
 
       it('hands a released delivery out first again, in order, without counting an attempt', async () => {
-        await store.createQueue({ name: 'q' });
-        await store.deliveries.saveListener(listener('L', ['q'], { concurrency: 2 }));
-        const consumer = consume('L', 'q', 2);
-        const [a, b, c] = await store.append('q', inputs('m', 3));
+        const q = await create('q');
+        await store.deliveries.saveListener(listener('L', [q], { concurrency: 2 }));
+        const consumer = consume('L', q, 2);
+        const [a, b, c] = await store.append(q, inputs('m', 3));
         const da = await take(consumer);
         const db = await take(consumer);
         expect([da.message, db.message]).toEqual([a, b]);
@@ -462,10 +572,10 @@ export function backendSuite(name: string, harness: BackendHarness): void {
       });
 
       it('with several out, settles in order: the position waits for the oldest', async () => {
-        await store.createQueue({ name: 'q' });
-        await store.deliveries.saveListener(listener('L', ['q'], { concurrency: 3 }));
-        const consumer = consume('L', 'q', 3);
-        const outcome = await store.appendOnce('q', inputs('m', 3));
+        const q = await create('q');
+        await store.deliveries.saveListener(listener('L', [q], { concurrency: 3 }));
+        const consumer = consume('L', q, 3);
+        const outcome = await store.appendOnce(q, inputs('m', 3));
         const out = [await take(consumer), await take(consumer), await take(consumer)];
         expect(out.map((d) => d.message)).toEqual(outcome.stored);
         consumer.delivered(out[2]!, ok(1));
@@ -477,19 +587,19 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         // And that is what a reopened backend resumes from.
         await consumer.close();
         await reopen();
-        const [next] = await store.append('q', inputs('next', 1));
-        expect((await take(consume('L', 'q'))).message).toEqual(next);
+        const [next] = await store.append(q, inputs('next', 1));
+        expect((await take(consume('L', q))).message).toEqual(next);
       });
 
       it('does not hand out a message removed before its turn, nor count it pending', async () => {
-        await store.createQueue({ name: 'q' });
-        await store.deliveries.saveListener(listener('L', ['q']));
-        const consumer = consume('L', 'q');
-        const [a, b, c, d] = await store.append('q', inputs('m', 4));
+        const q = await create('q');
+        await store.deliveries.saveListener(listener('L', [q]));
+        const consumer = consume('L', q);
+        const [a, b, c, d] = await store.append(q, inputs('m', 4));
         const da = await take(consumer);
         expect(da.message).toEqual(a);
         await until('the backlog to be counted', () => consumer.progress().pending === 4);
-        await store.deleteMessage('q', b!.id);
+        await store.deleteMessage(q, b!.id);
         expect(consumer.progress().pending).toBe(3);
         consumer.delivered(da, ok(1));
         const dc = await take(consumer);
@@ -499,7 +609,7 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         await store.enforceRetention(Date.now() + 60_000);
         expect(consumer.progress().pending).toBe(0);
         consumer.delivered(dc, ok(1));
-        const [e] = await store.append('q', inputs('e', 1));
+        const [e] = await store.append(q, inputs('e', 1));
         const de = await take(consumer);
         expect(de.message).toEqual(e);
         consumer.delivered(de, ok(1));
@@ -508,10 +618,10 @@ export function backendSuite(name: string, harness: BackendHarness): void {
       });
 
       it('a consumer that is not durable starts where it is told and stores nothing', async () => {
-        await store.createQueue({ name: 'q' });
-        await store.append('q', inputs('old', 2));
-        const consumer = store.consumer(listener('T', ['q']), 'q', { durable: false, start: 'end', maxInFlight: 1 });
-        const [m] = await store.append('q', inputs('new', 1));
+        const q = await create('q');
+        await store.append(q, inputs('old', 2));
+        const consumer = store.consumer(listener('T', [q]), q, { durable: false, start: 'end', maxInFlight: 1 });
+        const [m] = await store.append(q, inputs('new', 1));
         const d = await take(consumer);
         expect(d.message).toEqual(m);
         consumer.retry(d, failed(1), 0);
@@ -523,8 +633,8 @@ export function backendSuite(name: string, harness: BackendHarness): void {
       });
 
       it('hands out nothing once its signal aborts or it is closed', async () => {
-        await store.createQueue({ name: 'q' });
-        const consumer = store.consumer(listener('T', ['q']), 'q', { durable: false, maxInFlight: 1 });
+        const q = await create('q');
+        const consumer = store.consumer(listener('T', [q]), q, { durable: false, maxInFlight: 1 });
         const abort = new AbortController();
         const waiting = consumer.next(abort.signal);
         abort.abort();
@@ -537,11 +647,11 @@ export function backendSuite(name: string, harness: BackendHarness): void {
 
     describe('reopen', () => {
       it('keeps queues, messages, keys, listeners, positions, open, dead and delivered records after close', async () => {
-        await store.createQueue({ name: 'q', retentionMs: 3_600_000, maxMessages: 1000 });
-        const once = await store.appendOnce('q', [{ data: 'k', key: 'key-1' }]);
-        await store.deliveries.saveListener(listener('L', ['q'], { name: 'hook', concurrency: 3 }), 'end');
-        const stored = await store.append('q', inputs('m', 3));
-        const consumer = consume('L', 'q', 3);
+        const q = await create('q', { retentionMs: 3_600_000, maxMessages: 1000 });
+        const once = await store.appendOnce(q, [{ data: 'k', key: 'key-1' }]);
+        await store.deliveries.saveListener(listener('L', [q], { name: 'hook', concurrency: 3 }), 'end');
+        const stored = await store.append(q, inputs('m', 3));
+        const consumer = consume('L', q, 3);
         const [d0, d1, d2] = [await take(consumer), await take(consumer), await take(consumer)];
         consumer.delivered(d0!, ok(1));
         consumer.retry(d1!, failed(1), 1);
@@ -551,39 +661,39 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         const dead = (await store.deliveries.deadDeliveries('L'))[0]!;
         expect(open).toMatchObject({ messageId: stored[1]!.id, attempts: [failed(1)] });
         expect(dead).toMatchObject({ messageId: stored[2]!.id, attempts: [failed(3)] });
-        const before = await all('q');
+        const before = await all(q);
 
         await reopen();
-        expect(await store.queueConfig('q')).toMatchObject({ name: 'q', retentionMs: 3_600_000, maxMessages: 1000 });
+        expect(store.queueConfig(q)).toMatchObject({ name: 'q', retentionMs: 3_600_000, maxMessages: 1000 });
         expect((await store.getQueue('q')).messages).toBe(4);
-        expect(await all('q')).toEqual(before);
-        expect(store.deliveries.listener('L')).toMatchObject({ id: 'L', name: 'hook', queues: ['q'] });
+        expect(await all(q)).toEqual(before);
+        expect(store.deliveries.listener('L')).toMatchObject({ id: 'L', name: 'hook', queues: [q] });
         expect(await store.deliveries.openDeliveries('L')).toEqual([open]);
         expect(await store.deliveries.deadDeliveries('L')).toEqual([dead]);
         expect((await store.deliveries.get('L', stored[0]!.id))?.state).toBe('delivered');
         // The consumer resumes after the first message, with the retry's attempts.
-        const resumed = await take(consume('L', 'q', 3));
+        const resumed = await take(consume('L', q, 3));
         expect(resumed.message).toEqual(stored[1]);
         expect(resumed.record.attempts).toEqual([failed(1)]);
         // A key seen before the restart still dedupes; new messages follow the old ones.
-        const repeat = await store.appendOnce('q', [{ data: 'k again', key: 'key-1' }]);
+        const repeat = await store.appendOnce(q, [{ data: 'k again', key: 'key-1' }]);
         expect(repeat.ids).toEqual(once.ids);
         expect(repeat.stored).toEqual([]);
-        const [next] = await store.append('q', inputs('after', 1));
-        expect(await store.listMessages('q', { after: stored[2]!.id, limit: 10 })).toEqual([next]);
-        expect(data(await all('q'))).toEqual(['k', 'm0', 'm1', 'm2', 'after0']);
+        const [next] = await store.append(q, inputs('after', 1));
+        expect(await store.listMessages(q, { afterId: stored[2]!.id, limit: 10 })).toEqual([next]);
+        expect(data(await all(q))).toEqual(['k', 'm0', 'm1', 'm2', 'after0']);
       });
 
       it('keeps a deleted queue deleted and a purge purged', async () => {
-        await store.createQueue({ name: 'gone' });
-        await store.createQueue({ name: 'purged' });
-        await store.append('gone', inputs('g', 2));
-        await store.append('purged', inputs('p', 2));
+        const gone = await create('gone');
+        const purged = await create('purged');
+        await store.append(gone, inputs('g', 2));
+        await store.append(purged, inputs('p', 2));
         await store.deleteQueue('gone');
         await store.purgeQueue('purged');
         await reopen();
-        expect(await store.hasQueue('gone')).toBe(false);
-        expect(await all('purged')).toEqual([]);
+        expect(store.hasQueue(gone)).toBe(false);
+        expect(await all(purged)).toEqual([]);
         expect(store.stats()).toMatchObject({ queues: 1, messages: 0 });
       });
     });

@@ -108,7 +108,7 @@ describe('discue completion bash, in a real bash', () => {
   });
 
   it('completes subcommands of a group, and follows aliases', async () => {
-    expect(await bash.complete(['queue', ''])).toEqual(['create', 'list', 'show', 'update', 'delete', 'purge']);
+    expect(await bash.complete(['queue', ''])).toEqual(['create', 'list', 'show', 'update', 'delete', 'purge', 'rename']);
     expect(await bash.complete(['msg', ''])).toEqual(['list', 'get', 'delete']);
     expect(await bash.complete(['config', 'get', 'listener.'])).toEqual(['listener.timeout', 'listener.maxAttempts']);
     expect(await bash.complete(['completion', ''])).toEqual(['bash', 'zsh', 'fish']);
@@ -138,8 +138,10 @@ describe('discue completion bash, in a real bash', () => {
     expect(await bash.complete(['pub', 'o'])).toEqual(['orders']);
     // The second argument of publish is the message, not a queue.
     expect(await bash.complete(['publish', 'orders', ''])).toEqual([]);
-    for (const verb of ['show', 'update', 'delete', 'purge']) expect(await bash.complete(['queue', verb, 'pay'])).toEqual(['payments']);
+    for (const verb of ['show', 'update', 'delete', 'purge', 'rename']) expect(await bash.complete(['queue', verb, 'pay'])).toEqual(['payments']);
     expect(await bash.complete(['queue', 'create', ''])).toEqual([]);
+    // A rename's new name is new.
+    expect(await bash.complete(['queue', 'rename', 'orders', ''])).toEqual([]);
     for (const verb of ['list', 'get', 'delete']) expect(await bash.complete(['messages', verb, ''])).toEqual(['orders', 'payments']);
     expect(await bash.complete(['listen', 'orders', ''])).toEqual(['orders', 'payments']);
     expect(await bash.complete(['listener', 'add', '--exec', 'true', '--queue', ''])).toEqual(['orders', 'payments']);

@@ -83,6 +83,8 @@ function table(messageId: string): Record<RequestType, Variant[]> {
     'queue.update': [{ base: { name: 'upd' }, keys: ['name', 'schema', 'retentionMs', 'maxMessages'] }],
     'queue.delete': [{ base: { name: 'del' }, keys: ['name', 'force'] }],
     'queue.purge': [{ base: { name: 'purged' }, keys: ['name'] }],
+    // 'ren2' exists: even a value that happens to be a valid name renames nothing.
+    'queue.rename': [{ base: { name: 'ren', to: 'ren2' }, keys: ['name', 'to'] }],
     publish: [
       {
         base: { queue: 'q', messages: [{ data: 'x', name: 'n' }] },
@@ -122,7 +124,7 @@ function table(messageId: string): Record<RequestType, Variant[]> {
     listen: [{ base: { queues: ['lq'] }, keys: ['queues', 'queues.0', 'name', 'from', 'prefetch', 'sinceMs'] }],
     'listen.ack': [{ base: { stream: 1, tag: 1 }, keys: ['stream', 'tag'] }],
     'messages.list': [{ base: { queue: 'q' }, keys: ['queue', 'afterId', 'sinceMs', 'limit'] }],
-    'messages.page': [{ base: { queue: 'q' }, keys: ['queue', 'afterId', 'sinceMs', 'limit'] }],
+    'messages.page': [{ base: { queue: 'q' }, keys: ['queue', 'afterId', 'sinceMs', 'next', 'limit'] }],
     'messages.get': [{ base: { queue: 'q', id: messageId }, keys: ['queue', 'id'] }],
     'messages.delete': [{ base: { queue: 'q', id: messageId }, keys: ['queue', 'id'] }],
   };
@@ -256,7 +258,7 @@ describe('the daemon never dies from a request', () => {
   });
 
   it('answers every request type with every wrong-typed parameter, and stays the same process', async () => {
-    for (const queue of ['q', 'lq', 'upd', 'del', 'purged']) await ok(sb, ['queue', 'create', queue]);
+    for (const queue of ['q', 'lq', 'upd', 'del', 'purged', 'ren', 'ren2']) await ok(sb, ['queue', 'create', queue]);
     const messageId = (await ok(sb, ['publish', 'q', '--data', 'kept'])).trim();
     await ok(sb, ['listener', 'add', '--queue', 'lq', '--exec', 'true', '--name', 'fixed']);
     await ok(sb, ['listener', 'add', '--queue', 'lq', '--exec', 'true', '--name', 'gone']);

@@ -57,6 +57,16 @@ describe('library: import { connect } from discue', () => {
     expect(list.map((m) => m.data)).toEqual(['{"id":1}', 'a', 'b', 'c', ...Array.from({ length: 200 }, (_, i) => `p${i}`)]);
     expect(list[0]).toMatchObject({ id: one.ids[0], queue: 'orders', name: 'order.created' });
     expect(list.map((m) => m.id).slice(1, 4)).toEqual(batch.ids);
+    // Paging: each page goes on from the opaque `next` of the one before, until a page is empty.
+    const paged: string[] = [];
+    let page = await client.request('messages.page', { queue: 'orders', limit: 50 });
+    while (page.messages.length > 0) {
+      paged.push(...page.messages.map((m) => m.id));
+      page = await client.request('messages.page', { queue: 'orders', limit: 50, next: page.next });
+    }
+    expect(paged).toEqual(list.map((m) => m.id));
+    const mixed = await rejection(client.request('messages.page', { queue: 'orders', afterId: one.ids[0]!, next: 'x' }));
+    expect(mixed.code).toBe('INVALID_ARGUMENT');
 
     await client.close();
     const closed = await rejection(client.publish('orders', { data: 'late' }));

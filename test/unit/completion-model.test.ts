@@ -72,13 +72,14 @@ describe('completion model of the real program', () => {
 
   it('completes existing queue and listener names where the commands take them, not where a name is new', () => {
     const arg = (path: string[], i = 0) => find(model.root, path)!.arguments[i]!.value.kind;
-    for (const path of [['publish'], ['queue', 'show'], ['queue', 'update'], ['queue', 'delete'], ['queue', 'purge'], ['messages', 'list'], ['messages', 'get'], ['messages', 'delete'], ['listen']]) {
+    for (const path of [['publish'], ['queue', 'show'], ['queue', 'update'], ['queue', 'delete'], ['queue', 'purge'], ['queue', 'rename'], ['messages', 'list'], ['messages', 'get'], ['messages', 'delete'], ['listen']]) {
       expect(arg(path), path.join(' ')).toBe('queues');
     }
     for (const path of [['listener', 'show'], ['listener', 'remove'], ['listener', 'pause'], ['listener', 'resume']]) {
       expect(arg(path), path.join(' ')).toBe('listeners');
     }
     expect(arg(['queue', 'create'])).toBe('text');
+    expect(arg(['queue', 'rename'], 1)).toBe('text');
     expect(arg(['messages', 'get'], 1)).toBe('text');
     expect(find(model.root, ['deliveries', 'list'])!.options.find((o) => o.flags.includes('--listener'))!.value).toEqual({ kind: 'listeners' });
   });

@@ -40,7 +40,7 @@ export const MAX_BUFFER = 1000;
 export interface ConsumerSource {
   readMessages(queue: string, options: ListOptions): Promise<MessagePage>;
   listMessages(queue: string, options: ListOptions): Promise<Envelope[]>;
-  countMessages(queue: string, options: { after?: Position }): Promise<{ count: number; last: Position | undefined }>;
+  countMessages(queue: string, options: { afterId?: Position }): Promise<{ count: number; lastId: Position | undefined }>;
   getMessage(queue: string, id: string): Promise<Envelope>;
 }
 
@@ -372,7 +372,7 @@ export class LevelConsumer implements Consumer {
       const removed = new Set<string>();
       this.removedWhileReading = removed;
       this.reading = (async () => {
-        ({ messages: page, damaged } = await this.source.readMessages(this.queue, { after: this.readPos, limit: PAGE }));
+        ({ messages: page, damaged } = await this.source.readMessages(this.queue, { afterId: this.readPos, limit: PAGE }));
       })();
       try {
         await this.reading;
@@ -417,8 +417,8 @@ export class LevelConsumer implements Consumer {
   private async countBacklog(): Promise<void> {
     this.counting = { appended: [], settled: 0 };
     try {
-      const { count, last } = await this.source.countMessages(this.queue, { after: this.position });
-      const seen = last ?? '';
+      const { count, lastId } = await this.source.countMessages(this.queue, { afterId: this.position });
+      const seen = lastId ?? '';
       let backlog = count - this.counting.settled;
       for (const batch of this.counting.appended) if (batch.lastId > seen) backlog += batch.n;
       this.backlog = Math.max(0, backlog);
@@ -438,7 +438,7 @@ export class LevelConsumer implements Consumer {
     if (this.head && this.head.after === this.readPos) return;
     const after = this.readPos;
     try {
-      const [message] = await this.source.listMessages(this.queue, { after, limit: 1 });
+      const [message] = await this.source.listMessages(this.queue, { afterId: after, limit: 1 });
       if (this.readPos === after) this.head = { after, message };
     } catch {
       // Statistics only: the lag shows 0 until the next look.

@@ -5,9 +5,9 @@
  * (consumer.ts) write positions and records through this class.
  *
  * Keys:
- *   l!<lid>              listener record
+ *   l!<lid>              listener record (its queues by id)
  *   c!<lid>!<qid>        position: the last message id settled in order for that queue
- *   d!<lid>!<msgid>      open (pending/failed) or dead delivery, with its attempts
+ *   d!<lid>!<msgid>      open (pending/failed) or dead delivery, with its attempts and queue id
  *   h!<lid>!<msgid>      recent delivered history (the newest HISTORY_KEEP per listener)
  *
  * A message is stored once; what each listener has done with it is a position
@@ -16,7 +16,7 @@
  * Records carry a checksum (record.ts); a damaged one is reported and skipped.
  */
 import type { ClassicLevel } from 'classic-level';
-import type { Deliveries, DeliveryFilter, DeliveryRecord, ListenerRecord, Position, StartAt } from '../types.js';
+import type { Deliveries, DeliveryFilter, DeliveryRecord, ListenerRecord, Position, QueueId, StartAt } from '../types.js';
 import type { GroupCommitter, Op } from './commit.js';
 import type { StorageGuard } from './guard.js';
 import { openRecord, seal } from './record.js';
@@ -26,12 +26,11 @@ export const HISTORY_KEEP = 1000;
 
 /** What the delivery records need of the queue catalogue (the LevelStore). */
 export interface Catalogue {
-  /** The queue's creation id, which keys its positions; undefined for a queue that does not exist. */
-  qidOf(queue: string): string | undefined;
-  /** Every queue's name. */
-  names(): string[];
+  hasQueue(queue: QueueId): boolean;
+  /** Every queue's id. */
+  queueIds(): QueueId[];
   /** Where `start` is in the queue now. */
-  positionAt(queue: string, start: StartAt): Position | undefined;
+  positionAt(queue: QueueId, start: StartAt): Position | undefined;
 }
 
 export class DeliveryStore implements Deliveries {
@@ -82,7 +81,7 @@ export class DeliveryStore implements Deliveries {
   async saveListener(record: ListenerRecord, start: StartAt = 'all'): Promise<void> {
     this.listenerMap.set(record.id, record);
     const ops: Op[] = [{ type: 'put', key: 'l!' + record.id, value: seal('l!' + record.id, JSON.stringify(record)) }];
-    const queues = record.allQueues ? this.catalogue.names() : record.queues;
+    const queues = record.allQueues ? this.catalogue.queueIds() : record.queues;
     for (const queue of queues) {
       const key = this.positionKey(record.id, queue);
       if (key === undefined || this.positions.has(key)) continue;
@@ -110,14 +109,14 @@ export class DeliveryStore implements Deliveries {
    * batch as the queue's removal. Returns the listeners left without queues
    * (removed too).
    */
-  forgetQueue(queue: string, qid: string): { ops: Op[]; removed: string[] } {
+  forgetQueue(qid: QueueId): { ops: Op[]; removed: string[] } {
     const ops: Op[] = [];
     const removed: string[] = [];
     for (const record of this.listenerMap.values()) {
       const key = `c!${record.id}!${qid}`;
       if (this.positions.delete(key)) ops.push({ type: 'del', key });
-      if (!record.queues.includes(queue)) continue;
-      record.queues = record.queues.filter((q) => q !== queue);
+      if (!record.queues.includes(qid)) continue;
+      record.queues = record.queues.filter((q) => q !== qid);
       if (record.queues.length === 0 && !record.allQueues) {
         this.listenerMap.delete(record.id);
         removed.push(record.id);
@@ -142,7 +141,7 @@ export class DeliveryStore implements Deliveries {
    * Removes a listener's open, dead and delivered records of a deleted queue
    * (the listener stays, registered for its other queues).
    */
-  async forgetQueueRecords(lid: string, queue: string): Promise<void> {
+  async forgetQueueRecords(lid: string, queue: QueueId): Promise<void> {
     const ops: Op[] = [];
     let history = 0;
     for (const space of ['d', 'h']) {
@@ -163,7 +162,7 @@ export class DeliveryStore implements Deliveries {
   // ---- progress (the consumers') -----------------------------------------
 
   /** The last position settled in order by this listener in this queue. */
-  position(lid: string, queue: string): Position | undefined {
+  position(lid: string, queue: QueueId): Position | undefined {
     const key = this.positionKey(lid, queue);
     return key === undefined ? undefined : this.positions.get(key);
   }
@@ -195,7 +194,7 @@ export class DeliveryStore implements Deliveries {
    * value (a listener settling 500 messages during one fsync writes it once),
    * in the same batch as the records of the messages it moved past.
    */
-  private movePosition(lid: string, queue: string, position: Position): void {
+  private movePosition(lid: string, queue: QueueId, position: Position): void {
     const key = this.positionKey(lid, queue);
     if (key === undefined) return;
     this.positions.set(key, position);
@@ -238,7 +237,7 @@ export class DeliveryStore implements Deliveries {
             if (record === undefined) continue;
             if (filter.state && record.state !== filter.state) continue;
             // Records of a deleted queue are being cleared (forgetQueueRecords): not shown meanwhile.
-            if (this.catalogue.qidOf(record.queue) === undefined) continue;
+            if (!this.catalogue.hasQueue(record.queue)) continue;
             out.push(record);
             if (out.length >= filter.limit * lids.length) break;
           }
@@ -259,7 +258,7 @@ export class DeliveryStore implements Deliveries {
         const record = this.open(key, value);
         if (record === undefined) continue;
         // Left by a queue deleted just before a crash (forgetQueueRecords runs after the delete).
-        if (this.catalogue.qidOf(record.queue) === undefined) orphans.push({ type: 'del', key });
+        if (!this.catalogue.hasQueue(record.queue)) orphans.push({ type: 'del', key });
         else if (record.state !== 'dead') out.push(record);
       }
     });
@@ -289,9 +288,9 @@ export class DeliveryStore implements Deliveries {
     return record;
   }
 
-  private positionKey(lid: string, queue: string): string | undefined {
-    const qid = this.catalogue.qidOf(queue);
-    return qid === undefined ? undefined : `c!${lid}!${qid}`;
+  /** None for a deleted queue: a consumer settling after the delete must not write its position back. */
+  private positionKey(lid: string, queue: QueueId): string | undefined {
+    return this.catalogue.hasQueue(queue) ? `c!${lid}!${queue}` : undefined;
   }
 
   private async pruneHistory(lid: string): Promise<void> {

@@ -4,8 +4,8 @@
  * Keys (utf8):
  *   meta!format          storage format version
  *   meta!lastId          newest message id made, so ids keep increasing across restarts
- *   q!<name>             queue record (JSON)
- *   m!<qid>!<id>         message envelope (JSON), qid = the queue's creation id
+ *   q!<name>             queue record (JSON): the one place a queue's name is kept
+ *   m!<qid>!<id>         message envelope (JSON, without the queue), qid = the queue's creation id
  *   dq!<qid>             a deleted queue whose messages are still being cleared
  *   k!<qid>!<key>        idempotency key → {"id","at"} of the first message with it (dedupe.ts)
  *
@@ -36,6 +36,7 @@ import { DEFAULT_DEDUPE, KEY_HIGH, KEY_PREFIX, KeyIndex, keyPrefix } from './ded
 import type { KeyEntry } from './dedupe.js';
 import { StorageGuard, errorCause } from './guard.js';
 import { tornLogTail } from './logcheck.js';
+import { migrateToIds } from './migrate.js';
 import { openRecord, seal } from './record.js';
 import type {
   AppendListener,
@@ -48,7 +49,9 @@ import type {
   MessagePage,
   Position,
   QueueConfig,
+  QueueEvent,
   QueueEventListener,
+  QueueId,
   QueuePatch,
   StartAt,
   Store,
@@ -56,9 +59,13 @@ import type {
   StoreStats,
 } from '../types.js';
 
-/** 2: records carry a checksum. Format 1 (plain JSON records) is read as it is and upgraded. */
-const FORMAT = '2';
-const READABLE_FORMATS = new Set(['1', '2']);
+/**
+ * 3: listener and delivery records name queues by id, envelopes not at all
+ * (migrate.ts upgrades 1 and 2 at open). 2: records carry a checksum; format
+ * 1 records (plain JSON) are read as they are.
+ */
+export const FORMAT = '3';
+const READABLE_FORMATS = new Set(['1', '2', '3']);
 const CHUNK = 5_000;
 /** Sorts after every id character. */
 const HIGH = '~';
@@ -89,7 +96,9 @@ const DAMAGED_KEEP = 10_000;
 export class LevelStore implements Store {
   private readonly db: ClassicLevel<string, string>;
   private readonly committer: GroupCommitter;
+  /** The catalogue, by name and by id (the same records). */
   private readonly queues = new Map<string, QueueRecord>();
+  private readonly byId = new Map<QueueId, QueueRecord>();
   private readonly ids = new IdGenerator();
   private readonly appendListeners: AppendListener[] = [];
   private readonly queueListeners: QueueEventListener[] = [];
@@ -126,9 +135,9 @@ export class LevelStore implements Store {
       this.db,
       this.committer,
       {
-        qidOf: (queue) => this.queues.get(queue)?.qid,
-        names: () => [...this.queues.keys()],
-        positionAt: (queue, start) => this.positionAt(this.record(queue), start),
+        hasQueue: (queue) => this.byId.has(queue),
+        queueIds: () => [...this.byId.keys()],
+        positionAt: (queue, start) => this.positionAt(this.recordById(queue), start),
       },
       this.guard,
       (key) => this.reportDamaged(key),
@@ -175,7 +184,6 @@ export class LevelStore implements Store {
     if (format !== undefined && !READABLE_FORMATS.has(format)) {
       throw new DiscueError('STORAGE_ERROR', `the database at ${this.location} has format ${format}; this discue reads ${[...READABLE_FORMATS].join(' and ')}: upgrade discue`);
     }
-    if (format !== FORMAT) await this.db.put('meta!format', FORMAT, { sync: true });
     for await (const [key, value] of this.db.iterator({ gt: 'q!', lt: 'q!' + HIGH })) {
       const record = openRecord<QueueRecord>(key, value);
       if (record === undefined || typeof record.qid !== 'string' || typeof record.name !== 'string') {
@@ -184,7 +192,13 @@ export class LevelStore implements Store {
         continue;
       }
       this.queues.set(record.name, record);
+      this.byId.set(record.qid, record);
       if (record.lastId) this.ids.observe(record.lastId);
+    }
+    // Records of the older formats named queues: one synced batch gives them ids (and the new format).
+    if (format !== FORMAT) {
+      const ops = format === undefined ? [] : await migrateToIds(this.db, (name) => this.queues.get(name)?.qid);
+      await this.db.batch([...ops, { type: 'put', key: 'meta!format', value: FORMAT }], { sync: true });
     }
     await this.deliveries.load();
     const lastId = await this.db.get('meta!lastId');
@@ -200,7 +214,7 @@ export class LevelStore implements Store {
   private async loadKeys(): Promise<void> {
     const stored: [string, string][] = [];
     for await (const entry of this.db.iterator({ gt: KEY_PREFIX, lt: KEY_PREFIX + HIGH })) stored.push(entry);
-    const live = new Set([...this.queues.values()].map((q) => q.qid));
+    const live = new Set(this.byId.keys());
     const stale = this.keys.load(stored, live, Date.now());
     if (stale.length > 0) await this.committer.commit(stale);
   }
@@ -222,8 +236,8 @@ export class LevelStore implements Store {
     this.queueListeners.push(listener);
   }
 
-  consumer(listener: ListenerRecord, queue: string, options: ConsumerOptions): Consumer {
-    const record = this.record(queue);
+  consumer(listener: ListenerRecord, queue: QueueId, options: ConsumerOptions): Consumer {
+    const record = this.recordById(queue);
     const stored = options.durable ? this.deliveries.position(listener.id, queue) : undefined;
     const start = stored ?? this.positionAt(record, options.start ?? 'all');
     let open = this.consumers.get(queue);
@@ -272,16 +286,28 @@ export class LevelStore implements Store {
 
   // ---- queues ------------------------------------------------------------
 
-  async listQueues(): Promise<QueueInfo[]> {
+  listQueues(): QueueInfo[] {
     return [...this.queues.values()].sort((a, b) => a.name.localeCompare(b.name)).map(toInfo);
   }
 
-  async hasQueue(name: string): Promise<boolean> {
-    return this.queues.has(name);
+  queueId(name: string): QueueId {
+    return this.record(name).qid;
   }
 
-  async queueConfig(name: string): Promise<QueueConfig> {
-    const { schema, retentionMs, maxMessages } = this.record(name);
+  queueName(id: QueueId): string | undefined {
+    return this.byId.get(id)?.name;
+  }
+
+  queueIds(): QueueId[] {
+    return [...this.byId.keys()];
+  }
+
+  hasQueue(id: QueueId): boolean {
+    return this.byId.has(id);
+  }
+
+  queueConfig(id: QueueId): QueueConfig {
+    const { name, schema, retentionMs, maxMessages } = this.recordById(id);
     return { name, schema, retentionMs, maxMessages };
   }
 
@@ -311,11 +337,34 @@ export class LevelStore implements Store {
     if (config.retentionMs !== undefined) record.retentionMs = config.retentionMs;
     if (config.maxMessages !== undefined) record.maxMessages = config.maxMessages;
     this.queues.set(record.name, record);
+    this.byId.set(record.qid, record);
     this.markDirty(record);
     await this.committer.commit([], () => {
       if (this.queues.get(record.name) === record) this.queues.delete(record.name);
+      this.byId.delete(record.qid);
     });
-    for (const listener of this.queueListeners) listener({ type: 'created', queue: record.name });
+    this.emitQueueEvent({ type: 'created', queue: record.qid, name: record.name });
+    return toInfo(record);
+  }
+
+  async renameQueue(from: string, to: string): Promise<QueueInfo> {
+    const record = this.record(from);
+    if (this.queues.has(to)) throw new DiscueError('QUEUE_EXISTS', `queue "${to}" already exists`);
+    this.queues.delete(from);
+    record.name = to;
+    this.queues.set(to, record);
+    // Both keys go in the same synced batch (the committer writes dirty
+    // records together): a crash leaves the queue under one name or the
+    // other, never both or neither.
+    this.markDirtyName(from);
+    this.markDirty(record);
+    await this.committer.commit([], () => {
+      if (this.queues.get(to) !== record || this.queues.has(from)) return;
+      this.queues.delete(to);
+      record.name = from;
+      this.queues.set(from, record);
+    });
+    this.emitQueueEvent({ type: 'renamed', queue: record.qid, name: to, previous: from });
     return toInfo(record);
   }
 
@@ -331,7 +380,7 @@ export class LevelStore implements Store {
       applyPatch(record, 'retentionMs', before.retentionMs);
       applyPatch(record, 'maxMessages', before.maxMessages);
     });
-    for (const listener of this.queueListeners) listener({ type: 'updated', queue: record.name });
+    for (const listener of this.queueListeners) listener({ type: 'updated', queue: record.qid, name: record.name });
     if (record.maxMessages !== undefined && record.messages > record.maxMessages) this.scheduleTrim(record);
     if (record.retentionMs !== undefined) this.track(this.enforceRetentionFor(record, Date.now()));
     return toInfo(record);
@@ -341,22 +390,23 @@ export class LevelStore implements Store {
     const record = this.record(name);
     const count = record.messages;
     this.queues.delete(name);
-    // Its consumers are closed by their owners on the `deleted` event; until then they get nothing of a new queue of the name.
-    this.consumers.delete(name);
+    this.byId.delete(record.qid);
+    // Its consumers are closed by their owners on the `deleted` event; until then they get nothing more.
+    this.consumers.delete(record.qid);
     this.keys.forget(record.qid);
     // The record's removal, its listener registrations and cursors, and the
     // clean-up marker go to disk together; the messages themselves are
     // cleared afterwards (and again after a crash).
-    const key = queueKey(name);
-    this.committer.markDirty(key, () => ({ type: 'del', key }));
-    const { ops, removed } = this.deliveries.forgetQueue(name, record.qid);
+    this.markDirtyName(name);
+    const { ops, removed } = this.deliveries.forgetQueue(record.qid);
     // Not undone on failure beyond the queue itself: the listeners' in-memory
     // registrations changed too, and a daemon that failed to delete a queue
     // says so; a restart reloads everything from disk.
     await this.committer.commit([...ops, { type: 'put', key: 'dq!' + record.qid, value: name }], () => {
       if (!this.queues.has(name)) this.queues.set(name, record);
+      if (!this.byId.has(record.qid)) this.byId.set(record.qid, record);
     });
-    for (const listener of this.queueListeners) listener({ type: 'deleted', queue: name, removedListeners: removed });
+    this.emitQueueEvent({ type: 'deleted', queue: record.qid, name, removedListeners: removed });
     this.track(this.clearDeleted(record.qid));
     if (removed.length > 0) this.track(this.deliveries.clearListenerData(removed));
     return count;
@@ -377,7 +427,7 @@ export class LevelStore implements Store {
       const through = stored[stored.length - 1]?.id ?? '';
       return { ids: stored.map((m) => m.id), through, stored, duplicates: [], publishedAt: stored[0]?.publishedAt ?? '' };
     }
-    const { qid } = this.record(queue);
+    const { qid } = this.recordById(queue);
     const now = Date.now();
     // Everything from here to append()'s commit runs without yielding, so a
     // concurrent publish of the same key finds this one's entry (pending)
@@ -450,8 +500,9 @@ export class LevelStore implements Store {
    * Stores messages. `alsoWrite` adds ops to the same synced batch, given the
    * envelopes just made (appendOnce writes the idempotency keys with it).
    */
-  async append(queue: string, inputs: MessageInput[], alsoWrite?: (envelopes: Envelope[]) => Op[]): Promise<Envelope[]> {
-    const record = this.record(queue);
+  async append(queue: QueueId, inputs: MessageInput[], alsoWrite?: (envelopes: Envelope[]) => Op[]): Promise<Envelope[]> {
+    const record = this.recordById(queue);
+    const name = record.name;
     const prefix = msgPrefix(record);
     const ops: Op[] = new Array(inputs.length);
     const envelopes: Envelope[] = new Array(inputs.length);
@@ -461,12 +512,16 @@ export class LevelStore implements Store {
       const input = inputs[i]!;
       const id = this.ids.next();
       if (i === 0) publishedAt = new Date(this.ids.lastTime).toISOString();
-      const envelope: Envelope =
+      // Stored without the queue's name, which lives in the catalogue (a rename rewrites no message).
+      const stored =
         input.name === undefined
-          ? { id, queue, data: input.data, publishedAt }
-          : { id, queue, name: input.name, data: input.data, publishedAt };
-      envelopes[i] = envelope;
-      ops[i] = { type: 'put', key: prefix + id, value: seal(prefix + id, JSON.stringify(envelope)) };
+          ? { id, data: input.data, publishedAt }
+          : { id, name: input.name, data: input.data, publishedAt };
+      envelopes[i] =
+        input.name === undefined
+          ? { id, queue: name, data: input.data, publishedAt }
+          : { id, queue: name, name: input.name, data: input.data, publishedAt };
+      ops[i] = { type: 'put', key: prefix + id, value: seal(prefix + id, JSON.stringify(stored)) };
       bytes += Buffer.byteLength(input.data, 'utf8');
     }
     const last = envelopes[envelopes.length - 1];
@@ -481,55 +536,54 @@ export class LevelStore implements Store {
     this.committer.markDirty('meta!lastId', () => ({ type: 'put', key: 'meta!lastId', value: lastId }));
     if (alsoWrite) for (const op of alsoWrite(envelopes)) ops.push(op);
     await this.committer.commit(ops, undo);
-    for (const consumer of this.consumers.get(queue) ?? []) consumer.offer(envelopes);
-    for (const listener of this.appendListeners) listener(queue, envelopes);
+    for (const consumer of this.consumers.get(record.qid) ?? []) consumer.offer(envelopes);
+    for (const listener of this.appendListeners) listener(record.qid, envelopes);
     if (record.maxMessages !== undefined && record.messages > record.maxMessages) this.scheduleTrim(record);
     return envelopes;
   }
 
-  async listMessages(queue: string, options: ListOptions): Promise<Envelope[]> {
+  async listMessages(queue: QueueId, options: ListOptions): Promise<Envelope[]> {
     return (await this.readMessages(queue, options)).messages;
   }
 
-  async readMessages(queue: string, options: ListOptions): Promise<MessagePage> {
-    const record = this.record(queue);
+  async readMessages(queue: QueueId, options: ListOptions): Promise<MessagePage> {
+    const record = this.recordById(queue);
     const prefix = msgPrefix(record);
     const range: { gt?: string; gte?: string; lt: string } = { lt: prefix + HIGH };
-    const afterTime = options.sinceMs === undefined ? undefined : prefix + firstIdAt(options.sinceMs);
-    const after = options.after === undefined ? undefined : prefix + options.after;
-    if (after !== undefined && (afterTime === undefined || after >= afterTime)) range.gt = after;
-    else if (afterTime !== undefined) range.gte = afterTime;
-    else range.gt = prefix;
+    if (options.next !== undefined) {
+      // The token is the id of the last key the page before read (good or damaged).
+      if (!isMessageId(options.next)) {
+        throw new DiscueError('INVALID_ARGUMENT', `invalid page token ${JSON.stringify(options.next)}: hand back the "next" of the page before, unchanged`);
+      }
+      range.gt = prefix + options.next;
+    } else {
+      const afterTime = options.sinceMs === undefined ? undefined : prefix + firstIdAt(options.sinceMs);
+      const afterId = options.afterId === undefined ? undefined : prefix + options.afterId;
+      if (afterId !== undefined && (afterTime === undefined || afterId >= afterTime)) range.gt = afterId;
+      else if (afterTime !== undefined) range.gte = afterTime;
+      else range.gt = prefix;
+    }
     const page: MessagePage = { messages: [], damaged: [] };
-    let bytes = 0;
-    let damagedBefore = 0;
     // No `limit` on the iterator: damaged records are read past, so a page
     // still holds `limit` good messages and an empty page still means the end.
     await this.guard.use(async () => {
       for await (const [key, value] of this.db.iterator(range)) {
-        const envelope = openEnvelope(key, value, prefix, queue);
+        page.next = key.slice(prefix.length);
+        const envelope = openEnvelope(key, value, prefix, record.name);
         if (envelope === undefined) {
           this.reportDamaged(key);
           page.damaged.push(key.slice(prefix.length));
           continue;
         }
-        // Escaped data can take twice its length in JSON; 200 for the envelope around it.
-        bytes += envelope.data.length * 2 + 200;
-        if (options.maxBytes !== undefined && bytes > options.maxBytes && page.messages.length > 0) {
-          // Damaged records after the page's last message are the next page's (it starts there).
-          page.damaged.length = damagedBefore;
-          break;
-        }
         page.messages.push(envelope);
-        damagedBefore = page.damaged.length;
         if (page.messages.length >= options.limit) break;
       }
     });
     return page;
   }
 
-  async countMessages(queue: string, options: { after?: string }): Promise<{ count: number; last: string | undefined }> {
-    const record = this.record(queue);
+  async countMessages(queue: QueueId, options: { afterId?: string }): Promise<{ count: number; lastId: string | undefined }> {
+    const record = this.recordById(queue);
     const prefix = msgPrefix(record);
     // Under the deletion lock: a removal reported while the count ran would
     // otherwise be either in its snapshot or not, and a caller keeping the
@@ -538,39 +592,39 @@ export class LevelStore implements Store {
       this.guard.use(async () => {
         let count = 0;
         let last: string | undefined;
-        for await (const key of this.db.keys({ gt: prefix + (options.after ?? ''), lt: prefix + HIGH })) {
+        for await (const key of this.db.keys({ gt: prefix + (options.afterId ?? ''), lt: prefix + HIGH })) {
           count++;
           last = key;
         }
-        return { count, last: last?.slice(prefix.length) };
+        return { count, lastId: last?.slice(prefix.length) };
       }),
     );
   }
 
-  async getMessage(queue: string, id: string): Promise<Envelope> {
-    const record = this.record(queue);
+  async getMessage(queue: QueueId, id: string): Promise<Envelope> {
+    const record = this.recordById(queue);
     const key = msgPrefix(record) + id;
     const value = await this.guard.use(() => this.db.get(key));
-    if (value === undefined) throw messageNotFound(queue, id);
-    const envelope = openEnvelope(key, value, msgPrefix(record), queue);
+    if (value === undefined) throw messageNotFound(record.name, id);
+    const envelope = openEnvelope(key, value, msgPrefix(record), record.name);
     if (envelope === undefined) {
       this.reportDamaged(key);
       throw new DiscueError(
         'DATA_CORRUPT',
-        `message ${id} in queue "${queue}" is damaged on disk (checksum mismatch) and cannot be served; \`discue messages delete ${queue} ${id}\` removes it`,
+        `message ${id} in queue "${record.name}" is damaged on disk (checksum mismatch) and cannot be served; \`discue messages delete ${record.name} ${id}\` removes it`,
       );
     }
     return envelope;
   }
 
-  async deleteMessage(queue: string, id: string): Promise<void> {
-    const record = this.record(queue);
+  async deleteMessage(queue: QueueId, id: string): Promise<void> {
+    const record = this.recordById(queue);
     await this.withLock(record, async () => {
       const key = msgPrefix(record) + id;
       const value = await this.guard.use(() => this.db.get(key));
-      if (value === undefined) throw messageNotFound(queue, id);
+      if (value === undefined) throw messageNotFound(record.name, id);
       // A damaged record can be deleted too; its size is then not known.
-      const bytes = dataBytes(openEnvelope(key, value, msgPrefix(record), queue));
+      const bytes = dataBytes(openEnvelope(key, value, msgPrefix(record), record.name));
       const undo = counterUndo(record, -1, -bytes);
       record.messages--;
       record.bytes -= bytes;
@@ -601,16 +655,37 @@ export class LevelStore implements Store {
     return record;
   }
 
+  private recordById(id: QueueId): QueueRecord {
+    const record = this.byId.get(id);
+    // A caller holding an id of a queue deleted meanwhile (a worker, a publish racing a delete).
+    if (record === undefined) throw new DiscueError('QUEUE_NOT_FOUND', 'the queue was deleted');
+    return record;
+  }
+
   private markDirty(record: QueueRecord): void {
     // A record deleted (or replaced by a re-created queue) while a trim, sweep
     // or message delete ran must not be written back: it would return after a
     // restart.
     if (this.queues.get(record.name) !== record) return;
-    const key = queueKey(record.name);
+    this.markDirtyName(record.name);
+  }
+
+  /**
+   * Writes, with the next batch, whatever the catalogue holds under `name`
+   * then: the record, or its removal. The name is fixed here, not read from
+   * the record at write time, so a rename in between removes the old key
+   * instead of writing the record back under it.
+   */
+  private markDirtyName(name: string): void {
+    const key = queueKey(name);
     this.committer.markDirty(key, () => {
-      const live = this.queues.get(record.name);
+      const live = this.queues.get(name);
       return live ? { type: 'put', key, value: seal(key, JSON.stringify(live)) } : { type: 'del', key };
     });
+  }
+
+  private emitQueueEvent(event: QueueEvent): void {
+    for (const listener of this.queueListeners) listener(event);
   }
 
   private enforceRetentionFor(record: QueueRecord, now: number): Promise<number> {
@@ -626,7 +701,7 @@ export class LevelStore implements Store {
       this.withLock(record, async () => {
         this.trimming.delete(record.qid);
         const max = record.maxMessages;
-        if (max === undefined || record.messages <= max || this.queues.get(record.name) !== record) return 0;
+        if (max === undefined || record.messages <= max || this.byId.get(record.qid) !== record) return 0;
         return this.deleteRange(record, { lt: msgPrefix(record) + HIGH }, record.messages - max);
       }),
     );
@@ -644,7 +719,7 @@ export class LevelStore implements Store {
   ): Promise<number> {
     let removed = 0;
     let from = msgPrefix(record);
-    while (removed < max && this.queues.get(record.name) === record) {
+    while (removed < max && this.byId.get(record.qid) === record) {
       const limit = Math.min(CHUNK, max - removed);
       const ops: Op[] = [];
       const ids: string[] = [];
@@ -671,8 +746,8 @@ export class LevelStore implements Store {
   }
 
   private emitRemoved(record: QueueRecord, ids: string[]): void {
-    if (this.queues.get(record.name) !== record) return;
-    for (const consumer of this.consumers.get(record.name) ?? []) consumer.removed(ids);
+    if (this.byId.get(record.qid) !== record) return;
+    for (const consumer of this.consumers.get(record.qid) ?? []) consumer.removed(ids);
   }
 
   private async clearDeleted(qid: string): Promise<void> {
@@ -754,12 +829,17 @@ function messageNotFound(queue: string, id: string): DiscueError {
   return new DiscueError('MESSAGE_NOT_FOUND', `message ${id} not found in queue "${queue}"`);
 }
 
-/** A stored message, if its record is intact and really is a message of this queue. */
+/**
+ * A stored message, if its record is intact and really is a message of this
+ * queue (the checksum covers the key, which holds the queue's id), with the
+ * queue's name as the catalogue has it now. Messages of formats 1 and 2
+ * carry the name they were published under: it is not read.
+ */
 function openEnvelope(key: string, value: string, prefix: string, queue: string): Envelope | undefined {
-  const envelope = openRecord<Envelope>(key, value);
-  if (envelope === undefined || typeof envelope.data !== 'string' || envelope.queue !== queue) return undefined;
-  if (prefix + envelope.id !== key) return undefined;
-  return envelope;
+  const stored = openRecord<Envelope>(key, value);
+  if (stored === undefined || typeof stored.data !== 'string' || prefix + stored.id !== key) return undefined;
+  const { id, name, data, publishedAt } = stored;
+  return name === undefined ? { id, queue, data, publishedAt } : { id, queue, name, data, publishedAt };
 }
 
 function dataBytes(envelope: Envelope | undefined): number {

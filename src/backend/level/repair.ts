@@ -13,6 +13,7 @@ import { cp, stat } from 'node:fs/promises';
 import { DiscueError } from '../../protocol/errors.js';
 import type { Envelope } from '../../protocol/wire.js';
 import { errorCause } from './guard.js';
+import { FORMAT } from './level.js';
 import { openRecord, seal } from './record.js';
 
 const HIGH = '~';
@@ -96,12 +97,14 @@ async function recount(db: ClassicLevel<string, string>, now: Date): Promise<Omi
     let record = byQid.get(qid);
     if (record === undefined) {
       // The queue's record was lost, its messages were not: bring it back
-      // under the name its messages carry, unless that name is taken.
-      if (!intact || names.has(envelope.queue)) {
+      // under the name its messages carry (formats 1 and 2 stored it), or
+      // else under one made of its id.
+      if (!intact) {
         damaged++;
         continue;
       }
-      record = { name: envelope.queue, qid, createdAt: now.toISOString(), messages: 0, bytes: 0 };
+      const name = typeof envelope.queue === 'string' && !names.has(envelope.queue) ? envelope.queue : `recovered-${qid}`;
+      record = { name, qid, createdAt: now.toISOString(), messages: 0, bytes: 0 };
       byQid.set(qid, record);
       names.add(record.name);
       rebuilt.push(record.name);
@@ -122,7 +125,21 @@ async function recount(db: ClassicLevel<string, string>, now: Date): Promise<Omi
   const batch = db.batch();
   for (const record of byQid.values()) batch.put('q!' + record.name, seal('q!' + record.name, JSON.stringify(record)));
   if (lastId !== '') batch.put('meta!lastId', lastId);
-  if ((await db.get('meta!format')) === undefined) batch.put('meta!format', '2');
+  if ((await db.get('meta!format')) === undefined) batch.put('meta!format', await namesOrIds(db, byQid));
   await batch.write({ sync: true });
   return { queues: byQid.size, messages, damaged, rebuilt };
+}
+
+/**
+ * The format of a database that lost its format record, told by what its
+ * listener records hold: queue names (format 2, upgraded at the next open)
+ * or queue ids (format 3). Without listeners nothing depends on it.
+ */
+async function namesOrIds(db: ClassicLevel<string, string>, byQid: Map<string, QueueRecord>): Promise<string> {
+  for await (const [key, value] of db.iterator({ gt: 'l!', lt: 'l!~' })) {
+    const queues = openRecord<{ queues?: unknown }>(key, value)?.queues;
+    if (!Array.isArray(queues) || queues.length === 0) continue;
+    return queues.some((q) => typeof q === 'string' && byQid.has(q)) ? FORMAT : '2';
+  }
+  return FORMAT;
 }

@@ -5,6 +5,8 @@ import { hasDurationUnits, parseDuration } from '../../client/duration.js';
 import { validateQueueName } from '../../protocol/validate.js';
 import type { Envelope } from '../../protocol/wire.js';
 import type { DiscueClient } from '../../client/client.js';
+import { MessagePager } from '../../client/pages.js';
+import type { PageStart } from '../../client/pages.js';
 import { action, examples } from '../action.js';
 import type { Context } from '../context.js';
 import { parseFields, pick } from '../fields.js';
@@ -61,7 +63,7 @@ export function registerMessages(program: Command): void {
         const chosen = opts.fields === undefined ? undefined : parseFields(String(opts.fields), MESSAGE_FIELDS, { published: 'publishedAt' });
         // Like `docker ps -q`: on a list, --quiet leaves only the ids.
         const output: Output = ctx.quiet ? 'ids' : all || ctx.json ? 'json' : 'table';
-        const from: From = opts.since === undefined ? {} : parseSince(String(opts.since));
+        const from: PageStart = opts.since === undefined ? {} : parseSince(String(opts.since));
         const client = await ctx.connect();
         if (all) return streamAll(client, name, from, output === 'ids' ? 'ids' : chosen);
 
@@ -70,16 +72,11 @@ export function registerMessages(program: Command): void {
         let json: JsonArrayWriter | undefined;
         const rows: Envelope[] = [];
         let remaining = limit;
-        let next = from;
+        const pager = new MessagePager(client, name, from);
         let last: string | undefined;
         let damaged = 0;
         while (remaining > 0) {
-          const params = { queue: name, limit: Math.min(PAGE, remaining), ...next };
-          // A daemon started before an upgrade knows only messages.list (no damaged count).
-          const reply = await client.request('messages.page', params).catch(async (err: unknown) => {
-            if (!(err instanceof DiscueError && err.code === 'UNKNOWN_REQUEST')) throw err;
-            return { messages: await client.request('messages.list', params), damaged: [] };
-          });
+          const reply = await pager.next(Math.min(PAGE, remaining));
           damaged += reply.damaged.length;
           const page = reply.messages;
           if (page.length === 0) break;
@@ -92,14 +89,13 @@ export function registerMessages(program: Command): void {
           }
           remaining -= page.length;
           last = page[page.length - 1]!.id;
-          next = { afterId: last };
         }
         if (output === 'json') (json ?? jsonArrayWriter()).end();
         else if (output === 'table') printTable(ctx, rows, chosen);
         // The limit was reached: one message past it says whether the list goes on.
         if (remaining === 0 && last !== undefined && output !== 'ids') {
-          const more = await client.request('messages.list', { queue: name, limit: 1, afterId: last });
-          if (more.length > 0) {
+          const more = await pager.next(1);
+          if (more.messages.length > 0) {
             if (ctx.json) process.stderr.write(JSON.stringify({ next: { since: last } }) + '\n');
             else ctx.note(`more messages: discue messages list ${name} --since ${last}${command.getOptionValueSource('limit') === 'cli' ? ` --limit ${limit}` : ''} (or --all for every one)`);
           }
@@ -169,7 +165,6 @@ const MESSAGE_FIELDS = ['id', 'queue', 'name', 'data', 'publishedAt'] as const;
 const HEADERS: Record<string, string> = { id: 'ID', queue: 'QUEUE', name: 'NAME', data: 'DATA', publishedAt: 'PUBLISHED' };
 
 type Output = 'table' | 'json' | 'ids';
-type From = { afterId?: string; sinceMs?: number };
 
 /**
  * The table (ID, PUBLISHED, NAME, DATA unless --fields says otherwise). A
@@ -197,19 +192,18 @@ function printTable(ctx: Context, rows: Envelope[], chosen: string[] | undefined
  * however large the queue and however slow the reader. A reader that goes
  * away (`| head`) ends the listing quietly.
  */
-async function streamAll(client: DiscueClient, queue: string, from: From, shape: 'ids' | string[] | undefined): Promise<number> {
+async function streamAll(client: DiscueClient, queue: string, from: PageStart, shape: 'ids' | string[] | undefined): Promise<number> {
   const out = process.stdout;
   let failure: NodeJS.ErrnoException | undefined;
   // Stays attached: after EPIPE, writes still queued report it again.
   out.on('error', (err: NodeJS.ErrnoException) => (failure ??= err));
-  let next = from;
+  const pager = new MessagePager(client, queue, from);
   while (failure === undefined) {
-    const page = await client.request('messages.list', { queue, limit: PAGE, ...next });
+    const page = (await pager.next(PAGE)).messages;
     if (page.length === 0) break;
     let text = '';
     for (const m of page) text += (shape === 'ids' ? m.id : JSON.stringify(shape ? pick(m, shape) : m)) + '\n';
     if (!out.write(text)) await drained(out);
-    next = { afterId: page[page.length - 1]!.id };
   }
   if (failure !== undefined && failure.code !== 'EPIPE') throw failure;
   return EXIT.OK;

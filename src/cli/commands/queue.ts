@@ -21,6 +21,7 @@ export function registerQueue(program: Command): void {
         'discue queue list --json',
         'discue queue show orders',
         'discue queue update orders --retention none',
+        'discue queue rename orders orders.v1',
         'discue queue delete orders --force',
       ),
     );
@@ -218,6 +219,29 @@ export function registerQueue(program: Command): void {
         const result = await client.request('queue.purge', { name: validateQueueName(name) });
         if (ctx.json) ctx.printJson(result);
         else ctx.done(`purged ${plural(result.deleted, 'message')} from ${result.name}`);
+        return EXIT.OK;
+      }),
+    );
+
+  queue
+    .command('rename')
+    .description('give a queue a new name; its messages, listeners and pending deliveries go with it')
+    .addHelpText(
+      'after',
+      examples(
+        'discue queue rename orders orders.v1',
+        'discue queue rename orders orders.v1 --json',
+      ),
+    )
+    .argument('<name>', 'the queue now')
+    .argument('<new-name>', 'its new name: 1-64 characters of a-z A-Z 0-9 . _ - (exit 5 if taken)')
+    .action(
+      action(async (ctx, [name, to]) => {
+        const params = { name: validateQueueName(name), to: validateQueueName(to) };
+        const client = await ctx.connect();
+        const info = await client.request('queue.rename', params);
+        if (ctx.json) ctx.printJson(info);
+        else ctx.done(`renamed queue ${params.name} to ${info.name}`);
         return EXIT.OK;
       }),
     );

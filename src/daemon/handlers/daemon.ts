@@ -1,5 +1,6 @@
 /** The daemon itself: status, statistics, shutdown. */
 import { asParams, optionalInt } from '../params.js';
+import { listenerInfo, nameOf } from './names.js';
 import { withQueueStats } from './queue.js';
 import type { HandlerMap } from './types.js';
 
@@ -16,9 +17,12 @@ export const daemonHandlers = {
     return {
       at: new Date(now).toISOString(),
       daemon: ctx.status(),
-      queues: (await ctx.store.listQueues()).map((q) => withQueueStats(ctx, q, now)),
-      listeners: ctx.engine.listeners.list().map((l) => ctx.engine.listeners.info(l)),
-      recent: ctx.engine.recent.slice(-recent).reverse(),
+      queues: ctx.store.listQueues().map((q) => withQueueStats(ctx, q, now)),
+      listeners: ctx.engine.listeners.list().map((l) => listenerInfo(ctx, l)),
+      recent: ctx.engine.recent
+        .slice(-recent)
+        .reverse()
+        .map((r) => ({ ...r, queue: nameOf(ctx, r.queue) })),
     };
   },
 

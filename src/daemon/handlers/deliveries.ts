@@ -3,6 +3,7 @@ import { DiscueError } from '../../protocol/errors.js';
 import { assertMessageId } from '../../protocol/ids.js';
 import type { DeliveryInfo, DeliveryState } from '../../protocol/wire.js';
 import { asParams, optionalBoolean, optionalInt, optionalString } from '../params.js';
+import { nameOf } from './names.js';
 import type { HandlerMap } from './types.js';
 import { MAX_LIST } from './validate.js';
 
@@ -23,7 +24,7 @@ export const deliveriesHandlers = {
     });
     return records.map((r): DeliveryInfo => {
       const owner = ctx.store.deliveries.listener(r.listenerId);
-      const info: DeliveryInfo = { id: `${r.listenerId}/${r.messageId}`, ...r };
+      const info: DeliveryInfo = { id: `${r.listenerId}/${r.messageId}`, ...r, queue: nameOf(ctx, r.queue) };
       if (owner?.name) info.listenerName = owner.name;
       return info;
     });

@@ -3,13 +3,13 @@ import { DiscueError } from '../../protocol/errors.js';
 import type { StreamOptions } from '../../delivery/streams.js';
 import { asParams, optionalInt, optionalString } from '../params.js';
 import type { HandlerMap } from './types.js';
-import { queueList, validateListenerName } from './validate.js';
+import { queueIdsOf } from './names.js';
+import { validateListenerName } from './validate.js';
 
 export const listenHandlers = {
   async listen(raw, ctx, req) {
     const params = asParams(raw);
-    const queues = params.queues === undefined ? [] : queueList(params.queues);
-    for (const queue of queues) await ctx.store.queueConfig(queue); // QUEUE_NOT_FOUND early
+    const queues = params.queues === undefined ? [] : queueIdsOf(ctx, params.queues);
     const name = optionalString(params, 'name');
     if (name !== undefined) validateListenerName(name);
     const from = params.from === undefined ? 'new' : params.from;

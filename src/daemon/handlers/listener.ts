@@ -10,16 +10,16 @@ import { generateSecret, validateSecret } from '../../delivery/signature.js';
 import type { ListenerRecord } from '../../backend/types.js';
 import { asParams, optionalBoolean, optionalInt, optionalObject, optionalString, requireString } from '../params.js';
 import type { HandlerMap } from './types.js';
-import { queueList, validateHeaders, validateListenerName, validateUrl } from './validate.js';
+import { listenerInfo, queueIdOf, queueIdsOf } from './names.js';
+import { validateHeaders, validateListenerName, validateUrl } from './validate.js';
 
 export const listenerHandlers = {
   async 'listener.add'(raw, ctx) {
     const params = asParams(raw);
     const kind = params.kind;
     if (kind !== 'http' && kind !== 'exec') throw new DiscueError('INVALID_ARGUMENT', 'kind must be "http" or "exec"');
-    const queues = queueList(params.queues);
+    const queues = queueIdsOf(ctx, params.queues);
     if (queues.length === 0) throw new DiscueError('INVALID_ARGUMENT', 'a listener needs at least one --queue');
-    for (const queue of queues) await ctx.store.queueConfig(queue); // QUEUE_NOT_FOUND early
     const name = optionalString(params, 'name');
     if (name !== undefined) validateListenerName(name);
     const from = params.from === undefined ? 'new' : params.from;
@@ -54,23 +54,23 @@ export const listenerHandlers = {
     }
     await ctx.engine.listeners.register(record, from);
     // The generated secret is shown once, here; URL credentials only to `listener show --secret`.
-    const info = ctx.engine.listeners.info(record, true);
+    const info = listenerInfo(ctx, record, true);
     if (info.url !== undefined) info.url = maskUrl(info.url);
     return info;
   },
 
   async 'listener.list'(raw, ctx) {
     const queue = optionalString(asParams(raw), 'queue');
-    const listeners = ctx.engine.listeners.list(queue);
+    const listeners = ctx.engine.listeners.list(queue === undefined ? undefined : queueIdOf(ctx, queue));
     await ctx.engine.refreshPending(listeners);
-    return listeners.map((l) => ctx.engine.listeners.info(l));
+    return listeners.map((l) => listenerInfo(ctx, l));
   },
 
   async 'listener.get'(raw, ctx) {
     const params = asParams(raw);
     const record = ctx.engine.listeners.resolve(requireString(params, 'ref'));
     await ctx.engine.refreshPending([record]);
-    return ctx.engine.listeners.info(record, optionalBoolean(params, 'secret') ?? false);
+    return listenerInfo(ctx, record, optionalBoolean(params, 'secret') ?? false);
   },
 
   async 'listener.remove'(raw, ctx) {
@@ -82,13 +82,13 @@ export const listenerHandlers = {
   async 'listener.pause'(raw, ctx) {
     const record = ctx.engine.listeners.resolve(requireString(asParams(raw), 'ref'));
     await ctx.engine.listeners.setState(record, 'paused');
-    return ctx.engine.listeners.info(record);
+    return listenerInfo(ctx, record);
   },
 
   async 'listener.resume'(raw, ctx) {
     const record = ctx.engine.listeners.resolve(requireString(asParams(raw), 'ref'));
     await ctx.engine.listeners.setState(record, 'active');
-    return ctx.engine.listeners.info(record);
+    return listenerInfo(ctx, record);
   },
 } satisfies Partial<HandlerMap>;
 

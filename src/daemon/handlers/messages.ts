@@ -1,8 +1,10 @@
 /** Stored messages: listing them a page at a time, reading and deleting one. */
+import { DiscueError } from '../../protocol/errors.js';
 import { assertMessageId } from '../../protocol/ids.js';
-import { validateQueueName } from '../../protocol/validate.js';
 import type { Envelope } from '../../protocol/wire.js';
+import type { ListOptions, MessagePage } from '../../backend/types.js';
 import { asParams, optionalInt, optionalString, requireString } from '../params.js';
+import { queueIdOf } from './names.js';
 import type { HandlerContext, HandlerMap } from './types.js';
 import { MAX_LIST } from './validate.js';
 
@@ -19,29 +21,51 @@ export const messagesHandlers = {
 
   async 'messages.get'(raw, ctx) {
     const params = asParams(raw);
-    return ctx.store.getMessage(validateQueueName(params.queue), assertMessageId(requireString(params, 'id')));
+    return ctx.store.getMessage(queueIdOf(ctx, params.queue), assertMessageId(requireString(params, 'id')));
   },
 
   async 'messages.delete'(raw, ctx) {
     const params = asParams(raw);
     const id = assertMessageId(requireString(params, 'id'));
-    await ctx.store.deleteMessage(validateQueueName(params.queue), id);
+    await ctx.store.deleteMessage(queueIdOf(ctx, params.queue), id);
     return { id };
   },
 } satisfies Partial<HandlerMap>;
 
 /**
  * A page of messages; damaged records are skipped and their ids returned
- * (messages.page), so one bad record never hides the good ones.
+ * (messages.page), so one bad record never hides the good ones. `next` is
+ * the backend's token for where the page ended, passed through unread.
  */
-async function messagePage(raw: unknown, ctx: HandlerContext): Promise<{ messages: Envelope[]; damaged: string[] }> {
+async function messagePage(raw: unknown, ctx: HandlerContext): Promise<MessagePage> {
   const params = asParams(raw);
-  const queue = validateQueueName(params.queue);
+  const queue = queueIdOf(ctx, params.queue);
   const after = optionalString(params, 'afterId');
   const afterId = after === undefined ? undefined : assertMessageId(after);
   const sinceMs = optionalInt(params, 'sinceMs', 0, Number.MAX_SAFE_INTEGER);
-  const limit = optionalInt(params, 'limit', 1, MAX_LIST) ?? 100;
+  const next = optionalString(params, 'next');
+  if (next !== undefined && (afterId !== undefined || sinceMs !== undefined)) {
+    throw new DiscueError('INVALID_ARGUMENT', '"next" goes on from the page before: give it without "afterId" or "sinceMs"');
+  }
+  const options: ListOptions = { afterId, sinceMs, next, limit: optionalInt(params, 'limit', 1, MAX_LIST) ?? 100 };
   // Keep a reply well under the frame limit (always at least one message):
-  // clients page on with afterId until they get an empty page.
-  return ctx.store.readMessages(queue, { after: afterId, sinceMs, limit, maxBytes: MAX_LIST_REPLY_BYTES });
+  // a page past the budget is read again, shorter, so its `next` is where
+  // the reply ends. Again until it fits: a message deleted between two reads
+  // lets a larger one in.
+  for (;;) {
+    const page = await ctx.store.readMessages(queue, options);
+    const fit = messagesThatFit(page.messages);
+    if (fit === page.messages.length) return page;
+    options.limit = fit;
+  }
+}
+
+/** How many of the messages, from the first, fit one reply (at least one). */
+function messagesThatFit(messages: Envelope[]): number {
+  let bytes = 0;
+  for (let i = 0; i < messages.length; i++) {
+    bytes += messages[i]!.data.length * 2 + 200;
+    if (bytes > MAX_LIST_REPLY_BYTES && i > 0) return i;
+  }
+  return messages.length;
 }

@@ -13,6 +13,7 @@ export const publishHandlers = {
   async publish(raw, ctx) {
     const params = asParams(raw);
     const queue = validateQueueName(params.queue);
+    const id = ctx.store.queueId(queue);
     const list = params.messages;
     if (!Array.isArray(list) || list.length === 0) {
       throw new DiscueError('INVALID_ARGUMENT', '"messages" must be a non-empty array');
@@ -20,7 +21,7 @@ export const publishHandlers = {
     if (list.length > MAX_BATCH) {
       throw new DiscueError('INVALID_ARGUMENT', `at most ${MAX_BATCH} messages per publish request`);
     }
-    const config = await ctx.store.queueConfig(queue);
+    const config = ctx.store.queueConfig(id);
     const messages: MessageInput[] = new Array(list.length);
     // All or nothing: the whole batch is checked before any of it is stored.
     for (let i = 0; i < list.length; i++) {
@@ -31,14 +32,14 @@ export const publishHandlers = {
         throw err;
       }
     }
-    if (config.schema) await ctx.schemas.check(queue, config.schema, messages.map((m) => m.data));
+    if (config.schema) await ctx.schemas.check(id, config.schema, messages.map((m) => m.data));
     const wait = optionalBoolean(params, 'wait') ?? false;
     const waitTimeoutMs = optionalInt(params, 'waitTimeoutMs', 1, HUNDRED_YEARS_MS) ?? 30_000;
-    const outcome = await ctx.store.appendOnce(queue, messages);
+    const outcome = await ctx.store.appendOnce(id, messages);
     const { ids } = outcome;
     const result: PublishResult = { queue, ids, publishedAt: outcome.publishedAt };
     if (outcome.duplicates.length > 0) result.duplicates = outcome.duplicates;
-    if (wait) result.deliveries = await ctx.engine.waitFor(queue, ids, outcome.through, waitTimeoutMs);
+    if (wait) result.deliveries = await ctx.engine.waitFor(id, ids, outcome.through, waitTimeoutMs);
     return result;
   },
 } satisfies Partial<HandlerMap>;

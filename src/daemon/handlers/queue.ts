@@ -1,4 +1,4 @@
-/** Queues: create, list, get, update, delete, purge. */
+/** Queues: create, list, get, update, delete, purge, rename. */
 import { DiscueError } from '../../protocol/errors.js';
 import { validateQueueName } from '../../protocol/validate.js';
 import type { QueueInfo } from '../../protocol/wire.js';
@@ -20,11 +20,14 @@ export const queueHandlers = {
   async 'queue.list'(raw, ctx) {
     asParams(raw);
     const now = Date.now();
-    return (await ctx.store.listQueues()).map((q) => withQueueStats(ctx, q, now));
+    return ctx.store.listQueues().map((q) => withQueueStats(ctx, q, now));
   },
 
   async 'queue.get'(raw, ctx) {
-    return withQueueStats(ctx, await ctx.store.getQueue(validateQueueName(asParams(raw).name)), Date.now());
+    const name = validateQueueName(asParams(raw).name);
+    // The id before the read: a rename while it reads would leave the reply's name unresolvable.
+    const id = ctx.store.queueId(name);
+    return withQueueStats(ctx, await ctx.store.getQueue(name), Date.now(), id);
   },
 
   async 'queue.update'(raw, ctx) {
@@ -34,8 +37,9 @@ export const queueHandlers = {
     if (schema) await ctx.schemas.compile(schema);
     const retentionMs = nullableInt(params, 'retentionMs', 1, HUNDRED_YEARS_MS);
     const maxMessages = nullableInt(params, 'maxMessages', 1, Number.MAX_SAFE_INTEGER);
+    const id = ctx.store.queueId(name);
     const info = await ctx.store.updateQueue(name, { schema, retentionMs, maxMessages });
-    ctx.schemas.forget(name);
+    ctx.schemas.forget(id);
     return info;
   },
 
@@ -50,8 +54,9 @@ export const queueHandlers = {
         `queue "${name}" holds ${info.messages} message(s); use --force to delete it with them`,
       );
     }
+    const id = ctx.store.queueId(name);
     const deleted = await ctx.store.deleteQueue(name);
-    ctx.schemas.forget(name);
+    ctx.schemas.forget(id);
     return { name, deleted };
   },
 
@@ -59,9 +64,17 @@ export const queueHandlers = {
     const name = validateQueueName(asParams(raw).name);
     return { name, deleted: await ctx.store.purgeQueue(name) };
   },
+
+  async 'queue.rename'(raw, ctx) {
+    const params = asParams(raw);
+    const from = validateQueueName(params.name);
+    const to = validateQueueName(params.to);
+    // Everything below the catalogue holds the queue's id: listeners, cursors, deliveries, waiters and streams carry on.
+    return withQueueStats(ctx, await ctx.store.renameQueue(from, to), Date.now());
+  },
 } satisfies Partial<HandlerMap>;
 
-export function withQueueStats(ctx: HandlerContext, info: QueueInfo, now: number): QueueInfo {
-  info.stats = { added: ctx.engine.stats.window(`queue:${info.name}:added`, now), listeners: ctx.engine.listenerCount(info.name) };
+export function withQueueStats(ctx: HandlerContext, info: QueueInfo, now: number, id = ctx.store.queueId(info.name)): QueueInfo {
+  info.stats = { added: ctx.engine.stats.window(`queue:${id}:added`, now), listeners: ctx.engine.listenerCount(id) };
   return info;
 }

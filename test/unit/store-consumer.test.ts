@@ -23,7 +23,7 @@ function envelope(n: number): Envelope {
 /** A queue whose reads take a snapshot at once and answer only when released. */
 class FakeQueue {
   readonly messages: Envelope[] = [];
-  readonly reads: { after: string | undefined; snapshot: Envelope[]; release: () => void }[] = [];
+  readonly reads: { afterId: string | undefined; snapshot: Envelope[]; release: () => void }[] = [];
   autoRelease = true;
   /** Backlog counts (see LevelConsumer.countBacklog), answered when released. */
   readonly counts: { release: () => void }[] = [];
@@ -31,21 +31,21 @@ class FakeQueue {
 
   source(): ConsumerSource {
     const fake = {
-      listMessages: (_queue: string, options: { after?: string; limit: number }) => {
-        const snapshot = this.messages.filter((m) => options.after === undefined || m.id > options.after).slice(0, options.limit);
+      listMessages: (_queue: string, options: { afterId?: string; limit: number }) => {
+        const snapshot = this.messages.filter((m) => options.afterId === undefined || m.id > options.afterId).slice(0, options.limit);
         return new Promise<Envelope[]>((resolve) => {
-          const read = { after: options.after, snapshot, release: () => resolve(snapshot) };
+          const read = { afterId: options.afterId, snapshot, release: () => resolve(snapshot) };
           this.reads.push(read);
           if (this.autoRelease) read.release();
         });
       },
       // The snapshot is taken on release, as the real store takes it once it holds the deletion lock.
-      countMessages: (_queue: string, options: { after?: string }) => {
-        return new Promise<{ count: number; last: string | undefined }>((resolve) => {
+      countMessages: (_queue: string, options: { afterId?: string }) => {
+        return new Promise<{ count: number; lastId: string | undefined }>((resolve) => {
           const count = {
             release: () => {
-              const after = this.messages.filter((m) => options.after === undefined || m.id > options.after);
-              resolve({ count: after.length, last: after[after.length - 1]?.id });
+              const after = this.messages.filter((m) => options.afterId === undefined || m.id > options.afterId);
+              resolve({ count: after.length, lastId: after[after.length - 1]?.id });
             },
           };
           this.counts.push(count);
@@ -53,7 +53,7 @@ class FakeQueue {
         });
       },
       getMessage: async (_queue: string, id: string) => this.messages.find((m) => m.id === id)!,
-      readMessages: async (queue: string, options: { after?: string; limit: number }) => ({
+      readMessages: async (queue: string, options: { afterId?: string; limit: number }) => ({
         messages: await fake.listMessages(queue, options),
         damaged: [],
       }),
