@@ -49,11 +49,12 @@ describe.runIf(available)('NATS backend on a three-node cluster', () => {
       stores.push(store);
     }
     await hostA.createQueue({ name: 'orders' });
-    await until('host B to see the queue', () => hostB.hasQueue('orders'));
+    const orders = hostA.queueId('orders');
+    await until('host B to see the queue', () => hostB.hasQueue(orders));
     const listener: ListenerRecord = {
       id: 'HOOK',
       kind: 'http',
-      queues: ['orders'],
+      queues: [orders],
       url: 'http://127.0.0.1:9/hook',
       timeoutMs: 1_000,
       maxAttempts: 3,
@@ -67,7 +68,7 @@ describe.runIf(available)('NATS backend on a three-node cluster', () => {
     // The listener, delivered on host B for the whole run.
     const received: string[] = [];
     const stop = new AbortController();
-    const consumer = hostB.consumer(listener, 'orders', { durable: true, maxInFlight: 1 });
+    const consumer = hostB.consumer(listener, orders, { durable: true, maxInFlight: 1 });
     const delivering = (async () => {
       while (!stop.signal.aborted) {
         const delivery = await consumer.next(stop.signal).catch(() => undefined);
@@ -82,7 +83,7 @@ describe.runIf(available)('NATS backend on a three-node cluster', () => {
     const publish = async (host: 'A' | 'B', store: NatsStore, count: number): Promise<void> => {
       for (let i = 0; i < count; i++) {
         try {
-          const [m] = await store.append('orders', [{ data: `${host}-${i}` }]);
+          const [m] = await store.append(orders, [{ data: `${host}-${i}` }]);
           acked[host].push(m!.id);
         } catch (err) {
           failures[host].push((err as { code?: string }).code ?? String(err));
@@ -110,8 +111,8 @@ describe.runIf(available)('NATS backend on a three-node cluster', () => {
     // Publishing went on after the kill, on both hosts.
     expect(acked.A.length).toBeGreaterThan(killedAt.A);
     expect(acked.B.length).toBeGreaterThan(killedAt.B);
-    const listA = await all(hostA);
-    const listB = await all(hostB);
+    const listA = await all(hostA, orders);
+    const listB = await all(hostB, orders);
     expect(listB).toEqual(listA);
     const ids = listA.map((m) => m.id);
     expect(new Set(ids).size, 'no message stored twice').toBe(ids.length);
@@ -135,11 +136,11 @@ describe.runIf(available)('NATS backend on a three-node cluster', () => {
   });
 });
 
-async function all(store: NatsStore): Promise<Envelope[]> {
+async function all(store: NatsStore, queue: string): Promise<Envelope[]> {
   const out: Envelope[] = [];
   let after: string | undefined;
   for (;;) {
-    const page = await store.listMessages('orders', { after: after, limit: 100 });
+    const page = await store.listMessages(queue, { afterId: after, limit: 100 });
     if (page.length === 0) return out;
     out.push(...page);
     after = page[page.length - 1]!.id;

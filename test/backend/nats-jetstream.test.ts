@@ -84,27 +84,32 @@ describe.runIf(available)('NATS JetStream backend beyond the suite', () => {
     const a = await daemon();
     const b = await daemon();
     const events: string[] = [];
-    b.onQueueEvent((event) => events.push(`${event.type} ${event.queue}`));
+    b.onQueueEvent((event) => events.push(`${event.type} ${event.name}`));
     await a.createQueue({ name: 'orders.eu', maxMessages: 100 });
-    await until('host B to see the queue', () => b.hasQueue('orders.eu'));
+    const q = a.queueId('orders.eu');
+    await until('host B to see the queue', () => b.hasQueue(q));
+    expect(b.queueId('orders.eu')).toBe(q);
     await expect(b.createQueue({ name: 'orders.eu' })).rejects.toMatchObject({ code: 'QUEUE_EXISTS' });
     await a.updateQueue('orders.eu', { maxMessages: 50 });
-    await until('host B to see the change', async () => (await b.queueConfig('orders.eu')).maxMessages === 50);
-    const fromA = await a.append('orders.eu', [{ data: 'a1' }, { data: 'a2' }]);
-    const fromB = await b.append('orders.eu', [{ data: 'b1' }]);
-    const onA = await a.listMessages('orders.eu', { limit: 10 });
+    await until('host B to see the change', async () => b.queueConfig(q).maxMessages === 50);
+    const fromA = await a.append(q, [{ data: 'a1' }, { data: 'a2' }]);
+    const fromB = await b.append(q, [{ data: 'b1' }]);
+    const onA = await a.listMessages(q, { limit: 10 });
     expect(onA).toEqual([...fromA, ...fromB]);
-    expect(await b.listMessages('orders.eu', { limit: 10 })).toEqual(onA);
-    expect(await b.getMessage('orders.eu', fromA[1]!.id)).toEqual(fromA[1]);
+    expect(await b.listMessages(q, { limit: 10 })).toEqual(onA);
+    expect(await b.getMessage(q, fromA[1]!.id)).toEqual(fromA[1]);
     // A message id from another host is a position here too (found by the time it carries).
-    expect(await b.listMessages('orders.eu', { after: fromA[0]!.id, limit: 10 })).toEqual(onA.slice(1));
+    expect(await b.listMessages(q, { afterId: fromA[0]!.id, limit: 10 })).toEqual(onA.slice(1));
 
-    await a.deliveries.saveListener(listener('L', ['orders.eu'], { name: 'hook' }));
+    await a.deliveries.saveListener(listener('L', [q], { name: 'hook' }));
     await until('host B to see the listener', () => b.deliveries.byName('hook')?.id === 'L');
-    await a.deleteQueue('orders.eu');
-    await until('host B to see the queue go', async () => !(await b.hasQueue('orders.eu')));
+    await a.renameQueue('orders.eu', 'orders.v2');
+    await until('host B to see the rename', () => b.queueName(q) === 'orders.v2');
+    expect((await b.getMessage(q, fromB[0]!.id)).queue).toBe('orders.v2');
+    await a.deleteQueue('orders.v2');
+    await until('host B to see the queue go', () => !b.hasQueue(q));
     await until('host B to see the listener go', () => b.deliveries.listener('L') === undefined);
-    expect(events).toEqual(['created orders.eu', 'updated orders.eu', 'deleted orders.eu']);
+    expect(events).toEqual(['created orders.eu', 'updated orders.eu', 'renamed orders.v2', 'deleted orders.v2']);
   });
 
   it("a delivery left by a daemon that died goes to the other one after ack_wait, with its attempts", async () => {
@@ -112,11 +117,12 @@ describe.runIf(available)('NATS JetStream backend beyond the suite', () => {
     const a = await daemon();
     const b = await daemon();
     await a.createQueue({ name: 'q' });
-    const record = listener('L', ['q']);
+    const q = a.queueId('q');
+    const record = listener('L', [q]);
     await a.deliveries.saveListener(record);
-    const [m] = await a.append('q', [{ data: 'one' }]);
+    const [m] = await a.append(q, [{ data: 'one' }]);
 
-    const onA = a.consumer(record, 'q', { durable: true, maxInFlight: 1 });
+    const onA = a.consumer(record, q, { durable: true, maxInFlight: 1 });
     const first = await take(onA);
     expect(first.message).toEqual(m);
     const attempt1 = failed(1);
@@ -127,7 +133,7 @@ describe.runIf(available)('NATS JetStream backend beyond the suite', () => {
     const diedAt = Date.now();
     await (a as unknown as { conn: { nc: { close(): Promise<void> } } }).conn.nc.close();
 
-    const onB = b.consumer(await waitListener(b, 'L'), 'q', { durable: true, maxInFlight: 1 });
+    const onB = b.consumer(await waitListener(b, 'L'), q, { durable: true, maxInFlight: 1 });
     const third = await take(onB, 60_000);
     // Not before ack_wait (the listener's timeout + the margin): A might still have been working.
     expect(Date.now() - diedAt).toBeGreaterThanOrEqual(record.timeoutMs + ACK_MARGIN_MS - 1_000);
@@ -144,7 +150,8 @@ describe.runIf(available)('NATS JetStream backend beyond the suite', () => {
     namespace = `t${randomBytes(5).toString('hex')}`;
     const store = await daemon();
     await store.createQueue({ name: 'q' });
-    const [first] = await store.append('q', [{ data: 'one' }]);
+    const q = store.queueId('q');
+    const [first] = await store.append(q, [{ data: 'one' }]);
     // Someone publishes straight to the queue's subject, without discue's id.
     const nc = await connect({ servers: servers.urls.split(',') });
     const jsm = await jetstreamManager(nc);
@@ -152,20 +159,20 @@ describe.runIf(available)('NATS JetStream backend beyond the suite', () => {
     for await (const info of jsm.streams.list()) if (info.config.name.startsWith(store.names.streamPrefix)) subject = info.config.subjects[0]!;
     await jetstream(nc).publish(subject, 'foreign');
     await nc.close();
-    const [last] = await store.append('q', [{ data: 'three' }]);
+    const [last] = await store.append(q, [{ data: 'three' }]);
 
-    const page = await store.readMessages('q', { limit: 10 });
+    const page = await store.readMessages(q, { limit: 10 });
     expect(page.messages).toEqual([first, last]);
     expect(page.damaged).toHaveLength(1);
-    const head = await store.readMessages('q', { limit: 1 });
+    const head = await store.readMessages(q, { limit: 1 });
     expect(head.messages).toEqual([first]);
     // The next page starts past the damaged record, at the good one after it.
-    const rest = await store.readMessages('q', { after: (head as { next?: string }).next, limit: 10 });
+    const rest = await store.readMessages(q, { afterId: (head as { next?: string }).next, limit: 10 });
     expect(rest.messages).toEqual([last]);
 
-    const record = listener('L', ['q']);
+    const record = listener('L', [q]);
     await store.deliveries.saveListener(record);
-    const consumer = store.consumer(record, 'q', { durable: true, maxInFlight: 1 });
+    const consumer = store.consumer(record, q, { durable: true, maxInFlight: 1 });
     const d1 = await take(consumer);
     consumer.delivered(d1, ok(1));
     const d2 = await take(consumer);
@@ -195,9 +202,10 @@ describe.runIf(available)('NATS JetStream backend beyond the suite', () => {
         }
         return out.sort();
       };
-      await store.deliveries.saveListener(listener('L', ['a', 'b'], { concurrency: 4 }));
+      const [a, b] = [store.queueId('a'), store.queueId('b')];
+      await store.deliveries.saveListener(listener('L', [a, b], { concurrency: 4 }));
       expect(await consumersOf()).toEqual(['L_L:4', 'L_L:4']);
-      await store.deliveries.saveListener(listener('L', ['a'], { concurrency: 2 }));
+      await store.deliveries.saveListener(listener('L', [a], { concurrency: 2 }));
       expect(await consumersOf()).toEqual(['L_L:2']);
       await store.deliveries.removeListener('L');
       expect(await consumersOf()).toEqual([]);
@@ -232,14 +240,15 @@ describe.runIf(available)('NATS JetStream backend beyond the suite', () => {
     namespace = `t${randomBytes(5).toString('hex')}`;
     const store = await daemon();
     await store.createQueue({ name: 'q' });
-    const record = listener('L', ['q'], { concurrency: 3 });
+    const q = store.queueId('q');
+    const record = listener('L', [q], { concurrency: 3 });
     await store.deliveries.saveListener(record);
-    const consumer = store.consumer(record, 'q', { durable: true, maxInFlight: 3 });
+    const consumer = store.consumer(record, q, { durable: true, maxInFlight: 3 });
     const handed: Delivery[] = [];
     const stop = new AbortController();
     const waiting = [1, 2, 3].map(() => consumer.next(stop.signal).then((d) => d && handed.push(d)));
     // Two messages for three callers: the pull stays open (up to 5 s) for a third.
-    for (const data of ['x', 'y']) await store.append('q', [{ data }]);
+    for (const data of ['x', 'y']) await store.append(q, [{ data }]);
     const appendedAt = Date.now();
     await until('two callers to be handed a message', () => handed.length === 2, 10_000);
     expect(Date.now() - appendedAt).toBeLessThan(3_000);
@@ -254,10 +263,11 @@ describe.runIf(available)('NATS JetStream backend beyond the suite', () => {
     namespace = `t${randomBytes(5).toString('hex')}`;
     const store = await daemon();
     await store.createQueue({ name: 'q' });
-    const record = listener('L', ['q']);
+    const q = store.queueId('q');
+    const record = listener('L', [q]);
     await store.deliveries.saveListener(record);
-    const [m] = await store.append('q', [{ data: 'x' }]);
-    const consumer = store.consumer(record, 'q', { durable: true, maxInFlight: 1 });
+    const [m] = await store.append(q, [{ data: 'x' }]);
+    const consumer = store.consumer(record, q, { durable: true, maxInFlight: 1 });
     const d = await take(consumer);
     // Delivered, then handed out again (at least once: say the ack was lost) and delivered again.
     consumer.delivered(d, ok(1));
@@ -282,10 +292,11 @@ describe.runIf(available)('NATS JetStream backend beyond the suite', () => {
     namespace = `t${randomBytes(5).toString('hex')}`;
     const store = await daemon();
     await store.createQueue({ name: 'q' });
-    const record = listener('L', ['q']);
+    const q = store.queueId('q');
+    const record = listener('L', [q]);
     await store.deliveries.saveListener(record);
-    await store.append('q', [{ data: 'x' }]);
-    const consumer = store.consumer(record, 'q', { durable: true, maxInFlight: 1 });
+    await store.append(q, [{ data: 'x' }]);
+    const consumer = store.consumer(record, q, { durable: true, maxInFlight: 1 });
     let delivery = await take(consumer);
     for (let n = 1; n <= 3; n++) {
       const at = Date.now();
@@ -305,11 +316,12 @@ describe.runIf(available)('NATS JetStream backend beyond the suite', () => {
     namespace = `t${randomBytes(5).toString('hex')}`;
     const store = await daemon();
     await store.createQueue({ name: 'q' });
-    const [before] = await store.append('q', [{ data: 'before' }]);
+    const q = store.queueId('q');
+    const [before] = await store.append(q, [{ data: 'before' }]);
     const node = servers.nodes[0]!;
     await servers.kill(node);
     const startedAt = Date.now();
-    const error = await store.append('q', [{ data: 'lost' }]).then(
+    const error = await store.append(q, [{ data: 'lost' }]).then(
       () => undefined,
       (err: unknown) => err,
     );
@@ -322,14 +334,14 @@ describe.runIf(available)('NATS JetStream backend beyond the suite', () => {
     let after: string | undefined;
     await until('publishing to resume', async () => {
       try {
-        after = (await store.append('q', [{ data: 'after' }]))[0]!.id;
+        after = (await store.append(q, [{ data: 'after' }]))[0]!.id;
         return true;
       } catch {
         return false;
       }
     });
     expect(store.stats().warnings).toEqual([]);
-    const listed = await store.listMessages('q', { limit: 10 });
+    const listed = await store.listMessages(q, { limit: 10 });
     expect(listed.map((m) => m.id)).toEqual([before!.id, after]);
   });
 });

@@ -166,9 +166,13 @@ export class NatsConsumer implements Consumer {
           if (isNotFound(err)) return undefined;
           throw err;
         });
-        if (exists === undefined) await conn.request('make a consumer', () => jsm.consumers.add(stream, consumerConfig(this.listener, start, consumerName)));
+        if (exists === undefined) await conn.request('make a consumer', () => jsm.consumers.add(stream, this.config(start, consumerName)));
+        else if (exists.config.max_ack_pending !== this.options.maxInFlight) {
+          // The caller's maxInFlight is what the server holds back to (it may differ from the record's concurrency).
+          await conn.request('update a consumer', () => jsm.consumers.update(stream, consumerName, { max_ack_pending: this.options.maxInFlight }));
+        }
       } else {
-        const info = await conn.request('make a consumer', () => jsm.consumers.add(stream, consumerConfig(this.listener, start)));
+        const info = await conn.request('make a consumer', () => jsm.consumers.add(stream, this.config(start)));
         name = info.name;
       }
       const consumer = await conn.request('bind a consumer', () => js.consumers.get(stream, name));
@@ -178,6 +182,10 @@ export class NatsConsumer implements Consumer {
       return consumer;
     })();
     return this.ready;
+  }
+
+  private config(start: ConsumerStart, durableName?: string): Partial<ConsumerConfig> {
+    return { ...consumerConfig(this.listener, start, durableName), max_ack_pending: Math.max(1, this.options.maxInFlight) };
   }
 
   /** Requeued deliveries of this queue saved before a restart: handed out from here again. */

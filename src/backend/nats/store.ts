@@ -35,7 +35,9 @@ import type {
   MessagePage,
   Position,
   QueueConfig,
+  QueueEvent,
   QueueEventListener,
+  QueueId,
   QueuePatch,
   StartAt,
   Store,
@@ -97,7 +99,11 @@ export class NatsStore implements Store {
   private js!: JetStreamClient;
   private catalog!: KV;
   private deliveriesImpl!: NatsDeliveries;
+  /** The catalogue in memory, by name and by id (the queue's creation id: its stream is named by it). */
   private readonly queues = new Map<string, QueueEntry>();
+  private readonly byId = new Map<string, QueueEntry>();
+  /** Catalogue writes of this process, in call order (renames change names while earlier writes are in flight). */
+  private catalogWrites: Promise<unknown> = Promise.resolve();
   private readonly figures = new Map<string, Figures>();
   /** The last sequence of each queue (qid) this process saw: its own appends, and stream reads. */
   private readonly lastSeq = new Map<string, number>();
@@ -157,9 +163,26 @@ export class NatsStore implements Store {
     const last = status.streamInfo.state.last_seq;
     const keys: string[] = [];
     for await (const key of await this.catalog.keys()) keys.push(key);
+    const entries: KvEntry[] = [];
     for (const key of keys) {
       const entry = await this.catalog.get(key);
-      if (entry) this.apply(entry, false);
+      if (entry) entries.push(entry);
+    }
+    // A rename writes the new name, then removes the old: after a crash in
+    // between, the newer of two entries of one queue is its name.
+    const newest = new Map<string, KvEntry>();
+    for (const entry of entries) {
+      if (!entry.key.startsWith('queue.') || entry.operation !== 'PUT') continue;
+      const { qid } = entry.json<QueueEntry>();
+      const other = newest.get(qid);
+      if (other === undefined || other.revision < entry.revision) newest.set(qid, entry);
+    }
+    for (const entry of entries) {
+      if (entry.key.startsWith('queue.') && entry.operation === 'PUT' && newest.get(entry.json<QueueEntry>().qid) !== entry) {
+        await this.conn.request('finish a rename', () => this.catalog.delete(entry.key));
+        continue;
+      }
+      this.apply(entry, false);
     }
     const watch = await this.catalog.watch({ resumeFromRevision: last + 1 });
     this.watcher = watch;
@@ -200,24 +223,48 @@ export class NatsStore implements Store {
       if (this.writing.has(entry.key)) return;
       const known = this.queues.get(name);
       if (entry.operation !== 'PUT') {
+        // Gone under this name: deleted, or renamed (then the new name is already here).
         if (known === undefined) return;
-        this.queues.delete(name);
-        this.figures.delete(known.qid);
-        if (live) for (const l of this.queueListeners) l({ type: 'deleted', queue: name, removedListeners: [] });
+        this.forget(known);
+        if (live) this.emit({ type: 'deleted', queue: known.qid, name, removedListeners: [] });
         return;
       }
       const value = entry.json<QueueEntry>();
-      this.queues.set(name, value);
-      if (known?.qid !== value.qid) {
-        if (!this.figures.has(value.qid)) this.figures.set(value.qid, { messages: 0, bytes: 0 });
-        if (live) for (const l of this.queueListeners) l({ type: 'created', queue: name });
-      } else if (live && JSON.stringify(known) !== JSON.stringify(value)) {
-        // Changed elsewhere (this process's own writes are in the cache before their echo).
-        for (const l of this.queueListeners) l({ type: 'updated', queue: name });
-      }
+      const before = this.byId.get(value.qid);
+      if (before !== undefined && JSON.stringify(before) === JSON.stringify(value)) return;
+      if (before !== undefined) this.queues.delete(before.name);
+      if (known !== undefined && known.qid !== value.qid) this.forget(known);
+      this.remember_(value);
+      if (!live) return;
+      // Changed elsewhere (this process's own writes are in the cache before their echo).
+      if (before === undefined) this.emit({ type: 'created', queue: value.qid, name });
+      else if (before.name !== name) this.emit({ type: 'renamed', queue: value.qid, name, previous: before.name });
+      else this.emit({ type: 'updated', queue: value.qid, name });
       return;
     }
     this.deliveriesImpl?.apply(entry);
+  }
+
+  private remember_(entry: QueueEntry): void {
+    this.queues.set(entry.name, entry);
+    this.byId.set(entry.qid, entry);
+    if (!this.figures.has(entry.qid)) this.figures.set(entry.qid, { messages: 0, bytes: 0 });
+  }
+
+  private forget(entry: QueueEntry): void {
+    if (this.queues.get(entry.name) === entry) this.queues.delete(entry.name);
+    if (this.byId.get(entry.qid) === entry) this.byId.delete(entry.qid);
+  }
+
+  private emit(event: QueueEvent): void {
+    for (const l of this.queueListeners) l(event);
+  }
+
+  /** Runs a catalogue write after the ones this process started before it. */
+  private write<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.catalogWrites.then(fn, fn);
+    this.catalogWrites = run.catch(() => undefined);
+    return run;
   }
 
   async close(): Promise<void> {
@@ -243,20 +290,30 @@ export class NatsStore implements Store {
 
   // ---- queues ------------------------------------------------------------
 
-  async listQueues(): Promise<QueueInfo[]> {
-    const queues = [...this.queues.values()].sort((a, b) => a.name.localeCompare(b.name));
-    // Counts from the streams; a queue deleted meanwhile keeps its last figures.
-    await Promise.all(queues.map((q) => this.refresh(q).catch(() => undefined)));
-    return queues.map((q) => this.info(q));
+  /** From memory: counts as last read from the streams (getQueue reads them afresh). */
+  listQueues(): QueueInfo[] {
+    return [...this.queues.values()].sort((a, b) => a.name.localeCompare(b.name)).map((q) => this.info(q));
   }
 
-  async hasQueue(name: string): Promise<boolean> {
-    return this.queues.has(name);
+  queueId(name: string): QueueId {
+    return this.entry(name).qid;
+  }
+
+  queueName(id: QueueId): string | undefined {
+    return this.byId.get(id)?.name;
+  }
+
+  queueIds(): QueueId[] {
+    return [...this.byId.keys()];
+  }
+
+  hasQueue(id: QueueId): boolean {
+    return this.byId.has(id);
   }
 
   /** From memory (the catalogue watch keeps it current): the publish path reads it every time. */
-  async queueConfig(name: string): Promise<QueueConfig> {
-    const { schema, retentionMs, maxMessages } = this.entry(name);
+  queueConfig(id: QueueId): QueueConfig {
+    const { name, schema, retentionMs, maxMessages } = this.entryById(id);
     return { name, schema, retentionMs, maxMessages };
   }
 
@@ -290,20 +347,25 @@ export class NatsStore implements Store {
     // The stream first, under a fresh id no one else uses; then the
     // catalogue entry, whose create() is the one place two daemons creating
     // the same queue at once find out which of them won.
-    await this.conn.request(`create the stream of queue "${config.name}"`, () => this.jsm.streams.add(this.streamConfig(entry)));
-    this.writing.add(key);
+    // The name is taken here at once (a rename or create started after this one sees it).
+    this.remember_(entry);
     try {
-      await this.conn.request(`create queue "${config.name}"`, () => this.catalog.create(key, JSON.stringify(entry)));
+      await this.conn.request(`create the stream of queue "${config.name}"`, () => this.jsm.streams.add(this.streamConfig(entry)));
+      await this.write(async () => {
+        this.writing.add(key);
+        try {
+          await this.conn.request(`create queue "${config.name}"`, () => this.catalog.create(key, JSON.stringify(entry)));
+        } finally {
+          this.writing.delete(key);
+        }
+      });
     } catch (err) {
+      this.forget(entry);
       await this.jsm.streams.delete(this.names.stream(entry.qid)).catch(() => undefined);
       if (isWrongLastSequence(err)) throw new DiscueError('QUEUE_EXISTS', `queue "${config.name}" already exists`);
       throw err;
-    } finally {
-      this.writing.delete(key);
     }
-    this.queues.set(entry.name, entry);
-    this.figures.set(entry.qid, { messages: 0, bytes: 0 });
-    for (const l of this.queueListeners) l({ type: 'created', queue: entry.name });
+    this.emit({ type: 'created', queue: entry.qid, name: entry.name });
     return this.info(entry);
   }
 
@@ -315,34 +377,77 @@ export class NatsStore implements Store {
     applyPatch(next, 'maxMessages', patch.maxMessages);
     await this.conn.request(`update the stream of queue "${name}"`, () => this.jsm.streams.update(this.names.stream(q.qid), this.streamConfig(next)));
     const key = this.names.queueKey(name);
-    this.writing.add(key);
-    try {
-      await this.conn.request(`update queue "${name}"`, () => this.catalog.put(key, JSON.stringify(next)));
-    } finally {
-      this.writing.delete(key);
+    await this.write(async () => {
+      this.writing.add(key);
+      try {
+        await this.conn.request(`update queue "${name}"`, () => this.catalog.put(key, JSON.stringify(next)));
+      } finally {
+        this.writing.delete(key);
+      }
+    });
+    if (this.byId.get(q.qid) === q) {
+      this.forget(q);
+      this.remember_(next);
     }
-    this.queues.set(name, next);
-    for (const l of this.queueListeners) l({ type: 'updated', queue: name });
+    this.emit({ type: 'updated', queue: next.qid, name: next.name });
     return this.info(next);
+  }
+
+  /**
+   * A new name for the queue's catalogue entry; the stream, named by the
+   * queue's id, stays. The new name's entry is written before the old one is
+   * removed (a crash in between leaves two, and open keeps the newer). The
+   * catalogue in memory changes at once, so a rename or create started while
+   * this one is written sees it.
+   */
+  async renameQueue(from: string, to: string): Promise<QueueInfo> {
+    const q = this.entry(from);
+    if (this.queues.has(to)) throw new DiscueError('QUEUE_EXISTS', `queue "${to}" already exists`);
+    const renamed: QueueEntry = { ...q, name: to };
+    this.forget(q);
+    this.remember_(renamed);
+    const [fromKey, toKey] = [this.names.queueKey(from), this.names.queueKey(to)];
+    try {
+      await this.write(async () => {
+        this.writing.add(toKey);
+        this.writing.add(fromKey);
+        try {
+          await this.conn.request(`rename queue "${from}"`, () => this.catalog.create(toKey, JSON.stringify(renamed)));
+          await this.conn.request(`rename queue "${from}"`, () => this.catalog.delete(fromKey));
+        } finally {
+          this.writing.delete(toKey);
+          this.writing.delete(fromKey);
+        }
+      });
+    } catch (err) {
+      if (this.byId.get(q.qid) === renamed) {
+        this.forget(renamed);
+        this.remember_(q);
+      }
+      if (isWrongLastSequence(err)) throw new DiscueError('QUEUE_EXISTS', `queue "${to}" already exists`);
+      throw err;
+    }
+    this.emit({ type: 'renamed', queue: q.qid, name: to, previous: from });
+    return this.info(this.byId.get(q.qid) ?? renamed);
   }
 
   async deleteQueue(name: string): Promise<number> {
     const q = this.entry(name);
     const state = await this.refresh(q);
-    this.queues.delete(name);
+    this.forget(q);
     try {
-      await this.conn.request(`delete queue "${name}"`, () => this.catalog.delete(this.names.queueKey(name)));
+      await this.write(() => this.conn.request(`delete queue "${name}"`, () => this.catalog.delete(this.names.queueKey(name))));
     } catch (err) {
-      this.queues.set(name, q);
+      if (!this.queues.has(name)) this.remember_(q);
       throw err;
     }
-    const removed = await this.deliveriesImpl.forgetQueue(name);
+    const removed = await this.deliveriesImpl.forgetQueue(q.qid);
     await this.conn.request(`delete the stream of queue "${name}"`, () => this.jsm.streams.delete(this.names.stream(q.qid))).catch((err) => {
       // The catalogue no longer names it: an orphan stream holds data no one reads; say so.
       this.log?.warn('could not delete the stream of a deleted queue', { queue: name, stream: this.names.stream(q.qid), error: String(err) });
     });
     this.figures.delete(q.qid);
-    for (const l of this.queueListeners) l({ type: 'deleted', queue: name, removedListeners: removed });
+    this.emit({ type: 'deleted', queue: q.qid, name, removedListeners: removed });
     return state.messages;
   }
 
@@ -356,11 +461,11 @@ export class NatsStore implements Store {
 
   // ---- messages ----------------------------------------------------------
 
-  async append(queue: string, messages: MessageInput[]): Promise<Envelope[]> {
+  async append(queue: QueueId, messages: MessageInput[]): Promise<Envelope[]> {
     return (await this.publish(queue, messages)).stored;
   }
 
-  async appendOnce(queue: string, messages: MessageInput[]): Promise<AppendOutcome> {
+  async appendOnce(queue: QueueId, messages: MessageInput[]): Promise<AppendOutcome> {
     return this.publish(queue, messages);
   }
 
@@ -370,13 +475,14 @@ export class NatsStore implements Store {
    * acknowledgements. A keyed message's Nats-Msg-Id is its key, so the
    * server's duplicate window answers a repeat with the first one's sequence.
    */
-  private async publish(queue: string, inputs: MessageInput[]): Promise<AppendOutcome> {
-    const q = this.entry(queue);
+  private async publish(queue: QueueId, inputs: MessageInput[]): Promise<AppendOutcome> {
+    const q = this.entryById(queue);
     const subject = this.names.subject(q.qid);
     const envelopes = inputs.map((input): Envelope => {
       const id = this.ids.next();
       const publishedAt = publishedAtOf(id);
-      return input.name === undefined ? { id, queue, data: input.data, publishedAt } : { id, queue, name: input.name, data: input.data, publishedAt };
+      // Envelopes carry the queue's name as the catalogue has it now.
+      return input.name === undefined ? { id, queue: q.name, data: input.data, publishedAt } : { id, queue: q.name, name: input.name, data: input.data, publishedAt };
     });
     // Messages with the same key in one batch: only the first is sent; the
     // rest wait for its answer (sending both would race for the window).
@@ -449,52 +555,43 @@ export class NatsStore implements Store {
     return id;
   }
 
-  async listMessages(queue: string, options: ListOptions): Promise<Envelope[]> {
+  async listMessages(queue: QueueId, options: ListOptions): Promise<Envelope[]> {
     return (await this.readMessages(queue, options)).messages;
   }
 
-  async readMessages(queue: string, options: ListOptions): Promise<MessagePage> {
-    const q = this.entry(queue);
+  async readMessages(queue: QueueId, options: ListOptions): Promise<MessagePage> {
+    const q = this.entryById(queue);
     const state = await this.refresh(q);
     let from = state.first_seq;
-    if (options.after !== undefined) from = Math.max(from, (await this.after(q, state, options.after)) + 1);
-    if (options.sinceMs !== undefined) from = Math.max(from, await this.seqAtTime(q, state, options.sinceMs));
-    // `next`: where the next page starts, past the damaged records read too (main's MessagePage).
-    const page: MessagePage & { next?: Position } = { messages: [], damaged: [] };
-    let bytes = 0;
-    let damagedBefore = 0;
-    let lastMessage = 0;
+    if (options.next !== undefined) {
+      // The page before's `next` (its last sequence read) replaces afterId and sinceMs.
+      from = Math.max(from, (await this.after(q, state, options.next)) + 1);
+    } else {
+      if (options.afterId !== undefined) from = Math.max(from, (await this.after(q, state, options.afterId)) + 1);
+      if (options.sinceMs !== undefined) from = Math.max(from, await this.seqAtTime(q, state, options.sinceMs));
+    }
+    const page: MessagePage = { messages: [], damaged: [] };
     let lastRead = 0;
     await this.scan(q, from, state.last_seq, (m) => {
+      lastRead = m.seq;
       const envelope = this.envelope(q, m);
       if (envelope === undefined) {
         page.damaged.push(String(m.seq));
-        lastRead = m.seq;
         return true;
       }
-      // Escaped data can take twice its length in JSON; 200 for the envelope around it.
-      bytes += envelope.data.length * 2 + 200;
-      if (options.maxBytes !== undefined && bytes > options.maxBytes && page.messages.length > 0) {
-        // Records after the page's last message are the next page's (it starts there).
-        page.damaged.length = damagedBefore;
-        lastRead = lastMessage;
-        return false;
-      }
       page.messages.push(envelope);
-      damagedBefore = page.damaged.length;
-      lastMessage = lastRead = m.seq;
       return page.messages.length < options.limit;
     });
     if (lastRead > 0) page.next = String(lastRead);
     return page;
   }
 
-  async countMessages(queue: string, options: { after?: Position }): Promise<{ count: number; last: Position | undefined }> {
-    const q = this.entry(queue);
+  async countMessages(queue: QueueId, options: { afterId?: Position }): Promise<{ count: number; lastId: Position | undefined }> {
+    const q = this.entryById(queue);
     const state = await this.refresh(q);
     let after = state.first_seq - 1;
-    if (options.after !== undefined) after = Math.max(after, await this.after(q, state, options.after));
-    if (after >= state.last_seq || state.messages === 0) return { count: 0, last: undefined };
+    if (options.afterId !== undefined) after = Math.max(after, await this.after(q, state, options.afterId));
+    if (after >= state.last_seq || state.messages === 0) return { count: 0, lastId: undefined };
     let count = state.last_seq - after;
     if (state.num_deleted > 0) {
       // Deleted sequences in between: the server counts what a consumer starting there would get.
@@ -512,11 +609,11 @@ export class NatsStore implements Store {
     }
     const last = await this.get(q, state.last_seq);
     // Named by message id, as the pages name their messages: a caller may page on from it.
-    return { count, last: count === 0 ? undefined : messageIdOf(last?.header) };
+    return { count, lastId: count === 0 ? undefined : messageIdOf(last?.header) };
   }
 
-  async getMessage(queue: string, id: string): Promise<Envelope> {
-    const q = this.entry(queue);
+  async getMessage(queue: QueueId, id: string): Promise<Envelope> {
+    const q = this.entryById(queue);
     const seq = await this.seqOf(q, id);
     const m = seq === undefined ? null : await this.get(q, seq);
     const envelope = m ? this.envelope(q, m) : undefined;
@@ -524,8 +621,8 @@ export class NatsStore implements Store {
     return envelope;
   }
 
-  async deleteMessage(queue: string, id: string): Promise<void> {
-    const q = this.entry(queue);
+  async deleteMessage(queue: QueueId, id: string): Promise<void> {
+    const q = this.entryById(queue);
     const seq = await this.seqOf(q, id);
     if (seq === undefined) throw messageNotFound(queue, id);
     const m = await this.get(q, seq);
@@ -573,8 +670,8 @@ export class NatsStore implements Store {
 
   // ---- consumers ---------------------------------------------------------
 
-  consumer(listener: ListenerRecord, queue: string, options: ConsumerOptions): Consumer {
-    const q = this.entry(queue);
+  consumer(listener: ListenerRecord, queue: QueueId, options: ConsumerOptions): Consumer {
+    const q = this.entryById(queue);
     const host: ConsumerHost = {
       conn: this.conn,
       jsm: this.jsm,
@@ -608,7 +705,7 @@ export class NatsStore implements Store {
   private async ensureConsumers(record: ListenerRecord, start: StartAt): Promise<void> {
     const name = this.names.consumer(record.id);
     for (const queue of record.queues) {
-      const q = this.queues.get(queue);
+      const q = this.byId.get(queue);
       if (q === undefined) continue;
       const stream = this.names.stream(q.qid);
       const config = consumerConfig(record, start, name);
@@ -626,7 +723,7 @@ export class NatsStore implements Store {
 
   private async dropConsumers(lid: string, queues: string[]): Promise<void> {
     for (const queue of queues) {
-      const q = this.queues.get(queue);
+      const q = this.byId.get(queue);
       if (q === undefined) continue;
       await this.conn.request(`remove the consumer of listener ${lid}`, () => this.jsm.consumers.delete(this.names.stream(q.qid), this.names.consumer(lid))).catch((err) => {
         if (apiCode(err) !== 10014) throw err;
@@ -635,6 +732,12 @@ export class NatsStore implements Store {
   }
 
   // ---- internals ---------------------------------------------------------
+
+  private entryById(id: QueueId): QueueEntry {
+    const q = this.byId.get(id);
+    if (q === undefined) throw new DiscueError('QUEUE_NOT_FOUND', `queue ${id} does not exist (deleted)`);
+    return q;
+  }
 
   private entry(name: string): QueueEntry {
     const q = this.queues.get(name);
