@@ -34,8 +34,8 @@ describe('the NATS client stays unloaded on the LevelDB path', () => {
     expect(level.out).toContain('level ok');
     expect(level.status).toBe(0);
     const nats = run(
-      `const b = await import('./dist/backend/index.js');
-       await b.createNatsBackend({ servers: 'nats://127.0.0.1:1', dedupe: b.DEFAULT_DEDUPE, log: console });`,
+      `const b = await import('./dist/backend/index.js'); const n = await import('./dist/backend/load-nats.js');
+       await n.createNatsBackend({ servers: 'nats://127.0.0.1:1', dedupe: b.DEFAULT_DEDUPE, log: console });`,
     );
     expect(nats.status).not.toBe(0);
     expect(nats.out).toContain('NATS CLIENT LOADED: @nats-io/');
