@@ -68,8 +68,8 @@ _discue_sub() {
 # (queues, listeners, files, dirs, commands, words:..., text), or empty if it takes none.
 _discue_value() {
   case "$1|$2" in
-    'daemon start|--data-dir') _discue_r='dirs' ;;
-    'daemon repair|--data-dir') _discue_r='dirs' ;;
+    'daemon start|--store') _discue_r='dirs' ;;
+    'daemon repair|--store') _discue_r='dirs' ;;
     'daemon logs|-n'|'daemon logs|--lines') _discue_r='text' ;;
     'queue create|--schema') _discue_r='files' ;;
     'queue create|--retention') _discue_r='text' ;;
@@ -121,11 +121,11 @@ _discue_words() {
   case "$1" in
     '') _discue_c='daemon queue publish messages listener listen deliveries top config completion version doctor help' _discue_o='--help -h' ;;
     'daemon') _discue_c='start stop restart status repair logs' _discue_o='--help -h' ;;
-    'daemon start') _discue_o='--foreground --data-dir --help -h' ;;
+    'daemon start') _discue_o='--foreground --store --help -h' ;;
     'daemon stop') _discue_o='--help -h' ;;
     'daemon restart') _discue_o='--help -h' ;;
     'daemon status') _discue_o='--help -h' ;;
-    'daemon repair') _discue_o='--data-dir --help -h' ;;
+    'daemon repair') _discue_o='--store --help -h' ;;
     'daemon logs') _discue_o='--follow -f --lines -n --help -h' ;;
     'queue') _discue_c='create list show update delete purge rename' _discue_o='--help -h' ;;
     'queue create') _discue_o='--schema --retention --max-messages --if-missing --help -h' _discue_a=('text') ;;
@@ -153,9 +153,9 @@ _discue_words() {
     'deliveries retry') _discue_o='--all-dead --listener --help -h' _discue_a=('text') ;;
     'top') _discue_o='--interval --help -h' ;;
     'config') _discue_c='get set unset list path' _discue_o='--help -h' ;;
-    'config get') _discue_o='--help -h' _discue_a=('words:output color socket listener.timeout listener.maxAttempts') ;;
-    'config set') _discue_o='--help -h' _discue_a=('words:output color socket listener.timeout listener.maxAttempts' 'text') ;;
-    'config unset') _discue_o='--help -h' _discue_a=('words:output color socket listener.timeout listener.maxAttempts') ;;
+    'config get') _discue_o='--help -h' _discue_a=('words:output color socket store listener.timeout listener.maxAttempts') ;;
+    'config set') _discue_o='--help -h' _discue_a=('words:output color socket store listener.timeout listener.maxAttempts' 'text') ;;
+    'config unset') _discue_o='--help -h' _discue_a=('words:output color socket store listener.timeout listener.maxAttempts') ;;
     'config list') _discue_o='--help -h' ;;
     'config path') _discue_o='--help -h' ;;
     'completion') _discue_o='--help -h' _discue_a=('words:bash zsh fish') ;;

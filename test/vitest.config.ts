@@ -10,7 +10,13 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
-    maxWorkers: 2,
+    // Every file is independent (a sandbox per test: its own HOME, DISCUE_HOME, socket, port 0,
+    // tmux session and npm prefix), so files run side by side. Most of an e2e file's time is spent
+    // waiting (for a daemon, a retry delay, a child process), not computing, so a third worker
+    // fills that time even on 2 cores: 6 mid-sized e2e files took 117/246 s with 2 workers and
+    // 122/193 s with 3 (two runs each, load 12-22). Vitest starts the slowest files first (from
+    // its results cache), so the run does not end on one long file.
+    maxWorkers: 3,
     reporters: ['default', './test/summary-reporter.ts'],
   },
 });

@@ -10,8 +10,10 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { DiscueError } from '../protocol/errors.js';
-import { parseDuration } from '../client/duration.js';
+import { formatDuration, parseDuration } from '../client/duration.js';
+import { DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_MS, MOST_ATTEMPTS } from '../protocol/defaults.js';
 import { resolvePaths } from '../protocol/paths.js';
+import { parseStore } from '../protocol/store.js';
 
 export interface ConfigKey {
   key: string;
@@ -60,10 +62,19 @@ export const CONFIG_KEYS: ConfigKey[] = [
     },
   },
   {
+    key: 'store',
+    env: 'DISCUE_STORE',
+    description: 'where the daemon keeps its data: a LevelDB directory (a nats:// URL is refused until the NATS backend)',
+    default: '$DISCUE_HOME/data',
+    defaultValue: (env) => resolvePaths({ env }).dataDir,
+    // Stored as parsed: a directory absolute, as the socket is.
+    parse: (value) => parseStore(value).location,
+  },
+  {
     key: 'listener.timeout',
     env: 'DISCUE_LISTENER_TIMEOUT',
     description: 'default --timeout of `listener add` (per attempt)',
-    default: '30s',
+    default: formatDuration(DEFAULT_TIMEOUT_MS),
     parse: (value) => {
       parseDuration(value, 'listener.timeout');
       return value;
@@ -73,10 +84,10 @@ export const CONFIG_KEYS: ConfigKey[] = [
     key: 'listener.maxAttempts',
     env: 'DISCUE_LISTENER_MAX_ATTEMPTS',
     description: 'default --max-attempts of `listener add`',
-    default: '10',
+    default: String(DEFAULT_MAX_ATTEMPTS),
     parse: (value) => {
-      if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 1000) {
-        throw new DiscueError('INVALID_ARGUMENT', 'listener.maxAttempts takes a whole number from 1 to 1000');
+      if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > MOST_ATTEMPTS) {
+        throw new DiscueError('INVALID_ARGUMENT', `listener.maxAttempts takes a whole number from 1 to ${MOST_ATTEMPTS}`);
       }
       return Number(value);
     },

@@ -1,6 +1,11 @@
 /**
  * The discue command line: builds the commander program, runs it, and sets
- * the process exit code. Only this function decides how the process ends.
+ * the process exit code from what the command returned; the process then
+ * ends when nothing is left to do. Three things end it early, on purpose,
+ * with process.exit: a reader that closed stdout (below), the `__complete`
+ * watchdog (a wedged daemon must not hold a shell's Tab), and a foreground
+ * daemon, which exits once stopped (daemon/server.ts) or when its start
+ * failed half-way (commands/daemon.ts).
  *
  * Start-up is what every scripted call pays, so a command that names a known
  * command loads only that command's module (publish does not load top,

@@ -7,9 +7,9 @@
 import type { Command } from 'commander';
 import { ERROR_CODES, EXIT } from '../protocol/errors.js';
 import { VERSION } from '../version.js';
-import { completionModel } from './completion.js';
+import { completionModel } from './completion/model.js';
 import { CONFIG_KEYS } from './config.js';
-import type { ArgumentModel, CommandModel, OptionModel } from './completion.js';
+import type { ArgumentModel, CommandModel, OptionModel, ValueKind } from './completion/model.js';
 
 /**
  * Text in roff: backslashes escaped, characters beyond ASCII as \[uXXXX]
@@ -40,8 +40,13 @@ function argumentTerm(argument: ArgumentModel): string {
   return argument.required ? `<${name}>` : `[${name}]`;
 }
 
+/** A description, with the words its value takes when they are a fixed set (commander's --help says them too). */
+function described(text: string, value: ValueKind | undefined): string {
+  return roff(value?.kind === 'words' ? `${text} (one of: ${value.words.join(', ')})` : text);
+}
+
 function options(list: OptionModel[]): string[] {
-  return list.flatMap((o) => ['.TP', optionTerm(o), roff(o.description)]);
+  return list.flatMap((o) => ['.TP', optionTerm(o), described(o.description, o.value)]);
 }
 
 /** The text a command adds after its --help (worked examples), as commander would print it. */
@@ -62,7 +67,7 @@ function section(program: Command, model: CommandModel, name: string): string[] 
   const synopsis = [name, ...model.path, ...(model.options.length > 1 ? ['[options]'] : []), ...model.arguments.map(argumentTerm)];
   const lines = ['.SS ' + `"${literal(synopsis.join(' '))}"`, roff(model.description)];
   if (model.aliases.length > 0) lines.push('.br', `Alias: \\fB${literal(model.aliases.join(', '))}\\fR.`);
-  for (const argument of model.arguments.filter((a) => a.description)) lines.push('.TP', `\\fI${roff(argument.name)}\\fR`, roff(argument.description));
+  for (const argument of model.arguments.filter((a) => a.description)) lines.push('.TP', `\\fI${roff(argument.name)}\\fR`, described(argument.description, argument.value));
   // -h/--help is on every command; it is listed once, with the global options.
   lines.push(...options(model.options.filter((o) => !o.flags.includes('--help'))));
   const after = helpAfter(find(program, model.path));
@@ -137,7 +142,7 @@ export function manPage(program: Command): string {
     ]),
     '.TP', '.B TMPDIR', 'Where the per-user socket directory goes when \\fI$DISCUE_HOME/run/discue.sock\\fR would be too long for a Unix socket.',
     '.SH FILES',
-    '.TP', '.I $DISCUE_HOME/data/', 'LevelDB: queues, messages, listeners, cursors, deliveries.',
+    '.TP', '.I $DISCUE_HOME/data/', 'LevelDB: queues, messages, listeners, cursors, deliveries (the default store; see \\fBDISCUE_STORE\\fR).',
     '.TP', '.I $DISCUE_HOME/run/discue.sock', 'The socket (0600) in a 0700 directory.',
     '.TP', '.I $DISCUE_HOME/daemon.log', `The daemon's log (\\fB${name} daemon logs\\fR).`,
     '.SH SEE ALSO',

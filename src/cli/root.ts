@@ -3,15 +3,16 @@
  * finishing touches every command gets (usage errors with a stable code).
  * Shared by the full program and the fast path that loads one command.
  */
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { VERSION } from '../version.js';
+import { FILES, declareValue } from './values.js';
 
 export function createRoot(): Command {
   const program = new Command('discue')
     .description('A local event broker: durable queues, broadcast to HTTP and command listeners.')
     .version(VERSION, '-V, --version', 'print the version')
     .option('--json', 'machine output: one JSON document (NDJSON for streams)')
-    .option('--socket <path>', 'daemon socket (default: $DISCUE_SOCKET, then $DISCUE_HOME/run/discue.sock)')
+    .addOption(declareValue(new Option('--socket <path>', 'daemon socket (default: $DISCUE_SOCKET, then $DISCUE_HOME/run/discue.sock)'), { kind: FILES }))
     .option('--no-color', 'no colour (also: NO_COLOR=1)')
     .option('-q, --quiet', 'print only data, no confirmations or notes')
     .helpOption('-h, --help', 'show help')

@@ -38,7 +38,8 @@ const EMPTY_LOCK_MS = 2_000;
 
 export interface StartOptions {
   timeoutMs?: number;
-  dataDir?: string;
+  /** The `store` setting for the daemon, when the command line gave one (else it reads DISCUE_STORE and the config). */
+  store?: string;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -186,7 +187,7 @@ async function createLock(path: string): Promise<boolean> {
 
 async function spawnAndWait(paths: BrokerPaths, options: StartOptions, deadline: number): Promise<void> {
   const args = [BIN, 'daemon', 'start', '--foreground'];
-  if (options.dataDir) args.push('--data-dir', options.dataDir);
+  if (options.store) args.push('--store', options.store);
   const log = openSync(paths.logFile, 'a', 0o600);
   let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   try {

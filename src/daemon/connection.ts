@@ -93,7 +93,9 @@ export class Connection {
   ) {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.onFlushed());
-    socket.on('error', (err) => this.log.debug('connection error', { error: err.message }));
+    // A client that vanished mid-write (ECONNRESET, EPIPE) is no event for the log: 'close'
+    // follows and cleans up. The handler must exist, or the error would end the daemon.
+    socket.on('error', () => undefined);
     // The client sent its last request (the server is half-open, see server.ts): its
     // streams end, and the connection ends once every request has its reply. Without
     // half-open, Node ended our side at once and the replies of requests still in

@@ -22,7 +22,7 @@ const ACQUIRE_MS = 5_000;
  */
 const UNWRITTEN_MS = 2_000;
 
-/** Takes the home lock, or throws ALREADY_RUNNING naming the live holder. Resolves to its release. */
+/** Takes the home lock, or throws ALREADY_RUNNING naming the live holder (details.pid). Resolves to its release. */
 export async function acquireHomeLock(path: string): Promise<() => Promise<void>> {
   const mine = `${process.pid}\n${startTime(process.pid) ?? ''}\n`;
   const deadline = Date.now() + ACQUIRE_MS;
@@ -38,7 +38,7 @@ export async function acquireHomeLock(path: string): Promise<() => Promise<void>
         continue;
       }
     } else if (holderAlive(pid, held)) {
-      throw new DiscueError('ALREADY_RUNNING', `another daemon (pid ${pid}) runs for this home; its lock is ${path}`);
+      throw new DiscueError('ALREADY_RUNNING', `another daemon (pid ${pid}) runs for this home; its lock is ${path}`, { details: { pid } });
     }
     await breakStale(path, held);
   }

@@ -10,14 +10,16 @@
 import { mkdir, chmod, unlink, writeFile, rm, access, constants, lstat } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { DiscueError } from '../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../protocol/frames.js';
 import type { DaemonStatus } from '../protocol/wire.js';
 import { assertPrivateDir, assertSocketDirSafe, assertSocketOwned } from '../protocol/ownership.js';
 import { resolvePaths } from '../protocol/paths.js';
 import type { BrokerPaths } from '../protocol/paths.js';
-import { DEFAULT_DEDUPE, createBackend } from '../backend/index.js';
+import { storeText } from '../protocol/store.js';
+import type { StoreLocation } from '../protocol/store.js';
+import { DEFAULT_DEDUPE, assertStoreSupported, createBackend } from '../backend/index.js';
 import type { DedupeOptions, Store } from '../backend/types.js';
 import { VERSION } from '../version.js';
 import { Connection } from './connection.js';
@@ -28,9 +30,14 @@ import { SchemaRegistry } from './schemas.js';
 import { DeliveryEngine } from '../delivery/engine.js';
 import { acquireHomeLock } from './lock.js';
 
+/** For `daemon start` to refuse a store before it starts a daemon in the background. */
+export { assertStoreSupported } from '../backend/index.js';
+
 export interface DaemonOptions {
   home?: string;
   socket?: string;
+  /** Where the data lives (the `store` setting); default: LevelDB in $DISCUE_HOME/data, or in dataDir. */
+  store?: StoreLocation;
   dataDir?: string;
   logger?: Logger;
   /** Idempotency key window and bound (the CLI reads them from the environment); the backend's defaults otherwise. */
@@ -44,6 +51,7 @@ const RETENTION_INTERVAL_MS = 30_000;
 
 export class Daemon {
   readonly paths: BrokerPaths;
+  readonly storeLocation: StoreLocation;
   private readonly log: Logger;
   private store: Store | undefined;
   private engine: DeliveryEngine | undefined;
@@ -55,25 +63,29 @@ export class Daemon {
   private releaseLock: (() => Promise<void>) | undefined;
 
   constructor(private readonly options: DaemonOptions = {}) {
-    this.paths = resolvePaths({ home: options.home, socket: options.socket, dataDir: options.dataDir });
+    const dataDir = options.store?.kind === 'leveldb' ? options.store.location : options.dataDir;
+    this.paths = resolvePaths({ home: options.home, socket: options.socket, dataDir });
+    this.storeLocation = options.store ?? { kind: 'leveldb', location: this.paths.dataDir };
     this.log = options.logger ?? createLogger();
   }
 
   async start(): Promise<void> {
     const { paths, log } = this;
+    // First, before any directory, lock or socket is touched: a store this build cannot run.
+    assertStoreSupported(this.storeLocation);
     // Before anything is created: LevelDB makes its files with the process
     // umask, and they hold every message and the whsec_ secrets. Command
     // listeners inherit it too.
     process.umask(0o077);
     await prepareDirectories(paths);
-    await assertPrivateDir(paths.dataDir);
+    if (this.storeLocation.kind === 'leveldb') await assertPrivateDir(paths.dataDir);
     // Before the database opens and deliveries resume: never serve where
     // another user could read or replace the socket, nor take over a socket
     // path another user holds (see protocol/ownership.ts).
     await assertSocketDirSafe(paths.socket);
     assertSocketOwned(paths.socket);
-    const releaseLock = await acquireHomeLock(join(paths.runDir, 'daemon.lock'));
-    const store = createBackend({ dataDir: paths.dataDir, dedupe: { ...DEFAULT_DEDUPE, ...this.options.dedupe }, log });
+    const releaseLock = await acquireHomeLock(paths.daemonLock);
+    const store = createBackend({ store: this.storeLocation, dedupe: { ...DEFAULT_DEDUPE, ...this.options.dedupe }, log });
     try {
       await store.open();
     } catch (err) {
@@ -121,16 +133,14 @@ export class Daemon {
       pid: process.pid,
       version: VERSION,
       socket: paths.socket,
-      data: paths.dataDir,
+      store: storeText(this.storeLocation),
       queues: stats.queues,
       messages: stats.messages,
       startupMs: Date.now() - this.startedAt,
     });
     for (const warning of stats.warnings) log.warn(`storage: ${warning}`);
     if (this.options.ownProcess !== false) {
-      const onSignal = (signal: NodeJS.Signals) => {
-        void this.stop(`signal ${signal}`).then(() => process.exit(0));
-      };
+      const onSignal = (signal: NodeJS.Signals) => this.stopAndExit(`signal ${signal}`);
       process.once('SIGTERM', onSignal);
       process.once('SIGINT', onSignal);
     }
@@ -166,6 +176,17 @@ export class Daemon {
     return this.stopping;
   }
 
+  /**
+   * Stops, then ends the process when the daemon owns it: once stopped, a
+   * command listener's child, an HTTP keep-alive socket or a timer must not
+   * keep a daemon that serves nothing alive. The one place the daemon exits.
+   */
+  private stopAndExit(reason: string): void {
+    void this.stop(reason).then(() => {
+      if (this.options.ownProcess !== false) process.exit(0);
+    });
+  }
+
   status(): DaemonStatus {
     const stats = this.store!.stats();
     const status: DaemonStatus = {
@@ -174,6 +195,7 @@ export class Daemon {
       protocol: PROTOCOL_VERSION,
       home: this.paths.home,
       dataDir: this.paths.dataDir,
+      store: this.storeLocation,
       socket: this.paths.socket,
       startedAt: new Date(this.startedAt).toISOString(),
       uptimeMs: Date.now() - this.startedAt,
@@ -206,11 +228,7 @@ export class Daemon {
       engine: this.engine!,
       schemas: new SchemaRegistry(),
       status: () => this.status(),
-      shutdown: (reason) => {
-        void this.stop(reason).then(() => {
-          if (this.options.ownProcess !== false) process.exit(0);
-        });
-      },
+      shutdown: (reason) => this.stopAndExit(reason),
     };
     // Half-open: a client that shuts down its sending side after its last request
     // (nc -N, a script) still gets every reply; the connection ends after the last one.

@@ -8,10 +8,9 @@
  */
 import { fstatSync, writeSync } from 'node:fs';
 
-export type Level = 'debug' | 'info' | 'warn' | 'error';
+export type Level = 'info' | 'warn' | 'error';
 
 export interface Logger {
-  debug(message: string, fields?: Record<string, unknown>): void;
   info(message: string, fields?: Record<string, unknown>): void;
   warn(message: string, fields?: Record<string, unknown>): void;
   error(message: string, fields?: Record<string, unknown>): void;
@@ -20,7 +19,7 @@ export interface Logger {
 /** Writes one line; throws if it could not. */
 export type LineWriter = (line: string) => void;
 
-export function createLogger(write: LineWriter = stderrWriter(), debug = false): Logger {
+export function createLogger(write: LineWriter = stderrWriter()): Logger {
   let dropped = 0;
   let reason = '';
   const format = (level: Level, message: string, fields?: Record<string, unknown>): string => {
@@ -47,9 +46,6 @@ export function createLogger(write: LineWriter = stderrWriter(), debug = false):
     }
   };
   return {
-    debug: (m, f) => {
-      if (debug) emit('debug', m, f);
-    },
     info: (m, f) => emit('info', m, f),
     warn: (m, f) => emit('warn', m, f),
     error: (m, f) => emit('error', m, f),

@@ -7,7 +7,13 @@
 export const DEFAULT_TIMEOUT_MS = 30_000;
 /** Attempts before a delivery is dead. */
 export const DEFAULT_MAX_ATTEMPTS = 10;
+/** The most attempts a listener may be given. */
+export const MOST_ATTEMPTS = 1000;
 /** The first retry's delay; each further one doubles it (see delivery/backoff.ts). */
 export const DEFAULT_RETRY_DELAY_MS = 1000;
+/** The longest attempt timeout, and the longest first retry delay, a listener may be given. */
+export const LONGEST_DURATION_MS = 3_600_000;
+/** Deliveries one listener has in flight unless told otherwise: one, in order. */
+export const DEFAULT_CONCURRENCY = 1;
 /** Deliveries one listener may have in flight at once. */
 export const MAX_CONCURRENCY = 64;

@@ -76,6 +76,8 @@ export const ERROR_CODES = {
   STORAGE_DAMAGED: EXIT.FAILURE,
   /** A stored record failed its checksum: reported and skipped, never served. */
   DATA_CORRUPT: EXIT.FAILURE,
+  /** The store setting names a backend this build cannot run (a nats:// URL before the NATS backend). */
+  STORE_UNSUPPORTED: EXIT.FAILURE,
   INTERNAL: EXIT.FAILURE,
   ABORTED: EXIT.FAILURE,
   DELIVERY_FAILED: EXIT.FAILURE,

@@ -14,6 +14,8 @@ export interface BrokerPaths {
   socket: string;
   logFile: string;
   pidFile: string;
+  /** One daemon per home: held by the daemon while it runs, and by `daemon repair` (daemon/lock.ts). */
+  daemonLock: string;
   startLock: string;
 }
 
@@ -51,6 +53,7 @@ export function resolvePaths(options: PathOptions = {}): BrokerPaths {
     socket: resolve(socket),
     logFile: join(home, 'daemon.log'),
     pidFile: join(runDir, 'daemon.pid'),
+    daemonLock: join(runDir, 'daemon.lock'),
     startLock: join(runDir, 'start.lock'),
   };
 }

@@ -15,6 +15,14 @@ import type {
   StatsSnapshot,
 } from './wire.js';
 
+/** Where a new listener or listen starts: new (messages stored from now on) or all (the backlog too). */
+export const START_FROM = ['new', 'all'] as const;
+export type StartFrom = (typeof START_FROM)[number];
+
+export function isStartFrom(value: unknown): value is StartFrom {
+  return (START_FROM as readonly unknown[]).includes(value);
+}
+
 export interface ListenerAddParams {
   kind: 'http' | 'exec';
   queues: string[];
@@ -29,7 +37,7 @@ export interface ListenerAddParams {
   maxAttempts?: number;
   retryDelayMs?: number;
   concurrency?: number;
-  from?: 'new' | 'all';
+  from?: StartFrom;
 }
 
 export interface ListenParams {
@@ -37,7 +45,7 @@ export interface ListenParams {
   queues: string[];
   /** Durable: the daemon keeps the position under this name. */
   name?: string;
-  from?: 'new' | 'all';
+  from?: StartFrom;
   /** With from "new": start at messages stored from this time (ms), e.g. when the command started. */
   sinceMs?: number;
   /** Messages sent before waiting for acks. */

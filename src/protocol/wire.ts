@@ -3,6 +3,8 @@
  * reports (queues, listeners, deliveries, statistics) and request results.
  */
 
+import type { StoreLocation } from './store.js';
+
 /** What a publisher sends. */
 export interface MessageInput {
   data: string;
@@ -89,7 +91,10 @@ export interface DaemonStatus {
   version: string;
   protocol: number;
   home: string;
+  /** The LevelDB directory; for another backend, where a LevelDB store would be. Kept for older scripts: see store. */
   dataDir: string;
+  /** Which backend keeps the data, and where. */
+  store: StoreLocation;
   socket: string;
   startedAt: string;
   uptimeMs: number;
@@ -116,7 +121,9 @@ export interface PublishResult {
 
 export type ListenerKind = 'http' | 'exec' | 'stream';
 export type ListenerState = 'active' | 'paused' | 'disabled';
-export type DeliveryState = 'pending' | 'failed' | 'dead' | 'delivered';
+/** Every state a delivery record can be in: the protocol type, the daemon's check and the CLI's --state choices. */
+export const DELIVERY_STATES = ['pending', 'failed', 'dead', 'delivered'] as const;
+export type DeliveryState = (typeof DELIVERY_STATES)[number];
 
 /** A registered listener, as the daemon reports it. */
 export interface ListenerInfo {

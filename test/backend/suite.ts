@@ -9,6 +9,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Attempt, Consumer, Delivery, Envelope, ListenerRecord, Position, QueueConfig, QueueId, Store } from '../../src/backend/types.js';
+import { waitFor } from '../helpers/sandbox.js';
 
 export interface BackendHarness {
   /** A fresh, empty place to keep a backend (a directory, a stream prefix). */
@@ -17,15 +18,6 @@ export interface BackendHarness {
   make(place: string): Store;
   /** Removes the place and everything in it. */
   remove(place: string): Promise<void>;
-}
-
-/** Waits for a condition (a backend may do some work in the background, e.g. trimming). */
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 function inputs(prefix: string, n: number): { data: string }[] {
@@ -295,7 +287,7 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         // may span milliseconds, so its publishedAt is no bound): a later
         // millisecond puts the time start between the two groups.
         const storedEarly = Date.now();
-        await until('the clock to move on', () => Date.now() > storedEarly);
+        await waitFor(() => Date.now() > storedEarly, 20_000, 'the clock to move on');
         const since = Date.now();
         const late = await store.append(q, inputs('l', 5));
         const every = [...early, ...late];
@@ -386,9 +378,9 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         const q = await create('q', { maxMessages: 3 });
         await store.append(q, inputs('m', 5));
         // Waits for the messages themselves: a counter may change before the removal is on disk.
-        await until('the queue to be trimmed to 3', async () => (await all(q)).length === 3);
+        await waitFor(async () => (await all(q)).length === 3, 20_000, 'the queue to be trimmed to 3');
         expect(data(await all(q))).toEqual(['m2', 'm3', 'm4']);
-        await until('the count to follow', async () => (await store.getQueue('q')).messages === 3);
+        await waitFor(async () => (await store.getQueue('q')).messages === 3, 20_000, 'the count to follow');
       });
     });
 
@@ -419,7 +411,7 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         const q = await create('q');
         await store.append(q, inputs('early', 2));
         const storedEarly = Date.now();
-        await until('the clock to move on', () => Date.now() > storedEarly);
+        await waitFor(() => Date.now() > storedEarly, 20_000, 'the clock to move on');
         const since = Date.now();
         const [late] = await store.append(q, inputs('late', 1));
         await store.deliveries.saveListener(listener('L', [q]), { sinceMs: since });
@@ -478,7 +470,7 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         consumer.delivered(d3, ok(1));
         expect(consumer.settledThrough(outcome.through)).toBe(true);
         expect(consumer.progress()).toMatchObject({ inFlight: 0, pending: 0, lagMs: 0, position: d3.position });
-        await until('the history to hold all three', async () => (await store.deliveries.list({ state: 'delivered', limit: 10 })).length === 3);
+        await waitFor(async () => (await store.deliveries.list({ state: 'delivered', limit: 10 })).length === 3, 20_000, 'the history to hold all three');
         expect((await store.deliveries.get('L', stored[1]!.id))?.attempts).toEqual([ok(1)]);
       });
 
@@ -487,7 +479,7 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         await store.deliveries.saveListener(listener('L', [q]));
         const consumer = consume('L', q);
         await store.append(q, inputs('m', 5));
-        await until('the backlog to be counted', () => consumer.progress().pending === 5);
+        await waitFor(() => consumer.progress().pending === 5, 20_000, 'the backlog to be counted');
         const d = await take(consumer);
         await consumer.refresh();
         expect(consumer.progress().lagMs).toBeGreaterThanOrEqual(0);
@@ -505,7 +497,7 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         consumer.retry(first, failed(1), 300);
         expect(consumer.progress().nextRetryAt).toBeGreaterThanOrEqual(failedAt + 300);
         expect(consumer.progress().inFlight).toBe(1);
-        await until('the retry to be kept', async () => (await store.deliveries.openDeliveries('L')).length === 1);
+        await waitFor(async () => (await store.deliveries.openDeliveries('L')).length === 1, 20_000, 'the retry to be kept');
         const [open] = await store.deliveries.openDeliveries('L');
         expect(open).toMatchObject({ messageId: a!.id, state: 'failed', attempts: [failed(1)] });
         expect(open!.nextAttemptAt).toBeDefined();
@@ -517,7 +509,7 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         consumer.delivered(again, ok(2));
         const next = await take(consumer);
         expect(next.message).toEqual(b);
-        await until('the open record to go', async () => (await store.deliveries.openDeliveries('L')).length === 0);
+        await waitFor(async () => (await store.deliveries.openDeliveries('L')).length === 0, 20_000, 'the open record to go');
         expect((await store.deliveries.get('L', a!.id))).toMatchObject({ state: 'delivered', attempts: [failed(1), ok(2)] });
       });
 
@@ -533,7 +525,7 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         const db = await take(consumer);
         expect(db.message).toEqual(b);
         consumer.delivered(db, ok(1));
-        await until('the dead one to be kept', async () => (await store.deliveries.deadDeliveries('L')).length === 1);
+        await waitFor(async () => (await store.deliveries.deadDeliveries('L')).length === 1, 20_000, 'the dead one to be kept');
         expect((await store.deliveries.list({ state: 'dead', limit: 10 })).map((r) => r.messageId)).toEqual([a!.id]);
         expect(await store.deliveries.openDeliveries('L')).toEqual([]);
 
@@ -549,7 +541,7 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         consumer.delivered(again, ok(4));
         expect(consumer.wasDead(a!.id)).toBe(false);
         expect((await take(consumer)).message).toEqual(c);
-        await until('the requeued one to be delivered', async () => (await store.deliveries.get('L', a!.id))?.state === 'delivered');
+        await waitFor(async () => (await store.deliveries.get('L', a!.id))?.state === 'delivered', 20_000, 'the requeued one to be delivered');
       });
 
       it('hands a released delivery out first again, in order, without counting an attempt', async () => {
@@ -598,7 +590,7 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         const [a, b, c, d] = await store.append(q, inputs('m', 4));
         const da = await take(consumer);
         expect(da.message).toEqual(a);
-        await until('the backlog to be counted', () => consumer.progress().pending === 4);
+        await waitFor(() => consumer.progress().pending === 4, 20_000, 'the backlog to be counted');
         await store.deleteMessage(q, b!.id);
         expect(consumer.progress().pending).toBe(3);
         consumer.delivered(da, ok(1));

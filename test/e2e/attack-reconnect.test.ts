@@ -6,21 +6,24 @@
  * is stored exactly once and every client that got an answer got the same id
  * for it; one daemon serves the home at the end, not several.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connect, isDiscueError } from '../../src/index.js';
 import type { DiscueClient } from '../../src/index.js';
 import { daemonProcesses, listAll, waitForExit } from '../helpers/discue.js';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
 
-let sb: Sandbox;
-const clients: DiscueClient[] = [];
-beforeEach(() => {
-  sb = new Sandbox('dq-storm-');
-});
-afterEach(async () => {
-  for (const client of clients.splice(0)) await client.close().catch(() => undefined);
-  await sb.dispose();
-});
+const sb = useSandbox('dq-storm-');
+
+/** Library clients of the sandbox's daemon, closed with the sandbox. */
+async function connectAll(count: number, requestTimeoutMs: number): Promise<DiscueClient[]> {
+  const clients: DiscueClient[] = [];
+  for (let i = 0; i < count; i++) {
+    const client = await connect({ home: sb.home, requestTimeoutMs });
+    sb.onDispose(() => client.close());
+    clients.push(client);
+  }
+  return clients;
+}
 
 describe('reconnect storm', () => {
   it('20 clients publishing the same keys through 5 kill -9 of the daemon: each key stored once with one id, every request ends, one daemon left', async () => {
@@ -33,7 +36,7 @@ describe('reconnect storm', () => {
       await setup.request('queue.create', { name: 'q' });
       await setup.close();
     }
-    for (let i = 0; i < CLIENTS; i++) clients.push(await connect({ home: sb.home, requestTimeoutMs: REQUEST_TIMEOUT_MS }));
+    const clients = await connectAll(CLIENTS, REQUEST_TIMEOUT_MS);
 
     const ids = new Map<string, Set<string>>();
     const failures = new Map<string, number>();
@@ -110,7 +113,7 @@ describe('reconnect storm', () => {
       await setup.request('queue.create', { name: 'q' });
       await setup.close();
     }
-    for (let i = 0; i < CLIENTS; i++) clients.push(await connect({ home: sb.home, requestTimeoutMs: 20_000 }));
+    const clients = await connectAll(CLIENTS, 20_000);
     const acked = new Map<string, string>();
     const failures = new Map<string, number>();
     let stop = false;

@@ -4,17 +4,11 @@
  * reading a single reply.
  */
 import { createConnection } from 'node:net';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import { describe, expect, it } from 'vitest';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
 import { listAll, messageCount, ok, statusPid } from '../helpers/discue.js';
 
-let sb: Sandbox;
-beforeEach(() => {
-  sb = new Sandbox('dq-atks-');
-});
-afterEach(async () => {
-  await sb.dispose();
-});
+const sb = useSandbox('dq-atks-');
 
 function hello(): string {
   return JSON.stringify({ id: 1, type: 'hello', params: { protocol: 1, version: 'attack' } }) + '\n';
@@ -63,12 +57,12 @@ describe('attacks on the socket', () => {
       socket.write(hello() + publishes(10_000));
       socket.destroy();
     }
-    // What arrived before the close may be stored; nothing twice, nothing altered.
+    // What arrived before the close may be stored; nothing twice, nothing altered. The daemon has
+    // read all three when it holds no connection but the status request's own.
     await waitFor(async () => {
-      const a = await messageCount(sb, 'q');
-      await new Promise((r) => setTimeout(r, 200));
-      return a === (await messageCount(sb, 'q'));
-    }, 30_000, 'the stored count to settle');
+      const status = JSON.parse(await ok(sb, ['daemon', 'status', '--json'])) as { connections: number };
+      return status.connections === 1;
+    }, 30_000, 'the daemon to close the three connections');
     const list = await listAll(sb, 'q');
     const seen = new Map<string, number>();
     for (const m of list) {

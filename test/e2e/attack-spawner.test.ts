@@ -5,18 +5,15 @@
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
-import { addListener, alive, killLeftovers, lines, listDeliveries, mustRun, publishData, until, writeScript } from '../helpers/delivery.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { isRunning } from '../helpers/discue.js';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
+import { addListener, killLeftovers, lines, listDeliveries, mustRun, publishData, writeScript } from '../helpers/delivery.js';
 
-let sb: Sandbox;
+const sb = useSandbox('dq-atk-');
 const leftovers: number[] = [];
-beforeEach(() => {
-  sb = new Sandbox('dq-atk-');
-});
 afterEach(async () => {
   killLeftovers(leftovers);
-  await sb.dispose();
 });
 
 describe('attacks on the spawner', () => {
@@ -37,17 +34,17 @@ describe('attacks on the spawner', () => {
     rmSync(work, { recursive: true });
     writeFileSync(work, 'not a directory');
     await publishData(sb, 'orders', ['doomed']);
-    const dead = await until(async () => (await listDeliveries(sb, ['--listener', bad.id, '--state', 'dead']))[0], 30_000, 'the bad delivery dead');
+    const dead = await waitFor(async () => (await listDeliveries(sb, ['--listener', bad.id, '--state', 'dead']))[0], 30_000, 'the bad delivery dead');
     expect(dead.attempts).toHaveLength(1);
     // The cause, not "the spawner died": spawn refuses a cwd that is not a directory with ENOTDIR.
     expect(dead.attempts[0]!.error).toMatch(/cannot start .*ENOTDIR/);
 
     // The other listener's command was never killed nor rerun.
-    expect(alive(spawner!)).toBe(true);
+    expect(isRunning(spawner!)).toBe(true);
     expect(lines(join(sb.dir, 'long.pids'))).toHaveLength(1);
     writeFileSync(join(sb.dir, 'release'), '');
     await waitFor(() => lines(join(sb.dir, 'long.got')).includes('kept'), 20_000, 'the long command done');
-    const delivered = await until(async () => (await listDeliveries(sb, ['--listener', good.id, '--state', 'delivered']))[0], 20_000, 'delivered');
+    const delivered = await waitFor(async () => (await listDeliveries(sb, ['--listener', good.id, '--state', 'delivered']))[0], 20_000, 'delivered');
     expect(delivered.attempts.map((a) => a.ok)).toEqual([true]);
     expect(lines(join(sb.dir, 'long.pids'))).toHaveLength(1);
     expect(readFileSync(join(sb.dir, 'long.ppids'), 'utf8').trim()).toBe(String(spawner));
@@ -62,11 +59,11 @@ describe('attacks on the spawner', () => {
     await waitFor(() => lines(join(sb.dir, 'ppids')).length >= 1, 20_000, 'the first run');
     const [stopped] = lines(join(sb.dir, 'ppids')).map(Number);
     leftovers.push(stopped!);
-    const delivered = await until(async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered']))[0], 30_000, 'delivered on a fresh spawner');
+    const delivered = await waitFor(async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered']))[0], 30_000, 'delivered on a fresh spawner');
     // Not the receiver's fault: rerun as the same attempt, as for a spawner killed from outside.
     expect(delivered.attempts.map((a) => [a.attempt, a.ok])).toEqual([[1, true]]);
     expect(lines(join(sb.dir, 'got.log'))).toEqual(['first']);
-    await waitFor(() => !alive(stopped!), 10_000, `the stopped spawner ${stopped} killed`);
+    await waitFor(() => !isRunning(stopped!), 10_000, `the stopped spawner ${stopped} killed`);
     await publishData(sb, 'orders', ['second']);
     await waitFor(() => lines(join(sb.dir, 'got.log')).length === 2, 20_000, 'the next message delivered');
     expect(lines(join(sb.dir, 'got.log'))).toEqual(['first', 'second']);
@@ -84,8 +81,8 @@ describe('attacks on the spawner', () => {
     const daemon = sb.daemonPid()!;
     const stop = await sb.run(['daemon', 'stop'], { timeoutMs: 40_000 });
     expect(stop.code, stop.stderr).toBe(0);
-    await waitFor(() => !alive(daemon), 10_000, 'the daemon gone');
-    await waitFor(() => !alive(stopped!), 10_000, `the stopped spawner ${stopped} gone`);
+    await waitFor(() => !isRunning(daemon), 10_000, 'the daemon gone');
+    await waitFor(() => !isRunning(stopped!), 10_000, `the stopped spawner ${stopped} gone`);
   });
 
   it('the spawner killed -9 eight times during a stream of deliveries to two listeners (concurrency 4): every message is delivered to each, duplicates only from runs in flight at a kill', async () => {
@@ -115,7 +112,7 @@ describe('attacks on the spawner', () => {
       }
     }
     for (const name of ['a', 'b']) {
-      const delivered = await until(
+      const delivered = await waitFor(
         async () => {
           const list = await listDeliveries(sb, ['--listener', name, '--state', 'delivered', '--limit', '1000']);
           return list.length === N ? list : undefined;
@@ -137,7 +134,7 @@ describe('attacks on the spawner', () => {
     }
     expect(killed.size).toBeGreaterThanOrEqual(3);
     expect(sb.daemonPid()).toBe(daemon);
-    expect(alive(daemon)).toBe(true);
+    expect(isRunning(daemon)).toBe(true);
   });
 
   it('commands that close stdin under 256 KiB of data, print 1.1 MB without a newline, or leave 50 children holding the pipes: each delivered on its first attempt, within its timeout', async () => {
@@ -155,7 +152,7 @@ describe('attacks on the spawner', () => {
     await publishData(sb, 'orders', [data]);
     try {
       for (const [name, l] of Object.entries(ls)) {
-        const d = await until(
+        const d = await waitFor(
           async () =>
             (await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered']))[0] ??
             (await listDeliveries(sb, ['--listener', l.id, '--state', 'dead']))[0],
@@ -194,10 +191,10 @@ describe('attacks on the spawner', () => {
     leftovers.push(spawner!, ...held);
     const daemon = sb.daemonPid()!;
     process.kill(daemon, 'SIGKILL');
-    await waitFor(() => !alive(daemon), 10_000, 'the daemon gone');
+    await waitFor(() => !isRunning(daemon), 10_000, 'the daemon gone');
     // The spawner sees its IPC channel close and takes its commands' groups along.
-    await waitFor(() => !alive(spawner!), 10_000, `the spawner ${spawner} gone`);
-    for (const pid of held) await waitFor(() => !alive(pid), 10_000, `command process ${pid} gone`);
+    await waitFor(() => !isRunning(spawner!), 10_000, `the spawner ${spawner} gone`);
+    for (const pid of held) await waitFor(() => !isRunning(pid), 10_000, `command process ${pid} gone`);
     expect(lines(join(sb.dir, 'got.log'))).toEqual([]);
 
     writeFileSync(join(sb.dir, 'release'), '');
@@ -225,7 +222,7 @@ describe('attacks on the spawner', () => {
     const [atCap] = await publishData(sb, 'orders', [data]);
     const [over] = await publishData(sb, 'orders', [data + 'a']);
     for (const id of [atCap!, over!]) {
-      await until(async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered', '--limit', '10'])).some((d) => d.messageId === id), 30_000, `${id} delivered`);
+      await waitFor(async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered', '--limit', '10'])).some((d) => d.messageId === id), 30_000, `${id} delivered`);
     }
     const envAt = JSON.parse(readFileSync(join(sb.dir, `env-${atCap}`), 'utf8')) as { data?: string };
     expect(Buffer.byteLength(readFileSync(join(sb.dir, `env-${atCap}`), 'utf8'))).toBe(CAP);

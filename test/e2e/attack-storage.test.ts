@@ -10,27 +10,22 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { connect, isDiscueError } from '../../src/index.js';
-import type { DiscueClient } from '../../src/index.js';
 import { listAll, ok, statusPid, waitForExit } from '../helpers/discue.js';
 import { ROOT_USER, fillDisk } from '../helpers/disk.js';
-import { Sandbox } from '../helpers/sandbox.js';
+import { useSandbox } from '../helpers/sandbox.js';
 
 const TITLE = ROOT_USER
   ? 'attack: kill -9 while a full disk is freed'
   : 'attack: kill -9 while a full disk is freed (SKIPPED: mounting a small tmpfs needs root)';
 
 describe.skipIf(!ROOT_USER)(TITLE, () => {
-  let sb: Sandbox;
-  const clients: DiscueClient[] = [];
+  const sb = useSandbox('dq-atkfull-');
   beforeEach(() => {
-    sb = new Sandbox('dq-atkfull-');
     mkdirSync(sb.home, { recursive: true });
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=6m', 'tmpfs', sb.home]);
   });
   afterEach(async () => {
-    for (const client of clients.splice(0)) await client.close().catch(() => undefined);
     execFileSync('umount', ['-l', sb.home]);
-    await sb.dispose();
   });
 
   it('5 rounds: disk full, STORAGE_FULL, space freed with 40 publishes arriving, kill -9 a few ms later: every acknowledged message survives, the counters match, the daemon starts each time', async () => {
@@ -38,7 +33,7 @@ describe.skipIf(!ROOT_USER)(TITLE, () => {
     const acked = new Map<string, string>();
     for (let round = 0; round < 5; round++) {
       const client = await connect({ home: sb.home, requestTimeoutMs: 20_000 });
-      clients.push(client);
+      sb.onDispose(() => client.close());
       const pid = await statusPid(sb);
       const filler = fillDisk(sb.home);
       // Large enough to need space LevelDB does not have: STORAGE_FULL, the database stuck.

@@ -1,19 +1,13 @@
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runBlock, runnableBlocks } from '../helpers/readme.js';
-import { BIN, Sandbox } from '../helpers/sandbox.js';
+import { BIN, useSandbox } from '../helpers/sandbox.js';
 
 /** The README's "discue in CI" recipe, run as the shell script a user would write. */
 describe('discue in CI (README recipe)', () => {
-  let sb: Sandbox;
-  beforeEach(() => {
-    sb = new Sandbox();
-  });
-  afterEach(async () => {
-    await sb.dispose();
-  });
+  const sb = useSandbox();
 
   function bash(script: string): Promise<{ code: number; stdout: string; stderr: string }> {
     const file = join(sb.dir, 'ci.sh');

@@ -7,18 +7,12 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { expectError, messageCount, ok } from '../helpers/discue.js';
-import { Sandbox } from '../helpers/sandbox.js';
+import { useSandbox } from '../helpers/sandbox.js';
 
 describe('CLI conventions', () => {
-  let sb: Sandbox;
-  beforeEach(() => {
-    sb = new Sandbox();
-  });
-  afterEach(async () => {
-    await sb.dispose();
-  });
+  const sb = useSandbox();
 
   describe('queue create --if-missing', () => {
     it('creates the queue, then succeeds with the existing one and prints it', async () => {

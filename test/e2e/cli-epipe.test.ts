@@ -5,17 +5,11 @@
  * it could not write, so its next run gets it.
  */
 import type { ChildProcess } from 'node:child_process';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ok } from '../helpers/discue.js';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
 
-let sb: Sandbox;
-beforeEach(() => {
-  sb = new Sandbox('dq-epipe-');
-});
-afterEach(async () => {
-  await sb.dispose();
-});
+const sb = useSandbox('dq-epipe-');
 
 /** How a process ended, and its stderr; stdout is left to the caller. */
 function ending(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {

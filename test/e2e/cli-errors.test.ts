@@ -6,21 +6,15 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connect, DiscueError } from '../../src/index.js';
 import { expectError, expectJsonError, ok, statusPid } from '../helpers/discue.js';
-import { ROOT, Sandbox } from '../helpers/sandbox.js';
+import { ROOT, useSandbox } from '../helpers/sandbox.js';
 
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
 describe('errors that teach', () => {
-  let sb: Sandbox;
-  beforeEach(() => {
-    sb = new Sandbox();
-  });
-  afterEach(async () => {
-    await sb.dispose();
-  });
+  const sb = useSandbox();
 
   it('a JSON argument the shell mangled shows what arrived and suggests single quotes or --data; plain text suggests --data', async () => {
     await ok(sb, ['queue', 'create', 'orders']);

@@ -5,9 +5,9 @@
  * that holds it, not just "unknown field". `deliveries list` follows the same
  * -q rule as the other lists, and prints every value whole to a pipe.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { expectError, expectJsonError, ok } from '../helpers/discue.js';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
 
 /** The field list a --help prints for --fields: "(a,b,c)" after the option, wrapped or not. */
 function helpFields(help: string): string[] {
@@ -17,13 +17,7 @@ function helpFields(help: string): string[] {
 }
 
 describe('--fields on lists', () => {
-  let sb: Sandbox;
-  beforeEach(() => {
-    sb = new Sandbox();
-  });
-  afterEach(async () => {
-    await sb.dispose();
-  });
+  const sb = useSandbox();
 
   it('the --help of listener list and queue list names every key their --json items have', async () => {
     await ok(sb, ['queue', 'create', 'orders', '--retention', '7d', '--max-messages', '10']);

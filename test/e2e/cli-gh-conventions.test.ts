@@ -4,21 +4,15 @@
  * subcommand --help listing the global options it inherits.
  */
 import { spawn } from 'node:child_process';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ok, statusPid } from '../helpers/discue.js';
-import { BIN, Sandbox, collect } from '../helpers/sandbox.js';
+import { BIN, collect, useSandbox } from '../helpers/sandbox.js';
 import type { RunResult } from '../helpers/sandbox.js';
 
 const quote = (arg: string) => `'${arg.replace(/'/g, `'\\''`)}'`;
 
 describe('CLI conventions from gh and docker', () => {
-  let sb: Sandbox;
-  beforeEach(() => {
-    sb = new Sandbox();
-  });
-  afterEach(async () => {
-    await sb.dispose();
-  });
+  const sb = useSandbox();
 
   /** Runs discue on a pseudo-terminal (util-linux `script`); stdout and stderr both arrive on it. */
   function onTty(args: string[]): Promise<RunResult> {

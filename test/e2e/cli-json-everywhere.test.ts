@@ -6,9 +6,9 @@
  * did nothing: a usage error (exit 2), its help on stderr, or with --json a
  * USAGE error naming the subcommands. A warning is JSON too.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { expectJsonError, ok } from '../helpers/discue.js';
-import { Sandbox } from '../helpers/sandbox.js';
+import { useSandbox } from '../helpers/sandbox.js';
 
 function jsonLines(text: string, where: string): unknown[] {
   return text
@@ -53,14 +53,10 @@ const WRONG: { args: string[]; exit: number; code: string }[] = [
 ];
 
 describe('--json on every command, errors included', () => {
-  let sb: Sandbox;
+  const sb = useSandbox();
   beforeEach(async () => {
-    sb = new Sandbox();
     await ok(sb, ['queue', 'create', 'orders']);
     await ok(sb, ['publish', 'orders', '--data', 'kept']);
-  });
-  afterEach(async () => {
-    await sb.dispose();
   });
 
   it('a wrong call of each command answers one JSON error on stderr, nothing else', { timeout: 120_000 }, async () => {

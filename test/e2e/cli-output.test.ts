@@ -6,22 +6,16 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { expectError, ok } from '../helpers/discue.js';
-import { BIN, ROOT, Sandbox, collect } from '../helpers/sandbox.js';
+import { BIN, collect, ROOT, useSandbox } from '../helpers/sandbox.js';
 import type { RunResult } from '../helpers/sandbox.js';
 
 const ESC = '\x1b[';
 const quote = (arg: string) => `'${arg.replace(/'/g, `'\\''`)}'`;
 
 describe('CLI output conventions', () => {
-  let sb: Sandbox;
-  beforeEach(() => {
-    sb = new Sandbox();
-  });
-  afterEach(async () => {
-    await sb.dispose();
-  });
+  const sb = useSandbox();
 
   /** Runs discue on a pseudo-terminal; stdout and stderr both arrive on the terminal. */
   function onTty(args: string[], env: Record<string, string | undefined> = {}): Promise<RunResult> {

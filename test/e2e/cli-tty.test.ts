@@ -9,12 +9,12 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { messageCount, ok } from '../helpers/discue.js';
-import { BIN, Sandbox, waitFor } from '../helpers/sandbox.js';
+import { BIN, useSandbox, waitFor } from '../helpers/sandbox.js';
 
 const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 describe('on a terminal', () => {
-  let sb: Sandbox;
+  const sb = useSandbox('discue-tty-');
   let socket: string;
   let runs = 0;
   const tmux = (...args: string[]) => execFileSync('tmux', ['-S', socket, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -34,7 +34,6 @@ describe('on a terminal', () => {
   }
 
   beforeEach(() => {
-    sb = new Sandbox('discue-tty-');
     socket = join(sb.dir, 'tmux.sock');
   });
   afterEach(async () => {
@@ -43,7 +42,6 @@ describe('on a terminal', () => {
     } catch {
       // no server started
     }
-    await sb.dispose();
   });
 
   describe('confirmation before deleting messages', () => {

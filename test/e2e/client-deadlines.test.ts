@@ -5,24 +5,17 @@
  * library client each end with DAEMON_TIMEOUT (exit 124), naming the pid.
  * Every test continues the daemon in a `finally`, so the sandbox can clean up.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { connect, isDiscueError } from '../../src/index.js';
-import type { DiscueClient } from '../../src/index.js';
 import { expectError, expectJsonError, ok } from '../helpers/discue.js';
-import { Sandbox, collect, waitFor } from '../helpers/sandbox.js';
+import { collect, useSandbox, waitFor } from '../helpers/sandbox.js';
 
-let sb: Sandbox;
+const sb = useSandbox('dq-deadline-');
 const stopped = new Set<number>();
-const clients: DiscueClient[] = [];
 
-beforeEach(() => {
-  sb = new Sandbox('dq-deadline-');
-});
 afterEach(async () => {
   for (const pid of stopped) cont(pid);
   stopped.clear();
-  for (const client of clients.splice(0)) await client.close().catch(() => undefined);
-  await sb.dispose();
 });
 
 /** SIGSTOPs the daemon; afterEach continues it whatever happens. */
@@ -130,7 +123,7 @@ describe('deadlines: a stopped daemon never hangs a client', () => {
   it('a library client whose daemon stops rejects with DAEMON_TIMEOUT, then recovers by itself', async () => {
     const pid = await startedDaemon();
     const client = await connect({ home: sb.home, requestTimeoutMs: 2500 });
-    clients.push(client);
+    sb.onDispose(() => client.close());
     expect((await client.publish('q', { data: 'before' })).ids).toHaveLength(1);
     stop(pid);
 

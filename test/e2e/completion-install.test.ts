@@ -6,10 +6,10 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ok } from '../helpers/discue.js';
 import { runBlock } from '../helpers/readme.js';
-import { ROOT, Sandbox } from '../helpers/sandbox.js';
+import { ROOT, useSandbox } from '../helpers/sandbox.js';
 
 const SHIPPED = {
   bash: join(ROOT, 'completions', 'discue.bash'),
@@ -28,13 +28,7 @@ function installLines(text: string): { line: string; shell: Shell; file: string 
 }
 
 describe('completion install lines, in a fresh home', () => {
-  let sb: Sandbox;
-  beforeEach(() => {
-    sb = new Sandbox('discue-compl-install-');
-  });
-  afterEach(async () => {
-    await sb.dispose();
-  });
+  const sb = useSandbox('discue-compl-install-');
 
   async function expectInstalls(lines: { line: string; shell: Shell; file: string }[]): Promise<void> {
     expect(lines.map((l) => l.shell).sort()).toEqual(['bash', 'fish', 'zsh']);

@@ -15,7 +15,8 @@ import type { Server, Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { daemonProcesses, expectError, ok } from '../helpers/discue.js';
-import { BIN, ROOT, Sandbox, collect } from '../helpers/sandbox.js';
+import { BIN, collect, ROOT, useSandbox } from '../helpers/sandbox.js';
+import type { Sandbox } from '../helpers/sandbox.js';
 
 /** Sources the script, fills COMP_WORDS with the words (the last one is under the cursor), prints COMPREPLY. */
 const CALL = `
@@ -71,12 +72,11 @@ class BashCompletion {
 }
 
 describe('discue completion bash, in a real bash', () => {
-  let sb: Sandbox;
+  const sb = useSandbox();
   let bash: BashCompletion;
   let wedged: { server: Server; sockets: Socket[] } | undefined;
 
   beforeEach(async () => {
-    sb = new Sandbox();
     bash = new BashCompletion(sb);
     await bash.load();
   });
@@ -86,7 +86,6 @@ describe('discue completion bash, in a real bash', () => {
       await new Promise((r) => wedged!.server.close(r));
       wedged = undefined;
     }
-    await sb.dispose();
   });
 
   it('prints the committed completions/discue.bash', async () => {
@@ -195,13 +194,7 @@ describe('discue completion bash, in a real bash', () => {
 });
 
 describe('discue completion, other shells and errors', () => {
-  let sb: Sandbox;
-  beforeEach(() => {
-    sb = new Sandbox();
-  });
-  afterEach(async () => {
-    await sb.dispose();
-  });
+  const sb = useSandbox();
 
   const TOP = ['daemon', 'queue', 'publish', 'messages', 'listener', 'listen', 'deliveries', 'top', 'config', 'completion'];
 

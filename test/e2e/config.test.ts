@@ -8,25 +8,23 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { expectError, ok } from '../helpers/discue.js';
-import { Sandbox } from '../helpers/sandbox.js';
+import { useSandbox } from '../helpers/sandbox.js';
 import type { RunOptions } from '../helpers/sandbox.js';
 
 const ESC = '\u001b[';
 
 describe('discue config', () => {
-  let sb: Sandbox;
+  const sb = useSandbox();
   let file: string;
   /** Daemons of other homes and sockets a test started; stopped after it. */
   let extra: { home: string; socket: string }[];
 
   beforeEach(() => {
-    sb = new Sandbox();
     file = join(sb.dir, 'user', '.config', 'discue', 'config.json');
     extra = [];
   });
   afterEach(async () => {
     for (const d of extra) await sb.run(['--socket', d.socket, 'daemon', 'stop'], { env: { DISCUE_HOME: d.home } });
-    await sb.dispose();
   });
 
   const stored = () => JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
@@ -75,6 +73,7 @@ describe('discue config', () => {
         { key: 'output', value: 'human', source: 'default', env: 'DISCUE_OUTPUT' },
         { key: 'color', value: 'never', source: 'config', env: 'DISCUE_COLOR' },
         { key: 'socket', value: sb.socket, source: 'default', env: 'DISCUE_SOCKET' },
+        { key: 'store', value: join(sb.home, 'data'), source: 'default', env: 'DISCUE_STORE' },
         { key: 'listener.timeout', value: '5s', source: 'config', env: 'DISCUE_LISTENER_TIMEOUT' },
         { key: 'listener.maxAttempts', value: '3', source: 'config', env: 'DISCUE_LISTENER_MAX_ATTEMPTS' },
       ]);
@@ -107,7 +106,7 @@ describe('discue config', () => {
       expectError(await run(['config', 'get', 'nope']), 2, 'INVALID_ARGUMENT');
       expectError(await run(['config', 'unset', 'nope']), 2, 'INVALID_ARGUMENT');
       const unknown = await run(['config', 'set', 'listener.retries', '3']);
-      expect(unknown.stderr).toContain('keys: output, color, socket, listener.timeout, listener.maxAttempts');
+      expect(unknown.stderr).toContain('keys: output, color, socket, store, listener.timeout, listener.maxAttempts');
       expectError(await run(['config', 'set', 'output', 'yaml']), 2, 'INVALID_ARGUMENT');
       expectError(await run(['config', 'set', 'color', 'purple']), 2, 'INVALID_ARGUMENT');
       expectError(await run(['config', 'set', 'socket', ' ']), 2, 'INVALID_ARGUMENT');

@@ -6,18 +6,12 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RawClient, daemonProcesses, expectError, isRunning, listAll, ok, statusPid, waitForExit } from '../helpers/discue.js';
-import { BIN, Sandbox, collect, waitFor } from '../helpers/sandbox.js';
+import { BIN, collect, useSandbox, waitFor } from '../helpers/sandbox.js';
 
 describe('daemon lifecycle', () => {
-  let sb: Sandbox;
-  beforeEach(() => {
-    sb = new Sandbox();
-  });
-  afterEach(async () => {
-    await sb.dispose();
-  });
+  const sb = useSandbox();
 
   it('starts by itself on the first command, and `daemon start` is idempotent', async () => {
     expect((await sb.run(['daemon', 'status'])).code).toBe(3);

@@ -2,22 +2,18 @@
  * One daemon per home rests on the daemon's own lock (run/daemon.lock), not on
  * LevelDB's lock nor on the socket: two daemons given different data
  * directories and different sockets for one home still make one daemon, and
- * a lock left by a killed daemon does not keep the next one out.
+ * a lock left by a killed daemon does not keep the next one out. `daemon
+ * repair` takes the same lock: refused while it is held, nothing copied.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { daemonProcesses, expectError, ok, waitForExit } from '../helpers/discue.js';
-import { Sandbox, collect, waitFor } from '../helpers/sandbox.js';
+import { collect, useSandbox, waitFor } from '../helpers/sandbox.js';
 
 describe('daemon lock', () => {
-  let sb: Sandbox;
-  beforeEach(() => {
-    sb = new Sandbox();
-  });
-  afterEach(async () => {
-    await sb.dispose();
-  });
+  const sb = useSandbox();
 
   const lockFile = (): string => join(sb.home, 'run', 'daemon.lock');
   const lockPid = (): number => Number.parseInt(readFileSync(lockFile(), 'utf8'), 10);
@@ -69,5 +65,53 @@ describe('daemon lock', () => {
     const next = sb.daemonPid()!;
     expect(next).not.toBe(killed);
     expect(lockPid()).toBe(next);
+  });
+
+  const backups = (dir: string, name: string): string[] => readdirSync(dir).filter((n) => n.startsWith(`${name}.bak-`));
+
+  it('`daemon repair` is refused, touching nothing, while a daemon holds the lock (even one on another socket)', async () => {
+    const first = foreground(1);
+    const firstExit = collect(first, { timeoutMs: 60_000 });
+    await waitFor(() => existsSync(join(sb.dir, 's1.sock')) && lockPid() === first.pid, 20_000, 'the daemon');
+
+    // Its socket is not the one the repair would look at: only the lock tells.
+    const repair = await sb.run(['daemon', 'repair', '--store', join(sb.dir, 'data1')]);
+    expectError(repair, 1, 'ALREADY_RUNNING');
+    expect(repair.stderr).toContain(`pid ${first.pid}`);
+    expect(repair.stderr).toContain('discue daemon stop');
+    expect(backups(sb.dir, 'data1')).toEqual([]);
+    expect(lockPid()).toBe(first.pid);
+
+    first.kill('SIGTERM');
+    expect((await firstExit).code).toBe(0);
+    const after = await sb.run(['daemon', 'repair', '--store', join(sb.dir, 'data1'), '--json']);
+    expect(after.code, after.stderr).toBe(0);
+    expect(backups(sb.dir, 'data1')).toHaveLength(1);
+    // The repair let go of the lock: nothing left behind, and a daemon starts.
+    expect(existsSync(lockFile())).toBe(false);
+    await ok(sb, ['queue', 'create', 'q']);
+  });
+
+  it('`daemon repair` is refused by a live lock holder alone (no pid file, no socket); a dead holder does not stop it', async () => {
+    await ok(sb, ['queue', 'create', 'q']);
+    await ok(sb, ['daemon', 'stop']);
+    // A live process that is no daemon holds the lock, as one would in the
+    // instant between taking it and writing its pid file.
+    const holder = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      writeFileSync(lockFile(), `${holder.pid}\n\n`);
+      const refused = await sb.run(['daemon', 'repair']);
+      expectError(refused, 1, 'ALREADY_RUNNING');
+      expect(refused.stderr).toContain(`pid ${holder.pid}`);
+      expect(backups(sb.home, 'data')).toEqual([]);
+    } finally {
+      holder.kill('SIGKILL');
+    }
+    await waitForExit(holder.pid!);
+    const repaired = await sb.run(['daemon', 'repair', '--json']);
+    expect(repaired.code, repaired.stderr).toBe(0);
+    expect((JSON.parse(repaired.stdout) as { queues: number }).queues).toBe(1);
+    expect(backups(sb.home, 'data')).toHaveLength(1);
+    expect(existsSync(lockFile())).toBe(false);
   });
 });

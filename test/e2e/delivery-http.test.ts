@@ -6,8 +6,8 @@
  */
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
 import {
   addListener,
   closeAllServers,
@@ -21,17 +21,12 @@ import {
   startHookServer,
   verifyWebhook,
   writeScript,
-  until,
 } from '../helpers/delivery.js';
 import type { Envelope, Received } from '../helpers/delivery.js';
 
-let sb: Sandbox;
-beforeEach(() => {
-  sb = new Sandbox('dq-http-');
-});
+const sb = useSandbox('dq-http-');
 afterEach(async () => {
   await closeAllServers();
-  await sb.dispose();
 });
 
 const ids = (list: Received[]) => list.map((r) => r.envelope.id);
@@ -216,6 +211,7 @@ describe('HTTP delivery', () => {
   });
 
   it('a receiver that always fails: dead after max attempts with every attempt recorded, then retry delivers', async () => {
+    const started = Date.now();
     await mustRun(sb, ['queue', 'create', 'orders']);
     let broken = true;
     let n = 0;
@@ -223,7 +219,7 @@ describe('HTTP delivery', () => {
     const l = await addListener(sb, ['--queue', 'orders', '--url', hook.url, '--name', 'flaky', '--retry-delay', '50ms', '--max-attempts', '3']);
     const published = await publishData(sb, 'orders', ['a', 'b', 'c']);
 
-    const dead = await until(
+    const dead = await waitFor(
       async () => {
         const list = await listDeliveries(sb, ['--state', 'dead']);
         return list.length === 3 ? list : undefined;
@@ -241,8 +237,10 @@ describe('HTTP delivery', () => {
         expect(a.ok).toBe(false);
         expect(a.status).toBe(500);
         expect(a.output).toMatch(/^boom \d+$/);
-        expect(Number.isNaN(Date.parse(a.at))).toBe(false);
-        expect(a.durationMs).toBeGreaterThanOrEqual(0);
+        // Made during this test, and timed in whole milliseconds that fit inside it.
+        expect(Date.parse(a.at)).toBeGreaterThanOrEqual(started - 1000);
+        expect(Number.isInteger(a.durationMs) && a.durationMs >= 0, `durationMs ${a.durationMs}`).toBe(true);
+        expect(a.durationMs).toBeLessThanOrEqual(Date.now() - started);
       }
     }
     // Exactly max-attempts requests per message; the cursor moved on after each death, in order.
@@ -257,7 +255,7 @@ describe('HTTP delivery', () => {
     const one = await runJson<{ retried: number }>(sb, ['deliveries', 'retry', `${l.id}/${published[1]}`]);
     expect(one.retried).toBe(1);
     await waitFor(() => hook.requests.length >= 12, 20_000, 'a fresh round of 3 attempts');
-    const again = await until(
+    const again = await waitFor(
       async () => (await listDeliveries(sb, ['--state', 'dead'])).find((d) => d.messageId === published[1] && d.attempts.length === 6),
       20_000,
       'the retried delivery dead again after 3 more attempts',
@@ -346,7 +344,7 @@ describe('HTTP delivery', () => {
     const l = await addListener(sb, ['--queue', 'orders', '--url', hook.url, '--name', 'retired', '--retry-delay', '50ms']);
     const published = await publishData(sb, 'orders', ['one', 'two', 'three']);
 
-    const disabled = await until(
+    const disabled = await waitFor(
       async () => {
         const info = await showListener(sb, 'retired');
         return info.state === 'disabled' ? info : undefined;
@@ -383,7 +381,7 @@ describe('HTTP delivery', () => {
     const l = await addListener(sb, ['--queue', 'orders', '--url', hook.url, '--timeout', '1s', '--retry-delay', '50ms', '--max-attempts', '3']);
     const [id] = await publishData(sb, 'orders', ['slow']);
     await waitFor(() => hook.delivered.length === 1, 20_000, 'delivered on the second attempt');
-    const history = await until(
+    const history = await waitFor(
       async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered'])).find((d) => d.messageId === id),
       10_000,
       'the delivery in the history',
@@ -417,7 +415,7 @@ describe('HTTP delivery', () => {
     try {
       await addListener(sb, ['--queue', 'orders', '--url', hook.url, '--timeout', '1s', '--max-attempts', '1']);
       await publishData(sb, 'orders', ['slow body']);
-      const dead = await until(async () => (await listDeliveries(sb, ['--state', 'dead']))[0], 30_000, 'dead after the timeout');
+      const dead = await waitFor(async () => (await listDeliveries(sb, ['--state', 'dead']))[0], 30_000, 'dead after the timeout');
       expect(dead.attempts).toHaveLength(1);
       expect(dead.attempts[0]!.ok).toBe(false);
       expect(dead.attempts[0]!.error).toMatch(/time/i);
@@ -435,7 +433,7 @@ describe('HTTP delivery', () => {
     // still a timeout, but the receiver would not see it and the count below would not hold).
     await addListener(sb, ['--queue', 'orders', '--url', hook.url, '--timeout', '1s', '--retry-delay', '20ms', '--max-attempts', '2']);
     const [id] = await publishData(sb, 'orders', ['never']);
-    const dead = await until(async () => (await listDeliveries(sb, ['--state', 'dead']))[0], 20_000, 'dead');
+    const dead = await waitFor(async () => (await listDeliveries(sb, ['--state', 'dead']))[0], 20_000, 'dead');
     expect(dead.messageId).toBe(id);
     expect(dead.attempts).toHaveLength(2);
     for (const a of dead.attempts) {

@@ -6,8 +6,8 @@
  * one queue.
  */
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
 import {
   addListener,
   closeAllServers,
@@ -20,17 +20,12 @@ import {
   showListener,
   startHookServer,
   writeScript,
-  until,
 } from '../helpers/delivery.js';
 import type { ListenerJson, Received } from '../helpers/delivery.js';
 
-let sb: Sandbox;
-beforeEach(() => {
-  sb = new Sandbox('dq-life-');
-});
+const sb = useSandbox('dq-life-');
 afterEach(async () => {
   await closeAllServers();
-  await sb.dispose();
 });
 
 const datas = (list: Received[]) => list.map((r) => r.envelope.data);
@@ -186,7 +181,7 @@ describe('listener life cycle', () => {
     const after = await runJson<ListenerJson[]>(sb, ['listener', 'list']);
     expect(after.filter((l) => l.name).map((l) => l.name).sort()).toEqual(['both', 'dead-letters', 'only-kept']);
     expect(after.find((l) => l.id === c.id)!.queues).toEqual(['kept']);
-    const deadAfter = await until(async () => {
+    const deadAfter = await waitFor(async () => {
       const list = await listDeliveries(sb, ['--state', 'dead']);
       return list.length === 3 ? list : undefined;
     }, 20_000, 'k1, k2, k3 dead at the failing listener');

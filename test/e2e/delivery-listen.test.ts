@@ -6,19 +6,13 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Sandbox, collect, waitFor } from '../helpers/sandbox.js';
+import { describe, expect, it } from 'vitest';
+import { collect, useSandbox, waitFor } from '../helpers/sandbox.js';
 import type { RunResult } from '../helpers/sandbox.js';
 import { lines, mustRun, publishData, range, runJson, writeScript } from '../helpers/delivery.js';
 import type { Envelope } from '../helpers/delivery.js';
 
-let sb: Sandbox;
-beforeEach(() => {
-  sb = new Sandbox('dq-listen-');
-});
-afterEach(async () => {
-  await sb.dispose();
-});
+const sb = useSandbox('dq-listen-');
 
 interface Live {
   child: ChildProcess;

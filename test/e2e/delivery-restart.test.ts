@@ -3,18 +3,14 @@
  * its retries keeps its attempt count and its Retry-After, a dead delivery
  * being retried is resumed, and a listener's position survives.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
-import { addListener, closeAllServers, listDeliveries, mustRun, publishData, startHookServer, until } from '../helpers/delivery.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
+import { addListener, closeAllServers, listDeliveries, mustRun, publishData, startHookServer } from '../helpers/delivery.js';
 import type { DeliveryJson } from '../helpers/delivery.js';
 
-let sb: Sandbox;
-beforeEach(() => {
-  sb = new Sandbox('dq-restart-');
-});
+const sb = useSandbox('dq-restart-');
 afterEach(async () => {
   await closeAllServers();
-  await sb.dispose();
 });
 
 async function killDaemon(): Promise<number> {
@@ -43,7 +39,7 @@ describe('delivery state across kill -9', () => {
     const l = await addListener(sb, ['--queue', 'orders', '--url', hook.url, '--retry-delay', '50ms', '--max-attempts', '3']);
     const [id] = await publishData(sb, 'orders', ['important']);
     // Two attempts made and saved, the third due no earlier than 4 s after the second.
-    const open = await until(
+    const open = await waitFor(
       async () => (await listDeliveries(sb, ['--listener', l.id])).find((d) => d.attempts.length === 2 && d.nextAttemptAt),
       20_000,
       'two attempts on disk',
@@ -59,7 +55,7 @@ describe('delivery state across kill -9', () => {
     expect(hook.requests.map((r) => r.headers['webhook-id'])).toEqual([id, id, id]);
     // Retry-After outlived the daemon.
     expect(hook.requests[2]!.at - second.at).toBeGreaterThanOrEqual(3990);
-    const done = await until(
+    const done = await waitFor(
       async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered'])).find((d) => d.messageId === id),
       10_000,
       'the delivered record',
@@ -81,7 +77,7 @@ describe('delivery state across kill -9', () => {
     await waitFor(async () => (await listDeliveries(sb, ['--listener', l.id])).some((d) => d.attempts.length === 2), 20_000, 'two attempts on disk');
     await killDaemon();
     await mustRun(sb, ['listener', 'list']);
-    const dead = await until(async () => (await listDeliveries(sb, ['--state', 'dead']))[0], 30_000, 'dead after the third attempt');
+    const dead = await waitFor(async () => (await listDeliveries(sb, ['--state', 'dead']))[0], 30_000, 'dead after the third attempt');
     expect(dead.attempts.map((a) => a.attempt)).toEqual([1, 2, 3]);
     expect(hook.requests).toHaveLength(3);
   });
@@ -107,7 +103,7 @@ describe('delivery state across kill -9', () => {
     await mustRun(sb, ['listener', 'list']);
     await waitFor(() => hook.delivered.length === 1, 30_000, 'the retried delivery');
     expect(hook.delivered[0]!.envelope.id).toBe(first);
-    const history = await until(
+    const history = await waitFor(
       async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered'])).find((d) => d.messageId === first),
       10_000,
       'in the history',

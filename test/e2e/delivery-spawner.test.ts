@@ -9,18 +9,15 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
-import { addListener, alive, killLeftovers, lines, listDeliveries, mustRun, publishData, until, writeScript } from '../helpers/delivery.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { isRunning } from '../helpers/discue.js';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
+import { addListener, killLeftovers, lines, listDeliveries, mustRun, publishData, writeScript } from '../helpers/delivery.js';
 
-let sb: Sandbox;
+const sb = useSandbox('dq-spawn-');
 const leftovers: number[] = [];
-beforeEach(() => {
-  sb = new Sandbox('dq-spawn-');
-});
 afterEach(async () => {
   killLeftovers(leftovers);
-  await sb.dispose();
 });
 
 function cmdline(pid: number): string {
@@ -61,7 +58,7 @@ describe('spawner process', () => {
     writeFileSync(join(sb.dir, 'release'), '');
     await waitFor(() => lines(join(sb.dir, 'got.log')).includes('first'), 20_000, 'the first message delivered after the spawner died');
     // The orphaned run was killed with its group, not left to finish on its own.
-    await waitFor(() => !alive(held!), 10_000, `the held run's sleep ${held} killed`);
+    await waitFor(() => !isRunning(held!), 10_000, `the held run's sleep ${held} killed`);
     const [second] = await publishData(sb, 'orders', ['second']);
     await waitFor(() => lines(join(sb.dir, 'got.log')).length === 2, 20_000, 'the next message delivered by the new spawner');
 
@@ -72,7 +69,7 @@ describe('spawner process', () => {
     expect(ppids[1]).not.toBe(spawner);
     expect(ppids[2]).toBe(ppids[1]);
     expect(ppids[1]).not.toBe(daemon);
-    const delivered = await until(
+    const delivered = await waitFor(
       async () => {
         const list = await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered']);
         return list.length === 2 ? list : undefined;
@@ -82,7 +79,7 @@ describe('spawner process', () => {
     );
     for (const d of delivered) expect(d.attempts.map((a) => [a.attempt, a.ok, a.exitCode])).toEqual([[1, true, 0]]);
     expect(sb.daemonPid()).toBe(daemon);
-    expect(alive(daemon)).toBe(true);
+    expect(isRunning(daemon)).toBe(true);
   });
 
   it('a command that kills its own runner every time: a bounded failed attempt, then dead; the daemon lives on', async () => {
@@ -91,14 +88,14 @@ describe('spawner process', () => {
     const l = await addListener(sb, ['--queue', 'orders', '--exec', './killer.sh', '--max-attempts', '1']);
     const daemon = sb.daemonPid()!;
     await publishData(sb, 'orders', ['boom']);
-    const dead = await until(async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'dead']))[0], 30_000, 'dead');
+    const dead = await waitFor(async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'dead']))[0], 30_000, 'dead');
     expect(dead.attempts).toHaveLength(1);
     expect(dead.attempts[0]!.ok).toBe(false);
     expect(dead.attempts[0]!.error).toMatch(/spawner process \d+\) was killed by SIGKILL; it died 3 times while running this attempt/);
     // Three runs, each on a fresh spawner.
     expect(new Set(lines(join(sb.dir, 'ppids'))).size).toBe(3);
     expect(sb.daemonPid()).toBe(daemon);
-    expect(alive(daemon)).toBe(true);
+    expect(isRunning(daemon)).toBe(true);
   });
 
   it('the largest data (256 KiB) reaches the command intact through the spawner; megabytes of output keep only the tail', async () => {
@@ -111,7 +108,7 @@ describe('spawner process', () => {
     data += 'z'.repeat(256 * 1024 - Buffer.byteLength(data));
     expect(Buffer.byteLength(data)).toBe(256 * 1024);
     const [id] = await publishData(sb, 'orders', [data]);
-    const d = await until(async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered']))[0], 30_000, 'delivered');
+    const d = await waitFor(async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered']))[0], 30_000, 'delivered');
     expect(readFileSync(join(sb.dir, `sum-${id}`), 'utf8').trim()).toBe(createHash('sha256').update(data).digest('hex'));
     expect(d.attempts[0]!.exitCode).toBe(0);
     expect(d.attempts[0]!.output).toMatch(new RegExp(`y+end ${id}\\n$`));
@@ -129,7 +126,7 @@ describe('spawner process', () => {
     leftovers.push(...tree);
     const stop = await sb.run(['daemon', 'stop']);
     expect(stop.code, stop.stderr).toBe(0);
-    await waitFor(() => !alive(spawner!), 20_000, `the spawner ${spawner} gone`);
-    for (const pid of tree) await waitFor(() => !alive(pid), 20_000, `process ${pid} of the running command gone`);
+    await waitFor(() => !isRunning(spawner!), 20_000, `the spawner ${spawner} gone`);
+    for (const pid of tree) await waitFor(() => !isRunning(pid), 20_000, `process ${pid} of the running command gone`);
   });
 });

@@ -5,18 +5,14 @@
  * must not be skipped when it switches back. Publishes go through the
  * library client (as a Node service would), many in flight at once.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { connect } from '../../dist/index.js';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
 import { addListener, closeAllServers, mustRun, startHookServer } from '../helpers/delivery.js';
 
-let sb: Sandbox;
-beforeEach(() => {
-  sb = new Sandbox('dq-stress-');
-});
+const sb = useSandbox('dq-stress-');
 afterEach(async () => {
   await closeAllServers();
-  await sb.dispose();
 });
 
 describe('caught-up listeners under a stream of concurrent publishes', () => {

@@ -5,12 +5,12 @@
  */
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { closeAllServers, startHookServer } from '../helpers/delivery.js';
 import { ok, statusPid } from '../helpers/discue.js';
-import { Sandbox } from '../helpers/sandbox.js';
+import { useSandbox } from '../helpers/sandbox.js';
 
 interface Check {
   check: string;
@@ -20,26 +20,13 @@ interface Check {
 }
 
 describe('discue doctor', () => {
-  let sb: Sandbox;
-  let server: Server | undefined;
-  beforeEach(() => {
-    sb = new Sandbox();
-  });
-  afterEach(async () => {
-    await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
-    server = undefined;
-    await sb.dispose();
-  });
+  const sb = useSandbox();
+  afterEach(closeAllServers);
 
+  /** A receiver that answers HEAD with 405 (doctor's probe must cope) and counts the probes. */
   async function receiver(): Promise<{ url: string; heads: () => number }> {
-    let heads = 0;
-    server = createServer((req, res) => {
-      if (req.method === 'HEAD') heads++;
-      res.statusCode = req.method === 'HEAD' ? 405 : 200;
-      res.end();
-    });
-    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, heads: () => heads };
+    const hook = await startHookServer((req) => ({ status: req.method === 'HEAD' ? 405 : 200 }));
+    return { url: hook.url, heads: () => hook.requests.filter((r) => r.method === 'HEAD').length };
   }
 
   /** A port nothing listens on: bound, then closed. */

@@ -9,9 +9,9 @@ import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { listAll, messageCount, ok, waitForExit } from '../helpers/discue.js';
-import { ROOT, Sandbox, waitFor } from '../helpers/sandbox.js';
+import { ROOT, useSandbox, waitFor } from '../helpers/sandbox.js';
 
 /** A library publisher: keeps `inFlight` publishes going, reconnects after the daemon dies, stops on stdin EOF. */
 const PUBLISHER = `
@@ -65,14 +65,10 @@ interface Ack {
 }
 
 describe('durability under kill -9', () => {
-  let sb: Sandbox;
+  const sb = useSandbox();
   const children: ChildProcess[] = [];
-  beforeEach(() => {
-    sb = new Sandbox();
-  });
   afterEach(async () => {
     for (const child of children.splice(0)) child.kill('SIGKILL');
-    await sb.dispose();
   });
 
   it('keeps every acknowledged message exactly once, in order, across two SIGKILLs of the daemon', async () => {

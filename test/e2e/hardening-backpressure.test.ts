@@ -6,9 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import type { Socket } from 'node:net';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ok, statusPid } from '../helpers/discue.js';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
 
 const MiB = 1024 * 1024;
 
@@ -58,14 +58,8 @@ class Counter {
 }
 
 describe('back-pressure', () => {
-  let sb: Sandbox;
+  const sb = useSandbox();
 
-  beforeEach(() => {
-    sb = new Sandbox();
-  });
-  afterEach(async () => {
-    await sb.dispose();
-  });
 
   /** A queue whose every `messages.list` page is about 4 MiB. */
   async function bigQueue(): Promise<void> {

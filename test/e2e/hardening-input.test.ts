@@ -5,21 +5,15 @@
  */
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RawClient, expectError, listAll, ok, statusPid } from '../helpers/discue.js';
-import { addListener, listDeliveries, startHookServer, until } from '../helpers/delivery.js';
-import { Sandbox } from '../helpers/sandbox.js';
+import { addListener, listDeliveries, startHookServer } from '../helpers/delivery.js';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
 import type { RunResult } from '../helpers/sandbox.js';
 
 describe('bad input is refused at the door', () => {
-  let sb: Sandbox;
+  const sb = useSandbox();
 
-  beforeEach(() => {
-    sb = new Sandbox();
-  });
-  afterEach(async () => {
-    await sb.dispose();
-  });
 
   it('refuses a message name holding a control character (C0 or DEL) with INVALID_MESSAGE, exit 2', async () => {
     await ok(sb, ['queue', 'create', 'q']);
@@ -137,7 +131,7 @@ describe('bad input is refused at the door', () => {
     const redirecting = await startHookServer(() => ({ status: 307, headers: { location: target.url } }));
     await addListener(sb, ['--queue', 'q', '--url', redirecting.url, '--max-attempts', '2', '--retry-delay', '50ms']);
     await ok(sb, ['publish', 'q', '--data', 'x']);
-    const [dead] = await until(
+    const [dead] = await waitFor(
       async () => {
         const list = await listDeliveries(sb, ['--state', 'dead']);
         return list.length === 1 ? list : undefined;

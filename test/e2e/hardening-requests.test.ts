@@ -5,13 +5,13 @@
  * error with a stable code other than INTERNAL, or a success), and the daemon
  * is the same process, still answering, at the end.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../src/protocol/errors.js';
 import type { RequestType } from '../../src/protocol/requests.js';
 import { createConnection } from 'node:net';
 import type { Socket } from 'node:net';
 import { isRunning, ok, statusPid } from '../helpers/discue.js';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
 
 type Frame = Record<string, unknown>;
 
@@ -248,14 +248,8 @@ class Wire {
 const STABLE_CODES = new Set(Object.keys(ERROR_CODES).filter((code) => code !== 'INTERNAL'));
 
 describe('the daemon never dies from a request', () => {
-  let sb: Sandbox;
+  const sb = useSandbox();
 
-  beforeEach(() => {
-    sb = new Sandbox();
-  });
-  afterEach(async () => {
-    await sb.dispose();
-  });
 
   it('answers every request type with every wrong-typed parameter, and stays the same process', async () => {
     for (const queue of ['q', 'lq', 'upd', 'del', 'purged', 'ren', 'ren2']) await ok(sb, ['queue', 'create', queue]);

@@ -6,19 +6,13 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { expectError, listAll, ok, statusPid } from '../helpers/discue.js';
-import { Sandbox, collect } from '../helpers/sandbox.js';
+import { collect, useSandbox } from '../helpers/sandbox.js';
 
 describe('schema checks never block the daemon', () => {
-  let sb: Sandbox;
+  const sb = useSandbox();
 
-  beforeEach(() => {
-    sb = new Sandbox();
-  });
-  afterEach(async () => {
-    await sb.dispose();
-  });
 
   it('stops a catastrophically backtracking pattern with SCHEMA_TIMEOUT and serves others meanwhile', async () => {
     const schema = join(sb.dir, 'evil.schema.json');

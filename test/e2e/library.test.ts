@@ -4,11 +4,11 @@
  * The daemon validates on its own, whatever a client skipped.
  */
 import { once } from 'node:events';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DiscueError, MAX_DATA_BYTES, connect, isDiscueError } from '../../src/index.js';
 import type { DiscueClient } from '../../src/index.js';
 import { daemonProcesses, waitForExit } from '../helpers/discue.js';
-import { Sandbox } from '../helpers/sandbox.js';
+import { useSandbox } from '../helpers/sandbox.js';
 
 /** The DiscueError a promise rejects with. */
 async function rejection(promise: Promise<unknown>): Promise<DiscueError> {
@@ -22,19 +22,11 @@ async function rejection(promise: Promise<unknown>): Promise<DiscueError> {
 }
 
 describe('library: import { connect } from discue', () => {
-  let sb: Sandbox;
-  const clients: DiscueClient[] = [];
-  beforeEach(() => {
-    sb = new Sandbox();
-  });
-  afterEach(async () => {
-    for (const client of clients.splice(0)) await client.close().catch(() => undefined);
-    await sb.dispose();
-  });
+  const sb = useSandbox();
 
   async function open(options: { autoStart?: boolean } = {}): Promise<DiscueClient> {
     const client = await connect({ home: sb.home, ...options });
-    clients.push(client);
+    sb.onDispose(() => client.close());
     return client;
   }
 

@@ -5,9 +5,9 @@
  * of the oldest undelivered message, health (last outcome, failures in a
  * row, next retry) that clears on recovery, and a 410 that fails --wait.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Sandbox } from '../helpers/sandbox.js';
-import { addListener, closeAllServers, mustRun, publishData, range, runJson, startHookServer, until } from '../helpers/delivery.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
+import { addListener, closeAllServers, mustRun, publishData, range, runJson, startHookServer } from '../helpers/delivery.js';
 
 interface Progress {
   queue: string;
@@ -27,13 +27,9 @@ interface Listed {
   stats: { pending: number; lagMs: number };
 }
 
-let sb: Sandbox;
-beforeEach(() => {
-  sb = new Sandbox('dq-health-');
-});
+const sb = useSandbox('dq-health-');
 afterEach(async () => {
   await closeAllServers();
-  await sb.dispose();
 });
 
 async function listed(name: string): Promise<Listed> {
@@ -65,7 +61,7 @@ describe('pending and lag', () => {
 
     // After a restart the count starts from disk: the same figure, not a cap.
     await mustRun(sb, ['daemon', 'restart']);
-    await until(async () => (await listed('hook')).stats.pending === 12_000, 30_000, 'pending counted again after the restart');
+    await waitFor(async () => (await listed('hook')).stats.pending === 12_000, 30_000, 'pending counted again after the restart');
 
     // A removed message is no longer pending.
     const [first] = await runJson<{ id: string }[]>(sb, ['messages', 'list', 'orders', '--limit', '1']);
@@ -73,8 +69,8 @@ describe('pending and lag', () => {
     expect((await listed('hook')).stats.pending).toBe(11_999);
 
     await mustRun(sb, ['listener', 'resume', 'hook']);
-    await until(() => hook.delivered.length >= 11_999, 120_000, 'the backlog to be delivered');
-    const done = await until(async () => {
+    await waitFor(() => hook.delivered.length >= 11_999, 120_000, 'the backlog to be delivered');
+    const done = await waitFor(async () => {
       const l = await listed('hook');
       return l.stats.pending === 0 ? l : undefined;
     }, 30_000, 'pending to reach 0');
@@ -94,7 +90,7 @@ describe('pending and lag', () => {
     await publishData(sb, 'orders', range(3, 'after-'));
     expect((await listed('hook')).stats.pending).toBe(3);
     await mustRun(sb, ['listener', 'resume', 'hook']);
-    await until(() => hook.delivered.length === 3, 20_000, 'the three messages published after the purge');
+    await waitFor(() => hook.delivered.length === 3, 20_000, 'the three messages published after the purge');
     expect(hook.delivered.map((r) => r.envelope.data)).toEqual(['after-0', 'after-1', 'after-2']);
   });
 
@@ -105,14 +101,14 @@ describe('pending and lag', () => {
     await addListener(sb, ['--queue', 'orders', '--url', hook.url, '--name', 'uptodate']);
     await mustRun(sb, ['listener', 'pause', 'behind']);
     await publishData(sb, 'orders', range(5));
-    await until(() => hook.delivered.length === 5, 20_000, 'the active listener to get all five');
+    await waitFor(() => hook.delivered.length === 5, 20_000, 'the active listener to get all five');
 
-    const first = await until(async () => {
+    const first = await waitFor(async () => {
       const l = await listed('behind');
       return l.stats.lagMs > 0 ? l : undefined;
     }, 20_000, 'a lag on the paused listener');
     expect(first.progress[0]!.lagMs).toBe(first.stats.lagMs);
-    const later = await until(async () => {
+    const later = await waitFor(async () => {
       const l = await listed('behind');
       return l.stats.lagMs > first.stats.lagMs + 1000 ? l : undefined;
     }, 20_000, 'the lag to grow');
@@ -138,7 +134,7 @@ describe('health', () => {
     await addListener(sb, ['--queue', 'orders', '--url', hook.url, '--name', 'hook', '--retry-delay', '300ms', '--max-attempts', '100']);
     await publishData(sb, 'orders', ['first']);
 
-    const failing = await until(async () => {
+    const failing = await waitFor(async () => {
       const l = await listed('hook');
       return l.progress[0]!.consecutiveFailures >= 3 ? l : undefined;
     }, 30_000, 'three failed attempts');
@@ -152,7 +148,7 @@ describe('health', () => {
     expect(show).toMatch(/health:\s+failing: \d+ failed attempts, ECONNREFUSED/);
     expect((await mustRun(sb, ['top']))).toMatch(/hook\s+http\s+active\s+.*\d+ failed attempts, ECONNREFUSED/);
     // The next retry time shows while it waits out its backoff.
-    await until(async () => (await listed('hook')).progress[0]!.nextAttemptAt, 20_000, 'a next retry time');
+    await waitFor(async () => (await listed('hook')).progress[0]!.nextAttemptAt, 20_000, 'a next retry time');
 
     const wait = await sb.run(['publish', 'orders', '--data', 'second', '--wait', '--wait-timeout', '1s']);
     expect(wait.code, wait.stderr).toBe(124);
@@ -167,8 +163,8 @@ describe('health', () => {
     expect(restarted.lastError).toContain('ECONNREFUSED');
 
     await hook.reopen();
-    await until(() => hook.delivered.length === 2, 30_000, 'both messages once the receiver is back');
-    const healthy = await until(async () => {
+    await waitFor(() => hook.delivered.length === 2, 30_000, 'both messages once the receiver is back');
+    const healthy = await waitFor(async () => {
       const l = await listed('hook');
       return l.progress[0]!.lastOutcome === 'ok' ? l : undefined;
     }, 20_000, 'the listener to look healthy');

@@ -5,19 +5,13 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { expectError, ndjson, ok } from '../helpers/discue.js';
 import type { StoredMessage } from '../helpers/discue.js';
-import { BIN, Sandbox, collect, waitFor } from '../helpers/sandbox.js';
+import { BIN, collect, useSandbox, waitFor } from '../helpers/sandbox.js';
 
 describe('messages list at scale', () => {
-  let sb: Sandbox;
-  beforeEach(() => {
-    sb = new Sandbox();
-  });
-  afterEach(async () => {
-    await sb.dispose();
-  });
+  const sb = useSandbox();
 
   async function publish(queue: string, datas: string[]): Promise<string[]> {
     return (await ok(sb, ['publish', queue], ndjson(datas))).trim().split('\n');

@@ -10,8 +10,8 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, realpathSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ROOT, Sandbox, collect } from '../helpers/sandbox.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { collect, ROOT, useSandbox } from '../helpers/sandbox.js';
 import type { RunResult } from '../helpers/sandbox.js';
 
 const run = promisify(execFile);
@@ -25,7 +25,7 @@ describe('npm pack', () => {
   let work: string;
   let source: string;
   let tarball: string;
-  let sb: Sandbox;
+  const sb = useSandbox('discue-pack-');
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'discue-pack-'));
@@ -46,12 +46,6 @@ describe('npm pack', () => {
   }, 240_000);
   afterAll(() => {
     rmSync(work, { recursive: true, force: true });
-  });
-  beforeEach(() => {
-    sb = new Sandbox('discue-pack-');
-  });
-  afterEach(async () => {
-    await sb.dispose();
   });
 
   /** Runs `discue` found on PATH (the prefix's bin first), as a user's shell would. */

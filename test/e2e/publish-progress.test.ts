@@ -2,15 +2,14 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BIN, Sandbox, waitFor } from '../helpers/sandbox.js';
+import { BIN, useSandbox, waitFor } from '../helpers/sandbox.js';
 
 describe('progress line of a large NDJSON publish', () => {
-  let sb: Sandbox;
+  const sb = useSandbox();
   let session: string;
   const tmux = (...args: string[]) => execFileSync('tmux', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
   beforeEach(() => {
-    sb = new Sandbox();
     session = `discue-progress-${process.pid}-${Date.now()}`;
   });
   afterEach(async () => {
@@ -19,7 +18,6 @@ describe('progress line of a large NDJSON publish', () => {
     } catch {
       // already gone
     }
-    await sb.dispose();
   });
 
   const COUNT = 20_000;

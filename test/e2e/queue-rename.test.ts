@@ -5,34 +5,23 @@
  * kill -9 right after the reply finds everything under NEW.
  */
 import type { ChildProcess } from 'node:child_process';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { expectError, expectJsonError, listAll } from '../helpers/discue.js';
-import { Sandbox, collect, waitFor } from '../helpers/sandbox.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { expectError, expectJsonError, listAll, waitForExit } from '../helpers/discue.js';
+import { collect, useSandbox, waitFor } from '../helpers/sandbox.js';
 import type { RunResult } from '../helpers/sandbox.js';
-import { addListener, closeAllServers, listDeliveries, mustRun, publishData, runJson, startHookServer, until } from '../helpers/delivery.js';
+import { addListener, closeAllServers, listDeliveries, mustRun, publishData, runJson, startHookServer } from '../helpers/delivery.js';
 import type { Envelope, ListenerJson } from '../helpers/delivery.js';
 
-let sb: Sandbox;
-beforeEach(() => {
-  sb = new Sandbox('dq-rename-');
-});
+const sb = useSandbox('dq-rename-');
 afterEach(async () => {
   await closeAllServers();
-  await sb.dispose();
 });
 
 async function killDaemon(): Promise<void> {
   const pid = sb.daemonPid();
   expect(pid).toBeDefined();
   process.kill(pid!, 'SIGKILL');
-  await waitFor(() => {
-    try {
-      process.kill(pid!, 0);
-      return false;
-    } catch {
-      return true;
-    }
-  }, 10_000, 'the daemon to die');
+  await waitForExit(pid!, 'the daemon to die');
 }
 
 /** `discue listen ... --json`, its envelopes as they come. */
@@ -158,7 +147,7 @@ describe('discue queue rename', () => {
       [first, 'shop'],
       [second, 'shop'],
     ]);
-    const done = await until(
+    const done = await waitFor(
       async () => (await listDeliveries(sb, ['--listener', l.id, '--state', 'delivered'])).find((d) => d.messageId === first),
       10_000,
       'the delivered record',

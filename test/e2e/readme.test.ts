@@ -3,20 +3,14 @@
  * `sh runnable`) do: each one, pasted into bash as it is, exits 0 and shows
  * what its `# prints:` comments promise.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { freePort, runBlock, runnableBlocks } from '../helpers/readme.js';
-import { Sandbox } from '../helpers/sandbox.js';
+import { useSandbox } from '../helpers/sandbox.js';
 
 const blocks = runnableBlocks();
 
 describe('README runnable blocks', () => {
-  let sb: Sandbox;
-  beforeEach(() => {
-    sb = new Sandbox('discue-readme-');
-  });
-  afterEach(async () => {
-    await sb.dispose();
-  });
+  const sb = useSandbox('discue-readme-');
 
   it('finds the first example, the webhook receiver and the CI recipe', () => {
     const headings = blocks.map((b) => b.heading);

@@ -16,7 +16,7 @@ import { resolvePaths } from '../../src/protocol/paths.js';
 import { daemonProcesses, expectError, expectJsonError, ok } from '../helpers/discue.js';
 import { addListener, closeAllServers, listDeliveries, showListener, startHookServer } from '../helpers/delivery.js';
 import type { ListenerJson } from '../helpers/delivery.js';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
 
 const isRoot = process.getuid?.() === 0;
 const NOBODY = 65534;
@@ -64,7 +64,7 @@ function modeOf(path: string): number {
 }
 
 describe('socket ownership', () => {
-  let sb: Sandbox;
+  const sb = useSandbox('dq-sec-');
   let tmp: string;
   let home: string;
   let socket: string;
@@ -72,7 +72,6 @@ describe('socket ownership', () => {
   const servers: Server[] = [];
 
   beforeEach(() => {
-    sb = new Sandbox('dq-sec-');
     // A home too deep for a socket path: its socket falls back to $TMPDIR/discue-UID/.
     // TMPDIR points into the sandbox, so no test touches the machine's real /tmp/discue-UID.
     tmp = join(sb.dir, 'tmp');
@@ -91,7 +90,6 @@ describe('socket ownership', () => {
   });
   afterEach(async () => {
     for (const server of servers.splice(0)) server.close();
-    await sb.dispose();
   });
 
   it('uses the per-user fallback directory in TMPDIR for a deep home, created 0700', async () => {
@@ -187,13 +185,7 @@ describe('socket ownership', () => {
 });
 
 describe('private files', () => {
-  let sb: Sandbox;
-  beforeEach(() => {
-    sb = new Sandbox('dq-sec-');
-  });
-  afterEach(async () => {
-    await sb.dispose();
-  });
+  const sb = useSandbox('dq-sec-');
 
   it('creates the data directory 0700 and every file in it and in DISCUE_HOME 0600 (umask 077)', async () => {
     const data = join(sb.dir, 'fresh-data');
@@ -252,13 +244,9 @@ describe('private files', () => {
 });
 
 describe('passwords in listener URLs', () => {
-  let sb: Sandbox;
-  beforeEach(() => {
-    sb = new Sandbox('dq-sec-');
-  });
+  const sb = useSandbox('dq-sec-');
   afterEach(async () => {
     await closeAllServers();
-    await sb.dispose();
   });
 
   it('are masked everywhere except `listener show --secret`', async () => {

@@ -1,14 +1,8 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Sandbox } from '../helpers/sandbox.js';
+import { describe, expect, it } from 'vitest';
+import { useSandbox } from '../helpers/sandbox.js';
 
 describe('core flow through the real binary', () => {
-  let sb: Sandbox;
-  beforeEach(() => {
-    sb = new Sandbox();
-  });
-  afterEach(async () => {
-    await sb.dispose();
-  });
+  const sb = useSandbox();
 
   it('auto-starts the daemon, stores messages in order, lists them', async () => {
     expect((await sb.run(['queue', 'create', 'orders'])).code).toBe(0);

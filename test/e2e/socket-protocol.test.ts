@@ -3,9 +3,9 @@
  * each bad client is answered with an error frame and disconnected, and the
  * daemon (same pid) and every other client go on.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { RawClient, listAll, ok, statusPid } from '../helpers/discue.js';
-import { Sandbox } from '../helpers/sandbox.js';
+import { useSandbox } from '../helpers/sandbox.js';
 
 interface ErrorFrame {
   id: number;
@@ -14,18 +14,14 @@ interface ErrorFrame {
 }
 
 describe('socket protocol abuse', () => {
-  let sb: Sandbox;
+  const sb = useSandbox();
   let pid: number;
   let published: string[];
 
   beforeEach(async () => {
-    sb = new Sandbox();
     await ok(sb, ['queue', 'create', 'q']);
     pid = sb.daemonPid()!;
     published = [];
-  });
-  afterEach(async () => {
-    await sb.dispose();
   });
 
   /** Another client, through the CLI: publishes and lists; the daemon is the same process. */

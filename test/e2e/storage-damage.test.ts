@@ -9,19 +9,15 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { expectError, listAll, ndjson, ok } from '../helpers/discue.js';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
 
 describe('storage damage', () => {
-  let sb: Sandbox;
+  const sb = useSandbox();
   let dataDir: string;
   beforeEach(() => {
-    sb = new Sandbox();
     dataDir = join(sb.home, 'data');
-  });
-  afterEach(async () => {
-    await sb.dispose();
   });
 
   /** Publishes in rounds with a restart between them, so most data sits in table files, the rest in the log. */

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { expectError, listAll, ok, statusPid } from '../helpers/discue.js';
 import { ROOT_USER, fillDisk } from '../helpers/disk.js';
-import { Sandbox } from '../helpers/sandbox.js';
+import { useSandbox } from '../helpers/sandbox.js';
 
 const TITLE = ROOT_USER
   ? 'storage faults: disk full'
@@ -38,16 +38,14 @@ function big(tag: string): string {
 }
 
 describe.skipIf(!ROOT_USER)(TITLE, () => {
-  let sb: Sandbox;
+  const sb = useSandbox();
   beforeEach(() => {
-    sb = new Sandbox();
     mkdirSync(sb.home, { recursive: true });
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', sb.home]);
   });
   afterEach(async () => {
     // Lazy: the daemon may still hold files there; dispose() kills it next.
     execFileSync('umount', ['-l', sb.home]);
-    await sb.dispose();
   });
 
   it('refuses writes with STORAGE_FULL naming the directory, keeps reads and counters right, survives its log, and resumes once space is free', async () => {
@@ -112,13 +110,9 @@ describe.skipIf(!ROOT_USER)(TITLE, () => {
 });
 
 describe('storage faults: stale start locks', () => {
-  let sb: Sandbox;
+  const sb = useSandbox();
   beforeEach(() => {
-    sb = new Sandbox();
     mkdirSync(join(sb.home, 'run'), { recursive: true, mode: 0o700 });
-  });
-  afterEach(async () => {
-    await sb.dispose();
   });
 
   it('a start lock naming a starter that died is taken over at once', async () => {

@@ -12,21 +12,17 @@
 import { ClassicLevel } from 'classic-level';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { seal } from '../../src/backend/level/record.js';
 import { IdGenerator } from '../../src/protocol/ids.js';
 import { expectError, listAll } from '../helpers/discue.js';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
-import { closeAllServers, listDeliveries, mustRun, runJson, startHookServer, until } from '../helpers/delivery.js';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
+import { closeAllServers, listDeliveries, mustRun, runJson, startHookServer } from '../helpers/delivery.js';
 import type { ListenerJson } from '../helpers/delivery.js';
 
-let sb: Sandbox;
-beforeEach(() => {
-  sb = new Sandbox('dq-upgrade-');
-});
+const sb = useSandbox('dq-upgrade-');
 afterEach(async () => {
   await closeAllServers();
-  await sb.dispose();
 });
 
 interface OldHome {
@@ -109,7 +105,7 @@ describe('a home of the previous storage format', () => {
     // The pending retry is resumed (attempt 2); the delivered message is not sent again.
     await waitFor(() => hook.delivered.length === 1, 30_000, 'the pending retry');
     expect(hook.requests.map((r) => [r.envelope.id, r.envelope.queue, r.headers['webhook-id']])).toEqual([[old.pending, 'orders', old.pending]]);
-    const done = await until(
+    const done = await waitFor(
       async () => (await listDeliveries(sb, ['--listener', 'mailer', '--state', 'delivered'])).find((d) => d.messageId === old.pending),
       10_000,
       'its delivered record',

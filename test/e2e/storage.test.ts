@@ -3,11 +3,12 @@
  * messages, retention by count and by age, purge, delete and re-create, ids
  * across restarts, and listing messages too large for one reply.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connect } from '../../src/index.js';
 import { expectError, listAll, messageCount, ndjson, ok } from '../helpers/discue.js';
 import type { StoredMessage } from '../helpers/discue.js';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
+import type { Sandbox } from '../helpers/sandbox.js';
 
 async function list(sb: Sandbox, queue: string, ...args: string[]): Promise<StoredMessage[]> {
   return JSON.parse(await ok(sb, ['messages', 'list', queue, '--json', ...args])) as StoredMessage[];
@@ -21,13 +22,7 @@ const range = (from: number, to: number, prefix = 'm'): string[] =>
   Array.from({ length: to - from + 1 }, (_, i) => `${prefix}${from + i}`);
 
 describe('storage', () => {
-  let sb: Sandbox;
-  beforeEach(() => {
-    sb = new Sandbox();
-  });
-  afterEach(async () => {
-    await sb.dispose();
-  });
+  const sb = useSandbox();
 
   it('lists with --limit and --since (an id, exclusive; an ISO time; a duration)', async () => {
     await ok(sb, ['queue', 'create', 'q']);

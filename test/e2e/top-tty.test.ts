@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BIN, Sandbox, waitFor } from '../helpers/sandbox.js';
-import { listDeliveries, until } from '../helpers/delivery.js';
+import { BIN, useSandbox, waitFor } from '../helpers/sandbox.js';
+import { listDeliveries } from '../helpers/delivery.js';
 
 /** `discue top` in a real terminal: tmux runs it, send-keys types, capture-pane reads the screen. */
 describe('discue top in a real terminal', () => {
-  let sb: Sandbox;
+  const sb = useSandbox();
   let session: string;
   const tmux = (...args: string[]) => execFileSync('tmux', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   const screen = () => tmux('capture-pane', '-p', '-t', session);
@@ -19,12 +19,10 @@ describe('discue top in a real terminal', () => {
   };
 
   beforeEach(() => {
-    sb = new Sandbox();
     session = `discue-top-${process.pid}-${Date.now()}`;
   });
   afterEach(async () => {
     if (alive()) tmux('kill-session', '-t', session);
-    await sb.dispose();
   });
 
   it('draws queues and listeners live, pauses a listener with p, quits with q', async () => {
@@ -60,7 +58,7 @@ describe('discue top in a real terminal', () => {
     const add = await sb.run(['listener', 'add', '--queue', 'orders', '--exec', 'false', '--name', 'broken', '--max-attempts', '3', '--retry-delay', '100ms']);
     expect(add.code, add.stderr).toBe(0);
     expect((await sb.run(['publish', 'orders', '--data', 'hello'])).code).toBe(0);
-    const [dead] = await until(async () => {
+    const [dead] = await waitFor(async () => {
       const list = await listDeliveries(sb, ['--state', 'dead']);
       return list.length === 1 ? list : undefined;
     }, 30_000, 'the delivery to die after 3 attempts');

@@ -8,9 +8,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { daemonProcesses, expectError, expectJsonError, ok } from '../helpers/discue.js';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import { useSandbox, waitFor } from '../helpers/sandbox.js';
 
 /** A Unix socket server in this process that answers the way `behave` says. */
 async function foreignServer(path: string, behave: (socket: Socket) => void): Promise<Server> {
@@ -23,17 +23,13 @@ async function foreignServer(path: string, behave: (socket: Socket) => void): Pr
 }
 
 describe('unreachable and foreign sockets, unwritable homes', () => {
-  let sb: Sandbox;
+  const sb = useSandbox();
   const servers: Server[] = [];
-  beforeEach(() => {
-    sb = new Sandbox();
-  });
   afterEach(async () => {
     for (const server of servers.splice(0)) {
       server.close();
       server.unref();
     }
-    await sb.dispose();
   });
 
   it('reports a socket path in a directory that cannot exist with exit 3', async () => {

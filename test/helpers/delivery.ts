@@ -293,35 +293,6 @@ export function lines(path: string): string[] {
   return text === '' ? [] : text.replace(/\n$/, '').split('\n');
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Whether a process with this pid exists (and is not a zombie). */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z';
-  } catch {
-    return true;
-  }
-}
-
-/** waitFor that returns the value found, without its "not yet" (undefined / false) type. */
-export async function until<T>(
-  check: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs: number,
-  what: string,
-): Promise<NonNullable<T>> {
-  return (await waitFor(check, timeoutMs, what)) as NonNullable<T>;
-}
-
 /** SIGKILLs processes a test left running on purpose (background children, a stopped spawner) and empties the list. */
 export function killLeftovers(pids: number[]): void {
   for (const pid of pids.splice(0)) {

@@ -2,6 +2,7 @@
  * A sandbox per test: its own HOME and DISCUE_HOME in a fresh temp dir, the
  * real binary run with process.execPath, and every daemon it started killed
  * and the directory removed afterwards (as in changesets' e2e-utils).
+ * `useSandbox()` is the fixture: it makes one per test and disposes it.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
@@ -9,6 +10,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach } from 'vitest';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = join(ROOT, 'bin', 'discue.js');
@@ -32,6 +34,7 @@ export class Sandbox {
   readonly home: string;
   readonly env: Record<string, string>;
   private readonly children = new Set<ChildProcess>();
+  private readonly cleanups: (() => unknown)[] = [];
 
   constructor(prefix = 'discue-test-') {
     // Short paths: Unix socket paths are limited to ~100 bytes.
@@ -89,8 +92,21 @@ export class Sandbox {
     }
   }
 
-  /** Kills every daemon and child this sandbox started, then removes its files. */
+  /** Runs `cleanup` when the sandbox is disposed, before its processes are killed (last registered, first run). */
+  onDispose(cleanup: () => unknown): void {
+    this.cleanups.push(cleanup);
+  }
+
+  /** Runs the registered cleanups, kills every daemon and child this sandbox started, then removes its files. */
   async dispose(): Promise<void> {
+    // A failing cleanup must not leave daemons behind: each is awaited, none throws past here.
+    for (const cleanup of this.cleanups.splice(0).reverse()) {
+      try {
+        await cleanup();
+      } catch {
+        // the test already failed or the resource is gone
+      }
+    }
     for (const child of this.children) child.kill('SIGKILL');
     const pid = this.daemonPid();
     if (pid) {
@@ -105,6 +121,32 @@ export class Sandbox {
     killDaemonsOf(this.home, this.dir);
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The sandbox fixture: a fresh sandbox before each test of the enclosing
+ * describe (or file), disposed after it whatever the test did. The returned
+ * object stands for the current test's sandbox; touching it outside a test
+ * is a mistake and throws. `afterEach` hooks a file adds after calling this
+ * run before the dispose (vitest runs after-hooks in reverse order).
+ */
+export function useSandbox(prefix?: string): Sandbox {
+  let current: Sandbox | undefined;
+  beforeEach(() => {
+    current = new Sandbox(prefix);
+  });
+  afterEach(async () => {
+    const sb = current;
+    current = undefined;
+    await sb?.dispose();
+  });
+  return new Proxy({} as Sandbox, {
+    get(_target, key) {
+      if (!current) throw new Error(`useSandbox: the sandbox exists only inside a test (read ${String(key)})`);
+      const value: unknown = Reflect.get(current, key, current);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(current) : value;
+    },
+  });
 }
 
 function killDaemonsOf(home: string, dir: string): void {
@@ -148,12 +190,12 @@ export function collect(child: ChildProcess, options: RunOptions = {}): Promise<
   });
 }
 
-/** Polls `check` until it returns a truthy value or the time runs out. */
-export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+/** Polls `check` until it returns a truthy value, and returns that value, or throws when the time runs out. */
+export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 20_000, what = 'condition'): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
-    if (value) return value;
+    if (value) return value as NonNullable<T>;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }

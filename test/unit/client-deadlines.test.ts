@@ -4,15 +4,14 @@
  * comes; a request the daemon ignores while it answers others fails alone,
  * and the connection stays in use.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { connect, isDiscueError } from '../../src/index.js';
 import type { DiscueClient } from '../../src/index.js';
 import { waitFor } from '../helpers/sandbox.js';
+import { tmpDir } from '../helpers/tmp.js';
 
 interface Frame {
   id: number;
@@ -66,14 +65,13 @@ let dir: string;
 let daemon: ScriptedDaemon;
 let client: DiscueClient | undefined;
 beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'dq-unit-'));
+  dir = tmpDir('dq-unit-');
   daemon = await ScriptedDaemon.listen(join(dir, 'd.sock'));
 });
 afterEach(async () => {
   await client?.close().catch(() => undefined);
   client = undefined;
   daemon.close();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 async function open(requestTimeoutMs: number): Promise<DiscueClient> {

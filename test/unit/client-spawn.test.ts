@@ -1,20 +1,17 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { ensureHome, isAlive } from '../../src/client/spawn.js';
 import { DiscueError } from '../../src/protocol/errors.js';
 import { resolvePaths } from '../../src/protocol/paths.js';
 import { waitFor } from '../helpers/sandbox.js';
+import { tmpDir } from '../helpers/tmp.js';
 
 describe('ensureHome', () => {
   let dir: string;
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'discue-home-'));
-  });
-  afterEach(() => {
-    rmSync(dir, { recursive: true, force: true });
+    dir = tmpDir('discue-home-');
   });
 
   it('creates the home and its run directory (0700)', async () => {

@@ -6,8 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { completionScript } from '../../src/cli/completion.js';
-import type { Shell } from '../../src/cli/completion.js';
+import { completionScript } from '../../src/cli/completion/script.js';
+import type { Shell } from '../../src/cli/completion/shell.js';
 import { buildProgram } from '../../src/cli/program.js';
 import { ROOT } from '../helpers/sandbox.js';
 

@@ -5,8 +5,9 @@
  */
 import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { completionModel, completionScript } from '../../src/cli/completion.js';
-import type { CommandModel } from '../../src/cli/completion.js';
+import { completionModel } from '../../src/cli/completion/model.js';
+import type { CommandModel } from '../../src/cli/completion/model.js';
+import { completionScript } from '../../src/cli/completion/script.js';
 import { buildProgram } from '../../src/cli/program.js';
 
 interface Visible {
@@ -80,6 +81,7 @@ describe('completion model of the real program', () => {
     }
     expect(arg(['queue', 'create'])).toBe('text');
     expect(arg(['queue', 'rename'], 1)).toBe('text');
+    expect(arg(['queue', 'rename'], 1)).toBe('text');
     expect(arg(['messages', 'get'], 1)).toBe('text');
     expect(find(model.root, ['deliveries', 'list'])!.options.find((o) => o.flags.includes('--listener'))!.value).toEqual({ kind: 'listeners' });
   });
@@ -97,5 +99,28 @@ describe('completion model of the real program', () => {
       }
       expect(script).not.toMatch(/['|(]__complete['|)]/);
     }
+  });
+});
+
+describe('value kinds come from the command definitions, not from names', () => {
+  it('reads choices and declared kinds; an undeclared value is free text whatever it is called', async () => {
+    const { Argument, Command, Option } = await import('commander');
+    const { declareValue, QUEUES } = await import('../../src/cli/values.js');
+    const program = new Command('demo');
+    program
+      .command('go')
+      .addArgument(declareValue(new Argument('<target>'), { kind: QUEUES }))
+      .argument('[queue]')
+      .addOption(new Option('--mode <m>').choices(['fast', 'slow']))
+      .addOption(declareValue(new Option('--tag <t>'), { repeatable: true }))
+      .option('--queue <queue>')
+      .option('--schema <file>');
+    const go = completionModel(program).root.commands.find((c) => c.name === 'go')!;
+    const option = (flag: string) => go.options.find((o) => o.flags.includes(flag))!;
+    expect(go.arguments.map((a) => a.value)).toEqual([{ kind: 'queues' }, { kind: 'text' }]);
+    expect(option('--mode').value).toEqual({ kind: 'words', words: ['fast', 'slow'] });
+    expect(option('--tag').repeatable).toBe(true);
+    expect(option('--queue').value).toEqual({ kind: 'text' });
+    expect(option('--schema').value).toEqual({ kind: 'text' });
   });
 });

@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { acquireHomeLock, breakStale } from '../../src/daemon/lock.js';
+import { tmpDir } from '../helpers/tmp.js';
 
 /** The pid of a process that has exited and been reaped. */
 function deadPid(): number {
@@ -15,10 +15,9 @@ describe('the daemon home lock', () => {
   let dir: string;
   let path: string;
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'discue-lock-'));
+    dir = tmpDir('discue-lock-');
     path = join(dir, 'daemon.lock');
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('is held once: a second taker gets ALREADY_RUNNING naming the holder, until it is released', async () => {
     const release = await acquireHomeLock(path);

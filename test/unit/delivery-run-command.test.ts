@@ -5,40 +5,22 @@
  * the process group; stdin that is never read is not an error; only a
  * bounded tail of output is kept.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OUTPUT_TAIL_BYTES, runCommand } from '../../src/delivery/run-command.js';
 import type { CommandSpec } from '../../src/delivery/run-command.js';
+import { isRunning } from '../helpers/discue.js';
+import { killLeftovers } from '../helpers/delivery.js';
+import { waitFor } from '../helpers/sandbox.js';
+import { tmpDir } from '../helpers/tmp.js';
 
 const spec = (over: Partial<CommandSpec>): CommandSpec => ({ file: 'true', args: [], shell: false, env: {}, input: '', timeoutMs: 30_000, ...over });
-const dirs: string[] = [];
 const strays: number[] = [];
 afterEach(() => {
-  for (const pid of strays.splice(0)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  killLeftovers(strays);
 });
-function scratch(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'dq-run-'));
-  dirs.push(dir);
-  return dir;
-}
-/** Exists and is not a zombie. */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
+const scratch = () => tmpDir('dq-run-');
 function readText(path: string): string {
   try {
     return readFileSync(path, 'utf8');
@@ -46,16 +28,6 @@ function readText(path: string): string {
     return '';
   }
 }
-async function poll<T>(check: () => T | undefined, what: string): Promise<T> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const value = check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 describe('runCommand', () => {
   it('exit 0 with a background child still holding stdout: ok, with the output so far, while the child runs on', async () => {
     const dir = scratch();
@@ -64,7 +36,7 @@ describe('runCommand', () => {
     const bg = Number(readFileSync(join(dir, 'bg'), 'utf8'));
     strays.push(bg);
     expect(outcome).toEqual({ exitCode: 0, output: 'ok\n' });
-    expect(alive(bg)).toBe(true);
+    expect(isRunning(bg)).toBe(true);
   });
 
   it('the timeout ends the attempt although a setsid child keeps the pipes open', async () => {
@@ -79,14 +51,14 @@ describe('runCommand', () => {
   it('kill() stops the whole group and says why', async () => {
     const dir = scratch();
     const run = runCommand(spec({ file: `sleep 300 & echo $! > ${dir}/bg; sleep 300`, shell: true }));
-    const bg = await poll(() => {
+    const bg = await waitFor(() => {
       const text = readText(join(dir, 'bg'));
       return text.endsWith('\n') ? Number(text) : undefined;
-    }, 'the background sleep to start');
+    }, 10_000, 'the background sleep to start');
     strays.push(bg);
     run.kill('stopped by the daemon');
     expect((await run.done).killedBy).toBe('stopped by the daemon');
-    await poll(() => !alive(bg) || undefined, `the background sleep ${bg} killed with the group`);
+    await waitFor(() => !isRunning(bg), 10_000, `the background sleep ${bg} killed with the group`);
   });
 
   it('a command that never reads 1 MiB of stdin: its exit code, no EPIPE failure', async () => {

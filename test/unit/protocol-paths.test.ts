@@ -13,6 +13,7 @@ describe('resolvePaths', () => {
       socket: '/srv/broker/run/discue.sock',
       logFile: '/srv/broker/daemon.log',
       pidFile: '/srv/broker/run/daemon.pid',
+      daemonLock: '/srv/broker/run/daemon.lock',
       startLock: '/srv/broker/run/start.lock',
     });
   });

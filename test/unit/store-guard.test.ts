@@ -1,10 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ClassicLevel } from 'classic-level';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { DiscueError } from '../../src/protocol/errors.js';
 import { StorageGuard } from '../../src/backend/level/guard.js';
+import { tmpDir } from '../helpers/tmp.js';
 
 /** The part of ClassicLevel the guard drives: status, close, open; records the order of events. */
 class FakeDb {
@@ -29,9 +28,8 @@ const enospc = Object.assign(new Error('IO error: /x/000003.log: No space left o
 describe('StorageGuard', () => {
   let dir: string;
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'discue-guard-'));
+    dir = tmpDir('discue-guard-');
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('turns ENOSPC into STORAGE_FULL naming the directory, and reopens before the next write once there is room', async () => {
     const db = new FakeDb();

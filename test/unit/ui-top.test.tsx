@@ -1,8 +1,9 @@
 import { render } from 'ink-testing-library';
-import { createElement } from 'react';
-import { describe, expect, it } from 'vitest';
+import { act, createElement } from 'react';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeliveryInfo, StatsSnapshot } from '../../src/protocol/wire.js';
 import { TopApp, TopView } from '../../src/ui/top.js';
+import { waitFor } from '../helpers/sandbox.js';
 
 const win = (n: number) => ({ lastMinute: n, lastHour: n, last24h: n, sinceStart: n });
 
@@ -15,6 +16,7 @@ function snapshot(overrides: Partial<StatsSnapshot> = {}): StatsSnapshot {
       protocol: 1,
       home: '/h',
       dataDir: '/h/data',
+      store: { kind: 'leveldb', location: '/h/data' },
       socket: '/h/run/discue.sock',
       startedAt: '2026-11-27T09:00:00.000Z',
       uptimeMs: 3_600_000,
@@ -97,18 +99,19 @@ async function frameMatching(app: { lastFrame(): string | undefined }, re: RegEx
   }
 }
 
+/**
+ * Writes one key inside React's act(): the render it causes and the effects
+ * after it (useInput re-registering its handler with the new selection) are
+ * flushed before act returns, so the next key never meets a stale handler.
+ * Each key is written once; `effect` must hold after it, polled for what
+ * arrives asynchronously (the fake source's promises).
+ */
 async function press(app: { stdin: { write(data: string): void } }, key: string, effect: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 10; i++) {
+  await act(async () => {
     app.stdin.write(key);
-    const deadline = Date.now() + 1000;
-    while (Date.now() < deadline) {
-      if (effect()) return;
-      await tick();
-    }
-  }
-  throw new Error(`timed out waiting for ${what}`);
+  });
+  await waitFor(effect, 10_000, what);
 }
-
 
 describe('TopView', () => {
   it('shows queues with rates, listeners with state and counts, and the recent tail', () => {
@@ -182,6 +185,16 @@ describe('TopView', () => {
 });
 
 describe('TopApp keys', () => {
+  // React flushes renders and effects inside act() only where the environment says it is a
+  // test; the TopView renders above are synchronous and stay outside it.
+  const actEnvironment = globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean };
+  beforeAll(() => {
+    actEnvironment.IS_REACT_ACT_ENVIRONMENT = true;
+  });
+  afterAll(() => {
+    delete actEnvironment.IS_REACT_ACT_ENVIRONMENT;
+  });
+
   function fakeSource() {
     const calls: string[] = [];
     let state: 'active' | 'paused' = 'active';
@@ -218,20 +231,28 @@ describe('TopApp keys', () => {
 
   it('moves the selection, opens attempts on enter, pauses with p, quits with q', async () => {
     const { source, calls } = fakeSource();
-    const app = render(createElement(TopApp, { source, intervalMs: 60_000 }));
+    // Rendered inside act: the first snapshot (the fake source answers at once) and the effects
+    // that subscribe to stdin with its listeners are in place before the first key, which would
+    // otherwise meet a handler that knows no listeners yet and be lost.
+    let app!: ReturnType<typeof render>;
+    await act(async () => {
+      app = render(createElement(TopApp, { source, intervalMs: 60_000 }));
+    });
     await frameMatching(app, /> dashboard/);
-    // Down and up stop at the ends, so pressing again (a dropped key on a loaded machine) is harmless.
     await press(app, '\u001B[B', () => /> mailer/.test(app.lastFrame() ?? ''), 'the selection to move down');
     await press(app, '\u001B[A', () => /> dashboard/.test(app.lastFrame() ?? ''), 'the selection to move up');
-    // A loaded machine can drop a key between renders of the fake terminal: press again, as a person would.
     await press(app, '\r', () => calls.includes('deliveries l_a'), 'the attempts to be fetched');
     await frameMatching(app, /#1\s+failed\s+HTTP 503\s+31ms\s+try later/);
     await press(app, 'p', () => calls.some((c) => c.endsWith(' l_a')), 'the pause request');
     expect(calls.filter((c) => c === 'pause l_a')).toHaveLength(1);
     await frameMatching(app, /dashboard\s+http\s+paused/);
     expect(app.lastFrame()).toContain('paused dashboard');
-    app.stdin.write('q');
-    await tick();
+    // q ends the app: it stops reading the terminal.
+    expect(app.stdin.listenerCount('readable')).toBe(1);
+    await act(async () => {
+      app.stdin.write('q');
+    });
+    expect(app.stdin.listenerCount('readable')).toBe(0);
     app.unmount();
   });
 });

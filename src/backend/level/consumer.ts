@@ -219,7 +219,14 @@ export class LevelConsumer implements Consumer {
   private hold(slot: Slot, dueAt: number): void {
     slot.dueAt = dueAt;
     // No timer once closed: a retry recorded during shutdown must not keep the process up for its delay.
-    if (!this.closed) slot.timer = setTimeout(() => this.signal.wake(), Math.max(0, dueAt - Date.now()));
+    if (!this.closed) {
+      slot.timer = setTimeout(() => {
+        // Due now, whatever Date.now() says: libuv's timer clock is not Date's, and a timer can
+        // fire a millisecond before `dueAt` by Date.now(); the retry would then wait for ever.
+        slot.dueAt = Math.min(slot.dueAt!, Date.now());
+        this.signal.wake();
+      }, Math.max(0, dueAt - Date.now()));
+    }
     this.waiting.add(slot);
   }
 

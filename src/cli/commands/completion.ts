@@ -1,6 +1,9 @@
+import { Argument } from 'commander';
 import type { Command } from 'commander';
-import { DiscueError, EXIT } from '../../protocol/errors.js';
+import { EXIT } from '../../protocol/errors.js';
 import { action, examples } from '../action.js';
+import { SHELLS } from '../completion/shell.js';
+import type { Shell } from '../completion/shell.js';
 
 /** The whole of `__complete`: a shell waits for it on every Tab. */
 const COMPLETE_BUDGET_MS = 1000;
@@ -9,7 +12,7 @@ export function registerCompletion(program: Command): void {
   program
     .command('completion')
     .description('print the shell completion script for bash, zsh or fish')
-    .argument('<shell>', 'bash, zsh or fish')
+    .addArgument(new Argument('<shell>', 'the shell to complete in').choices(SHELLS))
     .addHelpText(
       'after',
       examples(
@@ -21,13 +24,9 @@ export function registerCompletion(program: Command): void {
     )
     .action(
       action(async (_ctx, [shell], _opts, command) => {
-        // Loaded here: no other command pays for the generator.
-        const { SHELLS, completionScript, isShell } = await import('../completion.js');
-        const name = String(shell);
-        if (!isShell(name)) {
-          throw new DiscueError('USAGE', `no completion for shell "${name}"; use one of: ${SHELLS.join(', ')}`);
-        }
-        process.stdout.write(completionScript(command, name));
+        // Loaded here: no other command pays for the generator. commander checked the shell (choices).
+        const { completionScript } = await import('../completion/script.js');
+        process.stdout.write(completionScript(command, shell as Shell));
         return EXIT.OK;
       }),
     );

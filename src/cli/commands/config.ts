@@ -1,6 +1,8 @@
+import { Argument } from 'commander';
 import type { Command } from 'commander';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
 import { action, examples } from '../action.js';
+import { declareValue } from '../values.js';
 import { CONFIG_KEYS, configDir, configKey, configPath, readConfig, resolveSetting } from '../config.js';
 import { table } from '../format.js';
 
@@ -26,7 +28,7 @@ export function registerConfig(program: Command): void {
     .command('get')
     .addHelpText('after', examples('discue config get listener.timeout'))
     .description('print the effective value of a key')
-    .argument('<key>')
+    .addArgument(keyArgument())
     .action(
       action(async (ctx, [key]) => {
         // ctx.config: a broken file was reported as a warning and counts as empty.
@@ -41,7 +43,7 @@ export function registerConfig(program: Command): void {
     .command('set')
     .addHelpText('after', examples('discue config set output json'))
     .description('store a value in the config file')
-    .argument('<key>')
+    .addArgument(keyArgument())
     .argument('<value>')
     .action(
       action(async (ctx, [key, value]) => {
@@ -58,7 +60,7 @@ export function registerConfig(program: Command): void {
     .command('unset')
     .addHelpText('after', examples('discue config unset output'))
     .description('remove a value from the config file (back to the default)')
-    .argument('<key>')
+    .addArgument(keyArgument())
     .action(
       action(async (ctx, [key]) => {
         const spec = configKey(String(key));
@@ -115,4 +117,9 @@ async function write(change: (store: Store) => void): Promise<void> {
   } catch (err) {
     throw new DiscueError('HOME_NOT_WRITABLE', `cannot write the config file ${configPath()}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** A config key: checked by configKey() (INVALID_ARGUMENT, with the keys there are), completed from the same table. */
+function keyArgument(): Argument {
+  return declareValue(new Argument('<key>'), { kind: { kind: 'words', words: CONFIG_KEYS.map((k) => k.key) } });
 }

@@ -1,7 +1,7 @@
 import { watch } from 'node:fs';
-import { open, readFile, stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { open, stat } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
+import { Option } from 'commander';
 import type { Command } from 'commander';
 import { DiscueClient } from '../../client/client.js';
 import { tailFile } from '../../client/logtail.js';
@@ -11,14 +11,19 @@ import {
   assertSocketOrNothing,
   isAlive,
   sleep,
-  socketAccepts,
   startDaemon,
 } from '../../client/spawn.js';
 import { parseDuration } from '../../client/duration.js';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
 import type { DaemonStatus } from '../../protocol/wire.js';
 import { assertSocketPath } from '../../protocol/paths.js';
+import { parseStore, storeText } from '../../protocol/store.js';
+import type { StoreLocation } from '../../protocol/store.js';
 import { action, examples } from '../action.js';
+import type { Opts } from '../action.js';
+import { resolveSetting } from '../config.js';
+import type { Setting } from '../config.js';
+import { DIRS, declareValue } from '../values.js';
 import type { Context } from '../context.js';
 import { bytes, fields, plural, uptime } from '../format.js';
 
@@ -45,23 +50,27 @@ export function registerDaemon(program: Command): void {
         'discue daemon start                        # background; prints the pid',
         'discue daemon start --foreground           # under systemd, in a container, in CI',
         'discue daemon start --json                 # {"started":false,"pid":...} if it already ran',
+        'discue daemon start --store /var/lib/discue   # LevelDB there (also DISCUE_STORE, config store)',
       ),
     )
     .option('--foreground', 'run in this process and log to stderr, until SIGTERM')
-    .option('--data-dir <dir>', 'where LevelDB keeps the data (default: $DISCUE_HOME/data)')
+    .addOption(storeOption('where the daemon keeps its data: a LevelDB directory (default: config store, then $DISCUE_HOME/data)'))
+    .addOption(dataDirOption())
     .action(
       action(async (ctx, _args, opts) => {
-        const dataDir = opts.dataDir as string | undefined;
-        if (opts.foreground) return runForeground(ctx, dataDir);
-        const { started } = await startDaemon(ctx.paths, { dataDir });
+        const { store, source } = storeSetting(ctx, opts);
+        if (opts.foreground) return runForeground(ctx, store);
+        // Checked here as well as in the daemon: one started in the background could only say it in its log.
+        (await import('../../daemon/server.js')).assertStoreSupported(store);
+        const { started } = await startDaemon(ctx.paths, source === 'flag' ? { store: store.location } : {});
         const status = await fetchStatus(ctx);
-        // The daemon that already ran keeps its own directory: saying "already
-        // running" would let a script believe its data goes to --data-dir.
-        if (!started && dataDir !== undefined && resolve(dataDir) !== status.dataDir) {
+        // The daemon that already ran keeps its own store: saying "already
+        // running" would let a script believe its data goes where it asked.
+        if (!started && source !== 'default' && !sameStore(store, status.store)) {
           throw new DiscueError(
             'DATA_DIR_CONFLICT',
-            `a daemon already runs for ${ctx.paths.home} (pid ${status.pid}) with its data in ${status.dataDir}, not in ${resolve(dataDir)}; ` +
-              `stop it first (\`discue daemon stop\`) to start one on ${resolve(dataDir)}`,
+            `a daemon already runs for ${ctx.paths.home} (pid ${status.pid}) with its data in ${storeText(status.store)}, not in ${storeText(store)}; ` +
+              `stop it first (\`discue daemon stop\`) to start one on ${store.location}`,
           );
         }
         if (ctx.json) ctx.printJson({ started, ...status });
@@ -139,7 +148,7 @@ export function registerDaemon(program: Command): void {
             ['version', `${status.version} (protocol ${status.protocol})`],
             ['uptime', uptime(status.uptimeMs)],
             ['home', status.home],
-            ['data', status.dataDir],
+            ['store', storeText(status.store)],
             ['socket', status.socket],
             ['queues', String(status.queues)],
             ['messages', String(status.messages)],
@@ -159,23 +168,17 @@ export function registerDaemon(program: Command): void {
       'after',
       examples(
         'discue daemon stop && discue daemon repair    # when start-up says the database is damaged',
-        'discue daemon repair --data-dir /srv/discue/data --json',
+        'discue daemon repair --store /srv/discue/data --json',
       ),
     )
-    .option('--data-dir <dir>', 'the data directory to repair (default: $DISCUE_HOME/data)')
+    .addOption(storeOption('the LevelDB directory to repair (default: config store, then $DISCUE_HOME/data)'))
+    .addOption(dataDirOption())
     .action(
       action(async (ctx, _args, opts) => {
-        const dataDir = resolve((opts.dataDir as string | undefined) ?? ctx.paths.dataDir);
-        // Repairing under a running daemon would rewrite the files it has open.
-        const pid = Number.parseInt(await readFile(ctx.paths.pidFile, 'utf8').catch(() => ''), 10);
-        if ((await socketAccepts(ctx.paths.socket)) || (Number.isInteger(pid) && pid > 0 && isAlive(pid))) {
-          throw new DiscueError(
-            'ALREADY_RUNNING',
-            `the daemon${Number.isInteger(pid) && pid > 0 ? ` (pid ${pid})` : ''} is running; stop it first with \`discue daemon stop\`, then repair`,
-          );
-        }
-        const { repairStore } = await import('../../backend/level/repair.js');
-        const report = await repairStore(dataDir);
+        const { store } = storeSetting(ctx, opts);
+        // Under the home's daemon lock: refused while a daemon runs, and none starts meanwhile.
+        const { repairHome } = await import('../../daemon/repair.js');
+        const report = await repairHome(ctx.paths, store);
         if (ctx.json) {
           ctx.printJson(report);
           return EXIT.OK;
@@ -226,6 +229,31 @@ export function registerDaemon(program: Command): void {
     );
 }
 
+function storeOption(description: string): Option {
+  return declareValue(new Option('--store <path>', description), { kind: DIRS });
+}
+
+/** The older name of --store (a directory only), kept for scripts; not in --help. */
+function dataDirOption(): Option {
+  return declareValue(new Option('--data-dir <dir>', 'the same as --store').hideHelp(), { kind: DIRS });
+}
+
+/** The store after flag > DISCUE_STORE > config `store` > $DISCUE_HOME/data, and where it came from. */
+function storeSetting(ctx: Context, opts: Opts): { store: StoreLocation; source: 'flag' | Setting['source'] } {
+  const flag = opts.store as string | undefined;
+  const dataDir = opts.dataDir as string | undefined;
+  if (flag !== undefined && dataDir !== undefined) throw new DiscueError('USAGE', 'give --store or --data-dir (its older name), not both');
+  if (flag !== undefined || dataDir !== undefined) {
+    return { store: parseStore(flag ?? dataDir!, flag !== undefined ? '--store' : '--data-dir'), source: 'flag' };
+  }
+  const setting = resolveSetting('store', ctx.config);
+  return { store: parseStore(setting.value), source: setting.source };
+}
+
+function sameStore(a: StoreLocation, b: StoreLocation): boolean {
+  return a.kind === b.kind && a.location === b.location;
+}
+
 async function fetchStatus(ctx: Context): Promise<DaemonStatus> {
   const client = await ctx.connect({ autoStart: false });
   return client.request('daemon.status', {});
@@ -261,7 +289,7 @@ async function stop(ctx: Context, quietIfStopped = false): Promise<number> {
   return EXIT.OK;
 }
 
-async function runForeground(ctx: Context, dataDir: string | undefined): Promise<number> {
+async function runForeground(ctx: Context, store: StoreLocation): Promise<number> {
   // Read once and dropped, so nothing the daemon runs inherits it.
   const autoStarted = process.env[AUTOSTART_ENV] === '1';
   delete process.env[AUTOSTART_ENV];
@@ -270,7 +298,7 @@ async function runForeground(ctx: Context, dataDir: string | undefined): Promise
   const dedupe = dedupeSettings(process.env);
   const { runDaemon } = await import('../../daemon/server.js');
   try {
-    await runDaemon({ home: ctx.paths.home, socket: ctx.paths.socket, dataDir, dedupe });
+    await runDaemon({ home: ctx.paths.home, socket: ctx.paths.socket, store, dedupe });
   } catch (err) {
     // A start that failed half-way may leave a handle open (a listening
     // server, a timer) that would keep this process alive, answering with a
@@ -297,7 +325,7 @@ async function runForeground(ctx: Context, dataDir: string | undefined): Promise
  * A line of another shape (a stack trace) is {"message": line}.
  */
 export function logEntry(line: string): Record<string, unknown> {
-  const head = /^(\d{4}-\d{2}-\d{2}T[\d:.]+Z) (debug|info|warn|error)\s+(.*)$/.exec(line);
+  const head = /^(\d{4}-\d{2}-\d{2}T[\d:.]+Z) (info|warn|error)\s+(.*)$/.exec(line);
   if (!head) return { message: line };
   const [, time, level, rest] = head as unknown as [string, string, string, string];
   const FIELD = / ([A-Za-z_][\w.-]*)=("(?:[^"\\]|\\.)*"|[^\s"]*)/y;

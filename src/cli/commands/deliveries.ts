@@ -1,11 +1,13 @@
+import { Option } from 'commander';
 import type { Command } from 'commander';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
+import { DELIVERY_STATES } from '../../protocol/wire.js';
 import type { DeliveryState } from '../../protocol/wire.js';
 import { action, examples } from '../action.js';
+import { LISTENERS, declareValue } from '../values.js';
 import { ago, table } from '../format.js';
 import { parseCount } from './queue.js';
 
-const STATES = ['pending', 'failed', 'dead', 'delivered'];
 
 export function registerDeliveries(program: Command): void {
   const deliveries = program
@@ -25,8 +27,8 @@ export function registerDeliveries(program: Command): void {
     .command('list')
     .alias('ls')
     .description('list deliveries that are pending, failing or dead (or recently delivered with --state delivered)')
-    .option('--listener <ref>', 'only this listener (id or name)')
-    .option('--state <state>', 'pending | failed | dead | delivered')
+    .addOption(declareValue(new Option('--listener <ref>', 'only this listener (id or name)'), { kind: LISTENERS }))
+    .addOption(new Option('--state <state>', 'only deliveries in this state').choices(DELIVERY_STATES))
     .option('--limit <n>', 'at most this many, newest first', '100')
     .addHelpText(
       'after',
@@ -38,13 +40,10 @@ export function registerDeliveries(program: Command): void {
     )
     .action(
       action(async (ctx, _args, opts) => {
-        const state = opts.state as string | undefined;
-        if (state !== undefined && !STATES.includes(state)) {
-          throw new DiscueError('USAGE', `--state takes ${STATES.join(', ')}`);
-        }
+        const state = opts.state as DeliveryState | undefined;
         const params: { listener?: string; state?: DeliveryState; limit: number } = { limit: parseCount(String(opts.limit)) };
         if (opts.listener !== undefined) params.listener = String(opts.listener);
-        if (state !== undefined) params.state = state as DeliveryState;
+        if (state !== undefined) params.state = state;
         const client = await ctx.connect();
         const list = await client.request('deliveries.list', params);
         // -q: the ids alone, as on the other lists, ready for `deliveries retry`.
@@ -81,7 +80,7 @@ export function registerDeliveries(program: Command): void {
     .description('send dead deliveries again (with a fresh round of attempts)')
     .argument('[id]', 'delivery id LISTENER/MESSAGE_ID, from `deliveries list`')
     .option('--all-dead', 'every dead delivery (of --listener, or of all listeners)')
-    .option('--listener <ref>', 'with --all-dead: only this listener')
+    .addOption(declareValue(new Option('--listener <ref>', 'with --all-dead: only this listener'), { kind: LISTENERS }))
     .addHelpText(
       'after',
       examples('discue deliveries retry --all-dead', 'discue deliveries retry --all-dead --listener mailer', 'discue deliveries retry l_AbC123/01M8DK0YMQA304GWEX5PX128G5'),

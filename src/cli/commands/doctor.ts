@@ -12,6 +12,7 @@ import { EXIT } from '../../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../../protocol/frames.js';
 import type { ListenerInfo } from '../../protocol/wire.js';
 import { assertSocketPath } from '../../protocol/paths.js';
+import { parseStore } from '../../protocol/store.js';
 import { VERSION } from '../../version.js';
 import { action, examples } from '../action.js';
 import { CONFIG_KEYS, configPath, readConfig, resolveSetting } from '../config.js';
@@ -65,12 +66,25 @@ export function registerDoctor(program: Command): void {
     );
 }
 
+/**
+ * Where the data lives when no daemon says: the store setting's directory. A
+ * bad setting is checkConfig's to report; the disk check falls back to the default.
+ */
+function settingDataDir(ctx: Context): string {
+  try {
+    const store = parseStore(resolveSetting('store', ctx.config).value);
+    return store.kind === 'leveldb' ? store.location : ctx.paths.dataDir;
+  } catch {
+    return ctx.paths.dataDir;
+  }
+}
+
 export async function diagnose(ctx: Context): Promise<Check[]> {
   const { paths } = ctx;
   const checks: Check[] = [await checkHome(paths.home), ...(await checkSocket(paths.socket))];
 
   const daemon = await daemonVersion(ctx);
-  let dataDir = paths.dataDir;
+  let dataDir = settingDataDir(ctx);
   let listeners: ListenerInfo[] | undefined;
   if (daemon.error) {
     checks.push({ check: 'daemon', status: 'fail', message: `${daemon.error.message} [${daemon.error.code}]` });

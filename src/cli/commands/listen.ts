@@ -1,11 +1,14 @@
+import { Argument, Option } from 'commander';
 import type { Command } from 'commander';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
 import { parseDuration } from '../../client/duration.js';
 import { validateQueueName } from '../../protocol/validate.js';
-import type { ListenParams } from '../../protocol/requests.js';
+import { START_FROM } from '../../protocol/requests.js';
+import type { ListenParams, StartFrom } from '../../protocol/requests.js';
 import type { StreamEvent } from '../../protocol/wire.js';
 import type { Sender } from '../../delivery/types.js';
 import { action, examples } from '../action.js';
+import { COMMANDS, QUEUES, declareValue } from '../values.js';
 import { plural } from '../format.js';
 import type { Context } from '../context.js';
 import { parseCount } from './queue.js';
@@ -18,14 +21,14 @@ export function registerListen(program: Command): void {
     .command('listen')
     .alias('sub')
     .description('receive messages in the foreground: print each data line, or run --exec per message, in order')
-    .argument('[queues...]', 'queues to listen to (default: all, including ones created later)')
-    .option('--exec <command>', 'run this per message: data on stdin, metadata in DISCUE_* variables')
+    .addArgument(declareValue(new Argument('[queues...]', 'queues to listen to (default: all, including ones created later)'), { kind: QUEUES }))
+    .addOption(declareValue(new Option('--exec <command>', 'run this per message: data on stdin, metadata in DISCUE_* variables'), { kind: COMMANDS }))
     .option('--shell', 'run --exec through /bin/sh')
     .option('--count <n>', 'exit 0 after this many messages')
     .option('--timeout <duration>', 'exit 124 if the time runs out first')
     .option('--grep <regex>', 'only messages whose data matches (others are skipped and acknowledged)')
     .option('--name <name>', 'durable: the daemon keeps the position; the same command later gets what it missed')
-    .option('--from <new|all>', 'new: messages from now on; all: the backlog too (first run of a --name)', 'new')
+    .addOption(new Option('--from <new|all>', 'new: messages from now on; all: the backlog too (first run of a --name)').choices(START_FROM).default('new'))
     .addHelpText(
       'after',
       examples(
@@ -56,8 +59,7 @@ async function listen(ctx: Context, queueArgs: string[], opts: Record<string, un
       throw new DiscueError('USAGE', `--grep: ${(err as Error).message}`);
     }
   }
-  const from = String(opts.from);
-  if (from !== 'new' && from !== 'all') throw new DiscueError('USAGE', '--from takes "new" or "all"');
+  const from = opts.from as StartFrom;
   if (opts.shell && opts.exec === undefined) throw new DiscueError('USAGE', '--shell goes with --exec');
   const runner =
     opts.exec === undefined ? undefined : await commandRunner(String(opts.exec), opts.shell === true, opts.name as string | undefined, ctx.quiet);

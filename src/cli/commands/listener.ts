@@ -1,11 +1,17 @@
+import { Argument, Option } from 'commander';
 import type { Command } from 'commander';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
 import { formatDuration, parseDuration } from '../../client/duration.js';
+import { DEFAULT_CONCURRENCY, DEFAULT_RETRY_DELAY_MS, MAX_CONCURRENCY, MOST_ATTEMPTS } from '../../protocol/defaults.js';
 import { validateQueueName } from '../../protocol/validate.js';
-import type { ListenerAddParams } from '../../protocol/requests.js';
+import { START_FROM } from '../../protocol/requests.js';
+import type { ListenerAddParams, StartFrom } from '../../protocol/requests.js';
 import type { ListenerInfo } from '../../protocol/wire.js';
 import { splitCommand } from '../../delivery/argv.js';
+import { MAX_BACKOFF_MS } from '../../delivery/backoff.js';
 import { action, examples } from '../action.js';
+import { configKey } from '../config.js';
+import { COMMANDS, LISTENERS, QUEUES, declareValue } from '../values.js';
 import type { Context } from '../context.js';
 import { fieldsTable, listFields, pick } from '../fields.js';
 import { ago, fields, table } from '../format.js';
@@ -45,17 +51,17 @@ export function registerListener(program: Command): void {
     .command('add')
     .description('register a listener; it receives every message stored after now (or all with --from all)')
     .option('--url <url>', 'POST each message to this URL (Standard Webhooks headers and signature)')
-    .option('--exec <command>', 'run this command per message: data on stdin, metadata in DISCUE_* variables')
-    .option('--queue <queue>', 'queue to listen to (repeat for several)', collect)
+    .addOption(declareValue(new Option('--exec <command>', 'run this command per message: data on stdin, metadata in DISCUE_* variables'), { kind: COMMANDS }))
+    .addOption(declareValue(new Option('--queue <queue>', 'queue to listen to (repeat for several)').argParser(collect), { kind: QUEUES, repeatable: true }))
     .option('--name <name>', 'a name to refer to it by (unique)')
-    .option('--header <key:value>', 'extra HTTP header (repeatable)', collect)
+    .addOption(declareValue(new Option('--header <key:value>', 'extra HTTP header (repeatable)').argParser(collect), { repeatable: true }))
     .option('--secret <whsec>', 'signing secret to use instead of a generated one')
     .option('--shell', 'run --exec through /bin/sh (pipes, redirections); message content still never reaches the command line')
-    .option('--timeout <duration>', 'per attempt: HTTP request or command run time (default: config listener.timeout, 30s)')
-    .option('--max-attempts <n>', 'attempts before a delivery is dead (default: config listener.maxAttempts, 10)')
-    .option('--retry-delay <duration>', 'wait before the 2nd attempt; doubles each time (with jitter), up to 10m', '1s')
-    .option('--concurrency <n>', 'deliveries in flight at once (>1 gives up strict order)', '1')
-    .option('--from <new|all>', 'new: only messages stored from now on; all: the whole backlog too', 'new')
+    .option('--timeout <duration>', `per attempt: HTTP request or command run time (default: config listener.timeout, else ${configKey('listener.timeout').default})`)
+    .option('--max-attempts <n>', `attempts before a delivery is dead, 1 to ${MOST_ATTEMPTS} (default: config listener.maxAttempts, else ${configKey('listener.maxAttempts').default})`)
+    .option('--retry-delay <duration>', `wait before the 2nd attempt; doubles each time (with jitter), up to ${formatDuration(MAX_BACKOFF_MS)}`, formatDuration(DEFAULT_RETRY_DELAY_MS))
+    .option('--concurrency <n>', `deliveries in flight at once, 1 to ${MAX_CONCURRENCY} (>1 gives up strict order)`, String(DEFAULT_CONCURRENCY))
+    .addOption(new Option('--from <new|all>', 'new: only messages stored from now on; all: the whole backlog too').choices(START_FROM).default('new'))
     .option('--if-missing', 'if a listener of this --name exists with the same settings, succeed with it (exit 5 if its settings differ)')
     .addHelpText(
       'after',
@@ -73,8 +79,7 @@ export function registerListener(program: Command): void {
         if ((url === undefined) === (exec === undefined)) throw new DiscueError('USAGE', 'give exactly one of --url or --exec');
         const queues = ((opts.queue as string[] | undefined) ?? []).map(validateQueueName);
         if (queues.length === 0) throw new DiscueError('USAGE', 'give at least one --queue');
-        const from = String(opts.from);
-        if (from !== 'new' && from !== 'all') throw new DiscueError('USAGE', '--from takes "new" or "all"');
+        const from = opts.from as StartFrom;
         const params: ListenerAddParams = {
           kind: url !== undefined ? 'http' : 'exec',
           queues,
@@ -131,7 +136,7 @@ export function registerListener(program: Command): void {
     .command('list')
     .alias('ls')
     .description('list listeners with their state and progress')
-    .option('--queue <queue>', 'only listeners of this queue')
+    .addOption(declareValue(new Option('--queue <queue>', 'only listeners of this queue'), { kind: QUEUES }))
     .option('--fields <list>', `print only these fields (${LISTENER_FIELDS.join(',')})`)
     .addHelpText(
       'after',
@@ -185,7 +190,7 @@ export function registerListener(program: Command): void {
   listener
     .command('show')
     .description('show one listener')
-    .argument('<ref>', 'listener id or name')
+    .addArgument(declareValue(new Argument('<ref>', 'listener id or name'), { kind: LISTENERS }))
     .option('--secret', 'include the signing secret and the password in the URL')
     .addHelpText('after', examples('discue listener show dashboard', 'discue listener show dashboard --secret --json'))
     .action(
@@ -230,7 +235,7 @@ export function registerListener(program: Command): void {
     .command('remove')
     .alias('rm')
     .description('remove a listener with its progress and delivery records')
-    .argument('<ref>', 'listener id or name')
+    .addArgument(declareValue(new Argument('<ref>', 'listener id or name'), { kind: LISTENERS }))
     .addHelpText('after', examples('discue listener remove mailer'))
     .action(
       action(async (ctx, [ref]) => {
@@ -249,7 +254,7 @@ export function registerListener(program: Command): void {
     listener
       .command(verb)
       .description(verb === 'pause' ? 'stop delivering (messages wait, nothing is lost)' : 'deliver again, from where it stopped (also re-enables a 410-disabled listener)')
-      .argument('<ref>', 'listener id or name')
+      .addArgument(declareValue(new Argument('<ref>', 'listener id or name'), { kind: LISTENERS }))
       .addHelpText('after', examples(`discue listener ${verb} mailer`))
       .action(
         action(async (ctx, [ref]) => {

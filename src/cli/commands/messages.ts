@@ -1,3 +1,4 @@
+import { Argument } from 'commander';
 import type { Command } from 'commander';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
 import { isMessageId } from '../../protocol/ids.js';
@@ -8,6 +9,7 @@ import type { DiscueClient } from '../../client/client.js';
 import { MessagePager } from '../../client/pages.js';
 import type { PageStart } from '../../client/pages.js';
 import { action, examples } from '../action.js';
+import { QUEUES, declareValue } from '../values.js';
 import type { Context } from '../context.js';
 import { parseFields, pick } from '../fields.js';
 import { fields, plural, table } from '../format.js';
@@ -46,7 +48,7 @@ export function registerMessages(program: Command): void {
         '\nWhen more messages follow than --limit shows, a hint on stderr says how to get\n' +
         'them: `more messages: ... --since <last id>` (with --json: {"next":{"since":"<last id>"}}).\n',
     )
-    .argument('<queue>')
+    .addArgument(declareValue(new Argument('<queue>'), { kind: QUEUES }))
     .option('--limit <n>', 'at most this many (1-10000)', '100')
     .option('--since <id|time>', 'after this message id, or from this time (ISO 8601, or a duration ago like 10m)')
     .option('--all', 'every message (from --since on), streamed as NDJSON, page by page')
@@ -118,7 +120,7 @@ export function registerMessages(program: Command): void {
         'discue messages get orders 01JF8Z3K4M5N6P7Q8R9S0T1V2W --json',
       ),
     )
-    .argument('<queue>')
+    .addArgument(declareValue(new Argument('<queue>'), { kind: QUEUES }))
     .argument('<id>')
     .action(
       action(async (ctx, [queue, id]) => {
@@ -144,7 +146,7 @@ export function registerMessages(program: Command): void {
     .alias('rm')
     .description('delete one message')
     .addHelpText('after', examples('discue messages delete orders 01JF8Z3K4M5N6P7Q8R9S0T1V2W'))
-    .argument('<queue>')
+    .addArgument(declareValue(new Argument('<queue>'), { kind: QUEUES }))
     .argument('<id>')
     .action(
       action(async (ctx, [queue, id]) => {

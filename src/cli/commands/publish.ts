@@ -1,3 +1,4 @@
+import { Argument } from 'commander';
 import type { Command } from 'commander';
 import type { DiscueClient } from '../../client/client.js';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
@@ -7,6 +8,7 @@ import type { MessageInput, PublishResult, WaitOutcome } from '../../protocol/wi
 import { LineDecoder } from '../../protocol/frames.js';
 import type { InvalidUtf8Line } from '../../protocol/frames.js';
 import { action, examples } from '../action.js';
+import { QUEUES, declareValue } from '../values.js';
 import { plural } from '../format.js';
 import type { Context } from '../context.js';
 import { healthText } from '../health.js';
@@ -21,7 +23,7 @@ export function registerPublish(program: Command): void {
     .command('publish')
     .alias('pub')
     .description('store a message in a queue; prints its id once it is durable on disk')
-    .argument('<queue>', 'queue to publish to')
+    .addArgument(declareValue(new Argument('<queue>', 'queue to publish to'), { kind: QUEUES }))
     .argument('[message]', 'the message as JSON: {"data":"...","name":"...","key":"..."}')
     .option('-d, --data <text>', 'publish this text as data (instead of a JSON message)')
     .option('-n, --name <name>', 'event name, with --data')

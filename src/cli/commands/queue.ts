@@ -1,10 +1,12 @@
 import { readFile } from 'node:fs/promises';
+import { Argument, Option } from 'commander';
 import type { Command } from 'commander';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
 import { formatDuration, parseDuration } from '../../client/duration.js';
 import { validateQueueName } from '../../protocol/validate.js';
 import type { QueueInfo } from '../../protocol/wire.js';
 import { action, examples } from '../action.js';
+import { FILES, QUEUES, declareValue } from '../values.js';
 import type { Context } from '../context.js';
 import { fieldsTable, listFields, pick } from '../fields.js';
 import { ago, bytes, fields, plural, table } from '../format.js';
@@ -30,7 +32,7 @@ export function registerQueue(program: Command): void {
     .command('create')
     .description('create a queue')
     .argument('<name>', 'queue name: 1-64 characters of a-z A-Z 0-9 . _ -')
-    .option('--schema <file>', 'JSON Schema file that each message data (parsed as JSON) must satisfy')
+    .addOption(declareValue(new Option('--schema <file>', 'JSON Schema file that each message data (parsed as JSON) must satisfy'), { kind: FILES }))
     .option('--retention <duration>', 'remove messages older than this (e.g. 7d, 12h)')
     .option('--max-messages <n>', 'keep at most this many messages; the oldest go first')
     .option('--if-missing', 'succeed with the existing queue if there is one (exit 0; a warning if its settings differ)')
@@ -125,7 +127,7 @@ export function registerQueue(program: Command): void {
     .command('show')
     .description('show one queue')
     .addHelpText('after', examples('discue queue show orders', 'discue queue show orders --json'))
-    .argument('<name>')
+    .addArgument(declareValue(new Argument('<name>'), { kind: QUEUES }))
     .action(
       action(async (ctx, [name]) => {
         const client = await ctx.connect();
@@ -148,8 +150,8 @@ export function registerQueue(program: Command): void {
         'discue queue update orders --no-schema',
       ),
     )
-    .argument('<name>')
-    .option('--schema <file>', 'replace the JSON Schema')
+    .addArgument(declareValue(new Argument('<name>'), { kind: QUEUES }))
+    .addOption(declareValue(new Option('--schema <file>', 'replace the JSON Schema'), { kind: FILES }))
     .option('--no-schema', 'remove the JSON Schema')
     .option('--retention <duration>', 'new age limit, or "none"')
     .option('--max-messages <n>', 'new count limit, or "none"')
@@ -192,7 +194,7 @@ export function registerQueue(program: Command): void {
         'discue queue delete orders --force --yes   # does not ask',
       ),
     )
-    .argument('<name>')
+    .addArgument(declareValue(new Argument('<name>'), { kind: QUEUES }))
     .option('--force', 'delete it with its messages')
     .option('-y, --yes', 'do not ask for confirmation on a terminal')
     .action(
@@ -210,7 +212,7 @@ export function registerQueue(program: Command): void {
     .command('purge')
     .description('remove every message of a queue, keep the queue')
     .addHelpText('after', examples('discue queue purge orders', 'discue queue purge orders --yes          # no question on a terminal'))
-    .argument('<name>')
+    .addArgument(declareValue(new Argument('<name>'), { kind: QUEUES }))
     .option('-y, --yes', 'do not ask for confirmation on a terminal')
     .action(
       action(async (ctx, [name], opts) => {
@@ -233,7 +235,7 @@ export function registerQueue(program: Command): void {
         'discue queue rename orders orders.v1 --json',
       ),
     )
-    .argument('<name>', 'the queue now')
+    .addArgument(declareValue(new Argument('<name>', 'the queue now'), { kind: QUEUES }))
     .argument('<new-name>', 'its new name: 1-64 characters of a-z A-Z 0-9 . _ - (exit 5 if taken)')
     .action(
       action(async (ctx, [name, to]) => {

@@ -1,6 +1,7 @@
 /** Delivery records: listing them, and retrying failed or dead ones. */
 import { DiscueError } from '../../protocol/errors.js';
 import { assertMessageId } from '../../protocol/ids.js';
+import { DELIVERY_STATES } from '../../protocol/wire.js';
 import type { DeliveryInfo, DeliveryState } from '../../protocol/wire.js';
 import { asParams, optionalBoolean, optionalInt, optionalString } from '../params.js';
 import { nameOf } from './names.js';
@@ -12,8 +13,8 @@ export const deliveriesHandlers = {
     const params = asParams(raw);
     const ref = optionalString(params, 'listener');
     const state = optionalString(params, 'state');
-    if (state !== undefined && !['pending', 'failed', 'dead', 'delivered'].includes(state)) {
-      throw new DiscueError('INVALID_ARGUMENT', '--state takes pending, failed, dead or delivered');
+    if (state !== undefined && !(DELIVERY_STATES as readonly string[]).includes(state)) {
+      throw new DiscueError('INVALID_ARGUMENT', `--state takes one of: ${DELIVERY_STATES.join(', ')}`);
     }
     const listener = ref === undefined ? undefined : ctx.engine.listeners.resolve(ref);
     const limit = optionalInt(params, 'limit', 1, MAX_LIST) ?? 100;

@@ -1,5 +1,6 @@
 /** `listen`: a foreground listener, streamed over this connection until it closes. */
 import { DiscueError } from '../../protocol/errors.js';
+import { START_FROM, isStartFrom } from '../../protocol/requests.js';
 import type { StreamOptions } from '../../delivery/streams.js';
 import { asParams, optionalInt, optionalString } from '../params.js';
 import type { HandlerMap } from './types.js';
@@ -13,7 +14,7 @@ export const listenHandlers = {
     const name = optionalString(params, 'name');
     if (name !== undefined) validateListenerName(name);
     const from = params.from === undefined ? 'new' : params.from;
-    if (from !== 'new' && from !== 'all') throw new DiscueError('INVALID_ARGUMENT', 'from takes "new" or "all"');
+    if (!isStartFrom(from)) throw new DiscueError('INVALID_ARGUMENT', `from takes one of: ${START_FROM.join(', ')}`);
     const prefetch = optionalInt(params, 'prefetch', 1, 1000) ?? 1;
     const options: StreamOptions = { queues, from, prefetch };
     const sinceMs = optionalInt(params, 'sinceMs', 0, Number.MAX_SAFE_INTEGER);

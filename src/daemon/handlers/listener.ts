@@ -2,7 +2,16 @@
 import { access, constants, stat } from 'node:fs/promises';
 import { delimiter, resolve as resolvePath } from 'node:path';
 import { DiscueError } from '../../protocol/errors.js';
-import { DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_DELAY_MS, DEFAULT_TIMEOUT_MS, MAX_CONCURRENCY } from '../../protocol/defaults.js';
+import { START_FROM, isStartFrom } from '../../protocol/requests.js';
+import {
+  DEFAULT_CONCURRENCY,
+  DEFAULT_MAX_ATTEMPTS,
+  DEFAULT_RETRY_DELAY_MS,
+  DEFAULT_TIMEOUT_MS,
+  LONGEST_DURATION_MS,
+  MAX_CONCURRENCY,
+  MOST_ATTEMPTS,
+} from '../../protocol/defaults.js';
 import { splitCommand } from '../../delivery/argv.js';
 import { newListenerId } from '../../delivery/listeners.js';
 import { maskUrl } from '../../delivery/redact.js';
@@ -23,15 +32,15 @@ export const listenerHandlers = {
     const name = optionalString(params, 'name');
     if (name !== undefined) validateListenerName(name);
     const from = params.from === undefined ? 'new' : params.from;
-    if (from !== 'new' && from !== 'all') throw new DiscueError('INVALID_ARGUMENT', '--from takes "new" or "all"');
+    if (!isStartFrom(from)) throw new DiscueError('INVALID_ARGUMENT', `--from takes one of: ${START_FROM.join(', ')}`);
     const record: ListenerRecord = {
       id: newListenerId(),
       kind,
       queues,
-      timeoutMs: optionalInt(params, 'timeoutMs', 1, 3_600_000) ?? DEFAULT_TIMEOUT_MS,
-      maxAttempts: optionalInt(params, 'maxAttempts', 1, 1000) ?? DEFAULT_MAX_ATTEMPTS,
-      retryDelayMs: optionalInt(params, 'retryDelayMs', 1, 3_600_000) ?? DEFAULT_RETRY_DELAY_MS,
-      concurrency: optionalInt(params, 'concurrency', 1, MAX_CONCURRENCY) ?? 1,
+      timeoutMs: optionalInt(params, 'timeoutMs', 1, LONGEST_DURATION_MS) ?? DEFAULT_TIMEOUT_MS,
+      maxAttempts: optionalInt(params, 'maxAttempts', 1, MOST_ATTEMPTS) ?? DEFAULT_MAX_ATTEMPTS,
+      retryDelayMs: optionalInt(params, 'retryDelayMs', 1, LONGEST_DURATION_MS) ?? DEFAULT_RETRY_DELAY_MS,
+      concurrency: optionalInt(params, 'concurrency', 1, MAX_CONCURRENCY) ?? DEFAULT_CONCURRENCY,
       state: 'active',
       createdAt: new Date().toISOString(),
     };
