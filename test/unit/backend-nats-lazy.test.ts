@@ -29,7 +29,7 @@ describe('the NATS client stays unloaded on the LevelDB path', () => {
   it('loads the daemon and the LevelDB backend without any @nats-io module, and loads it for a NATS store', () => {
     const level = run(
       `await import('./dist/daemon/server.js'); const b = await import('./dist/backend/index.js');
-       b.createBackend({ dataDir: '/nonexistent', dedupe: b.DEFAULT_DEDUPE, log: console }); console.log('level ok');`,
+       b.createBackend({ store: { kind: 'leveldb', location: '/nonexistent' }, dedupe: b.DEFAULT_DEDUPE, log: console }); console.log('level ok');`,
     );
     expect(level.out).toContain('level ok');
     expect(level.status).toBe(0);
