@@ -10,6 +10,10 @@ export interface NatsBackendSettings {
   servers: string;
   /** Replicas of every stream and bucket (default 1). */
   replicas?: number;
+  /** A .creds file (JWT and nkey seed). */
+  creds?: string;
+  /** A CA file for tls:// servers. */
+  ca?: string;
   /** Prefix of every stream, bucket and subject (default `discue`). */
   namespace?: string;
   dedupe: DedupeOptions;

@@ -33,6 +33,8 @@ export interface ListenerAddParams {
   command?: string;
   shell?: boolean;
   cwd?: string;
+  /** A command listener on a shared (NATS) store: run by any daemon, not only this host's. */
+  anyHost?: boolean;
   timeoutMs?: number;
   maxAttempts?: number;
   retryDelayMs?: number;

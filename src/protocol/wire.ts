@@ -104,6 +104,18 @@ export interface DaemonStatus {
   connections: number;
   /** Storage problems the daemon knows of (disk full, damaged records, a torn log at start). */
   warnings?: string[];
+  /** This host's id (in $DISCUE_HOME/host-id): a command listener runs only on the host that added it. */
+  hostId?: string;
+  /** A clustered store (NATS): its servers, the one connected now, the replicas. */
+  cluster?: ClusterStatus;
+}
+
+export interface ClusterStatus {
+  /** Server URLs, credentials masked. */
+  servers: string[];
+  /** The server the daemon talks to now; absent while it reconnects. */
+  connected?: string;
+  replicas: number;
 }
 
 export interface PublishResult {
@@ -149,6 +161,8 @@ export interface ListenerInfo {
   state: ListenerState;
   disabledReason?: string;
   createdAt: string;
+  /** A command listener on a shared (NATS) store: the id of the only host that runs it; absent: any daemon delivers. */
+  host?: string;
   /** Live figures from the delivery engine. */
   progress?: ListenerProgress[];
   stats?: ListenerStats;

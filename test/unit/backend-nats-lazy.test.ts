@@ -29,13 +29,13 @@ describe('the NATS client stays unloaded on the LevelDB path', () => {
   it('loads the daemon and the LevelDB backend without any @nats-io module, and loads it for a NATS store', () => {
     const level = run(
       `await import('./dist/daemon/server.js'); const b = await import('./dist/backend/index.js');
-       b.createBackend({ store: { kind: 'leveldb', location: '/nonexistent' }, dedupe: b.DEFAULT_DEDUPE, log: console }); console.log('level ok');`,
+       await b.createBackend({ store: { kind: 'leveldb', location: '/nonexistent' }, dedupe: b.DEFAULT_DEDUPE, log: console }); console.log('level ok');`,
     );
     expect(level.out).toContain('level ok');
     expect(level.status).toBe(0);
     const nats = run(
-      `const b = await import('./dist/backend/index.js'); const n = await import('./dist/backend/load-nats.js');
-       await n.createNatsBackend({ servers: 'nats://127.0.0.1:1', dedupe: b.DEFAULT_DEDUPE, log: console });`,
+      `const b = await import('./dist/backend/index.js');
+       await b.createBackend({ store: { kind: 'nats', location: 'nats://127.0.0.1:1' }, dedupe: b.DEFAULT_DEDUPE, log: console });`,
     );
     expect(nats.status).not.toBe(0);
     expect(nats.out).toContain('NATS CLIENT LOADED: @nats-io/');

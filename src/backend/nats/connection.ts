@@ -8,9 +8,11 @@
  * is disconnected) fails at once, naming the servers tried, so a command
  * does not hang.
  */
-import { connect } from '@nats-io/transport-node';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { readFileSync } from 'node:fs';
+import { connect, credsAuthenticator } from '@nats-io/transport-node';
+import type { NatsConnection, NodeConnectionOptions } from '@nats-io/transport-node';
 import { DiscueError } from '../../protocol/errors.js';
+import { redact } from '../../protocol/store.js';
 
 export interface NatsSettings {
   /** Comma-separated server URLs (credentials may be in them: nats://user:pass@host:4222). */
@@ -19,6 +21,50 @@ export interface NatsSettings {
   namespace?: string;
   /** Replicas of every stream and bucket (default 1). */
   replicas?: number;
+  /** A .creds file (JWT and nkey seed). */
+  creds?: string;
+  /** A CA file for tls:// servers. */
+  ca?: string;
+}
+
+/**
+ * The client's options from discue's settings. The client takes bare
+ * host:port servers (it mangles credentials in a URL), so user and password
+ * or a token come out of the URLs here; every URL must carry the same ones.
+ * A tls:// URL asks for TLS (with the CA file, when given).
+ */
+export function connectOptions(settings: Pick<NatsSettings, 'servers' | 'creds' | 'ca'>): { options: NodeConnectionOptions; shown: string[] } {
+  const urls = settings.servers
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  const servers: string[] = [];
+  const auths = new Set<string>();
+  let tls = false;
+  for (const text of urls) {
+    const url = new URL(text);
+    if (url.protocol === 'tls:') tls = true;
+    auths.add(`${decodeURIComponent(url.username)}\n${decodeURIComponent(url.password)}`);
+    servers.push(`${url.hostname}:${url.port || '4222'}`);
+  }
+  if (auths.size > 1) {
+    throw new DiscueError('INVALID_ARGUMENT', `the NATS servers ${redact(settings.servers)} carry different credentials; give the same user and password (or token) in every URL`);
+  }
+  const options: NodeConnectionOptions = { servers };
+  const [user, pass] = [...auths][0]?.split('\n') ?? ['', ''];
+  if (user && pass) Object.assign(options, { user, pass });
+  else if (user) options.token = user;
+  if (settings.creds !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(settings.creds, 'utf8');
+    } catch (err) {
+      throw new DiscueError('INVALID_ARGUMENT', `cannot read the NATS credentials file ${settings.creds} (store.creds): ${(err as Error).message}`, { cause: err });
+    }
+    options.authenticator = credsAuthenticator(new TextEncoder().encode(text));
+  }
+  if (tls || settings.ca !== undefined) options.tls = settings.ca === undefined ? {} : { caFile: settings.ca };
+  return { options, shown: urls.map(redact) };
 }
 
 /**
@@ -46,14 +92,11 @@ export class Connection {
     void this.watch();
   }
 
-  static async open(servers: string): Promise<Connection> {
-    const list = servers
-      .split(',')
-      .map((s) => s.trim())
-      .filter((s) => s !== '');
+  static async open(settings: Pick<NatsSettings, 'servers' | 'creds' | 'ca'>): Promise<Connection> {
+    const { options, shown: list } = connectOptions(settings);
     try {
       const nc = await connect({
-        servers: list,
+        ...options,
         name: 'discue',
         // The daemon outlives any outage: it reconnects by itself, forever.
         maxReconnectAttempts: -1,

@@ -11,7 +11,7 @@
  * (at least once), never loses it.
  */
 import type { KV, KvEntry } from '@nats-io/kv';
-import type { Deliveries, DeliveryFilter, DeliveryRecord, ListenerRecord, StartAt } from '../types.js';
+import type { Deliveries, DeliveryFilter, DeliveryRecord, ListenerEvent, ListenerRecord, StartAt } from '../types.js';
 import type { Connection } from './connection.js';
 import type { History } from './history.js';
 import type { Names } from './names.js';
@@ -35,6 +35,16 @@ export interface ConsumerKeeper {
 
 export class NatsDeliveries implements Deliveries {
   private readonly records = new Map<string, ListenerRecord>();
+  /** Listener keys this process is writing: the watch leaves their echoes to the writer. */
+  private readonly writing = new Set<string>();
+  /**
+   * The newest revision of each listener key this process wrote: an echo of
+   * an older write of ours, arriving late, must not undo a newer one (a
+   * pause echoed after the resume). A removal is final: listener ids are
+   * never reused.
+   */
+  private readonly written = new Map<string, number>();
+  private readonly listenerEvents: ((event: ListenerEvent) => void)[] = [];
 
   constructor(
     private readonly conn: Connection,
@@ -45,12 +55,58 @@ export class NatsDeliveries implements Deliveries {
     private readonly consumers: ConsumerKeeper,
   ) {}
 
-  /** A catalogue entry about a listener (from the initial read or the watch). */
-  apply(entry: KvEntry): void {
+  onListenerEvent(listener: (event: ListenerEvent) => void): void {
+    this.listenerEvents.push(listener);
+  }
+
+  /**
+   * A catalogue entry about a listener (from the initial read, or live from
+   * the watch: then a change another daemon made is reported). A known
+   * record is updated in place: the workers running it hold that object.
+   */
+  apply(entry: KvEntry, live = false): void {
     const [kind, lid] = entry.key.split('.');
-    if (kind !== 'listener' || lid === undefined) return;
-    if (entry.operation === 'PUT') this.records.set(lid, entry.json<ListenerRecord>());
-    else this.records.delete(lid);
+    if (kind !== 'listener' || lid === undefined || this.writing.has(entry.key)) return;
+    if (entry.revision <= (this.written.get(entry.key) ?? 0)) return;
+    const known = this.records.get(lid);
+    if (entry.operation !== 'PUT') {
+      if (known === undefined) return;
+      this.records.delete(lid);
+      if (live) this.emit({ type: 'removed', id: lid });
+      return;
+    }
+    const value = entry.json<ListenerRecord>();
+    if (known === undefined) {
+      this.records.set(lid, value);
+      if (live) this.emit({ type: 'saved', record: value });
+      return;
+    }
+    if (JSON.stringify(known) === JSON.stringify(value)) return;
+    const previousQueues = known.queues;
+    for (const key of Object.keys(known)) if (!(key in value)) delete (known as unknown as Record<string, unknown>)[key];
+    Object.assign(known, value);
+    if (live) this.emit({ type: 'saved', record: known, previousQueues });
+  }
+
+  private emit(event: ListenerEvent): void {
+    for (const l of this.listenerEvents) l(event);
+  }
+
+  /** A write of a listener key whose echo from the watch is not news. */
+  private async put(lid: string, record: ListenerRecord | undefined): Promise<void> {
+    const key = this.names.listenerKey(lid);
+    this.writing.add(key);
+    try {
+      if (record === undefined) {
+        await this.conn.request('remove a listener', () => this.catalog.delete(key));
+        this.written.set(key, Number.MAX_SAFE_INTEGER);
+      } else {
+        const revision = await this.conn.request('save a listener', () => this.catalog.put(key, JSON.stringify(record)));
+        this.written.set(key, Math.max(revision, this.written.get(key) ?? 0));
+      }
+    } finally {
+      this.writing.delete(key);
+    }
   }
 
   listeners(): ListenerRecord[] {
@@ -70,7 +126,7 @@ export class NatsDeliveries implements Deliveries {
     // Consumers first: a daemon that sees the listener appear finds them, at their start.
     await this.consumers.ensure(record, start);
     const before = this.records.get(record.id);
-    await this.conn.request('save a listener', () => this.catalog.put(this.names.listenerKey(record.id), JSON.stringify(record)));
+    await this.put(record.id, record);
     this.records.set(record.id, record);
     // Queues the listener no longer takes: their consumers (and positions) go.
     const left = before?.queues.filter((q) => !record.queues.includes(q)) ?? [];
@@ -79,7 +135,7 @@ export class NatsDeliveries implements Deliveries {
 
   async removeListener(id: string): Promise<void> {
     const record = this.records.get(id);
-    await this.conn.request('remove a listener', () => this.catalog.delete(this.names.listenerKey(id)));
+    await this.put(id, undefined);
     this.records.delete(id);
     if (record) await this.consumers.drop(id, record.queues);
     for (const key of await this.keys(this.open, `${id}.>`)) await this.conn.request('remove a delivery record', () => this.open.purge(key));
@@ -101,7 +157,7 @@ export class NatsDeliveries implements Deliveries {
         continue;
       }
       const kept = { ...record, queues };
-      await this.conn.request('save a listener', () => this.catalog.put(this.names.listenerKey(record.id), JSON.stringify(kept)));
+      await this.put(record.id, kept);
       this.records.set(record.id, kept);
     }
     return removed;

@@ -138,7 +138,7 @@ export class NatsStore implements Store {
   }
 
   async open(): Promise<void> {
-    this.conn = await Connection.open(this.settings.servers);
+    this.conn = await Connection.open(this.settings);
     const { nc } = this.conn;
     this.jsm = await this.conn.request('reach JetStream', () => jetstreamManager(nc));
     this.js = jetstream(nc);
@@ -242,7 +242,7 @@ export class NatsStore implements Store {
       else this.emit({ type: 'updated', queue: value.qid, name });
       return;
     }
-    this.deliveriesImpl?.apply(entry);
+    this.deliveriesImpl?.apply(entry, live);
   }
 
   private remember_(entry: QueueEntry): void {
@@ -285,7 +285,8 @@ export class NatsStore implements Store {
     let messages = 0;
     for (const q of this.queues.values()) messages += this.figures.get(q.qid)?.messages ?? 0;
     const warnings = this.conn?.isConnected() === false ? [`not connected to the NATS servers (${this.conn.servers.join(', ')}): reconnecting`] : [];
-    return { queues: this.queues.size, messages, warnings };
+    const cluster = this.conn === undefined ? undefined : { servers: this.conn.servers, connected: this.conn.isConnected() ? this.conn.server : undefined, replicas: this.replicas };
+    return cluster === undefined ? { queues: this.queues.size, messages, warnings } : { queues: this.queues.size, messages, warnings, cluster };
   }
 
   // ---- queues ------------------------------------------------------------

@@ -60,6 +60,9 @@ export const listenerHandlers = {
       if (cwd !== undefined) record.cwd = cwd;
       // A shell resolves its own words (builtins, functions): only a program run directly is checked.
       if (!shell) await checkProgram(record.command[0]!, cwd ?? process.cwd());
+      // On a store several daemons share, a command runs on the host that
+      // added it (its program, files and cwd are there), unless --any-host.
+      if (ctx.store.supports.clustering && optionalBoolean(params, 'anyHost') !== true) record.host = ctx.engine.hostId;
     }
     await ctx.engine.listeners.register(record, from);
     // The generated secret is shown once, here; URL credentials only to `listener show --secret`.
