@@ -69,6 +69,7 @@ _discue_sub() {
 _discue_value() {
   case "$1|$2" in
     'daemon start|--store') _discue_r='dirs' ;;
+    'daemon start|--replicas') _discue_r='text' ;;
     'daemon repair|--store') _discue_r='dirs' ;;
     'daemon logs|-n'|'daemon logs|--lines') _discue_r='text' ;;
     'queue create|--schema') _discue_r='files' ;;
@@ -121,7 +122,7 @@ _discue_words() {
   case "$1" in
     '') _discue_c='daemon queue publish messages listener listen deliveries top config completion version doctor help' _discue_o='--help -h' ;;
     'daemon') _discue_c='start stop restart status repair logs' _discue_o='--help -h' ;;
-    'daemon start') _discue_o='--foreground --store --help -h' ;;
+    'daemon start') _discue_o='--foreground --store --replicas --help -h' ;;
     'daemon stop') _discue_o='--help -h' ;;
     'daemon restart') _discue_o='--help -h' ;;
     'daemon status') _discue_o='--help -h' ;;
@@ -141,7 +142,7 @@ _discue_words() {
     'messages get') _discue_o='--help -h' _discue_a=('queues' 'text') ;;
     'messages delete') _discue_o='--help -h' _discue_a=('queues' 'text') ;;
     'listener') _discue_c='add list show remove pause resume' _discue_o='--help -h' ;;
-    'listener add') _discue_o='--url --exec --queue --name --header --secret --shell --timeout --max-attempts --retry-delay --concurrency --from --if-missing --help -h' ;;
+    'listener add') _discue_o='--url --exec --queue --name --header --secret --shell --any-host --timeout --max-attempts --retry-delay --concurrency --from --if-missing --help -h' ;;
     'listener list') _discue_o='--queue --fields --help -h' ;;
     'listener show') _discue_o='--secret --help -h' _discue_a=('listeners') ;;
     'listener remove') _discue_o='--help -h' _discue_a=('listeners') ;;
@@ -153,9 +154,9 @@ _discue_words() {
     'deliveries retry') _discue_o='--all-dead --listener --help -h' _discue_a=('text') ;;
     'top') _discue_o='--interval --help -h' ;;
     'config') _discue_c='get set unset list path' _discue_o='--help -h' ;;
-    'config get') _discue_o='--help -h' _discue_a=('words:output color socket store listener.timeout listener.maxAttempts') ;;
-    'config set') _discue_o='--help -h' _discue_a=('words:output color socket store listener.timeout listener.maxAttempts' 'text') ;;
-    'config unset') _discue_o='--help -h' _discue_a=('words:output color socket store listener.timeout listener.maxAttempts') ;;
+    'config get') _discue_o='--help -h' _discue_a=('words:output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts') ;;
+    'config set') _discue_o='--help -h' _discue_a=('words:output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts' 'text') ;;
+    'config unset') _discue_o='--help -h' _discue_a=('words:output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts') ;;
     'config list') _discue_o='--help -h' ;;
     'config path') _discue_o='--help -h' ;;
     'completion') _discue_o='--help -h' _discue_a=('words:bash zsh fish') ;;

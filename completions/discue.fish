@@ -98,7 +98,7 @@ end
 # __discue_takes_value PATH OPTION: true if OPTION of PATH takes a value.
 function __discue_takes_value
     switch "$argv[1]|$argv[2]"
-        case 'daemon start|--store' 'daemon repair|--store' 'daemon logs|-n' 'daemon logs|--lines' 'queue create|--schema' 'queue create|--retention' 'queue create|--max-messages' 'queue list|--fields' 'queue update|--schema' 'queue update|--retention' 'queue update|--max-messages' 'publish|-d' 'publish|--data' 'publish|-n' 'publish|--name' 'publish|-k' 'publish|--key' 'publish|--wait-timeout' 'messages list|--limit' 'messages list|--since' 'messages list|--fields' 'listener add|--url' 'listener add|--exec' 'listener add|--queue' 'listener add|--name' 'listener add|--header' 'listener add|--secret' 'listener add|--timeout' 'listener add|--max-attempts' 'listener add|--retry-delay' 'listener add|--concurrency' 'listener add|--from' 'listener list|--queue' 'listener list|--fields' 'listen|--exec' 'listen|--count' 'listen|--timeout' 'listen|--grep' 'listen|--name' 'listen|--from' 'deliveries list|--listener' 'deliveries list|--state' 'deliveries list|--limit' 'deliveries retry|--listener' 'top|--interval' '*|--socket'
+        case 'daemon start|--store' 'daemon start|--replicas' 'daemon repair|--store' 'daemon logs|-n' 'daemon logs|--lines' 'queue create|--schema' 'queue create|--retention' 'queue create|--max-messages' 'queue list|--fields' 'queue update|--schema' 'queue update|--retention' 'queue update|--max-messages' 'publish|-d' 'publish|--data' 'publish|-n' 'publish|--name' 'publish|-k' 'publish|--key' 'publish|--wait-timeout' 'messages list|--limit' 'messages list|--since' 'messages list|--fields' 'listener add|--url' 'listener add|--exec' 'listener add|--queue' 'listener add|--name' 'listener add|--header' 'listener add|--secret' 'listener add|--timeout' 'listener add|--max-attempts' 'listener add|--retry-delay' 'listener add|--concurrency' 'listener add|--from' 'listener list|--queue' 'listener list|--fields' 'listen|--exec' 'listen|--count' 'listen|--timeout' 'listen|--grep' 'listen|--name' 'listen|--from' 'deliveries list|--listener' 'deliveries list|--state' 'deliveries list|--limit' 'deliveries retry|--listener' 'top|--interval' '*|--socket'
             return 0
     end
     return 1
@@ -199,7 +199,8 @@ complete -c discue -n '__discue_in \'daemon\'' -s h -l help -d 'show help'
 
 # discue daemon start
 complete -c discue -n '__discue_in \'daemon start\'' -l foreground -d 'run in this process and log to stderr, until SIGTERM'
-complete -c discue -n '__discue_in \'daemon start\'' -l store -r -F -d 'where the daemon keeps its data: a LevelDB directory (default: config store, then $DISCUE_HOME/data)'
+complete -c discue -n '__discue_in \'daemon start\'' -l store -r -F -d 'where the daemon keeps its data: a LevelDB directory or nats:// servers (default: config store, then $DISCUE_HOME/data)'
+complete -c discue -n '__discue_in \'daemon start\'' -l replicas -r -f -d 'NATS store: replicas of the streams it makes, 1 to 5 (default: config store.replicas, else 1)'
 complete -c discue -n '__discue_in \'daemon start\'' -s h -l help -d 'show help'
 
 # discue daemon stop
@@ -316,6 +317,7 @@ complete -c discue -n '__discue_in \'listener add\'' -l name -r -f -d 'a name to
 complete -c discue -n '__discue_in \'listener add\'' -l header -r -f -d 'extra HTTP header (repeatable)'
 complete -c discue -n '__discue_in \'listener add\'' -l secret -r -f -d 'signing secret to use instead of a generated one'
 complete -c discue -n '__discue_in \'listener add\'' -l shell -d 'run --exec through /bin/sh (pipes, redirections); message content still never reaches the command line'
+complete -c discue -n '__discue_in \'listener add\'' -l any-host -d 'with --exec on a NATS store: any daemon may run the command (default: only this host\'s)'
 complete -c discue -n '__discue_in \'listener add\'' -l timeout -r -f -d 'per attempt: HTTP request or command run time (default: config listener.timeout, else 30s)'
 complete -c discue -n '__discue_in \'listener add\'' -l max-attempts -r -f -d 'attempts before a delivery is dead, 1 to 1000 (default: config listener.maxAttempts, else 10)'
 complete -c discue -n '__discue_in \'listener add\'' -l retry-delay -r -f -d 'wait before the 2nd attempt; doubles each time (with jitter), up to 10m'
@@ -387,15 +389,15 @@ complete -c discue -n '__discue_in \'config\'' -s h -l help -d 'show help'
 
 # discue config get
 complete -c discue -n '__discue_in \'config get\'' -s h -l help -d 'show help'
-complete -c discue -n '__discue_arg \'config get\' 0' -f -a 'output color socket store listener.timeout listener.maxAttempts'
+complete -c discue -n '__discue_arg \'config get\' 0' -f -a 'output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts'
 
 # discue config set
 complete -c discue -n '__discue_in \'config set\'' -s h -l help -d 'show help'
-complete -c discue -n '__discue_arg \'config set\' 0' -f -a 'output color socket store listener.timeout listener.maxAttempts'
+complete -c discue -n '__discue_arg \'config set\' 0' -f -a 'output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts'
 
 # discue config unset
 complete -c discue -n '__discue_in \'config unset\'' -s h -l help -d 'show help'
-complete -c discue -n '__discue_arg \'config unset\' 0' -f -a 'output color socket store listener.timeout listener.maxAttempts'
+complete -c discue -n '__discue_arg \'config unset\' 0' -f -a 'output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts'
 
 # discue config list
 complete -c discue -n '__discue_in \'config list\'' -s h -l help -d 'show help'
