@@ -183,6 +183,12 @@ export interface Store {
    * either in the count's snapshot or reaches the consumers after it.
    */
   countMessages(queue: QueueId, options: { afterId?: Position }): Promise<{ count: number; lastId: Position | undefined }>;
+  /**
+   * Stores messages exported from another store (`discue import`), keeping
+   * their ids and publish times, after every message the queue holds, in
+   * order; durable when it resolves. Listeners get them as any append.
+   */
+  importMessages(queue: QueueId, messages: Envelope[]): Promise<void>;
   /** Throws DATA_CORRUPT for a record that fails its checksum. */
   getMessage(queue: QueueId, id: string): Promise<Envelope>;
   deleteMessage(queue: QueueId, id: string): Promise<void>;
@@ -292,8 +298,12 @@ export type ListenerEvent = { type: 'saved'; record: ListenerRecord; previousQue
 
 // ---- consumers -------------------------------------------------------------
 
-/** Where a listener with no position yet starts: every stored message, the queue's end, or a time. */
-export type StartAt = 'all' | 'end' | { sinceMs: number };
+/**
+ * Where a listener with no position yet starts: every stored message, the
+ * queue's end, a time, or (an import) after a given message id in each
+ * queue, the end of a queue the map does not name.
+ */
+export type StartAt = 'all' | 'end' | { sinceMs: number } | { afterIds: Record<QueueId, string> };
 
 export interface ConsumerOptions {
   /**

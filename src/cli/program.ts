@@ -14,6 +14,7 @@ import { registerMessages } from './commands/messages.js';
 import { registerPublish } from './commands/publish.js';
 import { registerQueue } from './commands/queue.js';
 import { registerTop } from './commands/top.js';
+import { registerExport, registerImport } from './commands/transfer.js';
 import { registerVersion } from './commands/version.js';
 import { createRoot, finishProgram } from './root.js';
 
@@ -27,6 +28,8 @@ export function buildProgram(): Command {
   registerListen(program);
   registerDeliveries(program);
   registerTop(program);
+  registerExport(program);
+  registerImport(program);
   registerConfig(program);
   registerCompletion(program);
   registerVersion(program);

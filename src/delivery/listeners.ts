@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { DiscueError } from '../protocol/errors.js';
 import type { ListenerInfo } from '../protocol/wire.js';
-import type { DeliveryRecord, ListenerRecord, Store } from '../backend/types.js';
+import type { DeliveryRecord, ListenerRecord, StartAt, Store } from '../backend/types.js';
 import type { DeliveryEngine } from './engine.js';
 import { maskUrl } from './redact.js';
 
@@ -20,11 +20,11 @@ export class ListenerRegistry {
     private readonly engine: DeliveryEngine,
   ) {}
 
-  async register(record: ListenerRecord, from: 'new' | 'all'): Promise<void> {
+  async register(record: ListenerRecord, start: StartAt): Promise<void> {
     if (record.name !== undefined && this.byName(record.name)) {
       throw new DiscueError('LISTENER_EXISTS', `a listener named "${record.name}" already exists`);
     }
-    await this.store.deliveries.saveListener(record, from === 'new' ? 'end' : 'all');
+    await this.store.deliveries.saveListener(record, start);
     this.engine.startWorkers(record);
   }
 

@@ -6,6 +6,7 @@
  * delivered by B once A's daemon is killed -9 mid-delivery (after the
  * consumer's ack_wait), and a command listener runs only on its host.
  */
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { natsAvailable, natsServers } from '../helpers/nats.js';
@@ -131,5 +132,51 @@ describe.runIf(available)('two hosts on one NATS cluster, through the CLI', () =
     await mustRun(a, ['daemon', 'start']);
     await waitFor(() => lines(out).length >= 4, 20_000, 'A to run the command for the fourth message');
     expect(new Set(lines(out))).toEqual(new Set([a.home]));
+  }, 90_000);
+
+  it('export from a LevelDB home, import into the cluster: same queue settings, messages and ids, listener with its secret and position', async () => {
+    const home = new Sandbox('discue-nl-');
+    try {
+      const schema = join(home.dir, 'book.schema.json');
+      writeFileSync(schema, '{"type":"object"}');
+      await mustRun(home, ['queue', 'create', 'books', '--max-messages', '100', '--schema', schema]);
+      const hook = await startHookServer();
+      hooks.push(hook);
+      const shelf = await addListener(home, ['--queue', 'books', '--url', `${hook.url}/books`, '--name', 'shelf', '--from', 'all']);
+      const first = (await mustRun(home, ['publish', 'books'], { input: ['{"n":1}', '{"n":2}', '{"n":3}'].map((d) => JSON.stringify({ data: d, name: 'added' })).join('\n') + '\n' }))
+        .trim()
+        .split('\n');
+      await waitFor(() => hook.delivered.length >= 3, 20_000, 'the LevelDB home to deliver three');
+      await mustRun(home, ['listener', 'pause', 'shelf']);
+      const later = (await mustRun(home, ['publish', 'books', '--data', '{"n":4}'])).trim();
+      const exported = await mustRun(home, ['export']);
+      const kinds = exported.trim().split('\n').map((l) => (JSON.parse(l) as { type: string }).type);
+      expect(kinds).toEqual(['queue', 'message', 'message', 'message', 'message', 'listener']);
+      await mustRun(home, ['daemon', 'stop']);
+
+      const imported = await runJson<{ imported: { queues: number; messages: number; listeners: number } }>(a, ['import'], exported);
+      expect(imported.imported).toEqual({ queues: 1, messages: 4, listeners: 1 });
+      for (const sb of [a, b]) {
+        const listed = await runJson<(Listed & { name?: string })[]>(sb, ['messages', 'list', 'books']);
+        expect(listed.map((m) => m.id)).toEqual([...first, later]);
+        expect(listed.map((m) => m.data)).toEqual(['{"n":1}', '{"n":2}', '{"n":3}', '{"n":4}']);
+        expect(listed.slice(0, 3).map((m) => m.name)).toEqual(['added', 'added', 'added']);
+      }
+      const queue = await runJson<{ maxMessages?: number; schema?: unknown }>(a, ['queue', 'show', 'books']);
+      expect(queue.maxMessages).toBe(100);
+      expect(queue.schema).toEqual({ type: 'object' });
+      const moved = await runJson<{ secret?: string; state: string; id: string }>(a, ['listener', 'show', 'shelf', '--secret']);
+      expect(moved.secret).toMatch(/^whsec_/);
+      expect(moved.secret).toBe((shelf as unknown as { secret?: string }).secret);
+      expect(moved.state).toBe('paused');
+      expect(moved.id).not.toBe(shelf.id);
+      // Resumed on the cluster it goes on after its position: only the fourth message.
+      const before = hook.delivered.length;
+      await mustRun(a, ['listener', 'resume', 'shelf']);
+      await waitFor(() => hook.delivered.length > before, 20_000, 'the cluster to deliver the message after the position');
+      expect(hook.delivered.slice(before).map((r) => r.envelope.id)).toEqual([later]);
+    } finally {
+      await home.dispose();
+    }
   }, 90_000);
 });

@@ -65,7 +65,8 @@ function startPolicy(start: ConsumerStart): Partial<ConsumerConfig> {
   if (start === 'all') return { deliver_policy: DeliverPolicy.All };
   if (typeof start === 'object' && 'afterSeq' in start) return { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start.afterSeq + 1 };
   // 'end' is the queue's end now, when the consumer is made (not when it is first read).
-  if (start === 'end') return { deliver_policy: DeliverPolicy.New };
+  // afterIds is resolved to a sequence per queue by the store (ensureConsumers); a queue it leaves out starts at the end.
+  if (start === 'end' || 'afterIds' in start) return { deliver_policy: DeliverPolicy.New };
   return { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(start.sinceMs).toISOString() };
 }
 

@@ -470,17 +470,22 @@ export class NatsStore implements Store {
     return this.publish(queue, messages);
   }
 
+  /** Exported messages under their own ids (Nats-Msg-Id: an import run twice within the duplicate window stores them once). */
+  async importMessages(queue: QueueId, messages: Envelope[]): Promise<void> {
+    if (messages.length > 0) await this.publish(queue, messages, messages);
+  }
+
   /**
    * Sends every message at once, in order (one connection keeps the order
    * on the wire, and the stream stores them in it), then waits for the
    * acknowledgements. A keyed message's Nats-Msg-Id is its key, so the
    * server's duplicate window answers a repeat with the first one's sequence.
    */
-  private async publish(queue: QueueId, inputs: MessageInput[]): Promise<AppendOutcome> {
+  private async publish(queue: QueueId, inputs: MessageInput[], given?: Envelope[]): Promise<AppendOutcome> {
     const q = this.entryById(queue);
     const subject = this.names.subject(q.qid);
-    const envelopes = inputs.map((input): Envelope => {
-      const id = this.ids.next();
+    const envelopes = inputs.map((input, i): Envelope => {
+      const id = given === undefined ? this.ids.next() : given[i]!.id;
       const publishedAt = publishedAtOf(id);
       // Envelopes carry the queue's name as the catalogue has it now.
       return input.name === undefined ? { id, queue: q.name, data: input.data, publishedAt } : { id, queue: q.name, name: input.name, data: input.data, publishedAt };
@@ -709,7 +714,7 @@ export class NatsStore implements Store {
       const q = this.byId.get(queue);
       if (q === undefined) continue;
       const stream = this.names.stream(q.qid);
-      const config = consumerConfig(record, start, name);
+      const config = consumerConfig(record, await this.startIn(q, start), name);
       const exists = await this.conn.request('find a consumer', () => this.jsm.consumers.info(stream, name)).catch((err) => {
         if (apiCode(err) === 10014) return undefined;
         throw err;
@@ -720,6 +725,15 @@ export class NatsStore implements Store {
         await this.conn.request(`update the consumer of listener ${record.id}`, () => this.jsm.consumers.update(stream, name, { ack_wait, max_ack_pending }));
       }
     }
+  }
+
+  /** A start after a message id (an import's listener position) as a stream sequence of this queue. */
+  private async startIn(q: QueueEntry, start: StartAt): Promise<StartAt | { afterSeq: number }> {
+    if (typeof start !== 'object' || !('afterIds' in start)) return start;
+    const id = start.afterIds[q.qid];
+    if (id === undefined) return 'end';
+    const state = await this.refresh(q);
+    return { afterSeq: await this.after(q, state, id) };
   }
 
   private async dropConsumers(lid: string, queues: string[]): Promise<void> {
