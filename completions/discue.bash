@@ -26,6 +26,8 @@ _discue_sub() {
     '|listen'|'|sub') _discue_r='listen' ;;
     '|deliveries') _discue_r='deliveries' ;;
     '|top') _discue_r='top' ;;
+    '|export') _discue_r='export' ;;
+    '|import') _discue_r='import' ;;
     '|config') _discue_r='config' ;;
     '|completion') _discue_r='completion' ;;
     '|version') _discue_r='version' ;;
@@ -120,7 +122,7 @@ _discue_value() {
 _discue_words() {
   _discue_c='' _discue_o='' _discue_a=() _discue_v=0
   case "$1" in
-    '') _discue_c='daemon queue publish messages listener listen deliveries top config completion version doctor help' _discue_o='--help -h' ;;
+    '') _discue_c='daemon queue publish messages listener listen deliveries top export import config completion version doctor help' _discue_o='--help -h' ;;
     'daemon') _discue_c='start stop restart status repair logs' _discue_o='--help -h' ;;
     'daemon start') _discue_o='--foreground --store --replicas --help -h' ;;
     'daemon stop') _discue_o='--help -h' ;;
@@ -153,6 +155,8 @@ _discue_words() {
     'deliveries list') _discue_o='--listener --state --limit --help -h' ;;
     'deliveries retry') _discue_o='--all-dead --listener --help -h' _discue_a=('text') ;;
     'top') _discue_o='--interval --help -h' ;;
+    'export') _discue_o='--help -h' ;;
+    'import') _discue_o='--help -h' ;;
     'config') _discue_c='get set unset list path' _discue_o='--help -h' ;;
     'config get') _discue_o='--help -h' _discue_a=('words:output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts') ;;
     'config set') _discue_o='--help -h' _discue_a=('words:output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts' 'text') ;;
@@ -162,7 +166,7 @@ _discue_words() {
     'completion') _discue_o='--help -h' _discue_a=('words:bash zsh fish') ;;
     'version') _discue_o='--help -h' ;;
     'doctor') _discue_o='--help -h' ;;
-    'help') _discue_a=('words:daemon queue publish messages listener listen deliveries top config completion version doctor') ;;
+    'help') _discue_a=('words:daemon queue publish messages listener listen deliveries top export import config completion version doctor') ;;
   esac
   _discue_o+=" "'--version -V --json --socket --no-color --quiet -q'
 }

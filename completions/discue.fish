@@ -24,6 +24,10 @@ function __discue_sub
             echo 'deliveries'
         case '|top'
             echo 'top'
+        case '|export'
+            echo 'export'
+        case '|import'
+            echo 'import'
         case '|config'
             echo 'config'
         case '|completion'
@@ -181,6 +185,8 @@ complete -c discue -n '__discue_arg \'\' 0' -a 'listener' -d 'register durable l
 complete -c discue -n '__discue_arg \'\' 0' -a 'listen' -d 'receive messages in the foreground: print each data line, or run --exec per message, in order'
 complete -c discue -n '__discue_arg \'\' 0' -a 'deliveries' -d 'inspect and retry deliveries: pending, failing, dead, recently delivered'
 complete -c discue -n '__discue_arg \'\' 0' -a 'top' -d 'live dashboard of queues, listeners and deliveries (one plain snapshot when not a terminal)'
+complete -c discue -n '__discue_arg \'\' 0' -a 'export' -d 'write every queue (with its settings), message and listener as NDJSON to stdout, to import elsewhere'
+complete -c discue -n '__discue_arg \'\' 0' -a 'import' -d 'read what `discue export` wrote from stdin: make its queues (which must not exist yet), messages (ids kept) and listeners'
 complete -c discue -n '__discue_arg \'\' 0' -a 'config' -d 'user defaults: output, colour, socket, listener timeout and attempts (flag > env > config > default)'
 complete -c discue -n '__discue_arg \'\' 0' -a 'completion' -d 'print the shell completion script for bash, zsh or fish'
 complete -c discue -n '__discue_arg \'\' 0' -a 'version' -d 'show the versions and protocols of this CLI and of the running daemon (never starts one)'
@@ -379,6 +385,12 @@ complete -c discue -n '__discue_in \'deliveries retry\'' -s h -l help -d 'show h
 complete -c discue -n '__discue_in \'top\'' -l interval -r -f -d 'refresh interval, like 500ms or 2s (a bare number is milliseconds; at least 100ms)'
 complete -c discue -n '__discue_in \'top\'' -s h -l help -d 'show help'
 
+# discue export
+complete -c discue -n '__discue_in \'export\'' -s h -l help -d 'show help'
+
+# discue import
+complete -c discue -n '__discue_in \'import\'' -s h -l help -d 'show help'
+
 # discue config
 complete -c discue -n '__discue_arg \'config\' 0' -a 'get' -d 'print the effective value of a key'
 complete -c discue -n '__discue_arg \'config\' 0' -a 'set' -d 'store a value in the config file'
@@ -416,4 +428,4 @@ complete -c discue -n '__discue_in \'version\'' -s h -l help -d 'show help'
 complete -c discue -n '__discue_in \'doctor\'' -s h -l help -d 'show help'
 
 # discue help
-complete -c discue -n '__discue_arg \'help\' 0' -f -a 'daemon queue publish messages listener listen deliveries top config completion version doctor'
+complete -c discue -n '__discue_arg \'help\' 0' -f -a 'daemon queue publish messages listener listen deliveries top export import config completion version doctor'
