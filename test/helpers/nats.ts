@@ -129,10 +129,11 @@ async function stopNode(node: NatsNode, signal: NodeJS.Signals): Promise<void> {
 
 /**
  * Starts `size` nodes (1: a single server; 3: a cluster whose nodes route
- * to each other) and waits until each answers /healthz. For a cluster,
+ * to each other), each config with `extraConfig` lines (authorization…),
+ * and waits until each answers /healthz. For a cluster,
  * /healthz is 200 once JetStream is ready, which needs a meta leader.
  */
-export async function natsServers(size = 1, timeoutMs = 30_000): Promise<NatsServers> {
+export async function natsServers(size = 1, timeoutMs = 30_000, extraConfig: string[] = []): Promise<NatsServers> {
   const binary = natsServerPath();
   if (binary === undefined) throw new Error('nats-server is not installed (apt-get install nats-server)');
   killAllOnExit();
@@ -158,6 +159,7 @@ export async function natsServers(size = 1, timeoutMs = 30_000): Promise<NatsSer
       `listen: 127.0.0.1:${node.clientPort}`,
       `http: 127.0.0.1:${node.httpPort}`,
       `jetstream { store_dir: ${JSON.stringify(node.storeDir)} }`,
+      ...extraConfig,
     ];
     if (size > 1) {
       const routes = nodes.map((n) => `nats-route://127.0.0.1:${n.clusterPort}`).join(', ');

@@ -105,6 +105,13 @@ export class Connection {
       });
       return new Connection(nc, list);
     } catch (err) {
+      if (/authorization|authentication|auth(entication)? (violation|expired|error)/i.test(String((err as Error)?.message))) {
+        throw new DiscueError(
+          'BACKEND_UNAVAILABLE',
+          `the NATS servers (${list.join(', ')}) refused discue's credentials (${(err as Error).message}): check the user and password or token in the store URL, or store.creds`,
+          { cause: err },
+        );
+      }
       throw unavailable(list, err);
     }
   }
