@@ -33,7 +33,9 @@ describe.runIf(available)('two hosts on one NATS cluster, through the CLI', () =
     servers = await natsServers(3);
     a = new Sandbox('discue-na-');
     b = new Sandbox('discue-nb-');
-    for (const sb of [a, b]) Object.assign(sb.env, { DISCUE_STORE: servers.urls, DISCUE_STORE_REPLICAS: '3' });
+    // B has no replicas setting: its daemon is started with --replicas, or runs with the default (1), on streams A made with 3.
+    Object.assign(a.env, { DISCUE_STORE: servers.urls, DISCUE_STORE_REPLICAS: '3' });
+    Object.assign(b.env, { DISCUE_STORE: servers.urls });
   }, 60_000);
   afterAll(async () => {
     for (const hook of hooks) await hook.close().catch(() => undefined);
@@ -54,7 +56,9 @@ describe.runIf(available)('two hosts on one NATS cluster, through the CLI', () =
     expect(human).toMatch(/servers:\s+nats:\/\/127\.0\.0\.1/);
     expect(human).toMatch(/replicas:\s+3/);
 
-    // B's daemon starts now and reads the catalogue the cluster keeps.
+    // B's daemon starts now (--replicas reaches the daemon started in the background) and reads the catalogue the cluster keeps.
+    await mustRun(b, ['daemon', 'start', '--replicas', '2']);
+    expect((await runJson<DaemonStatus>(b, ['daemon', 'status'])).cluster?.replicas).toBe(2);
     const onB = await runJson<{ name: string }[]>(b, ['queue', 'list']);
     expect(onB.map((q) => q.name)).toContain('orders');
     const bStatus = await runJson<DaemonStatus>(b, ['daemon', 'status']);

@@ -42,7 +42,17 @@ export class History {
       max_msgs_per_subject: HISTORY_KEEP,
       max_age: HISTORY_AGE_MS * NS_PER_MS,
     };
-    await this.conn.request('open the delivery history', () => this.jsm.streams.add(config));
+    // An existing stream is used as it is (as the KV buckets are): another
+    // daemon may have made it with other replicas, and add() of a different
+    // configuration is refused.
+    const exists = await this.conn.request('open the delivery history', () => this.jsm.streams.info(config.name)).then(
+      () => true,
+      (err: unknown) => {
+        if (/stream not found/i.test(String((err as Error)?.message))) return false;
+        throw err;
+      },
+    );
+    if (!exists) await this.conn.request('open the delivery history', () => this.jsm.streams.add(config));
   }
 
   async add(record: DeliveryRecord): Promise<void> {

@@ -376,7 +376,9 @@ export class NatsStore implements Store {
     applyPatch(next, 'schema', patch.schema);
     applyPatch(next, 'retentionMs', patch.retentionMs);
     applyPatch(next, 'maxMessages', patch.maxMessages);
-    await this.conn.request(`update the stream of queue "${name}"`, () => this.jsm.streams.update(this.names.stream(q.qid), this.streamConfig(next)));
+    // The stream keeps the replicas it was made with: a daemon with another store.replicas changes limits only.
+    const { num_replicas: _replicas, ...limits } = this.streamConfig(next);
+    await this.conn.request(`update the stream of queue "${name}"`, () => this.jsm.streams.update(this.names.stream(q.qid), limits));
     const key = this.names.queueKey(name);
     await this.write(async () => {
       this.writing.add(key);
