@@ -9,6 +9,8 @@
  * does not hang.
  */
 import { readFileSync } from 'node:fs';
+import { checkServerIdentity as checkIdentity } from 'node:tls';
+import type { PeerCertificate } from 'node:tls';
 import { connect, credsAuthenticator } from '@nats-io/transport-node';
 import type { NatsConnection, NodeConnectionOptions } from '@nats-io/transport-node';
 import { DiscueError } from '../../protocol/errors.js';
@@ -63,7 +65,20 @@ export function connectOptions(settings: Pick<NatsSettings, 'servers' | 'creds' 
     }
     options.authenticator = credsAuthenticator(new TextEncoder().encode(text));
   }
-  if (tls || settings.ca !== undefined) options.tls = settings.ca === undefined ? {} : { caFile: settings.ca };
+  if (tls || settings.ca !== undefined) {
+    // The client names no server for a server given by IP address (its TLS
+    // upgrade then checks the certificate against "localhost"): a
+    // certificate that the CA signed for any of the configured hosts is accepted.
+    const hosts = urls.map((u) => new URL(u).hostname.replace(/^\[|\]$/g, ''));
+    const checkServerIdentity = (host: string, cert: PeerCertificate): Error | undefined => {
+      const first = checkIdentity(host, cert);
+      if (first === undefined) return undefined;
+      return hosts.some((h) => checkIdentity(h, cert) === undefined) ? undefined : first;
+    };
+    // Passed through to node:tls (the client's type names only its own keys).
+    const tlsOptions: Record<string, unknown> = settings.ca === undefined ? { checkServerIdentity } : { caFile: settings.ca, checkServerIdentity };
+    options.tls = tlsOptions as NodeConnectionOptions['tls'];
+  }
   return { options, shown: urls.map(redact) };
 }
 
