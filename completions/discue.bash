@@ -25,6 +25,7 @@ _discue_sub() {
     '|listener') _discue_r='listener' ;;
     '|listen'|'|sub') _discue_r='listen' ;;
     '|deliveries') _discue_r='deliveries' ;;
+    '|token') _discue_r='token' ;;
     '|top') _discue_r='top' ;;
     '|export') _discue_r='export' ;;
     '|import') _discue_r='import' ;;
@@ -53,10 +54,15 @@ _discue_sub() {
     'listener|list'|'listener|ls') _discue_r='listener list' ;;
     'listener|show') _discue_r='listener show' ;;
     'listener|remove'|'listener|rm') _discue_r='listener remove' ;;
+    'listener|update') _discue_r='listener update' ;;
+    'listener|replay') _discue_r='listener replay' ;;
     'listener|pause') _discue_r='listener pause' ;;
     'listener|resume') _discue_r='listener resume' ;;
     'deliveries|list'|'deliveries|ls') _discue_r='deliveries list' ;;
     'deliveries|retry') _discue_r='deliveries retry' ;;
+    'token|create') _discue_r='token create' ;;
+    'token|list'|'token|ls') _discue_r='token list' ;;
+    'token|revoke') _discue_r='token revoke' ;;
     'config|get') _discue_r='config get' ;;
     'config|set') _discue_r='config set' ;;
     'config|unset') _discue_r='config unset' ;;
@@ -72,6 +78,7 @@ _discue_value() {
   case "$1|$2" in
     'daemon start|--store') _discue_r='dirs' ;;
     'daemon start|--replicas') _discue_r='text' ;;
+    'daemon start|--http') _discue_r='text' ;;
     'daemon repair|--store') _discue_r='dirs' ;;
     'daemon logs|-n'|'daemon logs|--lines') _discue_r='text' ;;
     'queue create|--schema') _discue_r='files' ;;
@@ -99,18 +106,28 @@ _discue_value() {
     'listener add|--retry-delay') _discue_r='text' ;;
     'listener add|--concurrency') _discue_r='text' ;;
     'listener add|--from') _discue_r='words:new all' ;;
+    'listener add|--filter') _discue_r='text' ;;
+    'listener add|--rate') _discue_r='text' ;;
+    'listener add|--liveness-url') _discue_r='text' ;;
     'listener list|--queue') _discue_r='queues' ;;
     'listener list|--fields') _discue_r='text' ;;
+    'listener update|--filter') _discue_r='text' ;;
+    'listener update|--rate') _discue_r='text' ;;
+    'listener update|--liveness-url') _discue_r='text' ;;
+    'listener replay|--since') _discue_r='text' ;;
     'listen|--exec') _discue_r='commands' ;;
     'listen|--count') _discue_r='text' ;;
     'listen|--timeout') _discue_r='text' ;;
     'listen|--grep') _discue_r='text' ;;
+    'listen|--filter') _discue_r='text' ;;
     'listen|--name') _discue_r='text' ;;
     'listen|--from') _discue_r='words:new all' ;;
     'deliveries list|--listener') _discue_r='listeners' ;;
     'deliveries list|--state') _discue_r='words:pending failed dead delivered' ;;
     'deliveries list|--limit') _discue_r='text' ;;
     'deliveries retry|--listener') _discue_r='listeners' ;;
+    'token create|--name') _discue_r='text' ;;
+    'token create|--scope') _discue_r='text' ;;
     'top|--interval') _discue_r='text' ;;
     *'|--socket') _discue_r='files' ;;
     *) _discue_r='' ;;
@@ -122,9 +139,9 @@ _discue_value() {
 _discue_words() {
   _discue_c='' _discue_o='' _discue_a=() _discue_v=0
   case "$1" in
-    '') _discue_c='daemon queue publish messages listener listen deliveries top export import config completion version doctor help' _discue_o='--help -h' ;;
+    '') _discue_c='daemon queue publish messages listener listen deliveries token top export import config completion version doctor help' _discue_o='--help -h' ;;
     'daemon') _discue_c='start stop restart status repair logs' _discue_o='--help -h' ;;
-    'daemon start') _discue_o='--foreground --store --replicas --help -h' ;;
+    'daemon start') _discue_o='--foreground --store --replicas --http --http-insecure --help -h' ;;
     'daemon stop') _discue_o='--help -h' ;;
     'daemon restart') _discue_o='--help -h' ;;
     'daemon status') _discue_o='--help -h' ;;
@@ -143,30 +160,36 @@ _discue_words() {
     'messages list') _discue_o='--limit --since --all --fields --help -h' _discue_a=('queues') ;;
     'messages get') _discue_o='--help -h' _discue_a=('queues' 'text') ;;
     'messages delete') _discue_o='--help -h' _discue_a=('queues' 'text') ;;
-    'listener') _discue_c='add list show remove pause resume' _discue_o='--help -h' ;;
-    'listener add') _discue_o='--url --exec --queue --name --header --secret --shell --any-host --timeout --max-attempts --retry-delay --concurrency --from --if-missing --help -h' ;;
+    'listener') _discue_c='add list show remove update replay pause resume' _discue_o='--help -h' ;;
+    'listener add') _discue_o='--url --exec --queue --name --header --secret --cloudevents --shell --any-host --timeout --max-attempts --retry-delay --concurrency --from --filter --rate --liveness-url --if-missing --help -h' ;;
     'listener list') _discue_o='--queue --fields --help -h' ;;
     'listener show') _discue_o='--secret --help -h' _discue_a=('listeners') ;;
     'listener remove') _discue_o='--help -h' _discue_a=('listeners') ;;
+    'listener update') _discue_o='--filter --no-filter --rate --no-rate --liveness-url --no-liveness-url --help -h' _discue_a=('listeners') ;;
+    'listener replay') _discue_o='--since --yes -y --help -h' _discue_a=('listeners') ;;
     'listener pause') _discue_o='--help -h' _discue_a=('listeners') ;;
     'listener resume') _discue_o='--help -h' _discue_a=('listeners') ;;
-    'listen') _discue_o='--exec --shell --count --timeout --grep --name --from --help -h' _discue_a=('queues') _discue_v=1 ;;
+    'listen') _discue_o='--exec --shell --count --timeout --grep --filter --name --from --help -h' _discue_a=('queues') _discue_v=1 ;;
     'deliveries') _discue_c='list retry' _discue_o='--help -h' ;;
     'deliveries list') _discue_o='--listener --state --limit --help -h' ;;
     'deliveries retry') _discue_o='--all-dead --listener --help -h' _discue_a=('text') ;;
+    'token') _discue_c='create list revoke' _discue_o='--help -h' ;;
+    'token create') _discue_o='--name --scope --help -h' ;;
+    'token list') _discue_o='--help -h' ;;
+    'token revoke') _discue_o='--help -h' _discue_a=('text') ;;
     'top') _discue_o='--interval --help -h' ;;
     'export') _discue_o='--help -h' ;;
     'import') _discue_o='--help -h' ;;
     'config') _discue_c='get set unset list path' _discue_o='--help -h' ;;
-    'config get') _discue_o='--help -h' _discue_a=('words:output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts') ;;
-    'config set') _discue_o='--help -h' _discue_a=('words:output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts' 'text') ;;
-    'config unset') _discue_o='--help -h' _discue_a=('words:output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts') ;;
+    'config get') _discue_o='--help -h' _discue_a=('words:output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts http.listen http.tlsCert http.tlsKey') ;;
+    'config set') _discue_o='--help -h' _discue_a=('words:output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts http.listen http.tlsCert http.tlsKey' 'text') ;;
+    'config unset') _discue_o='--help -h' _discue_a=('words:output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts http.listen http.tlsCert http.tlsKey') ;;
     'config list') _discue_o='--help -h' ;;
     'config path') _discue_o='--help -h' ;;
     'completion') _discue_o='--help -h' _discue_a=('words:bash zsh fish') ;;
     'version') _discue_o='--help -h' ;;
     'doctor') _discue_o='--help -h' ;;
-    'help') _discue_a=('words:daemon queue publish messages listener listen deliveries top export import config completion version doctor') ;;
+    'help') _discue_a=('words:daemon queue publish messages listener listen deliveries token top export import config completion version doctor') ;;
   esac
   _discue_o+=" "'--version -V --json --socket --no-color --quiet -q'
 }

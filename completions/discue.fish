@@ -22,6 +22,8 @@ function __discue_sub
             echo 'listen'
         case '|deliveries'
             echo 'deliveries'
+        case '|token'
+            echo 'token'
         case '|top'
             echo 'top'
         case '|export'
@@ -78,6 +80,10 @@ function __discue_sub
             echo 'listener show'
         case 'listener|remove' 'listener|rm'
             echo 'listener remove'
+        case 'listener|update'
+            echo 'listener update'
+        case 'listener|replay'
+            echo 'listener replay'
         case 'listener|pause'
             echo 'listener pause'
         case 'listener|resume'
@@ -86,6 +92,12 @@ function __discue_sub
             echo 'deliveries list'
         case 'deliveries|retry'
             echo 'deliveries retry'
+        case 'token|create'
+            echo 'token create'
+        case 'token|list' 'token|ls'
+            echo 'token list'
+        case 'token|revoke'
+            echo 'token revoke'
         case 'config|get'
             echo 'config get'
         case 'config|set'
@@ -102,7 +114,7 @@ end
 # __discue_takes_value PATH OPTION: true if OPTION of PATH takes a value.
 function __discue_takes_value
     switch "$argv[1]|$argv[2]"
-        case 'daemon start|--store' 'daemon start|--replicas' 'daemon repair|--store' 'daemon logs|-n' 'daemon logs|--lines' 'queue create|--schema' 'queue create|--retention' 'queue create|--max-messages' 'queue list|--fields' 'queue update|--schema' 'queue update|--retention' 'queue update|--max-messages' 'publish|-d' 'publish|--data' 'publish|-n' 'publish|--name' 'publish|-k' 'publish|--key' 'publish|--wait-timeout' 'messages list|--limit' 'messages list|--since' 'messages list|--fields' 'listener add|--url' 'listener add|--exec' 'listener add|--queue' 'listener add|--name' 'listener add|--header' 'listener add|--secret' 'listener add|--timeout' 'listener add|--max-attempts' 'listener add|--retry-delay' 'listener add|--concurrency' 'listener add|--from' 'listener list|--queue' 'listener list|--fields' 'listen|--exec' 'listen|--count' 'listen|--timeout' 'listen|--grep' 'listen|--name' 'listen|--from' 'deliveries list|--listener' 'deliveries list|--state' 'deliveries list|--limit' 'deliveries retry|--listener' 'top|--interval' '*|--socket'
+        case 'daemon start|--store' 'daemon start|--replicas' 'daemon start|--http' 'daemon repair|--store' 'daemon logs|-n' 'daemon logs|--lines' 'queue create|--schema' 'queue create|--retention' 'queue create|--max-messages' 'queue list|--fields' 'queue update|--schema' 'queue update|--retention' 'queue update|--max-messages' 'publish|-d' 'publish|--data' 'publish|-n' 'publish|--name' 'publish|-k' 'publish|--key' 'publish|--wait-timeout' 'messages list|--limit' 'messages list|--since' 'messages list|--fields' 'listener add|--url' 'listener add|--exec' 'listener add|--queue' 'listener add|--name' 'listener add|--header' 'listener add|--secret' 'listener add|--timeout' 'listener add|--max-attempts' 'listener add|--retry-delay' 'listener add|--concurrency' 'listener add|--from' 'listener add|--filter' 'listener add|--rate' 'listener add|--liveness-url' 'listener list|--queue' 'listener list|--fields' 'listener update|--filter' 'listener update|--rate' 'listener update|--liveness-url' 'listener replay|--since' 'listen|--exec' 'listen|--count' 'listen|--timeout' 'listen|--grep' 'listen|--filter' 'listen|--name' 'listen|--from' 'deliveries list|--listener' 'deliveries list|--state' 'deliveries list|--limit' 'deliveries retry|--listener' 'token create|--name' 'token create|--scope' 'top|--interval' '*|--socket'
             return 0
     end
     return 1
@@ -184,6 +196,7 @@ complete -c discue -n '__discue_arg \'\' 0' -a 'messages' -d 'read and delete st
 complete -c discue -n '__discue_arg \'\' 0' -a 'listener' -d 'register durable listeners that the daemon delivers to (HTTP URLs, commands)'
 complete -c discue -n '__discue_arg \'\' 0' -a 'listen' -d 'receive messages in the foreground: print each data line, or run --exec per message, in order'
 complete -c discue -n '__discue_arg \'\' 0' -a 'deliveries' -d 'inspect and retry deliveries: pending, failing, dead, recently delivered'
+complete -c discue -n '__discue_arg \'\' 0' -a 'token' -d 'tokens of the HTTP API: create (shown once), list, revoke'
 complete -c discue -n '__discue_arg \'\' 0' -a 'top' -d 'live dashboard of queues, listeners and deliveries (one plain snapshot when not a terminal)'
 complete -c discue -n '__discue_arg \'\' 0' -a 'export' -d 'write every queue (with its settings), message and listener as NDJSON to stdout, to import elsewhere'
 complete -c discue -n '__discue_arg \'\' 0' -a 'import' -d 'read what `discue export` wrote from stdin: make its queues (which must not exist yet), messages (ids kept) and listeners'
@@ -207,6 +220,8 @@ complete -c discue -n '__discue_in \'daemon\'' -s h -l help -d 'show help'
 complete -c discue -n '__discue_in \'daemon start\'' -l foreground -d 'run in this process and log to stderr, until SIGTERM'
 complete -c discue -n '__discue_in \'daemon start\'' -l store -r -F -d 'where the daemon keeps its data: a LevelDB directory or nats:// servers (default: config store, then $DISCUE_HOME/data)'
 complete -c discue -n '__discue_in \'daemon start\'' -l replicas -r -f -d 'NATS store: replicas of the streams it makes, 1 to 5 (default: config store.replicas, else 1)'
+complete -c discue -n '__discue_in \'daemon start\'' -l http -r -f -d 'serve the HTTP API there (config http.listen); loopback only unless TLS or --http-insecure'
+complete -c discue -n '__discue_in \'daemon start\'' -l http-insecure -d 'allow --http on a non-loopback address without TLS (tokens then cross the network in clear)'
 complete -c discue -n '__discue_in \'daemon start\'' -s h -l help -d 'show help'
 
 # discue daemon stop
@@ -311,6 +326,8 @@ complete -c discue -n '__discue_arg \'listener\' 0' -a 'add' -d 'register a list
 complete -c discue -n '__discue_arg \'listener\' 0' -a 'list' -d 'list listeners with their state and progress'
 complete -c discue -n '__discue_arg \'listener\' 0' -a 'show' -d 'show one listener'
 complete -c discue -n '__discue_arg \'listener\' 0' -a 'remove' -d 'remove a listener with its progress and delivery records'
+complete -c discue -n '__discue_arg \'listener\' 0' -a 'update' -d 'change what a listener receives and how: filters, rate limit, liveness URL (it goes on from where it is)'
+complete -c discue -n '__discue_arg \'listener\' 0' -a 'replay' -d 'move one listener back to a point and deliver again, in order, every message it still holds from there (its filters apply)'
 complete -c discue -n '__discue_arg \'listener\' 0' -a 'pause' -d 'stop delivering (messages wait, nothing is lost)'
 complete -c discue -n '__discue_arg \'listener\' 0' -a 'resume' -d 'deliver again, from where it stopped (also re-enables a 410-disabled listener)'
 complete -c discue -n '__discue_in \'listener\'' -s h -l help -d 'show help'
@@ -322,19 +339,23 @@ complete -c discue -n '__discue_in \'listener add\'' -l queue -r -f -a '(__discu
 complete -c discue -n '__discue_in \'listener add\'' -l name -r -f -d 'a name to refer to it by (unique)'
 complete -c discue -n '__discue_in \'listener add\'' -l header -r -f -d 'extra HTTP header (repeatable)'
 complete -c discue -n '__discue_in \'listener add\'' -l secret -r -f -d 'signing secret to use instead of a generated one'
+complete -c discue -n '__discue_in \'listener add\'' -l cloudevents -d 'with --url: add the CloudEvents 1.0 binary headers (ce-*) to each request, besides the signature'
 complete -c discue -n '__discue_in \'listener add\'' -l shell -d 'run --exec through /bin/sh (pipes, redirections); message content still never reaches the command line'
 complete -c discue -n '__discue_in \'listener add\'' -l any-host -d 'with --exec on a NATS store: any daemon may run the command (default: only this host\'s)'
 complete -c discue -n '__discue_in \'listener add\'' -l timeout -r -f -d 'per attempt: HTTP request or command run time (default: config listener.timeout, else 30s)'
 complete -c discue -n '__discue_in \'listener add\'' -l max-attempts -r -f -d 'attempts before a delivery is dead, 1 to 1000 (default: config listener.maxAttempts, else 10)'
 complete -c discue -n '__discue_in \'listener add\'' -l retry-delay -r -f -d 'wait before the 2nd attempt; doubles each time (with jitter), up to 10m'
 complete -c discue -n '__discue_in \'listener add\'' -l concurrency -r -f -d 'deliveries in flight at once, 1 to 64 (>1 gives up strict order)'
-complete -c discue -n '__discue_in \'listener add\'' -l from -r -f -a 'new all' -d 'new: only messages stored from now on; all: the whole backlog too'
+complete -c discue -n '__discue_in \'listener add\'' -l from -r -f -a 'new all' -d 'new: only messages stored from now on; all: the whole backlog too; a time (ISO 8601, or a duration ago like 2h): messages stored from then on'
+complete -c discue -n '__discue_in \'listener add\'' -l filter -r -f -d 'only messages whose name matches this glob: * is one dot-separated segment, > the rest (repeatable; any match delivers)'
+complete -c discue -n '__discue_in \'listener add\'' -l rate -r -f -d 'send at most N messages a second (N/s) or a minute (N/m), evenly spaced'
+complete -c discue -n '__discue_in \'listener add\'' -l liveness-url -r -f -d 'after a failed delivery, GET this URL: until it answers 2xx no attempt is spent and nothing goes dead'
 complete -c discue -n '__discue_in \'listener add\'' -l if-missing -d 'if a listener of this --name exists with the same settings, succeed with it (exit 5 if its settings differ)'
 complete -c discue -n '__discue_in \'listener add\'' -s h -l help -d 'show help'
 
 # discue listener list
 complete -c discue -n '__discue_in \'listener list\'' -l queue -r -f -a '(__discue_names queues)' -d 'only listeners of this queue'
-complete -c discue -n '__discue_in \'listener list\'' -l fields -r -f -d 'print only these fields (id,name,kind,queues,url,command,state,timeoutMs,maxAttempts,retryDelayMs,concurrency,createdAt,hasSecret,cwd,disabledReason,progress,stats)'
+complete -c discue -n '__discue_in \'listener list\'' -l fields -r -f -d 'print only these fields (id,name,kind,queues,url,command,state,timeoutMs,maxAttempts,retryDelayMs,concurrency,createdAt,hasSecret,cwd,disabledReason,filters,rate,livenessUrl,progress,stats)'
 complete -c discue -n '__discue_in \'listener list\'' -s h -l help -d 'show help'
 
 # discue listener show
@@ -345,6 +366,22 @@ complete -c discue -n '__discue_arg \'listener show\' 0' -f -a '(__discue_names 
 # discue listener remove
 complete -c discue -n '__discue_in \'listener remove\'' -s h -l help -d 'show help'
 complete -c discue -n '__discue_arg \'listener remove\' 0' -f -a '(__discue_names listeners)'
+
+# discue listener update
+complete -c discue -n '__discue_in \'listener update\'' -l filter -r -f -d 'only messages whose name matches this glob: * is one dot-separated segment, > the rest (repeatable; any match delivers); replaces its filters'
+complete -c discue -n '__discue_in \'listener update\'' -l no-filter -d 'remove its filters: every message again'
+complete -c discue -n '__discue_in \'listener update\'' -l rate -r -f -d 'send at most N messages a second or a minute'
+complete -c discue -n '__discue_in \'listener update\'' -l no-rate -d 'remove its rate limit'
+complete -c discue -n '__discue_in \'listener update\'' -l liveness-url -r -f -d 'GET this URL after a failed delivery before spending another attempt'
+complete -c discue -n '__discue_in \'listener update\'' -l no-liveness-url -d 'remove its liveness URL'
+complete -c discue -n '__discue_in \'listener update\'' -s h -l help -d 'show help'
+complete -c discue -n '__discue_arg \'listener update\' 0' -f -a '(__discue_names listeners)'
+
+# discue listener replay
+complete -c discue -n '__discue_in \'listener replay\'' -l since -r -f -d 'from this message id (included), time (ISO 8601) or duration ago (like 2h)'
+complete -c discue -n '__discue_in \'listener replay\'' -s y -l yes -d 'do not ask; needed when stdin is not a terminal'
+complete -c discue -n '__discue_in \'listener replay\'' -s h -l help -d 'show help'
+complete -c discue -n '__discue_arg \'listener replay\' 0' -f -a '(__discue_names listeners)'
 
 # discue listener pause
 complete -c discue -n '__discue_in \'listener pause\'' -s h -l help -d 'show help'
@@ -360,6 +397,7 @@ complete -c discue -n '__discue_in \'listen\'' -l shell -d 'run --exec through /
 complete -c discue -n '__discue_in \'listen\'' -l count -r -f -d 'exit 0 after this many messages'
 complete -c discue -n '__discue_in \'listen\'' -l timeout -r -f -d 'exit 124 if the time runs out first'
 complete -c discue -n '__discue_in \'listen\'' -l grep -r -f -d 'only messages whose data matches (others are skipped and acknowledged)'
+complete -c discue -n '__discue_in \'listen\'' -l filter -r -f -d 'only messages whose name matches: * is one dot-separated segment, > the rest (repeatable; the daemon skips the others)'
 complete -c discue -n '__discue_in \'listen\'' -l name -r -f -d 'durable: the daemon keeps the position; the same command later gets what it missed'
 complete -c discue -n '__discue_in \'listen\'' -l from -r -f -a 'new all' -d 'new: messages from now on; all: the backlog too (first run of a --name)'
 complete -c discue -n '__discue_in \'listen\'' -s h -l help -d 'show help'
@@ -381,6 +419,23 @@ complete -c discue -n '__discue_in \'deliveries retry\'' -l all-dead -d 'every d
 complete -c discue -n '__discue_in \'deliveries retry\'' -l listener -r -f -a '(__discue_names listeners)' -d 'with --all-dead: only this listener'
 complete -c discue -n '__discue_in \'deliveries retry\'' -s h -l help -d 'show help'
 
+# discue token
+complete -c discue -n '__discue_arg \'token\' 0' -a 'create' -d 'create a token and print it, once (the daemon keeps only its hash)'
+complete -c discue -n '__discue_arg \'token\' 0' -a 'list' -d 'list tokens: name, scopes, age (never the token)'
+complete -c discue -n '__discue_arg \'token\' 0' -a 'revoke' -d 'revoke a token: requests with it get 401 from now on'
+complete -c discue -n '__discue_in \'token\'' -s h -l help -d 'show help'
+
+# discue token create
+complete -c discue -n '__discue_in \'token create\'' -l name -r -f -d 'the token\'s name: 1-64 characters of a-z A-Z 0-9 . _ -'
+complete -c discue -n '__discue_in \'token create\'' -l scope -r -f -d 'what it may do (repeatable): admin, publish, publish:QUEUE, read, read:QUEUE, listeners, metrics'
+complete -c discue -n '__discue_in \'token create\'' -s h -l help -d 'show help'
+
+# discue token list
+complete -c discue -n '__discue_in \'token list\'' -s h -l help -d 'show help'
+
+# discue token revoke
+complete -c discue -n '__discue_in \'token revoke\'' -s h -l help -d 'show help'
+
 # discue top
 complete -c discue -n '__discue_in \'top\'' -l interval -r -f -d 'refresh interval, like 500ms or 2s (a bare number is milliseconds; at least 100ms)'
 complete -c discue -n '__discue_in \'top\'' -s h -l help -d 'show help'
@@ -401,15 +456,15 @@ complete -c discue -n '__discue_in \'config\'' -s h -l help -d 'show help'
 
 # discue config get
 complete -c discue -n '__discue_in \'config get\'' -s h -l help -d 'show help'
-complete -c discue -n '__discue_arg \'config get\' 0' -f -a 'output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts'
+complete -c discue -n '__discue_arg \'config get\' 0' -f -a 'output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts http.listen http.tlsCert http.tlsKey'
 
 # discue config set
 complete -c discue -n '__discue_in \'config set\'' -s h -l help -d 'show help'
-complete -c discue -n '__discue_arg \'config set\' 0' -f -a 'output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts'
+complete -c discue -n '__discue_arg \'config set\' 0' -f -a 'output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts http.listen http.tlsCert http.tlsKey'
 
 # discue config unset
 complete -c discue -n '__discue_in \'config unset\'' -s h -l help -d 'show help'
-complete -c discue -n '__discue_arg \'config unset\' 0' -f -a 'output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts'
+complete -c discue -n '__discue_arg \'config unset\' 0' -f -a 'output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts http.listen http.tlsCert http.tlsKey'
 
 # discue config list
 complete -c discue -n '__discue_in \'config list\'' -s h -l help -d 'show help'
@@ -428,4 +483,4 @@ complete -c discue -n '__discue_in \'version\'' -s h -l help -d 'show help'
 complete -c discue -n '__discue_in \'doctor\'' -s h -l help -d 'show help'
 
 # discue help
-complete -c discue -n '__discue_arg \'help\' 0' -f -a 'daemon queue publish messages listener listen deliveries top export import config completion version doctor'
+complete -c discue -n '__discue_arg \'help\' 0' -f -a 'daemon queue publish messages listener listen deliveries token top export import config completion version doctor'

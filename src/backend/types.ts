@@ -276,6 +276,15 @@ export interface Deliveries {
   /** Removes a listener with its cursors, open and dead deliveries, and history. */
   removeListener(id: string): Promise<void>;
   /**
+   * Moves a durable listener's position in one queue to just before `at` (a
+   * time, or a message id: that message is delivered again), back or
+   * forward, in one durable write; its open deliveries after the new
+   * position are forgotten (they go out again as new). The listener's
+   * consumers of that queue must be closed first and opened after (replay).
+   * Returns how many stored messages lie after the new position.
+   */
+  movePosition(lid: string, queue: QueueId, at: { sinceMs: number } | { messageId: string }): Promise<number>;
+  /**
    * Removes a listener's open, dead and delivered records of a deleted queue
    * (the listener stays, registered for its other queues).
    */
@@ -320,6 +329,15 @@ export interface ConsumerOptions {
    * message being retried holds back the ones after it, so order holds.
    */
   maxInFlight: number;
+  /**
+   * Globs on the message name (protocol/choose.ts): only matching messages
+   * are handed out; the others move the position without an attempt.
+   * Absent or empty: every message. JetStream: filter_subjects, with the
+   * name in the subject, so the server skips them.
+   */
+  filters?: string[];
+  /** Called when the position moved past filtered messages (settledThrough may have changed). */
+  onPassed?: () => void;
 }
 
 /** One message handed out to one listener (JetStream: a JsMsg). */

@@ -13,6 +13,7 @@ import { DiscueError } from '../protocol/errors.js';
 import { formatDuration, parseDuration } from '../client/duration.js';
 import { DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_MS, MOST_ATTEMPTS } from '../protocol/defaults.js';
 import { resolvePaths } from '../protocol/paths.js';
+import { parseListen } from '../http/listen.js';
 import { parseReplicas, parseStore } from '../protocol/store.js';
 
 export interface ConfigKey {
@@ -119,7 +120,40 @@ export const CONFIG_KEYS: ConfigKey[] = [
       return Number(value);
     },
   },
+  {
+    key: 'http.listen',
+    env: 'DISCUE_HTTP_LISTEN',
+    description: 'serve the HTTP API on HOST:PORT (loopback only unless TLS or --http-insecure); off = no HTTP API',
+    default: 'off',
+    parse: (value) => {
+      if (value !== 'off') parseListen(value);
+      return value;
+    },
+  },
+  {
+    key: 'http.tlsCert',
+    env: 'DISCUE_HTTP_TLS_CERT',
+    description: 'PEM certificate file: the HTTP API speaks HTTPS (with http.tlsKey)',
+    default: 'none',
+    parse: tlsFile('http.tlsCert'),
+  },
+  {
+    key: 'http.tlsKey',
+    env: 'DISCUE_HTTP_TLS_KEY',
+    description: 'PEM private key file of http.tlsCert',
+    default: 'none',
+    parse: tlsFile('http.tlsKey'),
+  },
 ];
+
+function tlsFile(key: string): (value: string) => string {
+  return (value) => {
+    if (value === 'none') return value;
+    if (value.trim() === '') throw new DiscueError('INVALID_ARGUMENT', `${key} must be a file path, or none`);
+    // Stored absolute: the daemon may start in another directory.
+    return resolve(value);
+  };
+}
 
 export function configKey(key: string): ConfigKey {
   const found = CONFIG_KEYS.find((k) => k.key === key);

@@ -30,6 +30,7 @@ const ONE_COMMAND: Record<string, () => Promise<Register>> = {
   listen: () => import('./commands/listen.js').then((m) => m.registerListen),
   sub: () => import('./commands/listen.js').then((m) => m.registerListen),
   deliveries: () => import('./commands/deliveries.js').then((m) => m.registerDeliveries),
+  token: () => import('./commands/token.js').then((m) => m.registerToken),
   top: () => import('./commands/top.js').then((m) => m.registerTop),
   config: () => import('./commands/config.js').then((m) => m.registerConfig),
   version: () => import('./commands/version.js').then((m) => m.registerVersion),

@@ -134,6 +134,7 @@ export function manPage(program: Command): string {
     '.TP', '.B DISCUE_REQUEST_TIMEOUT', 'How long a command waits for the daemon to answer a request, as a duration (default \\fI30s\\fR).',
     '.TP', '.B DISCUE_DEDUPE_WINDOW', 'How long an idempotency key (\\fB\\-\\-key\\fR) is remembered (default \\fI10m\\fR); read at daemon start.',
     '.TP', '.B DISCUE_DEDUPE_MAX_KEYS', 'Idempotency keys kept per queue (default \\fI100000\\fR); read at daemon start.',
+    '.TP', '.B DISCUE_HTTP_TIMEOUT_MS', 'How long the HTTP API waits for the headers and body of a request, in milliseconds (default \\fI30000\\fR); read at daemon start.',
     // The other config keys have a variable each; from the same table as `discue config`, so none is left out.
     ...CONFIG_KEYS.filter((k) => k.env !== 'DISCUE_SOCKET').flatMap((k) => [
       '.TP',
@@ -144,6 +145,7 @@ export function manPage(program: Command): string {
     '.SH FILES',
     '.TP', '.I $DISCUE_HOME/data/', 'LevelDB: queues, messages, listeners, cursors, deliveries (the default store; see \\fBDISCUE_STORE\\fR).',
     '.TP', '.I $DISCUE_HOME/run/discue.sock', 'The socket (0600) in a 0700 directory.',
+    '.TP', '.I $DISCUE_HOME/tokens.json', `The HTTP API's tokens, as SHA-256 hashes (0600; \\fB${name} token\\fR).`,
     '.TP', '.I $DISCUE_HOME/daemon.log', `The daemon's log (\\fB${name} daemon logs\\fR).`,
     '.SH SEE ALSO',
     `\\fB${name} doctor\\fR checks an installation; \\fB${name} completion bash|zsh|fish\\fR prints completion scripts.`,

@@ -13,6 +13,7 @@ import { registerListener } from './commands/listener.js';
 import { registerMessages } from './commands/messages.js';
 import { registerPublish } from './commands/publish.js';
 import { registerQueue } from './commands/queue.js';
+import { registerToken } from './commands/token.js';
 import { registerTop } from './commands/top.js';
 import { registerExport, registerImport } from './commands/transfer.js';
 import { registerVersion } from './commands/version.js';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerListener(program);
   registerListen(program);
   registerDeliveries(program);
+  registerToken(program);
   registerTop(program);
   registerExport(program);
   registerImport(program);

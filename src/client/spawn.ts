@@ -40,9 +40,9 @@ export interface StartOptions {
   timeoutMs?: number;
   /** The `store` setting for the daemon, when the command line gave one (else it reads DISCUE_STORE and the config). */
   store?: string;
-  /** --replicas for a NATS store, when the command line gave it. */
-  replicas?: number;
   env?: NodeJS.ProcessEnv;
+  /** More options for `daemon start --foreground` (--http ADDR). */
+  args?: string[];
 }
 
 export interface StartResult {
@@ -190,7 +190,7 @@ async function createLock(path: string): Promise<boolean> {
 async function spawnAndWait(paths: BrokerPaths, options: StartOptions, deadline: number): Promise<void> {
   const args = [BIN, 'daemon', 'start', '--foreground'];
   if (options.store) args.push('--store', options.store);
-  if (options.replicas !== undefined) args.push('--replicas', String(options.replicas));
+  if (options.args) args.push(...options.args);
   const log = openSync(paths.logFile, 'a', 0o600);
   let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   try {

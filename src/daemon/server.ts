@@ -10,7 +10,7 @@
 import { mkdir, chmod, unlink, writeFile, rm, access, constants, lstat } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DiscueError } from '../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../protocol/frames.js';
 import type { DaemonStatus } from '../protocol/wire.js';
@@ -30,6 +30,8 @@ import { SchemaRegistry } from './schemas.js';
 import { DeliveryEngine } from '../delivery/engine.js';
 import { acquireHomeLock } from './lock.js';
 import { hostIdOf } from './host.js';
+import { TokenStore } from './tokens.js';
+import type { HttpApi, HttpOptions } from '../http/server.js';
 
 /** For `daemon start` to refuse a store before it starts a daemon in the background. */
 export { assertStoreSupported } from '../backend/index.js';
@@ -43,6 +45,8 @@ export interface DaemonOptions {
   logger?: Logger;
   /** Idempotency key window and bound (the CLI reads them from the environment); the backend's defaults otherwise. */
   dedupe?: Partial<DedupeOptions>;
+  /** Serve the HTTP API too (src/http/, loaded only then). */
+  http?: HttpOptions;
   /** Install SIGTERM/SIGINT handlers and exit the process on shutdown (default true). */
   ownProcess?: boolean;
 }
@@ -57,6 +61,7 @@ export class Daemon {
   private store: Store | undefined;
   private engine: DeliveryEngine | undefined;
   private server: Server | undefined;
+  private http: HttpApi | undefined;
   private readonly connections = new Set<Connection>();
   private readonly startedAt = Date.now();
   private retentionTimer: NodeJS.Timeout | undefined;
@@ -114,8 +119,16 @@ export class Daemon {
       // Every listener resumes where it stopped: pending deliveries go out
       // again. Started before the socket opens, so no request can race it.
       await this.engine.start();
-      await this.listen();
+      const ctx = await this.handlerContext();
+      // Before the socket: a command that started this daemon takes an answering
+      // socket for a started daemon, so the HTTP API must not fail after it.
+      if (this.options.http) {
+        const { HttpApi } = await import('../http/server.js');
+        this.http = await HttpApi.start(this.options.http, ctx, log);
+      }
+      await this.listen(ctx);
     } catch (err) {
+      await this.http?.close().catch(() => undefined);
       const server = this.server;
       await new Promise<void>((resolve) => (server?.listening ? server.close(() => resolve()) : resolve()));
       await this.engine.stop().catch(() => undefined);
@@ -160,9 +173,10 @@ export class Daemon {
       // refused; streams end. In-flight deliveries are aborted and stay
       // unacknowledged: they go out again after a restart.
       for (const conn of this.connections) conn.drain();
+      const httpClosed = this.http?.close();
       await this.engine?.stop();
       const deadline = Date.now() + 10_000;
-      while ([...this.connections].some((c) => c.busy) && Date.now() < deadline) {
+      while (([...this.connections].some((c) => c.busy) || this.http?.busy) && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
       await this.store?.close();
@@ -173,6 +187,7 @@ export class Daemon {
         conn.end(new DiscueError('SHUTTING_DOWN', 'the daemon is shutting down', { details }));
       }
       await closed;
+      await httpClosed;
       await rm(this.paths.pidFile, { force: true });
       await this.releaseLock?.();
       this.log.info('daemon stopped');
@@ -214,10 +229,22 @@ export class Daemon {
       status.cluster = stats.cluster;
       status.hostId = this.hostId;
     }
+    if (this.http) status.http = this.http.url;
     return status;
   }
 
-  private async listen(): Promise<void> {
+  private async handlerContext(): Promise<HandlerContext> {
+    return {
+      store: this.store!,
+      engine: this.engine!,
+      schemas: new SchemaRegistry(),
+      tokens: await TokenStore.open(join(this.paths.home, 'tokens.json')),
+      status: () => this.status(),
+      shutdown: (reason) => this.stopAndExit(reason),
+    };
+  }
+
+  private async listen(ctx: HandlerContext): Promise<void> {
     const { socket } = this.paths;
     // We hold the home lock, so no daemon of this home is alive. A socket
     // file here is stale, unless DISCUE_SOCKET points several homes at one
@@ -232,13 +259,6 @@ export class Daemon {
     await unlink(socket).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
     });
-    const ctx: HandlerContext = {
-      store: this.store!,
-      engine: this.engine!,
-      schemas: new SchemaRegistry(),
-      status: () => this.status(),
-      shutdown: (reason) => this.stopAndExit(reason),
-    };
     // Half-open: a client that shuts down its sending side after its last request
     // (nc -N, a script) still gets every reply; the connection ends after the last one.
     const server = createServer({ allowHalfOpen: true }, (socket: Socket) => {

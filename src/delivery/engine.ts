@@ -10,6 +10,7 @@ import { StatsRegistry } from '../observe/stats.js';
 import type { DeliveryRecord, ListenerEvent, ListenerRecord, Position, QueueEvent, StartAt, Store } from '../backend/types.js';
 import type { Logger } from '../observe/log.js';
 import { CommandSender } from './command.js';
+import { Gate } from './gate.js';
 import { HttpSender } from './http.js';
 import { ListenerRegistry } from './listeners.js';
 import { underCurrentName } from './queue-name.js';
@@ -23,6 +24,8 @@ import type { WorkerHooks } from './worker.js';
 export class DeliveryEngine {
   /** listener id → queue → worker */
   private readonly workers = new Map<string, Map<string, Worker>>();
+  /** listener id → its rate limit and liveness, shared by its workers */
+  private readonly gates = new Map<string, Gate>();
   private readonly hooks: WorkerHooks;
   private stopped = false;
   readonly listeners: ListenerRegistry;
@@ -32,6 +35,8 @@ export class DeliveryEngine {
   readonly recent: RecentDelivery[] = [];
   /** Publishes and delivery outcomes over rolling windows. */
   readonly stats = new StatsRegistry();
+  /** Told of every delivery attempt (the HTTP API's /metrics times them). */
+  readonly attemptObservers = new Set<(listenerId: string, messageId: string, attempt: Attempt) => void>();
 
   constructor(
     private readonly store: Store,
@@ -43,8 +48,9 @@ export class DeliveryEngine {
     this.streams = new Streams(store, this);
     this.waiters = new Waiters((worker) => this.holdsWaits(worker));
     this.hooks = {
-      attempted: (worker, _messageId, attempt) => {
+      attempted: (worker, messageId, attempt) => {
         this.stats.counter(`listener:${worker.listenerId}:${attempt.ok ? 'ok' : 'failed'}`).add();
+        for (const observe of this.attemptObservers) observe(worker.listenerId, messageId, attempt);
       },
       retrying: (worker, messageId, attempt) => this.pushRecent(worker, attempt, 'failed', messageId),
       settled: (worker, messageId, state, attempt) => this.onSettled(worker, messageId, state, attempt),
@@ -156,6 +162,7 @@ export class DeliveryEngine {
   async stopWorkers(listenerId: string): Promise<void> {
     const byQueue = this.workers.get(listenerId);
     this.workers.delete(listenerId);
+    this.gates.delete(listenerId);
     if (byQueue) await Promise.allSettled([...byQueue.values()].map((w) => w.stop()));
   }
 
@@ -170,9 +177,16 @@ export class DeliveryEngine {
       durable: !this.listeners.unnamed.has(record.id),
       start,
       maxInFlight: Math.max(1, record.concurrency),
+      filters: record.filters,
+      onPassed: () => this.waiters.check(),
     });
     const sender = underCurrentName(this.senderFor(record), () => this.store.queueName(queue));
-    const worker = new Worker(record, queue, sender, consumer, this.hooks, this.log, open);
+    let gate = this.gates.get(record.id);
+    if (!gate) {
+      gate = new Gate(record);
+      this.gates.set(record.id, gate);
+    }
+    const worker = new Worker(record, queue, sender, consumer, this.hooks, this.log, open, gate);
     byQueue.set(queue, worker);
     worker.start();
   }

@@ -9,6 +9,7 @@ import type { ListenerRecord } from '../backend/types.js';
 import { VERSION } from '../version.js';
 import { parseRetryAfter } from './backoff.js';
 import { sign } from './signature.js';
+import { cloudEventHeaders } from './cloudevents.js';
 import { tail } from './types.js';
 import type { SendResult, Sender } from './types.js';
 
@@ -52,6 +53,7 @@ export class HttpSender implements Sender {
       'webhook-timestamp': String(timestamp),
     };
     if (secret) all['webhook-signature'] = sign(secret, message.id, timestamp, body);
+    if (this.listener.cloudevents) Object.assign(all, cloudEventHeaders(message));
     // One deadline for the whole attempt (connect, headers, body): undici's own
     // timeouts are per phase and idle-based, so a body trickling in a byte at a
     // time would hold the delivery, and the listener's order, for ever.
@@ -95,6 +97,26 @@ export class HttpSender implements Sender {
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
     }
+  }
+}
+
+/** GETs a liveness URL: true for a 2xx within `timeoutMs`; any other answer or none is false. */
+export async function probe(target: string, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
+  const { url, authorization } = splitCredentials(target);
+  try {
+    const { request, agent } = await client();
+    const response = await request(url, {
+      method: 'GET',
+      headers: { 'user-agent': `discue/${VERSION}`, ...(authorization === undefined ? {} : { authorization }) },
+      signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
+      dispatcher: agent,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
+    await response.body.dump();
+    return response.statusCode >= 200 && response.statusCode < 300;
+  } catch {
+    return false;
   }
 }
 

@@ -7,7 +7,9 @@
 import { randomBytes } from 'node:crypto';
 import { DiscueError } from '../protocol/errors.js';
 import type { ListenerInfo } from '../protocol/wire.js';
-import type { DeliveryRecord, ListenerRecord, StartAt, Store } from '../backend/types.js';
+import { nameMatcher } from '../protocol/choose.js';
+import { timeOfId } from '../protocol/ids.js';
+import type { DeliveryRecord, ListenerRecord, QueueId, StartAt, Store } from '../backend/types.js';
 import type { DeliveryEngine } from './engine.js';
 import { maskUrl } from './redact.js';
 
@@ -26,6 +28,80 @@ export class ListenerRegistry {
     }
     await this.store.deliveries.saveListener(record, start);
     this.engine.startWorkers(record);
+  }
+
+  /**
+   * Changes what a listener chooses (filters, rate limit, liveness URL): its
+   * workers stop, the record is saved, and they start again where they were.
+   */
+  async update(record: ListenerRecord, patch: Partial<Pick<ListenerRecord, 'filters' | 'rate' | 'livenessUrl'>>): Promise<void> {
+    if (this.unnamed.has(record.id)) throw new DiscueError('INVALID_ARGUMENT', 'a `listen` without a name cannot be updated: start it again with the options you want');
+    await this.engine.stopWorkers(record.id);
+    for (const key of ['filters', 'rate', 'livenessUrl'] as const) {
+      if (!(key in patch)) continue;
+      const value = patch[key];
+      if (value === undefined || (Array.isArray(value) && value.length === 0)) delete record[key];
+      else (record as Record<string, unknown>)[key] = value;
+    }
+    try {
+      await this.store.deliveries.saveListener(record);
+    } finally {
+      this.engine.startWorkers(record);
+    }
+  }
+
+  /**
+   * Moves a stored listener to a point (a time, or a message id: from that
+   * message on, and in its other queues from when it was stored) and
+   * delivers again from there. Returns how many messages go out (those its
+   * filters take); `dryRun` only counts. Its other listeners are untouched.
+   */
+  async replay(record: ListenerRecord, at: { sinceMs: number } | { messageId: string }, dryRun: boolean): Promise<{ messages: number; queues: QueueId[] }> {
+    if (this.unnamed.has(record.id)) throw new DiscueError('INVALID_ARGUMENT', 'a `listen` without a name keeps no position to move: start it again with --from');
+    const queues = (record.allQueues ? this.store.queueIds() : record.queues).filter((q) => this.store.hasQueue(q));
+    const points = new Map<QueueId, { sinceMs: number } | { messageId: string }>();
+    if ('messageId' in at) {
+      const holder = await this.findMessage(queues, at.messageId);
+      if (holder === undefined) throw new DiscueError('MESSAGE_NOT_FOUND', `none of the listener's queues holds message ${at.messageId}`);
+      for (const q of queues) points.set(q, q === holder ? at : { sinceMs: timeOfId(at.messageId) });
+    } else {
+      for (const q of queues) points.set(q, at);
+    }
+    let messages = 0;
+    for (const [q, point] of points) messages += await this.countFrom(q, point, record.filters);
+    if (dryRun) return { messages, queues };
+    await this.engine.stopWorkers(record.id);
+    try {
+      for (const [q, point] of points) await this.store.deliveries.movePosition(record.id, q, point);
+    } finally {
+      this.engine.startWorkers(record);
+    }
+    return { messages, queues };
+  }
+
+  private async findMessage(queues: QueueId[], id: string): Promise<QueueId | undefined> {
+    for (const q of queues) {
+      const found = await this.store.getMessage(q, id).then(
+        () => true,
+        (err: unknown) => (err instanceof DiscueError && err.code === 'MESSAGE_NOT_FOUND' ? false : Promise.reject(err)),
+      );
+      if (found) return q;
+    }
+    return undefined;
+  }
+
+  /** Stored messages from a point on that the filters take (one page at a time). */
+  private async countFrom(queue: QueueId, point: { sinceMs: number } | { messageId: string }, filters: string[] | undefined): Promise<number> {
+    const matches = nameMatcher(filters);
+    const first = 'messageId' in point ? point.messageId : undefined;
+    let options: { sinceMs?: number; next?: string } = { sinceMs: 'messageId' in point ? timeOfId(point.messageId) : point.sinceMs };
+    let n = 0;
+    for (;;) {
+      const page = await this.store.readMessages(queue, { ...options, limit: 1000 });
+      for (const m of page.messages) if ((first === undefined || m.id >= first) && (!matches || matches(m.name))) n++;
+      if (page.next === undefined || page.messages.length + page.damaged.length === 0) return n;
+      options = { next: page.next };
+    }
   }
 
   async remove(record: ListenerRecord): Promise<void> {

@@ -19,6 +19,8 @@ export interface StreamOptions {
   /** With from "new": start at this time instead of the queue's end now. */
   sinceMs?: number;
   prefetch: number;
+  /** Globs on the message name; none: every message. */
+  filters?: string[];
 }
 
 /** A connected stream, as the connection that carries it holds it. */
@@ -72,11 +74,13 @@ export class Streams {
       throw new DiscueError('LISTENER_EXISTS', `a listen named "${options.name}" is already connected`);
     }
     const start: StartAt = options.from === 'all' ? 'all' : options.sinceMs === undefined ? 'end' : { sinceMs: options.sinceMs };
-    if (record && !sameQueues(record, options)) {
-      // The same name with other queues: follow what the user asks now, keep positions of shared queues.
+    if (record && (!sameQueues(record, options) || !sameFilters(record.filters, options.filters))) {
+      // The same name with other queues or filters: follow what the user asks now, keep positions of shared queues.
       await this.engine.stopWorkers(record.id);
       record.queues = options.queues;
       record.allQueues = options.queues.length === 0;
+      if (options.filters?.length) record.filters = options.filters;
+      else delete record.filters;
       await this.store.deliveries.saveListener(record, start);
       this.engine.startWorkers(record);
     }
@@ -101,6 +105,7 @@ export class Streams {
         state: 'active',
         createdAt: new Date().toISOString(),
       };
+      if (options.filters?.length) record.filters = options.filters;
       if (options.name) {
         record.name = options.name;
         if (this.store.supports.clustering) record.host = this.engine.hostId;
@@ -133,4 +138,8 @@ export class Streams {
 function sameQueues(record: ListenerRecord, options: StreamOptions): boolean {
   if (options.queues.length === 0) return record.allQueues === true;
   return !record.allQueues && [...record.queues].sort().join(',') === [...options.queues].sort().join(',');
+}
+
+function sameFilters(a: string[] | undefined, b: string[] | undefined): boolean {
+  return [...(a ?? [])].sort().join('\n') === [...(b ?? [])].sort().join('\n');
 }

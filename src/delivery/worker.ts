@@ -10,6 +10,7 @@ import type { Consumer, Delivery, DeliveryRecord, ListenerRecord } from '../back
 import { Signal } from '../backend/signal.js';
 import type { Logger } from '../observe/log.js';
 import { attemptNumber, decide } from './decide.js';
+import { Gate } from './gate.js';
 import type { SendResult, Sender } from './types.js';
 
 const DAMAGED = 'the stored message is damaged (checksum mismatch) and cannot be delivered';
@@ -48,6 +49,8 @@ export class Worker {
     private readonly log: Logger,
     /** Open deliveries left by the previous daemon (for health only: the consumer resumes them). */
     open: DeliveryRecord[] = [],
+    /** The listener's rate limit and liveness, shared with its other workers. */
+    private readonly gate: Gate = new Gate(listener),
   ) {
     this.listenerId = listener.id;
     for (const record of open) if (record.queue === queue) this.resumeHealth(record);
@@ -102,6 +105,8 @@ export class Worker {
     };
     if (c.position !== undefined) p.cursor = c.position;
     if (this.stats.lastDeliveryAt) p.lastDeliveryAt = this.stats.lastDeliveryAt;
+    if (this.gate.throttled) p.throttled = true;
+    if (this.gate.liveness !== undefined) p.liveness = this.gate.liveness;
     return p;
   }
 
@@ -141,12 +146,25 @@ export class Worker {
       return;
     }
     const attemptNo = attemptNumber(record);
-    const started = Date.now();
     if (message === undefined) {
-      this.damaged(delivery, { attempt: attemptNo, at: new Date(started).toISOString(), durationMs: 0, ok: false, error: DAMAGED });
+      this.damaged(delivery, { attempt: attemptNo, at: new Date().toISOString(), durationMs: 0, ok: false, error: DAMAGED });
       return;
     }
+    await this.gate.ready(this.abort.signal);
+    // Paused or stopped while it waited for its turn: not an attempt.
+    if (this.stopped || !this.active) {
+      this.consumer.release(delivery);
+      return;
+    }
+    const started = Date.now();
     const result = await this.sender.send(message, attemptNo, this.abort.signal);
+    if (!result.ok && !result.interrupted && !this.stopped && !(await this.gate.alive(this.abort.signal))) {
+      // The receiver is down by its own liveness URL: not an attempt. It goes out again
+      // once the URL answers 2xx (the gate holds every send until then), so nothing goes dead.
+      this.stats.lastError = `receiver not alive (${this.listener.livenessUrl} did not answer 2xx) after: ${result.error ?? 'failed'}`;
+      this.consumer.release(delivery);
+      return;
+    }
     const decision = decide(result, record, this.listener);
     if (decision.outcome === 'release') {
       // The receiver went away mid-delivery: not an attempt; send it again when it is back.

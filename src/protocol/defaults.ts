@@ -17,3 +17,9 @@ export const LONGEST_DURATION_MS = 3_600_000;
 export const DEFAULT_CONCURRENCY = 1;
 /** Deliveries one listener may have in flight at once. */
 export const MAX_CONCURRENCY = 64;
+/** One liveness check (GET the listener's liveness URL) may take this long. */
+export const LIVENESS_TIMEOUT_MS = 2000;
+/** Liveness checks of a receiver that is down start this far apart, doubling… */
+export const LIVENESS_FIRST_BACKOFF_MS = 250;
+/** …up to this. */
+export const LIVENESS_MAX_BACKOFF_MS = 10_000;

@@ -27,9 +27,18 @@ export const ERROR_CODES = {
   INVALID_ARGUMENT: EXIT.USAGE,
   INVALID_DURATION: EXIT.USAGE,
   INVALID_SCHEMA: EXIT.USAGE,
+  INVALID_FILTER: EXIT.USAGE,
+  /** A command that would send messages again needs --yes when there is no terminal to ask on. */
+  CONFIRMATION_REQUIRED: EXIT.USAGE,
   /** A listener's --exec program is missing, or not executable: refused at `listener add`. */
   COMMAND_NOT_FOUND: EXIT.USAGE,
   COMMAND_NOT_EXECUTABLE: EXIT.USAGE,
+  /** HTTP API: a body of a Content-Type the route does not take. */
+  UNSUPPORTED_MEDIA_TYPE: EXIT.USAGE,
+  /** HTTP API: no token, or one that is not (or no longer) valid. */
+  UNAUTHORIZED: EXIT.FAILURE,
+  /** HTTP API: the token's scopes do not cover the request. */
+  FORBIDDEN: EXIT.FAILURE,
   // Well-formed but refused by a rule of the queue (exit 1).
   MESSAGE_TOO_LARGE: EXIT.FAILURE,
   SCHEMA_VIOLATION: EXIT.FAILURE,
@@ -41,10 +50,14 @@ export const ERROR_CODES = {
   MESSAGE_NOT_FOUND: EXIT.NOT_FOUND,
   LISTENER_NOT_FOUND: EXIT.NOT_FOUND,
   DELIVERY_NOT_FOUND: EXIT.NOT_FOUND,
+  TOKEN_NOT_FOUND: EXIT.NOT_FOUND,
+  /** HTTP API: no route at this path, or not with this method. */
+  ROUTE_NOT_FOUND: EXIT.NOT_FOUND,
   // Conflicts (exit 5).
   QUEUE_EXISTS: EXIT.CONFLICT,
   QUEUE_NOT_EMPTY: EXIT.CONFLICT,
   LISTENER_EXISTS: EXIT.CONFLICT,
+  TOKEN_EXISTS: EXIT.CONFLICT,
   DATA_DIR_CONFLICT: EXIT.CONFLICT,
   // The daemon cannot be reached or spoken to (exit 3).
   DAEMON_UNREACHABLE: EXIT.UNREACHABLE,
@@ -88,6 +101,71 @@ export const ERROR_CODES = {
 } as const satisfies Record<string, ExitCode>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
+
+/**
+ * The HTTP status of every code, for the HTTP API (src/http/). Next to the
+ * exit codes so a new code cannot be added without both: the socket carries
+ * the code, HTTP the code and this status.
+ */
+export const HTTP_STATUS = {
+  USAGE: 400,
+  INVALID_JSON: 400,
+  INVALID_MESSAGE: 400,
+  INVALID_QUEUE_NAME: 400,
+  INVALID_ARGUMENT: 400,
+  INVALID_DURATION: 400,
+  INVALID_SCHEMA: 400,
+  INVALID_FILTER: 400,
+  CONFIRMATION_REQUIRED: 400,
+  COMMAND_NOT_FOUND: 400,
+  COMMAND_NOT_EXECUTABLE: 400,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  MESSAGE_TOO_LARGE: 413,
+  SCHEMA_VIOLATION: 422,
+  DATA_NOT_JSON: 422,
+  SCHEMA_TIMEOUT: 422,
+  QUEUE_NOT_FOUND: 404,
+  MESSAGE_NOT_FOUND: 404,
+  LISTENER_NOT_FOUND: 404,
+  DELIVERY_NOT_FOUND: 404,
+  TOKEN_NOT_FOUND: 404,
+  ROUTE_NOT_FOUND: 404,
+  QUEUE_EXISTS: 409,
+  QUEUE_NOT_EMPTY: 409,
+  LISTENER_EXISTS: 409,
+  TOKEN_EXISTS: 409,
+  DATA_DIR_CONFLICT: 409,
+  DAEMON_UNREACHABLE: 503,
+  DAEMON_START_FAILED: 503,
+  DAEMON_DIED: 503,
+  PROTOCOL_MISMATCH: 503,
+  NOT_A_DISCUE_SOCKET: 503,
+  SOCKET_PERMISSION: 503,
+  SOCKET_PATH_TOO_LONG: 503,
+  SOCKET_UNSAFE: 503,
+  BAD_FRAME: 400,
+  FRAME_TOO_LARGE: 413,
+  UNKNOWN_REQUEST: 400,
+  BUSY: 429,
+  HOME_NOT_WRITABLE: 500,
+  DATA_DIR_UNSAFE: 500,
+  ALREADY_RUNNING: 409,
+  SHUTTING_DOWN: 503,
+  BACKEND_UNAVAILABLE: 503,
+  STORAGE_ERROR: 500,
+  STORAGE_FULL: 507,
+  STORAGE_DAMAGED: 500,
+  STORE_UNSUPPORTED: 400,
+  DATA_CORRUPT: 500,
+  INTERNAL: 500,
+  ABORTED: 500,
+  DELIVERY_FAILED: 502,
+  TIMEOUT: 504,
+  DAEMON_TIMEOUT: 504,
+  INTERRUPTED: 500,
+} as const satisfies Record<ErrorCode, number>;
 
 export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.hasOwn(ERROR_CODES, value);

@@ -13,6 +13,7 @@ import type {
   PublishResult,
   QueueInfo,
   StatsSnapshot,
+  TokenInfo,
 } from './wire.js';
 
 /** Where a new listener or listen starts: new (messages stored from now on) or all (the backlog too). */
@@ -30,6 +31,8 @@ export interface ListenerAddParams {
   url?: string;
   headers?: Record<string, string>;
   secret?: string;
+  /** HTTP: add the CloudEvents binary-mode headers to each delivery. */
+  cloudevents?: boolean;
   command?: string;
   shell?: boolean;
   cwd?: string;
@@ -43,7 +46,28 @@ export interface ListenerAddParams {
   maxAttempts?: number;
   retryDelayMs?: number;
   concurrency?: number;
-  from?: StartFrom;
+  /** 'new', 'all', or a time (ms since epoch): messages stored from then on. */
+  from?: StartFrom | number;
+  filters?: string[];
+  rate?: string;
+  livenessUrl?: string;
+}
+
+/** `null` clears a setting; absent leaves it. */
+export interface ListenerUpdateParams {
+  ref: string;
+  filters?: string[] | null;
+  rate?: string | null;
+  livenessUrl?: string | null;
+}
+
+/** Where a replay starts: a time (ms since epoch) or a message id (that message included). */
+export interface ListenerReplayParams {
+  ref: string;
+  sinceMs?: number;
+  messageId?: string;
+  /** Only count what would go out. */
+  dryRun?: boolean;
 }
 
 export interface ListenParams {
@@ -56,6 +80,7 @@ export interface ListenParams {
   sinceMs?: number;
   /** Messages sent before waiting for acks. */
   prefetch?: number;
+  filters?: string[];
 }
 
 /** Every request type, its params and its result: the typed client is built from this. */
@@ -93,6 +118,9 @@ export interface RequestMap {
   'listener.remove': { params: { ref: string }; result: { id: string } };
   'listener.pause': { params: { ref: string }; result: ListenerInfo };
   'listener.resume': { params: { ref: string }; result: ListenerInfo };
+  'listener.update': { params: ListenerUpdateParams; result: ListenerInfo };
+  /** Moves the listener back and delivers again from there; `messages`: how many go out (at most, with filters: matching ones). */
+  'listener.replay': { params: ListenerReplayParams; result: { messages: number; queues: string[] } };
   'deliveries.list': {
     params: { listener?: string; state?: DeliveryState; limit?: number };
     result: DeliveryInfo[];
@@ -119,6 +147,10 @@ export interface RequestMap {
   'messages.import': { params: { queue: string; messages: Envelope[] }; result: { imported: number } };
   'messages.get': { params: { queue: string; id: string }; result: Envelope };
   'messages.delete': { params: { queue: string; id: string }; result: { id: string } };
+  /** HTTP API tokens; the token itself is in this result only. */
+  'token.create': { params: { name: string; scopes: string[] }; result: TokenInfo & { token: string } };
+  'token.list': { params: Record<string, never>; result: TokenInfo[] };
+  'token.revoke': { params: { name: string }; result: { name: string } };
 }
 
 export type RequestType = keyof RequestMap;

@@ -104,6 +104,8 @@ export interface DaemonStatus {
   connections: number;
   /** Storage problems the daemon knows of (disk full, damaged records, a torn log at start). */
   warnings?: string[];
+  /** The HTTP API's base URL, when it is on. */
+  http?: string;
   /** This host's id (in $DISCUE_HOME/host-id): a command listener runs only on the host that added it. */
   hostId?: string;
   /** A clustered store (NATS): its servers, the one connected now, the replicas. */
@@ -158,11 +160,19 @@ export interface ListenerInfo {
   maxAttempts: number;
   retryDelayMs: number;
   concurrency: number;
+  /** HTTP: each delivery carries the CloudEvents 1.0 binary-mode headers too. */
+  cloudevents?: boolean;
   state: ListenerState;
   disabledReason?: string;
   createdAt: string;
   /** A command listener on a shared (NATS) store: the id of the only host that runs it; absent: any daemon delivers. */
   host?: string;
+  /** Globs on the message name (`*` one segment, `>` the rest); any match delivers. None: everything. */
+  filters?: string[];
+  /** At most this many sends, "N/s" or "N/m" (a token bucket, per listener). */
+  rate?: string;
+  /** Checked (GET, 2xx is alive) after a failed delivery, before another attempt is spent. */
+  livenessUrl?: string;
   /** Live figures from the delivery engine. */
   progress?: ListenerProgress[];
   stats?: ListenerStats;
@@ -195,6 +205,10 @@ export interface ListenerProgress extends ListenerHealth {
   /** Age in ms of the oldest message after the cursor (now minus its publishedAt); 0 when none. */
   lagMs?: number;
   lastDeliveryAt?: string;
+  /** Waiting for its rate limit (not failing). */
+  throttled?: boolean;
+  /** With a liveness URL: whether the receiver answered its last check (absent: not checked yet). */
+  liveness?: 'alive' | 'down';
 }
 
 export interface Attempt {
@@ -246,3 +260,10 @@ export interface WaitOutcome {
   health?: ListenerHealth;
 }
 
+
+/** An HTTP API token as `token list` shows it: never the token itself, which only `token create` returns, once. */
+export interface TokenInfo {
+  name: string;
+  scopes: string[];
+  createdAt: string;
+}

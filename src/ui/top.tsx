@@ -80,18 +80,23 @@ export function TopView({ snapshot, selected, detail, status, error }: TopViewPr
           const last = l.progress?.map((p) => p.lastDeliveryAt ?? '').sort().pop();
           // Only a failure streak shows here: an error followed by successes is history, not health.
           const health = combinedHealth(l.progress ?? []);
-          const stateColor = l.state === 'active' ? 'green' : l.state === 'paused' ? 'yellow' : 'red';
+          // Throttled by its own rate limit, or waiting for its receiver's liveness URL: held back, not failing.
+          const throttled = l.state === 'active' && l.progress?.some((p) => p.throttled === true);
+          const down = l.state === 'active' && l.progress?.some((p) => p.liveness === 'down');
+          const state = down ? 'down' : throttled ? 'throttled' : l.state;
+          const stateColor = state === 'active' ? 'green' : state === 'disabled' ? 'red' : 'yellow';
           return (
             // One line per listener however long its error: cut at the edge rather than wrap into the next row.
             <Text key={l.id} inverse={i === selected} wrap="truncate-end">
               {(i === selected ? '> ' : '  ') + pad(l.name ?? l.id, 16) + pad(l.kind, 7)}
-              <Text color={stateColor}>{pad(l.state, 10)}</Text>
+              <Text color={stateColor}>{pad(state, 10)}</Text>
               {pad(String(l.stats?.pending ?? 0), 9) +
                 pad(lagText(l.stats?.lagMs ?? 0), 9) +
                 pad(String(l.stats?.succeeded.lastHour ?? 0), 8) +
                 pad(String(l.stats?.failed.lastHour ?? 0), 9) +
                 pad(String(l.stats?.dead.sinceStart ?? 0), 6)}
-              {health.consecutiveFailures > 0 ? <Text color="red">{cell(healthText(health, Date.parse(snapshot.at)))}</Text> : last ? time(last) : '-'}
+              {health.consecutiveFailures > 0 && !down ? <Text color="red">{cell(healthText(health, Date.parse(snapshot.at)))}</Text> : last ? time(last) : '-'}
+              {l.filters?.length ? <Text dimColor>{'  ' + l.filters.join(' ')}</Text> : null}
             </Text>
           );
         })}

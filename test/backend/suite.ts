@@ -637,6 +637,63 @@ export function backendSuite(name: string, harness: BackendHarness): void {
       });
     });
 
+    describe('choosing', () => {
+      it('hands out only messages whose name a filter matches; the others move the position without a record, and settledThrough passes them', async () => {
+        const q = await create('q');
+        await store.deliveries.saveListener(listener('F', [q], { filters: ['order.*', 'payment.failed'] }));
+        const record = store.deliveries.listener('F')!;
+        let passed = 0;
+        const consumer = store.consumer(record, q, { durable: true, maxInFlight: 1, filters: record.filters, onPassed: () => passed++ });
+        consumers.push(consumer);
+        const names = ['order.created', 'payment.succeeded', undefined, 'order.refund.issued', 'payment.failed', 'inventory.low'];
+        const outcome = await store.appendOnce(q, names.map((name, i) => (name === undefined ? { data: `m${i}` } : { data: `m${i}`, name })));
+        const first = await take(consumer);
+        expect(first.message?.name).toBe('order.created');
+        consumer.delivered(first, ok(1));
+        const second = await take(consumer);
+        expect(second.message?.name).toBe('payment.failed');
+        // Not settled yet: the position waits before it, though the skipped ones before it are passed.
+        expect(consumer.settledThrough(outcome.through)).toBe(false);
+        consumer.delivered(second, ok(1));
+        // The last one is skipped once the consumer looks for the next.
+        const none = await consumer.next(AbortSignal.timeout(300));
+        expect(none).toBeUndefined();
+        expect(consumer.settledThrough(outcome.through)).toBe(true);
+        expect(passed).toBeGreaterThan(0);
+        expect(consumer.progress().pending).toBe(0);
+        await waitFor(async () => (await store.deliveries.list({ listenerId: 'F', state: 'delivered', limit: 10 })).length === 2, 20_000, 'the two deliveries in the history');
+        for (const skipped of [1, 2, 3, 5]) expect(await store.deliveries.get('F', outcome.ids[skipped]!)).toBeUndefined();
+        // Kept by the listener record across a reopen.
+        await reopen();
+        expect(store.deliveries.listener('F')?.filters).toEqual(['order.*', 'payment.failed']);
+      });
+
+      it('moves a durable position back to a message or a time, and a consumer opened after goes on from there', async () => {
+        const q = await create('q');
+        await store.deliveries.saveListener(listener('R', [q]));
+        const stored = await store.append(q, inputs('m', 4));
+        const consumer = consume('R', q);
+        for (let i = 0; i < 4; i++) consumer.delivered(await take(consumer), ok(1));
+        expect(consumer.settledThrough(stored[3]!.id)).toBe(true);
+        await consumer.close();
+
+        expect(await store.deliveries.movePosition('R', q, { messageId: stored[2]!.id })).toBe(2);
+        const again = consume('R', q);
+        const d = await take(again);
+        expect(d.message).toEqual(stored[2]);
+        expect(d.record.attempts).toEqual([]);
+        again.delivered(d, ok(1));
+        await again.close();
+
+        // To a time before everything: the whole queue, and it survives a reopen.
+        expect(await store.deliveries.movePosition('R', q, { sinceMs: Date.parse(stored[0]!.publishedAt) })).toBe(4);
+        await reopen();
+        const fromStart = consume('R', q);
+        expect((await take(fromStart)).message).toEqual(stored[0]);
+        await expect(store.deliveries.movePosition('R', q, { messageId: '01JF8Z3K4M5N6P7Q8R9S0T1V2W' })).rejects.toMatchObject({ code: 'MESSAGE_NOT_FOUND' });
+      });
+    });
+
     describe('reopen', () => {
       it('keeps queues, messages, keys, listeners, positions, open, dead and delivered records after close', async () => {
         const q = await create('q', { retentionMs: 3_600_000, maxMessages: 1000 });

@@ -39,7 +39,7 @@ type ServerMessage =
   | { type: 'count'; count: number }
   | { type: 'times'; times: [string, number][] };
 
-class Sink {
+export class Sink {
   private waiters: { type: string; resolve: (m: ServerMessage) => void }[] = [];
   private constructor(
     private readonly child: ChildProcess,

@@ -12,14 +12,16 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { chooseSection } from './choose.js';
 import { coreSection } from './core.js';
 import { deliverySection } from './delivery.js';
 import { mixSection } from './mix.js';
+import { httpSection } from './http.js';
 import { ROOT } from './daemon.js';
 import type { Section, SectionContext, Table, Target } from './lib.js';
 import { Cleanup, QUICK, log, payloadPool, renderTable, targetTable } from './lib.js';
 
-const ALL_SECTIONS: Section[] = [coreSection, deliverySection, mixSection];
+const ALL_SECTIONS: Section[] = [coreSection, deliverySection, mixSection, httpSection, chooseSection];
 /** BENCH_ONLY=delivery (comma-separated names) runs only those sections. */
 const ONLY = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
 const SECTIONS: Section[] = ONLY ? ALL_SECTIONS.filter((s) => ONLY.includes(s.name)) : ALL_SECTIONS;

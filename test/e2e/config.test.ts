@@ -79,6 +79,9 @@ describe('discue config', () => {
         { key: 'store.ca', value: '', source: 'default', env: 'DISCUE_STORE_CA' },
         { key: 'listener.timeout', value: '5s', source: 'config', env: 'DISCUE_LISTENER_TIMEOUT' },
         { key: 'listener.maxAttempts', value: '3', source: 'config', env: 'DISCUE_LISTENER_MAX_ATTEMPTS' },
+        { key: 'http.listen', value: 'off', source: 'default', env: 'DISCUE_HTTP_LISTEN' },
+        { key: 'http.tlsCert', value: 'none', source: 'default', env: 'DISCUE_HTTP_TLS_CERT' },
+        { key: 'http.tlsKey', value: 'none', source: 'default', env: 'DISCUE_HTTP_TLS_KEY' },
       ]);
       const table = await okWith(['config', 'ls'], { DISCUE_OUTPUT: 'human', DISCUE_LISTENER_TIMEOUT: '1m' });
       expect(table).toMatch(/^KEY\s+VALUE\s+FROM\s+ENV/);
@@ -109,7 +112,7 @@ describe('discue config', () => {
       expectError(await run(['config', 'get', 'nope']), 2, 'INVALID_ARGUMENT');
       expectError(await run(['config', 'unset', 'nope']), 2, 'INVALID_ARGUMENT');
       const unknown = await run(['config', 'set', 'listener.retries', '3']);
-      expect(unknown.stderr).toContain('keys: output, color, socket, store, store.replicas, store.creds, store.ca, listener.timeout, listener.maxAttempts');
+      expect(unknown.stderr).toContain('keys: output, color, socket, store, store.replicas, store.creds, store.ca, listener.timeout, listener.maxAttempts, http.listen, http.tlsCert, http.tlsKey');
       expectError(await run(['config', 'set', 'output', 'yaml']), 2, 'INVALID_ARGUMENT');
       expectError(await run(['config', 'set', 'color', 'purple']), 2, 'INVALID_ARGUMENT');
       expectError(await run(['config', 'set', 'socket', ' ']), 2, 'INVALID_ARGUMENT');

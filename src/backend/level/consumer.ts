@@ -10,6 +10,7 @@
  * at the first message that was not settled: duplicates only for what was
  * out. A message's id is its position: only this module compares them.
  */
+import { nameMatcher } from '../../protocol/choose.js';
 import { timeOfId } from '../../protocol/ids.js';
 import { Signal } from '../signal.js';
 import type {
@@ -52,6 +53,8 @@ interface Slot extends Delivery {
   done: boolean;
   /** Deleted from the queue after it was read: already taken off the backlog count. */
   removed?: boolean;
+  /** A run of this many messages the filters skipped, ending here (settled from the start). */
+  skipped?: number;
   /** While it waits out a retry delay: when it is due (ms) and the timer that wakes the consumer then. */
   dueAt?: number;
   timer?: NodeJS.Timeout;
@@ -99,6 +102,10 @@ export class LevelConsumer implements Consumer {
   private removedWhileReading: Set<string> | undefined;
   /** The first message after the read position, looked up for the lag (valid while readPos is `after`). */
   private head: { after: string | undefined; message: Envelope | undefined } | undefined;
+  /** The listener's filters; undefined: every message matches. */
+  private readonly matches: ((name: string | undefined) => boolean) | undefined;
+  /** Buffered messages that stand for a run of skipped ones ending with them: id → run length. */
+  private readonly runs = new Map<string, number>();
 
   constructor(
     listener: ListenerRecord,
@@ -110,8 +117,12 @@ export class LevelConsumer implements Consumer {
     private readonly log: StoreLog | undefined,
     start: Position | undefined,
     private readonly onClose: () => void = () => undefined,
+    filters?: string[],
+    /** The position moved past filtered messages (nothing settled: a `publish --wait` looks again). */
+    private readonly onPassed: () => void = () => undefined,
   ) {
     this.listenerId = listener.id;
+    this.matches = nameMatcher(filters);
     this.position = start;
     this.readPos = start;
     this.ready = this.resume();
@@ -192,7 +203,30 @@ export class LevelConsumer implements Consumer {
     }
     const released = this.released.shift();
     if (released) return this.holdIfNotDue(released);
-    const message = await this.nextInOrder();
+    let message = await this.nextInOrder();
+    if (this.matches) {
+      // A run of messages the filters do not take is passed in one step: the buffer is
+      // walked synchronously and the position moves once (a listener filtering one name
+      // of a hundred skips 99 of every 100 appends, so per-message work shows).
+      let run = 0;
+      let last: Envelope | undefined;
+      // A damaged stand-in has no name to filter on: it goes out, to be recorded dead.
+      while (message && !this.damaged.has(message.id) && !this.matches(message.name)) {
+        // Filters changed since a delivery of it began: it is not sent any more.
+        if (this.open.size > 0 && this.open.delete(message.id)) {
+          const id = message.id;
+          this.persist(() => this.deliveries?.forget(this.listenerId, id));
+        }
+        run += this.runs.get(message.id) ?? 1;
+        this.runs.delete(message.id);
+        last = message;
+        message = this.buffer.length > 0 ? this.buffer.shift() : await this.nextInOrder();
+      }
+      if (last) {
+        this.skip(last, run);
+        this.onPassed();
+      }
+    }
     if (!message) return undefined;
     const resumed = this.open.get(message.id);
     this.open.delete(message.id);
@@ -203,6 +237,65 @@ export class LevelConsumer implements Consumer {
     const slot: Slot = { position: message.id, message: damaged ? undefined : message, record, inOrder: true, done: false };
     this.window.push(slot);
     return this.holdIfNotDue(slot);
+  }
+
+  /**
+   * What of `messages` (in order) goes into the buffer: with filters, each
+   * run of messages they do not take is kept as its last message (the run's
+   * length in `runs`), so a listener taking one name of a hundred buffers
+   * about what it sends; the buffer, capped, then seldom overflows, and
+   * overflowing would mean reading every skipped message back from disk.
+   */
+  private chosen(messages: Envelope[]): Envelope[] {
+    if (!this.matches) return messages;
+    const out: Envelope[] = [];
+    let run = 0;
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
+      if (this.damaged.has(m.id) || this.matches(m.name)) {
+        if (run > 0) this.endRun(out, messages[i - 1]!, run);
+        run = 0;
+        out.push(m);
+      } else run++;
+    }
+    if (run > 0) this.endRun(out, messages[messages.length - 1]!, run);
+    return out;
+  }
+
+  private endRun(out: Envelope[], last: Envelope, run: number): void {
+    if (run > 1) this.runs.set(last.id, run);
+    out.push(last);
+  }
+
+  /**
+   * The last message of a buffered run of skipped ones was removed: it stays,
+   * standing for the rest of the run (one shorter), so skipping it still
+   * passes them. False for any other message (it leaves the buffer).
+   */
+  private shortenRun(id: string): boolean {
+    const run = this.runs.get(id);
+    if (run === undefined) return false;
+    if (run > 2) this.runs.set(id, run - 1);
+    else this.runs.delete(id);
+    return true;
+  }
+
+  /**
+   * A run of `n` messages the filters do not take, ending at `last`: the
+   * position moves past them with no attempt and no record. Behind
+   * deliveries still out, the run waits in the window as one settled slot,
+   * so the position never passes an unsettled one.
+   */
+  private skip(last: Envelope, n: number): void {
+    if (this.window.length > 0) {
+      const record: DeliveryRecord = { listenerId: this.listenerId, queue: this.queue, messageId: last.id, state: 'delivered', attempts: [], updatedAt: '' };
+      this.window.push({ position: last.id, message: last, record, inOrder: true, done: true, skipped: n });
+      return;
+    }
+    this.position = last.id;
+    if (this.counting) this.counting.settled += n;
+    else if (this.backlog !== undefined) this.backlog = Math.max(0, this.backlog - n);
+    this.deliveries?.advance(this.listenerId, this.queue, last.id);
   }
 
   /**
@@ -331,7 +424,7 @@ export class LevelConsumer implements Consumer {
     if (this.counting) this.counting.appended.push({ firstId: messages[0]!.id, lastId: last.id, n: messages.length });
     else if (this.backlog !== undefined) this.backlog += messages.length;
     if (this.caughtUp && !this.reading) {
-      const fresh = this.readPos === undefined ? messages : messages.filter((m) => m.id > this.readPos!);
+      const fresh = this.chosen(this.readPos === undefined ? messages : messages.filter((m) => m.id > this.readPos!));
       const taken = Math.min(fresh.length, MAX_BUFFER - this.buffer.length);
       for (let i = 0; i < taken; i++) this.buffer.push(fresh[i]!);
       if (taken > 0) this.readPos = fresh[taken - 1]!.id;
@@ -359,7 +452,7 @@ export class LevelConsumer implements Consumer {
     else if (this.backlog !== undefined) this.backlog = Math.max(0, this.backlog - after.length);
     const gone = new Set(after);
     for (const slot of this.window) if (gone.has(slot.position)) slot.removed = true;
-    if (this.buffer.length > 0) this.buffer = this.buffer.filter((m) => !gone.has(m.id));
+    if (this.buffer.length > 0) this.buffer = this.buffer.filter((m) => !gone.has(m.id) || this.shortenRun(m.id));
     if (this.reading) for (const id of after) if (this.readPos === undefined || id > this.readPos) this.removedWhileReading?.add(id);
     this.head = undefined;
   }
@@ -397,7 +490,7 @@ export class LevelConsumer implements Consumer {
       for (const m of standIns) this.damaged.add(m.id);
       const inOrder = standIns.length === 0 ? fresh : [...fresh, ...standIns].sort((a, b) => (a.id < b.id ? -1 : 1));
       // The position still moves past a removed message, but it is not sent.
-      for (const m of inOrder) if (!removed.has(m.id)) this.buffer.push(m);
+      for (const m of this.chosen(removed.size === 0 ? inOrder : inOrder.filter((m) => !removed.has(m.id)))) this.buffer.push(m);
       if (fresh.length > 0) this.readPos = fresh[fresh.length - 1]!.id;
       const lastDamaged = damaged[damaged.length - 1];
       if (lastDamaged !== undefined && (this.readPos === undefined || lastDamaged > this.readPos)) this.readPos = lastDamaged;
@@ -481,7 +574,7 @@ export class LevelConsumer implements Consumer {
       while (this.window.length > 0 && this.window[0]!.done) {
         const done = this.window.shift()!;
         position = done.position;
-        if (!done.removed) passed++;
+        if (!done.removed) passed += done.skipped ?? 1;
       }
       if (position !== undefined) this.position = position;
       if (this.counting) this.counting.settled += passed;

@@ -31,6 +31,9 @@ export interface Catalogue {
   queueIds(): QueueId[];
   /** Where `start` is in the queue now. */
   positionAt(queue: QueueId, start: StartAt): Position | undefined;
+  /** The position just before a stored message; MESSAGE_NOT_FOUND when it is not stored. */
+  positionBefore(queue: QueueId, messageId: string): Promise<Position>;
+  countMessages(queue: QueueId, options: { afterId?: Position }): Promise<{ count: number }>;
 }
 
 export class DeliveryStore implements Deliveries {
@@ -140,6 +143,26 @@ export class DeliveryStore implements Deliveries {
     }
   }
 
+  async movePosition(lid: string, queue: QueueId, at: { sinceMs: number } | { messageId: string }): Promise<number> {
+    const key = this.positionKey(lid, queue);
+    if (key === undefined) return 0;
+    // '' is before every message: a listener moved to the first message reads the whole queue.
+    const position = 'messageId' in at ? await this.catalogue.positionBefore(queue, at.messageId) : (this.catalogue.positionAt(queue, at) ?? '');
+    const ops: Op[] = [{ type: 'put', key, value: position }];
+    // Open deliveries after the new position would be resumed with their old attempts and
+    // backoff; a replay sends them again from scratch, like the messages around them.
+    const prefix = `d!${lid}!`;
+    await this.guard.use(async () => {
+      for await (const [k, value] of this.db.iterator({ gt: prefix + position, lt: prefix + HIGH })) {
+        const record = this.open(k, value);
+        if (record?.queue === queue && record.state !== 'dead') ops.push({ type: 'del', key: k });
+      }
+    });
+    this.positions.set(key, position);
+    await this.committer.commit(ops);
+    return (await this.catalogue.countMessages(queue, { afterId: position })).count;
+  }
+
   /**
    * Removes a listener's open, dead and delivered records of a deleted queue
    * (the listener stays, registered for its other queues).
@@ -177,7 +200,7 @@ export class DeliveryStore implements Deliveries {
    */
   settle(record: DeliveryRecord, position: Position | undefined): Promise<void> {
     const ops: Op[] = [];
-    if (position !== undefined) this.movePosition(record.listenerId, record.queue, position);
+    if (position !== undefined) this.advance(record.listenerId, record.queue, position);
     const open = `d!${record.listenerId}!${record.messageId}`;
     if (record.state === 'delivered') {
       if (record.attempts.length > 1) ops.push({ type: 'del', key: open });
@@ -195,9 +218,11 @@ export class DeliveryStore implements Deliveries {
   /**
    * The position is written once per group-committed batch, with its newest
    * value (a listener settling 500 messages during one fsync writes it once),
-   * in the same batch as the records of the messages it moved past.
+   * in the same batch as the records of the messages it moved past. A
+   * consumer skipping filtered messages calls it alone: the position goes
+   * out with the next batch (after a crash the few skips are made again).
    */
-  private movePosition(lid: string, queue: QueueId, position: Position): void {
+  advance(lid: string, queue: QueueId, position: Position): void {
     const key = this.positionKey(lid, queue);
     if (key === undefined) return;
     this.positions.set(key, position);

@@ -138,6 +138,8 @@ export class LevelStore implements Store {
         hasQueue: (queue) => this.byId.has(queue),
         queueIds: () => [...this.byId.keys()],
         positionAt: (queue, start) => this.positionAt(this.recordById(queue), start),
+        positionBefore: (queue, messageId) => this.positionBefore(queue, messageId),
+        countMessages: (queue, options) => this.countMessages(queue, options),
       },
       this.guard,
       (key) => this.reportDamaged(key),
@@ -258,6 +260,8 @@ export class LevelStore implements Store {
         consumers.delete(consumer);
         if (consumers.size === 0 && this.consumers.get(queue) === consumers) this.consumers.delete(queue);
       },
+      options.filters,
+      options.onPassed,
     );
     consumers.add(consumer);
     return consumer;
@@ -270,6 +274,16 @@ export class LevelStore implements Store {
     if ('afterIds' in start) return start.afterIds[record.qid] ?? record.lastId;
     const before = lastIdBefore(start.sinceMs);
     return record.lastId === undefined || record.lastId > before ? before : record.lastId;
+  }
+
+  /** The id of the message stored before `messageId`, or '' (before every message) when it is the first. */
+  private async positionBefore(queue: QueueId, messageId: string): Promise<Position> {
+    await this.getMessage(queue, messageId);
+    const prefix = msgPrefix(this.recordById(queue));
+    return this.guard.use(async () => {
+      for await (const key of this.db.keys({ gt: prefix, lt: prefix + messageId, reverse: true, limit: 1 })) return key.slice(prefix.length);
+      return '';
+    });
   }
 
   stats(): StoreStats {

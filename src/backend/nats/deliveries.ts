@@ -11,6 +11,7 @@
  * (at least once), never loses it.
  */
 import type { KV, KvEntry } from '@nats-io/kv';
+import { DiscueError } from '../../protocol/errors.js';
 import type { Deliveries, DeliveryFilter, DeliveryRecord, ListenerEvent, ListenerRecord, StartAt } from '../types.js';
 import type { Connection } from './connection.js';
 import type { History } from './history.js';
@@ -31,6 +32,8 @@ export interface ConsumerKeeper {
   ensure(record: ListenerRecord, start: StartAt): Promise<void>;
   /** Removes the listener's durable consumers from these queues. */
   drop(lid: string, queues: string[]): Promise<void>;
+  /** Makes the listener's consumer of one queue again, starting at `at`; returns the messages after it. */
+  move(record: ListenerRecord, queue: string, at: { sinceMs: number } | { messageId: string }): Promise<number>;
 }
 
 export class NatsDeliveries implements Deliveries {
@@ -161,6 +164,25 @@ export class NatsDeliveries implements Deliveries {
       this.records.set(record.id, kept);
     }
     return removed;
+  }
+
+  /**
+   * Replay: the listener's consumer of the queue is made again at the new
+   * position (a JetStream consumer's start cannot be changed), and its open
+   * deliveries of that queue are forgotten (they go out again as new). Not
+   * one write, as the contract asks of LevelDB: a crash in between leaves
+   * the old open records, which deliver those messages once more.
+   */
+  async movePosition(lid: string, queue: string, at: { sinceMs: number } | { messageId: string }): Promise<number> {
+    const record = this.records.get(lid);
+    if (record === undefined) throw new DiscueError('LISTENER_NOT_FOUND', `no listener with id "${lid}"`);
+    const pending = await this.consumers.move(record, queue, at);
+    for (const open of await this.read(this.open, lid)) {
+      if (open.queue === queue && OPEN_STATES.has(open.state)) {
+        await this.conn.request('remove a delivery record', () => this.open.purge(this.names.recordKey(lid, open.messageId)));
+      }
+    }
+    return pending;
   }
 
   async forgetQueueRecords(lid: string, queue: string): Promise<void> {

@@ -152,6 +152,7 @@ export class NatsStore implements Store {
     this.deliveriesImpl = new NatsDeliveries(this.conn, this.names, this.catalog, records, history, {
       ensure: (record, start) => this.ensureConsumers(record, start),
       drop: (lid, queues) => this.dropConsumers(lid, queues),
+      move: (record, queue, at) => this.moveConsumer(record, queue, at),
     });
     await this.loadCatalog();
     await this.sweepOrphans();
@@ -727,6 +728,25 @@ export class NatsStore implements Store {
         await this.conn.request(`update the consumer of listener ${record.id}`, () => this.jsm.consumers.update(stream, name, { ack_wait, max_ack_pending }));
       }
     }
+  }
+
+  /** A listener's consumer of one queue made again at a new start (replay); the messages after it. */
+  private async moveConsumer(record: ListenerRecord, queue: QueueId, at: { sinceMs: number } | { messageId: string }): Promise<number> {
+    const q = this.entryById(queue);
+    const stream = this.names.stream(q.qid);
+    const name = this.names.consumer(record.id);
+    let start: StartAt | { afterSeq: number };
+    if ('sinceMs' in at) start = { sinceMs: at.sinceMs };
+    else {
+      const seq = await this.seqOf(q, at.messageId);
+      if (seq === undefined) throw messageNotFound(q.name, at.messageId);
+      start = { afterSeq: seq - 1 };
+    }
+    await this.conn.request(`replay listener ${record.id}`, () => this.jsm.consumers.delete(stream, name)).catch((err) => {
+      if (apiCode(err) !== 10014) throw err;
+    });
+    const info = await this.conn.request(`replay listener ${record.id}`, () => this.jsm.consumers.add(stream, consumerConfig(record, start, name)));
+    return info.num_pending;
   }
 
   /** A start after a message id (an import's listener position) as a stream sequence of this queue. */

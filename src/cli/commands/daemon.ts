@@ -24,6 +24,9 @@ import type { Opts } from '../action.js';
 import { resolveSetting } from '../config.js';
 import type { Setting } from '../config.js';
 import { DIRS, declareValue } from '../values.js';
+import { configKey } from '../config.js';
+import { assertSafeBind, parseListen } from '../../http/listen.js';
+import type { HttpOptions } from '../../http/server.js';
 import type { Context } from '../context.js';
 import { bytes, fields, plural, uptime } from '../format.js';
 
@@ -52,21 +55,25 @@ export function registerDaemon(program: Command): void {
         'discue daemon start --json                 # {"started":false,"pid":...} if it already ran',
         'discue daemon start --store /var/lib/discue   # LevelDB there (also DISCUE_STORE, config store)',
         'discue daemon start --store nats://10.0.0.5:4222,nats://10.0.0.6:4222 --replicas 3',
+        'discue daemon start --http 127.0.0.1:7070  # with the HTTP API (see `discue token create`)',
       ),
     )
     .option('--foreground', 'run in this process and log to stderr, until SIGTERM')
     .addOption(storeOption('where the daemon keeps its data: a LevelDB directory or nats:// servers (default: config store, then $DISCUE_HOME/data)'))
     .option('--replicas <n>', 'NATS store: replicas of the streams it makes, 1 to 5 (default: config store.replicas, else 1)')
     .addOption(dataDirOption())
+    .option('--http <host:port>', 'serve the HTTP API there (config http.listen); loopback only unless TLS or --http-insecure')
+    .option('--http-insecure', 'allow --http on a non-loopback address without TLS (tokens then cross the network in clear)')
     .action(
       action(async (ctx, _args, opts) => {
         const { store, source } = storeSetting(ctx, opts);
-        if (opts.foreground) return runForeground(ctx, store);
+        // Checked here, so a bad address is a usage error rather than a daemon that failed to start.
+        const http = httpSettings(ctx, opts);
+        if (opts.foreground) return runForeground(ctx, store, http);
         // Checked here as well as in the daemon: one started in the background could only say it in its log.
         (await import('../../daemon/server.js')).assertStoreSupported(store);
-        const forward: { store?: string; replicas?: number } = source === 'flag' ? { store: store.location } : {};
-        if (opts.replicas !== undefined) forward.replicas = store.replicas;
-        const { started } = await startDaemon(ctx.paths, forward);
+        const forward = [...httpFlags(opts), ...(opts.replicas !== undefined ? ['--replicas', String(store.replicas)] : [])];
+        const { started } = await startDaemon(ctx.paths, { ...(source === 'flag' ? { store: store.location } : {}), args: forward });
         const status = await fetchStatus(ctx);
         // The daemon that already ran keeps its own store: saying "already
         // running" would let a script believe its data goes where it asked.
@@ -162,6 +169,7 @@ export function registerDaemon(program: Command): void {
                   ['host', status.hostId ?? '-'],
                 ] as [string, string][])),
             ['socket', status.socket],
+            ...(status.http === undefined ? [] : [['http', status.http] as [string, string]]),
             ['queues', String(status.queues)],
             ['messages', String(status.messages)],
             ['memory', bytes(status.rssBytes)],
@@ -319,7 +327,41 @@ async function stop(ctx: Context, quietIfStopped = false): Promise<number> {
   return EXIT.OK;
 }
 
-async function runForeground(ctx: Context, store: StoreLocation): Promise<number> {
+/** The HTTP flags of `daemon start`, passed on to the daemon it spawns. */
+function httpFlags(opts: Record<string, unknown>): string[] {
+  const args: string[] = [];
+  if (typeof opts.http === 'string') args.push('--http', opts.http);
+  if (opts.httpInsecure === true) args.push('--http-insecure');
+  return args;
+}
+
+/**
+ * The HTTP API's settings: --http > DISCUE_HTTP_LISTEN > http.listen; off by
+ * default. The address is checked here; TLS files are read by the daemon.
+ */
+function httpSettings(ctx: Context, opts: Record<string, unknown>): HttpOptions | undefined {
+  const listen = typeof opts.http === 'string' ? String(configKey('http.listen').parse(opts.http)) : ctx.setting('http.listen');
+  if (listen === 'off') return undefined;
+  const cert = ctx.setting('http.tlsCert');
+  const key = ctx.setting('http.tlsKey');
+  const http: HttpOptions = { listen, insecure: opts.httpInsecure === true };
+  if (cert !== 'none') http.tlsCert = cert;
+  if (key !== 'none') http.tlsKey = key;
+  if ((http.tlsCert === undefined) !== (http.tlsKey === undefined)) {
+    throw new DiscueError('INVALID_ARGUMENT', 'TLS needs both http.tlsCert and http.tlsKey (or neither)');
+  }
+  assertSafeBind(parseListen(listen).host, http.tlsCert !== undefined, http.insecure === true);
+  const timeout = process.env.DISCUE_HTTP_TIMEOUT_MS;
+  if (timeout !== undefined && timeout !== '') {
+    if (!/^\d+$/.test(timeout) || Number(timeout) < 1) {
+      throw new DiscueError('INVALID_ARGUMENT', `DISCUE_HTTP_TIMEOUT_MS must be a whole number of milliseconds, got ${JSON.stringify(timeout)}`);
+    }
+    http.timeoutMs = Number(timeout);
+  }
+  return http;
+}
+
+async function runForeground(ctx: Context, store: StoreLocation, http: HttpOptions | undefined): Promise<number> {
   // Read once and dropped, so nothing the daemon runs inherits it.
   const autoStarted = process.env[AUTOSTART_ENV] === '1';
   delete process.env[AUTOSTART_ENV];
@@ -328,7 +370,7 @@ async function runForeground(ctx: Context, store: StoreLocation): Promise<number
   const dedupe = dedupeSettings(process.env);
   const { runDaemon } = await import('../../daemon/server.js');
   try {
-    await runDaemon({ home: ctx.paths.home, socket: ctx.paths.socket, store, dedupe });
+    await runDaemon({ home: ctx.paths.home, socket: ctx.paths.socket, store, dedupe, ...(http ? { http } : {}) });
   } catch (err) {
     // A start that failed half-way may leave a handle open (a listening
     // server, a timer) that would keep this process alive, answering with a

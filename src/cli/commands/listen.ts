@@ -27,6 +27,14 @@ export function registerListen(program: Command): void {
     .option('--count <n>', 'exit 0 after this many messages')
     .option('--timeout <duration>', 'exit 124 if the time runs out first')
     .option('--grep <regex>', 'only messages whose data matches (others are skipped and acknowledged)')
+    .addOption(
+      declareValue(
+        new Option('--filter <glob>', 'only messages whose name matches: * is one dot-separated segment, > the rest (repeatable; the daemon skips the others)').argParser(
+          (v: string, prev: string[] = []) => [...prev, v],
+        ),
+        { repeatable: true },
+      ),
+    )
     .option('--name <name>', 'durable: the daemon keeps the position; the same command later gets what it missed')
     .addOption(new Option('--from <new|all>', 'new: messages from now on; all: the backlog too (first run of a --name)').choices(START_FROM).default('new'))
     .addHelpText(
@@ -36,6 +44,7 @@ export function registerListen(program: Command): void {
         'discue listen orders --exec ./notify.sh              # run per message, in order',
         'discue listen --count 1 --timeout 30s --grep shipped # CI: wait for one matching event',
         'discue listen orders --name ci-watch --json          # durable, NDJSON envelopes',
+        "discue listen orders --filter 'order.*'              # only order.created, order.shipped, ...",
       ),
     )
     .action(action(async (ctx, [queues], opts) => listen(ctx, (queues as string[]) ?? [], opts)));
@@ -68,6 +77,7 @@ async function listen(ctx: Context, queueArgs: string[], opts: Record<string, un
   const params: ListenParams = { queues, from, prefetch: PREFETCH };
   if (from === 'new') params.sinceMs = startedAt;
   if (opts.name !== undefined) params.name = String(opts.name);
+  if (opts.filter) params.filters = opts.filter as string[];
 
   return new Promise<number>((resolve, reject) => {
     const backlog: StreamEvent[] = [];

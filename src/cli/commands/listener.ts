@@ -5,7 +5,7 @@ import { formatDuration, parseDuration } from '../../client/duration.js';
 import { DEFAULT_CONCURRENCY, DEFAULT_RETRY_DELAY_MS, MAX_CONCURRENCY, MOST_ATTEMPTS } from '../../protocol/defaults.js';
 import { validateQueueName } from '../../protocol/validate.js';
 import { START_FROM } from '../../protocol/requests.js';
-import type { ListenerAddParams, StartFrom } from '../../protocol/requests.js';
+import type { ListenerAddParams, ListenerReplayParams, ListenerUpdateParams } from '../../protocol/requests.js';
 import type { ListenerInfo } from '../../protocol/wire.js';
 import { splitCommand } from '../../delivery/argv.js';
 import { MAX_BACKOFF_MS } from '../../delivery/backoff.js';
@@ -16,11 +16,14 @@ import type { Context } from '../context.js';
 import { fieldsTable, listFields, pick } from '../fields.js';
 import { ago, fields, table } from '../format.js';
 import { combinedHealth, healthText, lagText } from '../health.js';
+import { parseSince } from './messages.js';
 import { parseCount } from './queue.js';
+import { confirm } from '../confirm.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 /** What `listener list --fields` documents (a field a listener has is accepted too). */
-const LISTENER_FIELDS = ['id', 'name', 'kind', 'queues', 'url', 'command', 'state', 'timeoutMs', 'maxAttempts', 'retryDelayMs', 'concurrency', 'createdAt', 'hasSecret', 'cwd', 'disabledReason', 'progress', 'stats'];
+const LISTENER_FIELDS = ['id', 'name', 'kind', 'queues', 'url', 'command', 'state', 'timeoutMs', 'maxAttempts', 'retryDelayMs', 'concurrency', 'createdAt', 'hasSecret', 'cwd', 'disabledReason', 'filters', 'rate', 'livenessUrl', 'progress', 'stats'];
+const FILTER_HELP = 'only messages whose name matches this glob: * is one dot-separated segment, > the rest (repeatable; any match delivers)';
 /** The table's columns that are not fields, and where their values come from. */
 const LISTENER_COLUMNS = {
   target: 'url or command',
@@ -44,6 +47,8 @@ export function registerListener(program: Command): void {
         'discue listener list',
         'discue listener show dashboard --secret',
         'discue listener pause mailer ; discue listener resume mailer',
+        "discue listener update dashboard --filter 'order.*' --filter payment.failed",
+        'discue listener replay dashboard --since 2h',
       ),
     );
 
@@ -56,13 +61,22 @@ export function registerListener(program: Command): void {
     .option('--name <name>', 'a name to refer to it by (unique)')
     .addOption(declareValue(new Option('--header <key:value>', 'extra HTTP header (repeatable)').argParser(collect), { repeatable: true }))
     .option('--secret <whsec>', 'signing secret to use instead of a generated one')
+    .option('--cloudevents', 'with --url: add the CloudEvents 1.0 binary headers (ce-*) to each request, besides the signature')
     .option('--shell', 'run --exec through /bin/sh (pipes, redirections); message content still never reaches the command line')
     .option('--any-host', 'with --exec on a NATS store: any daemon may run the command (default: only this host\'s)')
     .option('--timeout <duration>', `per attempt: HTTP request or command run time (default: config listener.timeout, else ${configKey('listener.timeout').default})`)
     .option('--max-attempts <n>', `attempts before a delivery is dead, 1 to ${MOST_ATTEMPTS} (default: config listener.maxAttempts, else ${configKey('listener.maxAttempts').default})`)
     .option('--retry-delay <duration>', `wait before the 2nd attempt; doubles each time (with jitter), up to ${formatDuration(MAX_BACKOFF_MS)}`, formatDuration(DEFAULT_RETRY_DELAY_MS))
     .option('--concurrency <n>', `deliveries in flight at once, 1 to ${MAX_CONCURRENCY} (>1 gives up strict order)`, String(DEFAULT_CONCURRENCY))
-    .addOption(new Option('--from <new|all>', 'new: only messages stored from now on; all: the whole backlog too').choices(START_FROM).default('new'))
+    // Words to complete, checked by parseFrom (a time is allowed too, so not commander's choices).
+    .addOption(
+      declareValue(new Option('--from <new|all|time>', 'new: only messages stored from now on; all: the whole backlog too; a time (ISO 8601, or a duration ago like 2h): messages stored from then on').default('new'), {
+        kind: { kind: 'words', words: START_FROM },
+      }),
+    )
+    .addOption(declareValue(new Option('--filter <glob>', FILTER_HELP).argParser(collect), { repeatable: true }))
+    .option('--rate <N/s|N/m>', 'send at most N messages a second (N/s) or a minute (N/m), evenly spaced')
+    .option('--liveness-url <url>', 'after a failed delivery, GET this URL: until it answers 2xx no attempt is spent and nothing goes dead')
     .option('--if-missing', 'if a listener of this --name exists with the same settings, succeed with it (exit 5 if its settings differ)')
     .addHelpText(
       'after',
@@ -71,6 +85,9 @@ export function registerListener(program: Command): void {
         "discue listener add --queue orders --exec ./notify.sh --name mailer --if-missing   # idempotent, for CI",
         "discue listener add --queue orders --exec 'jq -r .id' --name ids --from all",
         "discue listener add --queue orders --shell --exec 'jq . >> orders.log'",
+        "discue listener add --queue orders --url http://127.0.0.1:8080/hook --filter 'order.*' --filter payment.failed",
+        'discue listener add --queue orders --url http://127.0.0.1:8080/hook --rate 20/s --liveness-url http://127.0.0.1:8080/healthz',
+        'discue listener add --queue orders --exec ./rebuild.sh --from 2026-11-27T10:00:00Z',
       ),
     )
     .action(
@@ -80,7 +97,7 @@ export function registerListener(program: Command): void {
         if ((url === undefined) === (exec === undefined)) throw new DiscueError('USAGE', 'give exactly one of --url or --exec');
         const queues = ((opts.queue as string[] | undefined) ?? []).map(validateQueueName);
         if (queues.length === 0) throw new DiscueError('USAGE', 'give at least one --queue');
-        const from = opts.from as StartFrom;
+        const from = parseFrom(String(opts.from));
         const params: ListenerAddParams = {
           kind: url !== undefined ? 'http' : 'exec',
           queues,
@@ -91,17 +108,21 @@ export function registerListener(program: Command): void {
           concurrency: parseCount(String(opts.concurrency)),
         };
         if (opts.name !== undefined) params.name = String(opts.name);
+        if (opts.filter) params.filters = opts.filter as string[];
+        if (opts.rate !== undefined) params.rate = String(opts.rate);
         if (url !== undefined) {
           params.url = url;
+          if (opts.livenessUrl !== undefined) params.livenessUrl = String(opts.livenessUrl);
           if (opts.header) params.headers = parseHeaders(opts.header as string[]);
           if (opts.secret !== undefined) params.secret = String(opts.secret);
+          if (opts.cloudevents) params.cloudevents = true;
           if (opts.shell || opts.anyHost) throw new DiscueError('USAGE', `${opts.shell ? '--shell' : '--any-host'} goes with --exec`);
         } else {
           params.command = exec!;
           params.cwd = process.cwd();
           if (opts.shell) params.shell = true;
           if (opts.anyHost) params.anyHost = true;
-          if (opts.header || opts.secret) throw new DiscueError('USAGE', '--header and --secret go with --url');
+          if (opts.header || opts.secret || opts.cloudevents || opts.livenessUrl !== undefined) throw new DiscueError('USAGE', '--header, --secret, --cloudevents and --liveness-url go with --url');
         }
         if (opts.ifMissing && params.name === undefined) {
           throw new DiscueError('USAGE', '--if-missing needs --name: the existing listener is found by its name');
@@ -216,6 +237,9 @@ export function registerListener(program: Command): void {
           ['concurrency', String(info.concurrency)],
           ['created', info.createdAt],
         ];
+        pairs.push(['filters', info.filters?.length ? info.filters.join(' ') : 'none (every message)']);
+        pairs.push(['rate', info.rate ? `${info.rate}${throttled(info) ? ' (throttled now)' : ''}` : 'unlimited']);
+        if (info.livenessUrl) pairs.push(['liveness url', `${info.livenessUrl} (${livenessText(info)})`]);
         if (info.headers) pairs.push(['headers', Object.entries(info.headers).map(([k, v]) => `${k}: ${v}`).join('; ')]);
         if (info.secret) pairs.push(['secret', info.secret]);
         else if (info.hasSecret) pairs.push(['secret', '(hidden; --secret shows it)']);
@@ -245,6 +269,74 @@ export function registerListener(program: Command): void {
         const result = await client.request('listener.remove', { ref: String(ref) });
         if (ctx.json) ctx.printJson(result);
         else ctx.done(`removed listener ${String(ref)}`);
+        return EXIT.OK;
+      }),
+    );
+
+  listener
+    .command('update')
+    .description('change what a listener receives and how: filters, rate limit, liveness URL (it goes on from where it is)')
+    .addArgument(declareValue(new Argument('<ref>', 'listener id or name'), { kind: LISTENERS }))
+    .addOption(declareValue(new Option('--filter <glob>', FILTER_HELP + '; replaces its filters').argParser(collect), { repeatable: true }))
+    .option('--no-filter', 'remove its filters: every message again')
+    .option('--rate <N/s|N/m>', 'send at most N messages a second or a minute')
+    .option('--no-rate', 'remove its rate limit')
+    .option('--liveness-url <url>', 'GET this URL after a failed delivery before spending another attempt')
+    .option('--no-liveness-url', 'remove its liveness URL')
+    .addHelpText(
+      'after',
+      examples(
+        "discue listener update dashboard --filter 'order.*' --filter payment.failed",
+        'discue listener update dashboard --no-filter',
+        'discue listener update mailer --rate 600/m',
+      ),
+    )
+    .action(
+      action(async (ctx, [ref], opts) => {
+        const params: ListenerUpdateParams = { ref: String(ref) };
+        if (opts.filter === false) params.filters = null;
+        else if (Array.isArray(opts.filter)) params.filters = opts.filter as string[];
+        if (opts.rate === false) params.rate = null;
+        else if (opts.rate !== undefined) params.rate = String(opts.rate);
+        if (opts.livenessUrl === false) params.livenessUrl = null;
+        else if (opts.livenessUrl !== undefined) params.livenessUrl = String(opts.livenessUrl);
+        if (Object.keys(params).length === 1) {
+          throw new DiscueError('USAGE', 'nothing to update: give --filter, --no-filter, --rate, --no-rate, --liveness-url or --no-liveness-url');
+        }
+        const client = await ctx.connect();
+        const info = await client.request('listener.update', params);
+        if (ctx.json) ctx.printJson(info);
+        else ctx.done(`updated listener ${info.name ?? info.id}: filters ${info.filters?.join(' ') ?? 'none'}, rate ${info.rate ?? 'unlimited'}${info.livenessUrl ? `, liveness ${info.livenessUrl}` : ''}`);
+        return EXIT.OK;
+      }),
+    );
+
+  listener
+    .command('replay')
+    .description('move one listener back to a point and deliver again, in order, every message it still holds from there (its filters apply)')
+    .addArgument(declareValue(new Argument('<ref>', 'listener id or name'), { kind: LISTENERS }))
+    .requiredOption('--since <id|time>', 'from this message id (included), time (ISO 8601) or duration ago (like 2h)')
+    .option('-y, --yes', 'do not ask; needed when stdin is not a terminal')
+    .addHelpText(
+      'after',
+      examples('discue listener replay dashboard --since 2h', 'discue listener replay dashboard --since 2026-11-27T10:00:00Z --yes', 'discue listener replay dashboard --since 01JF8Z3K4M5N6P7Q8R9S0T1V2W'),
+    )
+    .action(
+      action(async (ctx, [ref], opts) => {
+        const since = parseSince(String(opts.since));
+        const params: ListenerReplayParams = 'afterId' in since ? { ref: String(ref), messageId: since.afterId } : { ref: String(ref), sinceMs: since.sinceMs };
+        const client = await ctx.connect();
+        const plan = await client.request('listener.replay', { ...params, dryRun: true });
+        const what = `${plan.messages.toLocaleString('en-US')} message${plan.messages === 1 ? '' : 's'} of ${plan.queues.join(', ')} to ${String(ref)}`;
+        if (opts.yes !== true) {
+          if (!process.stdin.isTTY || !process.stderr.isTTY) {
+            throw new DiscueError('CONFIRMATION_REQUIRED', `replay would send ${what} again: give --yes to do it without a terminal to ask on`);
+          }
+          await confirm(`Send ${what} again? [y/N] `, `nothing replayed: ${String(ref)} goes on from where it was (--yes skips the question)`);
+        }
+        const result = await client.request('listener.replay', params);
+        if (ctx.json) ctx.printJson(result);
+        else ctx.done(`replaying ${result.messages.toLocaleString('en-US')} message${result.messages === 1 ? '' : 's'} of ${result.queues.join(', ')} to ${String(ref)}`);
         return EXIT.OK;
       }),
     );
@@ -313,6 +405,7 @@ function listenerDifferences(existing: ListenerInfo, wanted: ListenerAddParams):
     compare('url', existing.url ?? '-', normalUrl(wanted.url!));
     compare('headers', headerText(existing.headers), headerText(wanted.headers));
     if (wanted.secret !== undefined && existing.secret !== wanted.secret) differences.push('secret differs');
+    compare('cloudevents', String(existing.cloudevents === true), String(wanted.cloudevents === true));
   } else {
     const argv = wanted.shell ? [wanted.command!] : splitCommand(wanted.command!);
     compare('command', JSON.stringify(existing.command ?? []), JSON.stringify(argv));
@@ -356,15 +449,39 @@ function target(l: ListenerInfo): string {
   return l.connected ? 'listen (connected)' : 'listen (disconnected)';
 }
 
-/** "ok", "-" before any attempt, or the failure streak in red. */
+/** "ok", "-" before any attempt, the failure streak in red, or a receiver down by its liveness URL. */
 function healthCell(ctx: Context, l: ListenerInfo): string {
+  if (l.progress?.some((p) => p.liveness === 'down')) return ctx.colors.yellow('receiver down (liveness), waiting');
   const health = combinedHealth(l.progress ?? []);
   const text = healthText(health);
-  return health.consecutiveFailures > 0 ? ctx.colors.red(`failing: ${text}`) : text;
+  const cell = health.consecutiveFailures > 0 ? ctx.colors.red(`failing: ${text}`) : text;
+  return l.livenessUrl && cell !== '-' ? `${cell} (alive)` : cell;
+}
+
+function throttled(l: ListenerInfo): boolean {
+  return l.progress?.some((p) => p.throttled === true) ?? false;
+}
+
+function livenessText(l: ListenerInfo): string {
+  const down = l.progress?.some((p) => p.liveness === 'down');
+  if (down) return 'down';
+  return l.progress?.some((p) => p.liveness === 'alive') ? 'alive' : 'not checked yet';
+}
+
+/** 'new', 'all', or a time: an ISO time or a duration ago, as ms since epoch. */
+function parseFrom(text: string): 'new' | 'all' | number {
+  if (text === 'new' || text === 'all') return text;
+  try {
+    const since = parseSince(text);
+    if ('sinceMs' in since) return since.sinceMs;
+  } catch {
+    // Reported below, naming --from.
+  }
+  throw new DiscueError('USAGE', `--from takes "new", "all", an ISO time like 2026-11-27T10:00:00Z or a duration ago like 2h; got ${JSON.stringify(text)}`);
 }
 
 function stateText(ctx: Context, l: ListenerInfo): string {
-  if (l.state === 'active') return ctx.colors.green('active');
+  if (l.state === 'active') return throttled(l) ? ctx.colors.yellow('throttled') : ctx.colors.green('active');
   if (l.state === 'paused') return ctx.colors.yellow('paused');
   return ctx.colors.red('disabled');
 }

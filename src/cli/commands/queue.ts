@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { Argument, Option } from 'commander';
 import type { Command } from 'commander';
+import { confirm } from '../confirm.js';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
 import { formatDuration, parseDuration } from '../../client/duration.js';
 import { validateQueueName } from '../../protocol/validate.js';
@@ -272,26 +273,10 @@ async function confirmDeletion(client: Awaited<ReturnType<Context['connect']>>, 
   if (!process.stdin.isTTY || !process.stderr.isTTY) return;
   const { messages } = await client.request('queue.get', { name });
   if (messages === 0) return;
-  const { createInterface } = await import('node:readline/promises');
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  // In raw mode Ctrl-C reaches readline, not the process: it means interrupted (130).
-  const interrupted = new AbortController();
-  rl.once('SIGINT', () => interrupted.abort());
-  // Ctrl-D ends the input without an answer, which is no.
-  const ended = new Promise<string>((resolve) => rl.once('close', () => resolve('')));
-  let answer: string;
-  try {
-    const question = `Delete ${messages.toLocaleString('en-US')} message${messages === 1 ? '' : 's'} of ${name}${more ? ` ${more}` : ''}? [y/N] `;
-    answer = await Promise.race([rl.question(question, { signal: interrupted.signal }), ended]);
-  } catch (err) {
-    if (interrupted.signal.aborted) {
-      throw new DiscueError('INTERRUPTED', `interrupted: nothing deleted from ${name}`);
-    }
-    throw err;
-  } finally {
-    rl.close();
-  }
-  if (!/^y(es)?$/i.test(answer.trim())) throw new DiscueError('ABORTED', `nothing deleted: ${name} keeps its messages (--yes skips the question)`);
+  await confirm(
+    `Delete ${messages.toLocaleString('en-US')} message${messages === 1 ? '' : 's'} of ${name}${more ? ` ${more}` : ''}? [y/N] `,
+    `nothing deleted: ${name} keeps its messages (--yes skips the question)`,
+  );
 }
 
 function describe(ctx: Context, q: QueueInfo): string {

@@ -10,9 +10,10 @@ import { listenerHandlers } from './listener.js';
 import { messagesHandlers } from './messages.js';
 import { publishHandlers } from './publish.js';
 import { queueHandlers } from './queue.js';
+import { tokenHandlers } from './token.js';
 import type { HandlerMap } from './types.js';
 
-export type { Handler, HandlerContext, HandlerMap, RequestContext } from './types.js';
+export type { HandledType, Handler, HandlerContext, HandlerMap, RequestContext } from './types.js';
 
 export const handlers: HandlerMap = {
   ...daemonHandlers,
@@ -22,4 +23,5 @@ export const handlers: HandlerMap = {
   ...deliveriesHandlers,
   ...listenHandlers,
   ...messagesHandlers,
+  ...tokenHandlers,
 };

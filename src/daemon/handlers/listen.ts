@@ -1,4 +1,5 @@
 /** `listen`: a foreground listener, streamed over this connection until it closes. */
+import { validateFilters } from '../../protocol/choose.js';
 import { DiscueError } from '../../protocol/errors.js';
 import { START_FROM, isStartFrom } from '../../protocol/requests.js';
 import type { StreamOptions } from '../../delivery/streams.js';
@@ -20,6 +21,7 @@ export const listenHandlers = {
     const sinceMs = optionalInt(params, 'sinceMs', 0, Number.MAX_SAFE_INTEGER);
     if (sinceMs !== undefined) options.sinceMs = sinceMs;
     if (name !== undefined) options.name = name;
+    if (params.filters !== undefined) options.filters = validateFilters(params.filters);
     const stream = await ctx.engine.streams.attach(options, (event) => req.emit(event));
     req.streams.set(req.id, stream);
     // The stream lasts until the client goes away or the daemon stops.

@@ -1,6 +1,7 @@
 /** Listeners (HTTP and command): add, list, show, remove, pause, resume. */
 import { access, constants, stat } from 'node:fs/promises';
 import { delimiter, resolve as resolvePath } from 'node:path';
+import { parseRate, validateFilters } from '../../protocol/choose.js';
 import { DiscueError } from '../../protocol/errors.js';
 import { START_FROM, isStartFrom } from '../../protocol/requests.js';
 import {
@@ -33,7 +34,9 @@ export const listenerHandlers = {
     const name = optionalString(params, 'name');
     if (name !== undefined) validateListenerName(name);
     const from = params.from === undefined ? 'new' : params.from;
-    if (!isStartFrom(from)) throw new DiscueError('INVALID_ARGUMENT', `--from takes one of: ${START_FROM.join(', ')}`);
+    if (!isStartFrom(from) && !(Number.isSafeInteger(from) && (from as number) >= 0)) {
+      throw new DiscueError('INVALID_ARGUMENT', `--from takes one of: ${START_FROM.join(', ')}, or a time (ms since epoch)`);
+    }
     const record: ListenerRecord = {
       id: newListenerId(),
       kind,
@@ -46,13 +49,17 @@ export const listenerHandlers = {
       createdAt: new Date().toISOString(),
     };
     if (name !== undefined) record.name = name;
+    Object.assign(record, choices(params));
+    if (record.livenessUrl !== undefined && kind !== 'http') throw new DiscueError('INVALID_ARGUMENT', '--liveness-url goes with --url');
     if (kind === 'http') {
       record.url = validateUrl(requireString(params, 'url'));
       const headers = optionalObject(params, 'headers');
       if (headers) record.headers = validateHeaders(headers);
       const secret = optionalString(params, 'secret');
       record.secret = secret === undefined ? generateSecret() : validateSecret(secret);
+      if (optionalBoolean(params, 'cloudevents') === true) record.cloudevents = true;
     } else {
+      if (params.cloudevents === true) throw new DiscueError('INVALID_ARGUMENT', 'cloudevents goes with an HTTP listener (--url)');
       const command = requireString(params, 'command');
       const shell = optionalBoolean(params, 'shell') ?? false;
       record.command = shell ? [command] : splitCommand(command);
@@ -66,7 +73,7 @@ export const listenerHandlers = {
       if (ctx.store.supports.clustering && optionalBoolean(params, 'anyHost') !== true) record.host = ctx.engine.hostId;
     }
     const afterIds = optionalObject(params, 'afterIds');
-    let start: StartAt = from === 'new' ? 'end' : 'all';
+    let start: StartAt = typeof from === 'number' ? { sinceMs: from } : from === 'new' ? 'end' : 'all';
     if (afterIds !== undefined) {
       const byQueue: Record<string, string> = {};
       for (const [queue, id] of Object.entries(afterIds)) {
@@ -109,12 +116,56 @@ export const listenerHandlers = {
     return listenerInfo(ctx, record);
   },
 
+  async 'listener.update'(raw, ctx) {
+    const params = asParams(raw);
+    const record = ctx.engine.listeners.resolve(requireString(params, 'ref'));
+    const patch = choices(params, true);
+    if (Object.keys(patch).length === 0) throw new DiscueError('USAGE', 'nothing to update: give --filter, --no-filter, --rate, --no-rate, --liveness-url or --no-liveness-url');
+    if (patch.livenessUrl !== undefined && record.kind !== 'http') throw new DiscueError('INVALID_ARGUMENT', '--liveness-url goes with HTTP listeners');
+    await ctx.engine.listeners.update(record, patch);
+    return listenerInfo(ctx, record);
+  },
+
+  async 'listener.replay'(raw, ctx) {
+    const params = asParams(raw);
+    const record = ctx.engine.listeners.resolve(requireString(params, 'ref'));
+    const messageId = optionalString(params, 'messageId');
+    const sinceMs = optionalInt(params, 'sinceMs', 0, Number.MAX_SAFE_INTEGER);
+    if ((messageId === undefined) === (sinceMs === undefined)) throw new DiscueError('INVALID_ARGUMENT', 'replay takes one of sinceMs or messageId');
+    if (messageId !== undefined && !isMessageId(messageId)) throw new DiscueError('INVALID_ARGUMENT', `invalid message id ${JSON.stringify(messageId)}`);
+    const at = messageId !== undefined ? { messageId } : { sinceMs: sinceMs! };
+    const { messages, queues } = await ctx.engine.listeners.replay(record, at, optionalBoolean(params, 'dryRun') ?? false);
+    return { messages, queues: queues.map((q) => ctx.store.queueName(q) ?? q) };
+  },
+
   async 'listener.resume'(raw, ctx) {
     const record = ctx.engine.listeners.resolve(requireString(asParams(raw), 'ref'));
     await ctx.engine.listeners.setState(record, 'active');
     return listenerInfo(ctx, record);
   },
 } satisfies Partial<HandlerMap>;
+
+/**
+ * Filters, rate limit and liveness URL from a request, checked. For an
+ * update (`clearable`), null clears one and an empty filter list clears them.
+ */
+function choices(params: Record<string, unknown>, clearable = false): Partial<Pick<ListenerRecord, 'filters' | 'rate' | 'livenessUrl'>> {
+  const out: Partial<Pick<ListenerRecord, 'filters' | 'rate' | 'livenessUrl'>> = {};
+  const cleared = (key: string) => clearable && params[key] === null;
+  if (cleared('filters')) out.filters = undefined;
+  else if (params.filters !== undefined) {
+    const filters = validateFilters(params.filters);
+    if (filters.length > 0 || clearable) out.filters = filters.length > 0 ? filters : undefined;
+  }
+  if (cleared('rate')) out.rate = undefined;
+  else if (params.rate !== undefined) {
+    const rate = parseRate(params.rate);
+    out.rate = `${rate.count}/${rate.perMs === 1000 ? 's' : 'm'}`;
+  }
+  if (cleared('livenessUrl')) out.livenessUrl = undefined;
+  else if (params.livenessUrl !== undefined) out.livenessUrl = validateUrl(String(params.livenessUrl));
+  return out;
+}
 
 /**
  * Refuses a program the daemon could never run, at add time rather than as a

@@ -10,11 +10,13 @@ import type { DeliveryEngine } from '../../delivery/engine.js';
 import type { Stream } from '../../delivery/streams.js';
 import type { Store } from '../../backend/types.js';
 import type { SchemaRegistry } from '../schemas.js';
+import type { TokenStore } from '../tokens.js';
 
 export interface HandlerContext {
   store: Store;
   engine: DeliveryEngine;
   schemas: SchemaRegistry;
+  tokens: TokenStore;
   status(): DaemonStatus;
   shutdown(reason: string): void;
 }
