@@ -29,6 +29,8 @@ import type { Attempt, Consumer, ConsumerOptions, ConsumerProgress, Delivery, De
 import type { Connection } from './connection.js';
 import type { NatsDeliveries, StoredRecord } from './deliveries.js';
 import type { Headers } from './names.js';
+import { HEADER } from './names.js';
+import { nameMatcher } from '../../protocol/choose.js';
 
 /** How much longer than the listener's timeout the server waits for an outcome. */
 export const ACK_MARGIN_MS = 10_000;
@@ -86,6 +88,8 @@ export interface ConsumerHost {
   firstAfter(seq: number): Promise<{ time: number } | undefined>;
   /** The last sequence of the queue this process knows of (its own appends and reads). */
   lastSeq(): number;
+  /** The sequence of a message id this process has seen stored, if it remembers it. */
+  knownSeq(id: string): number | undefined;
 }
 
 interface Out {
@@ -127,6 +131,8 @@ export class NatsConsumer implements Consumer {
   private readonly waiting = new Set<() => void>();
   private closed = false;
   private ackFloor = 0;
+  /** The listener's filters (protocol/choose.ts); undefined: every message is chosen. */
+  private readonly matches: ((name: string | undefined) => boolean) | undefined;
   /** The stream's last sequence as the server last told this consumer. */
   private streamLast = 0;
   private lagFrom: number | undefined;
@@ -142,6 +148,7 @@ export class NatsConsumer implements Consumer {
     /** Called once closed (the store stops telling it of removals). */
     private readonly onClose: () => void = () => undefined,
   ) {
+    this.matches = nameMatcher(options.filters);
     const start = options.start ?? 'all';
     // `end` is the end when the consumer is asked for, not when the server makes it.
     this.start = start === 'end' && !options.durable ? { afterSeq: host.lastSeq() } : start;
@@ -218,6 +225,14 @@ export class NatsConsumer implements Consumer {
       const local = this.due.shift();
       if (local !== undefined) return this.handOut(local);
       const msg = this.buffer.shift();
+      if (msg !== undefined && this.matches !== undefined && !this.matches(msg.headers?.get(HEADER.name) || undefined)) {
+        // Not chosen (its name matches no filter): settled without an attempt or a record.
+        msg.ack();
+        this.settledHere(msg.seq);
+        this.options.onPassed?.();
+        this.moved();
+        continue;
+      }
       if (msg !== undefined) {
         const delivery = await this.fromServer(msg);
         if (this.closed || signal.aborted) {
@@ -445,7 +460,9 @@ export class NatsConsumer implements Consumer {
   }
 
   settledThrough(position: Position): boolean {
-    return Number(position) <= this.ackFloor;
+    // A sequence, or a message id this process has seen stored.
+    const seq = /^\d+$/.test(position) ? Number(position) : this.host.knownSeq(position);
+    return seq !== undefined && seq <= this.ackFloor;
   }
 
   /** Settled here: the floor moves now if it was the next in order (the server's floor follows). */

@@ -698,6 +698,7 @@ export class NatsStore implements Store {
         return m ? { time: m.time.getTime() } : undefined;
       },
       lastSeq: () => this.lastSeq.get(q.qid) ?? 0,
+      knownSeq: (id) => this.idSeq.get(id),
     };
     let open = this.consumers.get(q.qid);
     if (open === undefined) this.consumers.set(q.qid, (open = new Set()));
