@@ -4,7 +4,6 @@
  * wait for its socket. Even if two spawned daemons raced past the lock, only
  * one could take LevelDB's exclusive lock; the other exits.
  */
-import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { link, lstat, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
@@ -35,6 +34,12 @@ const STALE_LOCK_MS = 30_000;
  * failed to write it: an older discue on a full disk.
  */
 const EMPTY_LOCK_MS = 2_000;
+/**
+ * How often a starter looks for the new daemon's socket. A connect attempt
+ * costs microseconds; a coarse poll added half its interval to every
+ * auto-start on average.
+ */
+const SOCKET_POLL_MS = 5;
 
 export interface StartOptions {
   timeoutMs?: number;
@@ -191,6 +196,8 @@ async function spawnAndWait(paths: BrokerPaths, options: StartOptions, deadline:
   const args = [BIN, 'daemon', 'start', '--foreground'];
   if (options.store) args.push('--store', options.store);
   if (options.args) args.push(...options.args);
+  // Loaded here, not at the top: every command imports this module, few start a daemon.
+  const { spawn } = await import('node:child_process');
   const log = openSync(paths.logFile, 'a', 0o600);
   let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   try {
@@ -211,7 +218,7 @@ async function spawnAndWait(paths: BrokerPaths, options: StartOptions, deadline:
       // It lost the database lock to a daemon started another way: wait for that one.
       if (exited.code === EXIT_ALREADY_RUNNING) {
         exited = undefined;
-        await sleep(20);
+        await sleep(SOCKET_POLL_MS);
         continue;
       }
       const how = exited.signal ? `signal ${exited.signal}` : `code ${String(exited.code)}`;
@@ -223,7 +230,7 @@ async function spawnAndWait(paths: BrokerPaths, options: StartOptions, deadline:
         await withLogTail(`the daemon did not open ${paths.socket} in time`, paths.logFile),
       );
     }
-    await sleep(20);
+    await sleep(SOCKET_POLL_MS);
   }
 }
 

@@ -8,7 +8,7 @@
  * with (Node 20). A check that overruns its deadline is cut off by
  * terminating the worker, and refused with SCHEMA_TIMEOUT.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { DiscueError } from '../protocol/errors.js';
 import type { WireError } from '../protocol/errors.js';
@@ -139,6 +139,8 @@ export class SchemaRegistry {
 
   private startWorker(): Worker {
     if (this.worker !== undefined) return this.worker;
+    // Loaded on the first schema check, not at daemon start: most brokers have no schema.
+    const { Worker } = process.getBuiltinModule('node:worker_threads');
     const worker = new Worker(new URL('./schema-worker.js', import.meta.url));
     worker.unref();
     worker.on('message', (result: SchemaJobResult) => {

@@ -184,15 +184,27 @@ export interface WireError {
 }
 
 /** An error with a stable code. Thrown on both sides of the socket. */
+/**
+ * Marks a DiscueError across copies of this module: the CLI bundle has its
+ * own copy, the daemon code it imports from dist/ another, and `instanceof`
+ * must hold for an error thrown by one and caught by the other.
+ */
+const BRAND = Symbol.for('discue.DiscueError');
+
 export class DiscueError extends Error {
   readonly code: ErrorCode;
   readonly details?: unknown;
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
+  }
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'DiscueError';
     this.code = code;
     if (options?.details !== undefined) this.details = options.details;
+    Object.defineProperty(this, BRAND, { value: true });
   }
 
   get exitCode(): ExitCode {

@@ -19,8 +19,7 @@
  * The data rule: a data directory is 0700 and the current user's, or the
  * daemon refuses it (LevelDB's files hold whsec_ secrets and every message).
  */
-import { lstatSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { lstatSync, stat } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { DiscueError } from './errors.js';
@@ -33,9 +32,14 @@ function mode(stats: Stats): string {
   return (stats.mode & 0o7777).toString(8).padStart(4, '0');
 }
 
+/** fs.stat, not fs/promises: every client checks its socket directory, and loading fs/promises costs a millisecond of start-up. */
+function statAsync(path: string): Promise<Stats> {
+  return new Promise((resolve, reject) => stat(path, (err, stats) => (err ? reject(err) : resolve(stats))));
+}
+
 async function statOrNothing(path: string): Promise<Stats | undefined> {
   try {
-    return await stat(path);
+    return await statAsync(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     // Nothing there yet (or a path that cannot exist): nothing to trust or

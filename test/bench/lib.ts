@@ -93,6 +93,8 @@ export interface Aggregate {
   messages: number;
   latencyMs: Summary;
   cpu?: { client: number; daemon?: number };
+  /** Why the case stopped: a round threw or ran past its bound. Its rate is NaN then. */
+  failed?: string;
 }
 
 export function aggregate(runs: Measured[]): Aggregate {
@@ -121,16 +123,42 @@ export function aggregate(runs: Measured[]): Aggregate {
 export async function inRounds(
   rounds: number,
   cases: { key: string; label: string; run: (round: number) => Promise<Measured> }[],
+  boundMs = CASE_BOUND_MS,
 ): Promise<Record<string, Aggregate>> {
   const runs = new Map<string, Measured[]>(cases.map((c) => [c.key, []]));
+  // A case that failed once is out: it is reported as failed, the others go on.
+  const failed = new Map<string, string>();
   for (let round = 0; round < rounds; round++) {
     for (let i = 0; i < cases.length; i++) {
       const c = cases[(i + round) % cases.length]!;
+      if (failed.has(c.key)) continue;
       log(`round ${round + 1}/${rounds}: ${c.label}`);
-      runs.get(c.key)!.push(await c.run(round));
+      try {
+        runs.get(c.key)!.push(await bounded(c.label, boundMs, c.run(round)));
+      } catch (err) {
+        failed.set(c.key, (err as Error).message);
+        log(`FAILED: ${c.label}: ${(err as Error).message}`);
+      }
     }
   }
-  return Object.fromEntries([...runs].map(([key, list]) => [key, aggregate(list)]));
+  return Object.fromEntries(
+    [...runs].map(([key, list]) => {
+      const reason = failed.get(key);
+      return [key, reason === undefined ? aggregate(list) : { ...aggregate([]), failed: reason }];
+    }),
+  );
+}
+
+/** What one timed case may take before it counts as failed (a hung sink, a daemon that stopped answering). */
+export const CASE_BOUND_MS = 120_000;
+
+/** The promise's value, or a rejection once `ms` have passed (the work itself is left to the run's clean-up). */
+export function bounded<T>(label: string, ms: number, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${label}: no result within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 // ---- formatting -----------------------------------------------------------
@@ -193,6 +221,19 @@ export interface Target {
   /** The numbers behind it, for the JSON. */
   value?: number;
   limit?: number;
+  /** The case it depends on failed: why. */
+  failed?: string;
+}
+
+/** A target whose measurement failed: shown as FAILED, with the reason. */
+export function failedTarget(target: string, reason: string): Target {
+  return { target, measured: `failed: ${reason}`, met: false, failed: reason };
+}
+
+/** `make()`, unless one of the aggregates it reads failed. */
+export function guarded(target: string, inputs: Aggregate[], make: () => Target): Target {
+  const failed = inputs.find((a) => a.failed !== undefined);
+  return failed ? failedTarget(target, failed.failed!) : make();
 }
 
 /** `value` must be at least `limit` (or at most, with `atMost`). */
@@ -211,7 +252,7 @@ export function targetTable(targets: Target[]): Table {
   return {
     title: 'Targets',
     columns: ['target', 'measured', 'met?'],
-    rows: targets.map((t) => [t.target, t.measured, t.met === undefined ? 'n/a' : t.met ? 'yes' : 'NO']),
+    rows: targets.map((t) => [t.target, t.measured, t.failed !== undefined ? 'FAILED' : t.met === undefined ? 'n/a' : t.met ? 'yes' : 'NO']),
   };
 }
 

@@ -19,7 +19,7 @@ import { mixSection } from './mix.js';
 import { httpSection } from './http.js';
 import { ROOT } from './daemon.js';
 import type { Section, SectionContext, Table, Target } from './lib.js';
-import { Cleanup, QUICK, log, payloadPool, renderTable, targetTable } from './lib.js';
+import { Cleanup, QUICK, failedTarget, log, payloadPool, renderTable, targetTable } from './lib.js';
 
 const ALL_SECTIONS: Section[] = [coreSection, deliverySection, mixSection, httpSection, chooseSection];
 /** BENCH_ONLY=delivery (comma-separated names) runs only those sections. */
@@ -102,9 +102,18 @@ async function main(): Promise<number> {
           console.log(renderTable(table) + '\n');
         },
       };
-      const result = await section.run(ctx);
-      targets.push(...result.targets);
-      sections[section.name] = result.data;
+      // A section that fails is reported as failed; the next one still runs.
+      try {
+        const result = await section.run(ctx);
+        targets.push(...result.targets);
+        sections[section.name] = result.data;
+      } catch (err) {
+        const reason = (err as Error).message ?? String(err);
+        log(`section ${section.name} failed: ${(err as Error).stack ?? reason}`);
+        targets.push(failedTarget(`section ${section.name}`, reason));
+        sections[section.name] = { failed: reason };
+        failure ??= err;
+      }
     }
   } catch (err) {
     failure = err;

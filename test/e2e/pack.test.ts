@@ -6,7 +6,7 @@
  * --prefix so the machine's global npm is never touched. One pack per file.
  */
 import { execFile, spawn } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -63,6 +63,10 @@ describe('npm pack', () => {
     const version = await exec(['--version']);
     expect(version.code, version.stderr).toBe(0);
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    // The bundle's own idea of the version (fixed at build) is package.json's.
+    const versionJson = await exec(['version', '--json']);
+    expect(versionJson.code, versionJson.stderr).toBe(0);
+    expect(JSON.parse(versionJson.stdout)).toMatchObject({ cli: { version: version.stdout.trim() } });
     const list = await exec(['queue', 'list', '--json']);
     expect(list.code, list.stderr).toBe(0);
     expect(JSON.parse(list.stdout)).toEqual([]);
@@ -83,6 +87,9 @@ describe('npm pack', () => {
     const files = listing.split('\n');
     expect(files).toContain('package/bin/discue.js');
     expect(files).toContain('package/dist/cli/main.js');
+    // The CLI runs from its bundle; the code cache is made on the user's machine by its own Node.
+    expect(files).toContain('package/dist/cli/bundle.cjs');
+    expect(files.some((f) => f.endsWith('.cache'))).toBe(false);
     expect(files).toContain('package/dist/index.js');
     expect(files).toContain('package/dist/index.d.ts');
     expect(files).toContain('package/package.json');
@@ -102,6 +109,8 @@ describe('npm pack', () => {
     });
     const discue = join(prefix, 'node_modules', '.bin', 'discue');
     await roundTrip((args) => collect(spawn(discue, args, { cwd: sb.dir, env: sb.env, stdio: ['pipe', 'pipe', 'pipe'] }), { timeoutMs: 60_000 }), prefix);
+    // The first run wrote the CLI's code cache beside the bundle, for the runs after it.
+    expect(existsSync(join(prefix, 'node_modules', 'discue', 'dist', 'cli', 'bundle.cjs.cache'))).toBe(true);
   });
 
   it('npm install -g <tarball> puts a working discue on PATH', { timeout: 240_000 }, async () => {

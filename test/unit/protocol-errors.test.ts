@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { DiscueError, ERROR_CODES, EXIT, exitCodeFor, isDiscueError } from '../../src/protocol/errors.js';
 
 describe('error codes', () => {
@@ -46,5 +46,17 @@ describe('error codes', () => {
     // A code this client does not know (a newer daemon) is not trusted as one it does.
     expect(DiscueError.fromWire({ code: 'FROM_THE_FUTURE', message: 'm' }).code).toBe('INTERNAL');
     expect(isDiscueError(new Error('plain'))).toBe(false);
+  });
+
+  it('is recognised across copies of its module (the CLI bundle holds one, the daemon code in dist/ another)', async () => {
+    vi.resetModules();
+    const copy = await import('../../src/protocol/errors.js');
+    expect(copy.DiscueError).not.toBe(DiscueError);
+    const fromCopy = new copy.DiscueError('ALREADY_RUNNING', 'another daemon');
+    expect(fromCopy instanceof DiscueError).toBe(true);
+    expect(isDiscueError(fromCopy)).toBe(true);
+    expect(new DiscueError('USAGE', 'x') instanceof copy.DiscueError).toBe(true);
+    expect(new Error('plain') instanceof DiscueError).toBe(false);
+    expect(Object.assign(new Error('look-alike'), { code: 'USAGE' }) instanceof DiscueError).toBe(false);
   });
 });
