@@ -26,9 +26,9 @@ function run(script: string): { status: number | null; out: string } {
 }
 
 describe('the NATS client stays unloaded on the LevelDB path', () => {
-  it('loads the daemon and the LevelDB backend without any @nats-io module, and loads it for a NATS store', () => {
+  it('loads the daemon (its modules and its bundle) and the LevelDB backend without any @nats-io module, and loads it for a NATS store', () => {
     const level = run(
-      `await import('./dist/daemon/server.js'); const b = await import('./dist/backend/index.js');
+      `await import('./dist/daemon/server.js'); await import('./dist/daemon/bundle.js'); const b = await import('./dist/backend/index.js');
        await b.createBackend({ store: { kind: 'leveldb', location: '/nonexistent' }, dedupe: b.DEFAULT_DEDUPE, log: console }); console.log('level ok');`,
     );
     expect(level.out).toContain('level ok');
