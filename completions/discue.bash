@@ -27,6 +27,8 @@ _discue_sub() {
     '|deliveries') _discue_r='deliveries' ;;
     '|token') _discue_r='token' ;;
     '|top') _discue_r='top' ;;
+    '|export') _discue_r='export' ;;
+    '|import') _discue_r='import' ;;
     '|config') _discue_r='config' ;;
     '|completion') _discue_r='completion' ;;
     '|version') _discue_r='version' ;;
@@ -75,6 +77,7 @@ _discue_sub() {
 _discue_value() {
   case "$1|$2" in
     'daemon start|--store') _discue_r='dirs' ;;
+    'daemon start|--replicas') _discue_r='text' ;;
     'daemon start|--http') _discue_r='text' ;;
     'daemon repair|--store') _discue_r='dirs' ;;
     'daemon logs|-n'|'daemon logs|--lines') _discue_r='text' ;;
@@ -136,9 +139,9 @@ _discue_value() {
 _discue_words() {
   _discue_c='' _discue_o='' _discue_a=() _discue_v=0
   case "$1" in
-    '') _discue_c='daemon queue publish messages listener listen deliveries token top config completion version doctor help' _discue_o='--help -h' ;;
+    '') _discue_c='daemon queue publish messages listener listen deliveries token top export import config completion version doctor help' _discue_o='--help -h' ;;
     'daemon') _discue_c='start stop restart status repair logs' _discue_o='--help -h' ;;
-    'daemon start') _discue_o='--foreground --store --http --http-insecure --help -h' ;;
+    'daemon start') _discue_o='--foreground --store --replicas --http --http-insecure --help -h' ;;
     'daemon stop') _discue_o='--help -h' ;;
     'daemon restart') _discue_o='--help -h' ;;
     'daemon status') _discue_o='--help -h' ;;
@@ -158,7 +161,7 @@ _discue_words() {
     'messages get') _discue_o='--help -h' _discue_a=('queues' 'text') ;;
     'messages delete') _discue_o='--help -h' _discue_a=('queues' 'text') ;;
     'listener') _discue_c='add list show remove update replay pause resume' _discue_o='--help -h' ;;
-    'listener add') _discue_o='--url --exec --queue --name --header --secret --cloudevents --shell --timeout --max-attempts --retry-delay --concurrency --from --filter --rate --liveness-url --if-missing --help -h' ;;
+    'listener add') _discue_o='--url --exec --queue --name --header --secret --cloudevents --shell --any-host --timeout --max-attempts --retry-delay --concurrency --from --filter --rate --liveness-url --if-missing --help -h' ;;
     'listener list') _discue_o='--queue --fields --help -h' ;;
     'listener show') _discue_o='--secret --help -h' _discue_a=('listeners') ;;
     'listener remove') _discue_o='--help -h' _discue_a=('listeners') ;;
@@ -175,16 +178,18 @@ _discue_words() {
     'token list') _discue_o='--help -h' ;;
     'token revoke') _discue_o='--help -h' _discue_a=('text') ;;
     'top') _discue_o='--interval --help -h' ;;
+    'export') _discue_o='--help -h' ;;
+    'import') _discue_o='--help -h' ;;
     'config') _discue_c='get set unset list path' _discue_o='--help -h' ;;
-    'config get') _discue_o='--help -h' _discue_a=('words:output color socket store listener.timeout listener.maxAttempts http.listen http.tlsCert http.tlsKey') ;;
-    'config set') _discue_o='--help -h' _discue_a=('words:output color socket store listener.timeout listener.maxAttempts http.listen http.tlsCert http.tlsKey' 'text') ;;
-    'config unset') _discue_o='--help -h' _discue_a=('words:output color socket store listener.timeout listener.maxAttempts http.listen http.tlsCert http.tlsKey') ;;
+    'config get') _discue_o='--help -h' _discue_a=('words:output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts http.listen http.tlsCert http.tlsKey') ;;
+    'config set') _discue_o='--help -h' _discue_a=('words:output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts http.listen http.tlsCert http.tlsKey' 'text') ;;
+    'config unset') _discue_o='--help -h' _discue_a=('words:output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts http.listen http.tlsCert http.tlsKey') ;;
     'config list') _discue_o='--help -h' ;;
     'config path') _discue_o='--help -h' ;;
     'completion') _discue_o='--help -h' _discue_a=('words:bash zsh fish') ;;
     'version') _discue_o='--help -h' ;;
     'doctor') _discue_o='--help -h' ;;
-    'help') _discue_a=('words:daemon queue publish messages listener listen deliveries token top config completion version doctor') ;;
+    'help') _discue_a=('words:daemon queue publish messages listener listen deliveries token top export import config completion version doctor') ;;
   esac
   _discue_o+=" "'--version -V --json --socket --no-color --quiet -q'
 }

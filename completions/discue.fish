@@ -26,6 +26,10 @@ function __discue_sub
             echo 'token'
         case '|top'
             echo 'top'
+        case '|export'
+            echo 'export'
+        case '|import'
+            echo 'import'
         case '|config'
             echo 'config'
         case '|completion'
@@ -110,7 +114,7 @@ end
 # __discue_takes_value PATH OPTION: true if OPTION of PATH takes a value.
 function __discue_takes_value
     switch "$argv[1]|$argv[2]"
-        case 'daemon start|--store' 'daemon start|--http' 'daemon repair|--store' 'daemon logs|-n' 'daemon logs|--lines' 'queue create|--schema' 'queue create|--retention' 'queue create|--max-messages' 'queue list|--fields' 'queue update|--schema' 'queue update|--retention' 'queue update|--max-messages' 'publish|-d' 'publish|--data' 'publish|-n' 'publish|--name' 'publish|-k' 'publish|--key' 'publish|--wait-timeout' 'messages list|--limit' 'messages list|--since' 'messages list|--fields' 'listener add|--url' 'listener add|--exec' 'listener add|--queue' 'listener add|--name' 'listener add|--header' 'listener add|--secret' 'listener add|--timeout' 'listener add|--max-attempts' 'listener add|--retry-delay' 'listener add|--concurrency' 'listener add|--from' 'listener add|--filter' 'listener add|--rate' 'listener add|--liveness-url' 'listener list|--queue' 'listener list|--fields' 'listener update|--filter' 'listener update|--rate' 'listener update|--liveness-url' 'listener replay|--since' 'listen|--exec' 'listen|--count' 'listen|--timeout' 'listen|--grep' 'listen|--filter' 'listen|--name' 'listen|--from' 'deliveries list|--listener' 'deliveries list|--state' 'deliveries list|--limit' 'deliveries retry|--listener' 'token create|--name' 'token create|--scope' 'top|--interval' '*|--socket'
+        case 'daemon start|--store' 'daemon start|--replicas' 'daemon start|--http' 'daemon repair|--store' 'daemon logs|-n' 'daemon logs|--lines' 'queue create|--schema' 'queue create|--retention' 'queue create|--max-messages' 'queue list|--fields' 'queue update|--schema' 'queue update|--retention' 'queue update|--max-messages' 'publish|-d' 'publish|--data' 'publish|-n' 'publish|--name' 'publish|-k' 'publish|--key' 'publish|--wait-timeout' 'messages list|--limit' 'messages list|--since' 'messages list|--fields' 'listener add|--url' 'listener add|--exec' 'listener add|--queue' 'listener add|--name' 'listener add|--header' 'listener add|--secret' 'listener add|--timeout' 'listener add|--max-attempts' 'listener add|--retry-delay' 'listener add|--concurrency' 'listener add|--from' 'listener add|--filter' 'listener add|--rate' 'listener add|--liveness-url' 'listener list|--queue' 'listener list|--fields' 'listener update|--filter' 'listener update|--rate' 'listener update|--liveness-url' 'listener replay|--since' 'listen|--exec' 'listen|--count' 'listen|--timeout' 'listen|--grep' 'listen|--filter' 'listen|--name' 'listen|--from' 'deliveries list|--listener' 'deliveries list|--state' 'deliveries list|--limit' 'deliveries retry|--listener' 'token create|--name' 'token create|--scope' 'top|--interval' '*|--socket'
             return 0
     end
     return 1
@@ -194,6 +198,8 @@ complete -c discue -n '__discue_arg \'\' 0' -a 'listen' -d 'receive messages in 
 complete -c discue -n '__discue_arg \'\' 0' -a 'deliveries' -d 'inspect and retry deliveries: pending, failing, dead, recently delivered'
 complete -c discue -n '__discue_arg \'\' 0' -a 'token' -d 'tokens of the HTTP API: create (shown once), list, revoke'
 complete -c discue -n '__discue_arg \'\' 0' -a 'top' -d 'live dashboard of queues, listeners and deliveries (one plain snapshot when not a terminal)'
+complete -c discue -n '__discue_arg \'\' 0' -a 'export' -d 'write every queue (with its settings), message and listener as NDJSON to stdout, to import elsewhere'
+complete -c discue -n '__discue_arg \'\' 0' -a 'import' -d 'read what `discue export` wrote from stdin: make its queues (which must not exist yet), messages (ids kept) and listeners'
 complete -c discue -n '__discue_arg \'\' 0' -a 'config' -d 'user defaults: output, colour, socket, listener timeout and attempts (flag > env > config > default)'
 complete -c discue -n '__discue_arg \'\' 0' -a 'completion' -d 'print the shell completion script for bash, zsh or fish'
 complete -c discue -n '__discue_arg \'\' 0' -a 'version' -d 'show the versions and protocols of this CLI and of the running daemon (never starts one)'
@@ -212,7 +218,8 @@ complete -c discue -n '__discue_in \'daemon\'' -s h -l help -d 'show help'
 
 # discue daemon start
 complete -c discue -n '__discue_in \'daemon start\'' -l foreground -d 'run in this process and log to stderr, until SIGTERM'
-complete -c discue -n '__discue_in \'daemon start\'' -l store -r -F -d 'where the daemon keeps its data: a LevelDB directory (default: config store, then $DISCUE_HOME/data)'
+complete -c discue -n '__discue_in \'daemon start\'' -l store -r -F -d 'where the daemon keeps its data: a LevelDB directory or nats:// servers (default: config store, then $DISCUE_HOME/data)'
+complete -c discue -n '__discue_in \'daemon start\'' -l replicas -r -f -d 'NATS store: replicas of the streams it makes, 1 to 5 (default: config store.replicas, else 1)'
 complete -c discue -n '__discue_in \'daemon start\'' -l http -r -f -d 'serve the HTTP API there (config http.listen); loopback only unless TLS or --http-insecure'
 complete -c discue -n '__discue_in \'daemon start\'' -l http-insecure -d 'allow --http on a non-loopback address without TLS (tokens then cross the network in clear)'
 complete -c discue -n '__discue_in \'daemon start\'' -s h -l help -d 'show help'
@@ -334,6 +341,7 @@ complete -c discue -n '__discue_in \'listener add\'' -l header -r -f -d 'extra H
 complete -c discue -n '__discue_in \'listener add\'' -l secret -r -f -d 'signing secret to use instead of a generated one'
 complete -c discue -n '__discue_in \'listener add\'' -l cloudevents -d 'with --url: add the CloudEvents 1.0 binary headers (ce-*) to each request, besides the signature'
 complete -c discue -n '__discue_in \'listener add\'' -l shell -d 'run --exec through /bin/sh (pipes, redirections); message content still never reaches the command line'
+complete -c discue -n '__discue_in \'listener add\'' -l any-host -d 'with --exec on a NATS store: any daemon may run the command (default: only this host\'s)'
 complete -c discue -n '__discue_in \'listener add\'' -l timeout -r -f -d 'per attempt: HTTP request or command run time (default: config listener.timeout, else 30s)'
 complete -c discue -n '__discue_in \'listener add\'' -l max-attempts -r -f -d 'attempts before a delivery is dead, 1 to 1000 (default: config listener.maxAttempts, else 10)'
 complete -c discue -n '__discue_in \'listener add\'' -l retry-delay -r -f -d 'wait before the 2nd attempt; doubles each time (with jitter), up to 10m'
@@ -432,6 +440,12 @@ complete -c discue -n '__discue_in \'token revoke\'' -s h -l help -d 'show help'
 complete -c discue -n '__discue_in \'top\'' -l interval -r -f -d 'refresh interval, like 500ms or 2s (a bare number is milliseconds; at least 100ms)'
 complete -c discue -n '__discue_in \'top\'' -s h -l help -d 'show help'
 
+# discue export
+complete -c discue -n '__discue_in \'export\'' -s h -l help -d 'show help'
+
+# discue import
+complete -c discue -n '__discue_in \'import\'' -s h -l help -d 'show help'
+
 # discue config
 complete -c discue -n '__discue_arg \'config\' 0' -a 'get' -d 'print the effective value of a key'
 complete -c discue -n '__discue_arg \'config\' 0' -a 'set' -d 'store a value in the config file'
@@ -442,15 +456,15 @@ complete -c discue -n '__discue_in \'config\'' -s h -l help -d 'show help'
 
 # discue config get
 complete -c discue -n '__discue_in \'config get\'' -s h -l help -d 'show help'
-complete -c discue -n '__discue_arg \'config get\' 0' -f -a 'output color socket store listener.timeout listener.maxAttempts http.listen http.tlsCert http.tlsKey'
+complete -c discue -n '__discue_arg \'config get\' 0' -f -a 'output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts http.listen http.tlsCert http.tlsKey'
 
 # discue config set
 complete -c discue -n '__discue_in \'config set\'' -s h -l help -d 'show help'
-complete -c discue -n '__discue_arg \'config set\' 0' -f -a 'output color socket store listener.timeout listener.maxAttempts http.listen http.tlsCert http.tlsKey'
+complete -c discue -n '__discue_arg \'config set\' 0' -f -a 'output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts http.listen http.tlsCert http.tlsKey'
 
 # discue config unset
 complete -c discue -n '__discue_in \'config unset\'' -s h -l help -d 'show help'
-complete -c discue -n '__discue_arg \'config unset\' 0' -f -a 'output color socket store listener.timeout listener.maxAttempts http.listen http.tlsCert http.tlsKey'
+complete -c discue -n '__discue_arg \'config unset\' 0' -f -a 'output color socket store store.replicas store.creds store.ca listener.timeout listener.maxAttempts http.listen http.tlsCert http.tlsKey'
 
 # discue config list
 complete -c discue -n '__discue_in \'config list\'' -s h -l help -d 'show help'
@@ -469,4 +483,4 @@ complete -c discue -n '__discue_in \'version\'' -s h -l help -d 'show help'
 complete -c discue -n '__discue_in \'doctor\'' -s h -l help -d 'show help'
 
 # discue help
-complete -c discue -n '__discue_arg \'help\' 0' -f -a 'daemon queue publish messages listener listen deliveries token top config completion version doctor'
+complete -c discue -n '__discue_arg \'help\' 0' -f -a 'daemon queue publish messages listener listen deliveries token top export import config completion version doctor'

@@ -103,7 +103,24 @@ const ownUrls = {
   },
 };
 
-await build({
+/**
+ * The NATS backend stays outside the daemon bundle, loaded from its tsc
+ * output by backend/index.ts's import() only for a NATS store: bundled, its
+ * client libraries would be imported at the top of the bundle, at every
+ * daemon start (test/unit/backend-nats-lazy.test.ts checks).
+ */
+const natsOutside = {
+  name: 'discue-nats-outside',
+  setup(b) {
+    b.onResolve({ filter: /load-nats\.js$/ }, ({ path, resolveDir }) => {
+      const source = join(resolveDir, path).replace(/\.js$/, '');
+      const target = join(ROOT, 'dist', relative(SRC, source)) + '.js';
+      return { path: './' + relative(dirname(DAEMON_OUT), target).split(sep).join('/'), external: true };
+    });
+  },
+};
+
+const daemon = await build({
   entryPoints: [DAEMON_ENTRY + '.ts'],
   outfile: DAEMON_OUT,
   bundle: true,
@@ -111,10 +128,14 @@ await build({
   format: 'esm',
   target: 'node20',
   packages: 'external',
-  plugins: [ownUrls],
+  plugins: [ownUrls, natsOutside],
+  metafile: true,
   logLevel: 'warning',
   legalComments: 'none',
 });
+
+const daemonEager = daemon.metafile.outputs[relative(ROOT, DAEMON_OUT).split(sep).join('/')].imports.filter((i) => i.external && i.kind !== 'dynamic-import' && i.path.startsWith('@nats-io/'));
+if (daemonEager.length > 0) throw new Error(`the daemon bundle would load the NATS client at every start: ${daemonEager.map((i) => i.path).join(', ')}`);
 
 // A cache of the previous bundle would be rejected anyway; the next run writes a new one.
 rmSync(OUT + '.cache', { force: true });

@@ -2,10 +2,11 @@
  * The one place that picks and makes the backend. Everything above
  * src/backend/ speaks the contract (types.ts) and gets its Store from here.
  * The `store` setting (protocol/store.ts) names it: a directory is LevelDB;
- * a nats:// or tls:// URL is NATS JetStream, which this build does not have
- * yet. A new backend plugs in at `backendFor`.
+ * a nats:// or tls:// URL is NATS JetStream, whose client is loaded only
+ * then (load-nats.ts). A new backend plugs in at `backendFor`.
  */
 import { DiscueError } from '../protocol/errors.js';
+import { storeText } from '../protocol/store.js';
 import type { StoreLocation } from '../protocol/store.js';
 import { LevelStore } from './level/level.js';
 import type { RepairReport } from './level/repair.js';
@@ -22,15 +23,27 @@ export interface BackendSettings {
 }
 
 interface Backend {
-  create(settings: BackendSettings): Store;
+  create(settings: BackendSettings): Promise<Store>;
   /** Salvages damaged data, offline (the caller holds the home lock). */
   repair(store: StoreLocation): Promise<RepairReport>;
 }
 
 const LEVEL: Backend = {
-  create: (settings) => new LevelStore(settings.store.location, { dedupe: settings.dedupe, log: settings.log }),
+  create: async (settings) => new LevelStore(settings.store.location, { dedupe: settings.dedupe, log: settings.log }),
   // Loaded only for `daemon repair`.
   repair: async (store) => (await import('./level/repair.js')).repairStore(store.location),
+};
+
+const NATS: Backend = {
+  create: async ({ store, dedupe, log }) =>
+    (await import('./load-nats.js')).createNatsBackend({ servers: store.location, replicas: store.replicas, creds: store.creds, ca: store.ca, dedupe, log }),
+  // The servers keep their own replicas: there is no local copy to salvage.
+  repair: async (store) => {
+    throw new DiscueError(
+      'STORE_UNSUPPORTED',
+      `the store ${storeText(store)} is a NATS JetStream cluster: \`daemon repair\` salvages a LevelDB directory only; the servers keep their own replicas`,
+    );
+  },
 };
 
 /** The backend of a store: the one choice point. STORE_UNSUPPORTED for a kind this build cannot run. */
@@ -39,11 +52,7 @@ function backendFor(store: StoreLocation): Backend {
     case 'leveldb':
       return LEVEL;
     case 'nats':
-      throw new DiscueError(
-        'STORE_UNSUPPORTED',
-        `the store ${store.location} is a NATS JetStream cluster, and this version of discue has no NATS backend yet; ` +
-          'use a LevelDB directory (--store DIR, DISCUE_STORE, or `discue config unset store` for the default)',
-      );
+      return NATS;
   }
 }
 
@@ -52,8 +61,8 @@ export function assertStoreSupported(store: StoreLocation): void {
   backendFor(store);
 }
 
-/** A backend, not opened yet. */
-export function createBackend(settings: BackendSettings): Store {
+/** A backend, not opened yet (a NATS one loads its client first). */
+export function createBackend(settings: BackendSettings): Promise<Store> {
   return backendFor(settings.store).create(settings);
 }
 

@@ -7,9 +7,9 @@
  * it speaks is a plain type, and test/backend/ checks any implementation
  * against it.
  */
-import type { Attempt, DeliveryState, Envelope, ListenerInfo, MessageInput, QueueInfo } from '../protocol/wire.js';
+import type { Attempt, ClusterStatus, DeliveryState, Envelope, ListenerInfo, MessageInput, QueueInfo } from '../protocol/wire.js';
 
-export type { Attempt, DeliveryState, Envelope, MessageInput, QueueInfo };
+export type { Attempt, ClusterStatus, DeliveryState, Envelope, MessageInput, QueueInfo };
 
 /**
  * How far a listener has got in a queue, or where a page starts. Opaque to
@@ -66,7 +66,10 @@ export interface StoreStats {
   messages: number;
   /** What is wrong with the storage now (disk full, damaged records found), for `daemon status`. */
   warnings: string[];
+  /** A clustered backend's servers (credentials masked), the one connected now, and the replicas. */
+  cluster?: ClusterStatus;
 }
+
 
 /** A page of messages, and the ids of damaged records skipped in it (never served). */
 export interface MessagePage {
@@ -180,6 +183,12 @@ export interface Store {
    * either in the count's snapshot or reaches the consumers after it.
    */
   countMessages(queue: QueueId, options: { afterId?: Position }): Promise<{ count: number; lastId: Position | undefined }>;
+  /**
+   * Stores messages exported from another store (`discue import`), keeping
+   * their ids and publish times, after every message the queue holds, in
+   * order; durable when it resolves. Listeners get them as any append.
+   */
+  importMessages(queue: QueueId, messages: Envelope[]): Promise<void>;
   /** Throws DATA_CORRUPT for a record that fails its checksum. */
   getMessage(queue: QueueId, id: string): Promise<Envelope>;
   deleteMessage(queue: QueueId, id: string): Promise<void>;
@@ -248,6 +257,13 @@ export interface DeliveryFilter {
  * plus a bounded history of delivered ones. Positions are the consumers'.
  */
 export interface Deliveries {
+  /**
+   * Listener changes made by another daemon sharing the store (a cluster),
+   * so a listener added on one host delivers on every other. This daemon's
+   * own saves and removals are not reported back; a one-daemon store
+   * (LevelDB) never reports any.
+   */
+  onListenerEvent(listener: (event: ListenerEvent) => void): void;
   listeners(): ListenerRecord[];
   listener(id: string): ListenerRecord | undefined;
   byName(name: string): ListenerRecord | undefined;
@@ -282,10 +298,21 @@ export interface Deliveries {
   deadDeliveries(lid: string): Promise<DeliveryRecord[]>;
 }
 
+/**
+ * A listener saved or removed elsewhere. `saved` carries the registry's own
+ * record (an existing one is updated in place, so workers holding it see the
+ * new state) and the queues it took before (absent: it is new here).
+ */
+export type ListenerEvent = { type: 'saved'; record: ListenerRecord; previousQueues?: QueueId[] } | { type: 'removed'; id: string };
+
 // ---- consumers -------------------------------------------------------------
 
-/** Where a listener with no position yet starts: every stored message, the queue's end, or a time. */
-export type StartAt = 'all' | 'end' | { sinceMs: number };
+/**
+ * Where a listener with no position yet starts: every stored message, the
+ * queue's end, a time, or (an import) after a given message id in each
+ * queue, the end of a queue the map does not name.
+ */
+export type StartAt = 'all' | 'end' | { sinceMs: number } | { afterIds: Record<QueueId, string> };
 
 export interface ConsumerOptions {
   /**

@@ -14,7 +14,7 @@ import { formatDuration, parseDuration } from '../client/duration.js';
 import { DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_MS, MOST_ATTEMPTS } from '../protocol/defaults.js';
 import { resolvePaths } from '../protocol/paths.js';
 import { parseListen } from '../http/listen.js';
-import { parseStore } from '../protocol/store.js';
+import { parseReplicas, parseStore } from '../protocol/store.js';
 
 export interface ConfigKey {
   key: string;
@@ -65,11 +65,38 @@ export const CONFIG_KEYS: ConfigKey[] = [
   {
     key: 'store',
     env: 'DISCUE_STORE',
-    description: 'where the daemon keeps its data: a LevelDB directory (a nats:// URL is refused until the NATS backend)',
+    description: 'where the daemon keeps its data: a LevelDB directory, or NATS JetStream servers (nats://host:4222,nats://host2:4222)',
     default: '$DISCUE_HOME/data',
     defaultValue: (env) => resolvePaths({ env }).dataDir,
     // Stored as parsed: a directory absolute, as the socket is.
     parse: (value) => parseStore(value).location,
+  },
+  {
+    key: 'store.replicas',
+    env: 'DISCUE_STORE_REPLICAS',
+    description: 'NATS store: replicas of every stream and bucket, 1 to 5 (set when a queue is created)',
+    default: '1',
+    parse: (value) => parseReplicas(value),
+  },
+  {
+    key: 'store.creds',
+    env: 'DISCUE_STORE_CREDS',
+    description: 'NATS store: a .creds file (JWT and nkey seed) to connect with',
+    default: '',
+    parse: (value) => {
+      if (value.trim() === '') throw new DiscueError('INVALID_ARGUMENT', 'store.creds must be a file');
+      return resolve(value);
+    },
+  },
+  {
+    key: 'store.ca',
+    env: 'DISCUE_STORE_CA',
+    description: 'NATS store over tls://: a CA file the servers\' certificates chain to',
+    default: '',
+    parse: (value) => {
+      if (value.trim() === '') throw new DiscueError('INVALID_ARGUMENT', 'store.ca must be a file');
+      return resolve(value);
+    },
   },
   {
     key: 'listener.timeout',

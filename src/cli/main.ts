@@ -35,6 +35,8 @@ const ONE_COMMAND: Record<string, () => Promise<Register>> = {
   config: () => import('./commands/config.js').then((m) => m.registerConfig),
   version: () => import('./commands/version.js').then((m) => m.registerVersion),
   doctor: () => import('./commands/doctor.js').then((m) => m.registerDoctor),
+  export: () => import('./commands/transfer.js').then((m) => m.registerExport),
+  import: () => import('./commands/transfer.js').then((m) => m.registerImport),
 };
 
 /** Global options that take a value, so their value is not mistaken for the command. */

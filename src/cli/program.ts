@@ -15,6 +15,7 @@ import { registerPublish } from './commands/publish.js';
 import { registerQueue } from './commands/queue.js';
 import { registerToken } from './commands/token.js';
 import { registerTop } from './commands/top.js';
+import { registerExport, registerImport } from './commands/transfer.js';
 import { registerVersion } from './commands/version.js';
 import { createRoot, finishProgram } from './root.js';
 
@@ -29,6 +30,8 @@ export function buildProgram(): Command {
   registerDeliveries(program);
   registerToken(program);
   registerTop(program);
+  registerExport(program);
+  registerImport(program);
   registerConfig(program);
   registerCompletion(program);
   registerVersion(program);

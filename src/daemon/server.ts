@@ -17,7 +17,7 @@ import type { DaemonStatus } from '../protocol/wire.js';
 import { assertPrivateDir, assertSocketDirSafe, assertSocketOwned } from '../protocol/ownership.js';
 import { resolvePaths } from '../protocol/paths.js';
 import type { BrokerPaths } from '../protocol/paths.js';
-import { storeText } from '../protocol/store.js';
+import { redact, storeText } from '../protocol/store.js';
 import type { StoreLocation } from '../protocol/store.js';
 import { DEFAULT_DEDUPE, assertStoreSupported, createBackend } from '../backend/index.js';
 import type { DedupeOptions, Store } from '../backend/types.js';
@@ -29,6 +29,7 @@ import type { Logger } from '../observe/log.js';
 import { SchemaRegistry } from './schemas.js';
 import { DeliveryEngine } from '../delivery/engine.js';
 import { acquireHomeLock } from './lock.js';
+import { hostIdOf } from './host.js';
 import { TokenStore } from './tokens.js';
 import type { HttpApi, HttpOptions } from '../http/server.js';
 
@@ -66,6 +67,7 @@ export class Daemon {
   private retentionTimer: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
   private releaseLock: (() => Promise<void>) | undefined;
+  private hostId = '';
 
   constructor(private readonly options: DaemonOptions = {}) {
     const dataDir = options.store?.kind === 'leveldb' ? options.store.location : options.dataDir;
@@ -90,8 +92,10 @@ export class Daemon {
     await assertSocketDirSafe(paths.socket);
     assertSocketOwned(paths.socket);
     const releaseLock = await acquireHomeLock(paths.daemonLock);
-    const store = createBackend({ store: this.storeLocation, dedupe: { ...DEFAULT_DEDUPE, ...this.options.dedupe }, log });
+    let store: Store;
     try {
+      this.hostId = await hostIdOf(paths.home);
+      store = await createBackend({ store: this.storeLocation, dedupe: { ...DEFAULT_DEDUPE, ...this.options.dedupe }, log });
       await store.open();
     } catch (err) {
       await releaseLock();
@@ -99,7 +103,7 @@ export class Daemon {
     }
     this.releaseLock = releaseLock;
     this.store = store;
-    this.engine = new DeliveryEngine(store, log);
+    this.engine = new DeliveryEngine(store, log, this.hostId);
     // Everything that can fail happens before or right around listen(): a
     // daemon that failed to start must never be left serving a closed database.
     try {
@@ -210,7 +214,8 @@ export class Daemon {
       protocol: PROTOCOL_VERSION,
       home: this.paths.home,
       dataDir: this.paths.dataDir,
-      store: this.storeLocation,
+      // Credentials in the servers' URLs stay in the daemon.
+      store: { ...this.storeLocation, location: redact(this.storeLocation.location) },
       socket: this.paths.socket,
       startedAt: new Date(this.startedAt).toISOString(),
       uptimeMs: Date.now() - this.startedAt,
@@ -220,6 +225,10 @@ export class Daemon {
       connections: this.connections.size,
     };
     if (stats.warnings.length > 0) status.warnings = stats.warnings;
+    if (stats.cluster !== undefined) {
+      status.cluster = stats.cluster;
+      status.hostId = this.hostId;
+    }
     if (this.http) status.http = this.http.url;
     return status;
   }

@@ -7,7 +7,7 @@
  */
 import type { Attempt, DeliveryState, ListenerStats, RecentDelivery, WaitOutcome } from '../protocol/wire.js';
 import { StatsRegistry } from '../observe/stats.js';
-import type { DeliveryRecord, ListenerRecord, Position, QueueEvent, StartAt, Store } from '../backend/types.js';
+import type { DeliveryRecord, ListenerEvent, ListenerRecord, Position, QueueEvent, StartAt, Store } from '../backend/types.js';
 import type { Logger } from '../observe/log.js';
 import { CommandSender } from './command.js';
 import { Gate } from './gate.js';
@@ -41,6 +41,8 @@ export class DeliveryEngine {
   constructor(
     private readonly store: Store,
     private readonly log: Logger,
+    /** This host's id: a listener pinned to another host (ListenerRecord.host) is not run here. */
+    readonly hostId = '',
   ) {
     this.listeners = new ListenerRegistry(store, this);
     this.streams = new Streams(store, this);
@@ -56,6 +58,12 @@ export class DeliveryEngine {
     };
     store.onAppend((queue, messages) => this.stats.counter(`queue:${queue}:added`).add(messages.length));
     store.onQueueEvent((event) => void this.onQueueEvent(event));
+    store.deliveries.onListenerEvent((event) => void this.onListenerEvent(event));
+  }
+
+  /** Whether this daemon runs the listener: any daemon does, unless it is pinned to another host. */
+  runsHere(record: ListenerRecord): boolean {
+    return record.host === undefined || record.host === this.hostId;
   }
 
   /** Starts a worker for every registered listener, resuming where each stopped. */
@@ -146,7 +154,7 @@ export class DeliveryEngine {
    * stream's at `start`.
    */
   startWorkers(record: ListenerRecord, start?: StartAt, open: DeliveryRecord[] = []): void {
-    if (this.stopped) return;
+    if (this.stopped || !this.runsHere(record)) return;
     const queues = record.allQueues ? this.store.queueIds() : record.queues;
     for (const queue of queues) if (this.store.hasQueue(queue)) this.addWorker(record, queue, start, open);
   }
@@ -221,11 +229,42 @@ export class DeliveryEngine {
     else if (event.type === 'deleted') await this.onQueueDeleted(event.queue, event.removedListeners);
   }
 
+  /**
+   * A listener added, changed or removed by another daemon on the shared
+   * store: its workers start, follow its queues, see its state, or stop.
+   */
+  private async onListenerEvent(event: ListenerEvent): Promise<void> {
+    if (this.stopped) return;
+    if (event.type === 'removed') {
+      this.stats.forget(`listener:${event.id}:`);
+      await this.stopWorkers(event.id);
+      this.waiters.check();
+      return;
+    }
+    const { record, previousQueues } = event;
+    if (!this.runsHere(record)) {
+      // Pinned to another host now (a named listen connected there).
+      await this.stopWorkers(record.id);
+      return;
+    }
+    if (previousQueues !== undefined) {
+      for (const queue of previousQueues) {
+        if (record.queues.includes(queue)) continue;
+        const worker = this.workers.get(record.id)?.get(queue);
+        this.workers.get(record.id)?.delete(queue);
+        await worker?.stop();
+      }
+    }
+    this.startWorkers(record);
+    this.wake(record.id);
+    this.waiters.check();
+  }
+
   private onQueueCreated(queue: string): void {
     if (this.stopped) return;
     for (const record of this.listeners.all()) {
       // A new queue is empty: reading it from the start loses nothing.
-      if (record.allQueues) this.addWorker(record, queue, 'all', []);
+      if (record.allQueues && this.runsHere(record)) this.addWorker(record, queue, 'all', []);
     }
   }
 

@@ -22,11 +22,10 @@ export class ListenerRegistry {
     private readonly engine: DeliveryEngine,
   ) {}
 
-  async register(record: ListenerRecord, from: 'new' | 'all' | { sinceMs: number }): Promise<void> {
+  async register(record: ListenerRecord, start: StartAt): Promise<void> {
     if (record.name !== undefined && this.byName(record.name)) {
       throw new DiscueError('LISTENER_EXISTS', `a listener named "${record.name}" already exists`);
     }
-    const start: StartAt = from === 'new' ? 'end' : from;
     await this.store.deliveries.saveListener(record, start);
     this.engine.startWorkers(record);
   }

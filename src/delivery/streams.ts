@@ -84,6 +84,14 @@ export class Streams {
       await this.store.deliveries.saveListener(record, start);
       this.engine.startWorkers(record);
     }
+    if (record && this.store.supports.clustering && record.host !== this.engine.hostId) {
+      // A named listen on a shared store is delivered by the daemon it is
+      // connected to: the one it was on before stops pulling its messages
+      // (which it would hold for a receiver that is not there).
+      record.host = this.engine.hostId;
+      await this.store.deliveries.saveListener(record, start);
+      this.engine.startWorkers(record);
+    }
     if (!record) {
       record = {
         id: newListenerId(),
@@ -100,6 +108,7 @@ export class Streams {
       if (options.filters?.length) record.filters = options.filters;
       if (options.name) {
         record.name = options.name;
+        if (this.store.supports.clustering) record.host = this.engine.hostId;
         await this.store.deliveries.saveListener(record, start);
         this.engine.startWorkers(record);
       } else {

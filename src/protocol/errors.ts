@@ -73,6 +73,8 @@ export const ERROR_CODES = {
   SOCKET_PATH_TOO_LONG: EXIT.UNREACHABLE,
   // The socket or its directory could be another user's: refused, like unreachable.
   SOCKET_UNSAFE: EXIT.UNREACHABLE,
+  // The store's servers (a NATS cluster) cannot be reached, or have no quorum: nothing was written.
+  BACKEND_UNAVAILABLE: EXIT.UNREACHABLE,
   // Frames on the socket.
   BAD_FRAME: EXIT.FAILURE,
   FRAME_TOO_LARGE: EXIT.FAILURE,
@@ -157,6 +159,7 @@ export const HTTP_STATUS = {
   DATA_DIR_UNSAFE: 500,
   ALREADY_RUNNING: 409,
   SHUTTING_DOWN: 503,
+  BACKEND_UNAVAILABLE: 503,
   STORAGE_ERROR: 500,
   STORAGE_FULL: 507,
   STORAGE_DAMAGED: 500,

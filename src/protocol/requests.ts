@@ -36,6 +36,12 @@ export interface ListenerAddParams {
   command?: string;
   shell?: boolean;
   cwd?: string;
+  /** A command listener on a shared (NATS) store: run by any daemon, not only this host's. */
+  anyHost?: boolean;
+  /** `discue import`: start after this message id in each queue named (the end of the others), instead of `from`. */
+  afterIds?: Record<string, string>;
+  /** Added paused (`discue import` of a paused listener: no daemon delivers before it is resumed). */
+  paused?: boolean;
   timeoutMs?: number;
   maxAttempts?: number;
   retryDelayMs?: number;
@@ -137,6 +143,8 @@ export interface RequestMap {
     params: { queue: string; afterId?: string; sinceMs?: number; next?: string; limit?: number };
     result: MessagePageResult;
   };
+  /** Exported messages stored under their own ids and times, after the queue's last one (`discue import`). */
+  'messages.import': { params: { queue: string; messages: Envelope[] }; result: { imported: number } };
   'messages.get': { params: { queue: string; id: string }; result: Envelope };
   'messages.delete': { params: { queue: string; id: string }; result: { id: string } };
   /** HTTP API tokens; the token itself is in this result only. */

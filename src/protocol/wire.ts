@@ -106,6 +106,18 @@ export interface DaemonStatus {
   warnings?: string[];
   /** The HTTP API's base URL, when it is on. */
   http?: string;
+  /** This host's id (in $DISCUE_HOME/host-id): a command listener runs only on the host that added it. */
+  hostId?: string;
+  /** A clustered store (NATS): its servers, the one connected now, the replicas. */
+  cluster?: ClusterStatus;
+}
+
+export interface ClusterStatus {
+  /** Server URLs, credentials masked. */
+  servers: string[];
+  /** The server the daemon talks to now; absent while it reconnects. */
+  connected?: string;
+  replicas: number;
 }
 
 export interface PublishResult {
@@ -153,6 +165,8 @@ export interface ListenerInfo {
   state: ListenerState;
   disabledReason?: string;
   createdAt: string;
+  /** A command listener on a shared (NATS) store: the id of the only host that runs it; absent: any daemon delivers. */
+  host?: string;
   /** Globs on the message name (`*` one segment, `>` the rest); any match delivers. None: everything. */
   filters?: string[];
   /** At most this many sends, "N/s" or "N/m" (a token bucket, per listener). */

@@ -74,6 +74,9 @@ describe('discue config', () => {
         { key: 'color', value: 'never', source: 'config', env: 'DISCUE_COLOR' },
         { key: 'socket', value: sb.socket, source: 'default', env: 'DISCUE_SOCKET' },
         { key: 'store', value: join(sb.home, 'data'), source: 'default', env: 'DISCUE_STORE' },
+        { key: 'store.replicas', value: '1', source: 'default', env: 'DISCUE_STORE_REPLICAS' },
+        { key: 'store.creds', value: '', source: 'default', env: 'DISCUE_STORE_CREDS' },
+        { key: 'store.ca', value: '', source: 'default', env: 'DISCUE_STORE_CA' },
         { key: 'listener.timeout', value: '5s', source: 'config', env: 'DISCUE_LISTENER_TIMEOUT' },
         { key: 'listener.maxAttempts', value: '3', source: 'config', env: 'DISCUE_LISTENER_MAX_ATTEMPTS' },
         { key: 'http.listen', value: 'off', source: 'default', env: 'DISCUE_HTTP_LISTEN' },
@@ -109,7 +112,7 @@ describe('discue config', () => {
       expectError(await run(['config', 'get', 'nope']), 2, 'INVALID_ARGUMENT');
       expectError(await run(['config', 'unset', 'nope']), 2, 'INVALID_ARGUMENT');
       const unknown = await run(['config', 'set', 'listener.retries', '3']);
-      expect(unknown.stderr).toContain('keys: output, color, socket, store, listener.timeout, listener.maxAttempts, http.listen, http.tlsCert, http.tlsKey');
+      expect(unknown.stderr).toContain('keys: output, color, socket, store, store.replicas, store.creds, store.ca, listener.timeout, listener.maxAttempts, http.listen, http.tlsCert, http.tlsKey');
       expectError(await run(['config', 'set', 'output', 'yaml']), 2, 'INVALID_ARGUMENT');
       expectError(await run(['config', 'set', 'color', 'purple']), 2, 'INVALID_ARGUMENT');
       expectError(await run(['config', 'set', 'socket', ' ']), 2, 'INVALID_ARGUMENT');

@@ -2,12 +2,13 @@
  * The `store` setting picks where the daemon keeps its data (and so the
  * backend): --store, then DISCUE_STORE, then the config key `store`, then
  * $DISCUE_HOME/data. `daemon status` says which; a nats:// or tls:// URL is
- * refused with STORE_UNSUPPORTED before anything is touched.
+ * a NATS JetStream cluster (test/e2e/nats-hosts.test.ts runs one).
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { expectError, expectJsonError, ok } from '../helpers/discue.js';
+import { freePort } from '../helpers/nats.js';
 import { Sandbox } from '../helpers/sandbox.js';
 
 interface Status {
@@ -63,20 +64,27 @@ describe('the store setting', () => {
     expect((await status()).store.location).toBe(dir('rel'));
   });
 
-  it('a nats:// or tls:// store is STORE_UNSUPPORTED (exit 1), from the flag, the environment or the config, and nothing is created', async () => {
-    expectError(await sb.run(['daemon', 'start', '--store', 'nats://127.0.0.1:4222']), 1, 'STORE_UNSUPPORTED');
-    const foreground = expectJsonError(await sb.run(['daemon', 'start', '--foreground', '--store', 'tls://nats.example:4222', '--json']), 1, 'STORE_UNSUPPORTED');
-    expect(foreground.message).toContain('tls://nats.example:4222');
-    expectError(await sb.run(['daemon', 'start'], { env: { DISCUE_STORE: 'nats://127.0.0.1:4222' } }), 1, 'STORE_UNSUPPORTED');
-    // Stored by `config set` (a later version runs it); refused at start.
-    await ok(sb, ['config', 'set', 'store', 'nats://127.0.0.1:4222']);
-    expectError(await sb.run(['daemon', 'start', '--foreground']), 1, 'STORE_UNSUPPORTED');
-    expect(existsSync(sb.home)).toBe(false);
+  it('a nats:// store whose servers do not answer fails with BACKEND_UNAVAILABLE (exit 3), from the flag, the environment or the config, the password masked', async () => {
+    const port = await freePort();
+    const url = `nats://me:s3cret@127.0.0.1:${port}`;
+    const foreground = await sb.run(['daemon', 'start', '--foreground', '--store', url]);
+    expectError(foreground, 3, 'BACKEND_UNAVAILABLE');
+    expect(foreground.stderr).toContain(`nats://me:***@127.0.0.1:${port}`);
+    expect(foreground.stderr).not.toContain('s3cret');
+    expectError(await sb.run(['daemon', 'start', '--foreground'], { env: { DISCUE_STORE: url } }), 3, 'BACKEND_UNAVAILABLE');
+    await ok(sb, ['config', 'set', 'store', url]);
+    await ok(sb, ['config', 'set', 'store.replicas', '3']);
+    // Beside the store's URL, not in place of it.
+    expect(JSON.parse(await ok(sb, ['config', 'get', 'store', '--json']))).toMatchObject({ value: url, source: 'config' });
     // A command that would auto-start one fails, naming the cause from the daemon's log.
     const auto = await sb.run(['queue', 'list']);
     expectError(auto, 3, 'DAEMON_START_FAILED');
-    expect(auto.stderr).toContain('STORE_UNSUPPORTED');
+    expect(auto.stderr).toContain('BACKEND_UNAVAILABLE');
     expect(existsSync(join(sb.home, 'data'))).toBe(false);
+    expectError(await sb.run(['daemon', 'start', '--store', dir('d'), '--replicas', '3']), 2, 'USAGE');
+    expectError(await sb.run(['daemon', 'start', '--store', url, '--replicas', '9']), 2, 'INVALID_ARGUMENT');
+    expectError(await sb.run(['config', 'set', 'store.replicas', '0']), 2, 'INVALID_ARGUMENT');
+    expectError(await sb.run(['config', 'set', 'store', 'nats://a:4222,ftp://b']), 2, 'INVALID_ARGUMENT');
   });
 
   it('a store that is neither a directory nor a NATS URL is INVALID_ARGUMENT (exit 2), naming where it came from', async () => {

@@ -110,6 +110,9 @@ function table(messageId: string): Record<RequestType, Variant[]> {
           'filters',
           'filters.0',
           'rate',
+          'anyHost',
+          'afterIds',
+          'paused',
         ],
       },
       {
@@ -133,6 +136,12 @@ function table(messageId: string): Record<RequestType, Variant[]> {
     'listen.ack': [{ base: { stream: 1, tag: 1 }, keys: ['stream', 'tag'] }],
     'messages.list': [{ base: { queue: 'q' }, keys: ['queue', 'afterId', 'sinceMs', 'limit'] }],
     'messages.page': [{ base: { queue: 'q' }, keys: ['queue', 'afterId', 'sinceMs', 'next', 'limit'] }],
+    'messages.import': [
+      {
+        base: { queue: 'q', messages: [{ id: messageId, data: 'x', name: 'n', publishedAt: '2026-01-01T00:00:00.000Z' }] },
+        keys: ['queue', 'messages', 'messages.0', 'messages.0.id', 'messages.0.data', 'messages.0.name', 'messages.0.publishedAt'],
+      },
+    ],
     'messages.get': [{ base: { queue: 'q', id: messageId }, keys: ['queue', 'id'] }],
     'messages.delete': [{ base: { queue: 'q', id: messageId }, keys: ['queue', 'id'] }],
     'token.create': [{ base: { name: 'tok', scopes: ['read'] }, keys: ['name', 'scopes', 'scopes.0'] }],

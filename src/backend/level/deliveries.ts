@@ -76,6 +76,9 @@ export class DeliveryStore implements Deliveries {
     return this.listenerMap.get(id);
   }
 
+  /** One daemon owns a LevelDB store: no other writer to report. */
+  onListenerEvent(): void {}
+
   byName(name: string): ListenerRecord | undefined {
     for (const record of this.listenerMap.values()) if (record.name === name) return record;
     return undefined;

@@ -273,6 +273,7 @@ export class LevelStore implements Store {
   private positionAt(record: QueueRecord, start: StartAt): Position | undefined {
     if (start === 'all') return undefined;
     if (start === 'end') return record.lastId;
+    if ('afterIds' in start) return start.afterIds[record.qid] ?? record.lastId;
     const before = lastIdBefore(start.sinceMs);
     return record.lastId === undefined || record.lastId > before ? before : record.lastId;
   }
@@ -517,6 +518,29 @@ export class LevelStore implements Store {
    * envelopes just made (appendOnce writes the idempotency keys with it).
    */
   async append(queue: QueueId, inputs: MessageInput[], alsoWrite?: (envelopes: Envelope[]) => Op[]): Promise<Envelope[]> {
+    return this.write(queue, inputs, undefined, alsoWrite);
+  }
+
+  /**
+   * Exported messages, with their ids and times: their keys must sort after
+   * the queue's last one (cursors and pages go by key), so an import goes
+   * into a new queue, in the order exported; later ids sort after them.
+   */
+  async importMessages(queue: QueueId, messages: Envelope[]): Promise<void> {
+    const record = this.recordById(queue);
+    let last = record.lastId ?? '';
+    for (const m of messages) {
+      if (!isMessageId(m.id) || m.id <= last) {
+        throw new DiscueError('INVALID_ARGUMENT', `message ${m.id} does not come after ${last || 'the start'} in queue "${record.name}": import into a new queue, in the order exported`);
+      }
+      last = m.id;
+    }
+    if (messages.length === 0) return;
+    this.ids.observe(last);
+    await this.write(queue, messages, messages);
+  }
+
+  private async write(queue: QueueId, inputs: MessageInput[], given: Envelope[] | undefined, alsoWrite?: (envelopes: Envelope[]) => Op[]): Promise<Envelope[]> {
     const record = this.recordById(queue);
     const name = record.name;
     const prefix = msgPrefix(record);
@@ -526,8 +550,9 @@ export class LevelStore implements Store {
     let bytes = 0;
     for (let i = 0; i < inputs.length; i++) {
       const input = inputs[i]!;
-      const id = this.ids.next();
-      if (i === 0) publishedAt = new Date(this.ids.lastTime).toISOString();
+      const id = given === undefined ? this.ids.next() : given[i]!.id;
+      if (given !== undefined) publishedAt = given[i]!.publishedAt;
+      else if (i === 0) publishedAt = new Date(this.ids.lastTime).toISOString();
       // Stored without the queue's name, which lives in the catalogue (a rename rewrites no message).
       const stored =
         input.name === undefined

@@ -49,7 +49,7 @@ export function registerConfig(program: Command): void {
       action(async (ctx, [key, value]) => {
         const spec = configKey(String(key));
         const parsed = spec.parse(String(value));
-        await write((store) => store.set(spec.key, parsed));
+        await write((store) => store.set(spec.key, parsed), flat(spec.key));
         if (ctx.json) ctx.printJson({ key: spec.key, value: parsed });
         else ctx.done(`${spec.key} = ${String(parsed)}`);
         return EXIT.OK;
@@ -70,7 +70,7 @@ export function registerConfig(program: Command): void {
           const parent = spec.key.includes('.') ? spec.key.slice(0, spec.key.lastIndexOf('.')) : undefined;
           const rest = parent === undefined ? undefined : store.get(parent);
           if (parent !== undefined && typeof rest === 'object' && rest !== null && Object.keys(rest).length === 0) store.delete(parent);
-        });
+        }, flat(spec.key));
         if (ctx.json) ctx.printJson({ key: spec.key, unset: true });
         else ctx.done(`${spec.key} unset`);
         return EXIT.OK;
@@ -106,14 +106,23 @@ export function registerConfig(program: Command): void {
 
 type Store = import('conf').default<Record<string, unknown>>;
 
-/** Changes the config file through conf (atomic write; dotted keys are nested objects in the file). */
-async function write(change: (store: Store) => void): Promise<void> {
+/**
+ * `store` is a value and `store.replicas` etc. sit beside it: written as
+ * flat keys ("store.replicas": 3), since nesting them would replace the
+ * store's URL by an object. readConfig reads both shapes.
+ */
+function flat(key: string): boolean {
+  return key.startsWith('store.');
+}
+
+/** Changes the config file through conf (atomic write; dotted keys are nested objects in the file, except flat ones). */
+async function write(change: (store: Store) => void, flatKeys = false): Promise<void> {
   // conf would throw a bare SyntaxError on a broken file (or write keys into
   // an array); readConfig says which file is wrong and how to fix it.
   readConfig();
   const { default: Conf } = await import('conf');
   try {
-    change(new Conf<Record<string, unknown>>({ cwd: configDir(), configName: 'config', projectName: 'discue' }));
+    change(new Conf<Record<string, unknown>>({ cwd: configDir(), configName: 'config', projectName: 'discue', accessPropertiesByDotNotation: !flatKeys }));
   } catch (err) {
     throw new DiscueError('HOME_NOT_WRITABLE', `cannot write the config file ${configPath()}: ${(err as Error).message}`, { cause: err });
   }

@@ -17,7 +17,7 @@ import { parseDuration } from '../../client/duration.js';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
 import type { DaemonStatus } from '../../protocol/wire.js';
 import { assertSocketPath } from '../../protocol/paths.js';
-import { parseStore, storeText } from '../../protocol/store.js';
+import { parseReplicas, parseStore, storeText } from '../../protocol/store.js';
 import type { StoreLocation } from '../../protocol/store.js';
 import { action, examples } from '../action.js';
 import type { Opts } from '../action.js';
@@ -54,11 +54,13 @@ export function registerDaemon(program: Command): void {
         'discue daemon start --foreground           # under systemd, in a container, in CI',
         'discue daemon start --json                 # {"started":false,"pid":...} if it already ran',
         'discue daemon start --store /var/lib/discue   # LevelDB there (also DISCUE_STORE, config store)',
+        'discue daemon start --store nats://10.0.0.5:4222,nats://10.0.0.6:4222 --replicas 3',
         'discue daemon start --http 127.0.0.1:7070  # with the HTTP API (see `discue token create`)',
       ),
     )
     .option('--foreground', 'run in this process and log to stderr, until SIGTERM')
-    .addOption(storeOption('where the daemon keeps its data: a LevelDB directory (default: config store, then $DISCUE_HOME/data)'))
+    .addOption(storeOption('where the daemon keeps its data: a LevelDB directory or nats:// servers (default: config store, then $DISCUE_HOME/data)'))
+    .option('--replicas <n>', 'NATS store: replicas of the streams it makes, 1 to 5 (default: config store.replicas, else 1)')
     .addOption(dataDirOption())
     .option('--http <host:port>', 'serve the HTTP API there (config http.listen); loopback only unless TLS or --http-insecure')
     .option('--http-insecure', 'allow --http on a non-loopback address without TLS (tokens then cross the network in clear)')
@@ -70,7 +72,8 @@ export function registerDaemon(program: Command): void {
         if (opts.foreground) return runForeground(ctx, store, http);
         // Checked here as well as in the daemon: one started in the background could only say it in its log.
         (await import('../../daemon/server.js')).assertStoreSupported(store);
-        const { started } = await startDaemon(ctx.paths, { ...(source === 'flag' ? { store: store.location } : {}), args: httpFlags(opts) });
+        const forward = [...httpFlags(opts), ...(opts.replicas !== undefined ? ['--replicas', String(store.replicas)] : [])];
+        const { started } = await startDaemon(ctx.paths, { ...(source === 'flag' ? { store: store.location } : {}), args: forward });
         const status = await fetchStatus(ctx);
         // The daemon that already ran keeps its own store: saying "already
         // running" would let a script believe its data goes where it asked.
@@ -157,6 +160,14 @@ export function registerDaemon(program: Command): void {
             ['uptime', uptime(status.uptimeMs)],
             ['home', status.home],
             ['store', storeText(status.store)],
+            ...(status.cluster === undefined
+              ? []
+              : ([
+                  ['servers', status.cluster.servers.join(', ')],
+                  ['connected', status.cluster.connected ?? ctx.colors.yellow('no (reconnecting)')],
+                  ['replicas', String(status.cluster.replicas)],
+                  ['host', status.hostId ?? '-'],
+                ] as [string, string][])),
             ['socket', status.socket],
             ...(status.http === undefined ? [] : [['http', status.http] as [string, string]]),
             ['queues', String(status.queues)],
@@ -247,20 +258,38 @@ function dataDirOption(): Option {
   return declareValue(new Option('--data-dir <dir>', 'the same as --store').hideHelp(), { kind: DIRS });
 }
 
-/** The store after flag > DISCUE_STORE > config `store` > $DISCUE_HOME/data, and where it came from. */
+/**
+ * The store after flag > DISCUE_STORE > config `store` > $DISCUE_HOME/data,
+ * and where it came from; a NATS store with its replicas (--replicas >
+ * store.replicas), credentials file and CA.
+ */
 function storeSetting(ctx: Context, opts: Opts): { store: StoreLocation; source: 'flag' | Setting['source'] } {
   const flag = opts.store as string | undefined;
   const dataDir = opts.dataDir as string | undefined;
   if (flag !== undefined && dataDir !== undefined) throw new DiscueError('USAGE', 'give --store or --data-dir (its older name), not both');
+  let found: { store: StoreLocation; source: 'flag' | Setting['source'] };
   if (flag !== undefined || dataDir !== undefined) {
-    return { store: parseStore(flag ?? dataDir!, flag !== undefined ? '--store' : '--data-dir'), source: 'flag' };
+    found = { store: parseStore(flag ?? dataDir!, flag !== undefined ? '--store' : '--data-dir'), source: 'flag' };
+  } else {
+    const setting = resolveSetting('store', ctx.config);
+    found = { store: parseStore(setting.value), source: setting.source };
   }
-  const setting = resolveSetting('store', ctx.config);
-  return { store: parseStore(setting.value), source: setting.source };
+  const replicas = opts.replicas as string | undefined;
+  if (found.store.kind !== 'nats') {
+    if (replicas !== undefined) throw new DiscueError('USAGE', '--replicas goes with a NATS store (--store nats://…)');
+    return found;
+  }
+  found.store.replicas = replicas !== undefined ? parseReplicas(replicas, '--replicas') : Number(resolveSetting('store.replicas', ctx.config).value);
+  for (const key of ['creds', 'ca'] as const) {
+    const value = resolveSetting(`store.${key}`, ctx.config).value;
+    if (value !== '') found.store[key] = value;
+  }
+  return found;
 }
 
+/** The same store as a running daemon's (its status masks credentials, so compare masked). */
 function sameStore(a: StoreLocation, b: StoreLocation): boolean {
-  return a.kind === b.kind && a.location === b.location;
+  return a.kind === b.kind && storeText(a) === storeText(b);
 }
 
 async function fetchStatus(ctx: Context): Promise<DaemonStatus> {

@@ -63,6 +63,7 @@ export function registerListener(program: Command): void {
     .option('--secret <whsec>', 'signing secret to use instead of a generated one')
     .option('--cloudevents', 'with --url: add the CloudEvents 1.0 binary headers (ce-*) to each request, besides the signature')
     .option('--shell', 'run --exec through /bin/sh (pipes, redirections); message content still never reaches the command line')
+    .option('--any-host', 'with --exec on a NATS store: any daemon may run the command (default: only this host\'s)')
     .option('--timeout <duration>', `per attempt: HTTP request or command run time (default: config listener.timeout, else ${configKey('listener.timeout').default})`)
     .option('--max-attempts <n>', `attempts before a delivery is dead, 1 to ${MOST_ATTEMPTS} (default: config listener.maxAttempts, else ${configKey('listener.maxAttempts').default})`)
     .option('--retry-delay <duration>', `wait before the 2nd attempt; doubles each time (with jitter), up to ${formatDuration(MAX_BACKOFF_MS)}`, formatDuration(DEFAULT_RETRY_DELAY_MS))
@@ -115,11 +116,12 @@ export function registerListener(program: Command): void {
           if (opts.header) params.headers = parseHeaders(opts.header as string[]);
           if (opts.secret !== undefined) params.secret = String(opts.secret);
           if (opts.cloudevents) params.cloudevents = true;
-          if (opts.shell) throw new DiscueError('USAGE', '--shell goes with --exec');
+          if (opts.shell || opts.anyHost) throw new DiscueError('USAGE', `${opts.shell ? '--shell' : '--any-host'} goes with --exec`);
         } else {
           params.command = exec!;
           params.cwd = process.cwd();
           if (opts.shell) params.shell = true;
+          if (opts.anyHost) params.anyHost = true;
           if (opts.header || opts.secret || opts.cloudevents || opts.livenessUrl !== undefined) throw new DiscueError('USAGE', '--header, --secret, --cloudevents and --liveness-url go with --url');
         }
         if (opts.ifMissing && params.name === undefined) {

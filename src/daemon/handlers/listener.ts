@@ -3,7 +3,6 @@ import { access, constants, stat } from 'node:fs/promises';
 import { delimiter, resolve as resolvePath } from 'node:path';
 import { parseRate, validateFilters } from '../../protocol/choose.js';
 import { DiscueError } from '../../protocol/errors.js';
-import { isMessageId } from '../../protocol/ids.js';
 import { START_FROM, isStartFrom } from '../../protocol/requests.js';
 import {
   DEFAULT_CONCURRENCY,
@@ -18,7 +17,8 @@ import { splitCommand } from '../../delivery/argv.js';
 import { newListenerId } from '../../delivery/listeners.js';
 import { maskUrl } from '../../delivery/redact.js';
 import { generateSecret, validateSecret } from '../../delivery/signature.js';
-import type { ListenerRecord } from '../../backend/types.js';
+import type { ListenerRecord, StartAt } from '../../backend/types.js';
+import { isMessageId } from '../../protocol/ids.js';
 import { asParams, optionalBoolean, optionalInt, optionalObject, optionalString, requireString } from '../params.js';
 import type { HandlerMap } from './types.js';
 import { listenerInfo, queueIdOf, queueIdsOf } from './names.js';
@@ -45,7 +45,7 @@ export const listenerHandlers = {
       maxAttempts: optionalInt(params, 'maxAttempts', 1, MOST_ATTEMPTS) ?? DEFAULT_MAX_ATTEMPTS,
       retryDelayMs: optionalInt(params, 'retryDelayMs', 1, LONGEST_DURATION_MS) ?? DEFAULT_RETRY_DELAY_MS,
       concurrency: optionalInt(params, 'concurrency', 1, MAX_CONCURRENCY) ?? DEFAULT_CONCURRENCY,
-      state: 'active',
+      state: optionalBoolean(params, 'paused') === true ? 'paused' : 'active',
       createdAt: new Date().toISOString(),
     };
     if (name !== undefined) record.name = name;
@@ -68,8 +68,22 @@ export const listenerHandlers = {
       if (cwd !== undefined) record.cwd = cwd;
       // A shell resolves its own words (builtins, functions): only a program run directly is checked.
       if (!shell) await checkProgram(record.command[0]!, cwd ?? process.cwd());
+      // On a store several daemons share, a command runs on the host that
+      // added it (its program, files and cwd are there), unless --any-host.
+      if (ctx.store.supports.clustering && optionalBoolean(params, 'anyHost') !== true) record.host = ctx.engine.hostId;
     }
-    await ctx.engine.listeners.register(record, typeof from === 'number' ? { sinceMs: from } : (from as 'new' | 'all'));
+    const afterIds = optionalObject(params, 'afterIds');
+    let start: StartAt = typeof from === 'number' ? { sinceMs: from } : from === 'new' ? 'end' : 'all';
+    if (afterIds !== undefined) {
+      const byQueue: Record<string, string> = {};
+      for (const [queue, id] of Object.entries(afterIds)) {
+        if (typeof id !== 'string' || !isMessageId(id)) throw new DiscueError('INVALID_ARGUMENT', `afterIds.${queue} must be a message id`);
+        const qid = queueIdOf(ctx, queue);
+        if (queues.includes(qid)) byQueue[qid] = id;
+      }
+      start = { afterIds: byQueue };
+    }
+    await ctx.engine.listeners.register(record, start);
     // The generated secret is shown once, here; URL credentials only to `listener show --secret`.
     const info = listenerInfo(ctx, record, true);
     if (info.url !== undefined) info.url = maskUrl(info.url);

@@ -1,6 +1,8 @@
 /** Stored messages: listing them a page at a time, reading and deleting one. */
 import { DiscueError } from '../../protocol/errors.js';
-import { assertMessageId } from '../../protocol/ids.js';
+import { assertMessageId, isMessageId } from '../../protocol/ids.js';
+import { validateMessage } from '../../protocol/validate.js';
+import { MAX_BATCH } from './publish.js';
 import type { Envelope } from '../../protocol/wire.js';
 import type { ListOptions, MessagePage } from '../../backend/types.js';
 import { asParams, optionalInt, optionalString, requireString } from '../params.js';
@@ -17,6 +19,29 @@ export const messagesHandlers = {
 
   async 'messages.page'(raw, ctx) {
     return messagePage(raw, ctx);
+  },
+
+  async 'messages.import'(raw, ctx) {
+    const params = asParams(raw);
+    const queue = queueIdOf(ctx, params.queue);
+    const list = params.messages;
+    if (!Array.isArray(list) || list.length === 0) throw new DiscueError('INVALID_ARGUMENT', '"messages" must be a non-empty array');
+    if (list.length > MAX_BATCH) throw new DiscueError('INVALID_ARGUMENT', `at most ${MAX_BATCH} messages per import request`);
+    const name = ctx.store.queueName(queue)!;
+    // Checked as a publish is (the schema too: a queue's rules hold for what it stores), and each keeps its id and time.
+    const config = ctx.store.queueConfig(queue);
+    const envelopes = list.map((value: unknown, i): Envelope => {
+      const where = `message ${i + 1}`;
+      if (typeof value !== 'object' || value === null) throw new DiscueError('INVALID_MESSAGE', `${where}: an exported message is a JSON object`, { details: { index: i } });
+      const { id, publishedAt, queue: _queue, ...content } = value as Record<string, unknown>;
+      const input = validateMessage(content, where);
+      const ok = typeof id === 'string' && isMessageId(id) && typeof publishedAt === 'string' && !Number.isNaN(Date.parse(publishedAt));
+      if (!ok) throw new DiscueError('INVALID_MESSAGE', `${where}: an exported message has an "id" and a "publishedAt"`, { details: { index: i } });
+      return input.name === undefined ? { id, queue: name, data: input.data, publishedAt } : { id, queue: name, name: input.name, data: input.data, publishedAt };
+    });
+    if (config.schema) await ctx.schemas.check(queue, config.schema, envelopes.map((m) => m.data));
+    await ctx.store.importMessages(queue, envelopes);
+    return { imported: envelopes.length };
   },
 
   async 'messages.get'(raw, ctx) {
