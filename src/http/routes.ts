@@ -342,6 +342,32 @@ export const ROUTES: Route[] = [
     handle: async (c) => ok(await call(c.ctx, 'listener.remove', { ref: c.params.listener! })),
   },
   {
+    method: 'PATCH',
+    path: '/v1/listeners/{listener}',
+    summary: 'Change what a listener chooses: filters, rate, liveness URL (null clears one)',
+    scope: 'listeners',
+    body: { schema: S.listenerUpdate, required: true },
+    response: { status: 200, schema: S.listener },
+    errors: [404],
+    handle: async (c) => {
+      const params = await jsonBody(c);
+      return ok(await call(c.ctx, 'listener.update', { ...params, ref: c.params.listener! } as ParamsOf<'listener.update'>));
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/listeners/{listener}/replay',
+    summary: 'Move a listener back to a time or a message and deliver again from there (dryRun: only count)',
+    scope: 'listeners',
+    body: { schema: S.listenerReplay, required: true },
+    response: { status: 200, schema: S.replayed },
+    errors: [404],
+    handle: async (c) => {
+      const params = await jsonBody(c);
+      return ok(await call(c.ctx, 'listener.replay', { ...params, ref: c.params.listener! } as ParamsOf<'listener.replay'>));
+    },
+  },
+  {
     method: 'POST',
     path: '/v1/listeners/{listener}/pause',
     summary: 'Pause a listener (messages wait for it)',

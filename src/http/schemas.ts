@@ -90,6 +90,13 @@ export const queue: Schema = {
 
 export const deleted: Schema = { type: 'object', properties: { name: str, deleted: int }, required: ['name', 'deleted'] };
 
+/** What a listener chooses (see `listener add --filter/--rate/--liveness-url`). */
+const choosing = {
+  filters: { type: 'array', items: str, description: 'globs on the message name: * one segment, > the rest' },
+  rate: { ...str, description: 'N/s or N/m' },
+  livenessUrl: { ...str, format: 'uri' },
+};
+
 export const listenerAdd: Schema = {
   type: 'object',
   properties: {
@@ -107,9 +114,36 @@ export const listenerAdd: Schema = {
     maxAttempts: int,
     retryDelayMs: int,
     concurrency: int,
-    from: { enum: ['new', 'all'] },
+    from: { oneOf: [{ enum: ['new', 'all'] }, { ...int, description: 'a time, ms since epoch' }] },
+    ...choosing,
   },
   required: ['kind', 'queues'],
+};
+
+/** PATCH /v1/listeners/{listener}: `null` clears a setting, an absent field leaves it. */
+export const listenerUpdate: Schema = {
+  type: 'object',
+  properties: {
+    filters: { type: ['array', 'null'], items: str },
+    rate: { type: ['string', 'null'] },
+    livenessUrl: { type: ['string', 'null'], format: 'uri' },
+  },
+};
+
+/** POST /v1/listeners/{listener}/replay: from a time or from a message (included). */
+export const listenerReplay: Schema = {
+  type: 'object',
+  properties: {
+    sinceMs: { ...int, description: 'ms since epoch' },
+    messageId: str,
+    dryRun: { type: 'boolean', description: 'only count what would go out' },
+  },
+};
+
+export const replayed: Schema = {
+  type: 'object',
+  properties: { messages: int, queues: { type: 'array', items: str } },
+  required: ['messages', 'queues'],
 };
 
 export const listener: Schema = {
@@ -123,6 +157,7 @@ export const listener: Schema = {
     secret: { ...str, description: 'only in the answer to POST /v1/listeners' },
     state: { enum: ['active', 'paused', 'disabled'] },
     createdAt: { ...str, format: 'date-time' },
+    ...choosing,
   },
   required: ['id', 'kind', 'queues', 'state'],
 };

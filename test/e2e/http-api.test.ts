@@ -219,6 +219,42 @@ describe('HTTP API', () => {
     expectHttpError(await api.request('GET', '/v1/listeners/hook', { token: t }), 404, 'LISTENER_NOT_FOUND');
   });
 
+  it('listeners choose over HTTP: PATCH sets and clears filters, replay counts (dryRun) and delivers again', async () => {
+    const api = await startApi(sb);
+    const t = await api.token('hooks', 'listeners');
+    const admin = await api.token('admin', 'admin');
+    const hook = await startHookServer();
+    await api.request('POST', '/v1/queues', { token: admin, body: { name: 'orders' } });
+    const added = await api.request('POST', '/v1/listeners', { token: t, body: { kind: 'http', queues: ['orders'], url: hook.url, name: 'dash' } });
+    expect(added.status).toBe(201);
+    const patched = await api.request('PATCH', '/v1/listeners/dash', { token: t, body: { filters: ['order.*'] } });
+    expect(patched.status).toBe(200);
+    expect(patched.body.filters).toEqual(['order.*']);
+    expectHttpError(await api.request('PATCH', '/v1/listeners/dash', { token: t, body: { filters: ['ord*'] } }), 400, 'INVALID_FILTER');
+    expectHttpError(await api.request('PATCH', '/v1/listeners/nobody', { token: t, body: { filters: null } }), 404, 'LISTENER_NOT_FOUND');
+    const body = [
+      { name: 'order.shipped', data: 'a' },
+      { name: 'payment.failed', data: 'b' },
+      { name: 'order.paid', data: 'c' },
+    ];
+    await api.request('POST', '/v1/queues/orders/messages', { token: admin, body });
+    await waitFor(() => hook.delivered.length === 2, 20_000, 'the two order events');
+    expect(hook.delivered.map((r) => r.envelope.data)).toEqual(['a', 'c']);
+
+    // Cleared filters, then a replay from the first message: all three go out again, in order.
+    expect((await api.request('PATCH', '/v1/listeners/dash', { token: t, body: { filters: null } })).body.filters).toBeUndefined();
+    const first = hook.delivered[0]!.envelope.id;
+    const counted = await api.request('POST', '/v1/listeners/dash/replay', { token: t, body: { messageId: first, dryRun: true } });
+    expect(counted.body).toEqual({ messages: 3, queues: ['orders'] });
+    expect(hook.delivered).toHaveLength(2);
+    const replayed = await api.request('POST', '/v1/listeners/dash/replay', { token: t, body: { messageId: first } });
+    expect(replayed.body.messages).toBe(3);
+    await waitFor(() => hook.delivered.length === 5, 20_000, 'the replayed messages');
+    expect(hook.delivered.slice(2).map((r) => r.envelope.data)).toEqual(['a', 'b', 'c']);
+    const publisher = await api.token('pub', 'publish');
+    expectHttpError(await api.request('POST', '/v1/listeners/dash/replay', { token: publisher, body: { sinceMs: 0 } }), 403, 'FORBIDDEN');
+  });
+
   it('401 without or with a bad token, 403 per scope, and neither tells whether the queue exists', async () => {
     const api = await startApi(sb);
     const admin = await api.token('admin', 'admin');
