@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { expect } from 'vitest';
 import { waitFor } from './sandbox.js';
 import type { RunResult, Sandbox } from './sandbox.js';
+import type { Attempt } from '../../src/protocol/wire.js';
 
 export interface Envelope {
   id: string;
@@ -204,17 +205,8 @@ export interface ListenerJson {
   progress?: { queue: string; cursor?: string; delivered: number; dead: number; failedAttempts: number; inFlight: number }[];
 }
 
-export interface AttemptJson {
-  attempt: number;
-  at: string;
-  durationMs: number;
-  ok: boolean;
-  status?: number;
-  exitCode?: number;
-  signal?: string;
-  error?: string;
-  output?: string;
-}
+/** An attempt as `--json` prints it: the wire's own shape. */
+export type AttemptJson = Attempt;
 
 export interface DeliveryJson {
   id: string;

@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { DiscueError } from '../../src/protocol/errors.js';
+import { thrownError } from '../helpers/throws.js';
 import { formatDuration, parseDuration } from '../../src/client/duration.js';
 
-function error(fn: () => unknown): DiscueError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(DiscueError);
-    return err as DiscueError;
-  }
-  throw new Error('expected a DiscueError');
-}
 
 describe('durations', () => {
   it.each([
@@ -30,7 +21,7 @@ describe('durations', () => {
     expect(parseDuration(text)).toBe(ms);
   });
   it.each(['', '0', '0s', '-1s', 'forever', '5 minutes', '1y', '1m30', 's', '1m-30s', '101w0', `${101 * 365}d`])('refuses %j', (text) => {
-    expect(error(() => parseDuration(text)).code).toBe('INVALID_DURATION');
+    expect(thrownError(() => parseDuration(text)).code).toBe('INVALID_DURATION');
   });
   it('formats the way durations are typed, largest unit first', () => {
     expect([604_800_000, 86_400_000, 7_200_000, 60_000, 90_000, 3000, 1500].map(formatDuration)).toEqual([

@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { DiscueError } from '../../src/protocol/errors.js';
+import { thrownError } from '../helpers/throws.js';
 import { MAX_DATA_BYTES, parseMessage, validateMessage, validateQueueName } from '../../src/protocol/validate.js';
 
-function error(fn: () => unknown): DiscueError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(DiscueError);
-    return err as DiscueError;
-  }
-  throw new Error('expected a DiscueError');
-}
 
 describe('validateMessage', () => {
   it('accepts data with an optional name, and nothing else', () => {
@@ -32,30 +23,30 @@ describe('validateMessage', () => {
     ['an empty name', { data: 'x', name: '' }],
     ['a name of 257 characters', { data: 'x', name: 'n'.repeat(257) }],
   ])('refuses %s with INVALID_MESSAGE', (_what, value) => {
-    expect(error(() => validateMessage(value)).code).toBe('INVALID_MESSAGE');
+    expect(thrownError(() => validateMessage(value)).code).toBe('INVALID_MESSAGE');
   });
 
   it('measures the data limit in UTF-8 bytes', () => {
     expect(validateMessage({ data: 'x'.repeat(MAX_DATA_BYTES) }).data).toHaveLength(MAX_DATA_BYTES);
     expect(validateMessage({ data: 'é'.repeat(MAX_DATA_BYTES / 2) }).data).toHaveLength(MAX_DATA_BYTES / 2);
-    expect(error(() => validateMessage({ data: 'x'.repeat(MAX_DATA_BYTES + 1) })).code).toBe('MESSAGE_TOO_LARGE');
-    expect(error(() => validateMessage({ data: 'é'.repeat(MAX_DATA_BYTES / 2) + 'x' })).code).toBe('MESSAGE_TOO_LARGE');
+    expect(thrownError(() => validateMessage({ data: 'x'.repeat(MAX_DATA_BYTES + 1) })).code).toBe('MESSAGE_TOO_LARGE');
+    expect(thrownError(() => validateMessage({ data: 'é'.repeat(MAX_DATA_BYTES / 2) + 'x' })).code).toBe('MESSAGE_TOO_LARGE');
   });
 
   it('names where the bad message is and what is wrong', () => {
-    const err = error(() => validateMessage({ data: 5 }, 'line 7'));
+    const err = thrownError(() => validateMessage({ data: 5 }, 'line 7'));
     expect(err.message).toMatch(/^line 7: "data" must be a string, got a number/);
-    expect(error(() => validateMessage({ data: 'x', extra: 1 })).message).toContain('"extra"');
+    expect(thrownError(() => validateMessage({ data: 'x', extra: 1 })).message).toContain('"extra"');
   });
 });
 
 describe('parseMessage', () => {
   it('parses JSON text, refusing bad JSON with INVALID_JSON', () => {
     expect(parseMessage('{"data":"a","name":"b"}')).toEqual({ data: 'a', name: 'b' });
-    const err = error(() => parseMessage('{"data":', 'line 2'));
+    const err = thrownError(() => parseMessage('{"data":', 'line 2'));
     expect(err.code).toBe('INVALID_JSON');
     expect(err.message).toMatch(/^line 2: not valid JSON/);
-    expect(error(() => parseMessage('{"data":1}')).code).toBe('INVALID_MESSAGE');
+    expect(thrownError(() => parseMessage('{"data":1}')).code).toBe('INVALID_MESSAGE');
   });
 });
 
@@ -64,6 +55,6 @@ describe('validateQueueName', () => {
     expect(validateQueueName(name)).toBe(name);
   });
   it.each(['', ' ', 'a'.repeat(65), 'a b', 'a/b', 'ü', 'a\n', 'a:b', 5, null, undefined])('refuses %j', (name) => {
-    expect(error(() => validateQueueName(name)).code).toBe('INVALID_QUEUE_NAME');
+    expect(thrownError(() => validateQueueName(name)).code).toBe('INVALID_QUEUE_NAME');
   });
 });
