@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isRunning } from '../helpers/discue.js';
-import { useSandbox, waitFor } from '../helpers/sandbox.js';
+import { waitFor } from '../helpers/sandbox.js';
+import { describeBackends, useBackendSandbox } from '../helpers/backends.js';
 import {
   addListener,
   closeAllServers,
@@ -26,14 +27,14 @@ import {
 } from '../helpers/delivery.js';
 import type { Envelope, ListenerJson } from '../helpers/delivery.js';
 
-const sb = useSandbox('dq-cmd-');
+const sb = useBackendSandbox('dq-cmd-');
 const leftovers: number[] = [];
 afterEach(async () => {
   killLeftovers(leftovers);
   await closeAllServers();
 });
 
-describe('command delivery', () => {
+describeBackends('command delivery', () => {
   it('injection: data reaches the command verbatim on stdin and is never run', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     const unique = randomBytes(6).toString('hex');

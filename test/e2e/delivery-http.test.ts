@@ -26,6 +26,7 @@ import {
 } from '../helpers/delivery.js';
 import type { Envelope, Received } from '../helpers/delivery.js';
 
+const sb = useBackendSandbox('dq-http-');
 afterEach(async () => {
   await closeAllServers();
 });
@@ -33,9 +34,7 @@ afterEach(async () => {
 const ids = (list: Received[]) => list.map((r) => r.envelope.id);
 const datas = (list: Received[]) => list.map((r) => r.envelope.data);
 
-describeBackends('HTTP delivery', (backend) => {
-  const sb = useBackendSandbox(backend, 'dq-http-');
-
+describeBackends('HTTP delivery', () => {
   it('bookshop: dashboard (HTTP, both queues) and mailer (command) get every message, in order, signed', async () => {
     await mustRun(sb, ['queue', 'create', 'payments']);
     await mustRun(sb, ['queue', 'create', 'shipping']);

@@ -6,8 +6,9 @@
  * one queue.
  */
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { useSandbox, waitFor } from '../helpers/sandbox.js';
+import { afterEach, expect, it } from 'vitest';
+import { waitFor } from '../helpers/sandbox.js';
+import { describeBackends, useBackendSandbox } from '../helpers/backends.js';
 import {
   addListener,
   closeAllServers,
@@ -23,14 +24,14 @@ import {
 } from '../helpers/delivery.js';
 import type { ListenerJson, Received } from '../helpers/delivery.js';
 
-const sb = useSandbox('dq-life-');
+const sb = useBackendSandbox('dq-life-');
 afterEach(async () => {
   await closeAllServers();
 });
 
 const datas = (list: Received[]) => list.map((r) => r.envelope.data);
 
-describe('listener life cycle', () => {
+describeBackends('listener life cycle', () => {
   it('a new listener gets only new messages by default, the backlog too with --from all', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     await publishData(sb, 'orders', ['old-1', 'old-2', 'old-3']);

@@ -6,13 +6,14 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { collect, useSandbox, waitFor } from '../helpers/sandbox.js';
+import { expect, it } from 'vitest';
+import { collect, waitFor } from '../helpers/sandbox.js';
+import { describeBackends, useBackendSandbox } from '../helpers/backends.js';
 import type { RunResult } from '../helpers/sandbox.js';
 import { lines, mustRun, publishData, range, runJson, writeScript } from '../helpers/delivery.js';
 import type { Envelope } from '../helpers/delivery.js';
 
-const sb = useSandbox('dq-listen-');
+const sb = useBackendSandbox('dq-listen-');
 
 interface Live {
   child: ChildProcess;
@@ -43,7 +44,7 @@ async function connected(n = 1): Promise<void> {
   );
 }
 
-describe('discue listen', () => {
+describeBackends('discue listen', () => {
   it('prints each new message data on its own line; Ctrl-C exits 130', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     await publishData(sb, 'orders', ['before it started']);

@@ -4,8 +4,8 @@
  * DISCUE_HOME) and once on NATS JetStream (DISCUE_STORE=nats://…, one
  * single-node nats-server per describe block, shared by its tests).
  *
- *   describeBackends('HTTP delivery', (backend) => {
- *     const sb = useBackendSandbox(backend, 'dq-http-');
+ *   const sb = useBackendSandbox('dq-http-');
+ *   describeBackends('HTTP delivery', () => {
  *     it('…', async () => { … });
  *   });
  *
@@ -14,7 +14,7 @@
  * after another (a file's tests are sequential), and each starts from an
  * empty server: everything the backend made is removed before each test.
  */
-import { afterAll, beforeAll, beforeEach, describe } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe } from 'vitest';
 import { natsAvailable, natsServers } from './nats.js';
 import type { NatsServers } from './nats.js';
 import { removeNamespace } from './nats-clean.js';
@@ -80,22 +80,55 @@ function nats(): BackendUnderTest {
   };
 }
 
+/** The backend of the describe block whose test runs now (set by describeBackends' hooks). */
+let active: BackendUnderTest | undefined;
+/** Sandboxes made by useBackendSandbox: each takes the running block's backend. */
+const following: Sandbox[] = [];
+
+function follow(sb: Sandbox): void {
+  if (active === undefined) return;
+  try {
+    Object.assign(sb.env, active.env());
+  } catch {
+    // a fixture of another block: no sandbox in this test
+  }
+}
+
 /**
  * `body` once per backend, each in its own describe titled `title [kind]`.
  * `only` restricts the matrix (a test file's LevelDB-only part says why next to it).
  */
 export function describeBackends(title: string, body: (backend: BackendUnderTest) => void, only?: BackendKind[]): void {
+  const block = (backend: BackendUnderTest) => {
+    beforeEach(() => {
+      active = backend;
+      for (const sb of following) follow(sb);
+    });
+    afterEach(() => {
+      active = undefined;
+    });
+    body(backend);
+  };
   for (const kind of only ?? (['leveldb', 'nats'] as const)) {
-    if (kind === 'leveldb') describe(`${title} [leveldb]`, () => body(leveldb()));
-    else describe.runIf(natsRuns())(`${title} [nats]`, () => body(nats()));
+    if (kind === 'leveldb') describe(`${title} [leveldb]`, () => block(leveldb()));
+    else describe.runIf(natsRuns())(`${title} [nats]`, () => block(nats()));
   }
 }
 
-/** The sandbox fixture (useSandbox) on a backend: a fresh sandbox per test whose daemon runs on it. */
-export function useBackendSandbox(backend: BackendUnderTest, prefix?: string): Sandbox {
+/** The backend the running test is on (inside a describeBackends block). */
+export function currentBackend(): BackendUnderTest {
+  if (active === undefined) throw new Error('currentBackend: only inside a test of a describeBackends block');
+  return active;
+}
+
+/**
+ * The sandbox fixture (useSandbox) on the backend of the running
+ * describeBackends block: a fresh sandbox per test whose daemon runs on it.
+ * It may be made at file level (helpers of the file share it) or inside the block.
+ */
+export function useBackendSandbox(prefix?: string): Sandbox {
   const sb = useSandbox(prefix);
-  beforeEach(() => {
-    Object.assign(sb.env, backend.env());
-  });
+  following.push(sb);
+  beforeEach(() => follow(sb));
   return sb;
 }

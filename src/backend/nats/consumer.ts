@@ -547,7 +547,11 @@ export class NatsConsumer implements Consumer {
   private async readFloor(): Promise<void> {
     const consumer = await this.bind();
     const info = await this.host.conn.request('read a consumer', () => consumer.info(false));
+    const before = this.ackFloor;
     this.raiseFloor(info.ack_floor.stream_seq);
+    // The server's floor can carry this one's past messages it never saw (before a start at the end,
+    // settled by another daemon): a publish --wait whose check ran at the settle would wait forever.
+    if (this.ackFloor > before) this.options.onPassed?.();
     this.streamLast = Math.max(this.streamLast, info.delivered.stream_seq + info.num_pending);
   }
 
