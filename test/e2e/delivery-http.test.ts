@@ -34,7 +34,10 @@ afterEach(async () => {
 const ids = (list: Received[]) => list.map((r) => r.envelope.id);
 const datas = (list: Received[]) => list.map((r) => r.envelope.data);
 
-describeBackends('HTTP delivery', () => {
+describeBackends('HTTP delivery', (backend) => {
+  // What does not touch the backend (the HTTP sender, the command runner, the CLI) runs on LevelDB only.
+  const levelOnly = it.skipIf(backend.kind === 'nats');
+
   it('bookshop: dashboard (HTTP, both queues) and mailer (command) get every message, in order, signed', async () => {
     await mustRun(sb, ['queue', 'create', 'payments']);
     await mustRun(sb, ['queue', 'create', 'shipping']);
@@ -397,7 +400,7 @@ describeBackends('HTTP delivery', () => {
     expect(hook.requests.map((r) => r.headers['webhook-id'])).toEqual([id, id]);
   });
 
-  it('--timeout bounds the whole attempt: a response body that trickles in forever is a timeout', async () => {
+  levelOnly('--timeout bounds the whole attempt: a response body that trickles in forever is a timeout', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     const timers: NodeJS.Timeout[] = [];
     const hook = await startHookServer(() => ({
@@ -427,7 +430,7 @@ describeBackends('HTTP delivery', () => {
     }
   });
 
-  it('a receiver that always hangs: every attempt times out and the delivery dies', async () => {
+  levelOnly('a receiver that always hangs: every attempt times out and the delivery dies', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     const hook = await startHookServer(() => 'hang');
     // A whole second, so that each request reaches the receiver before its deadline even when

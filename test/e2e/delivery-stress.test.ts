@@ -8,7 +8,7 @@
 import { afterEach, expect, it } from 'vitest';
 import { connect } from '../../dist/index.js';
 import { waitFor } from '../helpers/sandbox.js';
-import { describeBackends, useBackendSandbox } from '../helpers/backends.js';
+import { currentBackend, describeBackends, useBackendSandbox } from '../helpers/backends.js';
 import { addListener, closeAllServers, mustRun, startHookServer } from '../helpers/delivery.js';
 
 const sb = useBackendSandbox('dq-stress-');
@@ -34,7 +34,10 @@ describeBackends('caught-up listeners under a stream of concurrent publishes', (
     const client = await connect({ home: sb.home });
     const ids: string[] = [];
     try {
-      const TOTAL = 2000;
+      // The switch between reading the disk and being caught up is LevelDB's own (its consumer's buffer):
+      // 2,000 make it happen often. JetStream's server does that part, and with one message in flight per
+      // listener each costs an ack round trip, so the NATS run checks the same order with fewer.
+      const TOTAL = currentBackend().kind === 'nats' ? 500 : 2000;
       const LANES = 12;
       let next = 0;
       await Promise.all(
