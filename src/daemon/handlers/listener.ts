@@ -13,7 +13,7 @@ import {
   MAX_CONCURRENCY,
   MOST_ATTEMPTS,
 } from '../../protocol/defaults.js';
-import { splitCommand } from '../../delivery/argv.js';
+import { splitCommand } from '../../protocol/argv.js';
 import { newListenerId } from '../../delivery/listeners.js';
 import { maskHeaders, maskUrl } from '../../protocol/redact.js';
 import { generateSecret, validateSecret } from '../../delivery/signature.js';
