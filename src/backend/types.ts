@@ -358,7 +358,7 @@ export interface Delivery {
 
 /** What a consumer shows of its progress (listener list, stats, top). */
 export interface ConsumerProgress {
-  /** The last position settled in order, for display. */
+  /** The id of the last message settled in order, for display (the listener's cursor), whatever the backend's positions are. */
   position?: Position;
   /** Deliveries out: being sent, or waiting out a retry delay. */
   inFlight: number;
