@@ -3,7 +3,8 @@
  * shared machine: two daemons (two builds of discue) on the same NATS
  * server(s), and the raw @nats-io/jetstream client, taking turns round by
  * round at 1 and 256 in flight.
- *   npx tsx test/bench/nats-ab.ts BIN_A BIN_B [rounds] [seconds] [replicas]
+ *   npx tsx test/bench/nats-ab.ts BIN_A BIN_B [rounds] [seconds] [replicas] [publish|http]
+ * `http`: HTTP delivery of a 300-message backlog to 1 and 10 listeners instead.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -15,6 +16,8 @@ import { connect } from '../../src/index.js';
 import { IdGenerator } from '../../src/protocol/ids.js';
 import { natsServers } from '../helpers/nats.js';
 import { discueEnv } from './daemon.js';
+import { Cleanup } from './lib.js';
+import { Sink, discueHttp } from './delivery.js';
 import { fmtRate, inRounds, payloadPool, sleep } from './lib.js';
 import type { Measured } from './lib.js';
 import { runLoad } from './load.js';
@@ -24,6 +27,7 @@ const [binA, binB] = [process.argv[2]!, process.argv[3]!];
 const rounds = Number(process.argv[4] ?? 4);
 const seconds = Number(process.argv[5] ?? 2);
 const replicas = Number(process.argv[6] ?? 1);
+const mode = process.argv[7] ?? 'publish';
 const dir = mkdtempSync(join(tmpdir(), 'discue-natsab-'));
 const servers = await natsServers(replicas === 1 ? 1 : 3, 60_000);
 const payloads = payloadPool(200);
@@ -78,9 +82,37 @@ try {
         }),
     });
   }
-  const r = await inRounds(rounds, cases);
-  for (const [k, a] of Object.entries(r)) console.log(`${k.padEnd(8)} ${fmtRate(a.rate).padStart(8)}/s  rounds ${a.rounds.join(' ')}`);
-  for (const d of [1, 256]) console.log(`ratio vs raw at ${d}: A ${(r[`A${d}`]!.rate / r[`raw${d}`]!.rate).toFixed(2)}x  B ${(r[`B${d}`]!.rate / r[`raw${d}`]!.rate).toFixed(2)}x  B/A ${(r[`B${d}`]!.rate / r[`A${d}`]!.rate).toFixed(2)}x`);
+  if (mode === 'http') {
+    cases.length = 0;
+    const cleanup = new Cleanup();
+    const ctx = { root: dir, cleanup, payloads, report: () => undefined };
+    for (const listeners of [1, 10]) {
+      for (const name of ['A', 'B']) {
+        cases.push({
+          key: `${name}http${listeners}`,
+          label: `${name} http ${listeners}`,
+          run: async () => {
+            const sink = await Sink.start(ctx);
+            const cl = await connect({ home: homes[name]!, autoStart: false });
+            try {
+              const h = await discueHttp(cl, sink, payloads, 300, listeners);
+              return { rate: h.rate, messages: h.deliveries, seconds: h.seconds, latencies: new Float64Array() };
+            } finally {
+              await cl.close();
+              sink.stop();
+            }
+          },
+        });
+      }
+    }
+    const r = await inRounds(rounds, cases);
+    for (const [k, a] of Object.entries(r)) console.log(`${k.padEnd(8)} ${fmtRate(a.rate).padStart(8)}/s  rounds ${a.rounds.join(' ')}`);
+    await cleanup.run();
+  } else {
+    const r = await inRounds(rounds, cases);
+    for (const [k, a] of Object.entries(r)) console.log(`${k.padEnd(8)} ${fmtRate(a.rate).padStart(8)}/s  rounds ${a.rounds.join(' ')}`);
+    for (const d of [1, 256]) console.log(`ratio vs raw at ${d}: A ${(r[`A${d}`]!.rate / r[`raw${d}`]!.rate).toFixed(2)}x  B ${(r[`B${d}`]!.rate / r[`raw${d}`]!.rate).toFixed(2)}x  B/A ${(r[`B${d}`]!.rate / r[`A${d}`]!.rate).toFixed(2)}x`);
+  }
 } finally {
   for (const c of children) c.kill('SIGKILL');
   await servers.stop();
