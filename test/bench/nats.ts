@@ -38,10 +38,10 @@ import { bounded, check, failedTarget, fmtMs, fmtPct, fmtRate, fmtRatio, guarded
 const ROUNDS = scaled(3, 1);
 const WARMUP_MS = scaled(500, 300);
 const DURATION_MS = scaled(2000, 700);
-const HTTP_MESSAGES = scaled(2_000, 300);
+const HTTP_MESSAGES = scaled(1_000, 300);
 const HTTP_ROUNDS = scaled(2, 1);
 /** A delivery case (backlog published, then drained) may take this long. */
-const HTTP_BOUND_MS = scaled(120_000, 60_000);
+const HTTP_BOUND_MS = scaled(180_000, 60_000);
 /**
  * Publishes in flight while the leader is killed, paced to STALL_RATE in
  * all so that one HTTP listener keeps up: a backlog would hide the
