@@ -21,7 +21,7 @@ import { allows } from '../daemon/tokens.js';
 import type { Logger } from '../observe/log.js';
 import { documentRoute, openApiDocument } from './openapi.js';
 import { ROUTES } from './routes.js';
-import type { HttpCall, Method, Reply, Route, StreamTarget } from './routes.js';
+import type { HttpCall, Method, Query, Reply, Route, StreamTarget } from './routes.js';
 import { EVENTS_ROUTE } from './sse.js';
 import { createMetrics, metricsRoute } from './metrics.js';
 import type { Metrics } from './metrics.js';
@@ -299,9 +299,12 @@ function authorize(ctx: HandlerContext, req: IncomingMessage, route: Route, para
   return scopes;
 }
 
+/** Most requests have no query string: they share this (routes only read a query). */
+const NO_QUERY: Query = new URLSearchParams();
+
 /** What a route is given: built once per request, its parts read on demand. */
 class Call implements HttpCall {
-  private query_: URLSearchParams | undefined;
+  private query_: Query | undefined;
   private body_: Promise<Buffer> | undefined;
 
   constructor(
@@ -317,8 +320,8 @@ class Call implements HttpCall {
     return this.req.headers;
   }
 
-  get query(): URLSearchParams {
-    return (this.query_ ??= new URLSearchParams(this.search));
+  get query(): Query {
+    return (this.query_ ??= this.search === '' ? NO_QUERY : new URLSearchParams(this.search));
   }
 
   body(): Promise<Buffer> {
