@@ -4,13 +4,17 @@
  * from protocol/wire.ts. A number typed again somewhere drifts: this catches it.
  */
 import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ROOT } from '../helpers/sandbox.js';
 import { formatDuration, parseDuration } from '../../src/client/duration.js';
 import { completionModel } from '../../src/cli/completion/model.js';
 import { configKey } from '../../src/cli/config.js';
 import { buildProgram } from '../../src/cli/program.js';
 import {
   DEFAULT_CONCURRENCY,
+  HISTORY_KEEP,
   DEFAULT_MAX_ATTEMPTS,
   DEFAULT_RETRY_DELAY_MS,
   DEFAULT_TIMEOUT_MS,
@@ -49,5 +53,10 @@ describe('one source for listener defaults and delivery states', () => {
     expect(list.options.find((o) => o.long === '--state')!.argChoices).toEqual([...DELIVERY_STATES]);
     const model = completionModel(program).root.commands.find((c) => c.name === 'deliveries')!.commands.find((c) => c.name === 'list')!;
     expect(model.options.find((o) => o.flags.includes('--state'))!.value).toEqual({ kind: 'words', words: [...DELIVERY_STATES] });
+  });
+
+  it('the README names the delivered history both backends keep', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8').replace(/\s+/g, ' ');
+    expect(readme).toContain(`keeps the newest ${HISTORY_KEEP} per`);
   });
 });
