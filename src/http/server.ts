@@ -459,7 +459,7 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
     });
     req.once('end', () => resolve(Buffer.concat(chunks)));
     req.once('error', reject);
-    });
+  });
 }
 
 function tooLarge(): DiscueError {

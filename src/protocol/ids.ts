@@ -20,6 +20,13 @@ function encode(value: number, chars: number): string {
   return out;
 }
 
+/** 4 characters for a value below 2^20, in integer ops (encode works in doubles: its values pass 2^31). */
+function encode20(value: number): string {
+  return ALPHABET[(value >>> 15) & 31]! + ALPHABET[(value >>> 10) & 31]! + ALPHABET[(value >>> 5) & 31]! + ALPHABET[value & 31]!;
+}
+
+const TWO_20 = 2 ** 20;
+
 function decode(text: string): number {
   let value = 0;
   for (const c of text) value = value * 32 + DECODE[c]!;
@@ -60,21 +67,29 @@ export class IdGenerator {
   private time = 0;
   private hi = 0;
   private lo = 0;
-  /** `time` encoded, and as ISO 8601: made once per millisecond, shared by every id made in it. */
+  /** `time` and `hi` encoded, and `time` as ISO 8601: made when they change, not per id. */
   private timeText = encode(0, 10);
+  private hiText = encode(0, 8);
   private iso: string | undefined;
 
   next(now: number = Date.now()): string {
     if (now > this.time) {
       this.setTime(now);
       // Leave headroom in `hi` so counting on within a millisecond never overflows.
-      this.hi = Math.floor(Math.random() * 2 ** 39);
+      this.setHi(Math.floor(Math.random() * 2 ** 39));
       this.lo = Math.floor(Math.random() * HALF);
     } else if (++this.lo >= HALF) {
       this.lo = 0;
-      this.hi++;
+      this.setHi(this.hi + 1);
     }
-    return this.timeText + encode(this.hi, 8) + encode(this.lo, 8);
+    // lo (40 bits) as two 20-bit halves: the same 8 characters as encode(lo, 8).
+    const high = Math.floor(this.lo / TWO_20);
+    return this.timeText + this.hiText + encode20(high) + encode20(this.lo - high * TWO_20);
+  }
+
+  private setHi(hi: number): void {
+    this.hi = hi;
+    this.hiText = encode(hi, 8);
   }
 
   private setTime(ms: number): void {
@@ -100,7 +115,7 @@ export class IdGenerator {
     const lo = decode(id.slice(18, 26));
     if (time > this.time || (time === this.time && (hi > this.hi || (hi === this.hi && lo >= this.lo)))) {
       if (time !== this.time) this.setTime(time);
-      this.hi = hi;
+      this.setHi(hi);
       this.lo = lo;
     }
   }
