@@ -8,6 +8,8 @@ import { Sandbox, waitFor } from '../helpers/sandbox.js';
 import { expectError } from '../helpers/discue.js';
 import { addListener, closeAllServers, listDeliveries, mustRun, runJson, showListener, startHookServer } from '../helpers/delivery.js';
 import type { Envelope, ListenerJson } from '../helpers/delivery.js';
+import { natsAvailable, natsServers } from '../helpers/nats.js';
+import { firstIdAt, timeOfId } from '../../src/protocol/ids.js';
 
 let sb: Sandbox;
 beforeEach(() => {
@@ -252,4 +254,29 @@ describe('across kill -9', () => {
     await waitFor(() => hook.delivered.length === 4, 20_000, 'the replay after the restart');
     expect(datas(hook.delivered)).toEqual(['a', 'b', 'a', 'b']);
   });
+});
+
+describe.runIf(natsAvailable('the NATS replay count test'))('replay on NATS', () => {
+  it('counts from a message by its place in the queue, not by comparing ids (ids from two hosts need not sort in stream order)', async () => {
+    const servers = await natsServers(1);
+    try {
+      Object.assign(sb.env, { DISCUE_STORE: servers.urls });
+      // Stored in this order, as two hosts with clocks apart would store them: x's id sorts after m's.
+      const t0 = Date.now() - 60_000;
+      const [x, m, y] = [t0 + 5_000, t0 + 1_000, t0 + 6_000].map((ms) => firstIdAt(ms));
+      const line = (id: string, data: string) => JSON.stringify({ type: 'message', id, queue: 'mixed', data, name: 'ev', publishedAt: new Date(timeOfId(id)).toISOString() });
+      const file = [JSON.stringify({ type: 'queue', name: 'mixed' }), line(x!, 'x'), line(m!, 'm'), line(y!, 'y')].join('\n') + '\n';
+      await mustRun(sb, ['import'], { input: file });
+      const hook = await startHookServer();
+      await addListener(sb, ['--queue', 'mixed', '--url', hook.url, '--name', 'h']);
+      // From m: m and y go out (x was stored before m), and the count says so.
+      const result = await runJson<{ messages: number }>(sb, ['listener', 'replay', 'h', '--since', m!, '--yes']);
+      await waitFor(() => hook.delivered.length >= 2, 20_000, 'the replay');
+      expect(datas(hook.delivered)).toEqual(['m', 'y']);
+      expect(result.messages).toBe(2);
+    } finally {
+      await sb.dispose();
+      await servers.stop();
+    }
+  }, 90_000);
 });
