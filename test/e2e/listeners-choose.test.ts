@@ -122,6 +122,38 @@ describe('filters', () => {
   });
 });
 
+describe('publish --wait', () => {
+  it('reports a listener whose filters take none of the messages as skipped, not delivered, and does not wait for it', async () => {
+    await mustRun(sb, ['queue', 'create', 'orders']);
+    const dash = await startHookServer();
+    // The mailer's receiver fails: it is stuck retrying an older payment.failed, far behind.
+    const mailer = await startHookServer(() => ({ status: 500, body: 'down' }));
+    await addListener(sb, ['--queue', 'orders', '--url', dash.url, '--name', 'dash', '--filter', 'order.*']);
+    await addListener(sb, ['--queue', 'orders', '--url', mailer.url, '--name', 'mailer', '--filter', 'payment.failed', '--max-attempts', '100']);
+    await publish('orders', [['1002 card declined', 'payment.failed']]);
+    await waitFor(() => mailer.requests.length >= 1, 20_000, 'the mailer failing');
+
+    const result = await sb.run(['publish', 'orders', '--data', '1003 created', '--name', 'order.created', '--wait', '--wait-timeout', '20s', '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    const out = JSON.parse(result.stdout) as { deliveries: { name?: string; state: string }[] };
+    expect(out.deliveries.map((d) => [d.name, d.state]).sort()).toEqual([
+      ['dash', 'delivered'],
+      ['mailer', 'skipped'],
+    ]);
+    expect(datas(mailer.delivered)).toEqual([]);
+
+    // Said plainly on a terminal-less run too; a batch the mailer does take is waited for as before.
+    const human = await sb.run(['publish', 'orders', '--data', '1004 created', '--name', 'order.created', '--wait', '--wait-timeout', '20s']);
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stderr).toContain('mailer: skipped (its filters take none of these messages: not sent)');
+    expect(human.stderr).toContain('dash: delivered');
+    const late = await sb.run(['publish', 'orders', '--data', '1005 declined', '--name', 'payment.failed', '--wait', '--wait-timeout', '1s']);
+    expect(late.code, late.stderr).toBe(124);
+    expect(late.stderr).toContain('mailer');
+    expect(late.stderr).toContain('[TIMEOUT]');
+  });
+});
+
 describe('replay', () => {
   it('after the receiver lost its data, everything from the point arrives again in order; other listeners get nothing extra', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
