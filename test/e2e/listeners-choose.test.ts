@@ -193,6 +193,30 @@ describe('replay', () => {
     expectError(await sb.run(['listener', 'replay', 'dash', '--since', '01JF8Z3K4M5N6P7Q8R9S0T1V2W', '--yes']), 4, 'MESSAGE_NOT_FOUND');
   });
 
+  it('a dead delivery replayed and delivered is no longer dead: its history keeps the failed attempts, and retry --all-dead has nothing to send', async () => {
+    await mustRun(sb, ['queue', 'create', 'orders']);
+    let up = false;
+    const hook = await startHookServer(() => (up ? { status: 200, body: 'ok' } : { status: 500, body: 'down' }));
+    await addListener(sb, ['--queue', 'orders', '--url', hook.url, '--name', 'dash', '--max-attempts', '1']);
+    const [id] = await publish('orders', [['a', 'order.created']]);
+    await waitFor(async () => (await listDeliveries(sb, ['--state', 'dead'])).length === 1, 20_000, 'the delivery to die');
+
+    up = true;
+    await mustRun(sb, ['listener', 'replay', 'dash', '--since', id!, '--yes']);
+    await waitFor(() => hook.delivered.length === 1, 20_000, 'the replayed delivery');
+    await waitFor(async () => (await listDeliveries(sb, ['--state', 'delivered'])).length === 1, 20_000, 'the delivered record');
+    expect(await listDeliveries(sb, ['--state', 'dead'])).toEqual([]);
+    const [done] = await listDeliveries(sb, ['--state', 'delivered']);
+    expect(done!.messageId).toBe(id);
+    // Both attempts, the failed one first, as Svix keeps a message's attempts.
+    expect(done!.attempts.map((a) => [a.attempt, a.ok, a.status])).toEqual([
+      [1, false, 500],
+      [2, true, 200],
+    ]);
+    expect(await runJson<{ retried: number }>(sb, ['deliveries', 'retry', '--all-dead'])).toMatchObject({ retried: 0 });
+    expect(hook.delivered).toHaveLength(1);
+  });
+
   it('listener add --from TIME starts a new listener there', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     await publish('orders', [['before', 'x']]);

@@ -27,6 +27,7 @@ import type {
   StoreLog,
 } from '../types.js';
 import type { Appended } from './appended.js';
+import { freshRound } from './deliveries.js';
 import type { DeliveryStore } from './deliveries.js';
 
 const PAGE = 64;
@@ -389,16 +390,8 @@ export class LevelConsumer implements Consumer {
     await this.ready;
     const record = await this.deliveries.get(this.listenerId, messageId);
     if (!record || record.state !== 'dead' || record.queue !== this.queue) return false;
-    // A fresh round of attempts that remembers the earlier ones. Saved as pending before the
-    // reply: a second `retry --all-dead` does not send it twice, and a restart resumes it.
-    const fresh: DeliveryRecord = {
-      ...record,
-      attempts: [...record.attempts],
-      state: 'pending',
-      roundStart: record.attempts[record.attempts.length - 1]?.attempt ?? 0,
-      updatedAt: new Date().toISOString(),
-    };
-    delete fresh.nextAttemptAt;
+    // Saved as pending before the reply: a second `retry --all-dead` does not send it twice, and a restart resumes it.
+    const fresh = freshRound(record);
     await this.deliveries.saveOpen(fresh);
     this.recentDead.delete(messageId);
     insertSorted(this.requeued, fresh, (r) => r.messageId);
