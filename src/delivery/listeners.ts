@@ -11,7 +11,7 @@ import { nameMatcher } from '../protocol/choose.js';
 import { timeOfId } from '../protocol/ids.js';
 import type { DeliveryRecord, Envelope, ListOptions, ListenerRecord, QueueId, StartAt, Store } from '../backend/types.js';
 import type { DeliveryEngine } from './engine.js';
-import { maskUrl } from './redact.js';
+import { maskHeaders, maskUrl } from '../protocol/redact.js';
 
 /** Messages read per page while counting what a replay sends. */
 const COUNT_PAGE = 1000;
@@ -159,7 +159,10 @@ export class ListenerRegistry {
   info(record: ListenerRecord, withSecret = false): ListenerInfo {
     const { secret, ...rest } = record;
     const info: ListenerInfo = { ...rest };
-    if (info.url !== undefined && !withSecret) info.url = maskUrl(info.url);
+    if (!withSecret) {
+      if (info.url !== undefined) info.url = maskUrl(info.url);
+      if (info.headers !== undefined) info.headers = maskHeaders(info.headers);
+    }
     if (secret) {
       info.hasSecret = true;
       if (withSecret) info.secret = secret;

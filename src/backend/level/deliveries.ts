@@ -20,9 +20,9 @@ import type { Deliveries, DeliveryFilter, DeliveryRecord, ListenerRecord, Positi
 import type { GroupCommitter, Op } from './commit.js';
 import type { StorageGuard } from './guard.js';
 import { openRecord, seal } from './record.js';
+import { HISTORY_KEEP } from '../../protocol/defaults.js';
 
 const HIGH = '~';
-export const HISTORY_KEEP = 1000;
 
 /** What the delivery records need of the queue catalogue (the LevelStore). */
 export interface Catalogue {

@@ -23,7 +23,7 @@ import type { MsgHdrs } from '@nats-io/transport-node';
 import { DiscueError } from '../../protocol/errors.js';
 import { IdGenerator, isMessageId, timeOfId } from '../../protocol/ids.js';
 import type { Envelope, MessageInput, QueueInfo } from '../../protocol/wire.js';
-import { didYouMean } from '../../protocol/suggest.js';
+import { Catalogue } from '../catalogue.js';
 import type {
   AppendListener,
   AppendOutcome,
@@ -100,8 +100,7 @@ export class NatsStore implements Store {
   private catalog!: KV;
   private deliveriesImpl!: NatsDeliveries;
   /** The catalogue in memory, by name and by id (the queue's creation id: its stream is named by it). */
-  private readonly queues = new Map<string, QueueEntry>();
-  private readonly byId = new Map<string, QueueEntry>();
+  private readonly queues = new Catalogue<QueueEntry>();
   /** Catalogue writes of this process, in call order (renames change names while earlier writes are in flight). */
   private catalogWrites: Promise<unknown> = Promise.resolve();
   private readonly figures = new Map<string, Figures>();
@@ -190,7 +189,7 @@ export class NatsStore implements Store {
     void (async () => {
       for await (const entry of watch) this.apply(entry, true);
     })().catch((err) => this.log?.warn('the catalogue watch stopped', { error: String(err) }));
-    for (const q of this.queues.values()) await this.refresh(q);
+    for (const q of this.queues.entries()) await this.refresh(q);
   }
 
   /**
@@ -201,7 +200,7 @@ export class NatsStore implements Store {
    * progress on another host makes its entry within milliseconds.
    */
   private async sweepOrphans(now = Date.now()): Promise<void> {
-    const known = new Set([...this.queues.values()].map((q) => this.names.stream(q.qid)));
+    const known = new Set(this.queues.entries().map((q) => this.names.stream(q.qid)));
     const orphans: string[] = [];
     for await (const name of await this.conn.request('list streams', async () => this.jsm.streams.names())) {
       if (!name.startsWith(this.names.streamPrefix) || known.has(name)) continue;
@@ -222,7 +221,7 @@ export class NatsStore implements Store {
     if (kind === 'queue') {
       const name = dec(rest.join('.'));
       if (this.writing.has(entry.key)) return;
-      const known = this.queues.get(name);
+      const known = this.queues.find(name);
       if (entry.operation !== 'PUT') {
         // Gone under this name: deleted, or renamed (then the new name is already here).
         if (known === undefined) return;
@@ -231,9 +230,9 @@ export class NatsStore implements Store {
         return;
       }
       const value = entry.json<QueueEntry>();
-      const before = this.byId.get(value.qid);
+      const before = this.queues.findById(value.qid);
       if (before !== undefined && JSON.stringify(before) === JSON.stringify(value)) return;
-      if (before !== undefined) this.queues.delete(before.name);
+      if (before !== undefined) this.queues.remove(before);
       if (known !== undefined && known.qid !== value.qid) this.forget(known);
       this.remember_(value);
       if (!live) return;
@@ -247,14 +246,12 @@ export class NatsStore implements Store {
   }
 
   private remember_(entry: QueueEntry): void {
-    this.queues.set(entry.name, entry);
-    this.byId.set(entry.qid, entry);
+    this.queues.add(entry);
     if (!this.figures.has(entry.qid)) this.figures.set(entry.qid, { messages: 0, bytes: 0 });
   }
 
   private forget(entry: QueueEntry): void {
-    if (this.queues.get(entry.name) === entry) this.queues.delete(entry.name);
-    if (this.byId.get(entry.qid) === entry) this.byId.delete(entry.qid);
+    this.queues.remove(entry);
   }
 
   private emit(event: QueueEvent): void {
@@ -284,7 +281,7 @@ export class NatsStore implements Store {
 
   stats(): StoreStats {
     let messages = 0;
-    for (const q of this.queues.values()) messages += this.figures.get(q.qid)?.messages ?? 0;
+    for (const q of this.queues.entries()) messages += this.figures.get(q.qid)?.messages ?? 0;
     const warnings = this.conn?.isConnected() === false ? [`not connected to the NATS servers (${this.conn.servers.join(', ')}): reconnecting`] : [];
     const cluster = this.conn === undefined ? undefined : { servers: this.conn.servers, connected: this.conn.isConnected() ? this.conn.server : undefined, replicas: this.replicas };
     return cluster === undefined ? { queues: this.queues.size, messages, warnings } : { queues: this.queues.size, messages, warnings, cluster };
@@ -294,33 +291,32 @@ export class NatsStore implements Store {
 
   /** From memory: counts as last read from the streams (getQueue reads them afresh). */
   listQueues(): QueueInfo[] {
-    return [...this.queues.values()].sort((a, b) => a.name.localeCompare(b.name)).map((q) => this.info(q));
+    return this.queues.sorted().map((q) => this.info(q));
   }
 
   queueId(name: string): QueueId {
-    return this.entry(name).qid;
+    return this.queues.named(name).qid;
   }
 
   queueName(id: QueueId): string | undefined {
-    return this.byId.get(id)?.name;
+    return this.queues.nameOf(id);
   }
 
   queueIds(): QueueId[] {
-    return [...this.byId.keys()];
+    return this.queues.ids();
   }
 
   hasQueue(id: QueueId): boolean {
-    return this.byId.has(id);
+    return this.queues.hasId(id);
   }
 
   /** From memory (the catalogue watch keeps it current): the publish path reads it every time. */
   queueConfig(id: QueueId): QueueConfig {
-    const { name, schema, retentionMs, maxMessages } = this.entryById(id);
-    return { name, schema, retentionMs, maxMessages };
+    return this.queues.config(id);
   }
 
   async getQueue(name: string): Promise<QueueInfo> {
-    const q = this.entry(name);
+    const q = this.queues.named(name);
     const state = await this.refresh(q);
     const info = this.info(q);
     if (state.messages > 0) {
@@ -372,7 +368,7 @@ export class NatsStore implements Store {
   }
 
   async updateQueue(name: string, patch: QueuePatch): Promise<QueueInfo> {
-    const q = this.entry(name);
+    const q = this.queues.named(name);
     const next: QueueEntry = { ...q };
     applyPatch(next, 'schema', patch.schema);
     applyPatch(next, 'retentionMs', patch.retentionMs);
@@ -389,7 +385,7 @@ export class NatsStore implements Store {
         this.writing.delete(key);
       }
     });
-    if (this.byId.get(q.qid) === q) {
+    if (this.queues.isCurrent(q)) {
       this.forget(q);
       this.remember_(next);
     }
@@ -405,7 +401,7 @@ export class NatsStore implements Store {
    * this one is written sees it.
    */
   async renameQueue(from: string, to: string): Promise<QueueInfo> {
-    const q = this.entry(from);
+    const q = this.queues.named(from);
     if (this.queues.has(to)) throw new DiscueError('QUEUE_EXISTS', `queue "${to}" already exists`);
     const renamed: QueueEntry = { ...q, name: to };
     this.forget(q);
@@ -424,7 +420,7 @@ export class NatsStore implements Store {
         }
       });
     } catch (err) {
-      if (this.byId.get(q.qid) === renamed) {
+      if (this.queues.isCurrent(renamed)) {
         this.forget(renamed);
         this.remember_(q);
       }
@@ -432,11 +428,11 @@ export class NatsStore implements Store {
       throw err;
     }
     this.emit({ type: 'renamed', queue: q.qid, name: to, previous: from });
-    return this.info(this.byId.get(q.qid) ?? renamed);
+    return this.info(this.queues.findById(q.qid) ?? renamed);
   }
 
   async deleteQueue(name: string): Promise<number> {
-    const q = this.entry(name);
+    const q = this.queues.named(name);
     const state = await this.refresh(q);
     this.forget(q);
     try {
@@ -456,7 +452,7 @@ export class NatsStore implements Store {
   }
 
   async purgeQueue(name: string): Promise<number> {
-    const q = this.entry(name);
+    const q = this.queues.named(name);
     const response = await this.conn.request(`purge queue "${name}"`, () => this.jsm.streams.purge(this.names.stream(q.qid)));
     const state = await this.refresh(q);
     for (const consumer of this.consumers.get(q.qid) ?? []) consumer.removedThrough(state.first_seq - 1);
@@ -485,7 +481,7 @@ export class NatsStore implements Store {
    * server's duplicate window answers a repeat with the first one's sequence.
    */
   private async publish(queue: QueueId, inputs: MessageInput[], given?: Envelope[]): Promise<AppendOutcome> {
-    const q = this.entryById(queue);
+    const q = this.queues.withId(queue);
     const subject = this.names.subject(q.qid);
     const envelopes = inputs.map((input, i): Envelope => {
       const id = given === undefined ? this.ids.next() : given[i]!.id;
@@ -569,7 +565,7 @@ export class NatsStore implements Store {
   }
 
   async readMessages(queue: QueueId, options: ListOptions): Promise<MessagePage> {
-    const q = this.entryById(queue);
+    const q = this.queues.withId(queue);
     const state = await this.refresh(q);
     let from = state.first_seq;
     if (options.next !== undefined) {
@@ -596,7 +592,7 @@ export class NatsStore implements Store {
   }
 
   async countMessages(queue: QueueId, options: { afterId?: Position }): Promise<{ count: number; lastId: Position | undefined }> {
-    const q = this.entryById(queue);
+    const q = this.queues.withId(queue);
     const state = await this.refresh(q);
     let after = state.first_seq - 1;
     if (options.afterId !== undefined) after = Math.max(after, await this.after(q, state, options.afterId));
@@ -622,7 +618,7 @@ export class NatsStore implements Store {
   }
 
   async getMessage(queue: QueueId, id: string): Promise<Envelope> {
-    const q = this.entryById(queue);
+    const q = this.queues.withId(queue);
     const seq = await this.seqOf(q, id);
     const m = seq === undefined ? null : await this.get(q, seq);
     const envelope = m ? this.envelope(q, m) : undefined;
@@ -631,7 +627,7 @@ export class NatsStore implements Store {
   }
 
   async deleteMessage(queue: QueueId, id: string): Promise<void> {
-    const q = this.entryById(queue);
+    const q = this.queues.withId(queue);
     const seq = await this.seqOf(q, id);
     if (seq === undefined) throw messageNotFound(queue, id);
     const m = await this.get(q, seq);
@@ -656,7 +652,7 @@ export class NatsStore implements Store {
    */
   async enforceRetention(now: number = Date.now()): Promise<number> {
     let removed = 0;
-    for (const q of [...this.queues.values()]) {
+    for (const q of this.queues.entries()) {
       if (q.retentionMs === undefined) continue;
       const state = await this.refresh(q);
       if (state.messages === 0) continue;
@@ -680,7 +676,7 @@ export class NatsStore implements Store {
   // ---- consumers ---------------------------------------------------------
 
   consumer(listener: ListenerRecord, queue: QueueId, options: ConsumerOptions): Consumer {
-    const q = this.entryById(queue);
+    const q = this.queues.withId(queue);
     const host: ConsumerHost = {
       conn: this.conn,
       jsm: this.jsm,
@@ -715,7 +711,7 @@ export class NatsStore implements Store {
   private async ensureConsumers(record: ListenerRecord, start: StartAt): Promise<void> {
     const name = this.names.consumer(record.id);
     for (const queue of record.queues) {
-      const q = this.byId.get(queue);
+      const q = this.queues.findById(queue);
       if (q === undefined) continue;
       const stream = this.names.stream(q.qid);
       const config = consumerConfig(record, await this.startIn(q, start), name);
@@ -733,7 +729,7 @@ export class NatsStore implements Store {
 
   /** A listener's consumer of one queue made again at a new start (replay); the messages after it. */
   private async moveConsumer(record: ListenerRecord, queue: QueueId, at: { sinceMs: number } | { messageId: string }): Promise<number> {
-    const q = this.entryById(queue);
+    const q = this.queues.withId(queue);
     const stream = this.names.stream(q.qid);
     const name = this.names.consumer(record.id);
     let start: StartAt | { afterSeq: number };
@@ -761,7 +757,7 @@ export class NatsStore implements Store {
 
   private async dropConsumers(lid: string, queues: string[]): Promise<void> {
     for (const queue of queues) {
-      const q = this.byId.get(queue);
+      const q = this.queues.findById(queue);
       if (q === undefined) continue;
       await this.conn.request(`remove the consumer of listener ${lid}`, () => this.jsm.consumers.delete(this.names.stream(q.qid), this.names.consumer(lid))).catch((err) => {
         if (apiCode(err) !== 10014) throw err;
@@ -770,20 +766,6 @@ export class NatsStore implements Store {
   }
 
   // ---- internals ---------------------------------------------------------
-
-  private entryById(id: QueueId): QueueEntry {
-    const q = this.byId.get(id);
-    if (q === undefined) throw new DiscueError('QUEUE_NOT_FOUND', `queue ${id} does not exist (deleted)`);
-    return q;
-  }
-
-  private entry(name: string): QueueEntry {
-    const q = this.queues.get(name);
-    if (q === undefined) {
-      throw new DiscueError('QUEUE_NOT_FOUND', `queue "${name}" does not exist${didYouMean(name, this.queues.keys())} (see \`discue queue list\`)`);
-    }
-    return q;
-  }
 
   private info(q: QueueEntry): QueueInfo {
     const { qid: _qid, ...rest } = q;
