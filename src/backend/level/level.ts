@@ -30,6 +30,7 @@ import type { Envelope, MessageInput, QueueInfo } from '../../protocol/wire.js';
 import { Catalogue } from '../catalogue.js';
 import { GroupCommitter } from './commit.js';
 import type { Op } from './commit.js';
+import { Appended } from './appended.js';
 import { LevelConsumer } from './consumer.js';
 import { DeliveryStore } from './deliveries.js';
 import { DEFAULT_DEDUPE, KEY_HIGH, KEY_PREFIX, KeyIndex, keyPrefix } from './dedupe.js';
@@ -565,7 +566,11 @@ export class LevelStore implements Store {
     this.committer.markDirty('meta!lastId', () => ({ type: 'put', key: 'meta!lastId', value: lastId }));
     if (alsoWrite) for (const op of alsoWrite(envelopes)) ops.push(op);
     await this.committer.commit(ops, undo);
-    for (const consumer of this.consumers.get(record.qid) ?? []) consumer.offer(envelopes);
+    const consumers = this.consumers.get(record.qid);
+    if (consumers) {
+      const batch = new Appended(envelopes);
+      for (const consumer of consumers) consumer.offer(batch);
+    }
     for (const listener of this.appendListeners) listener(record.qid, envelopes);
     if (record.maxMessages !== undefined && record.messages > record.maxMessages) this.scheduleTrim(record);
     return envelopes;

@@ -39,7 +39,7 @@ export const publishHandlers = {
     const { ids } = outcome;
     const result: PublishResult = { queue, ids, publishedAt: outcome.publishedAt };
     if (outcome.duplicates.length > 0) result.duplicates = outcome.duplicates;
-    if (wait) result.deliveries = await ctx.engine.waitFor(id, ids, outcome.through, waitTimeoutMs);
+    if (wait) result.deliveries = await ctx.engine.waitFor(id, ids, messages.map((m) => m.name), outcome.through, waitTimeoutMs);
     return result;
   },
 } satisfies Partial<HandlerMap>;
