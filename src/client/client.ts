@@ -288,6 +288,8 @@ export class DiscueClient extends EventEmitter<ClientEvents> {
   }
 
   private send(type: string, params: unknown, onEvent?: (event: unknown) => void): { id: number; done: Promise<unknown> } {
+    // Publishes made before this request go out before it: requests on a connection are served in the order made.
+    this.flushPublishes();
     const id = nextId();
     const startedAt = Date.now();
     const frame = encodeFrame({ id, type, params });
