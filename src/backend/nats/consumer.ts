@@ -27,6 +27,7 @@ import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import type { Consumer as JsConsumer, ConsumerConfig, ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { Attempt, Consumer, ConsumerOptions, ConsumerProgress, Delivery, DeliveryRecord, Envelope, ListenerRecord, Position, StartAt } from '../types.js';
 import type { Connection } from './connection.js';
+import { freshRound } from './deliveries.js';
 import type { NatsDeliveries, StoredRecord } from './deliveries.js';
 import type { Headers } from './names.js';
 import { HEADER, messageIdOf } from './names.js';
@@ -122,6 +123,8 @@ export class NatsConsumer implements Consumer {
   private readonly naked = new Map<number, number>();
   private readonly writes = new Set<Promise<unknown>>();
   private readonly deadIds = new Set<string>();
+  /** Records of dead deliveries a replay made fresh rounds, by sequence (loadLocal), taken when the server hands their message out. */
+  private readonly replayed = new Map<number, DeliveryRecord>();
   /** In-memory records of a non-durable consumer (they live as long as it). */
   private readonly memory = new Map<string, DeliveryRecord>();
   /** Released deliveries, still ours on the server, handed out first again (in stream order). */
@@ -207,11 +210,16 @@ export class NatsConsumer implements Consumer {
     return { ...consumerConfig(this.listener, start, durableName), max_ack_pending: Math.max(1, this.options.maxInFlight) };
   }
 
-  /** Requeued deliveries of this queue saved before a restart: handed out from here again. */
+  /**
+   * Requeued deliveries of this queue saved before a restart: handed out
+   * from here again. Replayed ones: kept for when the server hands out their
+   * messages again (as new: their first delivery to this consumer).
+   */
   private loadLocal(): Promise<void> {
     this.loadedLocal ??= (async () => {
       if (!this.options.durable) return;
       for (const record of await this.host.deliveries.storedOpen(this.lid)) {
+        if (record.queue === this.queue && record.replayed === true && record.seq !== undefined) this.replayed.set(record.seq, plain(record));
         if (record.queue !== this.queue || !isRequeued(record) || record.state === 'dead' || record.seq === undefined) continue;
         const delivery = await this.localDelivery(record, record.seq);
         if (delivery === undefined) continue;
@@ -302,7 +310,9 @@ export class NatsConsumer implements Consumer {
     this.naked.delete(msg.seq);
     // A first delivery has no record; a redelivery (a retry, or a daemon
     // that died mid-delivery) reads what the attempts so far left.
-    const stored = msg.info.deliveryCount > 1 ? await this.readRecord(messageId) : undefined;
+    let stored = msg.info.deliveryCount > 1 ? await this.readRecord(messageId) : undefined;
+    if (stored === undefined && this.replayed.has(msg.seq)) stored = this.replayed.get(msg.seq);
+    this.replayed.delete(msg.seq);
     const record: DeliveryRecord = stored ?? { listenerId: this.lid, queue: this.queue, messageId, state: 'pending', attempts: [], updatedAt: new Date().toISOString() };
     const delivery: NatsDelivery = { position: String(msg.seq), seq: msg.seq, message, record, local: false, hasRecord: stored !== undefined };
     const out: Out = { delivery, msg };
@@ -461,10 +471,7 @@ export class NatsConsumer implements Consumer {
     if (record === undefined || record.state !== 'dead' || record.queue !== this.queue) return false;
     const seq = (record as StoredRecord).seq;
     if (seq === undefined) return false;
-    // The new round starts after the last attempt's number (attempts are numbered across rounds).
-    const roundStart = record.attempts[record.attempts.length - 1]?.attempt ?? 0;
-    const fresh: DeliveryRecord = { ...plain(record), state: 'pending', roundStart, updatedAt: new Date().toISOString() };
-    delete fresh.nextAttemptAt;
+    const fresh = freshRound(plain(record));
     const delivery = await this.localDelivery(fresh, seq);
     if (delivery === undefined) {
       // The message was deleted since it died: nothing to send, so the record goes (as on LevelDB,
@@ -617,7 +624,7 @@ function isRequeued(record: StoredRecord): boolean {
 }
 
 function plain(record: DeliveryRecord): DeliveryRecord {
-  const { seq: _seq, requeued: _requeued, ...rest } = record as StoredRecord & { requeued?: boolean };
+  const { seq: _seq, requeued: _requeued, replayed: _replayed, ...rest } = record as StoredRecord;
   return rest;
 }
 
