@@ -586,15 +586,20 @@ export class NatsConsumer implements Consumer {
     this.onClose();
     this.wake();
     if (this.poll) clearInterval(this.poll);
+    // Given back with a delay that outlasts this consumer's last pull request: the server keeps a
+    // pull request until it expires, even once the client stopped reading it, so a message given
+    // back at once went straight to it and was lost to ack_wait (the listener's timeout + 10 s,
+    // seen as a 36 s stall after `daemon restart` of a paused listener).
+    const back = PULL_EXPIRES_MS + 500;
     for (const h of this.held.splice(0)) {
       clearTimeout(h.hold);
       if (h.working) clearInterval(h.working);
-      h.msg?.nak();
+      h.msg?.nak(back);
     }
     for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
     await this.pull?.close().catch(() => undefined);
-    for (const msg of this.buffer.splice(0)) msg.nak();
+    for (const msg of this.buffer.splice(0)) msg.nak(back);
     for (const out of this.out.values()) if (out.working) clearInterval(out.working);
     await Promise.allSettled([...this.writes]);
     await this.floorRefresh;
