@@ -26,6 +26,7 @@
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import type { Consumer as JsConsumer, ConsumerConfig, ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { Attempt, Consumer, ConsumerOptions, ConsumerProgress, Delivery, DeliveryRecord, Envelope, ListenerRecord, Position, StartAt } from '../types.js';
+import { API_TRY_MS } from './connection.js';
 import type { Connection } from './connection.js';
 import type { NatsDeliveries, StoredRecord } from './deliveries.js';
 import type { Headers } from './names.js';
@@ -45,6 +46,22 @@ const POLL_MS = 1_000;
 /** Dead message ids remembered for publish --wait (a bound, not a registry). */
 const DEAD_KEEP = 10_000;
 const NS_PER_MS = 1_000_000;
+
+/**
+ * Settles a message (ack, nak with its delay, term) and waits for the
+ * consumer leader's answer, asking again through an election. The client's
+ * own ack()/ackAck() send once per message (a second call sends nothing),
+ * so an ack lost while the consumer's leader was being elected left the
+ * message to come back after ack_wait, holding an ordered listener's next
+ * message that long (40 s at the default timeout); a lost term delivered a
+ * dead message again. The server answers every kind when asked to.
+ */
+async function settle(conn: Connection, msg: JsMsg, payload: string): Promise<void> {
+  // Where the settlement goes: the client's message has it (JsMsgImpl.reply), its public type leaves it out.
+  const reply = (msg as JsMsg & { readonly reply?: string }).reply;
+  if (!reply) throw new Error('a delivered message without its reply subject');
+  await conn.request('settle a delivery', () => conn.nc.request(reply, payload, { timeout: API_TRY_MS }));
+}
 
 /** Where a consumer starts: as the contract says, or after a known sequence (a non-durable `end`, resolved when asked for). */
 export type ConsumerStart = StartAt | { afterSeq: number };
@@ -360,7 +377,7 @@ export class NatsConsumer implements Consumer {
     if (!d.local) this.settledHere(d.seq);
     const hadOpen = d.hasRecord || d.record.attempts.length > 0;
     const ack = async (): Promise<void> => {
-      if (out?.msg) await out.msg.ackAck().catch(() => out.msg!.ack());
+      if (out?.msg) await settle(this.host.conn, out.msg, '+ACK');
     };
     this.background(async () => {
       if (!this.options.durable) {
@@ -387,7 +404,7 @@ export class NatsConsumer implements Consumer {
       await this.save(record, d.seq, d.local);
       if (d.local) this.schedule({ ...d, record, hasRecord: true }, delayMs);
       // The record is written first: the redelivery reads its attempts.
-      else out?.msg?.nak(delayMs);
+      else if (out?.msg) await settle(this.host.conn, out.msg, `-NAK ${JSON.stringify({ delay: delayMs * NS_PER_MS })}`);
     });
   }
 
@@ -399,7 +416,7 @@ export class NatsConsumer implements Consumer {
     this.deadIds.add(record.messageId);
     this.background(async () => {
       await this.save(record, d.seq, false);
-      if (out?.msg) out.msg.term();
+      if (out?.msg) await settle(this.host.conn, out.msg, '+TERM');
       this.moved();
     });
   }
