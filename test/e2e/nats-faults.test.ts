@@ -226,10 +226,13 @@ describe.runIf(available)('a NATS cluster losing nodes under two hosts, through 
     expect(publish.result.stderr).toMatch(/no quorum/);
     expectUnavailable(list.result, list.elapsedMs, 'queue list without quorum');
     expect(pids.every(alive), 'the daemons keep running').toBe(true);
+    const status = await runJson<{ warnings?: string[] }>(a, ['daemon', 'status']);
+    expect(status.warnings?.join('\n')).toMatch(/no quorum/);
 
     await Promise.all(down.map((node) => servers.restart(node)));
     await resumes(a, 'after no quorum');
     expect([a.daemonPid(), b.daemonPid()]).toEqual(pids);
+    expect((await runJson<{ warnings?: string[] }>(a, ['daemon', 'status'])).warnings).toBeUndefined();
     const after = await listed(b);
     expect(after.slice(0, before.length)).toEqual(before);
     expect(after).toHaveLength(before.length + 1);

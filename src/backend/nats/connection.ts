@@ -185,7 +185,8 @@ export class Connection {
     return now > 0 && this.largest > 1 && now * 2 <= this.largest;
   }
 
-  private noQuorum(): string {
+  /** Why the cluster has no quorum, for errors and warnings. */
+  noQuorum(): string {
     return `only ${this.reachable()} of the cluster's ${this.largest} servers are up: no quorum`;
   }
 
