@@ -139,6 +139,9 @@ export class Connection {
         maxReconnectAttempts: -1,
         reconnectTimeWait: 500,
         timeout: 5_000,
+        // Async traces build an Error per request up front (stack capture), on every publish, fetch and ack;
+        // the errors discue reports name what it was doing instead (unavailable(), `what`).
+        noAsyncTraces: true,
       });
       return new Connection(nc, list);
     } catch (err) {
