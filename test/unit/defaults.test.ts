@@ -14,6 +14,8 @@ import { configKey } from '../../src/cli/config.js';
 import { buildProgram } from '../../src/cli/program.js';
 import {
   DEFAULT_CONCURRENCY,
+  DEDUPE_MAX_KEYS,
+  DEDUPE_WINDOW_MS,
   HISTORY_KEEP,
   DEFAULT_MAX_ATTEMPTS,
   DEFAULT_RETRY_DELAY_MS,
@@ -58,5 +60,13 @@ describe('one source for listener defaults and delivery states', () => {
   it('the README names the delivered history both backends keep', () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8').replace(/\s+/g, ' ');
     expect(readme).toContain(`keeps the newest ${HISTORY_KEEP} per`);
+  });
+
+  it('the README and the man page say the idempotency defaults the daemon applies', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const man = readFileSync(join(ROOT, 'man', 'discue.1'), 'utf8');
+    expect(readme).toMatch(new RegExp(`DISCUE_DEDUPE_WINDOW\` \\| [^|]*default \`${formatDuration(DEDUPE_WINDOW_MS)}\``));
+    expect(readme).toMatch(new RegExp(`DISCUE_DEDUPE_MAX_KEYS\` \\| [^|]*default \`${DEDUPE_MAX_KEYS}\``));
+    expect(man).toContain(`default \\fI${formatDuration(DEDUPE_WINDOW_MS)}\\fR`);
   });
 });

@@ -207,6 +207,11 @@ export class NatsDeliveries implements Deliveries {
     if (hadOpen) await this.conn.request('record a delivery', () => this.open.purge(key));
   }
 
+  /** An open or dead record goes with nothing in its place (its message is gone). */
+  async dropOpen(lid: string, messageId: string): Promise<void> {
+    await this.conn.request('remove a delivery record', () => this.open.purge(this.names.recordKey(lid, messageId)));
+  }
+
   async getOpen(lid: string, messageId: string): Promise<StoredRecord | undefined> {
     const entry = await this.conn.request('read a delivery record', () => this.open.get(this.names.recordKey(lid, messageId)));
     return entry && entry.operation === 'PUT' && entry.length > 0 ? entry.json<StoredRecord>() : undefined;
