@@ -10,6 +10,7 @@
  * .atomicSettle is false). A crash in between delivers the message again
  * (at least once), never loses it.
  */
+import type { JetStreamManager } from '@nats-io/jetstream';
 import type { KV, KvEntry } from '@nats-io/kv';
 import { DiscueError } from '../../protocol/errors.js';
 import type { Deliveries, DeliveryFilter, DeliveryRecord, ListenerEvent, ListenerRecord, StartAt } from '../types.js';
@@ -76,6 +77,7 @@ export class NatsDeliveries implements Deliveries {
     private readonly open: KV,
     private readonly history: History,
     private readonly consumers: ConsumerKeeper,
+    private readonly jsm: JetStreamManager,
   ) {}
 
   onListenerEvent(listener: (event: ListenerEvent) => void): void {
@@ -161,7 +163,7 @@ export class NatsDeliveries implements Deliveries {
     await this.put(id, undefined);
     this.records.delete(id);
     if (record) await this.consumers.drop(id, record.queues);
-    for (const key of await this.keys(this.open, `${id}.>`)) await this.conn.request('remove a delivery record', () => this.open.purge(key));
+    for (const key of await this.keys(`${id}.>`)) await this.conn.request('remove a delivery record', () => this.open.purge(key));
     await this.history.removeListener(id);
   }
 
@@ -315,18 +317,26 @@ export class NatsDeliveries implements Deliveries {
     return gone.size === 0 ? records : records.filter((r) => !gone.has(r));
   }
 
-  private async keys(bucket: KV, filter: string): Promise<string[]> {
-    return this.conn.request('list delivery records', async () => {
-      const keys: string[] = [];
-      for await (const key of await bucket.keys(filter)) keys.push(key);
-      return keys;
-    });
+  /**
+   * Keys of the records bucket under `filter`, from the stream's subjects
+   * (one request, paged by the client). Not KV keys(): its consumer counts
+   * the keys first, then waits for them, and a record purged in between (a
+   * delivery settled meanwhile) never comes: `deliveries list` hung past the
+   * CLI's 30 s. A purged key keeps its subject (the purge marker): read()
+   * skips it.
+   */
+  private async keys(filter: string): Promise<string[]> {
+    const prefix = `$KV.${this.names.deliveriesBucket}.`;
+    const info = await this.conn.request('list delivery records', () =>
+      this.jsm.streams.info(`KV_${this.names.deliveriesBucket}`, { subjects_filter: prefix + filter }),
+    );
+    return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length));
   }
 
   /** Every record in a bucket, of one listener or of all. */
   private async read(bucket: KV, lid?: string, withSeq = false): Promise<StoredRecord[]> {
     const out: StoredRecord[] = [];
-    for (const key of await this.keys(bucket, lid === undefined ? '>' : `${lid}.>`)) {
+    for (const key of await this.keys(lid === undefined ? '>' : `${lid}.>`)) {
       const entry = await this.conn.request('read a delivery record', () => bucket.get(key));
       if (entry && entry.operation === 'PUT' && entry.length > 0) {
         const record = entry.json<StoredRecord>();

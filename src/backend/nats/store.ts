@@ -157,7 +157,7 @@ export class NatsStore implements Store {
       ensure: (record, start) => this.ensureConsumers(record, start),
       drop: (lid, queues) => this.dropConsumers(lid, queues),
       move: (record, queue, at) => this.moveConsumer(record, queue, at),
-    });
+    }, this.jsm);
     await this.loadCatalog();
     await this.sweepOrphans();
   }
