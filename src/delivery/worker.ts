@@ -103,7 +103,7 @@ export class Worker {
       lagMs: c.lagMs,
       ...this.health(c.nextRetryAt),
     };
-    if (c.position !== undefined) p.cursor = c.position;
+    if (c.cursor !== undefined) p.cursor = c.cursor;
     if (this.stats.lastDeliveryAt) p.lastDeliveryAt = this.stats.lastDeliveryAt;
     if (this.gate.throttled) p.throttled = true;
     if (this.gate.liveness !== undefined) p.liveness = this.gate.liveness;

@@ -409,7 +409,8 @@ export class LevelConsumer implements Consumer {
 
   progress(now = Date.now()): ConsumerProgress {
     const p: ConsumerProgress = { inFlight: this.out, pending: this.pending, lagMs: this.lagMs(now) };
-    if (this.position !== undefined) p.position = this.position;
+    // LevelDB's positions are message ids.
+    if (this.position !== undefined) p.cursor = this.position;
     for (const slot of this.waiting) if (p.nextRetryAt === undefined || slot.dueAt! < p.nextRetryAt) p.nextRetryAt = slot.dueAt!;
     return p;
   }

@@ -544,7 +544,7 @@ export class NatsConsumer implements Consumer {
       pending: this.backlog(),
       lagMs: this.lagFrom === undefined ? 0 : Math.max(0, now - this.lagFrom),
     };
-    if (this.floorId?.seq === this.ackFloor && this.floorId.id !== undefined) progress.position = this.floorId.id;
+    if (this.floorId?.seq === this.ackFloor && this.floorId.id !== undefined) progress.cursor = this.floorId.id;
     if (nextRetryAt !== undefined) progress.nextRetryAt = nextRetryAt;
     return progress;
   }
