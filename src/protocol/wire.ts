@@ -3,6 +3,7 @@
  * reports (queues, listeners, deliveries, statistics) and request results.
  */
 
+import type { WireError } from './errors.js';
 import type { StoreLocation } from './store.js';
 
 /** What a publisher sends. */
@@ -132,6 +133,9 @@ export interface PublishResult {
   /** With `wait`: what each listener did with the batch. */
   deliveries?: WaitOutcome[];
 }
+
+/** One publish of a `publish.many` request: its result, or the error a `publish` of its own would have got. */
+export type PublishManyOutcome = { ok: true; result: PublishResult } | { ok: false; error: WireError };
 
 export type ListenerKind = 'http' | 'exec' | 'stream';
 export type ListenerState = 'active' | 'paused' | 'disabled';

@@ -505,7 +505,7 @@ export class LevelStore implements Store {
    * Stores messages. `alsoWrite` adds ops to the same synced batch, given the
    * envelopes just made (appendOnce writes the idempotency keys with it).
    */
-  async append(queue: QueueId, inputs: MessageInput[], alsoWrite?: (envelopes: Envelope[]) => Op[]): Promise<Envelope[]> {
+  append(queue: QueueId, inputs: MessageInput[], alsoWrite?: (envelopes: Envelope[]) => Op[]): Promise<Envelope[]> {
     return this.write(queue, inputs, undefined, alsoWrite);
   }
 
@@ -540,7 +540,7 @@ export class LevelStore implements Store {
       const input = inputs[i]!;
       const id = given === undefined ? this.ids.next() : given[i]!.id;
       if (given !== undefined) publishedAt = given[i]!.publishedAt;
-      else if (i === 0) publishedAt = new Date(this.ids.lastTime).toISOString();
+      else if (i === 0) publishedAt = this.ids.lastTimeIso;
       // Stored without the queue's name, which lives in the catalogue (a rename rewrites no message).
       const stored =
         input.name === undefined
@@ -550,7 +550,8 @@ export class LevelStore implements Store {
         input.name === undefined
           ? { id, queue: name, data: input.data, publishedAt }
           : { id, queue: name, name: input.name, data: input.data, publishedAt };
-      ops[i] = { type: 'put', key: prefix + id, value: seal(prefix + id, JSON.stringify(stored)) };
+      const key = prefix + id;
+      ops[i] = { type: 'put', key, value: seal(key, JSON.stringify(stored)) };
       bytes += Buffer.byteLength(input.data, 'utf8');
     }
     const last = envelopes[envelopes.length - 1];

@@ -44,13 +44,14 @@ import type {
   StoreLog,
   StoreStats,
 } from '../types.js';
-import { Connection } from './connection.js';
+import { API_TRY_MS, Connection } from './connection.js';
 import type { NatsSettings } from './connection.js';
 import { NatsConsumer, consumerConfig } from './consumer.js';
 import type { ConsumerHost } from './consumer.js';
 import { NatsDeliveries } from './deliveries.js';
 import { History } from './history.js';
 import { HEADER, Names, dec, messageIdOf, publishedAtOf } from './names.js';
+import { AckPublisher } from './publisher.js';
 import type { Headers } from './names.js';
 
 /** What the catalogue keeps of a queue (KV `queue.<enc(name)>`). */
@@ -81,6 +82,8 @@ const READ_AHEAD = 64;
 /** Sequences of recently seen message ids, per process (a bound, not a registry). */
 const ID_CACHE = 50_000;
 const NS_PER_MS = 1_000_000;
+/** How long one publish attempt waits for the stream's ack (Connection.request retries it through an election). */
+const PUBLISH_TIMEOUT_MS = 5_000;
 /** A queue stream the catalogue does not name is removed once it is this old. */
 const ORPHAN_AGE_MS = 10 * 60_000;
 
@@ -97,6 +100,7 @@ export class NatsStore implements Store {
   private conn!: Connection;
   private jsm!: JetStreamManager;
   private js!: JetStreamClient;
+  private publisher!: AckPublisher;
   private catalog!: KV;
   private deliveriesImpl!: NatsDeliveries;
   /** The catalogue in memory, by name and by id (the queue's creation id: its stream is named by it). */
@@ -109,7 +113,7 @@ export class NatsStore implements Store {
   /** Catalogue keys this process is writing: the watch leaves their events to the writer. */
   private readonly writing = new Set<string>();
   private readonly ids = new IdGenerator();
-  private readonly idSeq = new Map<string, number>();
+  private readonly idSeq = new RecentSeqs(ID_CACHE);
   private readonly appendListeners: AppendListener[] = [];
   /** Open consumers per queue (qid): removals made here reach them at once. */
   private readonly consumers = new Map<string, Set<NatsConsumer>>();
@@ -139,9 +143,10 @@ export class NatsStore implements Store {
   async open(): Promise<void> {
     this.conn = await Connection.open(this.settings);
     const { nc } = this.conn;
-    this.jsm = await this.conn.request('reach JetStream', () => jetstreamManager(nc));
+    this.jsm = await this.conn.request('reach JetStream', () => jetstreamManager(nc, { timeout: API_TRY_MS }));
     this.js = jetstream(nc);
-    const kvm = new Kvm(nc);
+    this.publisher = new AckPublisher(nc, PUBLISH_TIMEOUT_MS);
+    const kvm = new Kvm(jetstream(nc, { timeout: API_TRY_MS }));
     const bucket = (name: string): Promise<KV> =>
       this.conn.request(`open the KV bucket ${name}`, () => kvm.create(name, { history: 1, replicas: this.replicas, storage: StorageType.File }));
     this.catalog = await bucket(this.names.catalogBucket);
@@ -161,11 +166,16 @@ export class NatsStore implements Store {
   private async loadCatalog(): Promise<void> {
     const status = await this.conn.request('read the catalogue', () => this.catalog.status());
     const last = status.streamInfo.state.last_seq;
-    const keys: string[] = [];
-    for await (const key of await this.catalog.keys()) keys.push(key);
+    // Each read rides out an election like every other request (a daemon
+    // started while a catalogue leader is being elected waits, not fails).
+    const keys = await this.conn.request('read the catalogue', async () => {
+      const found: string[] = [];
+      for await (const key of await this.catalog.keys()) found.push(key);
+      return found;
+    });
     const entries: KvEntry[] = [];
     for (const key of keys) {
-      const entry = await this.catalog.get(key);
+      const entry = await this.conn.request('read the catalogue', () => this.catalog.get(key));
       if (entry) entries.push(entry);
     }
     // A rename writes the new name, then removes the old: after a crash in
@@ -184,7 +194,7 @@ export class NatsStore implements Store {
       }
       this.apply(entry, false);
     }
-    const watch = await this.catalog.watch({ resumeFromRevision: last + 1 });
+    const watch = await this.conn.request('follow the catalogue', () => this.catalog.watch({ resumeFromRevision: last + 1 }));
     this.watcher = watch;
     void (async () => {
       for await (const entry of watch) this.apply(entry, true);
@@ -268,7 +278,12 @@ export class NatsStore implements Store {
   async close(): Promise<void> {
     this.watcher?.stop();
     await this.notified;
+    this.publisher?.close();
     await this.conn?.close();
+  }
+
+  ready(what: string): Promise<void> {
+    return this.conn.ready(what);
   }
 
   onAppend(listener: AppendListener): void {
@@ -483,6 +498,7 @@ export class NatsStore implements Store {
   private async publish(queue: QueueId, inputs: MessageInput[], given?: Envelope[]): Promise<AppendOutcome> {
     const q = this.queues.withId(queue);
     const subject = this.names.subject(q.qid);
+    const what = `publish to queue "${q.name}"`;
     const envelopes = inputs.map((input, i): Envelope => {
       const id = given === undefined ? this.ids.next() : given[i]!.id;
       const publishedAt = publishedAtOf(id);
@@ -506,8 +522,7 @@ export class NatsStore implements Store {
         if (envelope.name !== undefined) h.set(HEADER.name, envelope.name);
       }
       const msgID = input.key === undefined ? envelope.id : `key:${input.key}`;
-      const options = h === undefined ? { msgID, retries: 0, timeout: 5_000 } : { msgID, headers: h, retries: 0, timeout: 5_000 };
-      return this.conn.request(`publish to queue "${queue}"`, () => this.js.publish(subject, envelope.data, options));
+      return this.conn.request(what, () => this.publisher.publish(subject, envelope.data, msgID, h));
     });
     const previous = this.notified;
     let done!: () => void;
@@ -642,7 +657,7 @@ export class NatsStore implements Store {
       figures.messages = Math.max(0, figures.messages - 1);
       figures.bytes = Math.max(0, figures.bytes - (m?.data.length ?? 0));
     }
-    for (const consumer of this.consumers.get(q.qid) ?? []) consumer.removed(seq);
+    for (const consumer of this.consumers.get(q.qid) ?? []) consumer.removed(seq, id);
   }
 
   /**
@@ -893,12 +908,41 @@ export class NatsStore implements Store {
   }
 
   private remember(id: string, seq: number): void {
-    if (this.idSeq.size >= ID_CACHE) this.idSeq.delete(this.idSeq.keys().next().value!);
     this.idSeq.set(id, seq);
   }
 
   private envelope(q: QueueEntry, m: StoredMsg): Envelope | undefined {
     return envelopeOf(q.name, m.header, m.string());
+  }
+}
+
+/**
+ * Sequences of recently seen message ids, at most about `bound`: two
+ * generations of maps, the older dropped whole when the newer fills.
+ * Not one map trimmed from the front: deleted entries stay as tombstones
+ * until V8 rehashes, so finding the oldest key walks past them and each
+ * publish paid for it (4% of the daemon's CPU at 256 in flight, profiled).
+ */
+class RecentSeqs {
+  private current = new Map<string, number>();
+  private previous = new Map<string, number>();
+  constructor(private readonly bound: number) {}
+
+  get(id: string): number | undefined {
+    return this.current.get(id) ?? this.previous.get(id);
+  }
+
+  set(id: string, seq: number): void {
+    if (this.current.size >= this.bound / 2) {
+      this.previous = this.current;
+      this.current = new Map();
+    }
+    this.current.set(id, seq);
+  }
+
+  delete(id: string): void {
+    this.current.delete(id);
+    this.previous.delete(id);
   }
 }
 
