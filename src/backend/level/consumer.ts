@@ -296,17 +296,18 @@ export class LevelConsumer implements Consumer {
     return true;
   }
 
+  /** Passes a run of skipped messages and says so (a `publish --wait` looks again). */
+  private pass(last: Envelope, n: number): void {
+    this.skip(last, n);
+    this.onPassed();
+  }
+
   /**
    * A run of `n` messages the filters do not take, ending at `last`: the
    * position moves past them with no attempt and no record. Behind
    * deliveries still out, the run waits in the window as one settled slot,
    * so the position never passes an unsettled one.
    */
-  private pass(last: Envelope, n: number): void {
-    this.skip(last, n);
-    this.onPassed();
-  }
-
   private skip(last: Envelope, n: number): void {
     if (this.window.length > 0) {
       const record: DeliveryRecord = { listenerId: this.listenerId, queue: this.queue, messageId: last.id, state: 'delivered', attempts: [], updatedAt: '' };
