@@ -60,6 +60,8 @@ export class IdGenerator {
   private time = 0;
   private hi = 0;
   private lo = 0;
+  /** encode(time, 10) + encode(hi, 8): the same for every id until either changes. */
+  private head = '';
 
   next(now: number = Date.now()): string {
     if (now > this.time) {
@@ -67,11 +69,14 @@ export class IdGenerator {
       // Leave headroom in `hi` so counting on within a millisecond never overflows.
       this.hi = Math.floor(Math.random() * 2 ** 39);
       this.lo = Math.floor(Math.random() * HALF);
+      this.head = '';
     } else if (++this.lo >= HALF) {
       this.lo = 0;
       this.hi++;
+      this.head = '';
     }
-    return encode(this.time, 10) + encode(this.hi, 8) + encode(this.lo, 8);
+    if (this.head === '') this.head = encode(this.time, 10) + encode(this.hi, 8);
+    return this.head + encode(this.lo, 8);
   }
 
   /** The millisecond of the last id made. */
@@ -88,6 +93,7 @@ export class IdGenerator {
       this.time = time;
       this.hi = hi;
       this.lo = lo;
+      this.head = '';
     }
   }
 }
