@@ -256,8 +256,11 @@ export interface StreamEvent {
 export interface WaitOutcome {
   listener: string;
   name?: string;
-  /** refused: the receiver answered 410 Gone and the listener was disabled; the message was not delivered. */
-  state: 'delivered' | 'dead' | 'pending' | 'refused';
+  /**
+   * refused: the receiver answered 410 Gone and the listener was disabled; the message was not delivered.
+   * skipped: the listener's filters take none of the messages: nothing was sent to it, and it was not waited for.
+   */
+  state: 'delivered' | 'dead' | 'pending' | 'refused' | 'skipped';
   /** Why a refused listener was disabled. */
   reason?: string;
   /** With pending: why it is taking long (the listener's failures so far). */

@@ -138,6 +138,12 @@ describe('HTTP API', () => {
     const wrongMethod = await api.request('PUT', '/v1/queues', { token: t });
     expectHttpError(wrongMethod, 404, 'ROUTE_NOT_FOUND');
     expect(wrongMethod.headers.get('allow')).toBe('GET, POST');
+    // OPTIONS names a path's methods, without a token (the route table is public: /openapi.json).
+    const options = await api.request('OPTIONS', '/v1/queues/orders/messages');
+    expect(options.status).toBe(204);
+    expect(options.headers.get('allow')).toBe('POST, GET');
+    expect(options.body).toBe('');
+    expectHttpError(await api.request('OPTIONS', '/v1/nothing'), 404, 'ROUTE_NOT_FOUND');
   });
 
   it('messages: publish one, an array, NDJSON; page with next; get; delete; bad input and schema', async () => {

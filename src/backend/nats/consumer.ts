@@ -34,6 +34,11 @@ import { nameMatcher } from '../../protocol/choose.js';
 
 /** How much longer than the listener's timeout the server waits for an outcome. */
 export const ACK_MARGIN_MS = 10_000;
+/** An ack's payload; one try of a confirmed ack waits this long for the answer (then it is sent again, through an election). */
+const ACK = '+ACK';
+const ACK_TRY_MS = 2_000;
+/** Messages one pull asks for at most (the consumer's max_ack_pending bounds what arrives). */
+const PULL_BATCH = 256;
 /** How long one pull waits for messages before asking again. */
 const PULL_EXPIRES_MS = 5_000;
 /** An idle ephemeral consumer (its daemon gone) is removed by the server after this. */
@@ -262,7 +267,12 @@ export class NatsConsumer implements Consumer {
   private async fetch(consumer: JsConsumer): Promise<void> {
     const room = Math.max(1, this.options.maxInFlight - this.out.size - this.buffer.length);
     try {
-      const pull = await consumer.fetch({ max_messages: room, expires: PULL_EXPIRES_MS });
+      // More than the room: the server sends no more than max_ack_pending
+      // unsettled in all, so the pull stays open and each settle lets the
+      // next message through at once; a pull of just the room (1 for an
+      // ordered listener) ended with every message, and each next one
+      // waited for a new pull's round trip.
+      const pull = await consumer.fetch({ max_messages: Math.max(room, PULL_BATCH), expires: PULL_EXPIRES_MS });
       this.pull = pull;
       for await (const msg of pull) {
         if (this.closed) msg.nak();
@@ -360,7 +370,15 @@ export class NatsConsumer implements Consumer {
     if (!d.local) this.settledHere(d.seq);
     const hadOpen = d.hasRecord || d.record.attempts.length > 0;
     const ack = async (): Promise<void> => {
-      if (out?.msg) await out.msg.ackAck().catch(() => out.msg!.ack());
+      const msg = out?.msg;
+      if (msg === undefined) return;
+      // Confirmed, and sent again through an election: an ack lost with the
+      // consumer's leader left the message pending for the whole ack_wait
+      // (timeout + ACK_MARGIN_MS: 40 s by default), and an ordered listener
+      // waited behind it (the bench's leader kill measured a 39 s stall).
+      // Not ackAck(): it marks the message acked before the answer, so a
+      // retry of it (or the ack() that followed) sent nothing.
+      await this.host.conn.request('acknowledge a delivery', () => this.host.conn.nc.request(replyOf(msg), ACK, { timeout: ACK_TRY_MS })).catch(() => undefined);
     };
     this.background(async () => {
       if (!this.options.durable) {
@@ -561,6 +579,13 @@ function settled(record: DeliveryRecord, state: DeliveryRecord['state'], attempt
   const next: DeliveryRecord = { ...record, state, attempts: [...record.attempts, attempt], updatedAt: new Date().toISOString() };
   delete next.nextAttemptAt;
   return next;
+}
+
+/** The subject a message's ack goes to: the client's JsMsg has it (`reply`), its interface does not say so. */
+function replyOf(msg: JsMsg): string {
+  const reply = (msg as JsMsg & { reply?: unknown }).reply;
+  if (typeof reply !== 'string' || reply === '') throw new Error('a JetStream message without a reply subject cannot be acknowledged');
+  return reply;
 }
 
 function isRequeued(record: StoredRecord): boolean {

@@ -82,7 +82,7 @@ export const publishHandlers = {
     const wait = optionalBoolean(params, 'wait') ?? false;
     const waitTimeoutMs = optionalInt(params, 'waitTimeoutMs', 1, HUNDRED_YEARS_MS) ?? 30_000;
     const { result, through } = await store(checked, ctx);
-    if (wait) result.deliveries = await ctx.engine.waitFor(checked.id, result.ids, through, waitTimeoutMs);
+    if (wait) result.deliveries = await ctx.engine.waitFor(checked.id, result.ids, checked.messages.map((m) => m.name), through, waitTimeoutMs);
     return result;
   },
 
