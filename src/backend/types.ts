@@ -344,7 +344,11 @@ export interface ConsumerOptions {
    * name in the subject, so the server skips them.
    */
   filters?: string[];
-  /** Called when the position moved past filtered messages (settledThrough may have changed). */
+  /**
+   * Called when the position moved without a settle of this consumer's own
+   * (past filtered messages; NATS: the server's floor read back), so
+   * settledThrough may have changed.
+   */
   onPassed?: () => void;
 }
 

@@ -3,21 +3,18 @@
  * daemon with real receivers: filters on the message name, replay from a
  * point, a rate limit, a liveness URL, and all of it across kill -9.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Sandbox, waitFor } from '../helpers/sandbox.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../helpers/sandbox.js';
+import { describeBackends, useBackendSandbox } from '../helpers/backends.js';
 import { expectError } from '../helpers/discue.js';
 import { addListener, closeAllServers, listDeliveries, mustRun, runJson, showListener, startHookServer } from '../helpers/delivery.js';
 import type { Envelope, ListenerJson } from '../helpers/delivery.js';
 import { natsAvailable, natsServers } from '../helpers/nats.js';
 import { firstIdAt, timeOfId } from '../../src/protocol/ids.js';
 
-let sb: Sandbox;
-beforeEach(() => {
-  sb = new Sandbox('dq-choose-');
-});
+const sb = useBackendSandbox('dq-choose-');
 afterEach(async () => {
   await closeAllServers();
-  await sb.dispose();
 });
 
 /** Publishes one message per [data, name] (name undefined: none), in order; returns their ids. */
@@ -59,7 +56,7 @@ const BOOKSHOP: [string, string | undefined][] = [
   ['stock low', 'inventory.low'],
 ];
 
-describe('filters', () => {
+describeBackends('filters', () => {
   it("delivers only the bookshop's order.* and payment.failed; nameless and other names move the position without an attempt", async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     const chosen = await startHookServer();
@@ -122,7 +119,7 @@ describe('filters', () => {
   });
 });
 
-describe('publish --wait', () => {
+describeBackends('publish --wait', () => {
   it('reports a listener whose filters take none of the messages as skipped, not delivered, and does not wait for it', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     const dash = await startHookServer();
@@ -154,7 +151,7 @@ describe('publish --wait', () => {
   });
 });
 
-describe('replay', () => {
+describeBackends('replay', () => {
   it('after the receiver lost its data, everything from the point arrives again in order; other listeners get nothing extra', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     const dash = await startHookServer();
@@ -231,6 +228,7 @@ describe('replay', () => {
   });
 });
 
+// On LevelDB only: the rate gate is the delivery worker's, above the backend (and its timing is the slowest to check).
 describe('rate limit', () => {
   it('5/s holds over 20 messages, and the listener shows throttled, not failing', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
@@ -257,7 +255,7 @@ describe('rate limit', () => {
   });
 });
 
-describe('liveness', () => {
+describeBackends('liveness', () => {
   it('while the liveness URL answers 503 no attempt is used up and nothing goes dead; everything arrives when it turns 200', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     let up = false;
@@ -291,7 +289,7 @@ describe('liveness', () => {
   });
 });
 
-describe('across kill -9', () => {
+describeBackends('across kill -9', () => {
   it('a listener keeps its filters, rate limit, liveness URL and replay position', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     const hook = await startHookServer();

@@ -657,7 +657,7 @@ export class NatsStore implements Store {
       figures.messages = Math.max(0, figures.messages - 1);
       figures.bytes = Math.max(0, figures.bytes - (m?.data.length ?? 0));
     }
-    for (const consumer of this.consumers.get(q.qid) ?? []) consumer.removed(seq);
+    for (const consumer of this.consumers.get(q.qid) ?? []) consumer.removed(seq, id);
   }
 
   /**
