@@ -5,6 +5,8 @@
  * package, installed by `npm install -g`); a test fails when it drifts.
  */
 import type { Command } from 'commander';
+import { formatDuration } from '../client/duration.js';
+import { DEDUPE_MAX_KEYS, DEDUPE_WINDOW_MS } from '../protocol/defaults.js';
 import { ERROR_CODES, EXIT } from '../protocol/errors.js';
 import { VERSION } from '../version.js';
 import { completionModel } from './completion/model.js';
@@ -132,8 +134,8 @@ export function manPage(program: Command): string {
     '.TP', '.B NO_COLOR', 'No colour.',
     '.TP', '.B XDG_CONFIG_HOME', `Where the config file lives: \\fI$XDG_CONFIG_HOME/${name}/config.json\\fR (default \\fI~/.config\\fR).`,
     '.TP', '.B DISCUE_REQUEST_TIMEOUT', 'How long a command waits for the daemon to answer a request, as a duration (default \\fI30s\\fR).',
-    '.TP', '.B DISCUE_DEDUPE_WINDOW', 'How long an idempotency key (\\fB\\-\\-key\\fR) is remembered (default \\fI10m\\fR); read at daemon start.',
-    '.TP', '.B DISCUE_DEDUPE_MAX_KEYS', 'Idempotency keys kept per queue (default \\fI100000\\fR); read at daemon start.',
+    '.TP', '.B DISCUE_DEDUPE_WINDOW', `How long an idempotency key (\\fB\\-\\-key\\fR) is remembered (default \\fI${formatDuration(DEDUPE_WINDOW_MS)}\\fR); read at daemon start.`,
+    '.TP', '.B DISCUE_DEDUPE_MAX_KEYS', `Idempotency keys kept per queue (default \\fI${DEDUPE_MAX_KEYS}\\fR); read at daemon start.`,
     '.TP', '.B DISCUE_HTTP_TIMEOUT_MS', 'How long the HTTP API waits for the headers and body of a request, in milliseconds (default \\fI30000\\fR); read at daemon start.',
     // The other config keys have a variable each; from the same table as `discue config`, so none is left out.
     ...CONFIG_KEYS.filter((k) => k.env !== 'DISCUE_SOCKET').flatMap((k) => [

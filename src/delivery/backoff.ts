@@ -1,6 +1,6 @@
 /** Retry policy: exponential backoff with full jitter in its upper half, capped. */
+import { MAX_BACKOFF_MS } from '../protocol/defaults.js';
 
-export const MAX_BACKOFF_MS = 10 * 60_000;
 /** A Retry-After longer than this is cut to it, so a listener cannot park a delivery for days. */
 export const MAX_RETRY_AFTER_MS = 60 * 60_000;
 

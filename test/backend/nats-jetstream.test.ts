@@ -13,7 +13,7 @@ import { connect } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ACK_MARGIN_MS } from '../../src/backend/nats/consumer.js';
 import { firstIdAt } from '../../src/protocol/ids.js';
-import { HISTORY_KEEP } from '../../src/backend/nats/history.js';
+import { HISTORY_KEEP } from '../../src/protocol/defaults.js';
 import { DEFAULT_DEDUPE } from '../../src/backend/level/dedupe.js';
 import { NatsStore } from '../../src/backend/nats/store.js';
 import type { Attempt, Consumer, Delivery, ListenerRecord } from '../../src/backend/types.js';

@@ -22,7 +22,8 @@ const server = createServer((req, res) => {
     count++;
     if (recording) {
       const id = req.headers['webhook-id'];
-      if (typeof id === 'string') times.set(id, at);
+      // The first arrival: a redelivery (after a retry or a failover) is not when it was received.
+      if (typeof id === 'string' && !times.has(id)) times.set(id, at);
     }
     if (count >= target) {
       target = Infinity;

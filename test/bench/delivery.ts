@@ -183,7 +183,7 @@ async function rawUndici(sink: Sink, payloads: string[], n: number, concurrency 
   }
 }
 
-async function discueHttp(client: DiscueClient, sink: Sink, payloads: string[], n: number, listeners: number): Promise<RateResult> {
+export async function discueHttp(client: DiscueClient, sink: Sink, payloads: string[], n: number, listeners: number): Promise<RateResult> {
   const queue = await freshQueue(client, 'http');
   await backlog(client, queue, payloads, n);
   const { wait } = await sink.expect(n * listeners);

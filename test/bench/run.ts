@@ -17,11 +17,12 @@ import { coreSection } from './core.js';
 import { deliverySection } from './delivery.js';
 import { mixSection } from './mix.js';
 import { httpSection } from './http.js';
+import { natsSection } from './nats.js';
 import { ROOT } from './daemon.js';
 import type { Section, SectionContext, Table, Target } from './lib.js';
 import { Cleanup, QUICK, failedTarget, log, payloadPool, renderTable, targetTable } from './lib.js';
 
-const ALL_SECTIONS: Section[] = [coreSection, deliverySection, mixSection, httpSection, chooseSection];
+const ALL_SECTIONS: Section[] = [coreSection, deliverySection, mixSection, httpSection, chooseSection, natsSection];
 /** BENCH_ONLY=delivery (comma-separated names) runs only those sections. */
 const ONLY = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
 const SECTIONS: Section[] = ONLY ? ALL_SECTIONS.filter((s) => ONLY.includes(s.name)) : ALL_SECTIONS;

@@ -243,7 +243,7 @@ describe('private files', () => {
   });
 });
 
-describe('passwords in listener URLs', () => {
+describe('credentials in listener URLs and headers', () => {
   const sb = useSandbox('dq-sec-');
   afterEach(async () => {
     await closeAllServers();
@@ -284,6 +284,45 @@ describe('passwords in listener URLs', () => {
     const full: WithUrl = await showListener(sb, 'hook', true);
     expect(full.url).toBe(url);
     expect(await ok(sb, ['listener', 'show', 'hook', '--secret'])).toContain(PASSWORD);
+  });
+
+  it('header values are masked like them, are still sent, and --if-missing compares the real ones', async () => {
+    const TOKEN = 'Bearer t0k3n-very-secret';
+    const hook = await startHookServer();
+    await ok(sb, ['queue', 'create', 'q']);
+    const PASSWORD = 'pw-in-url-9';
+    const url = hook.url.replace('http://', `http://alice:${PASSWORD}@`);
+    const flags = ['--queue', 'q', '--url', url, '--name', 'hdr', '--header', `Authorization: ${TOKEN}`, '--header', 'X-Team: shipping'];
+    type WithHeaders = ListenerJson & { headers?: Record<string, string>; url?: string };
+    const added: WithHeaders = await addListener(sb, flags);
+    expect(added.headers).toEqual({ Authorization: '***', 'X-Team': '***' });
+
+    const outputs = [
+      await ok(sb, ['listener', 'list', '--json']),
+      await ok(sb, ['listener', 'show', 'hdr']),
+      await ok(sb, ['listener', 'show', 'hdr', '--json']),
+      await ok(sb, ['top', '--json']),
+      // The same flags again: kept, exit 0, and printed masked.
+      await ok(sb, ['listener', 'add', ...flags, '--if-missing', '--json']),
+    ];
+    for (const output of outputs) {
+      expect(output).not.toContain('t0k3n');
+      expect(output).not.toContain(PASSWORD);
+    }
+    expect(outputs[1]).toContain('Authorization: ***');
+
+    // Another token under the same name is a conflict, named.
+    const other = await sb.run(['listener', 'add', ...flags.slice(0, -4), '--header', 'Authorization: Bearer other', '--header', 'X-Team: shipping', '--if-missing']);
+    expectError(other, 5, 'LISTENER_EXISTS');
+    expect(other.stderr).toContain('header Authorization has another value');
+    expect(other.stderr).not.toContain('t0k3n');
+
+    const full: WithHeaders = await showListener(sb, 'hdr', true);
+    expect(full.headers).toEqual({ Authorization: TOKEN, 'X-Team': 'shipping' });
+    await ok(sb, ['publish', 'q', '--data', 'x']);
+    await waitFor(() => hook.delivered.length === 1, 20_000, 'the delivery');
+    expect(hook.delivered[0]!.headers.authorization).toBe(TOKEN);
+    expect(hook.delivered[0]!.headers['x-team']).toBe('shipping');
   });
 
   it('are sent as HTTP Basic authentication, and only to the receiver', async () => {

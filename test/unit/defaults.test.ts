@@ -4,13 +4,19 @@
  * from protocol/wire.ts. A number typed again somewhere drifts: this catches it.
  */
 import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ROOT } from '../helpers/sandbox.js';
 import { formatDuration, parseDuration } from '../../src/client/duration.js';
 import { completionModel } from '../../src/cli/completion/model.js';
 import { configKey } from '../../src/cli/config.js';
 import { buildProgram } from '../../src/cli/program.js';
 import {
   DEFAULT_CONCURRENCY,
+  DEDUPE_MAX_KEYS,
+  DEDUPE_WINDOW_MS,
+  HISTORY_KEEP,
   DEFAULT_MAX_ATTEMPTS,
   DEFAULT_RETRY_DELAY_MS,
   DEFAULT_TIMEOUT_MS,
@@ -49,5 +55,18 @@ describe('one source for listener defaults and delivery states', () => {
     expect(list.options.find((o) => o.long === '--state')!.argChoices).toEqual([...DELIVERY_STATES]);
     const model = completionModel(program).root.commands.find((c) => c.name === 'deliveries')!.commands.find((c) => c.name === 'list')!;
     expect(model.options.find((o) => o.flags.includes('--state'))!.value).toEqual({ kind: 'words', words: [...DELIVERY_STATES] });
+  });
+
+  it('the README names the delivered history both backends keep', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8').replace(/\s+/g, ' ');
+    expect(readme).toContain(`keeps the newest ${HISTORY_KEEP} per`);
+  });
+
+  it('the README and the man page say the idempotency defaults the daemon applies', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const man = readFileSync(join(ROOT, 'man', 'discue.1'), 'utf8');
+    expect(readme).toMatch(new RegExp(`DISCUE_DEDUPE_WINDOW\` \\| [^|]*default \`${formatDuration(DEDUPE_WINDOW_MS)}\``));
+    expect(readme).toMatch(new RegExp(`DISCUE_DEDUPE_MAX_KEYS\` \\| [^|]*default \`${DEDUPE_MAX_KEYS}\``));
+    expect(man).toContain(`default \\fI${formatDuration(DEDUPE_WINDOW_MS)}\\fR`);
   });
 });

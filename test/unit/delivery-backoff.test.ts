@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_BACKOFF_MS, MAX_RETRY_AFTER_MS, backoffMs, parseRetryAfter } from '../../src/delivery/backoff.js';
+import { MAX_BACKOFF_MS } from '../../src/protocol/defaults.js';
+import { MAX_RETRY_AFTER_MS, backoffMs, parseRetryAfter } from '../../src/delivery/backoff.js';
 
 describe('backoffMs: exponential, jittered, capped', () => {
   it('doubles from the base delay, within [exp/2, exp]', () => {

@@ -9,10 +9,11 @@
  * has a Map in insertion order, which is age order (ids and times increase),
  * so expiry and the size bound both take from the front.
  */
+import { DEDUPE_MAX_KEYS, DEDUPE_WINDOW_MS } from '../../protocol/defaults.js';
 import type { DedupeOptions } from '../types.js';
 import type { Op } from './commit.js';
 
-export const DEFAULT_DEDUPE: DedupeOptions = { windowMs: 10 * 60_000, maxKeys: 100_000 };
+export const DEFAULT_DEDUPE: DedupeOptions = { windowMs: DEDUPE_WINDOW_MS, maxKeys: DEDUPE_MAX_KEYS };
 
 export const KEY_PREFIX = 'k!';
 /** Keys are printable ASCII, so every key of a queue sorts below this. */

@@ -27,9 +27,10 @@ import { mkdir, readdir } from 'node:fs/promises';
 import { DiscueError } from '../../protocol/errors.js';
 import { IdGenerator, firstIdAt, isMessageId, lastIdBefore } from '../../protocol/ids.js';
 import type { Envelope, MessageInput, QueueInfo } from '../../protocol/wire.js';
-import { didYouMean } from '../../protocol/suggest.js';
+import { Catalogue } from '../catalogue.js';
 import { GroupCommitter } from './commit.js';
 import type { Op } from './commit.js';
+import { Appended } from './appended.js';
 import { LevelConsumer } from './consumer.js';
 import { DeliveryStore } from './deliveries.js';
 import { DEFAULT_DEDUPE, KEY_HIGH, KEY_PREFIX, KeyIndex, keyPrefix } from './dedupe.js';
@@ -99,8 +100,7 @@ export class LevelStore implements Store {
   private readonly db: ClassicLevel<string, string>;
   private readonly committer: GroupCommitter;
   /** The catalogue, by name and by id (the same records). */
-  private readonly queues = new Map<string, QueueRecord>();
-  private readonly byId = new Map<QueueId, QueueRecord>();
+  private readonly queues = new Catalogue<QueueRecord>();
   private readonly ids = new IdGenerator();
   private readonly appendListeners: AppendListener[] = [];
   private readonly queueListeners: QueueEventListener[] = [];
@@ -137,9 +137,9 @@ export class LevelStore implements Store {
       this.db,
       this.committer,
       {
-        hasQueue: (queue) => this.byId.has(queue),
-        queueIds: () => [...this.byId.keys()],
-        positionAt: (queue, start) => this.positionAt(this.recordById(queue), start),
+        hasQueue: (queue) => this.queues.hasId(queue),
+        queueIds: () => this.queues.ids(),
+        positionAt: (queue, start) => this.positionAt(this.queues.withId(queue), start),
         positionBefore: (queue, messageId) => this.positionBefore(queue, messageId),
         countMessages: (queue, options) => this.countMessages(queue, options),
       },
@@ -195,13 +195,12 @@ export class LevelStore implements Store {
         this.reportDamaged(key);
         continue;
       }
-      this.queues.set(record.name, record);
-      this.byId.set(record.qid, record);
+      this.queues.add(record);
       if (record.lastId) this.ids.observe(record.lastId);
     }
     // Records of the older formats named queues: one synced batch gives them ids (and the new format).
     if (format !== FORMAT) {
-      const ops = format === undefined ? [] : await migrateToIds(this.db, (name) => this.queues.get(name)?.qid);
+      const ops = format === undefined ? [] : await migrateToIds(this.db, (name) => this.queues.find(name)?.qid);
       await this.db.batch([...ops, { type: 'put', key: 'meta!format', value: FORMAT }], { sync: true });
     }
     await this.deliveries.load();
@@ -218,7 +217,7 @@ export class LevelStore implements Store {
   private async loadKeys(): Promise<void> {
     const stored: [string, string][] = [];
     for await (const entry of this.db.iterator({ gt: KEY_PREFIX, lt: KEY_PREFIX + HIGH })) stored.push(entry);
-    const live = new Set(this.byId.keys());
+    const live = new Set(this.queues.ids());
     const stale = this.keys.load(stored, live, Date.now());
     if (stale.length > 0) await this.committer.commit(stale);
   }
@@ -241,7 +240,7 @@ export class LevelStore implements Store {
   }
 
   consumer(listener: ListenerRecord, queue: QueueId, options: ConsumerOptions): Consumer {
-    const record = this.recordById(queue);
+    const record = this.queues.withId(queue);
     const stored = options.durable ? this.deliveries.position(listener.id, queue) : undefined;
     const start = stored ?? this.positionAt(record, options.start ?? 'all');
     let open = this.consumers.get(queue);
@@ -281,7 +280,7 @@ export class LevelStore implements Store {
   /** The id of the message stored before `messageId`, or '' (before every message) when it is the first. */
   private async positionBefore(queue: QueueId, messageId: string): Promise<Position> {
     await this.getMessage(queue, messageId);
-    const prefix = msgPrefix(this.recordById(queue));
+    const prefix = msgPrefix(this.queues.withId(queue));
     return this.guard.use(async () => {
       for await (const key of this.db.keys({ gt: prefix, lt: prefix + messageId, reverse: true, limit: 1 })) return key.slice(prefix.length);
       return '';
@@ -290,7 +289,7 @@ export class LevelStore implements Store {
 
   stats(): StoreStats {
     let messages = 0;
-    for (const q of this.queues.values()) messages += q.messages;
+    for (const q of this.queues.entries()) messages += q.messages;
     const warnings = [...this.startWarnings];
     if (this.guard.full) warnings.push(`the disk holding ${this.location} is full: writes are refused until space is free`);
     if (this.damaged.size > 0) {
@@ -304,32 +303,31 @@ export class LevelStore implements Store {
   // ---- queues ------------------------------------------------------------
 
   listQueues(): QueueInfo[] {
-    return [...this.queues.values()].sort((a, b) => a.name.localeCompare(b.name)).map(toInfo);
+    return this.queues.sorted().map(toInfo);
   }
 
   queueId(name: string): QueueId {
-    return this.record(name).qid;
+    return this.queues.named(name).qid;
   }
 
   queueName(id: QueueId): string | undefined {
-    return this.byId.get(id)?.name;
+    return this.queues.nameOf(id);
   }
 
   queueIds(): QueueId[] {
-    return [...this.byId.keys()];
+    return this.queues.ids();
   }
 
   hasQueue(id: QueueId): boolean {
-    return this.byId.has(id);
+    return this.queues.hasId(id);
   }
 
   queueConfig(id: QueueId): QueueConfig {
-    const { name, schema, retentionMs, maxMessages } = this.recordById(id);
-    return { name, schema, retentionMs, maxMessages };
+    return this.queues.config(id);
   }
 
   async getQueue(name: string): Promise<QueueInfo> {
-    const record = this.record(name);
+    const record = this.queues.named(name);
     const info = toInfo(record);
     await this.guard.use(async () => {
       for await (const key of this.db.keys({ gt: msgPrefix(record), lt: msgPrefix(record) + HIGH, limit: 1 })) {
@@ -353,40 +351,32 @@ export class LevelStore implements Store {
     if (config.schema !== undefined) record.schema = config.schema;
     if (config.retentionMs !== undefined) record.retentionMs = config.retentionMs;
     if (config.maxMessages !== undefined) record.maxMessages = config.maxMessages;
-    this.queues.set(record.name, record);
-    this.byId.set(record.qid, record);
+    this.queues.add(record);
     this.markDirty(record);
-    await this.committer.commit([], () => {
-      if (this.queues.get(record.name) === record) this.queues.delete(record.name);
-      this.byId.delete(record.qid);
-    });
+    await this.committer.commit([], () => this.queues.remove(record));
     this.emitQueueEvent({ type: 'created', queue: record.qid, name: record.name });
     return toInfo(record);
   }
 
   async renameQueue(from: string, to: string): Promise<QueueInfo> {
-    const record = this.record(from);
+    const record = this.queues.named(from);
     if (this.queues.has(to)) throw new DiscueError('QUEUE_EXISTS', `queue "${to}" already exists`);
-    this.queues.delete(from);
-    record.name = to;
-    this.queues.set(to, record);
+    this.queues.rename(record, to);
     // Both keys go in the same synced batch (the committer writes dirty
     // records together): a crash leaves the queue under one name or the
     // other, never both or neither.
     this.markDirtyName(from);
     this.markDirty(record);
     await this.committer.commit([], () => {
-      if (this.queues.get(to) !== record || this.queues.has(from)) return;
-      this.queues.delete(to);
-      record.name = from;
-      this.queues.set(from, record);
+      if (this.queues.find(to) !== record || this.queues.has(from)) return;
+      this.queues.rename(record, from);
     });
     this.emitQueueEvent({ type: 'renamed', queue: record.qid, name: to, previous: from });
     return toInfo(record);
   }
 
   async updateQueue(name: string, patch: QueuePatch): Promise<QueueInfo> {
-    const record = this.record(name);
+    const record = this.queues.named(name);
     const before = { schema: record.schema ?? null, retentionMs: record.retentionMs ?? null, maxMessages: record.maxMessages ?? null };
     applyPatch(record, 'schema', patch.schema);
     applyPatch(record, 'retentionMs', patch.retentionMs);
@@ -404,10 +394,9 @@ export class LevelStore implements Store {
   }
 
   async deleteQueue(name: string): Promise<number> {
-    const record = this.record(name);
+    const record = this.queues.named(name);
     const count = record.messages;
-    this.queues.delete(name);
-    this.byId.delete(record.qid);
+    this.queues.remove(record);
     // Its consumers are closed by their owners on the `deleted` event; until then they get nothing more.
     this.consumers.delete(record.qid);
     this.keys.forget(record.qid);
@@ -420,8 +409,7 @@ export class LevelStore implements Store {
     // registrations changed too, and a daemon that failed to delete a queue
     // says so; a restart reloads everything from disk.
     await this.committer.commit([...ops, { type: 'put', key: 'dq!' + record.qid, value: name }], () => {
-      if (!this.queues.has(name)) this.queues.set(name, record);
-      if (!this.byId.has(record.qid)) this.byId.set(record.qid, record);
+      if (!this.queues.has(name) && !this.queues.hasId(record.qid)) this.queues.add(record);
     });
     this.emitQueueEvent({ type: 'deleted', queue: record.qid, name, removedListeners: removed });
     this.track(this.clearDeleted(record.qid));
@@ -430,7 +418,7 @@ export class LevelStore implements Store {
   }
 
   async purgeQueue(name: string): Promise<number> {
-    const record = this.record(name);
+    const record = this.queues.named(name);
     const upTo = record.lastId;
     if (upTo === undefined) return 0;
     return this.withLock(record, () => this.deleteRange(record, { lte: msgPrefix(record) + upTo }));
@@ -444,7 +432,7 @@ export class LevelStore implements Store {
       const through = stored[stored.length - 1]?.id ?? '';
       return { ids: stored.map((m) => m.id), through, stored, duplicates: [], publishedAt: stored[0]?.publishedAt ?? '' };
     }
-    const { qid } = this.recordById(queue);
+    const { qid } = this.queues.withId(queue);
     const now = Date.now();
     // Everything from here to append()'s commit runs without yielding, so a
     // concurrent publish of the same key finds this one's entry (pending)
@@ -517,7 +505,7 @@ export class LevelStore implements Store {
    * Stores messages. `alsoWrite` adds ops to the same synced batch, given the
    * envelopes just made (appendOnce writes the idempotency keys with it).
    */
-  async append(queue: QueueId, inputs: MessageInput[], alsoWrite?: (envelopes: Envelope[]) => Op[]): Promise<Envelope[]> {
+  append(queue: QueueId, inputs: MessageInput[], alsoWrite?: (envelopes: Envelope[]) => Op[]): Promise<Envelope[]> {
     return this.write(queue, inputs, undefined, alsoWrite);
   }
 
@@ -527,7 +515,7 @@ export class LevelStore implements Store {
    * into a new queue, in the order exported; later ids sort after them.
    */
   async importMessages(queue: QueueId, messages: Envelope[]): Promise<void> {
-    const record = this.recordById(queue);
+    const record = this.queues.withId(queue);
     let last = record.lastId ?? '';
     for (const m of messages) {
       if (!isMessageId(m.id) || m.id <= last) {
@@ -541,7 +529,7 @@ export class LevelStore implements Store {
   }
 
   private async write(queue: QueueId, inputs: MessageInput[], given: Envelope[] | undefined, alsoWrite?: (envelopes: Envelope[]) => Op[]): Promise<Envelope[]> {
-    const record = this.recordById(queue);
+    const record = this.queues.withId(queue);
     const name = record.name;
     const prefix = msgPrefix(record);
     const ops: Op[] = new Array(inputs.length);
@@ -552,7 +540,7 @@ export class LevelStore implements Store {
       const input = inputs[i]!;
       const id = given === undefined ? this.ids.next() : given[i]!.id;
       if (given !== undefined) publishedAt = given[i]!.publishedAt;
-      else if (i === 0) publishedAt = new Date(this.ids.lastTime).toISOString();
+      else if (i === 0) publishedAt = this.ids.lastTimeIso;
       // Stored without the queue's name, which lives in the catalogue (a rename rewrites no message).
       const stored =
         input.name === undefined
@@ -562,7 +550,8 @@ export class LevelStore implements Store {
         input.name === undefined
           ? { id, queue: name, data: input.data, publishedAt }
           : { id, queue: name, name: input.name, data: input.data, publishedAt };
-      ops[i] = { type: 'put', key: prefix + id, value: seal(prefix + id, JSON.stringify(stored)) };
+      const key = prefix + id;
+      ops[i] = { type: 'put', key, value: seal(key, JSON.stringify(stored)) };
       bytes += Buffer.byteLength(input.data, 'utf8');
     }
     const last = envelopes[envelopes.length - 1];
@@ -577,7 +566,11 @@ export class LevelStore implements Store {
     this.committer.markDirty('meta!lastId', () => ({ type: 'put', key: 'meta!lastId', value: lastId }));
     if (alsoWrite) for (const op of alsoWrite(envelopes)) ops.push(op);
     await this.committer.commit(ops, undo);
-    for (const consumer of this.consumers.get(record.qid) ?? []) consumer.offer(envelopes);
+    const consumers = this.consumers.get(record.qid);
+    if (consumers) {
+      const batch = new Appended(envelopes);
+      for (const consumer of consumers) consumer.offer(batch);
+    }
     for (const listener of this.appendListeners) listener(record.qid, envelopes);
     if (record.maxMessages !== undefined && record.messages > record.maxMessages) this.scheduleTrim(record);
     return envelopes;
@@ -588,7 +581,7 @@ export class LevelStore implements Store {
   }
 
   async readMessages(queue: QueueId, options: ListOptions): Promise<MessagePage> {
-    const record = this.recordById(queue);
+    const record = this.queues.withId(queue);
     const prefix = msgPrefix(record);
     const range: { gt?: string; gte?: string; lt: string } = { lt: prefix + HIGH };
     if (options.next !== undefined) {
@@ -624,7 +617,7 @@ export class LevelStore implements Store {
   }
 
   async countMessages(queue: QueueId, options: { afterId?: string }): Promise<{ count: number; lastId: string | undefined }> {
-    const record = this.recordById(queue);
+    const record = this.queues.withId(queue);
     const prefix = msgPrefix(record);
     // Under the deletion lock: a removal reported while the count ran would
     // otherwise be either in its snapshot or not, and a caller keeping the
@@ -652,7 +645,7 @@ export class LevelStore implements Store {
   }
 
   async getMessage(queue: QueueId, id: string): Promise<Envelope> {
-    const record = this.recordById(queue);
+    const record = this.queues.withId(queue);
     const key = msgPrefix(record) + id;
     const value = await this.guard.use(() => this.db.get(key));
     if (value === undefined) throw messageNotFound(record.name, id);
@@ -668,7 +661,7 @@ export class LevelStore implements Store {
   }
 
   async deleteMessage(queue: QueueId, id: string): Promise<void> {
-    const record = this.recordById(queue);
+    const record = this.queues.withId(queue);
     await this.withLock(record, async () => {
       const key = msgPrefix(record) + id;
       const value = await this.guard.use(() => this.db.get(key));
@@ -689,7 +682,7 @@ export class LevelStore implements Store {
     const expired = this.keys.prune(now);
     if (expired.length > 0) await this.committer.commit(expired);
     let removed = 0;
-    for (const record of [...this.queues.values()]) {
+    for (const record of this.queues.entries()) {
       if (record.retentionMs !== undefined) removed += await this.enforceRetentionFor(record, now);
     }
     return removed;
@@ -697,26 +690,11 @@ export class LevelStore implements Store {
 
   // ---- internals ---------------------------------------------------------
 
-  private record(name: string): QueueRecord {
-    const record = this.queues.get(name);
-    if (record === undefined) {
-      throw new DiscueError('QUEUE_NOT_FOUND', `queue "${name}" does not exist${didYouMean(name, this.queues.keys())} (see \`discue queue list\`)`);
-    }
-    return record;
-  }
-
-  private recordById(id: QueueId): QueueRecord {
-    const record = this.byId.get(id);
-    // A caller holding an id of a queue deleted meanwhile (a worker, a publish racing a delete).
-    if (record === undefined) throw new DiscueError('QUEUE_NOT_FOUND', 'the queue was deleted');
-    return record;
-  }
-
   private markDirty(record: QueueRecord): void {
     // A record deleted (or replaced by a re-created queue) while a trim, sweep
     // or message delete ran must not be written back: it would return after a
     // restart.
-    if (this.queues.get(record.name) !== record) return;
+    if (this.queues.find(record.name) !== record) return;
     this.markDirtyName(record.name);
   }
 
@@ -729,7 +707,7 @@ export class LevelStore implements Store {
   private markDirtyName(name: string): void {
     const key = queueKey(name);
     this.committer.markDirty(key, () => {
-      const live = this.queues.get(name);
+      const live = this.queues.find(name);
       return live ? { type: 'put', key, value: seal(key, JSON.stringify(live)) } : { type: 'del', key };
     });
   }
@@ -751,7 +729,7 @@ export class LevelStore implements Store {
       this.withLock(record, async () => {
         this.trimming.delete(record.qid);
         const max = record.maxMessages;
-        if (max === undefined || record.messages <= max || this.byId.get(record.qid) !== record) return 0;
+        if (max === undefined || record.messages <= max || !this.queues.isCurrent(record)) return 0;
         return this.deleteRange(record, { lt: msgPrefix(record) + HIGH }, record.messages - max);
       }),
     );
@@ -769,7 +747,7 @@ export class LevelStore implements Store {
   ): Promise<number> {
     let removed = 0;
     let from = msgPrefix(record);
-    while (removed < max && this.byId.get(record.qid) === record) {
+    while (removed < max && this.queues.isCurrent(record)) {
       const limit = Math.min(CHUNK, max - removed);
       const ops: Op[] = [];
       const ids: string[] = [];
@@ -796,7 +774,7 @@ export class LevelStore implements Store {
   }
 
   private emitRemoved(record: QueueRecord, ids: string[]): void {
-    if (this.byId.get(record.qid) !== record) return;
+    if (!this.queues.isCurrent(record)) return;
     for (const consumer of this.consumers.get(record.qid) ?? []) consumer.removed(ids);
   }
 

@@ -29,11 +29,16 @@ import type { Attempt, Consumer, ConsumerOptions, ConsumerProgress, Delivery, De
 import type { Connection } from './connection.js';
 import type { NatsDeliveries, StoredRecord } from './deliveries.js';
 import type { Headers } from './names.js';
-import { HEADER } from './names.js';
+import { HEADER, messageIdOf } from './names.js';
 import { nameMatcher } from '../../protocol/choose.js';
 
 /** How much longer than the listener's timeout the server waits for an outcome. */
 export const ACK_MARGIN_MS = 10_000;
+/** An ack's payload; one try of a confirmed ack waits this long for the answer (then it is sent again, through an election). */
+const ACK = '+ACK';
+const ACK_TRY_MS = 2_000;
+/** Messages one pull asks for at most (the consumer's max_ack_pending bounds what arrives). */
+const PULL_BATCH = 256;
 /** How long one pull waits for messages before asking again. */
 const PULL_EXPIRES_MS = 5_000;
 /** An idle ephemeral consumer (its daemon gone) is removed by the server after this. */
@@ -121,8 +126,14 @@ export class NatsConsumer implements Consumer {
   private readonly memory = new Map<string, DeliveryRecord>();
   /** Released deliveries, still ours on the server, handed out first again (in stream order). */
   private readonly held: (Out & { hold: NodeJS.Timeout })[] = [];
-  /** Positions settled here beyond the floor (out of order, or not yet read back from the server). */
-  private readonly settledSeqs = new Set<number>();
+  /** Positions settled here beyond the floor (out of order, or not yet read back from the server), with their message ids. */
+  private readonly settledSeqs = new Map<number, string | undefined>();
+  /**
+   * The message id at the floor, which progress() shows as the cursor (as
+   * LevelDB does, whose positions are ids): known when the floor moved onto
+   * a message settled here, else looked up by refresh().
+   */
+  private floorId: { seq: number; id: string | undefined } | undefined;
   private readonly start: ConsumerStart;
   private poll: NodeJS.Timeout | undefined;
   private fetching: Promise<void> | undefined;
@@ -228,7 +239,7 @@ export class NatsConsumer implements Consumer {
       if (msg !== undefined && this.matches !== undefined && !this.matches(msg.headers?.get(HEADER.name) || undefined)) {
         // Not chosen (its name matches no filter): settled without an attempt or a record.
         msg.ack();
-        this.settledHere(msg.seq);
+        this.settledHere(msg.seq, messageIdOf(msg.headers));
         this.options.onPassed?.();
         this.moved();
         continue;
@@ -262,7 +273,12 @@ export class NatsConsumer implements Consumer {
   private async fetch(consumer: JsConsumer): Promise<void> {
     const room = Math.max(1, this.options.maxInFlight - this.out.size - this.buffer.length);
     try {
-      const pull = await consumer.fetch({ max_messages: room, expires: PULL_EXPIRES_MS });
+      // More than the room: the server sends no more than max_ack_pending
+      // unsettled in all, so the pull stays open and each settle lets the
+      // next message through at once; a pull of just the room (1 for an
+      // ordered listener) ended with every message, and each next one
+      // waited for a new pull's round trip.
+      const pull = await consumer.fetch({ max_messages: Math.max(room, PULL_BATCH), expires: PULL_EXPIRES_MS });
       this.pull = pull;
       for await (const msg of pull) {
         if (this.closed) msg.nak();
@@ -357,10 +373,18 @@ export class NatsConsumer implements Consumer {
   delivered(delivery: Delivery, attempt: Attempt): void {
     const { d, out } = this.take(delivery);
     const record = settled(d.record, 'delivered', attempt);
-    if (!d.local) this.settledHere(d.seq);
+    if (!d.local) this.settledHere(d.seq, d.record.messageId);
     const hadOpen = d.hasRecord || d.record.attempts.length > 0;
     const ack = async (): Promise<void> => {
-      if (out?.msg) await out.msg.ackAck().catch(() => out.msg!.ack());
+      const msg = out?.msg;
+      if (msg === undefined) return;
+      // Confirmed, and sent again through an election: an ack lost with the
+      // consumer's leader left the message pending for the whole ack_wait
+      // (timeout + ACK_MARGIN_MS: 40 s by default), and an ordered listener
+      // waited behind it (the bench's leader kill measured a 39 s stall).
+      // Not ackAck(): it marks the message acked before the answer, so a
+      // retry of it (or the ack() that followed) sent nothing.
+      await this.host.conn.request('acknowledge a delivery', () => this.host.conn.nc.request(replyOf(msg), ACK, { timeout: ACK_TRY_MS })).catch(() => undefined);
     };
     this.background(async () => {
       if (!this.options.durable) {
@@ -394,7 +418,7 @@ export class NatsConsumer implements Consumer {
   dead(delivery: Delivery, attempt: Attempt): void {
     const { d, out } = this.take(delivery);
     const record = settled(d.record, 'dead', attempt);
-    if (!d.local) this.settledHere(d.seq);
+    if (!d.local) this.settledHere(d.seq, d.record.messageId);
     if (this.deadIds.size >= DEAD_KEEP) this.deadIds.delete(this.deadIds.values().next().value!);
     this.deadIds.add(record.messageId);
     this.background(async () => {
@@ -442,7 +466,14 @@ export class NatsConsumer implements Consumer {
     const fresh: DeliveryRecord = { ...plain(record), state: 'pending', roundStart, updatedAt: new Date().toISOString() };
     delete fresh.nextAttemptAt;
     const delivery = await this.localDelivery(fresh, seq);
-    if (delivery === undefined) return false;
+    if (delivery === undefined) {
+      // The message was deleted since it died: nothing to send, so the record goes (as on LevelDB,
+      // where the requeued record is dropped when its message is not found); it counts as retried.
+      if (this.options.durable) await this.host.deliveries.dropOpen(this.lid, messageId);
+      else this.memory.delete(messageId);
+      this.deadIds.delete(messageId);
+      return true;
+    }
     await this.save(fresh, seq, true);
     this.deadIds.delete(messageId);
     this.schedule(delivery, 0);
@@ -466,15 +497,15 @@ export class NatsConsumer implements Consumer {
   }
 
   /** Settled here: the floor moves now if it was the next in order (the server's floor follows). */
-  private settledHere(seq: number): void {
+  private settledHere(seq: number, id: string | undefined): void {
     if (this.settledSeqs.has(seq)) return;
-    if (seq > this.ackFloor) this.settledSeqs.add(seq);
+    if (seq > this.ackFloor) this.settledSeqs.set(seq, id);
     this.raiseFloor(this.ackFloor);
   }
 
   /** A message deleted here: nothing left to deliver, so it counts as settled for the floor and the backlog. */
-  removed(seq: number): void {
-    this.settledHere(seq);
+  removed(seq: number, id: string): void {
+    this.settledHere(seq, id);
   }
 
   /** Every message through `seq` removed here (purge, retention). */
@@ -485,7 +516,8 @@ export class NatsConsumer implements Consumer {
   private raiseFloor(floor: number): void {
     this.ackFloor = Math.max(this.ackFloor, floor);
     while (this.settledSeqs.has(this.ackFloor + 1)) this.ackFloor++;
-    for (const seq of this.settledSeqs) if (seq <= this.ackFloor) this.settledSeqs.delete(seq);
+    if (this.settledSeqs.has(this.ackFloor)) this.floorId = { seq: this.ackFloor, id: this.settledSeqs.get(this.ackFloor) };
+    for (const seq of this.settledSeqs.keys()) if (seq <= this.ackFloor) this.settledSeqs.delete(seq);
   }
 
   wasDead(messageId: string): boolean {
@@ -502,13 +534,19 @@ export class NatsConsumer implements Consumer {
       pending: this.backlog(),
       lagMs: this.lagFrom === undefined ? 0 : Math.max(0, now - this.lagFrom),
     };
-    if (this.ackFloor > 0) progress.position = String(this.ackFloor);
+    if (this.floorId?.seq === this.ackFloor && this.floorId.id !== undefined) progress.position = this.floorId.id;
     if (nextRetryAt !== undefined) progress.nextRetryAt = nextRetryAt;
     return progress;
   }
 
   async refresh(): Promise<void> {
     await this.readFloor();
+    if (this.ackFloor > 0 && this.floorId?.seq !== this.ackFloor) {
+      // Moved by another daemon, or past a purge: the id is read from the stream (gone when deleted since).
+      const seq = this.ackFloor;
+      const stored = await this.host.read(seq);
+      this.floorId = { seq, id: stored?.envelope?.id };
+    }
     const first = this.backlog() > 0 ? await this.host.firstAfter(this.ackFloor) : undefined;
     this.lagFrom = first?.time;
   }
@@ -527,7 +565,11 @@ export class NatsConsumer implements Consumer {
   private async readFloor(): Promise<void> {
     const consumer = await this.bind();
     const info = await this.host.conn.request('read a consumer', () => consumer.info(false));
+    const before = this.ackFloor;
     this.raiseFloor(info.ack_floor.stream_seq);
+    // The server's floor can carry this one's past messages it never saw (before a start at the end,
+    // settled by another daemon): a publish --wait whose check ran at the settle would wait forever.
+    if (this.ackFloor > before) this.options.onPassed?.();
     this.streamLast = Math.max(this.streamLast, info.delivered.stream_seq + info.num_pending);
   }
 
@@ -561,6 +603,13 @@ function settled(record: DeliveryRecord, state: DeliveryRecord['state'], attempt
   const next: DeliveryRecord = { ...record, state, attempts: [...record.attempts, attempt], updatedAt: new Date().toISOString() };
   delete next.nextAttemptAt;
   return next;
+}
+
+/** The subject a message's ack goes to: the client's JsMsg has it (`reply`), its interface does not say so. */
+function replyOf(msg: JsMsg): string {
+  const reply = (msg as JsMsg & { reply?: unknown }).reply;
+  if (typeof reply !== 'string' || reply === '') throw new Error('a JetStream message without a reply subject cannot be acknowledged');
+  return reply;
 }
 
 function isRequeued(record: StoredRecord): boolean {

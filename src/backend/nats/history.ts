@@ -12,9 +12,8 @@ import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { DeliveryRecord } from '../types.js';
 import type { Connection } from './connection.js';
 import type { Names } from './names.js';
+import { HISTORY_KEEP } from '../../protocol/defaults.js';
 
-/** Delivered records kept per listener (as LevelDB's HISTORY_KEEP). */
-export const HISTORY_KEEP = 1000;
 const HISTORY_AGE_MS = 7 * 24 * 3_600_000;
 const NS_PER_MS = 1_000_000;
 

@@ -115,7 +115,15 @@ export function messageIdOf(headers: Headers | undefined): string | undefined {
   return isMessageId(id) ? id : undefined;
 }
 
-/** When a message was published: the millisecond its id was made. */
+let lastMs = NaN;
+let lastIso = '';
+
+/** When a message was published: the millisecond its id was made (the last one's text is reused: ids of a burst share their ms). */
 export function publishedAtOf(id: string): string {
-  return new Date(timeOfId(id)).toISOString();
+  const ms = timeOfId(id);
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
 }

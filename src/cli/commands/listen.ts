@@ -190,7 +190,7 @@ function withUnit(duration: string): string {
 async function commandRunner(command: string, shell: boolean, name: string | undefined, quiet: boolean): Promise<Sender> {
   const [{ CommandSender }, { splitCommand }] = await Promise.all([
     import('../../delivery/command.js'),
-    import('../../delivery/argv.js'),
+    import('../../protocol/argv.js'),
   ]);
   return new CommandSender({
     id: name ?? 'listen',

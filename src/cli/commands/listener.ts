@@ -2,13 +2,13 @@ import { Argument, Option } from 'commander';
 import type { Command } from 'commander';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
 import { formatDuration, parseDuration } from '../../client/duration.js';
-import { DEFAULT_CONCURRENCY, DEFAULT_RETRY_DELAY_MS, MAX_CONCURRENCY, MOST_ATTEMPTS } from '../../protocol/defaults.js';
+import { DEFAULT_CONCURRENCY, DEFAULT_RETRY_DELAY_MS, MAX_BACKOFF_MS, MAX_CONCURRENCY, MOST_ATTEMPTS } from '../../protocol/defaults.js';
 import { validateQueueName } from '../../protocol/validate.js';
 import { START_FROM } from '../../protocol/requests.js';
 import type { ListenerAddParams, ListenerReplayParams, ListenerUpdateParams } from '../../protocol/requests.js';
 import type { ListenerInfo } from '../../protocol/wire.js';
-import { splitCommand } from '../../delivery/argv.js';
-import { MAX_BACKOFF_MS } from '../../delivery/backoff.js';
+import { maskListener, maskUrl } from '../../protocol/redact.js';
+import { splitCommand } from '../../protocol/argv.js';
 import { action, examples } from '../action.js';
 import { configKey } from '../config.js';
 import { COMMANDS, LISTENERS, QUEUES, declareValue } from '../values.js';
@@ -129,7 +129,7 @@ export function registerListener(program: Command): void {
         }
         const client = await ctx.connect();
         if (opts.ifMissing) {
-          const existing = await findListener(client, params.name!, params.secret !== undefined);
+          const existing = await findListener(client, params.name!);
           if (existing) return reportExisting(ctx, existing, params);
         }
         let info: ListenerInfo;
@@ -138,7 +138,7 @@ export function registerListener(program: Command): void {
         } catch (err) {
           // Another run of the same set-up added it between our look-up and our add.
           if (!(opts.ifMissing && err instanceof DiscueError && err.code === 'LISTENER_EXISTS')) throw err;
-          const existing = await findListener(client, params.name!, params.secret !== undefined);
+          const existing = await findListener(client, params.name!);
           if (!existing) throw err;
           return reportExisting(ctx, existing, params);
         }
@@ -364,9 +364,13 @@ export function registerListener(program: Command): void {
 
 type Client = Awaited<ReturnType<Context['connect']>>;
 
-async function findListener(client: Client, name: string, secret: boolean): Promise<ListenerInfo | undefined> {
+/**
+ * With its credentials: `--if-missing` compares them (a masked URL or header
+ * would always differ from the one given); they are masked again for output.
+ */
+async function findListener(client: Client, name: string): Promise<ListenerInfo | undefined> {
   try {
-    return await client.request('listener.get', { ref: name, secret });
+    return await client.request('listener.get', { ref: name, secret: true });
   } catch (err) {
     if (err instanceof DiscueError && err.code === 'LISTENER_NOT_FOUND') return undefined;
     throw err;
@@ -389,7 +393,7 @@ function reportExisting(ctx: Context, existing: ListenerInfo, wanted: ListenerAd
       { details: { differences } },
     );
   }
-  if (ctx.json) ctx.printJson(existing);
+  if (ctx.json) ctx.printJson(maskListener(existing));
   else ctx.done(`listener ${name} (${existing.id}) already exists on ${existing.queues.join(', ')}`);
   return EXIT.OK;
 }
@@ -402,8 +406,11 @@ function listenerDifferences(existing: ListenerInfo, wanted: ListenerAddParams):
   compare('kind', existing.kind, wanted.kind);
   compare('queues', [...existing.queues].sort().join(','), [...wanted.queues].sort().join(','));
   if (wanted.kind === 'http') {
-    compare('url', existing.url ?? '-', normalUrl(wanted.url!));
+    // Credentials are compared in full but named only masked: the error goes to CI logs.
+    const wantedUrl = normalUrl(wanted.url!);
+    if ((existing.url ?? '-') !== wantedUrl) differences.push(`url is ${maskUrl(existing.url ?? '-')}, given ${maskUrl(wantedUrl)}`);
     compare('headers', headerText(existing.headers), headerText(wanted.headers));
+    for (const name of headerValuesDiffering(existing.headers, wanted.headers)) differences.push(`header ${name} has another value`);
     if (wanted.secret !== undefined && existing.secret !== wanted.secret) differences.push('secret differs');
     compare('cloudevents', String(existing.cloudevents === true), String(wanted.cloudevents === true));
   } else {
@@ -428,9 +435,16 @@ function normalUrl(text: string): string {
   }
 }
 
+/** The header names: their values are credentials, compared by headerValuesDiffering. */
 function headerText(headers: Record<string, string> | undefined): string {
-  const entries = Object.entries(headers ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
-  return entries.length === 0 ? 'none' : entries.map(([k, v]) => `${k}: ${v}`).join('; ');
+  const names = Object.keys(headers ?? {}).sort();
+  return names.length === 0 ? 'none' : names.join(', ');
+}
+
+function headerValuesDiffering(has: Record<string, string> | undefined, given: Record<string, string> | undefined): string[] {
+  return Object.keys(has ?? {})
+    .filter((name) => given?.[name] !== undefined && given[name] !== has![name])
+    .sort();
 }
 
 function parseHeaders(list: string[]): Record<string, string> {

@@ -13,9 +13,9 @@ import {
   MAX_CONCURRENCY,
   MOST_ATTEMPTS,
 } from '../../protocol/defaults.js';
-import { splitCommand } from '../../delivery/argv.js';
+import { splitCommand } from '../../protocol/argv.js';
 import { newListenerId } from '../../delivery/listeners.js';
-import { maskUrl } from '../../delivery/redact.js';
+import { maskHeaders, maskUrl } from '../../protocol/redact.js';
 import { generateSecret, validateSecret } from '../../delivery/signature.js';
 import type { ListenerRecord, StartAt } from '../../backend/types.js';
 import { isMessageId } from '../../protocol/ids.js';
@@ -84,9 +84,10 @@ export const listenerHandlers = {
       start = { afterIds: byQueue };
     }
     await ctx.engine.listeners.register(record, start);
-    // The generated secret is shown once, here; URL credentials only to `listener show --secret`.
+    // The generated secret is shown once, here; URL and header credentials only to `listener show --secret`.
     const info = listenerInfo(ctx, record, true);
     if (info.url !== undefined) info.url = maskUrl(info.url);
+    if (info.headers !== undefined) info.headers = maskHeaders(info.headers);
     return info;
   },
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { splitCommand } from '../../src/delivery/argv.js';
+import { splitCommand } from '../../src/protocol/argv.js';
 
 function code(fn: () => unknown): string | undefined {
   try {

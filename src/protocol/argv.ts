@@ -4,7 +4,7 @@
  * redirections, substitutions) are refused rather than passed on as odd
  * arguments: whoever wants them says --shell.
  */
-import { DiscueError } from '../protocol/errors.js';
+import { DiscueError } from './errors.js';
 
 const OPERATORS = new Set(['|', '&', ';', '<', '>', '(', ')', '`']);
 

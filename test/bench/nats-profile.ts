@@ -1,0 +1,79 @@
+/**
+ * Where the daemon's time goes when publishing to NATS (issue 11): a single
+ * node, a daemon run under --cpu-prof (directly in its foreground form:
+ * Node refuses --cpu-prof in NODE_OPTIONS), publishing at 1 then 256 in
+ * flight; prints the top self-time functions and the rates.
+ *   npx tsx test/bench/nats-profile.ts [seconds] [replicas]
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from '../../src/index.js';
+import { natsServers } from '../helpers/nats.js';
+import { BIN, discueEnv } from './daemon.js';
+import { payloadPool, sleep } from './lib.js';
+import { runLoad } from './load.js';
+import { answersHello } from './wire.js';
+
+const seconds = Number(process.argv[2] ?? 5);
+const replicas = Number(process.argv[3] ?? 1);
+const dir = mkdtempSync(join(tmpdir(), 'discue-natsprof-'));
+const servers = await natsServers(replicas === 1 ? 1 : 3, 60_000);
+const home = join(dir, 'home');
+const profDir = join(dir, 'prof');
+mkdirSync(home, { recursive: true, mode: 0o700 });
+mkdirSync(profDir);
+const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, BIN, 'daemon', 'start', '--foreground'], {
+  env: { ...discueEnv(home), DISCUE_STORE: servers.urls, DISCUE_STORE_REPLICAS: String(replicas) },
+  stdio: 'ignore',
+});
+const socket = join(home, 'run', 'discue.sock');
+while (!(await answersHello(socket))) await sleep(20);
+const payloads = payloadPool(200);
+const c = await connect({ home, autoStart: false });
+await c.request('queue.create', { name: 'q' });
+await c.close();
+for (const [conns, depth] of [[1, 1], [1, 256]] as const) {
+  const r = await runLoad({
+    open: async () => {
+      const cl = await connect({ home, autoStart: false });
+      return { publish: (q, m) => cl.publish(q, m), close: () => cl.close() };
+    },
+    queue: 'q', connections: conns, depth, warmupMs: 500, durationMs: seconds * 1000, payloads,
+  });
+  console.log(`${conns}x${depth}: ${Math.round(r.rate)}/s`);
+}
+child.kill('SIGTERM');
+await new Promise((r) => child.once('exit', r));
+await servers.stop();
+const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'))!;
+interface Node { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
+const profile = JSON.parse(readFileSync(join(profDir, file), 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
+const byNode = new Map(profile.nodes.map((n) => [n.id, n]));
+const self = new Map<string, number>();
+let total = 0;
+const keyOf = (n: Node) => `${n.callFrame.functionName || '(anon)'} ${n.callFrame.url.replace(/^.*\/(node_modules|dist|src)\//, '$1/')}:${n.callFrame.lineNumber + 1}`;
+for (let i = 0; i < profile.samples.length; i++) {
+  const n = byNode.get(profile.samples[i]!)!;
+  const us = profile.timeDeltas[i + 1] ?? 0;
+  self.set(keyOf(n), (self.get(keyOf(n)) ?? 0) + us);
+  total += us;
+}
+// Inclusive time per function (counted once per sample).
+const parent = new Map<number, number>();
+for (const n of profile.nodes) for (const ch of n.children ?? []) parent.set(ch, n.id);
+const incl = new Map<string, number>();
+for (let i = 0; i < profile.samples.length; i++) {
+  const us = profile.timeDeltas[i + 1] ?? 0;
+  const seen = new Set<string>();
+  for (let id: number | undefined = profile.samples[i]; id !== undefined; id = parent.get(id)) {
+    const k = keyOf(byNode.get(id)!);
+    if (seen.has(k)) continue;
+    seen.add(k);
+    incl.set(k, (incl.get(k) ?? 0) + us);
+  }
+}
+const top = (m: Map<string, number>, n: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, us]) => `${((us / total) * 100).toFixed(1).padStart(5)}%  ${k}`).join('\n');
+console.log(`total ${(total / 1e6).toFixed(1)} s sampled\n-- self\n${top(self, 30)}\n-- inclusive\n${top(incl, 45)}`);
+rmSync(dir, { recursive: true, force: true });
