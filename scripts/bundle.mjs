@@ -25,7 +25,7 @@
  * from CLI code would be require()d at start: the build refuses that.
  */
 import { build } from 'esbuild';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -120,9 +120,19 @@ const natsOutside = {
   },
 };
 
+/**
+ * Split at import(): what the daemon loads only when asked (the HTTP API and
+ * prom-client under it, ~35 ms of module loading) is a chunk of its own,
+ * not part of every daemon start. Chunks sit next to the bundle, so the
+ * relative URLs ownUrls writes hold in them too.
+ */
+const DAEMON_DIR = dirname(DAEMON_OUT);
+for (const file of readdirSync(DAEMON_DIR)) if (/^chunk-.*\.js$/.test(file)) rmSync(join(DAEMON_DIR, file));
 const daemon = await build({
-  entryPoints: [DAEMON_ENTRY + '.ts'],
-  outfile: DAEMON_OUT,
+  entryPoints: { bundle: DAEMON_ENTRY + '.ts' },
+  outdir: DAEMON_DIR,
+  splitting: true,
+  chunkNames: 'chunk-[hash]',
   bundle: true,
   platform: 'node',
   format: 'esm',
@@ -136,6 +146,14 @@ const daemon = await build({
 
 const daemonEager = daemon.metafile.outputs[relative(ROOT, DAEMON_OUT).split(sep).join('/')].imports.filter((i) => i.external && i.kind !== 'dynamic-import' && i.path.startsWith('@nats-io/'));
 if (daemonEager.length > 0) throw new Error(`the daemon bundle would load the NATS client at every start: ${daemonEager.map((i) => i.path).join(', ')}`);
+/** Static imports of the bundle and of the chunks it imports statically: what every daemon start loads. */
+function eagerImports(outputs, file, seen = new Set()) {
+  if (seen.has(file)) return [];
+  seen.add(file);
+  return outputs[file].imports.filter((i) => i.kind !== 'dynamic-import').flatMap((i) => (i.external ? [i.path] : eagerImports(outputs, i.path, seen)));
+}
+const daemonStart = eagerImports(daemon.metafile.outputs, relative(ROOT, DAEMON_OUT).split(sep).join('/'));
+if (daemonStart.includes('prom-client')) throw new Error('the daemon bundle would load prom-client at every start: import the HTTP API with import() only');
 
 // A cache of the previous bundle would be rejected anyway; the next run writes a new one.
 rmSync(OUT + '.cache', { force: true });

@@ -136,6 +136,14 @@ export interface Store {
   /** Finishes pending writes, then closes. */
   close(): Promise<void>;
 
+  /**
+   * Resolves once the backend can answer; BACKEND_UNAVAILABLE when it cannot
+   * within a few seconds (a cluster down or without quorum). Answers made
+   * from memory (listQueues) wait for it, so an outage is not passed off as
+   * the state. Absent: always ready (a local store).
+   */
+  ready?(what: string): Promise<void>;
+
   // The catalogue: the only place a queue's name is kept.
   listQueues(): QueueInfo[];
   /** The id of the queue with this name; QUEUE_NOT_FOUND (with a suggestion) if there is none. */
@@ -336,7 +344,11 @@ export interface ConsumerOptions {
    * name in the subject, so the server skips them.
    */
   filters?: string[];
-  /** Called when the position moved past filtered messages (settledThrough may have changed). */
+  /**
+   * Called when the position moved without a settle of this consumer's own
+   * (past filtered messages; NATS: the server's floor read back), so
+   * settledThrough may have changed.
+   */
   onPassed?: () => void;
 }
 

@@ -21,6 +21,8 @@ import { handlers } from './handlers/index.js';
 import type { Logger } from '../observe/log.js';
 import { MAX_PARAMS_DEPTH, nestsDeeperThan } from './params.js';
 
+/** What the hello tells clients this daemon serves beyond protocol 1's first requests (see RequestMap hello). */
+const FEATURES = ['publish.many'];
 /** Requests one connection may have in flight before the daemon stops reading from it. */
 const MAX_IN_FLIGHT = 4096;
 /** Unsent reply bytes of one connection above which its next frames wait. */
@@ -376,7 +378,7 @@ export class Connection {
       return;
     }
     this.greeted = true;
-    this.send({ id: frame.id, ok: true, result: { protocol: PROTOCOL_VERSION, version: VERSION, pid: process.pid } });
+    this.send({ id: frame.id, ok: true, result: { protocol: PROTOCOL_VERSION, version: VERSION, pid: process.pid, features: FEATURES } });
   }
 
   private reply(id: number, err: Error): void {

@@ -5,10 +5,12 @@
  * this daemon's own: daemons of a cluster share no tokens yet.
  *
  * A token is 32 random bytes, so a fast hash is enough (nothing to brute
- * force, unlike a password); the lookup compares every stored hash in
- * constant time, so timing tells nothing about which hash is near.
+ * force, unlike a password). A presented token is looked up by its SHA-256,
+ * never by its text: how long the lookup takes depends only on the digest,
+ * which a client cannot steer toward a stored one, so timing tells nothing
+ * about which token is near.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { DiscueError } from '../protocol/errors.js';
 import { validateQueueName } from '../protocol/validate.js';
@@ -47,8 +49,9 @@ export function allows(scopes: readonly string[], kind: ScopeKind, queue?: strin
 
 const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
-function hashOf(token: string): Buffer {
-  return createHash('sha256').update(token).digest();
+/** Hex SHA-256, as stored: one call, no Hash object (this runs on every HTTP request). */
+function hashOf(token: string): string {
+  return hash('sha256', token, 'hex');
 }
 
 const HASH_RE = /^[0-9a-f]{64}$/;
@@ -69,6 +72,8 @@ function isRecord(value: unknown): value is TokenRecord {
 
 export class TokenStore {
   private records: TokenRecord[] = [];
+  /** The records by hash: rebuilt whenever `records` changes (this daemon is the file's only writer). */
+  private byHash = new Map<string, TokenRecord>();
   private ignored: unknown[] = [];
   private damage: string | undefined;
   /** Writes one at a time, in order: two creates at once must both be kept. */
@@ -100,6 +105,7 @@ export class TokenStore {
       return store;
     }
     for (const record of tokens) (isRecord(record) ? store.records : store.ignored).push(record);
+    store.index();
     return store;
   }
 
@@ -111,6 +117,12 @@ export class TokenStore {
   /** Entries of the file that are not tokens (a careless edit): never accepted, kept as they are when the file is written. */
   get ignoredCount(): number {
     return this.ignored.length;
+  }
+
+  private index(): void {
+    this.byHash = new Map();
+    // The first of two records with one hash (a hand edit) answers, as the file reads.
+    for (const r of this.records) if (!this.byHash.has(r.hash)) this.byHash.set(r.hash, r);
   }
 
   private assertUsable(): void {
@@ -133,8 +145,9 @@ export class TokenStore {
       throw new DiscueError('TOKEN_EXISTS', `a token named "${name}" exists; revoke it first (\`discue token revoke ${name}\`)`);
     }
     const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
-    const record: TokenRecord = { name, scopes: checked, createdAt: new Date().toISOString(), hash: hashOf(token).toString('hex') };
+    const record: TokenRecord = { name, scopes: checked, createdAt: new Date().toISOString(), hash: hashOf(token) };
     this.records.push(record);
+    this.index();
     await this.save();
     return { name, scopes: [...checked], createdAt: record.createdAt, token };
   }
@@ -145,6 +158,7 @@ export class TokenStore {
     const index = this.records.findIndex((r) => r.name === name);
     if (index < 0) throw new DiscueError('TOKEN_NOT_FOUND', `no token named ${JSON.stringify(name)} (see \`discue token list\`)`);
     this.records.splice(index, 1);
+    this.index();
     await this.save();
     return { name };
   }
@@ -153,13 +167,7 @@ export class TokenStore {
   verify(token: string): string[] | undefined {
     // Told apart from a bad token, without the path: the client is not the file's owner.
     if (this.damage !== undefined) throw new DiscueError('STORAGE_DAMAGED', "the daemon's token file is damaged; its owner finds why in the daemon log");
-    const presented = hashOf(token);
-    let found: TokenRecord | undefined;
-    // Every record is compared, in constant time each, whether or not one matched.
-    for (const record of this.records) {
-      if (timingSafeEqual(presented, Buffer.from(record.hash, 'hex')) && found === undefined) found = record;
-    }
-    return found?.scopes;
+    return this.byHash.get(hashOf(token))?.scopes;
   }
 
   private save(): Promise<void> {

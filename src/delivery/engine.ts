@@ -86,14 +86,14 @@ export class DeliveryEngine {
 
   // ---- what the daemon asks ----------------------------------------------
 
-  /** Resolves when every listener that takes `queue` now has settled through `through`, or at the timeout. */
-  waitFor(queue: string, ids: string[], through: Position, timeoutMs: number): Promise<WaitOutcome[]> {
+  /** Resolves when every listener that takes `queue` now has settled through `through` (or skips the batch, by the `names` of its messages), or at the timeout. */
+  waitFor(queue: string, ids: string[], names: (string | undefined)[], through: Position, timeoutMs: number): Promise<WaitOutcome[]> {
     const workers: Worker[] = [];
     for (const byQueue of this.workers.values()) {
       const worker = byQueue.get(queue);
       if (worker) workers.push(worker);
     }
-    return this.waiters.wait(workers, ids, through, timeoutMs);
+    return this.waiters.wait(workers, ids, names, through, timeoutMs);
   }
 
   /**

@@ -9,9 +9,12 @@ import { DiscueError } from '../protocol/errors.js';
 import type { ListenerInfo } from '../protocol/wire.js';
 import { nameMatcher } from '../protocol/choose.js';
 import { timeOfId } from '../protocol/ids.js';
-import type { DeliveryRecord, ListenerRecord, QueueId, StartAt, Store } from '../backend/types.js';
+import type { DeliveryRecord, Envelope, ListOptions, ListenerRecord, QueueId, StartAt, Store } from '../backend/types.js';
 import type { DeliveryEngine } from './engine.js';
 import { maskHeaders, maskUrl } from '../protocol/redact.js';
+
+/** Messages read per page while counting what a replay sends. */
+const COUNT_PAGE = 1000;
 
 export class ListenerRegistry {
   /** Streams without a name: not stored, gone when their `listen` disconnects. */
@@ -90,17 +93,28 @@ export class ListenerRegistry {
     return undefined;
   }
 
-  /** Stored messages from a point on that the filters take (one page at a time). */
+  /**
+   * Stored messages from a point on that the filters take, one page at a
+   * time. From a message: it and what is stored after it, by the backend's
+   * order; ids are not compared (on a cluster, two hosts' ids need not sort
+   * in the order the stream stored them).
+   */
   private async countFrom(queue: QueueId, point: { sinceMs: number } | { messageId: string }, filters: string[] | undefined): Promise<number> {
     const matches = nameMatcher(filters);
-    const first = 'messageId' in point ? point.messageId : undefined;
-    let options: { sinceMs?: number; next?: string } = { sinceMs: 'messageId' in point ? timeOfId(point.messageId) : point.sinceMs };
+    const takes = (m: Envelope) => !matches || matches(m.name);
     let n = 0;
+    let options: ListOptions;
+    if ('messageId' in point) {
+      if (takes(await this.store.getMessage(queue, point.messageId))) n++;
+      options = { afterId: point.messageId, limit: COUNT_PAGE };
+    } else {
+      options = { sinceMs: point.sinceMs, limit: COUNT_PAGE };
+    }
     for (;;) {
-      const page = await this.store.readMessages(queue, { ...options, limit: 1000 });
-      for (const m of page.messages) if ((first === undefined || m.id >= first) && (!matches || matches(m.name))) n++;
+      const page = await this.store.readMessages(queue, options);
+      for (const m of page.messages) if (takes(m)) n++;
       if (page.next === undefined || page.messages.length + page.damaged.length === 0) return n;
-      options = { next: page.next };
+      options = { next: page.next, limit: COUNT_PAGE };
     }
   }
 

@@ -18,9 +18,12 @@ import * as S from './schemas.js';
 export type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 
 /** What a route is given. */
+/** The query string's parameters, read only (an empty query is one instance shared by every request). */
+export type Query = Pick<URLSearchParams, 'get'>;
+
 export interface HttpCall {
   params: Record<string, string>;
-  query: URLSearchParams;
+  query: Query;
   headers: Record<string, string | string[] | undefined>;
   /** The request body, read (within the body limit) on first call. */
   body(): Promise<Buffer>;
@@ -107,18 +110,18 @@ export async function jsonBody(c: HttpCall): Promise<Record<string, unknown>> {
   return value as Record<string, unknown>;
 }
 
-function intQuery(query: URLSearchParams, name: string): number | undefined {
+function intQuery(query: Query, name: string): number | undefined {
   const text = query.get(name);
   if (text === null) return undefined;
   if (!/^\d+$/.test(text)) throw new DiscueError('INVALID_ARGUMENT', `"${name}" must be a whole number, got ${JSON.stringify(text)}`);
   return Number(text);
 }
 
-function stringQuery(query: URLSearchParams, name: string): string | undefined {
+function stringQuery(query: Query, name: string): string | undefined {
   return query.get(name) ?? undefined;
 }
 
-function boolQuery(query: URLSearchParams, name: string): boolean | undefined {
+function boolQuery(query: Query, name: string): boolean | undefined {
   const text = query.get(name);
   if (text === null) return undefined;
   if (text !== 'true' && text !== 'false') throw new DiscueError('INVALID_ARGUMENT', `"${name}" takes true or false`);

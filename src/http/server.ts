@@ -21,7 +21,7 @@ import { allows } from '../daemon/tokens.js';
 import type { Logger } from '../observe/log.js';
 import { documentRoute, openApiDocument } from './openapi.js';
 import { ROUTES } from './routes.js';
-import type { HttpCall, Method, Reply, Route, StreamTarget } from './routes.js';
+import type { HttpCall, Method, Query, Reply, Route, StreamTarget } from './routes.js';
 import { EVENTS_ROUTE } from './sse.js';
 import { createMetrics, metricsRoute } from './metrics.js';
 import type { Metrics } from './metrics.js';
@@ -50,41 +50,75 @@ const MAX_STREAMS = MAX_CONNECTIONS / 2;
 
 interface Compiled {
   route: Route;
-  pattern: RegExp;
-  names: string[];
+  /** Per segment of the path: the text it must be, or null where a parameter goes. */
+  literals: (string | null)[];
+  /** Per segment: the parameter's name, where one goes. */
+  names: (string | undefined)[];
 }
 
 function compile(route: Route): Compiled {
-  const names: string[] = [];
-  const source = route.path.replace(/[.]/g, '\\.').replace(/\{(\w+)\}/g, (_m, name: string) => {
-    names.push(name);
-    return '([^/]+)';
-  });
-  return { route, pattern: new RegExp(`^${source}$`), names };
+  const literals: (string | null)[] = [];
+  const names: (string | undefined)[] = [];
+  for (const part of route.path.split('/')) {
+    const param = /^\{(\w+)\}$/.exec(part);
+    if (!param && part.includes('{')) throw new Error(`route ${route.path}: a parameter is a whole path segment`);
+    literals.push(param ? null : part);
+    names.push(param?.[1]);
+  }
+  return { route, literals, names };
+}
+
+/**
+ * A request target the router may split as it is: only characters a URL
+ * parser leaves alone, and no dot segment (`..`, `%2e`) for it to resolve
+ * or backslash for it to turn into a slash. Anything else goes through
+ * new URL(), so both ways route every target alike.
+ */
+const PLAIN_TARGET = /^(?:\/(?!\.)[\w.~!$&'()*+,;=:@%-]*)+(?:\?[\w.~!$&'()*+,;=:@%/?-]*)?$/;
+const ENCODED_DOT = /%2e/i;
+
+/** Path and query string of a request target. */
+function splitTarget(target: string | undefined): { path: string; search: string } {
+  const plain = target !== undefined && PLAIN_TARGET.test(target) && !ENCODED_DOT.test(target);
+  if (plain) {
+    const q = target.indexOf('?');
+    return q < 0 ? { path: target, search: '' } : { path: target.slice(0, q), search: target.slice(q + 1) };
+  }
+  // Not new URL(req.url, base): that reads `//x/v1/queues` as host x and path /v1/queues.
+  const url = new URL(`http://discue${pathOf(target)}`);
+  return { path: url.pathname, search: url.search };
 }
 
 export class HttpApi {
   private readonly server: Server;
-  private readonly routes: Compiled[];
+  /** The routes by their number of path segments, in table order (the first that matches answers). */
+  private readonly routes = new Map<number, Compiled[]>();
   private readonly document: unknown;
-  private readonly closers = new Set<() => void>();
+  /** Ends each open stream (at close). */
+  readonly closers = new Set<() => void>();
   private readonly metrics: Metrics;
   /** Requests being answered (streams not counted): the daemon waits for them before it closes the store. */
   private inFlight = 0;
   private draining = false;
+  /** Headers and body must arrive, and an idle connection is closed, within this. */
+  readonly timeoutMs: number;
   url = '';
 
   private constructor(
-    private readonly options: HttpOptions,
+    options: HttpOptions,
     private readonly ctx: HandlerContext,
     private readonly log: Logger,
     tls: { cert: Buffer; key: Buffer } | undefined,
   ) {
     this.metrics = createMetrics(ctx);
     const all = [...ROUTES, EVENTS_ROUTE, metricsRoute(this.metrics), documentRoute(() => this.document)];
-    this.routes = all.map(compile);
+    for (const compiled of all.map(compile)) {
+      const same = this.routes.get(compiled.literals.length);
+      if (same) same.push(compiled);
+      else this.routes.set(compiled.literals.length, [compiled]);
+    }
     this.document = openApiDocument(all);
-    const timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const timeout = (this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
     const serverOptions = {
       headersTimeout: timeout,
       requestTimeout: timeout,
@@ -160,127 +194,60 @@ export class HttpApi {
 
   private match(method: string, path: string): { route: Route; params: Record<string, string> } | Method[] {
     const allowed: Method[] = [];
-    for (const { route, pattern, names } of this.routes) {
-      const m = pattern.exec(path);
-      if (!m) continue;
+    const parts = path.split('/');
+    candidates: for (const { route, literals, names } of this.routes.get(parts.length) ?? []) {
+      for (let i = 0; i < parts.length; i++) {
+        const literal = literals[i];
+        if (literal === null ? parts[i] === '' : literal !== parts[i]) continue candidates;
+      }
       if (route.method !== method && !(method === 'HEAD' && route.method === 'GET')) {
         allowed.push(route.method);
         continue;
       }
       const params: Record<string, string> = {};
-      names.forEach((name, i) => (params[name] = decodePathPart(m[i + 1]!)));
+      for (let i = 0; i < parts.length; i++) {
+        const name = names[i];
+        if (name !== undefined) params[name] = decodePathPart(parts[i]!);
+      }
       return { route, params };
     }
     return allowed;
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let streamed = false;
+    let stream: ResponseStream | undefined;
     this.inFlight++;
     try {
       if (this.draining) {
         res.setHeader('Connection', 'close');
         throw new DiscueError('SHUTTING_DOWN', 'the daemon is shutting down');
       }
-      // Not new URL(req.url, base): that reads `//x/v1/queues` as host x and path /v1/queues.
-      const url = new URL(`http://discue${pathOf(req.url)}`);
-      const found = this.match(req.method ?? 'GET', url.pathname);
+      const { path, search } = splitTarget(req.url);
+      const found = this.match(req.method ?? 'GET', path);
       if (Array.isArray(found)) {
         if (found.length > 0) res.setHeader('Allow', found.join(', '));
+        // OPTIONS asks which methods a path takes: the Allow header is the answer (no token needed, as /openapi.json tells as much).
+        if (req.method === 'OPTIONS' && found.length > 0) return this.sendEmpty(res, 204);
         throw new DiscueError(
           'ROUTE_NOT_FOUND',
-          found.length > 0 ? `${url.pathname} takes ${found.join(', ')}, not ${req.method}` : `no route ${url.pathname} (see /openapi.json)`,
+          found.length > 0 ? `${path} takes ${found.join(', ')}, not ${req.method}` : `no route ${path} (see /openapi.json)`,
         );
       }
       const { route, params } = found;
-      const scopes = this.authorize(req, route, params);
-      const call: HttpCall = {
-        params,
-        query: url.searchParams,
-        headers: req.headers,
-        body: bodyReader(req),
-        scopes,
-        authorizeAgain: (queue) => void this.authorize(req, route, queue === undefined ? params : { ...params, queue }),
-        ctx: this.ctx,
-      };
-      const reply = await route.handle(call, this.streamTarget(req, res, () => {
-        streamed = true;
-        this.inFlight--;
-      }));
+      const scopes = authorize(this.ctx, req, route, params);
+      stream = new ResponseStream(this, req, res);
+      const reply = await route.handle(new Call(this.ctx, req, route, params, search, scopes), stream);
       if (reply !== 'streamed') this.sendReply(res, reply);
     } catch (err) {
       this.sendError(res, err);
     } finally {
-      if (!streamed) this.inFlight--;
+      if (stream?.started !== true) this.inFlight--;
     }
   }
 
-  /** The token's scopes, or a 401/403 that tells nothing about what the request names. */
-  private authorize(req: IncomingMessage, route: Route, params: Record<string, string>): string[] {
-    if (route.scope === null) return [];
-    const header = req.headers.authorization ?? '';
-    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    const scopes = bearer ? this.ctx.tokens.verify(bearer[1]!) : undefined;
-    if (scopes === undefined) {
-      throw new DiscueError('UNAUTHORIZED', bearer ? 'the token is not valid (revoked, or never created)' : 'send a token: Authorization: Bearer dq_…');
-    }
-    const granted =
-      allows(scopes, route.scope, params.queue) ||
-      (route.anyQueue === true && scopes.some((s) => s.startsWith(`${route.scope}:`)));
-    if (!granted) {
-      const need = params.queue !== undefined && (route.scope === 'publish' || route.scope === 'read') ? `${route.scope}:${params.queue}` : route.scope;
-      throw new DiscueError('FORBIDDEN', `this token's scopes do not include ${need}`);
-    }
-    return scopes;
-  }
-
-  private streamTarget(req: IncomingMessage, res: ServerResponse, started: () => void): StreamTarget {
-    const closers = this.closers;
-    const timeoutMs = this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    return {
-      start: (status, headers) => {
-        if (closers.size >= MAX_STREAMS) throw new DiscueError('BUSY', `${MAX_STREAMS} event streams are open, the most at once; retry later`);
-        started();
-        // A stream has no request timeout: its heartbeats keep the connection alive.
-        req.socket.setTimeout(0);
-        res.writeHead(status, headers);
-        res.flushHeaders();
-      },
-      write: (text) => res.write(text),
-      drain: () =>
-        new Promise<void>((resolve) => {
-          if (!res.writableNeedDrain) return resolve();
-          // Listeners removed once either fires: a long stream drains many times.
-          const done = () => {
-            clearTimeout(timer);
-            res.off('drain', done).off('close', done);
-            resolve();
-          };
-          // A stream's socket has no idle timeout, so a client that stops reading
-          // would hold its connection and a page of messages for ever: cut off.
-          const timer = setTimeout(() => {
-            res.destroy();
-            done();
-          }, timeoutMs);
-          res.once('drain', done).once('close', done);
-        }),
-      heartbeatMs: Math.min(15_000, Math.floor(timeoutMs / 2)),
-      onClose: (callback) => {
-        const close = () => {
-          closers.delete(close);
-          callback();
-          res.end();
-        };
-        closers.add(close);
-        res.once('close', () => {
-          if (closers.delete(close)) callback();
-        });
-      },
-      end: () => res.end(),
-      get closed() {
-        return res.destroyed || res.writableEnded;
-      },
-    };
+  /** A stream took over its response: it no longer holds up the store's close. */
+  streamStarted(): void {
+    this.inFlight--;
   }
 
   private sendReply(res: ServerResponse, reply: Reply): void {
@@ -288,6 +255,11 @@ export class HttpApi {
     const text = String(reply.body);
     res.writeHead(reply.status, { 'content-type': reply.contentType, 'content-length': Buffer.byteLength(text) });
     res.end(text);
+  }
+
+  private sendEmpty(res: ServerResponse, status: number): void {
+    res.writeHead(status, { 'content-length': 0 });
+    res.end();
   }
 
   private send(res: ServerResponse, status: number, body: unknown): void {
@@ -305,6 +277,128 @@ export class HttpApi {
     if (!isDiscueError(err)) this.log.error('http request failed', { error: err as Error });
     if (error.code === 'UNAUTHORIZED') res.setHeader('WWW-Authenticate', 'Bearer');
     this.send(res, HTTP_STATUS[error.code], { error: error.toWire() });
+  }
+}
+
+/** The token's scopes, or a 401/403 that tells nothing about what the request names. */
+function authorize(ctx: HandlerContext, req: IncomingMessage, route: Route, params: Record<string, string>): string[] {
+  if (route.scope === null) return [];
+  const header = req.headers.authorization ?? '';
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  const scopes = bearer ? ctx.tokens.verify(bearer[1]!) : undefined;
+  if (scopes === undefined) {
+    throw new DiscueError('UNAUTHORIZED', bearer ? 'the token is not valid (revoked, or never created)' : 'send a token: Authorization: Bearer dq_…');
+  }
+  const granted =
+    allows(scopes, route.scope, params.queue) ||
+    (route.anyQueue === true && scopes.some((s) => s.startsWith(`${route.scope}:`)));
+  if (!granted) {
+    const need = params.queue !== undefined && (route.scope === 'publish' || route.scope === 'read') ? `${route.scope}:${params.queue}` : route.scope;
+    throw new DiscueError('FORBIDDEN', `this token's scopes do not include ${need}`);
+  }
+  return scopes;
+}
+
+/** Most requests have no query string: they share this (routes only read a query). */
+const NO_QUERY: Query = new URLSearchParams();
+
+/** What a route is given: built once per request, its parts read on demand. */
+class Call implements HttpCall {
+  private query_: Query | undefined;
+  private body_: Promise<Buffer> | undefined;
+
+  constructor(
+    readonly ctx: HandlerContext,
+    private readonly req: IncomingMessage,
+    private readonly route: Route,
+    readonly params: Record<string, string>,
+    private readonly search: string,
+    readonly scopes: string[],
+  ) {}
+
+  get headers(): IncomingMessage['headers'] {
+    return this.req.headers;
+  }
+
+  get query(): Query {
+    return (this.query_ ??= this.search === '' ? NO_QUERY : new URLSearchParams(this.search));
+  }
+
+  body(): Promise<Buffer> {
+    return (this.body_ ??= readBody(this.req));
+  }
+
+  authorizeAgain(queue?: string): void {
+    authorize(this.ctx, this.req, this.route, queue === undefined ? this.params : { ...this.params, queue });
+  }
+}
+
+/** The raw response of a streaming route (SSE). */
+class ResponseStream implements StreamTarget {
+  started = false;
+  readonly heartbeatMs: number;
+
+  constructor(
+    private readonly api: HttpApi,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+  ) {
+    this.heartbeatMs = Math.min(15_000, Math.floor(api.timeoutMs / 2));
+  }
+
+  start(status: number, headers: Record<string, string>): void {
+    if (this.api.closers.size >= MAX_STREAMS) throw new DiscueError('BUSY', `${MAX_STREAMS} event streams are open, the most at once; retry later`);
+    this.started = true;
+    this.api.streamStarted();
+    // A stream has no request timeout: its heartbeats keep the connection alive.
+    this.req.socket.setTimeout(0);
+    this.res.writeHead(status, headers);
+    this.res.flushHeaders();
+  }
+
+  write(text: string): boolean {
+    return this.res.write(text);
+  }
+
+  drain(): Promise<void> {
+    const res = this.res;
+    return new Promise<void>((resolve) => {
+      if (!res.writableNeedDrain) return resolve();
+      // Listeners removed once either fires: a long stream drains many times.
+      const done = () => {
+        clearTimeout(timer);
+        res.off('drain', done).off('close', done);
+        resolve();
+      };
+      // A stream's socket has no idle timeout, so a client that stops reading
+      // would hold its connection and a page of messages for ever: cut off.
+      const timer = setTimeout(() => {
+        res.destroy();
+        done();
+      }, this.api.timeoutMs);
+      res.once('drain', done).once('close', done);
+    });
+  }
+
+  onClose(callback: () => void): void {
+    const closers = this.api.closers;
+    const close = () => {
+      closers.delete(close);
+      callback();
+      this.res.end();
+    };
+    closers.add(close);
+    this.res.once('close', () => {
+      if (closers.delete(close)) callback();
+    });
+  }
+
+  end(): void {
+    this.res.end();
+  }
+
+  get closed(): boolean {
+    return this.res.destroyed || this.res.writableEnded;
   }
 }
 
@@ -340,34 +434,32 @@ async function readTlsFile(key: string, path: string): Promise<Buffer> {
   }
 }
 
-/** Reads the body once, refusing it past the socket's frame limit. */
-function bodyReader(req: IncomingMessage): () => Promise<Buffer> {
-  let body: Promise<Buffer> | undefined;
-  return () =>
-    (body ??= new Promise<Buffer>((resolve, reject) => {
-      const declared = Number(req.headers['content-length']);
-      if (declared > MAX_FRAME_BYTES) {
+/** Reads the body, refusing it past the socket's frame limit. */
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (declared > MAX_FRAME_BYTES) {
+      req.resume();
+      reject(tooLarge());
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_FRAME_BYTES) {
+        // The rest is read and dropped (within the request timeout), so the client,
+        // still sending, gets the 413 rather than a reset connection.
+        req.removeAllListeners('data');
         req.resume();
         reject(tooLarge());
         return;
       }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      req.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > MAX_FRAME_BYTES) {
-          // The rest is read and dropped (within the request timeout), so the client,
-          // still sending, gets the 413 rather than a reset connection.
-          req.removeAllListeners('data');
-          req.resume();
-          reject(tooLarge());
-          return;
-        }
-        chunks.push(chunk);
-      });
-      req.once('end', () => resolve(Buffer.concat(chunks)));
-      req.once('error', reject);
-    }));
+      chunks.push(chunk);
+    });
+    req.once('end', () => resolve(Buffer.concat(chunks)));
+    req.once('error', reject);
+  });
 }
 
 function tooLarge(): DiscueError {

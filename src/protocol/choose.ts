@@ -52,7 +52,7 @@ export function nameMatcher(filters: readonly string[] | undefined): ((name: str
   const exact = new Set<string>();
   const patterns: string[][] = [];
   for (const f of filters) {
-    if (f.includes('*') || f.includes('>')) patterns.push(f.split('.'));
+    if (isWildcard(f)) patterns.push(f.split('.'));
     else exact.add(f);
   }
   return (name) => {
@@ -63,6 +63,18 @@ export function nameMatcher(filters: readonly string[] | undefined): ((name: str
     return patterns.some((p) => segmentsMatch(p, parts));
   };
 }
+
+/**
+ * The names a listener's filters take when none has a wildcard: then a
+ * batch indexed by name is searched for them rather than tested message by
+ * message. Undefined with no filters or with any wildcard.
+ */
+export function literalNames(filters: readonly string[] | undefined): readonly string[] | undefined {
+  if (!filters || filters.length === 0 || filters.some(isWildcard)) return undefined;
+  return filters;
+}
+
+const isWildcard = (filter: string): boolean => filter.includes('*') || filter.includes('>');
 
 function segmentsMatch(pattern: string[], parts: string[]): boolean {
   for (let i = 0; i < pattern.length; i++) {

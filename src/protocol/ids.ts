@@ -20,6 +20,13 @@ function encode(value: number, chars: number): string {
   return out;
 }
 
+/** 4 characters for a value below 2^20, in integer ops (encode works in doubles: its values pass 2^31). */
+function encode20(value: number): string {
+  return ALPHABET[(value >>> 15) & 31]! + ALPHABET[(value >>> 10) & 31]! + ALPHABET[(value >>> 5) & 31]! + ALPHABET[value & 31]!;
+}
+
+const TWO_20 = 2 ** 20;
+
 function decode(text: string): number {
   let value = 0;
   for (const c of text) value = value * 32 + DECODE[c]!;
@@ -60,23 +67,45 @@ export class IdGenerator {
   private time = 0;
   private hi = 0;
   private lo = 0;
+  /** `time` and `hi` encoded, and `time` as ISO 8601: made when they change, not per id. */
+  private timeText = encode(0, 10);
+  private hiText = encode(0, 8);
+  private iso: string | undefined;
 
   next(now: number = Date.now()): string {
     if (now > this.time) {
-      this.time = now;
+      this.setTime(now);
       // Leave headroom in `hi` so counting on within a millisecond never overflows.
-      this.hi = Math.floor(Math.random() * 2 ** 39);
+      this.setHi(Math.floor(Math.random() * 2 ** 39));
       this.lo = Math.floor(Math.random() * HALF);
     } else if (++this.lo >= HALF) {
       this.lo = 0;
-      this.hi++;
+      this.setHi(this.hi + 1);
     }
-    return encode(this.time, 10) + encode(this.hi, 8) + encode(this.lo, 8);
+    // lo (40 bits) as two 20-bit halves: the same 8 characters as encode(lo, 8).
+    const high = Math.floor(this.lo / TWO_20);
+    return this.timeText + this.hiText + encode20(high) + encode20(this.lo - high * TWO_20);
+  }
+
+  private setHi(hi: number): void {
+    this.hi = hi;
+    this.hiText = encode(hi, 8);
+  }
+
+  private setTime(ms: number): void {
+    this.time = ms;
+    this.timeText = encode(ms, 10);
+    this.iso = undefined;
   }
 
   /** The millisecond of the last id made. */
   get lastTime(): number {
     return this.time;
+  }
+
+  /** lastTime as ISO 8601 (a publish's time: ~1 µs to make, so once per millisecond, not per publish). */
+  get lastTimeIso(): string {
+    return (this.iso ??= new Date(this.time).toISOString());
   }
 
   /** Makes sure every later id sorts after `id` (used at start-up with the newest stored id). */
@@ -85,8 +114,8 @@ export class IdGenerator {
     const hi = decode(id.slice(10, 18));
     const lo = decode(id.slice(18, 26));
     if (time > this.time || (time === this.time && (hi > this.hi || (hi === this.hi && lo >= this.lo)))) {
-      this.time = time;
-      this.hi = hi;
+      if (time !== this.time) this.setTime(time);
+      this.setHi(hi);
       this.lo = lo;
     }
   }

@@ -10,6 +10,7 @@ import type {
   ListenerInfo,
   MessageInput,
   MessagePageResult,
+  PublishManyOutcome,
   PublishResult,
   QueueInfo,
   StatsSnapshot,
@@ -85,7 +86,8 @@ export interface ListenParams {
 
 /** Every request type, its params and its result: the typed client is built from this. */
 export interface RequestMap {
-  hello: { params: { protocol: number; version: string }; result: { protocol: number; version: string; pid: number } };
+  /** `features`: requests this daemon serves beyond protocol 1's first set (absent from older daemons). */
+  hello: { params: { protocol: number; version: string }; result: { protocol: number; version: string; pid: number; features?: string[] } };
   'daemon.status': { params: Record<string, never>; result: DaemonStatus };
   stats: { params: { recent?: number }; result: StatsSnapshot };
   'daemon.shutdown': { params: Record<string, never>; result: { pid: number } };
@@ -111,6 +113,16 @@ export interface RequestMap {
   publish: {
     params: { queue: string; messages: MessageInput[]; wait?: boolean; waitTimeoutMs?: number };
     result: PublishResult;
+  };
+  /**
+   * Publishes in one frame, each stored and answered as a publish of its own
+   * (in order; one failing leaves the others be). No `wait`. The library
+   * sends it for publishes made in the same tick, when the daemon's hello
+   * lists the feature "publish.many".
+   */
+  'publish.many': {
+    params: { publishes: { queue: string; messages: MessageInput[] }[] };
+    result: { results: PublishManyOutcome[] };
   };
   'listener.add': { params: ListenerAddParams; result: ListenerInfo };
   'listener.list': { params: { queue?: string }; result: ListenerInfo[] };

@@ -10,6 +10,8 @@ export const MAX_DATA_BYTES = 256 * 1024;
 export const MAX_NAME_LENGTH = 256;
 export const QUEUE_NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
 export const MAX_KEY_LENGTH = 256;
+/** Most messages one publish request may carry (publish.many: all its publishes together). */
+export const MAX_BATCH = 10_000;
 /**
  * Idempotency keys: printable ASCII (space to ~). Kept to ASCII so a key maps
  * unchanged onto a NATS header (Nats-Msg-Id) and sorts below 0x7f in storage.

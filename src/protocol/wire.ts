@@ -3,6 +3,7 @@
  * reports (queues, listeners, deliveries, statistics) and request results.
  */
 
+import type { WireError } from './errors.js';
 import type { StoreLocation } from './store.js';
 
 /** What a publisher sends. */
@@ -133,6 +134,9 @@ export interface PublishResult {
   deliveries?: WaitOutcome[];
 }
 
+/** One publish of a `publish.many` request: its result, or the error a `publish` of its own would have got. */
+export type PublishManyOutcome = { ok: true; result: PublishResult } | { ok: false; error: WireError };
+
 export type ListenerKind = 'http' | 'exec' | 'stream';
 export type ListenerState = 'active' | 'paused' | 'disabled';
 /** Every state a delivery record can be in: the protocol type, the daemon's check and the CLI's --state choices. */
@@ -252,8 +256,11 @@ export interface StreamEvent {
 export interface WaitOutcome {
   listener: string;
   name?: string;
-  /** refused: the receiver answered 410 Gone and the listener was disabled; the message was not delivered. */
-  state: 'delivered' | 'dead' | 'pending' | 'refused';
+  /**
+   * refused: the receiver answered 410 Gone and the listener was disabled; the message was not delivered.
+   * skipped: the listener's filters take none of the messages: nothing was sent to it, and it was not waited for.
+   */
+  state: 'delivered' | 'dead' | 'pending' | 'refused' | 'skipped';
   /** Why a refused listener was disabled. */
   reason?: string;
   /** With pending: why it is taking long (the listener's failures so far). */

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isRunning } from '../helpers/discue.js';
-import { useSandbox, waitFor } from '../helpers/sandbox.js';
+import { waitFor } from '../helpers/sandbox.js';
+import { describeBackends, useBackendSandbox } from '../helpers/backends.js';
 import {
   addListener,
   closeAllServers,
@@ -26,15 +27,18 @@ import {
 } from '../helpers/delivery.js';
 import type { Envelope, ListenerJson } from '../helpers/delivery.js';
 
-const sb = useSandbox('dq-cmd-');
+const sb = useBackendSandbox('dq-cmd-');
 const leftovers: number[] = [];
 afterEach(async () => {
   killLeftovers(leftovers);
   await closeAllServers();
 });
 
-describe('command delivery', () => {
-  it('injection: data reaches the command verbatim on stdin and is never run', async () => {
+describeBackends('command delivery', (backend) => {
+  // What does not touch the backend (the HTTP sender, the command runner, the CLI) runs on LevelDB only.
+  const levelOnly = it.skipIf(backend.kind === 'nats');
+
+  levelOnly('injection: data reaches the command verbatim on stdin and is never run', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     const unique = randomBytes(6).toString('hex');
     const canary = `/tmp/pwned-${unique}`;
@@ -107,7 +111,7 @@ describe('command delivery', () => {
     expect(existsSync(join(sb.dir, 'pwned'))).toBe(false);
   });
 
-  it('--shell opts into pipes, and the data still only arrives on stdin', async () => {
+  levelOnly('--shell opts into pipes, and the data still only arrives on stdin', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     const local = join(sb.dir, 'pwned-shell');
     const l = await addListener(sb, ['--queue', 'orders', '--shell', '--exec', 'tr a-z A-Z | tee -a upper.log >/dev/null; echo >> upper.log']);
@@ -119,7 +123,7 @@ describe('command delivery', () => {
     expect(existsSync(local)).toBe(false);
   });
 
-  it('refuses shell operators without --shell: INVALID_ARGUMENT, exit 2, nothing registered', async () => {
+  levelOnly('refuses shell operators without --shell: INVALID_ARGUMENT, exit 2, nothing registered', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     for (const cmd of ['a | b', 'cat > out.txt', 'a; b', 'echo $(id)', 'echo `id`', "echo 'unterminated"]) {
       const result = await sb.run(['listener', 'add', '--queue', 'orders', '--exec', cmd]);
@@ -135,7 +139,7 @@ describe('command delivery', () => {
     expect(await runJson<ListenerJson[]>(sb, ['listener', 'list'])).toEqual([]);
   });
 
-  it('a command timeout is a failed attempt and kills the whole process tree', async () => {
+  levelOnly('a command timeout is a failed attempt and kills the whole process tree', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     // A background grandchild and a foreground one, both in the command's tree.
     writeScript(

@@ -2,12 +2,14 @@
  * HTTP listeners through the real binary and daemon, against real receivers
  * on 127.0.0.1: the bookshop flow with Standard Webhooks signatures checked
  * independently, a receiver that is down for a while, one that always fails
- * (dead letters, then retry), Retry-After, 410 Gone and request timeouts.
+ * (dead letters, then retry), Retry-After, 410 Gone and request timeouts;
+ * each on both backends (LevelDB and NATS JetStream).
  */
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { useSandbox, waitFor } from '../helpers/sandbox.js';
+import { afterEach, expect, it } from 'vitest';
+import { waitFor } from '../helpers/sandbox.js';
+import { describeBackends, useBackendSandbox } from '../helpers/backends.js';
 import {
   addListener,
   closeAllServers,
@@ -24,7 +26,7 @@ import {
 } from '../helpers/delivery.js';
 import type { Envelope, Received } from '../helpers/delivery.js';
 
-const sb = useSandbox('dq-http-');
+const sb = useBackendSandbox('dq-http-');
 afterEach(async () => {
   await closeAllServers();
 });
@@ -32,7 +34,10 @@ afterEach(async () => {
 const ids = (list: Received[]) => list.map((r) => r.envelope.id);
 const datas = (list: Received[]) => list.map((r) => r.envelope.data);
 
-describe('HTTP delivery', () => {
+describeBackends('HTTP delivery', (backend) => {
+  // What does not touch the backend (the HTTP sender, the command runner, the CLI) runs on LevelDB only.
+  const levelOnly = it.skipIf(backend.kind === 'nats');
+
   it('bookshop: dashboard (HTTP, both queues) and mailer (command) get every message, in order, signed', async () => {
     await mustRun(sb, ['queue', 'create', 'payments']);
     await mustRun(sb, ['queue', 'create', 'shipping']);
@@ -395,7 +400,7 @@ describe('HTTP delivery', () => {
     expect(hook.requests.map((r) => r.headers['webhook-id'])).toEqual([id, id]);
   });
 
-  it('--timeout bounds the whole attempt: a response body that trickles in forever is a timeout', async () => {
+  levelOnly('--timeout bounds the whole attempt: a response body that trickles in forever is a timeout', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     const timers: NodeJS.Timeout[] = [];
     const hook = await startHookServer(() => ({
@@ -425,7 +430,7 @@ describe('HTTP delivery', () => {
     }
   });
 
-  it('a receiver that always hangs: every attempt times out and the delivery dies', async () => {
+  levelOnly('a receiver that always hangs: every attempt times out and the delivery dies', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     const hook = await startHookServer(() => 'hang');
     // A whole second, so that each request reaches the receiver before its deadline even when

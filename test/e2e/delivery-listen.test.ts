@@ -6,13 +6,14 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { collect, useSandbox, waitFor } from '../helpers/sandbox.js';
+import { expect, it } from 'vitest';
+import { collect, waitFor } from '../helpers/sandbox.js';
+import { describeBackends, useBackendSandbox } from '../helpers/backends.js';
 import type { RunResult } from '../helpers/sandbox.js';
 import { lines, mustRun, publishData, range, runJson, writeScript } from '../helpers/delivery.js';
 import type { Envelope } from '../helpers/delivery.js';
 
-const sb = useSandbox('dq-listen-');
+const sb = useBackendSandbox('dq-listen-');
 
 interface Live {
   child: ChildProcess;
@@ -43,7 +44,10 @@ async function connected(n = 1): Promise<void> {
   );
 }
 
-describe('discue listen', () => {
+describeBackends('discue listen', (backend) => {
+  // What does not touch the backend (the HTTP sender, the command runner, the CLI) runs on LevelDB only.
+  const levelOnly = it.skipIf(backend.kind === 'nats');
+
   it('prints each new message data on its own line; Ctrl-C exits 130', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     await publishData(sb, 'orders', ['before it started']);
@@ -87,7 +91,7 @@ describe('discue listen', () => {
     expect(partial.stdout).toBe('only one\n');
   });
 
-  it('--grep prints only matching messages and counts only those', async () => {
+  levelOnly('--grep prints only matching messages and counts only those', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     const live = startListen(['orders', '--grep', '^shipped', '--count', '2']);
     await connected();
@@ -162,7 +166,7 @@ describe('discue listen', () => {
     expect(lines(join(sb.dir, 'pwned'))).toEqual([]);
   });
 
-  it('--exec passes the command output through whole, stdout to stdout and stderr to stderr', async () => {
+  levelOnly('--exec passes the command output through whole, stdout to stdout and stderr to stderr', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     writeScript(sb, 'talk.sh', 'd=$(cat)\ni=0\nwhile [ $i -lt 300 ]; do echo "$d line $i of some output"; i=$((i+1)); done\necho "warning for $d" >&2');
     const live = startListen(['orders', '--exec', './talk.sh', '--count', '2']);
@@ -194,7 +198,7 @@ describe('discue listen', () => {
     expect(lines(join(sb.dir, 'handled.log'))).toEqual(['a', 'bad', 'c']);
   });
 
-  it('--exec refuses shell operators without --shell', async () => {
+  levelOnly('--exec refuses shell operators without --shell', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     const result = await sb.run(['listen', 'orders', '--exec', 'cat | wc -l', '--timeout', '5s']);
     expect(result.code).toBe(2);

@@ -3,12 +3,13 @@
  * its retries keeps its attempt count and its Retry-After, a dead delivery
  * being retried is resumed, and a listener's position survives.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { useSandbox, waitFor } from '../helpers/sandbox.js';
+import { afterEach, expect, it } from 'vitest';
+import { waitFor } from '../helpers/sandbox.js';
+import { describeBackends, useBackendSandbox } from '../helpers/backends.js';
 import { addListener, closeAllServers, listDeliveries, mustRun, publishData, startHookServer } from '../helpers/delivery.js';
 import type { DeliveryJson } from '../helpers/delivery.js';
 
-const sb = useSandbox('dq-restart-');
+const sb = useBackendSandbox('dq-restart-');
 afterEach(async () => {
   await closeAllServers();
 });
@@ -28,7 +29,7 @@ async function killDaemon(): Promise<number> {
   return pid!;
 }
 
-describe('delivery state across kill -9', () => {
+describeBackends('delivery state across kill -9', () => {
   it('a delivery in its backoff keeps its attempt count and its Retry-After after a restart', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     const hook = await startHookServer((_req, index) => {

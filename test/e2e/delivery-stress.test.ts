@@ -5,17 +5,18 @@
  * must not be skipped when it switches back. Publishes go through the
  * library client (as a Node service would), many in flight at once.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, expect, it } from 'vitest';
 import { connect } from '../../dist/index.js';
-import { useSandbox, waitFor } from '../helpers/sandbox.js';
+import { waitFor } from '../helpers/sandbox.js';
+import { currentBackend, describeBackends, useBackendSandbox } from '../helpers/backends.js';
 import { addListener, closeAllServers, mustRun, startHookServer } from '../helpers/delivery.js';
 
-const sb = useSandbox('dq-stress-');
+const sb = useBackendSandbox('dq-stress-');
 afterEach(async () => {
   await closeAllServers();
 });
 
-describe('caught-up listeners under a stream of concurrent publishes', () => {
+describeBackends('caught-up listeners under a stream of concurrent publishes', () => {
   it('skip nothing and keep order', async () => {
     await mustRun(sb, ['queue', 'create', 'stream']);
     // One answers at once, one after a short random pause: both switch often between reading the disk and being caught up.
@@ -33,7 +34,10 @@ describe('caught-up listeners under a stream of concurrent publishes', () => {
     const client = await connect({ home: sb.home });
     const ids: string[] = [];
     try {
-      const TOTAL = 2000;
+      // The switch between reading the disk and being caught up is LevelDB's own (its consumer's buffer):
+      // 2,000 make it happen often. JetStream's server does that part, and with one message in flight per
+      // listener each costs an ack round trip, so the NATS run checks the same order with fewer.
+      const TOTAL = currentBackend().kind === 'nats' ? 500 : 2000;
       const LANES = 12;
       let next = 0;
       await Promise.all(

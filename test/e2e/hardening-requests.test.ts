@@ -91,6 +91,22 @@ function table(messageId: string): Record<RequestType, Variant[]> {
         keys: ['queue', 'messages', 'messages.0', 'messages.0.data', 'messages.0.name', 'wait', 'waitTimeoutMs'],
       },
     ],
+    'publish.many': [
+      {
+        base: { publishes: [{ queue: 'q', messages: [{ data: 'x', name: 'n' }] }, { queue: 'q', messages: [{ data: 'y', key: 'k' }] }] },
+        keys: [
+          'publishes',
+          'publishes.0',
+          'publishes.0.queue',
+          'publishes.0.messages',
+          'publishes.0.messages.0',
+          'publishes.0.messages.0.data',
+          'publishes.0.messages.0.name',
+          'publishes.0.wait',
+          'publishes.1.messages.0.key',
+        ],
+      },
+    ],
     'listener.add': [
       {
         base: { kind: 'exec', queues: ['lq'], command: 'true' },

@@ -15,8 +15,9 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { Validator } from '@seriousme/openapi-schema-validator';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ROOT, Sandbox, waitFor } from '../helpers/sandbox.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ROOT, waitFor } from '../helpers/sandbox.js';
+import { describeBackends, useBackendSandbox } from '../helpers/backends.js';
 import { expectError, ok } from '../helpers/discue.js';
 import { expectHttpError, startApi } from '../helpers/http.js';
 import { closeAllServers, startHookServer, verifyWebhook } from '../helpers/delivery.js';
@@ -24,13 +25,9 @@ import type { Api } from '../helpers/http.js';
 
 const exec = promisify(execFile);
 
-let sb: Sandbox;
-beforeEach(() => {
-  sb = new Sandbox('dq-api-');
-});
+const sb = useBackendSandbox('dq-api-');
 afterEach(async () => {
   await closeAllServers();
-  await sb.dispose();
 });
 
 async function curl(...args: string[]): Promise<{ status: number; body: any }> {
@@ -88,7 +85,7 @@ function sse(url: string, token: string, lastEventId?: string) {
   };
 }
 
-describe('HTTP API', () => {
+describeBackends('HTTP API', () => {
   it('the bookshop flow, driven by curl alone', async () => {
     const api = await startApi(sb);
     const admin = await api.token('admin', 'admin');
@@ -109,7 +106,10 @@ describe('HTTP API', () => {
     const health = await curl(`${api.url}/healthz`);
     expect(health).toEqual({ status: 200, body: { ok: true } });
   });
+});
 
+// The routes' details below go through the same daemon handlers whatever the backend: on LevelDB only.
+describe('HTTP API', () => {
   it('queues: create, list, get, update, purge, delete, with their errors', async () => {
     const api = await startApi(sb);
     const t = await api.token('admin', 'admin');
@@ -138,6 +138,12 @@ describe('HTTP API', () => {
     const wrongMethod = await api.request('PUT', '/v1/queues', { token: t });
     expectHttpError(wrongMethod, 404, 'ROUTE_NOT_FOUND');
     expect(wrongMethod.headers.get('allow')).toBe('GET, POST');
+    // OPTIONS names a path's methods, without a token (the route table is public: /openapi.json).
+    const options = await api.request('OPTIONS', '/v1/queues/orders/messages');
+    expect(options.status).toBe(204);
+    expect(options.headers.get('allow')).toBe('POST, GET');
+    expect(options.body).toBe('');
+    expectHttpError(await api.request('OPTIONS', '/v1/nothing'), 404, 'ROUTE_NOT_FOUND');
   });
 
   it('messages: publish one, an array, NDJSON; page with next; get; delete; bad input and schema', async () => {

@@ -108,6 +108,76 @@ describe('library: import { connect } from discue', () => {
     expect((await client.request('queue.list', {})).map((q) => q.name)).toEqual(['q']);
   });
 
+  it('sends publishes made in one tick in one frame, each stored, answered and failed as if sent alone', async () => {
+    const client = await open();
+    await client.request('queue.create', { name: 'a' });
+    await client.request('queue.create', { name: 'b' });
+    await client.request('queue.create', { name: 'typed', schema: { type: 'object' } });
+    expect(client.daemon.features).toContain('publish.many');
+    const sent: string[] = [];
+    const request = client.request.bind(client);
+    // Recorded once sent: a request first sends the publishes made before it.
+    client.request = ((type, params) => {
+      const reply = request(type, params);
+      sent.push(type);
+      return reply;
+    }) as typeof client.request;
+
+    const outcomes = await Promise.allSettled([
+      client.publish('a', { data: 'a1' }),
+      client.publish('b', [{ data: 'b1' }, { data: 'b2' }]),
+      client.publish('a', { data: 'bad', name: '' }),
+      client.publish('nope', { data: 'x' }),
+      client.publish('a', { data: 'keyed', key: 'K' }),
+      client.publish('a', { data: 'keyed again', key: 'K' }),
+      client.publish('typed', { data: '"a string"' }),
+      client.publish('typed', { data: '{"ok":true}' }),
+      client.publish('a', [{ data: 'a2' }, { data: 1 as never }]),
+      client.publish('a', { data: 'a3' }),
+    ]);
+    // A publish not shaped like one goes alone (the daemon says why), after those made before it.
+    expect(sent).toEqual(['publish.many', 'publish', 'publish']);
+    const value = (i: number) => {
+      const o = outcomes[i]!;
+      if (o.status !== 'fulfilled') throw new Error(`publish ${i} failed: ${String(o.reason)}`);
+      return o.value;
+    };
+    const code = (i: number) => {
+      const o = outcomes[i]!;
+      expect(o.status, `publish ${i}`).toBe('rejected');
+      expect(isDiscueError((o as PromiseRejectedResult).reason)).toBe(true);
+      return ((o as PromiseRejectedResult).reason as DiscueError).code;
+    };
+    expect(value(0)).toMatchObject({ queue: 'a', ids: [expect.any(String)] });
+    expect(value(1).ids).toHaveLength(2);
+    expect(code(2)).toBe('INVALID_MESSAGE');
+    expect(code(3)).toBe('QUEUE_NOT_FOUND');
+    expect(value(4).duplicates).toBeUndefined();
+    expect(value(5)).toMatchObject({ ids: value(4).ids, duplicates: [0] });
+    expect(code(6)).toBe('SCHEMA_VIOLATION');
+    expect(value(7).queue).toBe('typed');
+    expect(code(8)).toBe('INVALID_MESSAGE');
+    expect((outcomes[8] as PromiseRejectedResult).reason).toMatchObject({ details: { index: 1 } });
+
+    // Stored in the order published, ids rising, the refused ones not at all.
+    const a = await client.request('messages.list', { queue: 'a', limit: 100 });
+    expect(a.map((m) => m.data)).toEqual(['a1', 'keyed', 'a3']);
+    expect(a.map((m) => m.id)).toEqual([value(0).ids[0], value(4).ids[0], value(9).ids[0]]);
+    expect((await client.request('messages.list', { queue: 'b', limit: 100 })).map((m) => m.id)).toEqual(value(1).ids);
+    expect((await client.request('messages.list', { queue: 'typed', limit: 100 })).map((m) => m.data)).toEqual(['{"ok":true}']);
+
+    // A lone publish goes as a plain publish; one made just before close() still goes out.
+    sent.length = 0;
+    await client.publish('a', { data: 'alone' });
+    const last = client.publish('a', { data: 'before close' });
+    last.catch(() => undefined);
+    const second = client.publish('a', { data: 'also before close' });
+    await client.close();
+    expect((await last).ids).toHaveLength(1);
+    expect((await second).ids).toHaveLength(1);
+    expect(sent).toEqual(['publish', 'publish.many']);
+  });
+
   it('does not start a daemon with autoStart: false', async () => {
     const err = await rejection(connect({ home: sb.home, autoStart: false }));
     expect(err.code).toBe('DAEMON_UNREACHABLE');

@@ -119,6 +119,54 @@ describe('socket protocol abuse', () => {
     await othersStillServed();
   });
 
+  it('answers publish.many per publish, and refuses a malformed one whole with INVALID_ARGUMENT', async () => {
+    const raw = await RawClient.greeted(sb.socket);
+    raw.send({
+      id: 2,
+      type: 'publish.many',
+      params: {
+        publishes: [
+          { queue: 'q', messages: [{ data: 'many one' }] },
+          { queue: 'q', messages: [{ data: 7 }] },
+          'not a publish',
+          { queue: 'nope', messages: [{ data: 'x' }] },
+          { queue: 'q', messages: [{ data: 'waits' }], wait: true },
+          { queue: 'q', messages: [] },
+          { queue: 'q', messages: [{ data: 'many two' }, { data: 'many three' }] },
+        ],
+      },
+    });
+    const reply = (await raw.frame(2)) as { ok: boolean; result: { results: { ok: boolean; result?: { ids: string[] }; error?: { code: string } }[] } };
+    expect(reply.ok).toBe(true);
+    const results = reply.result.results;
+    expect(results.map((r) => (r.ok ? 'ok' : r.error!.code))).toEqual([
+      'ok',
+      'INVALID_MESSAGE',
+      'INVALID_ARGUMENT',
+      'QUEUE_NOT_FOUND',
+      'INVALID_ARGUMENT',
+      'INVALID_ARGUMENT',
+      'ok',
+    ]);
+    expect(results[6]!.result!.ids).toHaveLength(2);
+    expect(results[0]!.result!.ids[0]! < results[6]!.result!.ids[0]!).toBe(true);
+    const whole = [
+      {},
+      { publishes: [] },
+      { publishes: 'x' },
+      // 10,002 messages in all: more than one publish may carry, though each is within it.
+      { publishes: [0, 1].map(() => ({ queue: 'q', messages: Array.from({ length: 5_001 }, () => ({ data: 'x' })) })) },
+    ];
+    for (const [i, params] of whole.entries()) {
+      raw.send({ id: 10 + i, type: 'publish.many', params });
+      expect(await raw.frame(10 + i), JSON.stringify(params).slice(0, 60)).toMatchObject({ ok: false, error: { code: 'INVALID_ARGUMENT' } });
+    }
+    expect(raw.closed).toBe(false);
+    raw.destroy();
+    published.push('many one', 'many two', 'many three');
+    await othersStillServed();
+  });
+
   it('serves other clients while bad ones misbehave at the same time', async () => {
     const bad = await Promise.all([RawClient.connect(sb.socket), RawClient.greeted(sb.socket), RawClient.connect(sb.socket)]);
     bad[0]!.socket.write('not json\n');

@@ -59,7 +59,10 @@ export class Sandbox {
   /** Runs `discue ...args` to completion. */
   run(args: string[], options: RunOptions = {}): Promise<RunResult> {
     const child = this.spawn(args, options);
-    return collect(child, options);
+    // A command that hangs names itself and shows the daemon's last words: the timeout alone says neither.
+    return collect(child, options).catch((err: Error) => {
+      throw new Error(`discue ${args.join(' ')}: ${err.message}\ndaemon log (tail):\n${this.log().split('\n').slice(-30).join('\n')}`);
+    });
   }
 
   /** Starts `discue ...args` and returns the live process (for listen, logs -f, kill tests). */

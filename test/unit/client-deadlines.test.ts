@@ -2,7 +2,8 @@
  * The client's deadlines against a scripted daemon in this process: a
  * stream lives as long as the daemon answers pings, however long no event
  * comes; a request the daemon ignores while it answers others fails alone,
- * and the connection stays in use.
+ * and the connection stays in use. And how publishes made in one tick go
+ * out, by what the daemon's hello says it serves.
  */
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
@@ -16,12 +17,17 @@ import { tmpDir } from '../helpers/tmp.js';
 interface Frame {
   id: number;
   type: string;
+  params?: unknown;
 }
 
 /** A daemon that answers hello always, other requests as `answer` says, and records what it got. */
 class ScriptedDaemon {
   readonly received: Frame[] = [];
   answer: (frame: Frame) => boolean = () => true;
+  /** What the hello lists (none: an older daemon). */
+  features: string[] | undefined;
+  /** A reply frame of its own for a request, instead of an empty result. */
+  respond: (frame: Frame) => object | undefined = () => undefined;
   private readonly sockets = new Set<Socket>();
   private constructor(readonly server: Server) {}
 
@@ -39,8 +45,13 @@ class ScriptedDaemon {
           text = text.slice(nl + 1);
           daemon.received.push(frame);
           if (frame.type === 'hello') {
-            socket.write(JSON.stringify({ id: frame.id, ok: true, result: { protocol: 1, version: 'scripted', pid: process.pid } }) + '\n');
-          } else if (daemon.answer(frame)) {
+            const result = { protocol: 1, version: 'scripted', pid: process.pid, features: daemon.features };
+            socket.write(JSON.stringify({ id: frame.id, ok: true, result }) + '\n');
+            continue;
+          }
+          const own = daemon.respond(frame);
+          if (own) socket.write(JSON.stringify({ id: frame.id, ...own }) + '\n');
+          else if (daemon.answer(frame)) {
             socket.write(JSON.stringify({ id: frame.id, ok: true, result: [] }) + '\n');
           }
         }
@@ -113,5 +124,34 @@ describe('client deadlines', () => {
     expect(await c.request('deliveries.list', {})).toEqual([]);
     expect(disconnected).toEqual([]);
     expect(daemon.count('hello')).toBe(1);
+  });
+});
+
+describe('publishes made in one tick', () => {
+  /** Answers a publish with ids P1, P2, ...; publish.many as an older daemon does. */
+  function olderDaemonAfterReconnect(): void {
+    daemon.features = ['publish.many'];
+    let n = 0;
+    daemon.respond = (frame) => {
+      if (frame.type === 'publish.many') return { ok: false, error: { code: 'UNKNOWN_REQUEST', message: 'unknown request type "publish.many"' } };
+      if (frame.type === 'publish') return { ok: true, result: { queue: 'q', ids: [`P${++n}`], publishedAt: '2026-01-01T00:00:00.000Z' } };
+      return undefined;
+    };
+  }
+
+  it('go alone to a daemon whose hello does not list publish.many', async () => {
+    const c = await open(5000);
+    daemon.respond = (frame) => (frame.type === 'publish' ? { ok: true, result: { queue: 'q', ids: ['X'], publishedAt: '' } } : undefined);
+    await Promise.all([c.publish('q', { data: '1' }), c.publish('q', { data: '2' }), c.publish('q', { data: '3' })]);
+    expect(daemon.received.map((f) => f.type)).toEqual(['hello', 'publish', 'publish', 'publish']);
+  });
+
+  it('go alone, in order, when the daemon turns out not to know publish.many', async () => {
+    olderDaemonAfterReconnect();
+    const c = await open(5000);
+    const results = await Promise.all([c.publish('q', { data: '1' }), c.publish('q', { data: '2' }), c.publish('q', { data: '3' })]);
+    expect(results.map((r) => r.ids[0])).toEqual(['P1', 'P2', 'P3']);
+    expect(daemon.received.map((f) => f.type)).toEqual(['hello', 'publish.many', 'publish', 'publish', 'publish']);
+    expect(daemon.received.slice(2).map((f) => (f.params as { messages: { data: string }[] }).messages[0]!.data)).toEqual(['1', '2', '3']);
   });
 });

@@ -35,6 +35,16 @@ describe('message ids', () => {
     expect(after.next(4_000) > next).toBe(true);
   });
 
+  it('count on in base32 across a 20-bit step of the counter and past its top into the part above', () => {
+    const gen = new IdGenerator();
+    const time = firstIdAt(5_000).slice(0, 10);
+    gen.observe(`${time}00000007` + '0000ZZZZ');
+    expect(gen.next(5_000)).toBe(`${time}00000007` + '00010000');
+    expect(gen.next(5_000)).toBe(`${time}00000007` + '00010001');
+    gen.observe(`${time}0000000Z` + 'ZZZZZZZZ');
+    expect(gen.next(5_000)).toBe(`${time}00000010` + '00000000');
+  });
+
   it('firstIdAt sorts before every id of that millisecond and after every earlier one', () => {
     const gen = new IdGenerator();
     const earlier = gen.next(1_999);

@@ -6,6 +6,7 @@
  * can only hope to hit them.
  */
 import { describe, expect, it } from 'vitest';
+import { Appended } from '../../src/backend/level/appended.js';
 import { LevelConsumer, MAX_BUFFER } from '../../src/backend/level/consumer.js';
 import type { ConsumerSource } from '../../src/backend/level/consumer.js';
 import { Worker } from '../../src/delivery/worker.js';
@@ -16,9 +17,14 @@ import { createLogger } from '../../src/observe/log.js';
 
 const QUEUE = 'q';
 
+/** Message n is named n.(n % 4), but every tenth has no name (filters never take it). */
 function envelope(n: number): Envelope {
-  return { id: `01AAAAAAAAAAAAAAAAAA${String(n).padStart(6, '0')}`, queue: QUEUE, data: `m${n}`, publishedAt: new Date(0).toISOString() };
+  const m: Envelope = { id: `01AAAAAAAAAAAAAAAAAA${String(n).padStart(6, '0')}`, queue: QUEUE, data: `m${n}`, publishedAt: new Date(0).toISOString() };
+  if (n % 10 !== 0) m.name = nameOf(n);
+  return m;
 }
+
+const nameOf = (n: number) => `n.${n % 4}`;
 
 /** A queue whose reads take a snapshot at once and answer only when released. */
 class FakeQueue {
@@ -107,20 +113,20 @@ const tick = async (n = 20) => {
   for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
 };
 
-function setup(options: { concurrency?: number; backlog?: number; autoCount?: boolean } = {}) {
+function setup(options: { concurrency?: number; backlog?: number; autoCount?: boolean; filters?: string[] } = {}) {
   const queue = new FakeQueue();
   queue.autoCount = options.autoCount ?? true;
   for (let n = 1; n <= (options.backlog ?? 0); n++) queue.messages.push(envelope(n));
   const sender = new ManualSender();
   const hooks = { settled: () => undefined, gone: () => undefined };
   const record = { ...listener, concurrency: options.concurrency ?? 1 };
-  const consumer = new LevelConsumer(record, QUEUE, record.concurrency, queue.source(), undefined, undefined, undefined);
+  const consumer = new LevelConsumer(record, QUEUE, record.concurrency, queue.source(), undefined, undefined, undefined, undefined, options.filters);
   const worker = new Worker(record, QUEUE, sender, consumer, hooks, createLogger(() => undefined));
   // What the store does after each durable append.
   const append = (...ns: number[]) => {
     const batch = ns.map(envelope);
     queue.messages.push(...batch);
-    consumer.offer(batch);
+    consumer.offer(new Appended(batch));
   };
   const pending = () => consumer.progress().pending;
   return { queue, sender, worker, consumer, append, pending };
@@ -272,6 +278,59 @@ describe('Worker: live delivery without disk reads', () => {
       expect(pending()).toBe(0);
       await worker.stop();
     });
+  }
+});
+
+describe('Worker: filters under races of appends, reads and sends', () => {
+  // Literal names (looked up in each append's index, one or two lists merged) and a wildcard (each distinct name tested).
+  const cases: { filters: string[]; takes: (n: number) => boolean }[] = [
+    { filters: ['n.1'], takes: (n) => n % 10 !== 0 && n % 4 === 1 },
+    { filters: ['n.3', 'n.0'], takes: (n) => n % 10 !== 0 && (n % 4 === 3 || n % 4 === 0) },
+    { filters: ['*.2'], takes: (n) => n % 10 !== 0 && n % 4 === 2 },
+    { filters: ['nothing.here'], takes: () => false },
+  ];
+  for (const [c, { filters, takes }] of cases.entries()) {
+    for (const seed of [11, 12, 13]) {
+      it(`sends what ${JSON.stringify(filters)} take, once and in order, and pending is what lies after the position (seed ${seed})`, async () => {
+        const random = prng(seed * 10 + c);
+        const concurrency = seed % 2 === 0 ? 1 : 3;
+        const { queue, sender, worker, consumer, append, pending } = setup({ concurrency, backlog: Math.floor(random() * 300), filters });
+        // The backlog is the stored messages after the position, whatever was skipped or is out.
+        const after = () => {
+          const position = consumer.progress().position;
+          return queue.messages.filter((m) => position === undefined || m.id > position).length;
+        };
+        let n = queue.messages.length;
+        worker.start();
+        await tick();
+        for (let round = 0; round < 300; round++) {
+          queue.autoRelease = random() < 0.5;
+          const r = random();
+          const k = r < 0.03 ? MAX_BUFFER + Math.floor(random() * 2000) : Math.floor(random() * 30);
+          if (k > 0) append(...Array.from({ length: k }, () => ++n));
+          await tick(Math.floor(random() * 3));
+          for (const read of queue.reads) if (random() < 0.7) read.release();
+          const sends = Math.floor(random() * 4);
+          for (let i = 0; i < sends && sender.inFlight > 0; i++) sender.complete();
+          await tick(Math.floor(random() * 3));
+          expect(pending()).toBe(after());
+        }
+        queue.autoRelease = true;
+        const expected = Array.from({ length: n }, (_, i) => i + 1)
+          .filter(takes)
+          .map((i) => `m${i}`);
+        for (let i = 0; i < 20_000 && (sender.sent.length < expected.length || pending() > 0); i++) {
+          for (const read of queue.reads) read.release();
+          while (sender.inFlight > 0) sender.complete();
+          await tick(1);
+        }
+        if (concurrency === 1) expect(sender.sent).toEqual(expected);
+        else expect([...sender.sent].sort()).toEqual([...expected].sort());
+        expect(pending()).toBe(0);
+        expect(consumer.progress().position).toBe(queue.messages[queue.messages.length - 1]!.id);
+        await worker.stop();
+      });
+    }
   }
 });
 

@@ -10,7 +10,7 @@
  * at the first message that was not settled: duplicates only for what was
  * out. A message's id is its position: only this module compares them.
  */
-import { nameMatcher } from '../../protocol/choose.js';
+import { literalNames, nameMatcher } from '../../protocol/choose.js';
 import { timeOfId } from '../../protocol/ids.js';
 import { Signal } from '../signal.js';
 import type {
@@ -26,6 +26,8 @@ import type {
   Position,
   StoreLog,
 } from '../types.js';
+import type { Appended } from './appended.js';
+import { freshRound } from './deliveries.js';
 import type { DeliveryStore } from './deliveries.js';
 
 const PAGE = 64;
@@ -104,6 +106,8 @@ export class LevelConsumer implements Consumer {
   private head: { after: string | undefined; message: Envelope | undefined } | undefined;
   /** The listener's filters; undefined: every message matches. */
   private readonly matches: ((name: string | undefined) => boolean) | undefined;
+  /** The names the filters take when none has a wildcard (looked up in an append's index). */
+  private readonly names: readonly string[] | undefined;
   /** Buffered messages that stand for a run of skipped ones ending with them: id → run length. */
   private readonly runs = new Map<string, number>();
 
@@ -123,6 +127,7 @@ export class LevelConsumer implements Consumer {
   ) {
     this.listenerId = listener.id;
     this.matches = nameMatcher(filters);
+    this.names = literalNames(filters);
     this.position = start;
     this.readPos = start;
     this.ready = this.resume();
@@ -203,31 +208,37 @@ export class LevelConsumer implements Consumer {
     }
     const released = this.released.shift();
     if (released) return this.holdIfNotDue(released);
-    let message = await this.nextInOrder();
-    if (this.matches) {
-      // A run of messages the filters do not take is passed in one step: the buffer is
-      // walked synchronously and the position moves once (a listener filtering one name
-      // of a hundred skips 99 of every 100 appends, so per-message work shows).
-      let run = 0;
-      let last: Envelope | undefined;
+    // A run of messages the filters do not take is passed in one step: the buffer is
+    // walked synchronously and the position moves once (a listener filtering one name
+    // of a hundred skips 99 of every 100 appends, so per-message work shows).
+    let run = 0;
+    let last: Envelope | undefined;
+    let message: Envelope | undefined;
+    for (;;) {
+      if (this.buffer.length === 0) {
+        // The run is passed before anything is awaited: with several out, another take may
+        // go on meanwhile and settle a later message; passing the run after that would move
+        // the position back.
+        if (last) this.pass(last, run);
+        run = 0;
+        last = undefined;
+        if (!(await this.fill())) return undefined;
+        continue;
+      }
+      // Taken from the buffer only here, where it joins the window without an await between.
+      message = this.buffer.shift()!;
       // A damaged stand-in has no name to filter on: it goes out, to be recorded dead.
-      while (message && !this.damaged.has(message.id) && !this.matches(message.name)) {
-        // Filters changed since a delivery of it began: it is not sent any more.
-        if (this.open.size > 0 && this.open.delete(message.id)) {
-          const id = message.id;
-          this.persist(() => this.deliveries?.forget(this.listenerId, id));
-        }
-        run += this.runs.get(message.id) ?? 1;
-        this.runs.delete(message.id);
-        last = message;
-        message = this.buffer.length > 0 ? this.buffer.shift() : await this.nextInOrder();
+      if (!this.matches || this.damaged.has(message.id) || this.matches(message.name)) break;
+      // Filters changed since a delivery of it began: it is not sent any more.
+      if (this.open.size > 0 && this.open.delete(message.id)) {
+        const id = message.id;
+        this.persist(() => this.deliveries?.forget(this.listenerId, id));
       }
-      if (last) {
-        this.skip(last, run);
-        this.onPassed();
-      }
+      run += this.runs.get(message.id) ?? 1;
+      this.runs.delete(message.id);
+      last = message;
     }
-    if (!message) return undefined;
+    if (last) this.pass(last, run);
     const resumed = this.open.get(message.id);
     this.open.delete(message.id);
     const record: DeliveryRecord = resumed
@@ -240,25 +251,30 @@ export class LevelConsumer implements Consumer {
   }
 
   /**
-   * What of `messages` (in order) goes into the buffer: with filters, each
-   * run of messages they do not take is kept as its last message (the run's
-   * length in `runs`), so a listener taking one name of a hundred buffers
-   * about what it sends; the buffer, capped, then seldom overflows, and
-   * overflowing would mean reading every skipped message back from disk.
+   * What of `messages` (in order, read from disk) goes into the buffer:
+   * with filters, each run of messages they do not take is kept as its last
+   * message (the run's length in `runs`), so a listener taking one name of a
+   * hundred buffers about what it sends; the buffer, capped, then seldom
+   * overflows, and overflowing would mean reading every skipped message back
+   * from disk. A damaged stand-in has no name to filter on: it is taken.
    */
   private chosen(messages: Envelope[]): Envelope[] {
     if (!this.matches) return messages;
+    const picks: number[] = [];
+    for (let i = 0; i < messages.length; i++) if (this.damaged.has(messages[i]!.id) || this.matches(messages[i]!.name)) picks.push(i);
+    return this.withRuns(messages, picks, 0);
+  }
+
+  /** `messages` from `from` on as the buffer keeps them: those at `picks` (ascending), and each run between as its last one. */
+  private withRuns(messages: Envelope[], picks: readonly number[], from: number): Envelope[] {
     const out: Envelope[] = [];
-    let run = 0;
-    for (let i = 0; i < messages.length; i++) {
-      const m = messages[i]!;
-      if (this.damaged.has(m.id) || this.matches(m.name)) {
-        if (run > 0) this.endRun(out, messages[i - 1]!, run);
-        run = 0;
-        out.push(m);
-      } else run++;
+    let next = from;
+    for (const i of picks) {
+      if (i > next) this.endRun(out, messages[i - 1]!, i - next);
+      out.push(messages[i]!);
+      next = i + 1;
     }
-    if (run > 0) this.endRun(out, messages[messages.length - 1]!, run);
+    if (next < messages.length) this.endRun(out, messages[messages.length - 1]!, messages.length - next);
     return out;
   }
 
@@ -286,6 +302,11 @@ export class LevelConsumer implements Consumer {
    * deliveries still out, the run waits in the window as one settled slot,
    * so the position never passes an unsettled one.
    */
+  private pass(last: Envelope, n: number): void {
+    this.skip(last, n);
+    this.onPassed();
+  }
+
   private skip(last: Envelope, n: number): void {
     if (this.window.length > 0) {
       const record: DeliveryRecord = { listenerId: this.listenerId, queue: this.queue, messageId: last.id, state: 'delivered', attempts: [], updatedAt: '' };
@@ -369,16 +390,8 @@ export class LevelConsumer implements Consumer {
     await this.ready;
     const record = await this.deliveries.get(this.listenerId, messageId);
     if (!record || record.state !== 'dead' || record.queue !== this.queue) return false;
-    // A fresh round of attempts that remembers the earlier ones. Saved as pending before the
-    // reply: a second `retry --all-dead` does not send it twice, and a restart resumes it.
-    const fresh: DeliveryRecord = {
-      ...record,
-      attempts: [...record.attempts],
-      state: 'pending',
-      roundStart: record.attempts[record.attempts.length - 1]?.attempt ?? 0,
-      updatedAt: new Date().toISOString(),
-    };
-    delete fresh.nextAttemptAt;
+    // Saved as pending before the reply: a second `retry --all-dead` does not send it twice, and a restart resumes it.
+    const fresh = freshRound(record);
     await this.deliveries.saveOpen(fresh);
     this.recentDead.delete(messageId);
     insertSorted(this.requeued, fresh, (r) => r.messageId);
@@ -417,19 +430,30 @@ export class LevelConsumer implements Consumer {
    * Caught up means every message after the read position is still to be
    * offered here, so taking the offers in order skips and repeats nothing.
    */
-  offer(messages: Envelope[]): void {
+  offer(batch: Appended): void {
+    const messages = batch.messages;
     const last = messages[messages.length - 1];
     if (last === undefined) return;
     // New ids are above every position: all of them join the backlog.
     if (this.counting) this.counting.appended.push({ firstId: messages[0]!.id, lastId: last.id, n: messages.length });
     else if (this.backlog !== undefined) this.backlog += messages.length;
     if (this.caughtUp && !this.reading) {
-      const fresh = this.chosen(this.readPos === undefined ? messages : messages.filter((m) => m.id > this.readPos!));
+      // Ids rise through a batch: what a read already took of it is a prefix.
+      let from = 0;
+      if (this.readPos !== undefined) while (from < messages.length && messages[from]!.id <= this.readPos) from++;
+      const fresh = this.matches
+        ? this.withRuns(messages, batch.taken(this.matches, this.names, from), from)
+        : from === 0
+          ? messages
+          : messages.slice(from);
       const taken = Math.min(fresh.length, MAX_BUFFER - this.buffer.length);
       for (let i = 0; i < taken; i++) this.buffer.push(fresh[i]!);
       if (taken > 0) this.readPos = fresh[taken - 1]!.id;
-      // The rest stays on disk after the read position: the next read takes it.
-      if (taken < fresh.length) this.caughtUp = false;
+      if (taken < fresh.length) {
+        // The rest stays on disk after the read position: the next read takes it (and counts its runs afresh).
+        this.caughtUp = false;
+        for (let i = taken; i < fresh.length; i++) this.runs.delete(fresh[i]!.id);
+      }
     } else {
       this.caughtUp = false;
       this.missedOffers++;
@@ -457,15 +481,19 @@ export class LevelConsumer implements Consumer {
     this.head = undefined;
   }
 
-  /** The next message after the read position, one page at a time. */
-  private async nextInOrder(): Promise<Envelope | undefined> {
+  /**
+   * Reads the next page after the read position into the buffer unless it
+   * holds something; false when there is nothing to read. The caller takes
+   * from the buffer itself, with no await before its message joins the window.
+   */
+  private async fill(): Promise<boolean> {
     while (this.buffer.length === 0) {
       if (this.reading) {
         await this.reading;
         continue;
       }
       // Every append since the last read was offered and taken: nothing to read.
-      if (this.caughtUp) return undefined;
+      if (this.caughtUp) return false;
       let page: Envelope[] = [];
       let damaged: string[] = [];
       const missedBefore = this.missedOffers;
@@ -497,9 +525,9 @@ export class LevelConsumer implements Consumer {
       // Messages appended while the read was in flight may be missing from its page: only a
       // read that no append raced may hand over to the fresh-append path, or those are skipped.
       this.caughtUp = page.length < PAGE && this.missedOffers === missedBefore;
-      if (inOrder.length === 0) return undefined;
+      if (inOrder.length === 0) return false;
     }
-    return this.buffer.shift();
+    return true;
   }
 
   /**

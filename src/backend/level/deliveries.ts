@@ -150,12 +150,16 @@ export class DeliveryStore implements Deliveries {
     const position = 'messageId' in at ? await this.catalogue.positionBefore(queue, at.messageId) : (this.catalogue.positionAt(queue, at) ?? '');
     const ops: Op[] = [{ type: 'put', key, value: position }];
     // Open deliveries after the new position would be resumed with their old attempts and
-    // backoff; a replay sends them again from scratch, like the messages around them.
+    // backoff; a replay sends them again from scratch, like the messages around them. A dead
+    // one goes out again as a fresh round that keeps its attempts: once delivered it is
+    // delivered (its history shows the failures), not still listed, and retried, as dead.
     const prefix = `d!${lid}!`;
     await this.guard.use(async () => {
       for await (const [k, value] of this.db.iterator({ gt: prefix + position, lt: prefix + HIGH })) {
         const record = this.open(k, value);
-        if (record?.queue === queue && record.state !== 'dead') ops.push({ type: 'del', key: k });
+        if (record?.queue !== queue) continue;
+        if (record.state === 'dead') ops.push({ type: 'put', key: k, value: seal(k, JSON.stringify(freshRound(record))) });
+        else ops.push({ type: 'del', key: k });
       }
     });
     this.positions.set(key, position);
@@ -341,4 +345,20 @@ export class DeliveryStore implements Deliveries {
       this.pruning.delete(lid);
     }
   }
+}
+
+/**
+ * A dead delivery handed out again (retry, replay): a fresh round of
+ * max-attempts that keeps the earlier attempts, pending until it is sent.
+ */
+export function freshRound(record: DeliveryRecord): DeliveryRecord {
+  const fresh: DeliveryRecord = {
+    ...record,
+    attempts: [...record.attempts],
+    state: 'pending',
+    roundStart: record.attempts[record.attempts.length - 1]?.attempt ?? 0,
+    updatedAt: new Date().toISOString(),
+  };
+  delete fresh.nextAttemptAt;
+  return fresh;
 }

@@ -30,6 +30,7 @@ import type { Envelope, MessageInput, QueueInfo } from '../../protocol/wire.js';
 import { Catalogue } from '../catalogue.js';
 import { GroupCommitter } from './commit.js';
 import type { Op } from './commit.js';
+import { Appended } from './appended.js';
 import { LevelConsumer } from './consumer.js';
 import { DeliveryStore } from './deliveries.js';
 import { DEFAULT_DEDUPE, KEY_HIGH, KEY_PREFIX, KeyIndex, keyPrefix } from './dedupe.js';
@@ -504,7 +505,7 @@ export class LevelStore implements Store {
    * Stores messages. `alsoWrite` adds ops to the same synced batch, given the
    * envelopes just made (appendOnce writes the idempotency keys with it).
    */
-  async append(queue: QueueId, inputs: MessageInput[], alsoWrite?: (envelopes: Envelope[]) => Op[]): Promise<Envelope[]> {
+  append(queue: QueueId, inputs: MessageInput[], alsoWrite?: (envelopes: Envelope[]) => Op[]): Promise<Envelope[]> {
     return this.write(queue, inputs, undefined, alsoWrite);
   }
 
@@ -539,7 +540,7 @@ export class LevelStore implements Store {
       const input = inputs[i]!;
       const id = given === undefined ? this.ids.next() : given[i]!.id;
       if (given !== undefined) publishedAt = given[i]!.publishedAt;
-      else if (i === 0) publishedAt = new Date(this.ids.lastTime).toISOString();
+      else if (i === 0) publishedAt = this.ids.lastTimeIso;
       // Stored without the queue's name, which lives in the catalogue (a rename rewrites no message).
       const stored =
         input.name === undefined
@@ -549,7 +550,8 @@ export class LevelStore implements Store {
         input.name === undefined
           ? { id, queue: name, data: input.data, publishedAt }
           : { id, queue: name, name: input.name, data: input.data, publishedAt };
-      ops[i] = { type: 'put', key: prefix + id, value: seal(prefix + id, JSON.stringify(stored)) };
+      const key = prefix + id;
+      ops[i] = { type: 'put', key, value: seal(key, JSON.stringify(stored)) };
       bytes += Buffer.byteLength(input.data, 'utf8');
     }
     const last = envelopes[envelopes.length - 1];
@@ -564,7 +566,11 @@ export class LevelStore implements Store {
     this.committer.markDirty('meta!lastId', () => ({ type: 'put', key: 'meta!lastId', value: lastId }));
     if (alsoWrite) for (const op of alsoWrite(envelopes)) ops.push(op);
     await this.committer.commit(ops, undo);
-    for (const consumer of this.consumers.get(record.qid) ?? []) consumer.offer(envelopes);
+    const consumers = this.consumers.get(record.qid);
+    if (consumers) {
+      const batch = new Appended(envelopes);
+      for (const consumer of consumers) consumer.offer(batch);
+    }
     for (const listener of this.appendListeners) listener(record.qid, envelopes);
     if (record.maxMessages !== undefined && record.messages > record.maxMessages) this.scheduleTrim(record);
     return envelopes;

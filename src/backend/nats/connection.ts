@@ -1,12 +1,19 @@
 /**
  * The connection to the NATS servers, and what a failed request means.
  *
- * Two failures look alike to a client and must be told apart: a leader
+ * Three failures look alike to a client and must be told apart: a leader
  * election (JetStream answers "no responders", which v3 reports as
  * JetStreamNotEnabled, or a request times out, for the 4-9 s an election
  * takes on 2.9) is ridden out by retrying; the servers all gone (the client
- * is disconnected) fails at once, naming the servers tried, so a command
- * does not hang.
+ * is disconnected) and a cluster without quorum (no election can end) fail
+ * within a few seconds, naming the servers tried, so a command does not hang.
+ *
+ * Quorum is judged from the cluster as the connected server reports it:
+ * every server sends its clients the client URLs of the servers routed to
+ * it (`connect_urls`, itself included), and sends them again at once when a
+ * route drops. At most half of the most servers ever seen means no quorum.
+ * A server whose routes are not advertised reports none: then quorum is not
+ * judged, and a request rides the whole election time before failing.
  */
 import { readFileSync } from 'node:fs';
 import { checkServerIdentity as checkIdentity } from 'node:tls';
@@ -84,9 +91,21 @@ export function connectOptions(settings: Pick<NatsSettings, 'servers' | 'creds' 
 
 /**
  * How long a request keeps retrying through an election before giving up
- * (measured on 2.9: a publish stalls 4.5-7.6 s when the stream leader dies).
+ * (measured on 2.9: a publish stalls 4.5-7.6 s when the stream leader dies;
+ * a consumer made on a stream whose leader and the meta leader died at once
+ * waited longer than 10 s). The cluster without quorum does not wait for it.
  */
-export const ELECTION_RIDE_MS = 10_000;
+export const ELECTION_RIDE_MS = 20_000;
+/**
+ * How long one try of a JetStream API request (streams, consumers, KV)
+ * waits for its answer. A cluster answers in milliseconds; a request asked
+ * while its stream's leader is being elected gets no answer at all, and is
+ * asked again after this: each step of a sequence (a daemon's start reads
+ * three streams in turn) then costs at most this beyond the election, not
+ * the client's default 5 s (measured: a start during an election took
+ * 11-22 s with 5 s, past the CLI's 20 s for a daemon to start).
+ */
+export const API_TRY_MS = 2_000;
 /**
  * How long a request waits for the client to reconnect (to another server
  * of the cluster) before it reports the servers unavailable: one server
@@ -96,6 +115,8 @@ export const RECONNECT_GRACE_MS = 3_000;
 
 export class Connection {
   private connected = true;
+  /** The most servers the cluster has been seen with (connect_urls; 0 when they are not advertised). */
+  private largest = 0;
   private reconnected: { promise: Promise<void>; resolve: () => void } = signal();
   /** Requests waiting for an answer: each is abandoned when the connection drops. */
   private readonly waiting = new Set<(err: Error) => void>();
@@ -104,6 +125,7 @@ export class Connection {
     readonly nc: NatsConnection,
     readonly servers: string[],
   ) {
+    this.quorumLost();
     void this.watch();
   }
 
@@ -139,6 +161,9 @@ export class Connection {
       if (status.type === 'disconnect') {
         this.connected = false;
         for (const abandon of [...this.waiting]) abandon(new Error('disconnected while waiting for an answer'));
+      } else if (status.type === 'update') {
+        // A route dropped or came back: requests out while the quorum went wait for no election.
+        if (this.quorumLost()) for (const abandon of [...this.waiting]) abandon(new NoQuorum(this.noQuorum()));
       } else if (status.type === 'reconnect') {
         this.connected = true;
         this.reconnected.resolve();
@@ -151,6 +176,33 @@ export class Connection {
     return this.connected && !this.nc.isClosed();
   }
 
+  /** Servers in the cluster as the connected server reports it now (0: not reported). */
+  private reachable(): number {
+    return this.nc.info?.connect_urls?.length ?? 0;
+  }
+
+  /** At most half of the cluster's servers are up: no stream or meta leader can be elected. */
+  quorumLost(): boolean {
+    const now = this.reachable();
+    this.largest = Math.max(this.largest, now);
+    return now > 0 && this.largest > 1 && now * 2 <= this.largest;
+  }
+
+  private noQuorum(): string {
+    return `only ${this.reachable()} of the cluster's ${this.largest} servers are up: no quorum`;
+  }
+
+  /**
+   * Resolves once requests can be answered: connected (waiting for a
+   * reconnect as a request does) and the cluster with quorum. For answers
+   * made from memory, which must not pass the cluster's outage off as its state.
+   */
+  async ready(what: string): Promise<void> {
+    if (this.nc.isClosed()) throw unavailable(this.servers, new Error('the connection is closed'), what);
+    if (!this.connected) await this.reconnect(what);
+    if (this.quorumLost()) throw unavailable(this.servers, new Error(this.noQuorum()), what);
+  }
+
   /** Which server the client is talking to now (for `daemon status`). */
   get server(): string {
     return this.nc.getServer();
@@ -161,18 +213,23 @@ export class Connection {
   }
 
   /**
-   * Runs a request, retrying through an election; fails at once with a clear
-   * error when the servers are unreachable, and passes other errors on.
+   * Runs a request, retrying through an election; fails within a few
+   * seconds with BACKEND_UNAVAILABLE when the servers are unreachable or the
+   * cluster has no quorum, and passes other errors on.
    */
   async request<T>(what: string, fn: () => Promise<T>): Promise<T> {
     const deadline = Date.now() + ELECTION_RIDE_MS;
     for (let wait = 100; ; wait = Math.min(wait * 2, 1_000)) {
       if (this.nc.isClosed()) throw unavailable(this.servers, new Error('the connection is closed'), what);
       if (!this.connected) await this.reconnect(what);
+      // Without quorum nothing is sent: a publish the leader took but could
+      // not commit would be stored when the quorum is back, after its
+      // command was told it failed.
+      if (this.quorumLost()) throw unavailable(this.servers, new Error(this.noQuorum()), what);
       try {
         // A request out when the connection drops gets no answer: it stops
         // waiting at once (and is tried again after the reconnect), rather
-        // than after its own timeout.
+        // than after its own timeout. One out when the quorum goes stops too.
         let abandon!: (err: Error) => void;
         const dropped = new Promise<never>((_, reject) => (abandon = reject));
         this.waiting.add(abandon);
@@ -182,6 +239,7 @@ export class Connection {
           this.waiting.delete(abandon);
         }
       } catch (err) {
+        if (err instanceof NoQuorum) throw unavailable(this.servers, err, what);
         if (!retryable(err) || Date.now() + wait > deadline) {
           if (retryable(err) || !this.connected) throw unavailable(this.servers, err, what);
           throw err;
@@ -203,6 +261,9 @@ export class Connection {
     }
   }
 }
+
+/** A request given up because the cluster has no quorum (no election can end). */
+class NoQuorum extends Error {}
 
 function signal(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;

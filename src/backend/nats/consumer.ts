@@ -29,7 +29,7 @@ import type { Attempt, Consumer, ConsumerOptions, ConsumerProgress, Delivery, De
 import type { Connection } from './connection.js';
 import type { NatsDeliveries, StoredRecord } from './deliveries.js';
 import type { Headers } from './names.js';
-import { HEADER } from './names.js';
+import { HEADER, messageIdOf } from './names.js';
 import { nameMatcher } from '../../protocol/choose.js';
 
 /** How much longer than the listener's timeout the server waits for an outcome. */
@@ -126,8 +126,14 @@ export class NatsConsumer implements Consumer {
   private readonly memory = new Map<string, DeliveryRecord>();
   /** Released deliveries, still ours on the server, handed out first again (in stream order). */
   private readonly held: (Out & { hold: NodeJS.Timeout })[] = [];
-  /** Positions settled here beyond the floor (out of order, or not yet read back from the server). */
-  private readonly settledSeqs = new Set<number>();
+  /** Positions settled here beyond the floor (out of order, or not yet read back from the server), with their message ids. */
+  private readonly settledSeqs = new Map<number, string | undefined>();
+  /**
+   * The message id at the floor, which progress() shows as the cursor (as
+   * LevelDB does, whose positions are ids): known when the floor moved onto
+   * a message settled here, else looked up by refresh().
+   */
+  private floorId: { seq: number; id: string | undefined } | undefined;
   private readonly start: ConsumerStart;
   private poll: NodeJS.Timeout | undefined;
   private fetching: Promise<void> | undefined;
@@ -233,7 +239,7 @@ export class NatsConsumer implements Consumer {
       if (msg !== undefined && this.matches !== undefined && !this.matches(msg.headers?.get(HEADER.name) || undefined)) {
         // Not chosen (its name matches no filter): settled without an attempt or a record.
         msg.ack();
-        this.settledHere(msg.seq);
+        this.settledHere(msg.seq, messageIdOf(msg.headers));
         this.options.onPassed?.();
         this.moved();
         continue;
@@ -367,7 +373,7 @@ export class NatsConsumer implements Consumer {
   delivered(delivery: Delivery, attempt: Attempt): void {
     const { d, out } = this.take(delivery);
     const record = settled(d.record, 'delivered', attempt);
-    if (!d.local) this.settledHere(d.seq);
+    if (!d.local) this.settledHere(d.seq, d.record.messageId);
     const hadOpen = d.hasRecord || d.record.attempts.length > 0;
     const ack = async (): Promise<void> => {
       const msg = out?.msg;
@@ -412,7 +418,7 @@ export class NatsConsumer implements Consumer {
   dead(delivery: Delivery, attempt: Attempt): void {
     const { d, out } = this.take(delivery);
     const record = settled(d.record, 'dead', attempt);
-    if (!d.local) this.settledHere(d.seq);
+    if (!d.local) this.settledHere(d.seq, d.record.messageId);
     if (this.deadIds.size >= DEAD_KEEP) this.deadIds.delete(this.deadIds.values().next().value!);
     this.deadIds.add(record.messageId);
     this.background(async () => {
@@ -460,7 +466,14 @@ export class NatsConsumer implements Consumer {
     const fresh: DeliveryRecord = { ...plain(record), state: 'pending', roundStart, updatedAt: new Date().toISOString() };
     delete fresh.nextAttemptAt;
     const delivery = await this.localDelivery(fresh, seq);
-    if (delivery === undefined) return false;
+    if (delivery === undefined) {
+      // The message was deleted since it died: nothing to send, so the record goes (as on LevelDB,
+      // where the requeued record is dropped when its message is not found); it counts as retried.
+      if (this.options.durable) await this.host.deliveries.dropOpen(this.lid, messageId);
+      else this.memory.delete(messageId);
+      this.deadIds.delete(messageId);
+      return true;
+    }
     await this.save(fresh, seq, true);
     this.deadIds.delete(messageId);
     this.schedule(delivery, 0);
@@ -484,15 +497,15 @@ export class NatsConsumer implements Consumer {
   }
 
   /** Settled here: the floor moves now if it was the next in order (the server's floor follows). */
-  private settledHere(seq: number): void {
+  private settledHere(seq: number, id: string | undefined): void {
     if (this.settledSeqs.has(seq)) return;
-    if (seq > this.ackFloor) this.settledSeqs.add(seq);
+    if (seq > this.ackFloor) this.settledSeqs.set(seq, id);
     this.raiseFloor(this.ackFloor);
   }
 
   /** A message deleted here: nothing left to deliver, so it counts as settled for the floor and the backlog. */
-  removed(seq: number): void {
-    this.settledHere(seq);
+  removed(seq: number, id: string): void {
+    this.settledHere(seq, id);
   }
 
   /** Every message through `seq` removed here (purge, retention). */
@@ -503,7 +516,8 @@ export class NatsConsumer implements Consumer {
   private raiseFloor(floor: number): void {
     this.ackFloor = Math.max(this.ackFloor, floor);
     while (this.settledSeqs.has(this.ackFloor + 1)) this.ackFloor++;
-    for (const seq of this.settledSeqs) if (seq <= this.ackFloor) this.settledSeqs.delete(seq);
+    if (this.settledSeqs.has(this.ackFloor)) this.floorId = { seq: this.ackFloor, id: this.settledSeqs.get(this.ackFloor) };
+    for (const seq of this.settledSeqs.keys()) if (seq <= this.ackFloor) this.settledSeqs.delete(seq);
   }
 
   wasDead(messageId: string): boolean {
@@ -520,13 +534,19 @@ export class NatsConsumer implements Consumer {
       pending: this.backlog(),
       lagMs: this.lagFrom === undefined ? 0 : Math.max(0, now - this.lagFrom),
     };
-    if (this.ackFloor > 0) progress.position = String(this.ackFloor);
+    if (this.floorId?.seq === this.ackFloor && this.floorId.id !== undefined) progress.position = this.floorId.id;
     if (nextRetryAt !== undefined) progress.nextRetryAt = nextRetryAt;
     return progress;
   }
 
   async refresh(): Promise<void> {
     await this.readFloor();
+    if (this.ackFloor > 0 && this.floorId?.seq !== this.ackFloor) {
+      // Moved by another daemon, or past a purge: the id is read from the stream (gone when deleted since).
+      const seq = this.ackFloor;
+      const stored = await this.host.read(seq);
+      this.floorId = { seq, id: stored?.envelope?.id };
+    }
     const first = this.backlog() > 0 ? await this.host.firstAfter(this.ackFloor) : undefined;
     this.lagFrom = first?.time;
   }
@@ -545,7 +565,11 @@ export class NatsConsumer implements Consumer {
   private async readFloor(): Promise<void> {
     const consumer = await this.bind();
     const info = await this.host.conn.request('read a consumer', () => consumer.info(false));
+    const before = this.ackFloor;
     this.raiseFloor(info.ack_floor.stream_seq);
+    // The server's floor can carry this one's past messages it never saw (before a start at the end,
+    // settled by another daemon): a publish --wait whose check ran at the settle would wait forever.
+    if (this.ackFloor > before) this.options.onPassed?.();
     this.streamLast = Math.max(this.streamLast, info.delivered.stream_seq + info.num_pending);
   }
 

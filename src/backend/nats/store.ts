@@ -44,7 +44,7 @@ import type {
   StoreLog,
   StoreStats,
 } from '../types.js';
-import { Connection } from './connection.js';
+import { API_TRY_MS, Connection } from './connection.js';
 import type { NatsSettings } from './connection.js';
 import { NatsConsumer, consumerConfig } from './consumer.js';
 import type { ConsumerHost } from './consumer.js';
@@ -143,10 +143,10 @@ export class NatsStore implements Store {
   async open(): Promise<void> {
     this.conn = await Connection.open(this.settings);
     const { nc } = this.conn;
-    this.jsm = await this.conn.request('reach JetStream', () => jetstreamManager(nc));
+    this.jsm = await this.conn.request('reach JetStream', () => jetstreamManager(nc, { timeout: API_TRY_MS }));
     this.js = jetstream(nc);
     this.publisher = new AckPublisher(nc, PUBLISH_TIMEOUT_MS);
-    const kvm = new Kvm(nc);
+    const kvm = new Kvm(jetstream(nc, { timeout: API_TRY_MS }));
     const bucket = (name: string): Promise<KV> =>
       this.conn.request(`open the KV bucket ${name}`, () => kvm.create(name, { history: 1, replicas: this.replicas, storage: StorageType.File }));
     this.catalog = await bucket(this.names.catalogBucket);
@@ -166,11 +166,16 @@ export class NatsStore implements Store {
   private async loadCatalog(): Promise<void> {
     const status = await this.conn.request('read the catalogue', () => this.catalog.status());
     const last = status.streamInfo.state.last_seq;
-    const keys: string[] = [];
-    for await (const key of await this.catalog.keys()) keys.push(key);
+    // Each read rides out an election like every other request (a daemon
+    // started while a catalogue leader is being elected waits, not fails).
+    const keys = await this.conn.request('read the catalogue', async () => {
+      const found: string[] = [];
+      for await (const key of await this.catalog.keys()) found.push(key);
+      return found;
+    });
     const entries: KvEntry[] = [];
     for (const key of keys) {
-      const entry = await this.catalog.get(key);
+      const entry = await this.conn.request('read the catalogue', () => this.catalog.get(key));
       if (entry) entries.push(entry);
     }
     // A rename writes the new name, then removes the old: after a crash in
@@ -189,7 +194,7 @@ export class NatsStore implements Store {
       }
       this.apply(entry, false);
     }
-    const watch = await this.catalog.watch({ resumeFromRevision: last + 1 });
+    const watch = await this.conn.request('follow the catalogue', () => this.catalog.watch({ resumeFromRevision: last + 1 }));
     this.watcher = watch;
     void (async () => {
       for await (const entry of watch) this.apply(entry, true);
@@ -275,6 +280,10 @@ export class NatsStore implements Store {
     await this.notified;
     this.publisher?.close();
     await this.conn?.close();
+  }
+
+  ready(what: string): Promise<void> {
+    return this.conn.ready(what);
   }
 
   onAppend(listener: AppendListener): void {
@@ -648,7 +657,7 @@ export class NatsStore implements Store {
       figures.messages = Math.max(0, figures.messages - 1);
       figures.bytes = Math.max(0, figures.bytes - (m?.data.length ?? 0));
     }
-    for (const consumer of this.consumers.get(q.qid) ?? []) consumer.removed(seq);
+    for (const consumer of this.consumers.get(q.qid) ?? []) consumer.removed(seq, id);
   }
 
   /**

@@ -234,7 +234,14 @@ function reportWait(ctx: Context, result: PublishResult): number {
   } else {
     ctx.print(result.ids.join('\n'));
     for (const o of outcomes) {
-      const detail = o.state === 'refused' ? ` (${o.reason ?? 'the receiver answered 410 Gone'}; listener disabled)` : o.state === 'pending' ? why(o) : '';
+      const detail =
+        o.state === 'refused'
+          ? ` (${o.reason ?? 'the receiver answered 410 Gone'}; listener disabled)`
+          : o.state === 'pending'
+            ? why(o)
+            : o.state === 'skipped'
+              ? ' (its filters take none of these messages: not sent)'
+              : '';
       ctx.note(`  ${o.name ?? o.listener}: ${o.state}${detail}`);
     }
     if (outcomes.length === 0) ctx.note('  (no active listeners on this queue)');

@@ -1,8 +1,7 @@
 /** Stored messages: listing them a page at a time, reading and deleting one. */
 import { DiscueError } from '../../protocol/errors.js';
 import { assertMessageId, isMessageId } from '../../protocol/ids.js';
-import { validateMessage } from '../../protocol/validate.js';
-import { MAX_BATCH } from './publish.js';
+import { MAX_BATCH, validateMessage } from '../../protocol/validate.js';
 import type { Envelope } from '../../protocol/wire.js';
 import type { ListOptions, MessagePage } from '../../backend/types.js';
 import { asParams, optionalInt, optionalString, requireString } from '../params.js';

@@ -19,6 +19,7 @@ export const queueHandlers = {
 
   async 'queue.list'(raw, ctx) {
     asParams(raw);
+    await ctx.store.ready?.('list the queues');
     const now = Date.now();
     return ctx.store.listQueues().map((q) => withQueueStats(ctx, q, now));
   },
