@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // The floor for an HTTP publish endpoint in Node: node:http, the body read
-// and parsed as JSON, the message stored with a synced LevelDB batch, with
-// group commit (writes that arrive while one batch is on disk go in the
-// next one, as discue does), the id answered. No routing, no validation, no
-// tokens. Forked by http.ts; reports its port over IPC.
+// and parsed as JSON, the message stored with a synced, chained LevelDB
+// batch with group commit (writes that arrive while one batch is on disk go
+// in the next one), as discue writes, the id answered. No routing, no
+// validation, no tokens. Forked by http.ts; reports its port over IPC.
 // Usage: node http-minimal-server.mjs DATA_DIR
 import { createServer } from 'node:http';
 import { ClassicLevel } from 'classic-level';
@@ -19,7 +19,12 @@ function flush() {
   writing = true;
   const batch = pending;
   pending = [];
-  db.batch(batch.map((w) => ({ type: 'put', key: w.key, value: w.value })), { sync: true }).then(
+  // A chained batch, as discue's group committer writes: the array form
+  // re-checks every operation in JS and cost this server ~25% of its thread
+  // (CPU profile), which made it a floor discue could beat.
+  const chained = db.batch();
+  for (const w of batch) chained.put(w.key, w.value);
+  chained.write({ sync: true }).then(
     () => {
       writing = false;
       for (const w of batch) w.done();

@@ -159,7 +159,7 @@ export const httpSection: Section = {
       ),
       notes: [
         'HTTP: one keep-alive connection per request in flight (undici Client, no pipelining); socket: 1x1 and 4 connections x 16 pipelined.',
-        'minimal: its own process; node:http, JSON.parse, a synced, group-committed LevelDB batch, no routing/validation/tokens.',
+        'minimal: its own process; node:http, JSON.parse, a synced (sync: true), group-committed, chained LevelDB batch as discue writes; no routing/validation/tokens/checksums. Same durability: both answer once the fsync of the batch holding the message returns.',
       ],
     });
     log('SSE latency');
