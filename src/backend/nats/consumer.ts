@@ -38,8 +38,6 @@ export const ACK_MARGIN_MS = 10_000;
 /** An ack's payload; one try of a confirmed ack waits this long for the answer (then it is sent again, through an election). */
 const ACK = '+ACK';
 const ACK_TRY_MS = 2_000;
-/** Messages one pull asks for at most (the consumer's max_ack_pending bounds what arrives). */
-const PULL_BATCH = 256;
 /** How long one pull waits for messages before asking again. */
 const PULL_EXPIRES_MS = 5_000;
 /** An idle ephemeral consumer (its daemon gone) is removed by the server after this. */
@@ -291,12 +289,7 @@ export class NatsConsumer implements Consumer {
   private async fetch(consumer: JsConsumer): Promise<void> {
     const room = Math.max(1, this.options.maxInFlight - this.out.size - this.buffer.length);
     try {
-      // More than the room: the server sends no more than max_ack_pending
-      // unsettled in all, so the pull stays open and each settle lets the
-      // next message through at once; a pull of just the room (1 for an
-      // ordered listener) ended with every message, and each next one
-      // waited for a new pull's round trip.
-      const pull = await consumer.fetch({ max_messages: Math.max(room, PULL_BATCH), expires: PULL_EXPIRES_MS });
+      const pull = await consumer.fetch({ max_messages: room, expires: PULL_EXPIRES_MS });
       this.pull = pull;
       for await (const msg of pull) {
         if (this.closed) msg.nak();
@@ -551,7 +544,7 @@ export class NatsConsumer implements Consumer {
       pending: this.backlog(),
       lagMs: this.lagFrom === undefined ? 0 : Math.max(0, now - this.lagFrom),
     };
-    if (this.floorId?.seq === this.ackFloor && this.floorId.id !== undefined) progress.position = this.floorId.id;
+    if (this.floorId?.seq === this.ackFloor && this.floorId.id !== undefined) progress.cursor = this.floorId.id;
     if (nextRetryAt !== undefined) progress.nextRetryAt = nextRetryAt;
     return progress;
   }
