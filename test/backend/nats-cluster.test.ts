@@ -134,6 +134,51 @@ describe.runIf(available)('NATS backend on a three-node cluster', () => {
         `B ${failures.B.length}, ${received.length - ids.length} redeliveries`,
     );
   });
+
+  it("an ack sent while the consumer's leader is being elected still lands: the next message follows, not ack_wait later", async () => {
+    const store = new NatsStore({ servers: servers.urls, namespace, replicas: 3, dedupe: DEFAULT_DEDUPE });
+    await store.open();
+    stores.push(store);
+    await store.createQueue({ name: 'acks' });
+    const q = store.queueId('acks');
+    // The default timeout: ack_wait is 40 s, so a lost ack would hold the next message that long.
+    const listener: ListenerRecord = {
+      id: 'ACKS',
+      kind: 'http',
+      queues: [q],
+      url: 'http://127.0.0.1:9/hook',
+      timeoutMs: 30_000,
+      maxAttempts: 3,
+      retryDelayMs: 100,
+      concurrency: 1,
+      state: 'active',
+      createdAt: new Date().toISOString(),
+    };
+    await store.deliveries.saveListener(listener);
+    const consumer = store.consumer(listener, q, { durable: true, maxInFlight: 1 });
+    const [first] = await store.append(q, [{ data: 'first' }]);
+    const stop = new AbortController();
+    const delivery = await consumer.next(stop.signal);
+    expect(delivery?.message?.id).toBe(first!.id);
+
+    const nc = await connect({ servers: servers.urls.split(',') });
+    const jsm = await jetstreamManager(nc);
+    const leaderName = (await jsm.consumers.info(store.names.stream(q), store.names.consumer(listener.id))).cluster?.leader;
+    await nc.close();
+    const leader = servers.nodes.find((n) => n.name === leaderName)!;
+    await servers.kill(leader);
+    consumer.delivered(delivery!, { attempt: 1, at: new Date().toISOString(), durationMs: 1, ok: true, status: 200 });
+    const [second] = await store.append(q, [{ data: 'second' }]);
+    const startedAt = Date.now();
+    const next = await consumer.next(stop.signal);
+    const waited = Date.now() - startedAt;
+    expect(next?.message?.id).toBe(second!.id);
+    // An election takes 4-9 s; ack_wait is 40 s.
+    expect(waited, 'the second message waited for the election, not for ack_wait').toBeLessThan(25_000);
+    consumer.delivered(next!, { attempt: 1, at: new Date().toISOString(), durationMs: 1, ok: true, status: 200 });
+    await consumer.close();
+    await servers.restart(leader);
+  }, 90_000);
 });
 
 async function all(store: NatsStore, queue: string): Promise<Envelope[]> {

@@ -64,11 +64,13 @@ describe.runIf(available)('a NATS cluster losing nodes under two hosts, through 
 
     await mustRun(a, ['queue', 'create', 'orders']);
     await mustRun(b, ['daemon', 'start']);
+    // An HTTP listener added on each host: both are delivered by whichever daemon is up.
     web = await addListener(a, ['--queue', 'orders', '--url', `${hook.url}/web`, '--name', 'web', '--timeout', '1s']);
+    await addListener(b, ['--queue', 'orders', '--url', `${hook.url}/shop`, '--name', 'shop', '--timeout', '1s']);
     ran = join(a.dir, 'ran.txt');
     const script = writeScript(a, 'note.sh', `cat > /dev/null\nprintf '%s %s\\n' "$DISCUE_HOME" "$DISCUE_MESSAGE_ID" >> ${JSON.stringify(ran)}`);
     await addListener(a, ['--queue', 'orders', '--exec', script, '--name', 'note']);
-    await waitFor(async () => (await runJson<{ name?: string }[]>(b, ['listener', 'list'])).length === 2, 20_000, 'B to see both listeners');
+    await waitFor(async () => (await runJson<{ name?: string }[]>(b, ['listener', 'list'])).length === 3, 20_000, 'B to see every listener');
   }, 90_000);
 
   afterAll(async () => {
@@ -93,9 +95,9 @@ describe.runIf(available)('a NATS cluster losing nodes under two hosts, through 
     return (await runJson<{ id: string }[]>(sb, ['messages', 'list', 'orders', '--limit', '10000'])).map((m) => m.id);
   }
 
-  /** Message ids in the order the receiver first got them. */
-  function firstSeen(): string[] {
-    return [...new Set(hook.delivered.filter((r) => r.path === '/hook/web').map((r) => r.envelope.id))];
+  /** Message ids in the order an HTTP listener's receiver first got them. */
+  function firstSeen(listener: 'web' | 'shop' = 'web'): string[] {
+    return [...new Set(hook.delivered.filter((r) => r.path === `/hook/${listener}`).map((r) => r.envelope.id))];
   }
 
   function commandRuns(): { home: string; id: string }[] {
@@ -112,9 +114,9 @@ describe.runIf(available)('a NATS cluster losing nodes under two hosts, through 
     expect(elapsedMs, `${what} answered within 5 s`).toBeLessThan(5_000);
   }
 
-  async function timed(sb: Sandbox, args: string[]): Promise<{ result: RunResult; elapsedMs: number }> {
+  async function timed(sb: Sandbox, args: string[], input?: string): Promise<{ result: RunResult; elapsedMs: number }> {
     const startedAt = Date.now();
-    const result = await sb.run(args);
+    const result = await sb.run(args, input === undefined ? {} : { input });
     return { result, elapsedMs: Date.now() - startedAt };
   }
 
@@ -136,12 +138,16 @@ describe.runIf(available)('a NATS cluster losing nodes under two hosts, through 
     const count = (): Record<Host, number> => ({ A: acked.A.length, B: acked.B.length });
     let killedAt: Record<Host, number> = count();
     let bKilledAt = 0;
+    const phases: string[] = [];
+    const t0 = Date.now();
+    const phase = (name: string): void => void phases.push(`${name} ${Date.now() - t0}`);
     try {
       await waitFor(() => acked.A.length >= 3 && acked.B.length >= 3, 60_000, 'both hosts to publish');
       const leader = await streamLeader();
       const bPid = b.daemonPid()!;
       killedAt = count();
       bKilledAt = Date.now();
+      phase('kill');
       await Promise.all([servers.kill(leader), (async () => process.kill(bPid, 'SIGKILL'))()]);
       await waitFor(() => !alive(bPid), 10_000, "B's daemon to exit");
       // Restarted: B's daemon (unless B's next publish already started it) and the node, same port and store.
@@ -150,6 +156,7 @@ describe.runIf(available)('a NATS cluster losing nodes under two hosts, through 
         servers.restart(leader),
         waitFor(async () => (await b.run(['daemon', 'status'])).code === 0 && b.daemonPid() !== bPid, 90_000, "B's daemon to be started again"),
       ]);
+      phase('restarted');
       await waitFor(() => acked.A.length >= killedAt.A + 3 && acked.B.length >= killedAt.B + 3, 90_000, 'both hosts to publish after the restarts');
     } finally {
       stop = true;
@@ -165,6 +172,7 @@ describe.runIf(available)('a NATS cluster losing nodes under two hosts, through 
     expect(diedUnder.length).toBeLessThanOrEqual(1);
     for (const f of failed.B.filter((f) => f.startedAt > bKilledAt)) expect(f.stderr, `B's publish after the kill failed`).toContain('DAEMON_START_FAILED');
 
+    phase('published');
     const onA = await listed(a);
     expect(await listed(b), 'both hosts list the same messages in the same order').toEqual(onA);
     expect(new Set(onA).size, 'no message stored twice').toBe(onA.length);
@@ -174,16 +182,23 @@ describe.runIf(available)('a NATS cluster losing nodes under two hosts, through 
     // Only a publish that did not exit 0 may be stored without its id having been printed.
     expect(onA.length).toBeLessThanOrEqual(acked.A.length + acked.B.length + failed.B.length);
 
-    await waitFor(() => firstSeen().length >= onA.length, 60_000, 'the HTTP listener to get every message');
-    expect(firstSeen(), 'the HTTP listener got every message, in order, at least once').toEqual(onA);
+    for (const listener of ['web', 'shop'] as const) {
+      await waitFor(() => firstSeen(listener).length >= onA.length, 60_000, `HTTP listener ${listener} to get every message`);
+      expect(firstSeen(listener), `HTTP listener ${listener} got every message, in order, at least once`).toEqual(onA);
+      phase(listener);
+    }
     await waitFor(() => new Set(commandRuns().map((r) => r.id)).size >= onA.length, 60_000, 'the command listener to run for every message');
     expect(new Set(commandRuns().map((r) => r.home)), 'the command listener ran only on its host').toEqual(new Set([a.home]));
     expect(new Set(commandRuns().map((r) => r.id))).toEqual(new Set(onA));
+    phase('command');
 
-    const deliveries = await listDeliveries(a, ['--listener', 'web', '--state', 'delivered', '--limit', '10000']);
-    expect(deliveries.every((d) => d.listenerId === web.id && d.attempts.length >= 1 && d.attempts.at(-1)?.ok === true)).toBe(true);
-    expect(new Set(deliveries.map((d) => d.messageId))).toEqual(new Set(onA));
-    console.log(`leader kill: ${onA.length} stored, ${acked.A.length}+${acked.B.length} acknowledged, longest publish A ${longest.A} ms, B failed ${failed.B.length} (${failed.B.map((f) => /\[([A-Z_]+)\]\s*$/.exec(f.stderr)?.[1] ?? f.code).join(', ')}), ${hook.delivered.length - onA.length} redeliveries`);
+    // Every message's delivery, with its attempts, seen from either host.
+    for (const sb of [a, b]) {
+      const deliveries = await listDeliveries(sb, ['--listener', 'web', '--state', 'delivered', '--limit', '10000']);
+      expect(deliveries.every((d) => d.listenerId === web.id && d.attempts.length >= 1 && d.attempts.at(-1)?.ok === true)).toBe(true);
+      expect(new Set(deliveries.map((d) => d.messageId))).toEqual(new Set(onA));
+    }
+    console.log(`leader kill: ${onA.length} stored, ${acked.A.length}+${acked.B.length} acknowledged, longest publish A ${longest.A} ms, B failed ${failed.B.length} (${failed.B.map((f) => /\[([A-Z_]+)\]\s*$/.exec(f.stderr)?.[1] ?? f.code).join(', ')}), ${hook.delivered.length - 2 * onA.length} redeliveries; ms: ${phases.join(', ')}`);
   }, 240_000);
 
   /** Servers back: publishing from `sb` works again (polled: the daemon reconnects by itself), and both listeners get the message. */
@@ -206,16 +221,18 @@ describe.runIf(available)('a NATS cluster losing nodes under two hosts, through 
     const down = servers.nodes.slice(1);
     await Promise.all(down.map((node) => servers.kill(node)));
 
-    const publish = await timed(a, ['publish', 'orders', '--data', 'no quorum']);
+    const [publish, list] = await Promise.all([timed(a, ['publish', 'orders', '--data', 'no quorum']), timed(b, ['queue', 'list'])]);
     expectUnavailable(publish.result, publish.elapsedMs, 'publish without quorum');
     expect(publish.result.stderr).toMatch(/no quorum/);
-    const list = await timed(b, ['queue', 'list']);
     expectUnavailable(list.result, list.elapsedMs, 'queue list without quorum');
     expect(pids.every(alive), 'the daemons keep running').toBe(true);
+    const status = await runJson<{ warnings?: string[] }>(a, ['daemon', 'status']);
+    expect(status.warnings?.join('\n')).toMatch(/no quorum/);
 
     await Promise.all(down.map((node) => servers.restart(node)));
     await resumes(a, 'after no quorum');
     expect([a.daemonPid(), b.daemonPid()]).toEqual(pids);
+    expect((await runJson<{ warnings?: string[] }>(a, ['daemon', 'status'])).warnings).toBeUndefined();
     const after = await listed(b);
     expect(after.slice(0, before.length)).toEqual(before);
     expect(after).toHaveLength(before.length + 1);
@@ -226,13 +243,15 @@ describe.runIf(available)('a NATS cluster losing nodes under two hosts, through 
     const before = await listed(a);
     await Promise.all(servers.nodes.map((node) => servers.kill(node)));
 
-    const one = await timed(a, ['publish', 'orders', '--data', 'lost']);
+    const input = ['lost 1', 'lost 2', 'lost 3'].map((data) => JSON.stringify({ data })).join('\n') + '\n';
+    const [one, batch, list] = await Promise.all([
+      timed(a, ['publish', 'orders', '--data', 'lost']),
+      timed(b, ['publish', 'orders'], input),
+      timed(a, ['queue', 'list']),
+    ]);
     expectUnavailable(one.result, one.elapsedMs, 'publish with every server down');
-    const startedAt = Date.now();
-    const batch = await b.run(['publish', 'orders'], { input: ['lost 1', 'lost 2', 'lost 3'].map((data) => JSON.stringify({ data })).join('\n') + '\n' });
-    expectUnavailable(batch, Date.now() - startedAt, 'a batch publish with every server down');
-    expect(batch.stdout, 'no id printed: nothing stored').toBe('');
-    const list = await timed(a, ['queue', 'list']);
+    expectUnavailable(batch.result, batch.elapsedMs, 'a batch publish with every server down');
+    expect(batch.result.stdout, 'no id printed: nothing stored').toBe('');
     expectUnavailable(list.result, list.elapsedMs, 'queue list with every server down');
     expect(pids.every(alive), 'the daemons keep running').toBe(true);
 

@@ -51,6 +51,16 @@ const POLL_MS = 1_000;
 const DEAD_KEEP = 10_000;
 const NS_PER_MS = 1_000_000;
 
+/**
+ * A nak (with its delay) or a term, confirmed and sent again through an
+ * election, as the ack in `delivered`: one lost with the consumer's leader
+ * left the message to come back after ack_wait, so a retry came late and a
+ * dead message was delivered again.
+ */
+async function settle(conn: Connection, msg: JsMsg, payload: string): Promise<void> {
+  await conn.request('settle a delivery', () => conn.nc.request(replyOf(msg), payload, { timeout: ACK_TRY_MS }));
+}
+
 /** Where a consumer starts: as the contract says, or after a known sequence (a non-durable `end`, resolved when asked for). */
 export type ConsumerStart = StartAt | { afterSeq: number };
 
@@ -411,7 +421,7 @@ export class NatsConsumer implements Consumer {
       await this.save(record, d.seq, d.local);
       if (d.local) this.schedule({ ...d, record, hasRecord: true }, delayMs);
       // The record is written first: the redelivery reads its attempts.
-      else out?.msg?.nak(delayMs);
+      else if (out?.msg) await settle(this.host.conn, out.msg, `-NAK ${JSON.stringify({ delay: delayMs * NS_PER_MS })}`);
     });
   }
 
@@ -423,7 +433,7 @@ export class NatsConsumer implements Consumer {
     this.deadIds.add(record.messageId);
     this.background(async () => {
       await this.save(record, d.seq, false);
-      if (out?.msg) out.msg.term();
+      if (out?.msg) await settle(this.host.conn, out.msg, '+TERM');
       this.moved();
     });
   }

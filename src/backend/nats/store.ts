@@ -297,7 +297,9 @@ export class NatsStore implements Store {
   stats(): StoreStats {
     let messages = 0;
     for (const q of this.queues.entries()) messages += this.figures.get(q.qid)?.messages ?? 0;
-    const warnings = this.conn?.isConnected() === false ? [`not connected to the NATS servers (${this.conn.servers.join(', ')}): reconnecting`] : [];
+    const warnings: string[] = [];
+    if (this.conn?.isConnected() === false) warnings.push(`not connected to the NATS servers (${this.conn.servers.join(', ')}): reconnecting`);
+    else if (this.conn?.quorumLost()) warnings.push(`NATS: ${this.conn.noQuorum()}; commands fail with BACKEND_UNAVAILABLE until more are back`);
     const cluster = this.conn === undefined ? undefined : { servers: this.conn.servers, connected: this.conn.isConnected() ? this.conn.server : undefined, replicas: this.replicas };
     return cluster === undefined ? { queues: this.queues.size, messages, warnings } : { queues: this.queues.size, messages, warnings, cluster };
   }
