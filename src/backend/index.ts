@@ -8,7 +8,6 @@
 import { DiscueError } from '../protocol/errors.js';
 import { storeText } from '../protocol/store.js';
 import type { StoreLocation } from '../protocol/store.js';
-import { LevelStore } from './level/level.js';
 import type { RepairReport } from './level/repair.js';
 import type { DedupeOptions, Store, StoreLog } from './types.js';
 
@@ -29,7 +28,12 @@ interface Backend {
 }
 
 const LEVEL: Backend = {
-  create: async (settings) => new LevelStore(settings.store.location, { dedupe: settings.dedupe, log: settings.log }),
+  // Loaded when made, not with this module: `discue daemon start` checks its
+  // store here before it spawns the daemon, and must not load LevelDB for that.
+  create: async (settings) => {
+    const { LevelStore } = await import('./level/level.js');
+    return new LevelStore(settings.store.location, { dedupe: settings.dedupe, log: settings.log });
+  },
   // Loaded only for `daemon repair`.
   repair: async (store) => (await import('./level/repair.js')).repairStore(store.location),
 };

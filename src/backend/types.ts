@@ -366,8 +366,8 @@ export interface Delivery {
 
 /** What a consumer shows of its progress (listener list, stats, top). */
 export interface ConsumerProgress {
-  /** The last position settled in order, for display. */
-  position?: Position;
+  /** The id of the last message settled in order: the listener's cursor, as users see it. */
+  cursor?: string;
   /** Deliveries out: being sent, or waiting out a retry delay. */
   inFlight: number;
   /** Stored messages after the position: the backlog. */

@@ -65,13 +65,31 @@ export const MAX_PARAMS_DEPTH = 100;
  * the stack.
  */
 export function nestsDeeperThan(value: unknown, max: number): boolean {
-  const stack: [unknown, number][] = [[value, 0]];
-  while (stack.length > 0) {
-    const [item, depth] = stack.pop()!;
-    if (typeof item !== 'object' || item === null) continue;
+  if (typeof value !== 'object' || value === null) return false;
+  // Two stacks, not one of [item, depth] pairs: every publish passes through
+  // here, and a pair per object was garbage made per message.
+  const items: object[] = [value];
+  const depths: number[] = [0];
+  while (items.length > 0) {
+    const item = items.pop()!;
+    const depth = depths.pop()!;
     if (depth >= max) return true;
-    for (const child of Array.isArray(item) ? item : Object.values(item)) {
-      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    if (Array.isArray(item)) {
+      for (const child of item as unknown[]) {
+        if (typeof child === 'object' && child !== null) {
+          items.push(child);
+          depths.push(depth + 1);
+        }
+      }
+    } else {
+      for (const key in item) {
+        if (!Object.hasOwn(item, key)) continue;
+        const child = (item as Record<string, unknown>)[key];
+        if (typeof child === 'object' && child !== null) {
+          items.push(child);
+          depths.push(depth + 1);
+        }
+      }
     }
   }
   return false;

@@ -34,7 +34,6 @@ import { TokenStore } from './tokens.js';
 import type { HttpApi, HttpOptions } from '../http/server.js';
 
 /** For `daemon start` to refuse a store before it starts a daemon in the background. */
-export { assertStoreSupported } from '../backend/index.js';
 
 export interface DaemonOptions {
   home?: string;

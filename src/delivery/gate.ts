@@ -31,6 +31,11 @@ export class Gate {
     return this.waitingForToken > 0;
   }
 
+  /** Nothing to wait for (no rate limit, receiver not known to be down): the worker skips `ready`, an await per delivery. */
+  get open(): boolean {
+    return this.interval === 0 && this.recovering === undefined;
+  }
+
   /** Resolves when a send may start: the receiver is not known to be down, and a token is free. */
   async ready(signal: AbortSignal): Promise<void> {
     if (this.recovering) await this.recovering;

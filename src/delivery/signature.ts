@@ -3,7 +3,7 @@
  * webhook-signature = "v1," + base64(HMAC-SHA256(secret, `${id}.${timestamp}.${body}`)),
  * where the secret is the base64 after the "whsec_" prefix.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, createSecretKey, randomBytes } from 'node:crypto';
 import { DiscueError } from '../protocol/errors.js';
 
 export const SECRET_PREFIX = 'whsec_';
@@ -22,7 +22,15 @@ export function validateSecret(secret: string): string {
 }
 
 export function sign(secret: string, id: string, timestamp: number, body: string): string {
-  const key = Buffer.from(secret.slice(SECRET_PREFIX.length), 'base64');
-  const mac = createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64');
-  return `v1,${mac}`;
+  return signer(secret)(id, timestamp, body);
+}
+
+/**
+ * Signs with one secret, its key decoded and imported once: a listener signs
+ * every delivery with the same secret, and decoding it per message showed in
+ * the delivery profile.
+ */
+export function signer(secret: string): (id: string, timestamp: number, body: string) => string {
+  const key = createSecretKey(Buffer.from(secret.slice(SECRET_PREFIX.length), 'base64'));
+  return (id, timestamp, body) => `v1,${createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64')}`;
 }

@@ -35,7 +35,8 @@ export class Worker {
   private running = new AbortController();
   private stopped = false;
   private slots: Promise<void>[] = [];
-  readonly stats = { delivered: 0, failedAttempts: 0, dead: 0, lastDeliveryAt: '', lastError: '' };
+  /** lastDeliveryMs: 0 until the first attempt; shown as an ISO time only when asked (progress). */
+  readonly stats = { delivered: 0, failedAttempts: 0, dead: 0, lastDeliveryMs: 0, lastError: '' };
   /** Health: the last attempt's outcome and the failed attempts since the last success. */
   private lastOk: boolean | undefined;
   private failuresInRow = 0;
@@ -103,8 +104,8 @@ export class Worker {
       lagMs: c.lagMs,
       ...this.health(c.nextRetryAt),
     };
-    if (c.position !== undefined) p.cursor = c.position;
-    if (this.stats.lastDeliveryAt) p.lastDeliveryAt = this.stats.lastDeliveryAt;
+    if (c.cursor !== undefined) p.cursor = c.cursor;
+    if (this.stats.lastDeliveryMs) p.lastDeliveryAt = new Date(this.stats.lastDeliveryMs).toISOString();
     if (this.gate.throttled) p.throttled = true;
     if (this.gate.liveness !== undefined) p.liveness = this.gate.liveness;
     return p;
@@ -150,11 +151,13 @@ export class Worker {
       this.damaged(delivery, { attempt: attemptNo, at: new Date().toISOString(), durationMs: 0, ok: false, error: DAMAGED });
       return;
     }
-    await this.gate.ready(this.abort.signal);
-    // Paused or stopped while it waited for its turn: not an attempt.
-    if (this.stopped || !this.active) {
-      this.consumer.release(delivery);
-      return;
+    if (!this.gate.open) {
+      await this.gate.ready(this.abort.signal);
+      // Paused or stopped while it waited for its turn: not an attempt.
+      if (this.stopped || !this.active) {
+        this.consumer.release(delivery);
+        return;
+      }
     }
     const started = Date.now();
     const result = await this.sender.send(message, attemptNo, this.abort.signal);
@@ -177,10 +180,11 @@ export class Worker {
       this.consumer.release(delivery);
       return;
     }
-    const attempt = toAttempt(result, attemptNo, started);
+    const ended = Date.now();
+    const attempt = toAttempt(result, attemptNo, started, ended);
     this.lastOk = result.ok;
     this.failuresInRow = result.ok ? 0 : this.failuresInRow + 1;
-    this.stats.lastDeliveryAt = new Date().toISOString();
+    this.stats.lastDeliveryMs = ended;
     this.hooks.attempted?.(this, message.id, attempt);
     if (!result.ok) {
       this.stats.failedAttempts++;
@@ -224,8 +228,8 @@ export class Worker {
   }
 }
 
-function toAttempt(result: SendResult, attempt: number, started: number): Attempt {
-  const out: Attempt = { attempt, at: new Date(started).toISOString(), durationMs: Date.now() - started, ok: result.ok };
+function toAttempt(result: SendResult, attempt: number, started: number, ended: number): Attempt {
+  const out: Attempt = { attempt, at: new Date(started).toISOString(), durationMs: ended - started, ok: result.ok };
   if (result.status !== undefined) out.status = result.status;
   if (result.exitCode !== undefined) out.exitCode = result.exitCode;
   if (result.signal !== undefined) out.signal = result.signal;

@@ -469,7 +469,7 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         const d3 = await take(consumer);
         consumer.delivered(d3, ok(1));
         expect(consumer.settledThrough(outcome.through)).toBe(true);
-        expect(consumer.progress()).toMatchObject({ inFlight: 0, pending: 0, lagMs: 0, position: d3.position });
+        expect(consumer.progress()).toMatchObject({ inFlight: 0, pending: 0, lagMs: 0, cursor: d3.message!.id });
         await waitFor(async () => (await store.deliveries.list({ state: 'delivered', limit: 10 })).length === 3, 20_000, 'the history to hold all three');
         expect((await store.deliveries.get('L', stored[1]!.id))?.attempts).toEqual([ok(1)]);
       });
@@ -575,7 +575,7 @@ export function backendSuite(name: string, harness: BackendHarness): void {
         consumer.delivered(out[2]!, ok(1));
         consumer.delivered(out[1]!, ok(1));
         expect(consumer.settledThrough(out[1]!.position)).toBe(false);
-        expect(consumer.progress().position).toBeUndefined();
+        expect(consumer.progress().cursor).toBeUndefined();
         consumer.delivered(out[0]!, ok(1));
         expect(consumer.settledThrough(outcome.through)).toBe(true);
         // And that is what a reopened backend resumes from.

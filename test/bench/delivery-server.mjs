@@ -1,6 +1,6 @@
 // HTTP sink for the delivery benchmark, run in its own process (child_process.fork)
 // so it does not share an event loop with the client or the daemon.
-// IPC in:  {cmd:'expect', n}  -> {type:'done', count, atMs} once `n` more requests arrived
+// IPC in:  {cmd:'expect', target} -> {type:'done', count, atMs} once `target` requests arrived in all
 //          {cmd:'count'}      -> {type:'count', count}
 //          {cmd:'record', on} -> start/stop keeping webhook-id -> receive time (wall ms)
 //          {cmd:'times'}      -> {type:'times', times: [[id, ms], ...]} (and clears them)
@@ -36,7 +36,7 @@ server.listen(0, '127.0.0.1', () => process.send({ type: 'listening', port: serv
 
 process.on('message', (m) => {
   if (m.cmd === 'expect') {
-    target = count + m.n;
+    target = m.target;
     if (count >= target) {
       target = Infinity;
       process.send({ type: 'done', count, atMs: now() });

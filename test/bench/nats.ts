@@ -409,7 +409,9 @@ export const natsSection: Section = {
         `msgs/s = median of ${ROUNDS} interleaved rounds of ${DURATION_MS / 1000} s (after ${WARMUP_MS / 1000} s warm-up); closed loop on one connection (1x1, 1x256).`,
         'discue: connect() over the Unix socket to a daemon whose store is the cluster; acknowledged = stored on a majority (no fsync in 2.9).',
         'raw: jetstream(nc).publish(subject, data, { msgID }) to a stream with the same settings (file, limits, same replicas and duplicate window),',
-        "connected to the server the daemon is connected to; it runs in the benchmark process, as does discue's load generator.",
+        "connected to the server the daemon is connected to, with the client's default options; it runs in the benchmark process, as does discue's load generator.",
+        "discue's daemon sends the same PUB + Nats-Msg-Id, but takes acks on one inbox (backend/nats/publisher.ts): js.publish builds three Errors per message.",
+        'At 1 in flight discue adds a process hop (library -> socket -> daemon) to the raw path: on a loaded machine each hop waits for the scheduler.',
       ],
     });
 

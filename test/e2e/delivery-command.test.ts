@@ -276,6 +276,7 @@ describeBackends('command delivery', (backend) => {
  * group or escaped from it with setsid, neither turns a success into a
  * timeout nor holds the listener, the deadline, or `daemon stop`.
  */
+// On LevelDB only: how the runner ends a command and its escaped children is the same whatever the backend.
 describe("command delivery: the command's own exit decides, not its pipes", () => {
   /** Every pid the scripts wrote to `file`, killed at the end of the test. */
   const pidsIn = (file: string) => {

@@ -28,6 +28,8 @@ function cmdline(pid: number): string {
   }
 }
 
+// On LevelDB only: the spawner is the daemon's child process that runs commands, the same whatever
+// the backend; the command listener's delivery on both backends is in delivery-command and delivery-http.
 describe('spawner process', () => {
   it('commands are children of the spawner, not of the daemon; kill -9 of the spawner mid-delivery loses nothing and costs no attempt', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);

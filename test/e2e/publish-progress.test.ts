@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BIN, useSandbox, waitFor } from '../helpers/sandbox.js';
 
+// On LevelDB only: the progress line is the CLI's, drawn from its own count of acknowledged lines
+// whatever the backend (publishing on NATS is in idempotency and the delivery tests).
 describe('progress line of a large NDJSON publish', () => {
   const sb = useSandbox();
   let session: string;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ClassicLevel } from 'classic-level';
-import { GroupCommitter } from '../../src/backend/level/commit.js';
+import { ACK_LINGER_MS, GroupCommitter } from '../../src/backend/level/commit.js';
 import type { Op } from '../../src/backend/level/commit.js';
 
 /** A stand-in for LevelDB's batch: records each synced batch, resolves when told to. */
@@ -67,6 +67,38 @@ describe('GroupCommitter', () => {
     expect(db.batches).toHaveLength(2);
     expect(db.batches[1]!.ops.map((op) => op.key)).toEqual(Array.from({ length: 100 }, (_, i) => `r${i}`));
     expect(committer.stats).toMatchObject({ batches: 2, writes: 101, largestBatch: 100 });
+  });
+
+  it('lets acknowledgements wait for company: they go with the next commit, in order, or alone after ACK_LINGER_MS', async () => {
+    const db = new FakeDb();
+    const committer = new GroupCommitter(db as unknown as ClassicLevel<string, string>);
+    const acked: string[] = [];
+    const acks = ['a1', 'a2'].map((k) => committer.commitSoon([put(k)]).then(() => acked.push(k)));
+    await new Promise((r) => setImmediate(r));
+    // Nothing written yet: they wait.
+    expect(db.batches).toEqual([]);
+    const urgent = committer.commit([put('p1')]);
+    await db.finish();
+    await Promise.all([urgent, ...acks]);
+    expect(acked).toEqual(['a1', 'a2']);
+    expect(db.batches).toEqual([{ ops: [put('a1'), put('a2'), put('p1')], sync: true }]);
+
+    // Alone: written once the linger is up, not before.
+    const t0 = performance.now();
+    const alone = committer.commitSoon([put('a3')]);
+    while (db.batches.length === 1) await new Promise((r) => setTimeout(r, 1));
+    // A libuv timer can fire up to 1 ms before the time by performance.now().
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(ACK_LINGER_MS - 1);
+    await db.finish();
+    await alone;
+    expect(db.batches[1]).toEqual({ ops: [put('a3')], sync: true });
+
+    // drain() does not wait out the linger, it writes them.
+    const last = committer.commitSoon([put('a4')]);
+    const drained = committer.drain();
+    await db.finish();
+    await Promise.all([last, drained]);
+    expect(db.batches[2]).toEqual({ ops: [put('a4')], sync: true });
   });
 
   it('writes a dirty record once per batch, with its latest state', async () => {

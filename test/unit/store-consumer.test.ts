@@ -297,7 +297,7 @@ describe('Worker: filters under races of appends, reads and sends', () => {
         const { queue, sender, worker, consumer, append, pending } = setup({ concurrency, backlog: Math.floor(random() * 300), filters });
         // The backlog is the stored messages after the position, whatever was skipped or is out.
         const after = () => {
-          const position = consumer.progress().position;
+          const position = consumer.progress().cursor;
           return queue.messages.filter((m) => position === undefined || m.id > position).length;
         };
         let n = queue.messages.length;
@@ -327,7 +327,7 @@ describe('Worker: filters under races of appends, reads and sends', () => {
         if (concurrency === 1) expect(sender.sent).toEqual(expected);
         else expect([...sender.sent].sort()).toEqual([...expected].sort());
         expect(pending()).toBe(0);
-        expect(consumer.progress().position).toBe(queue.messages[queue.messages.length - 1]!.id);
+        expect(consumer.progress().cursor).toBe(queue.messages[queue.messages.length - 1]!.id);
         await worker.stop();
       });
     }

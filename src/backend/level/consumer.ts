@@ -151,34 +151,45 @@ export class LevelConsumer implements Consumer {
 
   async next(signal: AbortSignal): Promise<Delivery | undefined> {
     await this.ready;
+    for (;;) {
+      if (signal.aborted || this.closed) return undefined;
+      const version = this.signal.version;
+      const due = this.takeDue();
+      if (due) return due;
+      if (this.out < this.maxInFlight) {
+        // Reserved before anything is awaited, so concurrent callers never hand out more than maxInFlight.
+        this.out++;
+        let slot: Slot | undefined;
+        try {
+          slot = await this.take();
+        } catch (err) {
+          this.out--;
+          if (this.closed) return undefined;
+          this.log?.error('reading the queue failed', { listener: this.listenerId, queue: this.queue, error: err as Error });
+          await this.signal.wait(version, 1000);
+          continue;
+        }
+        if (slot && slot.dueAt === undefined) return slot;
+        // A retry not due yet keeps its place (it stays out, waiting); nothing found gives it back.
+        if (!slot) this.out--;
+        if (slot || this.signal.version !== version) continue;
+      }
+      await this.waitUnlessAborted(version, signal);
+    }
+  }
+
+  /**
+   * Waits for a wake-up or the caller's abort. The abort listener is added
+   * only here, where an abort must end a wait: adding and removing it on
+   * every call showed in the one-listener delivery profile.
+   */
+  private async waitUnlessAborted(version: number, signal: AbortSignal): Promise<void> {
+    // Aborted while it read (no listener then): the loop sees it now.
+    if (this.signal.version !== version || signal.aborted) return;
     const onAbort = () => this.signal.wake();
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      for (;;) {
-        if (signal.aborted || this.closed) return undefined;
-        const version = this.signal.version;
-        const due = this.takeDue();
-        if (due) return due;
-        if (this.out < this.maxInFlight) {
-          // Reserved before anything is awaited, so concurrent callers never hand out more than maxInFlight.
-          this.out++;
-          let slot: Slot | undefined;
-          try {
-            slot = await this.take();
-          } catch (err) {
-            this.out--;
-            if (this.closed) return undefined;
-            this.log?.error('reading the queue failed', { listener: this.listenerId, queue: this.queue, error: err as Error });
-            await this.signal.wait(version, 1000);
-            continue;
-          }
-          if (slot && slot.dueAt === undefined) return slot;
-          // A retry not due yet keeps its place (it stays out, waiting); nothing found gives it back.
-          if (!slot) this.out--;
-          if (slot || this.signal.version !== version) continue;
-        }
-        await this.signal.wait(version);
-      }
+      await this.signal.wait(version);
     } finally {
       signal.removeEventListener('abort', onAbort);
     }
@@ -296,17 +307,18 @@ export class LevelConsumer implements Consumer {
     return true;
   }
 
+  /** Passes a run of skipped messages and says so (a `publish --wait` looks again). */
+  private pass(last: Envelope, n: number): void {
+    this.skip(last, n);
+    this.onPassed();
+  }
+
   /**
    * A run of `n` messages the filters do not take, ending at `last`: the
    * position moves past them with no attempt and no record. Behind
    * deliveries still out, the run waits in the window as one settled slot,
    * so the position never passes an unsettled one.
    */
-  private pass(last: Envelope, n: number): void {
-    this.skip(last, n);
-    this.onPassed();
-  }
-
   private skip(last: Envelope, n: number): void {
     if (this.window.length > 0) {
       const record: DeliveryRecord = { listenerId: this.listenerId, queue: this.queue, messageId: last.id, state: 'delivered', attempts: [], updatedAt: '' };
@@ -409,7 +421,8 @@ export class LevelConsumer implements Consumer {
 
   progress(now = Date.now()): ConsumerProgress {
     const p: ConsumerProgress = { inFlight: this.out, pending: this.pending, lagMs: this.lagMs(now) };
-    if (this.position !== undefined) p.position = this.position;
+    // LevelDB's positions are message ids.
+    if (this.position !== undefined) p.cursor = this.position;
     for (const slot of this.waiting) if (p.nextRetryAt === undefined || slot.dueAt! < p.nextRetryAt) p.nextRetryAt = slot.dueAt!;
     return p;
   }

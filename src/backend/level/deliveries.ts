@@ -199,7 +199,7 @@ export class DeliveryStore implements Deliveries {
 
   /**
    * Records the outcome of a delivery and, if given, advances the position,
-   * in one synced batch. Delivered records go to the bounded history; dead
+   * in one synced batch (shared with others: see commitSoon). Delivered records go to the bounded history; dead
    * ones stay until retried or the listener is removed.
    */
   settle(record: DeliveryRecord, position: Position | undefined): Promise<void> {
@@ -216,7 +216,9 @@ export class DeliveryStore implements Deliveries {
     } else {
       ops.push({ type: 'put', key: open, value: seal(open, JSON.stringify(record)) });
     }
-    return this.committer.commit(ops);
+    // An acknowledgement: nobody waits for it to be synced (the next delivery has started), so it waits a
+    // few milliseconds for company rather than taking a batch and an fsync of its own (commit.ts).
+    return this.committer.commitSoon(ops);
   }
 
   /**

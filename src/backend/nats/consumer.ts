@@ -27,6 +27,7 @@ import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import type { Consumer as JsConsumer, ConsumerConfig, ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { Attempt, Consumer, ConsumerOptions, ConsumerProgress, Delivery, DeliveryRecord, Envelope, ListenerRecord, Position, StartAt } from '../types.js';
 import type { Connection } from './connection.js';
+import { freshRound } from './deliveries.js';
 import type { NatsDeliveries, StoredRecord } from './deliveries.js';
 import type { Headers } from './names.js';
 import { HEADER, messageIdOf } from './names.js';
@@ -37,8 +38,6 @@ export const ACK_MARGIN_MS = 10_000;
 /** An ack's payload; one try of a confirmed ack waits this long for the answer (then it is sent again, through an election). */
 const ACK = '+ACK';
 const ACK_TRY_MS = 2_000;
-/** Messages one pull asks for at most (the consumer's max_ack_pending bounds what arrives). */
-const PULL_BATCH = 256;
 /** How long one pull waits for messages before asking again. */
 const PULL_EXPIRES_MS = 5_000;
 /** An idle ephemeral consumer (its daemon gone) is removed by the server after this. */
@@ -132,6 +131,8 @@ export class NatsConsumer implements Consumer {
   private readonly naked = new Map<number, number>();
   private readonly writes = new Set<Promise<unknown>>();
   private readonly deadIds = new Set<string>();
+  /** Records of dead deliveries a replay made fresh rounds, by sequence (loadLocal), taken when the server hands their message out. */
+  private readonly replayed = new Map<number, DeliveryRecord>();
   /** In-memory records of a non-durable consumer (they live as long as it). */
   private readonly memory = new Map<string, DeliveryRecord>();
   /** Released deliveries, still ours on the server, handed out first again (in stream order). */
@@ -217,11 +218,16 @@ export class NatsConsumer implements Consumer {
     return { ...consumerConfig(this.listener, start, durableName), max_ack_pending: Math.max(1, this.options.maxInFlight) };
   }
 
-  /** Requeued deliveries of this queue saved before a restart: handed out from here again. */
+  /**
+   * Requeued deliveries of this queue saved before a restart: handed out
+   * from here again. Replayed ones: kept for when the server hands out their
+   * messages again (as new: their first delivery to this consumer).
+   */
   private loadLocal(): Promise<void> {
     this.loadedLocal ??= (async () => {
       if (!this.options.durable) return;
       for (const record of await this.host.deliveries.storedOpen(this.lid)) {
+        if (record.queue === this.queue && record.replayed === true && record.seq !== undefined) this.replayed.set(record.seq, plain(record));
         if (record.queue !== this.queue || !isRequeued(record) || record.state === 'dead' || record.seq === undefined) continue;
         const delivery = await this.localDelivery(record, record.seq);
         if (delivery === undefined) continue;
@@ -283,12 +289,7 @@ export class NatsConsumer implements Consumer {
   private async fetch(consumer: JsConsumer): Promise<void> {
     const room = Math.max(1, this.options.maxInFlight - this.out.size - this.buffer.length);
     try {
-      // More than the room: the server sends no more than max_ack_pending
-      // unsettled in all, so the pull stays open and each settle lets the
-      // next message through at once; a pull of just the room (1 for an
-      // ordered listener) ended with every message, and each next one
-      // waited for a new pull's round trip.
-      const pull = await consumer.fetch({ max_messages: Math.max(room, PULL_BATCH), expires: PULL_EXPIRES_MS });
+      const pull = await consumer.fetch({ max_messages: room, expires: PULL_EXPIRES_MS });
       this.pull = pull;
       for await (const msg of pull) {
         if (this.closed) msg.nak();
@@ -312,7 +313,9 @@ export class NatsConsumer implements Consumer {
     this.naked.delete(msg.seq);
     // A first delivery has no record; a redelivery (a retry, or a daemon
     // that died mid-delivery) reads what the attempts so far left.
-    const stored = msg.info.deliveryCount > 1 ? await this.readRecord(messageId) : undefined;
+    let stored = msg.info.deliveryCount > 1 ? await this.readRecord(messageId) : undefined;
+    if (stored === undefined && this.replayed.has(msg.seq)) stored = this.replayed.get(msg.seq);
+    this.replayed.delete(msg.seq);
     const record: DeliveryRecord = stored ?? { listenerId: this.lid, queue: this.queue, messageId, state: 'pending', attempts: [], updatedAt: new Date().toISOString() };
     const delivery: NatsDelivery = { position: String(msg.seq), seq: msg.seq, message, record, local: false, hasRecord: stored !== undefined };
     const out: Out = { delivery, msg };
@@ -471,10 +474,7 @@ export class NatsConsumer implements Consumer {
     if (record === undefined || record.state !== 'dead' || record.queue !== this.queue) return false;
     const seq = (record as StoredRecord).seq;
     if (seq === undefined) return false;
-    // The new round starts after the last attempt's number (attempts are numbered across rounds).
-    const roundStart = record.attempts[record.attempts.length - 1]?.attempt ?? 0;
-    const fresh: DeliveryRecord = { ...plain(record), state: 'pending', roundStart, updatedAt: new Date().toISOString() };
-    delete fresh.nextAttemptAt;
+    const fresh = freshRound(plain(record));
     const delivery = await this.localDelivery(fresh, seq);
     if (delivery === undefined) {
       // The message was deleted since it died: nothing to send, so the record goes (as on LevelDB,
@@ -544,7 +544,7 @@ export class NatsConsumer implements Consumer {
       pending: this.backlog(),
       lagMs: this.lagFrom === undefined ? 0 : Math.max(0, now - this.lagFrom),
     };
-    if (this.floorId?.seq === this.ackFloor && this.floorId.id !== undefined) progress.position = this.floorId.id;
+    if (this.floorId?.seq === this.ackFloor && this.floorId.id !== undefined) progress.cursor = this.floorId.id;
     if (nextRetryAt !== undefined) progress.nextRetryAt = nextRetryAt;
     return progress;
   }
@@ -589,15 +589,20 @@ export class NatsConsumer implements Consumer {
     this.onClose();
     this.wake();
     if (this.poll) clearInterval(this.poll);
+    // Given back with a delay that outlasts this consumer's last pull request: the server keeps a
+    // pull request until it expires, even once the client stopped reading it, so a message given
+    // back at once went straight to it and was lost to ack_wait (the listener's timeout + 10 s,
+    // seen as a 36 s stall after `daemon restart` of a paused listener).
+    const back = PULL_EXPIRES_MS + 500;
     for (const h of this.held.splice(0)) {
       clearTimeout(h.hold);
       if (h.working) clearInterval(h.working);
-      h.msg?.nak();
+      h.msg?.nak(back);
     }
     for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
     await this.pull?.close().catch(() => undefined);
-    for (const msg of this.buffer.splice(0)) msg.nak();
+    for (const msg of this.buffer.splice(0)) msg.nak(back);
     for (const out of this.out.values()) if (out.working) clearInterval(out.working);
     await Promise.allSettled([...this.writes]);
     await this.floorRefresh;
@@ -627,7 +632,7 @@ function isRequeued(record: StoredRecord): boolean {
 }
 
 function plain(record: DeliveryRecord): DeliveryRecord {
-  const { seq: _seq, requeued: _requeued, ...rest } = record as StoredRecord & { requeued?: boolean };
+  const { seq: _seq, requeued: _requeued, replayed: _replayed, ...rest } = record as StoredRecord;
   return rest;
 }
 

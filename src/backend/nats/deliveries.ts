@@ -24,7 +24,26 @@ const OPEN_STATES = new Set(['pending', 'failed']);
  * requeue finds the message), and whether it was requeued (handed out by
  * the consumer, not the server).
  */
-export type StoredRecord = DeliveryRecord & { seq?: number; requeued?: boolean };
+/**
+ * A record as the bucket keeps it: with its message's sequence; `requeued`
+ * (a dead one retried: handed out by the consumer itself), or `replayed` (a
+ * dead one after a replay's start: the server hands its message out again
+ * as new, and the consumer takes this record for it).
+ */
+export type StoredRecord = DeliveryRecord & { seq?: number; requeued?: boolean; replayed?: boolean };
+
+/** A dead delivery's fresh round of attempts, which keeps the earlier ones (attempts are numbered across rounds). */
+export function freshRound(record: DeliveryRecord): DeliveryRecord {
+  const fresh: DeliveryRecord = {
+    ...record,
+    attempts: [...record.attempts],
+    state: 'pending',
+    roundStart: record.attempts[record.attempts.length - 1]?.attempt ?? 0,
+    updatedAt: new Date().toISOString(),
+  };
+  delete fresh.nextAttemptAt;
+  return fresh;
+}
 
 /** What the store does for the registry: a listener's durable consumers. */
 export interface ConsumerKeeper {
@@ -33,7 +52,8 @@ export interface ConsumerKeeper {
   /** Removes the listener's durable consumers from these queues. */
   drop(lid: string, queues: string[]): Promise<void>;
   /** Makes the listener's consumer of one queue again, starting at `at`; returns the messages after it. */
-  move(record: ListenerRecord, queue: string, at: { sinceMs: number } | { messageId: string }): Promise<number>;
+  /** Makes the consumer again at `at`: the messages after it, and the sequence it starts after. */
+  move(record: ListenerRecord, queue: string, at: { sinceMs: number } | { messageId: string }): Promise<{ pending: number; after: number }>;
 }
 
 export class NatsDeliveries implements Deliveries {
@@ -169,17 +189,24 @@ export class NatsDeliveries implements Deliveries {
   /**
    * Replay: the listener's consumer of the queue is made again at the new
    * position (a JetStream consumer's start cannot be changed), and its open
-   * deliveries of that queue are forgotten (they go out again as new). Not
+   * deliveries of that queue are forgotten (they go out again as new). A
+   * dead one after the start goes out again as a fresh round that keeps its
+   * attempts (as on LevelDB): once delivered it is delivered, its history
+   * shows the failures, and retry --all-dead does not send it again. Not
    * one write, as the contract asks of LevelDB: a crash in between leaves
    * the old open records, which deliver those messages once more.
    */
   async movePosition(lid: string, queue: string, at: { sinceMs: number } | { messageId: string }): Promise<number> {
     const record = this.records.get(lid);
     if (record === undefined) throw new DiscueError('LISTENER_NOT_FOUND', `no listener with id "${lid}"`);
-    const pending = await this.consumers.move(record, queue, at);
-    for (const open of await this.read(this.open, lid)) {
-      if (open.queue === queue && OPEN_STATES.has(open.state)) {
-        await this.conn.request('remove a delivery record', () => this.open.purge(this.names.recordKey(lid, open.messageId)));
+    const { pending, after } = await this.consumers.move(record, queue, at);
+    for (const open of await this.read(this.open, lid, true)) {
+      if (open.queue !== queue) continue;
+      const key = this.names.recordKey(lid, open.messageId);
+      if (OPEN_STATES.has(open.state)) await this.conn.request('remove a delivery record', () => this.open.purge(key));
+      else if (open.state === 'dead' && open.seq !== undefined && open.seq > after) {
+        const replayed: StoredRecord = { ...freshRound(plain(open)), seq: open.seq, replayed: true };
+        await this.conn.request('record a delivery', () => this.open.put(key, JSON.stringify(replayed)));
       }
     }
     return pending;
@@ -312,7 +339,7 @@ export class NatsDeliveries implements Deliveries {
 
 /** A record as the contract has it (without the stored sequence). */
 function plain(record: StoredRecord): DeliveryRecord {
-  const { seq: _seq, requeued: _requeued, ...rest } = record;
+  const { seq: _seq, requeued: _requeued, replayed: _replayed, ...rest } = record;
   return rest;
 }
 

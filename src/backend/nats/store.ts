@@ -745,7 +745,7 @@ export class NatsStore implements Store {
   }
 
   /** A listener's consumer of one queue made again at a new start (replay); the messages after it. */
-  private async moveConsumer(record: ListenerRecord, queue: QueueId, at: { sinceMs: number } | { messageId: string }): Promise<number> {
+  private async moveConsumer(record: ListenerRecord, queue: QueueId, at: { sinceMs: number } | { messageId: string }): Promise<{ pending: number; after: number }> {
     const q = this.queues.withId(queue);
     const stream = this.names.stream(q.qid);
     const name = this.names.consumer(record.id);
@@ -760,7 +760,8 @@ export class NatsStore implements Store {
       if (apiCode(err) !== 10014) throw err;
     });
     const info = await this.conn.request(`replay listener ${record.id}`, () => this.jsm.consumers.add(stream, consumerConfig(record, start, name)));
-    return info.num_pending;
+    // A new consumer's ack floor is just before its first message, wherever the server put the start (a time too).
+    return { pending: info.num_pending, after: 'afterSeq' in start ? start.afterSeq : info.ack_floor.stream_seq };
   }
 
   /** A start after a message id (an import's listener position) as a stream sequence of this queue. */

@@ -71,7 +71,7 @@ export function registerDaemon(program: Command): void {
         const http = httpSettings(ctx, opts);
         if (opts.foreground) return runForeground(ctx, store, http);
         // Checked here as well as in the daemon: one started in the background could only say it in its log.
-        (await import('../../daemon/server.js')).assertStoreSupported(store);
+        (await import('../../daemon/store-check.js')).assertStoreSupported(store);
         const forward = [...httpFlags(opts), ...(opts.replicas !== undefined ? ['--replicas', String(store.replicas)] : [])];
         const { started } = await startDaemon(ctx.paths, { ...(source === 'flag' ? { store: store.location } : {}), args: forward });
         const status = await fetchStatus(ctx);
