@@ -222,7 +222,10 @@ export class DiscueClient extends EventEmitter<ClientEvents> {
   publish(queue: string, messages: MessageInput | MessageInput[]): Promise<PublishResult> {
     const params = { queue, messages: Array.isArray(messages) ? messages : [messages] };
     const chars = charsOf(params.messages);
-    if (chars === undefined || chars > COALESCE_CHARS || params.messages.length > MAX_BATCH || this.closing || !this.link.daemon.features?.includes(PUBLISH_MANY)) {
+    // An empty publish goes alone (the daemon says why): each coalesced one adds
+    // a message at least, so a frame never holds more publishes than MAX_BATCH,
+    // which would refuse all of them.
+    if (chars === undefined || chars > COALESCE_CHARS || params.messages.length === 0 || params.messages.length > MAX_BATCH || this.closing || !this.link.daemon.features?.includes(PUBLISH_MANY)) {
       return this.request('publish', params);
     }
     if (this.coalescedMessages + params.messages.length > MAX_BATCH || this.coalescedChars + chars > COALESCE_CHARS) this.flushPublishes();

@@ -26,6 +26,8 @@ function encode20(value: number): string {
 }
 
 const TWO_20 = 2 ** 20;
+/** The last millisecond 10 characters hold. */
+const MAX_TIME = 2 ** 50 - 1;
 
 function decode(text: string): number {
   let value = 0;
@@ -80,7 +82,15 @@ export class IdGenerator {
       this.lo = Math.floor(Math.random() * HALF);
     } else if (++this.lo >= HALF) {
       this.lo = 0;
-      this.setHi(this.hi + 1);
+      if (this.hi + 1 < HALF) this.setHi(this.hi + 1);
+      else {
+        // Both counter parts at their top (only an observed id can put them
+        // there: an import's): the next millisecond. Wrapping `hi` to 0 made
+        // an id that sorted before the one observed, stored before it.
+        if (this.time >= MAX_TIME) throw new DiscueError('INTERNAL', `no message id sorts after ${this.timeText}${'Z'.repeat(16)}`);
+        this.setTime(this.time + 1);
+        this.setHi(0);
+      }
     }
     // lo (40 bits) as two 20-bit halves: the same 8 characters as encode(lo, 8).
     const high = Math.floor(this.lo / TWO_20);

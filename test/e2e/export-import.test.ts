@@ -61,4 +61,21 @@ describe('export and import between two homes', () => {
 
     expectError(await to.run(['import'], { input: file }), 5, 'QUEUE_EXISTS');
   }, 60_000);
+
+  it('publishes after an import whose last id is at the top of its millisecond sort after it', async () => {
+    const sb = new Sandbox();
+    boxes.push(sb);
+    // An id far ahead (a future clock, or a hand-made file): the daemon keeps
+    // its millisecond and counts on from the top of both counter parts.
+    const top = '7ZZZZZZZZZ' + 'Z'.repeat(16);
+    const file = [{ type: 'queue', name: 'q' }, { type: 'message', id: top, queue: 'q', data: 'imported', publishedAt: '2026-01-01T00:00:00.000Z' }]
+      .map((line) => JSON.stringify(line))
+      .join('\n');
+    await mustRun(sb, ['import'], { input: `${file}\n` });
+    await mustRun(sb, ['publish', 'q', '--data', 'after']);
+    await mustRun(sb, ['publish', 'q', '--data', 'after again']);
+    const listed = await runJson<Listed[]>(sb, ['messages', 'list', 'q']);
+    expect(listed.map((m) => m.data)).toEqual(['imported', 'after', 'after again']);
+    expect(listed[1]!.id > top && listed[2]!.id > listed[1]!.id, listed.map((m) => m.id).join(' ')).toBe(true);
+  }, 60_000);
 });

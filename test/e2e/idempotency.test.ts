@@ -7,7 +7,7 @@
  */
 import { expect, it } from 'vitest';
 import { connect, isDiscueError } from '../../src/index.js';
-import { expectError, expectJsonError, listAll, messageCount, ok, waitForExit } from '../helpers/discue.js';
+import { RawClient, expectError, expectJsonError, listAll, messageCount, ok, waitForExit } from '../helpers/discue.js';
 import { waitFor } from '../helpers/sandbox.js';
 import { describeBackends, useBackendSandbox } from '../helpers/backends.js';
 
@@ -105,6 +105,37 @@ describeBackends('idempotency keys', (backend) => {
     expect(results.filter((r) => r.duplicates === undefined)).toHaveLength(1);
     expect(results.filter((r) => r.duplicates?.[0] === 0)).toHaveLength(49);
     expect(await client.request('messages.list', { queue: 'q' })).toHaveLength(1);
+  });
+
+  it('stores a key repeated across the publishes of one publish.many frame once, each answered with the first id', async () => {
+    await ok(sb, ['queue', 'create', 'orders']);
+    await ok(sb, ['queue', 'create', 'other']);
+    const raw = await RawClient.greeted(sb.socket);
+    const publishes = [
+      { queue: 'orders', messages: [{ data: 'first', key: 'k' }] },
+      { queue: 'orders', messages: [{ data: 'plain 1' }] },
+      { queue: 'orders', messages: [{ data: 'again', key: 'k' }, { data: 'new', key: 'k2' }] },
+      { queue: 'other', messages: [{ data: 'same key, other queue', key: 'k' }] },
+      { queue: 'orders', messages: [{ data: 'again and again', key: 'k' }] },
+      { queue: 'orders', messages: [{ data: 'plain 2' }] },
+    ];
+    raw.send({ id: 7, type: 'publish.many', params: { publishes } });
+    const reply = (await raw.frame(7)) as { ok: boolean; result: { results: { ok: boolean; result: { ids: string[]; duplicates?: number[] } }[] } };
+    raw.destroy();
+    expect(reply.ok, JSON.stringify(reply)).toBe(true);
+    const results = reply.result.results.map((r) => {
+      expect(r.ok, JSON.stringify(r)).toBe(true);
+      return r.result;
+    });
+    const first = results[0]!.ids[0]!;
+    expect(results[0]!.duplicates).toBeUndefined();
+    expect(results[2]).toMatchObject({ ids: [first, expect.any(String)], duplicates: [0] });
+    expect(results[4]).toMatchObject({ ids: [first], duplicates: [0] });
+    expect(results[3]!.duplicates).toBeUndefined();
+    const stored = await listAll(sb, 'orders');
+    expect(stored.map((m) => m.data)).toEqual(['first', 'plain 1', 'new', 'plain 2']);
+    expect(stored.map((m) => m.id)).toEqual([first, results[1]!.ids[0], results[2]!.ids[1], results[5]!.ids[0]]);
+    expect((await listAll(sb, 'other')).map((m) => m.data)).toEqual(['same key, other queue']);
   });
 
   it('refuses bad keys with INVALID_MESSAGE (exit 2) and stores nothing', async () => {

@@ -178,6 +178,21 @@ describe('library: import { connect } from discue', () => {
     expect(sent).toEqual(['publish', 'publish.many']);
   });
 
+  it('coalesces no more publishes than one publish.many takes: an empty publish does not sink the others', async () => {
+    const client = await open();
+    await client.request('queue.create', { name: 'q' });
+    // 10,000 messages is the most one frame carries; an empty publish adds
+    // none, but one publish more than a publish.many takes refused them all.
+    const outcomes = await Promise.allSettled([
+      client.publish('q', []),
+      ...Array.from({ length: 10_000 }, (_, i) => client.publish('q', { data: String(i) })),
+    ]);
+    expect(outcomes[0]).toMatchObject({ status: 'rejected', reason: { code: 'INVALID_ARGUMENT' } });
+    const failed = outcomes.slice(1).filter((o) => o.status === 'rejected');
+    expect(failed.length, String((failed[0] as PromiseRejectedResult | undefined)?.reason)).toBe(0);
+    expect((await client.request('queue.list', {}))[0]!.messages).toBe(10_000);
+  });
+
   it('does not start a daemon with autoStart: false', async () => {
     const err = await rejection(connect({ home: sb.home, autoStart: false }));
     expect(err.code).toBe('DAEMON_UNREACHABLE');

@@ -129,6 +129,7 @@ describe('socket protocol abuse', () => {
           { queue: 'q', messages: [{ data: 'many one' }] },
           { queue: 'q', messages: [{ data: 7 }] },
           'not a publish',
+          null,
           { queue: 'nope', messages: [{ data: 'x' }] },
           { queue: 'q', messages: [{ data: 'waits' }], wait: true },
           { queue: 'q', messages: [] },
@@ -143,13 +144,15 @@ describe('socket protocol abuse', () => {
       'ok',
       'INVALID_MESSAGE',
       'INVALID_ARGUMENT',
+      // A null publish is no publish, not one to a queue named undefined.
+      'INVALID_ARGUMENT',
       'QUEUE_NOT_FOUND',
       'INVALID_ARGUMENT',
       'INVALID_ARGUMENT',
       'ok',
     ]);
-    expect(results[6]!.result!.ids).toHaveLength(2);
-    expect(results[0]!.result!.ids[0]! < results[6]!.result!.ids[0]!).toBe(true);
+    expect(results[7]!.result!.ids).toHaveLength(2);
+    expect(results[0]!.result!.ids[0]! < results[7]!.result!.ids[0]!).toBe(true);
     const whole = [
       {},
       { publishes: [] },

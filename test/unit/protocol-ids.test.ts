@@ -45,6 +45,20 @@ describe('message ids', () => {
     expect(gen.next(5_000)).toBe(`${time}00000010` + '00000000');
   });
 
+  it('count on past the top of both counter parts into the next millisecond, never back to 0 (an imported id at the top)', () => {
+    const gen = new IdGenerator();
+    const time = firstIdAt(5_000).slice(0, 10);
+    const top = `${time}ZZZZZZZZ` + 'ZZZZZZZZ';
+    gen.observe(top);
+    const next = gen.next(5_000);
+    expect(next > top, `${next} after ${top}`).toBe(true);
+    expect(timeOfId(next)).toBe(5_001);
+    expect(gen.next(5_000) > next).toBe(true);
+    // The very last id there is: nothing sorts after it, so nothing is made.
+    gen.observe('Z'.repeat(26));
+    expect(() => gen.next(5_000)).toThrow(DiscueError);
+  });
+
   it('firstIdAt sorts before every id of that millisecond and after every earlier one', () => {
     const gen = new IdGenerator();
     const earlier = gen.next(1_999);

@@ -37,7 +37,7 @@ const SWEEP_MS = 250;
 export class AckPublisher {
   private readonly inbox = `${createInbox()}.`;
   private readonly sub: Subscription;
-  /** In send order: every deadline is send time + the same timeout, so the oldest are first. */
+  /** In send order: every deadline is send time + the same timeout (performance.now()), so the oldest are first. */
   private readonly waiting = new Map<string, Waiting>();
   private next = 0;
   private sweeper: NodeJS.Timeout | undefined;
@@ -55,7 +55,7 @@ export class AckPublisher {
     h.set(HEADER.msgId, msgId);
     const token = (this.next++).toString(36);
     return new Promise<PubAck>((resolve, reject) => {
-      this.waiting.set(token, { resolve, reject, deadline: Date.now() + this.timeoutMs });
+      this.waiting.set(token, { resolve, reject, deadline: performance.now() + this.timeoutMs });
       try {
         this.nc.publish(subject, data, { reply: this.inbox + token, headers: h });
       } catch (err) {
@@ -92,7 +92,9 @@ export class AckPublisher {
   }
 
   private sweep(): void {
-    const now = Date.now();
+    // A monotonic clock: with Date.now(), the wall clock stepped back (NTP)
+    // by an hour held every publish whose ack was lost for that hour.
+    const now = performance.now();
     for (const [token, w] of this.waiting) {
       if (w.deadline > now) break;
       this.waiting.delete(token);

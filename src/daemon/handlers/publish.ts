@@ -105,11 +105,15 @@ export const publishHandlers = {
     let total = 0;
     for (let i = 0; i < list.length; i++) {
       try {
-        const item = asParams(list[i]);
+        // Not asParams: it reads null as no params ({}), and a null publish is not one to a queue named undefined.
+        const item = list[i];
+        if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+          throw new DiscueError('INVALID_ARGUMENT', 'each publish must be an object {"queue": ..., "messages": [...]}');
+        }
         if (item.wait !== undefined || item.waitTimeoutMs !== undefined) {
           throw new DiscueError('INVALID_ARGUMENT', 'a publish in publish.many cannot wait; send it as a publish request of its own');
         }
-        const c = checkPublish(item, ctx);
+        const c = checkPublish(item as Record<string, unknown>, ctx);
         total += c.messages.length;
         checked[i] = c;
       } catch (err) {
