@@ -11,7 +11,7 @@
  * holder is dead (or a zombie) is stale and is broken.
  */
 import { readFileSync } from 'node:fs';
-import { link, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { DiscueError } from '../protocol/errors.js';
 
 /** How long taking the lock may go on while other starters take and break it. */
@@ -79,23 +79,37 @@ async function createDirectly(path: string, content: string): Promise<boolean> {
 /**
  * Removes a stale lock. Two starters may both find the same stale lock; the
  * first breaks it and takes the lock, and the second must not then delete
- * that fresh one. So the lock is moved aside (atomic: only one mover gets
- * any given file) and checked: if what was moved is not the stale lock that
- * was read, it is put back. (A third starter taking the lock in the instant
- * between the move and the putting back would still cost the second its
- * lock file; LevelDB's own lock stays behind this one for the data directory.)
+ * that fresh one. So breaking is itself done under a lock, `.break` beside
+ * it: its holder reads the lock again and removes it only if it is still the
+ * stale one that was read. Nobody else can remove the lock meanwhile (its
+ * holder is dead and breakers wait), so nobody can put a fresh one in its
+ * place between that read and the removal. (Moving the lock aside and
+ * putting back what was not stale, as before, lost a fresh lock when a third
+ * starter took the place in between: two daemons then held the home.)
  */
 export async function breakStale(path: string, stale: string): Promise<void> {
-  const aside = `${path}.stale.${process.pid}.${Math.random().toString(36).slice(2)}`;
-  try {
-    await rename(path, aside);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
+  const breaker = `${path}.break`;
+  const mine = `${process.pid}\n${startTime(process.pid) ?? ''}\n`;
+  if (!(await tryLink(breaker, mine))) {
+    // Another starter is breaking it. A breaker whose holder died goes; the
+    // caller then looks at the lock again either way.
+    const held = await readFile(breaker, 'utf8').catch(() => undefined);
+    const pid = held === undefined ? Number.NaN : Number.parseInt(held, 10);
+    if (held !== undefined && Number.isInteger(pid) && pid > 0 && !holderAlive(pid, held)) await removeIfStill(breaker, held);
+    else await new Promise((resolve) => setTimeout(resolve, 10));
+    return;
   }
-  const moved = await readFile(aside, 'utf8').catch(() => undefined);
-  if (moved !== undefined && moved !== stale) await link(aside, path).catch(() => undefined);
-  await unlink(aside).catch(() => undefined);
+  try {
+    await removeIfStill(path, stale);
+  } finally {
+    await unlink(breaker).catch(() => undefined);
+  }
+}
+
+/** Removes the file if it still says `content` (a read then an unlink: callers make sure nobody replaces it in between). */
+async function removeIfStill(path: string, content: string): Promise<void> {
+  const held = await readFile(path, 'utf8').catch(() => undefined);
+  if (held === content) await unlink(path).catch(() => undefined);
 }
 
 /** Removes the lock if it is still ours. */
