@@ -255,19 +255,15 @@ export class NatsDeliveries implements Deliveries {
 
   async get(lid: string, messageId: string): Promise<DeliveryRecord | undefined> {
     const entry = await this.conn.request('read a delivery record', () => this.open.get(this.names.recordKey(lid, messageId)));
-    if (entry && entry.operation === 'PUT' && entry.length > 0) {
-      const [open] = await this.settleReplayed([plain(entry.json<StoredRecord>())]);
-      if (open !== undefined) return open;
-    }
+    if (entry && entry.operation === 'PUT' && entry.length > 0) return plain(entry.json<StoredRecord>());
     return this.history.get(lid, messageId);
   }
 
   async list(filter: DeliveryFilter): Promise<DeliveryRecord[]> {
-    const open = await this.settleReplayed(await this.read(this.open, filter.listenerId));
     const records =
       filter.state === 'delivered'
         ? newestPerMessage((await this.history.read(filter.listenerId)).map((e) => e.record))
-        : open.filter((r) => filter.state === undefined || r.state === filter.state);
+        : (await this.read(this.open, filter.listenerId)).filter((r) => filter.state === undefined || r.state === filter.state);
     records.sort((a, b) => (a.updatedAt === b.updatedAt ? b.messageId.localeCompare(a.messageId) : b.updatedAt.localeCompare(a.updatedAt)));
     return records.slice(0, filter.limit);
   }
@@ -277,44 +273,7 @@ export class NatsDeliveries implements Deliveries {
   }
 
   async deadDeliveries(lid: string): Promise<DeliveryRecord[]> {
-    return byMessage((await this.settleReplayed(await this.read(this.open, lid))).filter((r) => r.state === 'dead'));
-  }
-
-  /**
-   * Dead records a replay superseded; returns the records without them.
-   * A replay recreates the listener's consumers, which hand the messages
-   * after the point out again as first deliveries, and a first delivery
-   * does not read the open bucket (a read per delivery, on every host, for
-   * the rare replayed dead one), so the dead record outlives its delivery.
-   * Reads settle it: a dead record older than a delivered record of the same
-   * message goes, its failed attempts joining the delivered one's in the
-   * history, numbered before them, as LevelDB's fresh round keeps them
-   * (else `retry --all-dead` would send a delivered message again).
-   */
-  private async settleReplayed(records: DeliveryRecord[]): Promise<DeliveryRecord[]> {
-    const dead = records.filter((r) => r.state === 'dead');
-    if (dead.length === 0) return records;
-    const delivered = new Map<string, DeliveryRecord>();
-    for (const lid of new Set(dead.map((r) => r.listenerId))) {
-      for (const { record } of await this.history.read(lid)) delivered.set(`${lid} ${record.messageId}`, record);
-    }
-    const gone = new Set<DeliveryRecord>();
-    for (const record of dead) {
-      const later = delivered.get(`${record.listenerId} ${record.messageId}`);
-      if (later === undefined || later.updatedAt <= record.updatedAt) continue;
-      // Merged once: a merged record starts its round after the dead one's attempts.
-      if (later.roundStart === undefined) {
-        const before = record.attempts[record.attempts.length - 1]?.attempt ?? 0;
-        await this.history.add({
-          ...later,
-          attempts: [...record.attempts, ...later.attempts.map((a) => ({ ...a, attempt: before + a.attempt }))],
-          roundStart: before,
-        });
-      }
-      await this.conn.request('remove a delivery record', () => this.open.purge(this.names.recordKey(record.listenerId, record.messageId)));
-      gone.add(record);
-    }
-    return gone.size === 0 ? records : records.filter((r) => !gone.has(r));
+    return byMessage((await this.read(this.open, lid)).filter((r) => r.state === 'dead'));
   }
 
   /**
