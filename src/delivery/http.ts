@@ -26,9 +26,14 @@ type Undici = typeof import('undici');
 let undici: Promise<Undici> | undefined;
 /** One keep-alive agent for all HTTP listeners of the daemon; set once undici is loaded. */
 let sharedAgent: Agent | undefined;
+const MAX_CONNECTIONS_PER_ORIGIN = 512;
 async function client(): Promise<{ request: Undici['request']; agent: Agent }> {
   const mod = await (undici ??= import('undici'));
-  sharedAgent ??= new mod.Agent({ keepAliveTimeout: 10_000, connections: 64 });
+  // Connections per receiver origin. Each listener keeps at most its concurrency in flight, so
+  // what is in flight to one host already bounds them; 64 made the 65th listener to the same
+  // host wait for another listener's socket (100 listeners on one host delivered at 0.53x
+  // a raw loop with 100 connections). The cap only guards the daemon's file descriptors.
+  sharedAgent ??= new mod.Agent({ keepAliveTimeout: 10_000, connections: MAX_CONNECTIONS_PER_ORIGIN });
   return { request: mod.request, agent: sharedAgent };
 }
 

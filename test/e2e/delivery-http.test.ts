@@ -400,6 +400,26 @@ describeBackends('HTTP delivery', (backend) => {
     expect(hook.requests.map((r) => r.headers['webhook-id'])).toEqual([id, id]);
   });
 
+  levelOnly('listeners on one receiver host do not queue behind each other for connections: 80 slow receivers all get their request at once', async () => {
+    const LISTENERS = 80;
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const hook = await startHookServer(async () => {
+      await released;
+      return { status: 200, body: 'ok' };
+    });
+    await mustRun(sb, ['queue', 'create', 'orders']);
+    // Added in a few waves: 80 CLI processes at once would only measure the machine.
+    for (let i = 0; i < LISTENERS; i += 10) {
+      await Promise.all(Array.from({ length: 10 }, (_, j) => mustRun(sb, ['listener', 'add', '--queue', 'orders', '--url', hook.url, '--name', `hook-${i + j}`])));
+    }
+    await mustRun(sb, ['publish', 'orders', '--data', 'order 1']);
+    // Each listener's one delivery is out at the same time, each on a connection of its own.
+    await waitFor(() => hook.requests.length === LISTENERS, 30_000, `all ${LISTENERS} requests in flight at once`);
+    release();
+    await waitFor(() => hook.delivered.length === LISTENERS, 30_000, 'every delivery answered');
+  });
+
   levelOnly('--timeout bounds the whole attempt: a response body that trickles in forever is a timeout', async () => {
     await mustRun(sb, ['queue', 'create', 'orders']);
     const timers: NodeJS.Timeout[] = [];
