@@ -86,8 +86,13 @@ describe('discue top in a real terminal', () => {
     await waitFor(() => {
       if (!alive()) return true;
       if (Date.now() - lastQ > 5_000) {
-        tmux('send-keys', '-t', session, 'q');
         lastQ = Date.now();
+        // The session may end between has-session and this: then there is nobody left to type to.
+        try {
+          tmux('send-keys', '-t', session, 'q');
+        } catch {
+          return !alive();
+        }
       }
       return false;
     }, 30_000, 'top to exit on q');
