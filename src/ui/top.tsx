@@ -4,9 +4,16 @@
  * TopApp adds the keys and the refresh from the daemon's stats request.
  */
 import { Box, Text, useApp, useInput } from 'ink';
+import type { Key } from 'ink';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { Attempt, DeliveryInfo, ListenerInfo, StatsSnapshot } from '../protocol/wire.js';
 import { combinedHealth, healthText, lagText } from '../cli/health.js';
+
+/** The key flags top reads (Ink's Key has more). */
+type Keys = Pick<Key, 'ctrl' | 'upArrow' | 'downArrow' | 'escape' | 'return'>;
+const NO_KEYS: Keys = { ctrl: false, upArrow: false, downArrow: false, escape: false, return: false };
+/** Printable characters and Enter: a chunk of these is several plain keys. */
+const PLAIN_KEYS = /^[\x20-\x7e\r]+$/;
 
 export interface TopSource {
   stats(): Promise<StatsSnapshot>;
@@ -183,12 +190,13 @@ export function TopApp({ source, intervalMs = 1000 }: { source: TopSource; inter
   const listeners = snapshot?.listeners ?? [];
   const current = listeners[Math.min(selected, listeners.length - 1)];
 
-  useInput((input, key) => {
+  /** One key; true when it ended top (the keys after it in a chunk are not for top). */
+  const onKey = (input: string, key: Keys): boolean => {
     if (input === 'q' || (key.ctrl && input === 'c')) {
       // The value waitUntilExit() resolves with: Ctrl-C is an interruption
       // (exit 130, as in every other command), q a normal end (exit 0).
       exit(input === 'q' ? 'quit' : 'interrupted');
-      return;
+      return true;
     }
     if (key.upArrow) setSelected((s) => Math.max(0, s - 1));
     if (key.downArrow) setSelected((s) => Math.min(Math.max(0, listeners.length - 1), s + 1));
@@ -213,6 +221,18 @@ export function TopApp({ source, intervalMs = 1000 }: { source: TopSource; inter
         (err: unknown) => setError((err as Error).message),
       );
     }
+    return false;
+  };
+
+  useInput((input, key) => {
+    // Keys typed faster than top reads them come as one chunk, which Ink hands over whole
+    // ("\rq": Enter then q, with no key flag set): each is a key of its own. Without this a
+    // q right after an Enter was lost and top stayed up (seen under a loaded CI run).
+    if (input.length > 1 && !key.ctrl && !key.meta && PLAIN_KEYS.test(input)) {
+      for (const c of input) if (onKey(c === '\r' ? '' : c, { ...NO_KEYS, return: c === '\r' })) return;
+      return;
+    }
+    onKey(input, key);
   });
 
   return <TopView snapshot={snapshot} selected={Math.min(selected, Math.max(0, listeners.length - 1))} detail={detail} status={status} error={error} />;

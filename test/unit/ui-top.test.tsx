@@ -255,4 +255,22 @@ describe('TopApp keys', () => {
     expect(app.stdin.listenerCount('readable')).toBe(0);
     app.unmount();
   });
+
+  it('keys that arrive in one chunk are each a key: Enter then q opens the attempts and quits; q then p pauses nothing', async () => {
+    const { source, calls } = fakeSource();
+    let app!: ReturnType<typeof render>;
+    await act(async () => {
+      app = render(createElement(TopApp, { source, intervalMs: 60_000 }));
+    });
+    await frameMatching(app, /> dashboard/);
+    expect(app.stdin.listenerCount('readable')).toBe(1);
+    // What a terminal sends when Enter and q are typed faster than top reads: one chunk.
+    await act(async () => {
+      app.stdin.write('\rqp');
+    });
+    await waitFor(() => calls.includes('deliveries l_a'), 10_000, 'the Enter in the chunk');
+    expect(app.stdin.listenerCount('readable')).toBe(0);
+    expect(calls.some((c) => c.startsWith('pause') || c.startsWith('resume'))).toBe(false);
+    app.unmount();
+  });
 });
