@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/sandbox.js';
 import { describeBackends, useBackendSandbox } from '../helpers/backends.js';
-import { expectError } from '../helpers/discue.js';
+import { expectError, waitForExit } from '../helpers/discue.js';
 import { addListener, closeAllServers, listDeliveries, mustRun, runJson, showListener, startHookServer } from '../helpers/delivery.js';
 import type { Envelope, ListenerJson } from '../helpers/delivery.js';
 import { firstIdAt, timeOfId } from '../../src/protocol/ids.js';
@@ -34,14 +34,7 @@ interface ChosenJson extends ListenerJson {
 async function killDaemon(): Promise<void> {
   const pid = sb.daemonPid()!;
   process.kill(pid, 'SIGKILL');
-  await waitFor(() => {
-    try {
-      process.kill(pid, 0);
-      return false;
-    } catch {
-      return true;
-    }
-  }, 10_000, 'the daemon to die');
+  await waitForExit(pid, 'the daemon to die');
 }
 
 const BOOKSHOP: [string, string | undefined][] = [

@@ -6,6 +6,7 @@
  * delivered by B once A's daemon is killed -9 mid-delivery (after the
  * consumer's ack_wait), and a command listener runs only on its host.
  */
+import { waitForExit } from '../helpers/discue.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -86,14 +87,7 @@ describe.runIf(available)('two hosts on one NATS cluster, through the CLI', () =
     await waitFor(() => hook.requests.length >= 1, 20_000, 'A to send the message');
     const pid = a.daemonPid()!;
     process.kill(pid, 'SIGKILL');
-    await waitFor(() => {
-      try {
-        process.kill(pid, 0);
-        return false;
-      } catch {
-        return true;
-      }
-    }, 10_000, "A's daemon to exit");
+    await waitForExit(pid, "A's daemon to exit");
     // B starts and shares the listener's consumer: once ack_wait (timeout + margin) passes, the message is B's.
     const seen = await runJson<{ id: string; name?: string }[]>(b, ['listener', 'list']);
     expect(seen.map((l) => l.id)).toContain(listener.id);

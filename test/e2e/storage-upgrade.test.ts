@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { seal } from '../../src/backend/level/record.js';
 import { IdGenerator } from '../../src/protocol/ids.js';
-import { expectError, listAll } from '../helpers/discue.js';
+import { expectError, listAll, waitForExit } from '../helpers/discue.js';
 import { useSandbox, waitFor } from '../helpers/sandbox.js';
 import { closeAllServers, listDeliveries, mustRun, runJson, startHookServer } from '../helpers/delivery.js';
 import type { ListenerJson } from '../helpers/delivery.js';
@@ -127,14 +127,7 @@ describe('a home of the previous storage format', () => {
     await mustRun(sb, ['queue', 'rename', 'orders', 'shop']);
     const pid = sb.daemonPid()!;
     process.kill(pid, 'SIGKILL');
-    await waitFor(() => {
-      try {
-        process.kill(pid, 0);
-        return false;
-      } catch {
-        return true;
-      }
-    }, 10_000, 'the daemon to die');
+    await waitForExit(pid, 'the daemon to die');
     expect((await runJson<ListenerJson>(sb, ['listener', 'show', 'mailer'])).queues).toEqual(['shop', 'audit']);
     expectError(await sb.run(['queue', 'show', 'orders']), 4, 'QUEUE_NOT_FOUND');
     expect((await listAll(sb, 'shop')).map((m) => m.queue)).toEqual(['shop', 'shop']);

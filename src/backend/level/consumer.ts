@@ -27,7 +27,7 @@ import type {
   StoreLog,
 } from '../types.js';
 import type { Appended } from './appended.js';
-import { freshRound } from './deliveries.js';
+import { freshRound } from '../fresh-round.js';
 import type { DeliveryStore } from './deliveries.js';
 
 const PAGE = 64;

@@ -15,6 +15,7 @@
  *
  * Records carry a checksum (record.ts); a damaged one is reported and skipped.
  */
+import { freshRound } from '../fresh-round.js';
 import type { ClassicLevel } from 'classic-level';
 import type { Deliveries, DeliveryFilter, DeliveryRecord, ListenerRecord, Position, QueueId, StartAt } from '../types.js';
 import type { GroupCommitter, Op } from './commit.js';
@@ -347,20 +348,4 @@ export class DeliveryStore implements Deliveries {
       this.pruning.delete(lid);
     }
   }
-}
-
-/**
- * A dead delivery handed out again (retry, replay): a fresh round of
- * max-attempts that keeps the earlier attempts, pending until it is sent.
- */
-export function freshRound(record: DeliveryRecord): DeliveryRecord {
-  const fresh: DeliveryRecord = {
-    ...record,
-    attempts: [...record.attempts],
-    state: 'pending',
-    roundStart: record.attempts[record.attempts.length - 1]?.attempt ?? 0,
-    updatedAt: new Date().toISOString(),
-  };
-  delete fresh.nextAttemptAt;
-  return fresh;
 }

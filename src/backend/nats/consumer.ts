@@ -27,7 +27,7 @@ import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import type { Consumer as JsConsumer, ConsumerConfig, ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { Attempt, Consumer, ConsumerOptions, ConsumerProgress, Delivery, DeliveryRecord, Envelope, ListenerRecord, Position, StartAt } from '../types.js';
 import type { Connection } from './connection.js';
-import { freshRound } from './deliveries.js';
+import { freshRound } from '../fresh-round.js';
 import type { NatsDeliveries, StoredRecord } from './deliveries.js';
 import type { Headers } from './names.js';
 import { HEADER, messageIdOf } from './names.js';

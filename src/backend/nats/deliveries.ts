@@ -10,6 +10,7 @@
  * .atomicSettle is false). A crash in between delivers the message again
  * (at least once), never loses it.
  */
+import { freshRound } from '../fresh-round.js';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { KV, KvEntry } from '@nats-io/kv';
 import { DiscueError } from '../../protocol/errors.js';
@@ -32,19 +33,6 @@ const OPEN_STATES = new Set(['pending', 'failed']);
  * as new, and the consumer takes this record for it).
  */
 export type StoredRecord = DeliveryRecord & { seq?: number; requeued?: boolean; replayed?: boolean };
-
-/** A dead delivery's fresh round of attempts, which keeps the earlier ones (attempts are numbered across rounds). */
-export function freshRound(record: DeliveryRecord): DeliveryRecord {
-  const fresh: DeliveryRecord = {
-    ...record,
-    attempts: [...record.attempts],
-    state: 'pending',
-    roundStart: record.attempts[record.attempts.length - 1]?.attempt ?? 0,
-    updatedAt: new Date().toISOString(),
-  };
-  delete fresh.nextAttemptAt;
-  return fresh;
-}
 
 /** What the store does for the registry: a listener's durable consumers. */
 export interface ConsumerKeeper {
