@@ -126,10 +126,15 @@ export class LevelStore implements Store {
     private readonly location: string,
     options: LevelStoreOptions = {},
   ) {
-    // createIfMissing: false here, because abstract-level starts opening
-    // with these options as soon as the instance exists: open() decides
-    // whether a new database may be created, after looking at the directory.
     this.db = new ClassicLevel<string, string>(location, { keyEncoding: 'utf8', valueEncoding: 'utf8', createIfMissing: false });
+    // abstract-level opens the database by itself one microtask after the
+    // constructor unless told otherwise, and a close() before then is the
+    // one way to tell it. open() must look at the directory first: LevelDB's
+    // recovery rewrites the write-ahead log into a table and deletes it, so
+    // a torn log seen after that is no log at all (the daemon started
+    // without its warning, seen under load in CI), and it may create a
+    // database over files whose CURRENT is gone.
+    void this.db.close();
     this.log = options.log;
     this.guard = new StorageGuard(this.db, location, options.log);
     this.committer = new GroupCommitter(this.db, this.guard);
