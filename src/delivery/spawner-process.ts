@@ -11,9 +11,14 @@
  * When the daemon goes away (exit, crash, kill -9: the IPC channel closes),
  * every running command's process group is killed and the spawner exits.
  */
+import { closeInheritedFds } from '../protocol/fds.js';
 import { runCommand } from './run-command.js';
 import type { RunningCommand } from './run-command.js';
 import type { SpawnerReply, SpawnerRequest } from './spawner.js';
+
+// First: the daemon's LevelDB files (opened without close-on-exec) would
+// otherwise be open in every command. The IPC channel to the daemon stays.
+closeInheritedFds([(process.channel as { fd?: number } | undefined)?.fd ?? -1]);
 
 const running = new Map<number, RunningCommand>();
 

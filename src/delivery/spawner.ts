@@ -139,7 +139,12 @@ export class Spawner {
         run.reject(err);
       }
     };
-    child.on('exit', (code, sig) => {
+    // On 'close', not 'exit': 'exit' can come before the channel's last
+    // messages are read, and a run whose 'started' was still unread has no
+    // pid, so its group would be left running (and racing its rerun) when
+    // the spawner is killed right after starting it. 'close' waits for the
+    // channel to end.
+    child.on('close', (code, sig) => {
       if (this.stalled.has(child)) died(`did not answer within ${SPAWNER_ANSWER_MS} ms of a command's deadline and was killed`);
       else died(sig ? `was killed by ${sig}` : `exited with code ${String(code)}`);
     });
@@ -149,7 +154,7 @@ export class Spawner {
 
   private send(child: ChildProcess, request: SpawnerRequest): void {
     if (!child.connected) return;
-    // A send that fails means the spawner is dying: its 'exit' rejects the runs.
+    // A send that fails means the spawner is dying: its 'close' rejects the runs.
     child.send(request, (err) => {
       if (err && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     });

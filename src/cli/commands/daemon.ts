@@ -17,6 +17,7 @@ import { parseDuration } from '../../client/duration.js';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
 import type { DaemonStatus } from '../../protocol/wire.js';
 import { assertSocketPath } from '../../protocol/paths.js';
+import { closeInheritedFds } from '../../protocol/fds.js';
 import { parseReplicas, parseStore, storeText } from '../../protocol/store.js';
 import type { StoreLocation } from '../../protocol/store.js';
 import { action, examples } from '../action.js';
@@ -362,6 +363,9 @@ function httpSettings(ctx: Context, opts: Record<string, unknown>): HttpOptions 
 }
 
 async function runForeground(ctx: Context, store: StoreLocation, http: HttpOptions | undefined): Promise<number> {
+  // Before anything is opened: a daemon must not hold the descriptors of
+  // whoever started it (a script's pipe would never see end-of-file).
+  closeInheritedFds();
   // Read once and dropped, so nothing the daemon runs inherits it.
   const autoStarted = process.env[AUTOSTART_ENV] === '1';
   delete process.env[AUTOSTART_ENV];
