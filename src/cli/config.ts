@@ -7,12 +7,11 @@
  * path); writing goes through `conf`, which validates and writes atomically.
  */
 import { readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { DiscueError } from '../protocol/errors.js';
 import { formatDuration, parseDuration } from '../client/duration.js';
 import { DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_MS, MOST_ATTEMPTS } from '../protocol/defaults.js';
-import { resolvePaths } from '../protocol/paths.js';
+import { resolvePaths, userHome } from '../protocol/paths.js';
 import { parseListen } from '../http/listen.js';
 import { parseReplicas, parseStore } from '../protocol/store.js';
 
@@ -166,7 +165,7 @@ export function configKey(key: string): ConfigKey {
 export function configDir(env: NodeJS.ProcessEnv = process.env): string {
   // The XDG spec: a relative XDG_CONFIG_HOME is invalid and is ignored.
   const xdg = env.XDG_CONFIG_HOME;
-  const base = xdg !== undefined && isAbsolute(xdg) ? xdg : join(homedir(), '.config');
+  const base = xdg !== undefined && isAbsolute(xdg) ? xdg : join(userHome(), '.config');
   return join(base, 'discue');
 }
 

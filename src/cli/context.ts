@@ -138,6 +138,14 @@ export class Context {
       }
       return exitCodeFor(err.code);
     }
+    // process.cwd() throws once the directory the shell stands in was removed
+    // (a deleted build or temp dir); every command that records it (listener
+    // add --exec, listen --exec) or resolves a relative path ended with a
+    // stack trace as INTERNAL.
+    const { code, syscall } = (err ?? {}) as NodeJS.ErrnoException;
+    if (code === 'ENOENT' && syscall === 'uv_cwd') {
+      return this.fail(new DiscueError('INVALID_ARGUMENT', 'the current directory no longer exists (it was removed): cd to an existing directory and run the command again'));
+    }
     const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
     if (this.json) {
       // Scripts parse stderr under --json: even a surprise is one JSON document.

@@ -529,7 +529,30 @@ class Link {
     this.stopWatch();
     if (this.socket.destroyed) return;
     await new Promise<void>((resolve) => {
-      this.socket.once('close', () => resolve());
+      // The daemon ends its side once it answered what was in flight. A stopped
+      // or stuck one (kill -STOP, a debugger) never does, and close() waited
+      // forever: a service's shutdown hung on it. Given up after a request's
+      // timeout without a word from the daemon; what is still in flight then
+      // (a stream has no deadline of its own) fails with DAEMON_TIMEOUT.
+      let heard = this.heard;
+      const giveUp = (): void => {
+        if (this.heard !== heard && this.pending.size > 0) {
+          heard = this.heard;
+          timer = setTimeout(giveUp, this.settings.requestTimeoutMs);
+          return;
+        }
+        const budget = formatDuration(this.settings.requestTimeoutMs);
+        this.fail(
+          new DiscueError('DAEMON_TIMEOUT', `the daemon (pid ${this.daemon.pid}) did not end the connection within ${budget} of close() (socket ${this.settings.paths.socket})`, {
+            details: { pid: this.daemon.pid },
+          }),
+        );
+      };
+      let timer = setTimeout(giveUp, this.settings.requestTimeoutMs);
+      this.socket.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
       this.socket.end();
     });
   }

@@ -159,6 +159,11 @@ export class Daemon {
       const onSignal = (signal: NodeJS.Signals) => this.stopAndExit(`signal ${signal}`);
       process.once('SIGTERM', onSignal);
       process.once('SIGINT', onSignal);
+      // SIGHUP (the terminal of a foreground daemon closed, or a `kill -HUP`
+      // meant as "reload") ended the process by its default action: no line in
+      // the log, the pid file and socket left behind, in-flight writes cut.
+      // Nothing is reloaded: it stops cleanly like SIGTERM, and says so.
+      process.once('SIGHUP', onSignal);
     }
   }
 

@@ -10,6 +10,7 @@
  * memory map, and a small map is a fast fork.
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 
 /** Output kept per attempt, from the end; the rest is read and dropped. */
@@ -110,7 +111,7 @@ export function runCommand(spec: CommandSpec, options: RunOptions = {}): Running
     // The leader may be gone already; take the rest of its group with it.
     if (killedBy) killGroup();
     const outcome: CommandOutcome = { output: collected.text() };
-    if (startError && !exit) outcome.error = `cannot start ${spec.file}: ${startError.message}`;
+    if (startError && !exit) outcome.error = `cannot start ${spec.file}: ${startReason(startError, spec.cwd)}`;
     if (killedBy) outcome.killedBy = killedBy;
     if (exit?.code !== null && exit?.code !== undefined) outcome.exitCode = exit.code;
     if (exit?.signal) outcome.signal = exit.signal;
@@ -163,6 +164,18 @@ export function runCommand(spec: CommandSpec, options: RunOptions = {}): Running
   if (child.pid !== undefined) child.stdin!.end(spec.input);
 
   return { pid: child.pid, done, kill };
+}
+
+/**
+ * Why spawn failed. A working directory that was removed after the listener
+ * was added fails exactly like a missing program ("spawn /bin/cat ENOENT"):
+ * the attempt's error named the program, which exists, and not the directory.
+ */
+function startReason(err: Error, cwd: string | undefined): string {
+  if ((err as NodeJS.ErrnoException).code === 'ENOENT' && cwd !== undefined && !existsSync(cwd)) {
+    return `its working directory ${cwd} does not exist (removed after the listener was added?)`;
+  }
+  return err.message;
 }
 
 /** The last `max` bytes written to it. */

@@ -3,8 +3,8 @@
  * test, a CI job or a second broker only has to point that one variable
  * somewhere else. Client and daemon must agree on this layout.
  */
-import { homedir, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { homedir, tmpdir, userInfo } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
 import { DiscueError } from './errors.js';
 
 export interface BrokerPaths {
@@ -31,7 +31,7 @@ const MAX_SOCKET_PATH = 100;
 
 export function resolvePaths(options: PathOptions = {}): BrokerPaths {
   const env = options.env ?? process.env;
-  const home = resolve(options.home ?? nonEmpty(env.DISCUE_HOME) ?? join(homedir(), '.discue'));
+  const home = resolve(options.home ?? nonEmpty(env.DISCUE_HOME) ?? join(userHome(), '.discue'));
   const runDir = join(home, 'run');
   let socket = options.socket ?? nonEmpty(env.DISCUE_SOCKET);
   if (socket === undefined) {
@@ -79,4 +79,21 @@ export function assertSocketPath(socket: string): void {
 
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value === '' ? undefined : value;
+}
+
+/**
+ * The user's home directory. os.homedir() is $HOME as it is: set but empty
+ * (`HOME=` in a cron line or a service unit) or relative, it put the broker's
+ * state and config in ./.discue of whatever directory a command ran in, one
+ * broker per directory. Such a HOME is passed over for the account's home.
+ */
+export function userHome(): string {
+  const home = homedir();
+  if (isAbsolute(home)) return home;
+  try {
+    return userInfo().homedir;
+  } catch {
+    // no account entry (a container's arbitrary uid): nothing better to go by
+    return home;
+  }
 }

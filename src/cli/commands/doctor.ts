@@ -239,6 +239,10 @@ async function checkListener(listener: ListenerInfo): Promise<Check> {
     }
   }
   const cwd = listener.cwd ?? process.cwd();
+  // A removed working directory fails every run as a missing program would (spawn ENOENT).
+  if (!(await stat(cwd).then((info) => info.isDirectory(), () => false))) {
+    return { check, status: bad, message: `its working directory ${cwd} does not exist${state}`, fix: `create it, or remove the listener and add it again from an existing directory, or ${pause}` };
+  }
   const program = listener.shell ? '/bin/sh' : (listener.command?.[0] ?? '');
   const found = await findProgram(program, cwd);
   if (found === undefined) {

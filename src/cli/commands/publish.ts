@@ -3,16 +3,16 @@ import type { Command } from 'commander';
 import type { DiscueClient } from '../../client/client.js';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
 import { parseDuration } from '../../client/duration.js';
-import { parseMessage, validateMessage, validateQueueName } from '../../protocol/validate.js';
+import { MAX_DATA_BYTES, parseMessage, validateMessage, validateQueueName } from '../../protocol/validate.js';
 import type { MessageInput, PublishResult, WaitOutcome } from '../../protocol/wire.js';
-import { LineDecoder } from '../../protocol/frames.js';
-import type { InvalidUtf8Line } from '../../protocol/frames.js';
+import { MAX_FRAME_BYTES } from '../../protocol/frames.js';
 import { action, examples } from '../action.js';
 import { QUEUES, declareValue } from '../values.js';
 import { plural } from '../format.js';
 import type { Context } from '../context.js';
 import { healthText } from '../health.js';
 import { Progress } from '../progress.js';
+import { strictLines } from '../lines.js';
 
 /** A batch from stdin goes to the daemon when it reaches either bound. */
 const BATCH_MESSAGES = 1000;
@@ -145,7 +145,13 @@ async function publishStream(ctx: Context, queue: string): Promise<number> {
 
   async function readBatches(): Promise<void> {
     let lineNo = 0;
-    for await (const line of strictLines(process.stdin)) {
+    const tooLong = () =>
+      new DiscueError(
+        'MESSAGE_TOO_LARGE',
+        `line ${lineNo + 1}: over ${MAX_FRAME_BYTES} bytes, more than any message can be (its "data" may have ${MAX_DATA_BYTES} bytes)${storedNote(ids.length)}`,
+        { details: { line: lineNo + 1, stored: ids.length } },
+      );
+    for await (const line of strictLines(process.stdin, tooLong)) {
       lineNo++;
       if (typeof line !== 'string') {
         throw new DiscueError(
@@ -176,22 +182,6 @@ async function publishStream(ctx: Context, queue: string): Promise<number> {
 /** `duplicates` (0-based positions) appears in --json output only when there are some. */
 function withDuplicates<T extends object>(output: T, duplicates: number[] | undefined): T & { duplicates?: number[] } {
   return duplicates !== undefined && duplicates.length > 0 ? { ...output, duplicates } : output;
-}
-
-/**
- * Lines of a byte stream, each decoded strictly: a line that is not UTF-8
- * comes back as InvalidUtf8Line rather than with U+FFFD in place of its bytes
- * (readline would substitute silently, and the daemon store the substitute).
- */
-async function* strictLines(input: NodeJS.ReadableStream): AsyncGenerator<string | InvalidUtf8Line> {
-  const decoder = new LineDecoder(Number.POSITIVE_INFINITY);
-  for await (const chunk of input as AsyncIterable<Buffer>) yield* decoder.pushStrict(chunk).map(withoutCr);
-  // The last line may have no newline.
-  if (decoder.buffered > 0) yield* decoder.pushStrict(Buffer.from('\n')).map(withoutCr);
-}
-
-function withoutCr(line: string | InvalidUtf8Line): string | InvalidUtf8Line {
-  return typeof line === 'string' && line.endsWith('\r') ? line.slice(0, -1) : line;
 }
 
 /**

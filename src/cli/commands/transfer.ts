@@ -10,7 +10,6 @@
  * `after` maps a queue to the last message the listener settled in order,
  * where the exporting store names positions by message id (LevelDB).
  */
-import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
 import { isMessageId } from '../../protocol/ids.js';
@@ -21,6 +20,8 @@ import { MessagePager } from '../../client/pages.js';
 import { action, examples } from '../action.js';
 import type { Context } from '../context.js';
 import { plural } from '../format.js';
+import { strictLines } from '../lines.js';
+import { MAX_FRAME_BYTES } from '../../protocol/frames.js';
 
 /** Messages per page read and per import request. */
 const BATCH = 1_000;
@@ -104,8 +105,15 @@ async function importHome(ctx: Context): Promise<number> {
     batch = [];
   };
   let n = 0;
-  for await (const text of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+  // Strict and bounded, as publish reads stdin: readline stored invalid UTF-8
+  // as U+FFFD and buffered a line without newline to the memory limit.
+  const tooLong = () =>
+    new DiscueError('MESSAGE_TOO_LARGE', `line ${n + 1}: over ${MAX_FRAME_BYTES} bytes, longer than any line \`discue export\` writes`);
+  for await (const text of strictLines(process.stdin, tooLong)) {
     n++;
+    if (typeof text !== 'string') {
+      throw new DiscueError('INVALID_MESSAGE', `line ${n}: not valid UTF-8; discue stores text exactly as sent, so convert it first (e.g. iconv -t UTF-8)`);
+    }
     if (text.trim() === '') continue;
     let line: Line;
     try {
@@ -113,21 +121,31 @@ async function importHome(ctx: Context): Promise<number> {
     } catch (err) {
       throw new DiscueError('INVALID_JSON', `line ${n} is not JSON: ${(err as Error).message}`);
     }
-    if (line.type !== 'message') await flush();
-    if (line.type === 'queue') {
-      const { type: _type, ...params } = line;
-      await client.request('queue.create', params);
-      counts.queues++;
-    } else if (line.type === 'message') {
-      if (line.queue !== batchQueue || batch.length >= BATCH) await flush();
-      batchQueue = line.queue;
-      const { type: _type, ...envelope } = line;
-      batch.push(envelope);
-    } else if (line.type === 'listener') {
-      await importListener(client, line);
-      counts.listeners++;
-    } else {
-      throw new DiscueError('INVALID_ARGUMENT', `line ${n}: unknown type ${JSON.stringify((line as { type?: unknown }).type)} (not written by \`discue export\`)`);
+    // `null` or `[]` ended as INTERNAL (a TypeError reading .type).
+    if (typeof line !== 'object' || line === null || Array.isArray(line)) {
+      throw new DiscueError('INVALID_ARGUMENT', `line ${n}: not a JSON object (not written by \`discue export\`)`);
+    }
+    // A batch's error is its own, not this line's: flushed before the try.
+    if (line.type !== 'message' || line.queue !== batchQueue || batch.length >= BATCH) await flush();
+    try {
+      if (line.type === 'queue') {
+        const { type: _type, ...params } = line;
+        await client.request('queue.create', params);
+        counts.queues++;
+      } else if (line.type === 'message') {
+        batchQueue = line.queue;
+        const { type: _type, ...envelope } = line;
+        batch.push(envelope);
+      } else if (line.type === 'listener') {
+        await importListener(client, line);
+        counts.listeners++;
+      } else {
+        throw new DiscueError('INVALID_ARGUMENT', `unknown type ${JSON.stringify((line as { type?: unknown }).type)} (not written by \`discue export\`)`);
+      }
+    } catch (err) {
+      // In a file of a million lines, the error says which one.
+      if (err instanceof DiscueError) throw new DiscueError(err.code, `line ${n}: ${err.message}`, { details: err.details });
+      throw err;
     }
   }
   await flush();
@@ -138,7 +156,14 @@ async function importHome(ctx: Context): Promise<number> {
 
 /** A listener as exported: same settings, secret and name; it starts after its exported position (else at the end). */
 async function importListener(client: DiscueClient, l: Extract<Line, { type: 'listener' }>): Promise<void> {
-  if (l.kind !== 'http' && l.kind !== 'exec') return;
+  // Export writes these two kinds only. Another kind was skipped and still
+  // counted as imported; an exec line without its command ended as INTERNAL.
+  if (l.kind !== 'http' && l.kind !== 'exec') {
+    throw new DiscueError('INVALID_ARGUMENT', `listener kind ${JSON.stringify(l.kind)} is not http or exec (not written by \`discue export\`)`);
+  }
+  if (l.kind === 'exec' && !(Array.isArray(l.command) && l.command.length > 0 && l.command.every((w) => typeof w === 'string'))) {
+    throw new DiscueError('INVALID_ARGUMENT', 'a command listener needs "command", a non-empty array of strings');
+  }
   const params: ListenerAddParams = {
     kind: l.kind,
     queues: l.queues,
