@@ -100,8 +100,8 @@ export function connectOptions(settings: Pick<NatsSettings, 'servers' | 'creds' 
  */
 export const ELECTION_RIDE_MS = 20_000;
 /**
- * How long one try of a JetStream API request (streams, consumers, KV)
- * waits for its answer. A cluster answers in milliseconds; a request asked
+ * How long one try of a JetStream API request (streams, consumers, KV,
+ * and a confirmed ack) waits for its answer. A cluster answers in milliseconds; a request asked
  * while its stream's leader is being elected gets no answer at all, and is
  * asked again after this: each step of a sequence (a daemon's start reads
  * three streams in turn) then costs at most this beyond the election, not
