@@ -13,7 +13,7 @@ import { sleep } from './lib.js';
 import { answersHello } from './wire.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const BIN = join(ROOT, 'bin', 'discue.js');
+export const BIN = join(ROOT, 'bin', 'discue.cjs');
 
 /** Environment for a discue process serving `home` (no stray DISCUE_SOCKET, no colour). */
 export function discueEnv(home: string): NodeJS.ProcessEnv {
@@ -176,3 +176,20 @@ export function cpuSeconds(pid: number): number {
 
 /** USER_HZ: 100 on every Linux architecture Node runs on. */
 const CLOCK_TICKS = 100;
+
+/**
+ * A floor server (test/bench/NAME.mjs: the minimal server, the NATS relay)
+ * in its own process, as the daemon is; resolves once it prints its first
+ * line (it is listening). Killed at the end of the run.
+ */
+export async function startFloorServer(cleanup: Cleanup, script: string, args: string[]): Promise<void> {
+  const child = spawn(process.execPath, [join(ROOT, 'test', 'bench', script), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const kill = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  cleanup.add(kill, kill);
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`${script} exited with ${String(code)}`)));
+  });
+}
