@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { assertArgvUtf8 } from './argv-utf8.js';
 import { Context } from './context.js';
 import type { GlobalOptions } from './context.js';
 
@@ -22,6 +23,7 @@ export function action(fn: CommandFn): (...args: unknown[]) => Promise<void> {
     const opts = command.opts<Opts>();
     const ctx = await Context.create(command.optsWithGlobals<GlobalOptions>());
     try {
+      assertArgvUtf8();
       exitCode = (await fn(ctx, command.processedArgs as unknown[], opts, command)) ?? 0;
     } catch (err) {
       exitCode = ctx.fail(err);

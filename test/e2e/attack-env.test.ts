@@ -124,6 +124,22 @@ describe('stdin that is not what it should be', () => {
   });
 });
 
+describe('arguments that are not UTF-8', () => {
+  it('are refused with INVALID_ARGUMENT (exit 2), not stored with U+FFFD in their place; a real U+FFFD is kept', async () => {
+    await ok(sb, ['queue', 'create', 'q']);
+    // Only a shell can pass such bytes: Node encodes every argument it spawns as UTF-8.
+    for (const args of ['publish q --data "$(printf "caf\\351")"', 'publish q --data x --name "$(printf "n\\377")"', `publish q "$(printf '{"data":"\\351"}')"`]) {
+      const child = spawn('/bin/sh', ['-c', `exec "$0" "$1" ${args}`, process.execPath, BIN], { env: sb.env, stdio: ['pipe', 'pipe', 'pipe'] });
+      const result = await collect(child);
+      expectError(result, 2, 'INVALID_ARGUMENT');
+      expect(result.stderr).toContain('is not valid UTF-8');
+    }
+    await ok(sb, ['publish', 'q', '--data', 'a real \uFFFD stays']);
+    const listed = JSON.parse(await ok(sb, ['messages', 'list', 'q', '--json'])) as { data: string }[];
+    expect(listed.map((m) => m.data)).toEqual(['a real \uFFFD stays']);
+  });
+});
+
 describe('an empty HOME', () => {
   it('keeps the state in the account home, not in ./.discue of the directory the command runs in', async () => {
     const result = await sb.run(['config', 'list', '--json'], { env: { HOME: '', DISCUE_HOME: undefined } });
