@@ -54,7 +54,24 @@ export interface StartResult {
   started: boolean;
 }
 
+/**
+ * The longest path the system takes (PATH_MAX less its NUL), and room for
+ * the deepest file discue makes in a home (a repair's dated copy of data/ and
+ * a MANIFEST in it; a start lock named after pid and attempt). A home with
+ * less room could be created, but not its start lock or database files: the
+ * command ended as INTERNAL with an ENAMETOOLONG stack trace.
+ */
+const PATH_LIMIT = process.platform === 'linux' ? 4095 : 1023;
+const DEEPEST_FILE_IN_HOME = 64;
+
 export async function ensureHome(paths: BrokerPaths): Promise<void> {
+  const length = Buffer.byteLength(paths.home);
+  if (length + DEEPEST_FILE_IN_HOME > PATH_LIMIT) {
+    throw new DiscueError(
+      'HOME_NOT_WRITABLE',
+      `DISCUE_HOME is ${length} bytes long; with the files discue keeps in it that passes the system's path limit of ${PATH_LIMIT} bytes: point DISCUE_HOME at a path of at most ${PATH_LIMIT - DEEPEST_FILE_IN_HOME} bytes`,
+    );
+  }
   try {
     await mkdir(paths.home, { recursive: true, mode: 0o700 });
     await mkdir(paths.runDir, { recursive: true, mode: 0o700 });

@@ -140,6 +140,20 @@ describe('arguments that are not UTF-8', () => {
   });
 });
 
+describe('a DISCUE_HOME near the path limit', () => {
+  it('is refused with HOME_NOT_WRITABLE, naming the limit, not an INTERNAL ENAMETOOLONG', async () => {
+    // 4075 bytes: the home itself can be made, the files in it cannot.
+    const parts: string[] = [];
+    for (let left = 4075 - sb.dir.length; left > 0; left -= 201) parts.push('d'.repeat(Math.min(200, left - 1)));
+    const home = join(sb.dir, ...parts);
+    expect(Buffer.byteLength(home)).toBeGreaterThan(4060);
+    expect(Buffer.byteLength(home)).toBeLessThan(4096);
+    const result = await sb.run(['queue', 'create', 'q'], { env: { DISCUE_HOME: home } });
+    expectError(result, 1, 'HOME_NOT_WRITABLE');
+    expect(result.stderr).toContain("passes the system's path limit of 4095 bytes");
+  });
+});
+
 describe('an empty HOME', () => {
   it('keeps the state in the account home, not in ./.discue of the directory the command runs in', async () => {
     const result = await sb.run(['config', 'list', '--json'], { env: { HOME: '', DISCUE_HOME: undefined } });
