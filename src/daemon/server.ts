@@ -84,6 +84,13 @@ export class Daemon {
     // listeners inherit it too.
     process.umask(0o077);
     await prepareDirectories(paths);
+    // The daemon's working directory was wherever the command that started it
+    // ran (a CI job's workspace, a temp dir). Once that was removed, every
+    // process.cwd() threw: a listener added without a cwd (library, HTTP API)
+    // failed as INTERNAL "uv_cwd". It runs in its home, which it owns, as a
+    // daemon should; this also stops it pinning a directory someone removes
+    // or unmounts.
+    if (this.options.ownProcess !== false) process.chdir(paths.home);
     if (this.storeLocation.kind === 'leveldb') await assertPrivateDir(paths.dataDir);
     // Before the database opens and deliveries resume: never serve where
     // another user could read or replace the socket, nor take over a socket

@@ -61,6 +61,21 @@ describe('working directories that are gone', () => {
     expect(listeners).toEqual([]);
   });
 
+  it('a daemon started from a directory removed later still adds listeners without a cwd (library, HTTP API): it runs in its home', async () => {
+    const dir = join(sb.dir, 'job');
+    mkdirSync(dir);
+    await sb.run(['queue', 'create', 'q'], { cwd: dir });
+    rmdirSync(dir);
+    const client = await connect({ home: sb.home });
+    sb.onDispose(() => client.close());
+    // Before the fix: INTERNAL "ENOENT: no such file or directory, uv_cwd".
+    const added = await client.request('listener.add', { kind: 'exec', queues: ['q'], command: '/bin/cat' });
+    expect(added.command).toEqual(['/bin/cat']);
+    const relative = await client.request('listener.add', { kind: 'exec', queues: ['q'], command: './hook.sh' }).catch((err: unknown) => err);
+    expect(isDiscueError(relative) && relative.code, String(relative)).toBe('COMMAND_NOT_FOUND');
+    expect((relative as Error).message).toContain(`relative to ${sb.home}`);
+  });
+
   it("a command listener whose directory was removed: the attempt names the directory, not the program; doctor flags it", async () => {
     const dir = join(sb.dir, 'work');
     mkdirSync(dir);
