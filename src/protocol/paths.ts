@@ -43,7 +43,7 @@ export function resolvePaths(options: PathOptions = {}): BrokerPaths {
       // node:crypto only on this rare path: every command resolves paths at start-up.
       const { createHash } = process.getBuiltinModule('node:crypto');
       const digest = createHash('sha256').update(home).digest('hex').slice(0, 16);
-      socket = join(tmpdir(), `discue-${uid}`, `${digest}.sock`);
+      socket = join(systemTmp(), `discue-${uid}`, `${digest}.sock`);
     }
   }
   return {
@@ -72,7 +72,7 @@ export function assertSocketPath(socket: string): void {
   if (length > SOCKET_PATH_LIMIT) {
     throw new DiscueError(
       'SOCKET_PATH_TOO_LONG',
-      `the socket path ${socket} is ${length} bytes; a Unix socket path may have at most ${SOCKET_PATH_LIMIT}. Use a shorter --socket or DISCUE_SOCKET (without either, a deep DISCUE_HOME gets a socket in ${tmpdir()})`,
+      `the socket path ${socket} is ${length} bytes; a Unix socket path may have at most ${SOCKET_PATH_LIMIT}. Use a shorter --socket or DISCUE_SOCKET (without either, a deep DISCUE_HOME gets a socket in ${systemTmp()})`,
     );
   }
 }
@@ -96,4 +96,15 @@ export function userHome(): string {
     // no account entry (a container's arbitrary uid): nothing better to go by
     return home;
   }
+}
+
+/**
+ * The temp directory for a deep home's socket. os.tmpdir() is $TMPDIR as it
+ * is: a relative one put the socket under whatever directory a command ran
+ * in, so a command run elsewhere looked for another socket, started a second
+ * daemon that the home's lock refused, and failed after the start timeout.
+ */
+function systemTmp(): string {
+  const tmp = tmpdir();
+  return isAbsolute(tmp) ? tmp : '/tmp';
 }

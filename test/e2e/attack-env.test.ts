@@ -169,6 +169,23 @@ describe('a DISCUE_HOME near the path limit', () => {
   });
 });
 
+describe('a relative TMPDIR', () => {
+  it('does not move a deep home\'s socket with the directory a command runs in: two directories, one daemon', async () => {
+    const home = join(sb.dir, 'd'.repeat(60), 'e'.repeat(60));
+    const env = { DISCUE_HOME: home, TMPDIR: 'tmp-rel' };
+    const [a, b] = [join(sb.dir, 'a'), join(sb.dir, 'b')];
+    mkdirSync(a);
+    mkdirSync(b);
+    expect((await sb.run(['queue', 'create', 'q'], { env, cwd: a })).code).toBe(0);
+    // Before the fix: a socket under b/tmp-rel, a second daemon refused by the home's lock, DAEMON_START_FAILED after 20 s.
+    const listed = await sb.run(['queue', 'list', '--json'], { env, cwd: b });
+    expect(listed.code, listed.stderr).toBe(0);
+    expect((JSON.parse(listed.stdout) as { name: string }[]).map((q) => q.name)).toEqual(['q']);
+    expect(existsSync(join(a, 'tmp-rel'))).toBe(false);
+    expect((await sb.run(['daemon', 'stop'], { env, cwd: b })).code).toBe(0);
+  });
+});
+
 describe('an empty HOME', () => {
   it('keeps the state in the account home, not in ./.discue of the directory the command runs in', async () => {
     const result = await sb.run(['config', 'list', '--json'], { env: { HOME: '', DISCUE_HOME: undefined } });
