@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const BIN = fileURLToPath(new URL('./discue.js', import.meta.url));
+const BIN = fileURLToPath(new URL('./discue.cjs', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'discue-demo-'));
 const env = { ...process.env, DISCUE_HOME: join(dir, 'home'), NO_COLOR: '1' };
 delete env.DISCUE_SOCKET;

@@ -1,6 +1,6 @@
 /**
  * `npm run build`, second step: the CLI as one file, dist/cli/bundle.cjs,
- * which bin/discue.js compiles with V8's code cache (see there).
+ * which bin/discue.cjs compiles with V8's code cache (see there).
  *
  * Every command pays for Node's module loading before it does anything: for
  * `discue publish` that was ~30 files resolved, read and linked one by one,
@@ -15,7 +15,7 @@
  * - __bundleUrl: its own file URL, for `import.meta.url` (bin/ is found from
  *   it: the bundle sits in dist/cli/ as the sources sit in src/cli/ and
  *   src/client/, so their relative paths hold);
- * - __import: import() as bin/discue.js does it, for what stays outside: a
+ * - __import: import() as bin/discue.cjs does it, for what stays outside: a
  *   script compiled from a code cache has no import() of its own.
  *
  * What stays outside, loaded from dist/ (tsc) or node_modules when a command

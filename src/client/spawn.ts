@@ -21,7 +21,7 @@ export const EXIT_ALREADY_RUNNING = 75;
  * --foreground` by hand gets a documented exit code instead.
  */
 export const AUTOSTART_ENV = 'DISCUE_AUTOSTARTED';
-const BIN = fileURLToPath(new URL('../../bin/discue.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/discue.cjs', import.meta.url));
 /**
  * A start lock that names a dead pid is taken over at once; one whose holder
  * lives but is older than this is from a starter that hangs.

@@ -225,13 +225,13 @@ export class HttpApi {
       const { path, search } = splitTarget(req.url);
       const found = this.match(req.method ?? 'GET', path);
       if (Array.isArray(found)) {
-        if (found.length > 0) res.setHeader('Allow', found.join(', '));
+        if (found.length === 0) throw new DiscueError('ROUTE_NOT_FOUND', `no route ${path} (see /openapi.json)`);
+        // OPTIONS is answered for every path that exists, so it is one of the methods the path takes.
+        const allow = [...found, 'OPTIONS'].join(', ');
+        res.setHeader('Allow', allow);
         // OPTIONS asks which methods a path takes: the Allow header is the answer (no token needed, as /openapi.json tells as much).
-        if (req.method === 'OPTIONS' && found.length > 0) return this.sendEmpty(res, 204);
-        throw new DiscueError(
-          'ROUTE_NOT_FOUND',
-          found.length > 0 ? `${path} takes ${found.join(', ')}, not ${req.method}` : `no route ${path} (see /openapi.json)`,
-        );
+        if (req.method === 'OPTIONS') return this.sendEmpty(res, 204);
+        throw new DiscueError('METHOD_NOT_ALLOWED', `${path} takes ${allow}, not ${req.method}`);
       }
       const { route, params } = found;
       const scopes = authorize(this.ctx, req, route, params);

@@ -35,6 +35,8 @@ export const ERROR_CODES = {
   COMMAND_NOT_EXECUTABLE: EXIT.USAGE,
   /** HTTP API: a body of a Content-Type the route does not take. */
   UNSUPPORTED_MEDIA_TYPE: EXIT.USAGE,
+  /** HTTP API: the path exists, but not with this method (the Allow header lists those it takes). */
+  METHOD_NOT_ALLOWED: EXIT.USAGE,
   /** HTTP API: no token, or one that is not (or no longer) valid. */
   UNAUTHORIZED: EXIT.FAILURE,
   /** HTTP API: the token's scopes do not cover the request. */
@@ -55,7 +57,7 @@ export const ERROR_CODES = {
   LISTENER_NOT_FOUND: EXIT.NOT_FOUND,
   DELIVERY_NOT_FOUND: EXIT.NOT_FOUND,
   TOKEN_NOT_FOUND: EXIT.NOT_FOUND,
-  /** HTTP API: no route at this path, or not with this method. */
+  /** HTTP API: no route at this path. */
   ROUTE_NOT_FOUND: EXIT.NOT_FOUND,
   // Conflicts (exit 5).
   QUEUE_EXISTS: EXIT.CONFLICT,
@@ -124,6 +126,7 @@ export const HTTP_STATUS = {
   COMMAND_NOT_FOUND: 400,
   COMMAND_NOT_EXECUTABLE: 400,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  METHOD_NOT_ALLOWED: 405,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   HEADERS_TOO_LARGE: 431,

@@ -13,7 +13,7 @@ import { sleep } from './lib.js';
 import { answersHello } from './wire.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const BIN = join(ROOT, 'bin', 'discue.js');
+export const BIN = join(ROOT, 'bin', 'discue.cjs');
 
 /** Environment for a discue process serving `home` (no stray DISCUE_SOCKET, no colour). */
 export function discueEnv(home: string): NodeJS.ProcessEnv {

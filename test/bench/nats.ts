@@ -16,6 +16,8 @@
  * FAILED in its table and the section goes on. Without nats-server the
  * section prints a note and measures nothing.
  */
+import { spawn } from 'node:child_process';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager, DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import type { JetStreamClient } from '@nats-io/jetstream';
@@ -28,7 +30,7 @@ import { ELECTION_RIDE_MS } from '../../src/backend/nats/connection.js';
 import { IdGenerator } from '../../src/protocol/ids.js';
 import { natsServerPath, natsServers } from '../helpers/nats.js';
 import type { NatsNode, NatsServers } from '../helpers/nats.js';
-import { BenchDaemon } from './daemon.js';
+import { BenchDaemon, ROOT } from './daemon.js';
 import { Sink, discueHttp } from './delivery.js';
 import type { Publisher } from './load.js';
 import { runLoad } from './load.js';
@@ -113,6 +115,58 @@ function rawPublisher(url: string, subject: string): () => Promise<Publisher> {
   };
 }
 
+// ---- the floor: a minimal relay ----------------------------------------------------------
+
+/** test/bench/nats-relay.mjs in its own process, publishing to `subject` through `url`. Its socket path. */
+async function startRelay(ctx: SectionContext, key: string, url: string, subject: string): Promise<string> {
+  const socket = join(ctx.root, `relay-${key}.sock`);
+  const child = spawn(process.execPath, [join(ROOT, 'test', 'bench', 'nats-relay.mjs'), socket, url, subject], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const kill = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  ctx.cleanup.add(kill, kill);
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`nats relay exited with ${String(code)}`)));
+  });
+  return socket;
+}
+
+/** One connection to the relay: a line out per message, its line back. */
+function relayPublisher(socket: string): () => Promise<Publisher> {
+  return async () => {
+    const conn = createConnection(socket);
+    await new Promise<void>((resolve, reject) => conn.once('connect', resolve).once('error', reject));
+    conn.setEncoding('utf8');
+    const waiting = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
+    let next = 0;
+    let buffer = '';
+    conn.on('data', (chunk: string) => {
+      buffer += chunk;
+      for (let nl = buffer.indexOf('\n'); nl !== -1; nl = buffer.indexOf('\n')) {
+        const reply = JSON.parse(buffer.slice(0, nl)) as { id: number; error?: string };
+        buffer = buffer.slice(nl + 1);
+        const w = waiting.get(reply.id);
+        waiting.delete(reply.id);
+        if (reply.error === undefined) w?.resolve();
+        else w?.reject(new Error(reply.error));
+      }
+    });
+    const one = (data: string) =>
+      new Promise<void>((resolve, reject) => {
+        const id = ++next;
+        waiting.set(id, { resolve, reject });
+        conn.write(JSON.stringify({ id, data }) + '\n');
+      });
+    return {
+      publish: async (_queue, messages) => {
+        for (const m of messages) await one(m.data);
+      },
+      close: () => void conn.destroy(),
+    };
+  };
+}
+
 function libraryPublisher(home: string): () => Promise<Publisher> {
   return async () => {
     const client: DiscueClient = await connect({ home, autoStart: false });
@@ -156,6 +210,7 @@ async function publishRates(ctx: SectionContext, topologies: Topology[]): Promis
   for (const t of topologies) {
     await withClient(t.daemon.home, (c) => c.request('queue.create', { name: 'pub' }));
     const subject = await rawStream(t.connected, `BENCHRAW_${t.key.toUpperCase()}`, t.key === 'r1' ? 1 : 3);
+    const relay = await startRelay(ctx, t.key, t.connected, subject);
     for (const s of SHAPES) {
       const common = { queue: 'pub', connections: s.connections, depth: s.depth, warmupMs: WARMUP_MS, durationMs: DURATION_MS, payloads: ctx.payloads };
       cases.push({
@@ -168,6 +223,14 @@ async function publishRates(ctx: SectionContext, topologies: Topology[]): Promis
         label: `nats ${t.key}: raw @nats-io/jetstream publish, ${s.inFlight} in flight`,
         run: () => runLoad({ ...common, open: rawPublisher(t.connected, subject) }),
       });
+      // The floor of any daemon design: only where the hop is not hidden by the pipeline.
+      if (s.inFlight === 1) {
+        cases.push({
+          key: `${t.key}.relay${s.inFlight}`,
+          label: `nats ${t.key}: minimal relay (socket hop + raw publish), ${s.inFlight} in flight`,
+          run: () => runLoad({ ...common, open: relayPublisher(relay) }),
+        });
+      }
     }
   }
   return inRounds(ROUNDS, cases);
@@ -379,11 +442,14 @@ export const natsSection: Section = {
       for (const s of SHAPES) {
         const d = pub[`${t.key}.discue${s.inFlight}`]!;
         const r = pub[`${t.key}.raw${s.inFlight}`]!;
+        const relay = pub[`${t.key}.relay${s.inFlight}`];
         const ratio = d.rate / r.rate;
-        for (const [who, a] of [
+        const clients: (readonly [string, Aggregate])[] = [
           ['discue (library -> daemon)', d],
           ['raw @nats-io/jetstream', r],
-        ] as const) {
+        ];
+        if (relay) clients.push(['minimal relay (hop + raw)', relay]);
+        for (const [who, a] of clients) {
           pubRows.push([
             t.label,
             String(s.inFlight),
@@ -394,11 +460,16 @@ export const natsSection: Section = {
             cpuCell(a.cpu?.daemon),
             cpuCell(a.cpu?.client),
             a.rounds.map(fmtRate).join(' '),
-            a === d ? fmtRatio(ratio) : '',
+            a === d ? fmtRatio(ratio) : a === relay ? fmtRatio(a.rate / r.rate) : '',
           ]);
         }
         const name = `NATS ${t.key.toUpperCase()}: discue publish ${s.inFlight} in flight >= ${TARGET_RATIO}x raw @nats-io/jetstream`;
         targets.push(guarded(name, [d, r], () => check(name, `${fmtRate(d.rate)}/s vs ${fmtRate(r.rate)}/s = ${fmtRatio(ratio)}`, ratio, TARGET_RATIO)));
+        if (relay) {
+          // Not the issue's target: how much of the gap to raw is the hop any daemon pays, and how much is discue.
+          const floor = `(floor) NATS ${t.key.toUpperCase()}: discue publish ${s.inFlight} in flight >= ${TARGET_RATIO}x the minimal relay`;
+          targets.push(guarded(floor, [d, relay], () => check(floor, `${fmtRate(d.rate)}/s vs ${fmtRate(relay.rate)}/s = ${fmtRatio(d.rate / relay.rate)}`, d.rate / relay.rate, TARGET_RATIO)));
+        }
       }
     }
     ctx.report({
@@ -412,6 +483,8 @@ export const natsSection: Section = {
         "connected to the server the daemon is connected to, with the client's default options; it runs in the benchmark process, as does discue's load generator.",
         "discue's daemon sends the same PUB + Nats-Msg-Id, but takes acks on one inbox (backend/nats/publisher.ts): js.publish builds three Errors per message.",
         'At 1 in flight discue adds a process hop (library -> socket -> daemon) to the raw path: on a loaded machine each hop waits for the scheduler.',
+        'minimal relay = test/bench/nats-relay.mjs: NDJSON over a Unix socket to a process that does the raw js.publish, no checks: the floor of any design with a daemon',
+        "between the publisher and the cluster (as core's minimal server is for LevelDB). Its discue/raw column is relay/raw; discue/relay is what discue itself costs.",
       ],
     });
 

@@ -136,12 +136,12 @@ describe('HTTP API', () => {
     expectHttpError(await api.request('DELETE', '/v1/queues/orders', { token: t }), 404, 'QUEUE_NOT_FOUND');
     expectHttpError(await api.request('GET', '/v1/nothing', { token: t }), 404, 'ROUTE_NOT_FOUND');
     const wrongMethod = await api.request('PUT', '/v1/queues', { token: t });
-    expectHttpError(wrongMethod, 404, 'ROUTE_NOT_FOUND');
-    expect(wrongMethod.headers.get('allow')).toBe('GET, POST');
+    expectHttpError(wrongMethod, 405, 'METHOD_NOT_ALLOWED');
+    expect(wrongMethod.headers.get('allow')).toBe('GET, POST, OPTIONS');
     // OPTIONS names a path's methods, without a token (the route table is public: /openapi.json).
     const options = await api.request('OPTIONS', '/v1/queues/orders/messages');
     expect(options.status).toBe(204);
-    expect(options.headers.get('allow')).toBe('POST, GET');
+    expect(options.headers.get('allow')).toBe('POST, GET, OPTIONS');
     expect(options.body).toBe('');
     expectHttpError(await api.request('OPTIONS', '/v1/nothing'), 404, 'ROUTE_NOT_FOUND');
   });
@@ -544,10 +544,18 @@ describe('HTTP API', () => {
       const concrete = path.replace('{queue}', 'q').replace('{id}', '01M8QGQNZ20H7136E9YRHVSBR0').replace('{listener}', 'l');
       const res = await api.request(method, concrete, { token: admin, ...(method === 'GET' || method === 'DELETE' ? {} : { body: {} }) });
       expect(res.body?.error?.code, `${method} ${concrete}`).not.toBe('ROUTE_NOT_FOUND');
+      expect(res.body?.error?.code, `${method} ${concrete}`).not.toBe('METHOD_NOT_ALLOWED');
     }
-    // and paths or methods not documented do not.
-    for (const [method, path] of [['GET', '/v1'], ['GET', '/v1/queue'], ['PUT', '/v1/queues/q'], ['POST', '/v1/stats'], ['GET', '/v1/tokens'], ['GET', '/v1/queues/q/messages/x/y']]) {
-      expectHttpError(await api.request(method!, path!, { token: admin }), 404, 'ROUTE_NOT_FOUND');
+    // and paths not documented do not,
+    for (const path of ['/v1', '/v1/queue', '/v1/tokens', '/v1/queues/q/messages/x/y']) {
+      expectHttpError(await api.request('GET', path, { token: admin }), 404, 'ROUTE_NOT_FOUND');
+    }
+    // nor methods a documented path does not take: 405, with what it takes.
+    for (const [method, path] of [['PUT', '/v1/queues/q'], ['POST', '/v1/stats'], ['DELETE', '/v1/queues/q/messages']]) {
+      const res = await api.request(method!, path!, { token: admin });
+      expectHttpError(res, 405, 'METHOD_NOT_ALLOWED');
+      expect(res.headers.get('allow'), `${method} ${path}`).toMatch(/, OPTIONS$/);
+      expect(res.headers.get('allow'), `${method} ${path}`).not.toContain(method);
     }
   });
 

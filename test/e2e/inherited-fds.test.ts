@@ -23,7 +23,7 @@ describe('inherited descriptors', () => {
       stdio: ['ignore', 'pipe', 'pipe', ...Array<'ignore'>(fd - 3).fill('ignore'), 'pipe'],
     });
     let ended = false;
-    const extra = child.stdio[fd] as Readable;
+    const extra = (child.stdio as unknown as Readable[])[fd]!;
     extra.on('end', () => (ended = true)).resume();
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     expect(code).toBe(0);

@@ -85,7 +85,7 @@ describe('npm pack', () => {
   it('builds a tarball with bin, dist and the README, without tests', async () => {
     const { stdout: listing } = await run('tar', ['-tzf', tarball]);
     const files = listing.split('\n');
-    expect(files).toContain('package/bin/discue.js');
+    expect(files).toContain('package/bin/discue.cjs');
     expect(files).toContain('package/dist/cli/main.js');
     // The CLI runs from its bundle; the code cache is made on the user's machine by its own Node.
     expect(files).toContain('package/dist/cli/bundle.cjs');
@@ -120,7 +120,7 @@ describe('npm pack', () => {
     const bin = join(prefix, 'bin');
     expect(readdirSync(bin)).toContain('discue');
     // A copy, not a link to anywhere else: the installed package holds the code.
-    expect(realpathSync(join(bin, 'discue'))).toBe(join(prefix, 'lib', 'node_modules', 'discue', 'bin', 'discue.js'));
+    expect(realpathSync(join(bin, 'discue'))).toBe(join(prefix, 'lib', 'node_modules', 'discue', 'bin', 'discue.cjs'));
     await roundTrip(onPath(bin), join(prefix, 'lib', 'node_modules', 'discue'));
   });
 
@@ -146,7 +146,7 @@ describe('npm pack', () => {
       maxBuffer: 16 * 1024 * 1024,
     });
     expect(readlinkSync(join(prefix, 'lib', 'node_modules', 'discue'))).toMatch(/src$/);
-    expect(realpathSync(join(prefix, 'bin', 'discue'))).toBe(join(realpathSync(source), 'bin', 'discue.js'));
+    expect(realpathSync(join(prefix, 'bin', 'discue'))).toBe(join(realpathSync(source), 'bin', 'discue.cjs'));
     await roundTrip(onPath(join(prefix, 'bin')), source);
   });
 });

@@ -4,7 +4,7 @@
  * A line's `# prints: TEXT` comment says what the block's stdout must show.
  * Each block runs with bash, as a user would paste it, in a sandbox: its own
  * HOME and DISCUE_HOME, an empty working directory, and `discue` on PATH as a
- * link to this repository's bin/discue.js.
+ * link to this repository's bin/discue.cjs.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
@@ -89,7 +89,7 @@ export async function runBlock(
     env: {
       ...sb.env,
       // `discue` from this repository first; then the node running the tests
-      // (bin/discue.js is `#!/usr/bin/env node`), then the usual tools.
+      // (bin/discue.cjs is `#!/usr/bin/env node`), then the usual tools.
       PATH: [bin, dirname(process.execPath), sb.env.PATH].join(':'),
       ...options.env,
     },

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach } from 'vitest';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const BIN = join(ROOT, 'bin', 'discue.js');
+export const BIN = join(ROOT, 'bin', 'discue.cjs');
 
 export interface RunResult {
   code: number | null;
