@@ -177,6 +177,8 @@ export interface Smaps {
   files: [string, number][];
   /** How many anonymous mappings start on a 64 MiB boundary (malloc arenas). */
   arenas: number;
+  /** Size of the LevelDB tables mapped (resident or not): what their RSS can grow to. */
+  tablesMappedBytes: number;
 }
 
 const ARENA_ALIGN = 64n * 1024n * 1024n;
@@ -185,6 +187,7 @@ export function parseSmaps(text: string): Smaps {
   const kinds: Record<string, number> = { '[heap]': 0, 'malloc arenas': 0, 'other anon': 0, 'LevelDB tables': 0, 'other files': 0 };
   const files = new Map<string, number>();
   let arenas = 0;
+  let tablesMappedBytes = 0;
   let kind = '';
   let name = '';
   for (const line of text.split('\n')) {
@@ -196,6 +199,8 @@ export function parseSmaps(text: string): Smaps {
       kind = name === '[heap]' ? '[heap]' : arena ? 'malloc arenas' : name === '' || name.startsWith('[') ? 'other anon' : /\.(ldb|sst)$/.test(name) ? 'LevelDB tables' : 'other files';
       continue;
     }
+    const size = /^Size:\s+(\d+) kB/.exec(line);
+    if (size && kind === 'LevelDB tables') tablesMappedBytes += Number(size[1]) * 1024;
     const rss = /^Rss:\s+(\d+) kB/.exec(line);
     if (rss) {
       const bytes = Number(rss[1]) * 1024;
@@ -203,7 +208,7 @@ export function parseSmaps(text: string): Smaps {
       if (kind === 'LevelDB tables' || kind === 'other files') files.set(name, (files.get(name) ?? 0) + bytes);
     }
   }
-  return { kinds, files: [...files].sort((a, b) => b[1] - a[1]), arenas };
+  return { kinds, files: [...files].sort((a, b) => b[1] - a[1]), arenas, tablesMappedBytes };
 }
 
 function alive(pid: number): boolean {

@@ -357,6 +357,8 @@ const V8_MEMORY = `(() => {
 
 interface Inspector {
   call(method: string, params?: object): Promise<unknown>;
+  /** A heap snapshot (JSON); it collects garbage first, and its own allocations stay in RSS. */
+  heapSnapshot(): Promise<string>;
   v8Memory(): Promise<V8Memory>;
   close(): void;
 }
@@ -381,9 +383,11 @@ async function inspect(daemon: BenchDaemon, port: number): Promise<Inspector> {
   }
   const ws = new WebSocket(target);
   const replies = new Map<number, (result: unknown) => void>();
+  let chunks: string[] = [];
   ws.addEventListener('message', (event) => {
-    const m = JSON.parse(String(event.data)) as { id?: number; result?: unknown };
+    const m = JSON.parse(String(event.data)) as { id?: number; result?: unknown; method?: string; params?: { chunk: string } };
     if (m.id !== undefined) replies.get(m.id)?.(m.result);
+    else if (m.method === 'HeapProfiler.addHeapSnapshotChunk') chunks.push(m.params!.chunk);
   });
   await new Promise<void>((resolve, reject) => {
     ws.addEventListener('open', () => resolve());
@@ -402,8 +406,34 @@ async function inspect(daemon: BenchDaemon, port: number): Promise<Inspector> {
       const reply = (await call('Runtime.evaluate', { expression: V8_MEMORY, returnByValue: true })) as { result: { value: V8Memory } };
       return reply.result.value;
     },
+    async heapSnapshot() {
+      chunks = [];
+      await call('HeapProfiler.takeHeapSnapshot', { reportProgress: false });
+      return chunks.join('');
+    },
     close: () => ws.close(),
   };
+}
+
+/**
+ * Self size per kind of object in a V8 heap snapshot ("object Foo", "string",
+ * "closure bar", ...), largest first: what the live JS heap holds.
+ */
+export function heapByKind(snapshot: string): [string, number, number][] {
+  const s = JSON.parse(snapshot) as { snapshot: { meta: { node_fields: string[]; node_types: [string[]] } }; nodes: number[]; strings: string[] };
+  const fields = s.snapshot.meta.node_fields;
+  const types = s.snapshot.meta.node_types[0];
+  const [type, name, size] = ['type', 'name', 'self_size'].map((f) => fields.indexOf(f)) as [number, number, number];
+  const kinds = new Map<string, [number, number]>();
+  for (let i = 0; i < s.nodes.length; i += fields.length) {
+    const t = types[s.nodes[i + type]!]!;
+    const kind = t === 'object' || t === 'closure' || t === 'native' ? `${t} ${s.strings[s.nodes[i + name]!]!.slice(0, 60)}` : t;
+    const k = kinds.get(kind) ?? [0, 0];
+    k[0] += s.nodes[i + size]!;
+    k[1]++;
+    kinds.set(kind, k);
+  }
+  return [...kinds].map(([k, [bytes, count]]): [string, number, number] => [k, bytes, count]).sort((a, b) => b[1] - a[1]);
 }
 
 /**
@@ -412,13 +442,15 @@ async function inspect(daemon: BenchDaemon, port: number): Promise<Inspector> {
  * its own allocations stay in RSS.) Returns the memory a second later: the
  * process's, where it lies (smaps), and V8's own account.
  */
-async function forcedGc(daemon: BenchDaemon, port: number): Promise<Memory & V8Memory & { smaps: Smaps }> {
+async function forcedGc(daemon: BenchDaemon, port: number, snapshot = false): Promise<Memory & V8Memory & { smaps: Smaps; heap?: [string, number, number][] }> {
   const inspector = await inspect(daemon, port);
   try {
     await inspector.call('HeapProfiler.collectGarbage');
     await inspector.call('HeapProfiler.collectGarbage');
     await sleep(1000);
-    return { ...daemon.memory(), ...(await inspector.v8Memory()), smaps: daemon.smaps() };
+    const memory = { ...daemon.memory(), ...(await inspector.v8Memory()), smaps: daemon.smaps() };
+    // After the memory is read: the snapshot's own allocations stay in RSS.
+    return snapshot ? { ...memory, heap: heapByKind(await inspector.heapSnapshot()) } : memory;
   } finally {
     inspector.close();
   }
@@ -438,6 +470,8 @@ export interface RssOptions {
   env?: NodeJS.ProcessEnv;
   /** How long to sample (default RSS_MAX_MS). */
   maxMs?: number;
+  /** A heap snapshot after each forced GC, summed by kind of object (gcBefore.heap, gcAfter.heap). */
+  snapshot?: boolean;
   /** Run on the daemon at the end of the drain and after the forced GC that follows (test/bench/rss.ts: gdb and malloc). */
   probe?: (daemon: BenchDaemon, phase: 'draining' | 'after GC') => Promise<unknown>;
 }
@@ -453,13 +487,17 @@ export async function rssDrain(ctx: SectionContext, sink: Sink, options: RssOpti
   try {
     const queue = await freshQueue(client, 'drain');
     log(`rss: publishing a backlog of ${RSS_BACKLOG.toLocaleString('en-US')} messages`);
+    const publishCpu0 = daemon.cpuSeconds();
+    const publishT0 = performance.now();
     await backlog(client, queue, ctx.payloads, RSS_BACKLOG);
-    const gcBefore = await forcedGc(daemon, inspectPort);
+    const publish = { ms: performance.now() - publishT0, cpuUsPerMessage: ((daemon.cpuSeconds() - publishCpu0) * 1e6) / RSS_BACKLOG };
+    const gcBefore = await forcedGc(daemon, inspectPort, options.snapshot);
     const idle = daemon.memory();
     const total = RSS_BACKLOG * RSS_LISTENERS;
     const countAtStart = await sink.count();
     log(`rss: adding ${RSS_LISTENERS} HTTP listeners (from all), sampling RSS every ${RSS_SAMPLE_MS} ms for up to ${maxMs / 1000} s`);
     const t0 = performance.now();
+    const cpu0 = daemon.cpuSeconds();
     await Promise.all(
       Array.from({ length: RSS_LISTENERS }, () => client.request('listener.add', { kind: 'http', queues: [queue], url: sink.url, from: 'all' })),
     );
@@ -471,13 +509,15 @@ export async function rssDrain(ctx: SectionContext, sink: Sink, options: RssOpti
       if (delivered >= total || performance.now() - t0 >= maxMs) break;
       await sleep(RSS_SAMPLE_MS);
     }
+    // CPU per delivery: unlike deliveries/s, barely moved by other load on the machine.
+    const cpuSeconds = daemon.cpuSeconds() - cpu0;
     // Where the memory lies while listeners still run (the plateau: the curve is flat after ~10 s).
     const inspector = await inspect(daemon, inspectPort);
     const draining = { ...daemon.memory(), ...(await inspector.v8Memory().finally(() => inspector.close())), smaps: daemon.smaps() };
     const probedDraining = await options.probe?.(daemon, 'draining');
     // Listeners gone, then a forced GC: what is left over is what the drain kept.
     await removeAllListeners(client);
-    const gcAfter = await forcedGc(daemon, inspectPort);
+    const gcAfter = await forcedGc(daemon, inspectPort, options.snapshot);
     const probed = { draining: probedDraining, afterGc: await options.probe?.(daemon, 'after GC') };
     const end = samples[samples.length - 1]!;
     const peak = Math.max(...samples.map((s) => s.rssBytes));
@@ -498,6 +538,9 @@ export async function rssDrain(ctx: SectionContext, sink: Sink, options: RssOpti
       delivered: end.delivered,
       seconds: end.ms / 1000,
       rate: end.delivered / (end.ms / 1000),
+      cpuUsPerDelivery: (cpuSeconds * 1e6) / end.delivered,
+      /** The backlog's publish (batches of 1,000): its time and the daemon's CPU per message. */
+      publish,
       complete: end.delivered >= total,
       gcBefore,
       draining,

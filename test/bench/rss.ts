@@ -10,6 +10,8 @@
  *
  * RSS_VARIANTS: names from VARIANTS below (default: all); RSS_ROUNDS (2);
  * RSS_MS: sampling time per run (default 20 s; the curve is flat after ~10 s);
+ * RSS_SNAPSHOT=1: heap snapshots after the forced GCs, and what the live JS
+ * heap gained by kind of object;
  * RSS_GDB=1: malloc_trim(0) through gdb after the last GC (see mallocTrim);
  * BENCH_QUICK=1 shrinks listeners and backlog as in the full bench.
  * Runs are printed as they finish and written to .bench/rss.json.
@@ -32,6 +34,7 @@ const VARIANTS: Record<string, NodeJS.ProcessEnv> = {
   semi1: { NODE_OPTIONS: '--max-semi-space-size=1' },
   'arena2+semi4': { MALLOC_ARENA_MAX: '2', NODE_OPTIONS: '--max-semi-space-size=4' },
   trim128k: { MALLOC_TRIM_THRESHOLD_: '131072' },
+  semi8: { NODE_OPTIONS: '--max-semi-space-size=8' },
   uv2: { UV_THREADPOOL_SIZE: '2' },
   mmap64k: { MALLOC_MMAP_THRESHOLD_: '65536' },
   'mmap64k+arena2': { MALLOC_MMAP_THRESHOLD_: '65536', MALLOC_ARENA_MAX: '2' },
@@ -42,6 +45,7 @@ for (const name of names) if (!(name in VARIANTS)) throw new Error(`RSS_VARIANTS
 const ROUNDS = Number(process.env.RSS_ROUNDS ?? 2);
 const MS = Number(process.env.RSS_MS ?? 20_000);
 const GDB = process.env.RSS_GDB === '1';
+const SNAPSHOT = process.env.RSS_SNAPSHOT === '1';
 
 /**
  * RSS_GDB=1: after the forced GC, gdb calls glibc's malloc_trim(0) in the
@@ -111,6 +115,20 @@ function trimNote(t: Trimmed | undefined): string {
   return t.trimmed ? `${stats}\n   malloc_trim(0) by gdb: anon ${mib(t.before.anonBytes)} -> ${mib(t.after.anonBytes)} (${k(t.before)} -> ${k(t.after)})` : stats;
 }
 
+/** What the live JS heap gained over the drain, by kind of object (heap snapshots after the forced GCs). */
+function heapGrowth(before: [string, number, number][], after: [string, number, number][]): string {
+  const was = new Map(before.map(([k, b, n]) => [k, [b, n] as const]));
+  const rows = after
+    .map(([k, b, n]): [string, number, number] => [k, b - (was.get(k)?.[0] ?? 0), n - (was.get(k)?.[1] ?? 0)])
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 15);
+  return renderTable({
+    title: 'live JS heap after the drain minus before it (heap snapshots after a forced GC), by kind',
+    columns: ['kind', 'KiB', 'count'],
+    rows: rows.map(([k, b, n]) => [k, (b / 1024).toFixed(0), String(n)]),
+  });
+}
+
 async function main(): Promise<void> {
   const cleanup = new Cleanup();
   process.once('SIGINT', () => void cleanup.run().then(() => process.exit(130)));
@@ -122,8 +140,9 @@ async function main(): Promise<void> {
     for (let round = 1; round <= ROUNDS; round++) {
       for (const variant of names) {
         log(`rss: round ${round}, variant ${variant} ${JSON.stringify(VARIANTS[variant])}`);
-        const result = await rssDrain(ctx, sink, { env: VARIANTS[variant]!, maxMs: MS, ...(GDB ? { probe: mallocTrim } : {}) });
+        const result = await rssDrain(ctx, sink, { env: VARIANTS[variant]!, maxMs: MS, snapshot: SNAPSHOT, ...(GDB ? { probe: mallocTrim } : {}) });
         runs.push({ variant, round, result });
+        if (result.gcBefore.heap && result.gcAfter.heap) console.log(heapGrowth(result.gcBefore.heap, result.gcAfter.heap));
         console.log(
           renderTable({
             title: `${variant}, round ${round}: ${result.delivered.toLocaleString('en-US')} deliveries in ${result.seconds.toFixed(1)} s (${fmtRate(result.rate)}/s); RSS start ${fmtBytes(result.startBytes)}, peak ${fmtBytes(result.peakBytes)} (+${mib(result.peakBytes - result.startBytes)} MiB)`,
@@ -131,7 +150,7 @@ async function main(): Promise<void> {
             rows: [where('idle, after GC', result.gcBefore), where('draining (end)', result.draining), where('after, GC', result.gcAfter)],
             notes: [
               ...(GDB ? [trimNote(result.probed.draining as Trimmed | undefined), trimNote(result.probed.afterGc as Trimmed | undefined)] : []),
-              `file-backed while draining, largest: ${result.draining.smaps.files.slice(0, 4).map(([f, b]) => `${f.split('/').pop()} ${mib(b)}`).join(', ')}`,
+              `LevelDB tables mapped while draining ${mib(result.draining.smaps.tablesMappedBytes)} MiB, after ${mib(result.gcAfter.smaps.tablesMappedBytes)} MiB; file-backed while draining, largest: ${result.draining.smaps.files.slice(0, 4).map(([f, b]) => `${f.split('/').pop()} ${mib(b)}`).join(', ')}`,
             ],
           }) + '\n',
         );
@@ -154,12 +173,14 @@ async function main(): Promise<void> {
       `${mib(x.gcBefore.anonBytes)} -> ${mib(x.gcAfter.anonBytes)}`,
       mib(x.gcAfter.anonBytes - x.gcBefore.anonBytes),
       fmtRate(x.rate),
+      x.cpuUsPerDelivery.toFixed(0),
+      `${fmtRate(x.backlog / (x.publish.ms / 1000))} (${x.publish.cpuUsPerMessage.toFixed(1)})`,
     ];
   };
   console.log(
     renderTable({
       title: `RSS while ${runs[0]?.result.listeners ?? '?'} HTTP listeners drain a backlog, ${MS / 1000} s per run, interleaved (MiB)`,
-      columns: ['variant', 'round', 'start', 'peak', 'growth', 'end', 'anon growth', 'anon after GC', 'GC growth', 'deliveries/s'],
+      columns: ['variant', 'round', 'start', 'peak', 'growth', 'end', 'anon growth', 'anon after GC', 'GC growth', 'deliveries/s', 'daemon CPU µs/delivery', 'backlog publish msgs/s (CPU µs/msg)'],
       rows: runs.map(row),
     }),
   );
