@@ -26,7 +26,12 @@ import type { V8Memory } from './delivery.js';
 import { Cleanup, fmtBytes, fmtRate, log, payloadPool, renderTable, sleep } from './lib.js';
 import type { SectionContext } from './lib.js';
 
-/** Environment a variant gives the daemon. */
+/**
+ * Environment a variant gives the daemon. `base` is the product as it is:
+ * a daemon started through `discue` gets MALLOC_TRIM_THRESHOLD_=131072
+ * (client/spawn.ts daemonEnv), so `trim128k` is `base` now; before that
+ * change, these runs compared it with glibc's dynamic thresholds.
+ */
 const VARIANTS: Record<string, NodeJS.ProcessEnv> = {
   base: {},
   arena2: { MALLOC_ARENA_MAX: '2' },
