@@ -39,6 +39,7 @@ const VARIANTS: Record<string, NodeJS.ProcessEnv> = {
   semi1: { NODE_OPTIONS: '--max-semi-space-size=1' },
   'arena2+semi4': { MALLOC_ARENA_MAX: '2', NODE_OPTIONS: '--max-semi-space-size=4' },
   trim128k: { MALLOC_TRIM_THRESHOLD_: '131072' },
+  trim1m: { MALLOC_TRIM_THRESHOLD_: '1048576' },
   semi8: { NODE_OPTIONS: '--max-semi-space-size=8' },
   uv2: { UV_THREADPOOL_SIZE: '2' },
   mmap64k: { MALLOC_MMAP_THRESHOLD_: '65536' },
