@@ -226,8 +226,8 @@ export class HttpApi {
       const found = this.match(req.method ?? 'GET', path);
       if (Array.isArray(found)) {
         if (found.length === 0) throw new DiscueError('ROUTE_NOT_FOUND', `no route ${path} (see /openapi.json)`);
-        // OPTIONS is answered for every path that exists, so it is one of the methods the path takes.
-        const allow = [...found, 'OPTIONS'].join(', ');
+        // HEAD is served wherever GET is, and OPTIONS on every path that exists: both are methods it takes.
+        const allow = [...found, ...(found.includes('GET') ? ['HEAD'] : []), 'OPTIONS'].join(', ');
         res.setHeader('Allow', allow);
         // OPTIONS asks which methods a path takes: the Allow header is the answer (no token needed, as /openapi.json tells as much).
         if (req.method === 'OPTIONS') return this.sendEmpty(res, 204);

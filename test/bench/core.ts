@@ -7,11 +7,10 @@
  * (lib.ts inRounds): on a shared 2-core VM, fsync latency and CPU speed
  * drift by 2x within a minute, so back-to-back blocks would compare noise.
  */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { connect } from '../../src/index.js';
 import type { DiscueClient } from '../../src/index.js';
-import { BIN, BenchDaemon, ROOT, discueEnv } from './daemon.js';
+import { BIN, BenchDaemon, ROOT, discueEnv, startFloorServer } from './daemon.js';
 import type { StartTiming } from './daemon.js';
 import type { Publisher } from './load.js';
 import { runLoad } from './load.js';
@@ -69,15 +68,7 @@ function rawPublisher(socket: string): () => Promise<Publisher> {
 async function startMinimalServer(ctx: SectionContext): Promise<string> {
   const dir = join(ctx.root, 'minimal');
   const socket = join(ctx.root, 'minimal.sock');
-  const child = spawn(process.execPath, [join(ROOT, 'test', 'bench', 'minimal-server.mjs'), socket, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const kill = () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  };
-  ctx.cleanup.add(kill, kill);
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.once('data', () => resolve());
-    child.once('exit', (code) => reject(new Error(`minimal server exited with ${String(code)}`)));
-  });
+  await startFloorServer(ctx.cleanup, 'minimal-server.mjs', [socket, dir]);
   return socket;
 }
 

@@ -230,3 +230,20 @@ export function cpuSeconds(pid: number): number {
 
 /** USER_HZ: 100 on every Linux architecture Node runs on. */
 const CLOCK_TICKS = 100;
+
+/**
+ * A floor server (test/bench/NAME.mjs: the minimal server, the NATS relay)
+ * in its own process, as the daemon is; resolves once it prints its first
+ * line (it is listening). Killed at the end of the run.
+ */
+export async function startFloorServer(cleanup: Cleanup, script: string, args: string[]): Promise<void> {
+  const child = spawn(process.execPath, [join(ROOT, 'test', 'bench', script), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const kill = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  cleanup.add(kill, kill);
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`${script} exited with ${String(code)}`)));
+  });
+}

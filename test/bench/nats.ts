@@ -16,7 +16,6 @@
  * FAILED in its table and the section goes on. Without nats-server the
  * section prints a note and measures nothing.
  */
-import { spawn } from 'node:child_process';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager, DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream';
@@ -30,7 +29,7 @@ import { ELECTION_RIDE_MS } from '../../src/backend/nats/connection.js';
 import { IdGenerator } from '../../src/protocol/ids.js';
 import { natsServerPath, natsServers } from '../helpers/nats.js';
 import type { NatsNode, NatsServers } from '../helpers/nats.js';
-import { BenchDaemon, ROOT } from './daemon.js';
+import { BenchDaemon, startFloorServer } from './daemon.js';
 import { Sink, discueHttp } from './delivery.js';
 import type { Publisher } from './load.js';
 import { runLoad } from './load.js';
@@ -120,15 +119,7 @@ function rawPublisher(url: string, subject: string): () => Promise<Publisher> {
 /** test/bench/nats-relay.mjs in its own process, publishing to `subject` through `url`. Its socket path. */
 async function startRelay(ctx: SectionContext, key: string, url: string, subject: string): Promise<string> {
   const socket = join(ctx.root, `relay-${key}.sock`);
-  const child = spawn(process.execPath, [join(ROOT, 'test', 'bench', 'nats-relay.mjs'), socket, url, subject], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const kill = () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  };
-  ctx.cleanup.add(kill, kill);
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.once('data', () => resolve());
-    child.once('exit', (code) => reject(new Error(`nats relay exited with ${String(code)}`)));
-  });
+  await startFloorServer(ctx.cleanup, 'nats-relay.mjs', [socket, url, subject]);
   return socket;
 }
 

@@ -137,11 +137,11 @@ describe('HTTP API', () => {
     expectHttpError(await api.request('GET', '/v1/nothing', { token: t }), 404, 'ROUTE_NOT_FOUND');
     const wrongMethod = await api.request('PUT', '/v1/queues', { token: t });
     expectHttpError(wrongMethod, 405, 'METHOD_NOT_ALLOWED');
-    expect(wrongMethod.headers.get('allow')).toBe('GET, POST, OPTIONS');
+    expect(wrongMethod.headers.get('allow')).toBe('GET, POST, HEAD, OPTIONS');
     // OPTIONS names a path's methods, without a token (the route table is public: /openapi.json).
     const options = await api.request('OPTIONS', '/v1/queues/orders/messages');
     expect(options.status).toBe(204);
-    expect(options.headers.get('allow')).toBe('POST, GET, OPTIONS');
+    expect(options.headers.get('allow')).toBe('POST, GET, HEAD, OPTIONS');
     expect(options.body).toBe('');
     expectHttpError(await api.request('OPTIONS', '/v1/nothing'), 404, 'ROUTE_NOT_FOUND');
   });

@@ -11,8 +11,11 @@
  * Quorum is judged from the cluster as the connected server reports it:
  * every server sends its clients the client URLs of the servers routed to
  * it (`connect_urls`, itself included), and sends them again at once when a
- * route drops. At most half of the most servers ever seen means no quorum.
- * A server whose routes are not advertised reports none: then quorum is not
+ * route drops. At most half of the most servers ever seen means no quorum,
+ * confirmed by asking JetStream's meta leader (account info): a cluster
+ * scaled down on purpose (peers removed) never shows its old size again, and
+ * without the question would be refused until the daemon restarted. A
+ * server whose routes are not advertised reports none: then quorum is not
  * judged, and a request rides the whole election time before failing.
  */
 import { readFileSync } from 'node:fs';
@@ -97,8 +100,8 @@ export function connectOptions(settings: Pick<NatsSettings, 'servers' | 'creds' 
  */
 export const ELECTION_RIDE_MS = 20_000;
 /**
- * How long one try of a JetStream API request (streams, consumers, KV)
- * waits for its answer. A cluster answers in milliseconds; a request asked
+ * How long one try of a JetStream API request (streams, consumers, KV,
+ * and a confirmed ack) waits for its answer. A cluster answers in milliseconds; a request asked
  * while its stream's leader is being elected gets no answer at all, and is
  * asked again after this: each step of a sequence (a daemon's start reads
  * three streams in turn) then costs at most this beyond the election, not
@@ -114,11 +117,20 @@ export const API_TRY_MS = 2_000;
  * its own start, which on a loaded machine took up to 2 s.
  */
 export const RECONNECT_GRACE_MS = 2_000;
+/**
+ * Without quorum by the count, how long the meta leader is given to answer
+ * (a cluster without one answers 503 or not at all), and how long that
+ * verdict stands: the first command then pays up to 1 s, the next ones none.
+ */
+const LEADER_PROBE_MS = 1_000;
+const LEADER_PROBE_KEEP_MS = 2_000;
 
 export class Connection {
   private connected = true;
   /** The most servers the cluster has been seen with (connect_urls; 0 when they are not advertised). */
   private largest = 0;
+  /** The last question to the meta leader while the count said no quorum: when, and whether it answered. */
+  private probe: { at: number; answered: Promise<boolean> } | undefined;
   private reconnected: { promise: Promise<void>; resolve: () => void } = signal();
   /** Requests waiting for an answer: each is abandoned when the connection drops. */
   private readonly waiting = new Set<(err: Error) => void>();
@@ -165,7 +177,11 @@ export class Connection {
         for (const abandon of [...this.waiting]) abandon(new Error('disconnected while waiting for an answer'));
       } else if (status.type === 'update') {
         // A route dropped or came back: requests out while the quorum went wait for no election.
-        if (this.quorumLost()) for (const abandon of [...this.waiting]) abandon(new NoQuorum(this.noQuorum()));
+        if (this.quorumLost()) {
+          for (const abandon of [...this.waiting]) abandon(new NoQuorum(this.noQuorum()));
+          // Asked now, not at the next command: `daemon status` reads the count.
+          void this.noQuorumConfirmed();
+        }
       } else if (status.type === 'reconnect') {
         this.connected = true;
         this.reconnected.resolve();
@@ -190,6 +206,31 @@ export class Connection {
     return now > 0 && this.largest > 1 && now * 2 <= this.largest;
   }
 
+  /**
+   * quorumLost(), confirmed: when the count says lost, the meta leader is
+   * asked. An answer means the servers up still elect leaders, so the
+   * cluster is now this size (scaled down), and the count starts from it.
+   */
+  async noQuorumConfirmed(): Promise<boolean> {
+    if (!this.quorumLost()) return false;
+    if (this.probe === undefined || Date.now() - this.probe.at > LEADER_PROBE_KEEP_MS) {
+      this.probe = { at: Date.now(), answered: this.askLeader() };
+    }
+    if (!(await this.probe.answered)) return true;
+    this.probe = undefined;
+    this.largest = this.reachable();
+    return this.quorumLost();
+  }
+
+  private async askLeader(): Promise<boolean> {
+    try {
+      const answer = await this.nc.request('$JS.API.INFO', undefined, { timeout: LEADER_PROBE_MS });
+      return (answer.json() as { error?: unknown }).error === undefined;
+    } catch {
+      return false;
+    }
+  }
+
   /** Why the cluster has no quorum, for errors and warnings. */
   noQuorum(): string {
     return `only ${this.reachable()} of the cluster's ${this.largest} servers are up: no quorum`;
@@ -203,7 +244,7 @@ export class Connection {
   async ready(what: string): Promise<void> {
     if (this.nc.isClosed()) throw unavailable(this.servers, new Error('the connection is closed'), what);
     if (!this.connected) await this.reconnect(what);
-    if (this.quorumLost()) throw unavailable(this.servers, new Error(this.noQuorum()), what);
+    if (await this.noQuorumConfirmed()) throw unavailable(this.servers, new Error(this.noQuorum()), what);
   }
 
   /** Which server the client is talking to now (for `daemon status`). */
@@ -228,7 +269,7 @@ export class Connection {
       // Without quorum nothing is sent: a publish the leader took but could
       // not commit would be stored when the quorum is back, after its
       // command was told it failed.
-      if (this.quorumLost()) throw unavailable(this.servers, new Error(this.noQuorum()), what);
+      if (await this.noQuorumConfirmed()) throw unavailable(this.servers, new Error(this.noQuorum()), what);
       try {
         // A request out when the connection drops gets no answer: it stops
         // waiting at once (and is tried again after the reconnect), rather
@@ -242,8 +283,11 @@ export class Connection {
           this.waiting.delete(abandon);
         }
       } catch (err) {
-        if (err instanceof NoQuorum) throw unavailable(this.servers, err, what);
-        if (!retryable(err) || Date.now() + wait > deadline) {
+        // Abandoned when a route dropped: still without quorum once asked, it
+        // fails; in a cluster scaled down on purpose it is sent again.
+        if (err instanceof NoQuorum) {
+          if (Date.now() + wait > deadline || (await this.noQuorumConfirmed())) throw unavailable(this.servers, err, what);
+        } else if (!retryable(err) || Date.now() + wait > deadline) {
           if (retryable(err) || !this.connected) throw unavailable(this.servers, err, what);
           throw err;
         }

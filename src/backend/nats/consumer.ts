@@ -26,6 +26,7 @@
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import type { Consumer as JsConsumer, ConsumerConfig, ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { Attempt, Consumer, ConsumerOptions, ConsumerProgress, Delivery, DeliveryRecord, Envelope, ListenerRecord, Position, StartAt } from '../types.js';
+import { API_TRY_MS } from './connection.js';
 import type { Connection } from './connection.js';
 import { freshRound } from '../fresh-round.js';
 import type { NatsDeliveries, StoredRecord } from './deliveries.js';
@@ -35,9 +36,8 @@ import { nameMatcher } from '../../protocol/choose.js';
 
 /** How much longer than the listener's timeout the server waits for an outcome. */
 export const ACK_MARGIN_MS = 10_000;
-/** An ack's payload; one try of a confirmed ack waits this long for the answer (then it is sent again, through an election). */
+/** An ack's payload. One try of a confirmed ack waits API_TRY_MS for the answer (then it is sent again, through an election). */
 const ACK = '+ACK';
-const ACK_TRY_MS = 2_000;
 /** How long one pull waits for messages before asking again. */
 const PULL_EXPIRES_MS = 5_000;
 /** An idle ephemeral consumer (its daemon gone) is removed by the server after this. */
@@ -57,7 +57,7 @@ const NS_PER_MS = 1_000_000;
  * dead message was delivered again.
  */
 async function settle(conn: Connection, msg: JsMsg, payload: string): Promise<void> {
-  await conn.request('settle a delivery', () => conn.nc.request(replyOf(msg), payload, { timeout: ACK_TRY_MS }));
+  await conn.request('settle a delivery', () => conn.nc.request(replyOf(msg), payload, { timeout: API_TRY_MS }));
 }
 
 /** Where a consumer starts: as the contract says, or after a known sequence (a non-durable `end`, resolved when asked for). */
@@ -397,7 +397,7 @@ export class NatsConsumer implements Consumer {
       // waited behind it (the bench's leader kill measured a 39 s stall).
       // Not ackAck(): it marks the message acked before the answer, so a
       // retry of it (or the ack() that followed) sent nothing.
-      await this.host.conn.request('acknowledge a delivery', () => this.host.conn.nc.request(replyOf(msg), ACK, { timeout: ACK_TRY_MS })).catch(() => undefined);
+      await this.host.conn.request('acknowledge a delivery', () => this.host.conn.nc.request(replyOf(msg), ACK, { timeout: API_TRY_MS })).catch(() => undefined);
     };
     this.background(async () => {
       if (!this.options.durable) {
