@@ -21,6 +21,37 @@ export const EXIT_ALREADY_RUNNING = 75;
  * --foreground` by hand gets a documented exit code instead.
  */
 export const AUTOSTART_ENV = 'DISCUE_AUTOSTARTED';
+/**
+ * The glibc malloc setting a daemon started here gets when its environment
+ * does not set it (nor GLIBC_TUNABLES' glibc.malloc.trim_threshold): the
+ * trim threshold at glibc's own default, 128 KiB. Any explicit value turns
+ * off glibc's dynamic thresholds: once the daemon frees one large mmapped
+ * block (3.4 MiB seen, after a backlog published in batches of 1,000),
+ * glibc raises its mmap threshold to that size and its trim threshold to
+ * twice it for the life of the process, so blocks up to that size come from
+ * the arenas of the threads that run LevelDB and each arena keeps that much
+ * free, never given back. With 100 HTTP listeners draining a 100,000-message backlog, malloc
+ * held 62 MiB after a forced GC with 7 MiB of it in use; with this, the
+ * daemon's anonymous RSS after that GC was lower in each of 12 interleaved
+ * runs (by 16 MiB on average) and 6 MiB lower idle, at no cost in
+ * deliveries/s that the runs could show (test/bench/rss.ts). Other C
+ * libraries ignore it. `daemon start --foreground` cannot give it to itself
+ * (glibc reads it before any JS runs): the README tells services to set it.
+ */
+export const MALLOC_TRIM_ENV = 'MALLOC_TRIM_THRESHOLD_';
+const MALLOC_TRIM_BYTES = String(128 * 1024);
+/**
+ * Set beside MALLOC_TRIM_ENV when it is ours: the daemon drops both at start
+ * (glibc has read it by then), so the commands it runs get the user's
+ * environment unchanged.
+ */
+export const MALLOC_DEFAULTED_ENV = 'DISCUE_MALLOC_DEFAULTED';
+
+/** The environment for a daemon started from `env`: glibc's trim threshold fixed unless the user set it. */
+export function daemonEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  if (env[MALLOC_TRIM_ENV] !== undefined || env.GLIBC_TUNABLES?.includes('glibc.malloc.trim_threshold')) return env;
+  return { ...env, [MALLOC_TRIM_ENV]: MALLOC_TRIM_BYTES, [MALLOC_DEFAULTED_ENV]: '1' };
+}
 const BIN = fileURLToPath(new URL('../../bin/discue.cjs', import.meta.url));
 /**
  * A start lock that names a dead pid is taken over at once; one whose holder
@@ -221,7 +252,7 @@ async function spawnAndWait(paths: BrokerPaths, options: StartOptions, deadline:
     const child = spawn(process.execPath, args, {
       detached: true,
       stdio: ['ignore', log, log],
-      env: { ...(options.env ?? process.env), DISCUE_HOME: paths.home, DISCUE_SOCKET: paths.socket, [AUTOSTART_ENV]: '1' },
+      env: { ...daemonEnv(options.env ?? process.env), DISCUE_HOME: paths.home, DISCUE_SOCKET: paths.socket, [AUTOSTART_ENV]: '1' },
     });
     child.once('exit', (code, signal) => (exited = { code, signal }));
     child.once('error', () => (exited = { code: null, signal: null }));

@@ -37,8 +37,9 @@ export interface Memory {
   peakBytes: number;
   /**
    * RSS split: anonymous (JS heap, malloc) and file-backed. File-backed RSS
-   * during a drain is mostly LevelDB's mmapped .ldb tables (pages the kernel
-   * can drop, bounded by the store's size), not memory the daemon holds.
+   * is the node binary's pages (~43 MiB) and, during a drain, LevelDB's
+   * mmapped .ldb tables (pages the kernel can drop, bounded by the store's
+   * size), not memory the daemon holds.
    */
   anonBytes: number;
   fileBytes: number;
@@ -132,6 +133,18 @@ export class BenchDaemon {
     return { rssBytes: kb('VmRSS'), peakBytes: kb('VmHWM'), anonBytes: kb('RssAnon'), fileBytes: kb('RssFile') };
   }
 
+  /**
+   * Where the RSS is, from /proc/PID/smaps: summed by kind of mapping.
+   * "malloc arenas" are anonymous mappings that start on a 64 MiB boundary:
+   * glibc's per-thread arenas (HEAP_MAX_SIZE on 64-bit) are reserved that
+   * way; the main arena is [heap]. The rest of the anonymous memory is V8's
+   * heap (compare its committed size), thread stacks and other mmaps.
+   */
+  smaps(): Smaps {
+    if (this.pid === undefined) throw new Error('daemon not running');
+    return parseSmaps(readFileSync(`/proc/${this.pid}/smaps`, 'utf8'));
+  }
+
   /** The pid a daemon of this home wrote, if any (a start the run did not see finish). */
   private pidFromFile(): number | undefined {
     try {
@@ -155,6 +168,47 @@ export class BenchDaemon {
     const match = /startupMs=(\d+)/.exec(lines[lines.length - 1] ?? '');
     return match ? Number(match[1]) : undefined;
   }
+}
+
+export interface Smaps {
+  /** Bytes of RSS per kind: '[heap]', 'malloc arenas', 'other anon', 'LevelDB tables', 'other files'. */
+  kinds: Record<string, number>;
+  /** RSS of each file-backed mapping's file, largest first. */
+  files: [string, number][];
+  /** How many anonymous mappings start on a 64 MiB boundary (malloc arenas). */
+  arenas: number;
+  /** Size of the LevelDB tables mapped (resident or not): what their RSS can grow to. */
+  tablesMappedBytes: number;
+}
+
+const ARENA_ALIGN = 64n * 1024n * 1024n;
+
+export function parseSmaps(text: string): Smaps {
+  const kinds: Record<string, number> = { '[heap]': 0, 'malloc arenas': 0, 'other anon': 0, 'LevelDB tables': 0, 'other files': 0 };
+  const files = new Map<string, number>();
+  let arenas = 0;
+  let tablesMappedBytes = 0;
+  let kind = '';
+  let name = '';
+  for (const line of text.split('\n')) {
+    const head = /^([0-9a-f]+)-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (head) {
+      name = head[2]!;
+      const arena = name === '' && BigInt('0x' + head[1]!) % ARENA_ALIGN === 0n;
+      if (arena) arenas++;
+      kind = name === '[heap]' ? '[heap]' : arena ? 'malloc arenas' : name === '' || name.startsWith('[') ? 'other anon' : /\.(ldb|sst)$/.test(name) ? 'LevelDB tables' : 'other files';
+      continue;
+    }
+    const size = /^Size:\s+(\d+) kB/.exec(line);
+    if (size && kind === 'LevelDB tables') tablesMappedBytes += Number(size[1]) * 1024;
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) {
+      const bytes = Number(rss[1]) * 1024;
+      kinds[kind] = (kinds[kind] ?? 0) + bytes;
+      if (kind === 'LevelDB tables' || kind === 'other files') files.set(name, (files.get(name) ?? 0) + bytes);
+    }
+  }
+  return { kinds, files: [...files].sort((a, b) => b[1] - a[1]), arenas, tablesMappedBytes };
 }
 
 function alive(pid: number): boolean {

@@ -7,6 +7,9 @@
  * The HTTP sink (delivery-server.mjs) runs in its own process, so neither the
  * raw client nor the daemon shares an event loop with it; it counts requests
  * and reports over IPC. Every case uses a fresh queue.
+ *
+ * The RSS case runs alone, with daemon variants interleaved and the memory
+ * split by where it lies, in test/bench/rss.ts.
  */
 import type { ChildProcess } from 'node:child_process';
 import { fork, spawn } from 'node:child_process';
@@ -18,7 +21,7 @@ import { connect } from '../../src/index.js';
 import { timeOfId } from '../../src/protocol/ids.js';
 import type { DiscueClient } from '../../src/index.js';
 import { BenchDaemon, ROOT } from './daemon.js';
-import type { Memory } from './daemon.js';
+import type { Memory, Smaps } from './daemon.js';
 import type { Section, SectionContext, SectionResult, Target } from './lib.js';
 import { CASE_BOUND_MS, bounded, check, failedTarget, fmtBytes, fmtMs, fmtPct, fmtRate, log, scaled, sleep, summarize } from './lib.js';
 
@@ -333,14 +336,39 @@ async function latency(client: DiscueClient, sink: Sink, payloads: string[]) {
 
 // ---- 4: RSS while a backlog drains -----------------------------------------------------------------
 
+/** The daemon's own account of its memory, read through the inspector. */
+export interface V8Memory {
+  /** JS heap in use (process.memoryUsage().heapUsed). */
+  heapUsedBytes: number;
+  /** JS heap committed (heapTotal): what V8 holds from the OS, used or not. */
+  heapTotalBytes: number;
+  /** Memory of C++ objects bound to JS objects, array buffers included. */
+  externalBytes: number;
+  /** Resident bytes per V8 heap space (physical_space_size). */
+  spaces: Record<string, number>;
+}
+
+const V8_MEMORY = `(() => {
+  const m = process.memoryUsage();
+  const spaces = {};
+  for (const s of process.getBuiltinModule('node:v8').getHeapSpaceStatistics()) spaces[s.space_name] = s.physical_space_size;
+  return { heapUsedBytes: m.heapUsed, heapTotalBytes: m.heapTotal, externalBytes: m.external, spaces };
+})()`;
+
+interface Inspector {
+  call(method: string, params?: object): Promise<unknown>;
+  /** A heap snapshot (JSON); it collects garbage first, and its own allocations stay in RSS. */
+  heapSnapshot(): Promise<string>;
+  v8Memory(): Promise<V8Memory>;
+  close(): void;
+}
+
 /**
- * A full GC in the daemon, from outside, through the inspector: SIGUSR1
- * opens it on the port the daemon was started with (--inspect-port), and
- * HeapProfiler.collectGarbage runs a full, compacting GC. (A heap snapshot
- * also collects garbage, but its own allocations stay in RSS.) Returns the
- * memory a second later and the JS heap used per the daemon's V8.
+ * The daemon's inspector, from outside: SIGUSR1 opens it on the port the
+ * daemon was started with (--inspect-port); it stays open until the daemon
+ * exits, so a second SIGUSR1 changes nothing.
  */
-async function forcedGc(daemon: BenchDaemon, port: number): Promise<Memory & { heapUsedBytes: number }> {
+async function inspect(daemon: BenchDaemon, port: number): Promise<Inspector> {
   process.kill(daemon.pid!, 'SIGUSR1');
   const deadline = Date.now() + 30_000;
   let target: string | undefined;
@@ -355,9 +383,11 @@ async function forcedGc(daemon: BenchDaemon, port: number): Promise<Memory & { h
   }
   const ws = new WebSocket(target);
   const replies = new Map<number, (result: unknown) => void>();
+  let chunks: string[] = [];
   ws.addEventListener('message', (event) => {
-    const m = JSON.parse(String(event.data)) as { id?: number; result?: unknown };
+    const m = JSON.parse(String(event.data)) as { id?: number; result?: unknown; method?: string; params?: { chunk: string } };
     if (m.id !== undefined) replies.get(m.id)?.(m.result);
+    else if (m.method === 'HeapProfiler.addHeapSnapshotChunk') chunks.push(m.params!.chunk);
   });
   await new Promise<void>((resolve, reject) => {
     ws.addEventListener('open', () => resolve());
@@ -370,14 +400,59 @@ async function forcedGc(daemon: BenchDaemon, port: number): Promise<Memory & { h
       replies.set(id, resolve);
       ws.send(JSON.stringify({ id, method, params }));
     }));
+  return {
+    call,
+    async v8Memory() {
+      const reply = (await call('Runtime.evaluate', { expression: V8_MEMORY, returnByValue: true })) as { result: { value: V8Memory } };
+      return reply.result.value;
+    },
+    async heapSnapshot() {
+      chunks = [];
+      await call('HeapProfiler.takeHeapSnapshot', { reportProgress: false });
+      return chunks.join('');
+    },
+    close: () => ws.close(),
+  };
+}
+
+/**
+ * Self size per kind of object in a V8 heap snapshot ("object Foo", "string",
+ * "closure bar", ...), largest first: what the live JS heap holds.
+ */
+export function heapByKind(snapshot: string): [string, number, number][] {
+  const s = JSON.parse(snapshot) as { snapshot: { meta: { node_fields: string[]; node_types: [string[]] } }; nodes: number[]; strings: string[] };
+  const fields = s.snapshot.meta.node_fields;
+  const types = s.snapshot.meta.node_types[0];
+  const [type, name, size] = ['type', 'name', 'self_size'].map((f) => fields.indexOf(f)) as [number, number, number];
+  const kinds = new Map<string, [number, number]>();
+  for (let i = 0; i < s.nodes.length; i += fields.length) {
+    const t = types[s.nodes[i + type]!]!;
+    const kind = t === 'object' || t === 'closure' || t === 'native' ? `${t} ${s.strings[s.nodes[i + name]!]!.slice(0, 60)}` : t;
+    const k = kinds.get(kind) ?? [0, 0];
+    k[0] += s.nodes[i + size]!;
+    k[1]++;
+    kinds.set(kind, k);
+  }
+  return [...kinds].map(([k, [bytes, count]]): [string, number, number] => [k, bytes, count]).sort((a, b) => b[1] - a[1]);
+}
+
+/**
+ * A full GC in the daemon through the inspector: HeapProfiler.collectGarbage
+ * runs a full, compacting GC. (A heap snapshot also collects garbage, but
+ * its own allocations stay in RSS.) Returns the memory a second later: the
+ * process's, where it lies (smaps), and V8's own account.
+ */
+async function forcedGc(daemon: BenchDaemon, port: number, snapshot = false): Promise<Memory & V8Memory & { smaps: Smaps; heap?: [string, number, number][] }> {
+  const inspector = await inspect(daemon, port);
   try {
-    await call('HeapProfiler.collectGarbage');
-    await call('HeapProfiler.collectGarbage');
+    await inspector.call('HeapProfiler.collectGarbage');
+    await inspector.call('HeapProfiler.collectGarbage');
     await sleep(1000);
-    const heap = (await call('Runtime.getHeapUsage')) as { usedSize: number };
-    return { ...daemon.memory(), heapUsedBytes: heap.usedSize };
+    const memory = { ...daemon.memory(), ...(await inspector.v8Memory()), smaps: daemon.smaps() };
+    // After the memory is read: the snapshot's own allocations stay in RSS.
+    return snapshot ? { ...memory, heap: heapByKind(await inspector.heapSnapshot()) } : memory;
   } finally {
-    ws.close();
+    inspector.close();
   }
 }
 
@@ -390,23 +465,39 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function rssDrain(ctx: SectionContext, sink: Sink) {
+export interface RssOptions {
+  /** More environment for the daemon (test/bench/rss.ts: MALLOC_ARENA_MAX, V8 flags in NODE_OPTIONS). */
+  env?: NodeJS.ProcessEnv;
+  /** How long to sample (default RSS_MAX_MS). */
+  maxMs?: number;
+  /** A heap snapshot after each forced GC, summed by kind of object (gcBefore.heap, gcAfter.heap). */
+  snapshot?: boolean;
+  /** Run on the daemon at the end of the drain and after the forced GC that follows (test/bench/rss.ts: gdb and malloc). */
+  probe?: (daemon: BenchDaemon, phase: 'draining' | 'after GC') => Promise<unknown>;
+}
+
+export async function rssDrain(ctx: SectionContext, sink: Sink, options: RssOptions = {}) {
+  const maxMs = options.maxMs ?? RSS_MAX_MS;
   const inspectPort = await freePort();
-  const inherited = process.env.NODE_OPTIONS ? `${process.env.NODE_OPTIONS} ` : '';
+  const nodeOptions = [process.env.NODE_OPTIONS, options.env?.NODE_OPTIONS, `--inspect-port=127.0.0.1:${inspectPort}`].filter(Boolean).join(' ');
   // The inspector opens only on SIGUSR1 (forcedGc), on this port.
-  const daemon = new BenchDaemon(join(ctx.root, 'd-rss'), ctx.cleanup, { NODE_OPTIONS: `${inherited}--inspect-port=127.0.0.1:${inspectPort}` });
+  const daemon = new BenchDaemon(join(ctx.root, `d-rss-${++queueSeq}`), ctx.cleanup, { ...options.env, NODE_OPTIONS: nodeOptions });
   await daemon.start();
   const client = await connect({ home: daemon.home, autoStart: false });
   try {
     const queue = await freshQueue(client, 'drain');
     log(`rss: publishing a backlog of ${RSS_BACKLOG.toLocaleString('en-US')} messages`);
+    const publishCpu0 = daemon.cpuSeconds();
+    const publishT0 = performance.now();
     await backlog(client, queue, ctx.payloads, RSS_BACKLOG);
-    const gcBefore = await forcedGc(daemon, inspectPort);
+    const publish = { ms: performance.now() - publishT0, cpuUsPerMessage: ((daemon.cpuSeconds() - publishCpu0) * 1e6) / RSS_BACKLOG };
+    const gcBefore = await forcedGc(daemon, inspectPort, options.snapshot);
     const idle = daemon.memory();
     const total = RSS_BACKLOG * RSS_LISTENERS;
     const countAtStart = await sink.count();
-    log(`rss: adding ${RSS_LISTENERS} HTTP listeners (from all), sampling RSS every ${RSS_SAMPLE_MS} ms for up to ${RSS_MAX_MS / 1000} s`);
+    log(`rss: adding ${RSS_LISTENERS} HTTP listeners (from all), sampling RSS every ${RSS_SAMPLE_MS} ms for up to ${maxMs / 1000} s`);
     const t0 = performance.now();
+    const cpu0 = daemon.cpuSeconds();
     await Promise.all(
       Array.from({ length: RSS_LISTENERS }, () => client.request('listener.add', { kind: 'http', queues: [queue], url: sink.url, from: 'all' })),
     );
@@ -415,12 +506,19 @@ async function rssDrain(ctx: SectionContext, sink: Sink) {
       const delivered = (await sink.count()) - countAtStart;
       const m = daemon.memory();
       samples.push({ ms: performance.now() - t0, rssBytes: m.rssBytes, anonBytes: m.anonBytes, fileBytes: m.fileBytes, delivered });
-      if (delivered >= total || performance.now() - t0 >= RSS_MAX_MS) break;
+      if (delivered >= total || performance.now() - t0 >= maxMs) break;
       await sleep(RSS_SAMPLE_MS);
     }
+    // CPU per delivery: unlike deliveries/s, barely moved by other load on the machine.
+    const cpuSeconds = daemon.cpuSeconds() - cpu0;
+    // Where the memory lies while listeners still run (the plateau: the curve is flat after ~10 s).
+    const inspector = await inspect(daemon, inspectPort);
+    const draining = { ...daemon.memory(), ...(await inspector.v8Memory().finally(() => inspector.close())), smaps: daemon.smaps() };
+    const probedDraining = await options.probe?.(daemon, 'draining');
     // Listeners gone, then a forced GC: what is left over is what the drain kept.
     await removeAllListeners(client);
-    const gcAfter = await forcedGc(daemon, inspectPort);
+    const gcAfter = await forcedGc(daemon, inspectPort, options.snapshot);
+    const probed = { draining: probedDraining, afterGc: await options.probe?.(daemon, 'after GC') };
     const end = samples[samples.length - 1]!;
     const peak = Math.max(...samples.map((s) => s.rssBytes));
     const peakAnon = Math.max(...samples.map((s) => s.anonBytes));
@@ -429,6 +527,7 @@ async function rssDrain(ctx: SectionContext, sink: Sink) {
       listeners: RSS_LISTENERS,
       backlog: RSS_BACKLOG,
       totalDeliveries: total,
+      maxMs,
       idleBytes: idle.rssBytes,
       startBytes: samples[0]!.rssBytes,
       peakBytes: peak,
@@ -439,15 +538,27 @@ async function rssDrain(ctx: SectionContext, sink: Sink) {
       delivered: end.delivered,
       seconds: end.ms / 1000,
       rate: end.delivered / (end.ms / 1000),
+      cpuUsPerDelivery: (cpuSeconds * 1e6) / end.delivered,
+      /** The backlog's publish (batches of 1,000): its time and the daemon's CPU per message. */
+      publish,
       complete: end.delivered >= total,
       gcBefore,
+      draining,
       gcAfter,
+      probed,
       samples,
     };
   } finally {
     await client.close();
     await daemon.stop();
   }
+}
+
+/** The RSS by kind of mapping, and V8's committed heap (the rest of the anonymous memory is mostly V8's). */
+function whereNote(m: Memory & V8Memory & { smaps: Smaps }): string {
+  const k = m.smaps.kinds;
+  const mi = (b: number | undefined) => ((b ?? 0) / (1024 * 1024)).toFixed(1);
+  return `JS ${mi(m.heapTotalBytes)} (new ${mi(m.spaces.new_space)}, old ${mi(m.spaces.old_space)}), malloc ${mi(k['[heap]']! + k['malloc arenas']!)}, LevelDB tables ${mi(k['LevelDB tables'])}, other files ${mi(k['other files'])} MiB`;
 }
 
 // ---- the section -------------------------------------------------------------------------------------
@@ -609,9 +720,10 @@ export const deliverySection: Section = {
         notes: [
           `idle with the backlog stored ${fmtBytes(rss.idleBytes)}; start ${fmtBytes(rss.startBytes)}, peak ${fmtBytes(rss.peakBytes)}, end ${fmtBytes(rss.endBytes)}, VmHWM ${fmtBytes(rss.vmHwmBytes)}; anon start ${fmtBytes(rss.startAnonBytes)}, peak ${fmtBytes(rss.peakAnonBytes)}.`,
           `after a forced GC (inspector, HeapProfiler.collectGarbage, listeners removed): before the drain RSS ${fmtBytes(rss.gcBefore.rssBytes)} (anon ${fmtBytes(rss.gcBefore.anonBytes)}, JS heap used ${fmtBytes(rss.gcBefore.heapUsedBytes)}); after it RSS ${fmtBytes(rss.gcAfter.rssBytes)} (anon ${fmtBytes(rss.gcAfter.anonBytes)}, JS heap used ${fmtBytes(rss.gcAfter.heapUsedBytes)}).`,
+          `where it lies (smaps; JS = V8 heap committed): idle ${whereNote(rss.gcBefore)}; draining (end) ${whereNote(rss.draining)}; after GC ${whereNote(rss.gcAfter)}.`,
           `${rss.delivered.toLocaleString('en-US')} of ${rss.totalDeliveries.toLocaleString('en-US')} deliveries in ${rss.seconds.toFixed(1)} s (${fmtRate(rss.rate)}/s)` +
             (rss.complete ? ', drained.' : `, sampling stopped at ${RSS_MAX_MS / 1000} s (bounded).`),
-          `RSS sampled every ${RSS_SAMPLE_MS} ms from /proc/PID/status (anon = RssAnon, file-backed = RssFile: mostly LevelDB's mmapped tables, bounded by the store); every 8th sample shown (all in results.json).`,
+          `RSS sampled every ${RSS_SAMPLE_MS} ms from /proc/PID/status (anon = RssAnon, file-backed = RssFile: the node binary's pages, ~43 MiB, and LevelDB's mmapped tables, which grow as the drain reads them, up to the store's size); every 8th sample shown (all in results.json).`,
         ],
       });
       targets.push(

@@ -149,6 +149,26 @@ describe('daemon lifecycle', () => {
     expect(JSON.parse(await ok(sb, ['queue', 'list', '--json']))).toMatchObject([{ name: 'q' }]);
   });
 
+  it.runIf(process.platform === 'linux')("runs with glibc's trim threshold fixed unless the user set it, and the commands it runs inherit only the user's", async () => {
+    const environ = (pid: number) => readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    const commandEnv = async (file: string) => {
+      const path = join(sb.dir, file);
+      await ok(sb, ['listener', 'add', '--queue', 'q', '--name', file, '--shell', '--exec', `env > ${path}.tmp && mv ${path}.tmp ${path}`]);
+      await ok(sb, ['publish', 'q', '--data', '"x"']);
+      return (await waitFor(() => (existsSync(path) ? readFileSync(path, 'utf8') : undefined), 30_000, `${file} written by the command`)).split('\n');
+    };
+    await ok(sb, ['queue', 'create', 'q']);
+    expect(environ(sb.daemonPid()!)).toContain('MALLOC_TRIM_THRESHOLD_=131072');
+    const ours = await commandEnv('env-default');
+    expect(ours.some((l) => l.startsWith('MALLOC_TRIM_THRESHOLD_=') || l.startsWith('DISCUE_MALLOC'))).toBe(false);
+    await ok(sb, ['listener', 'remove', 'env-default']);
+
+    // The user's own value is the daemon's, and its commands'.
+    expect((await sb.run(['daemon', 'restart'], { env: { MALLOC_TRIM_THRESHOLD_: '65536' } })).code).toBe(0);
+    expect(environ(sb.daemonPid()!)).toContain('MALLOC_TRIM_THRESHOLD_=65536');
+    expect(await commandEnv('env-user')).toContain('MALLOC_TRIM_THRESHOLD_=65536');
+  });
+
   it('`daemon stop` returns once the daemon exited even if its parent never reaps it (no init in a container)', async () => {
     // The daemon's parent becomes `sleep`, which never waits for children: the
     // stopped daemon stays a zombie, as under a container without --init.

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { ensureHome, isAlive } from '../../src/client/spawn.js';
+import { daemonEnv, ensureHome, isAlive } from '../../src/client/spawn.js';
 import { DiscueError } from '../../src/protocol/errors.js';
 import { resolvePaths } from '../../src/protocol/paths.js';
 import { waitFor } from '../helpers/sandbox.js';
@@ -76,5 +76,15 @@ describe('isAlive', () => {
     } finally {
       parent.kill('SIGKILL');
     }
+  });
+});
+
+describe('daemonEnv', () => {
+  it("fixes glibc's trim threshold, marked as discue's, unless the user set it either way", () => {
+    expect(daemonEnv({ PATH: '/bin' })).toEqual({ PATH: '/bin', MALLOC_TRIM_THRESHOLD_: '131072', DISCUE_MALLOC_DEFAULTED: '1' });
+    expect(daemonEnv({ MALLOC_TRIM_THRESHOLD_: '0' })).toEqual({ MALLOC_TRIM_THRESHOLD_: '0' });
+    expect(daemonEnv({ GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=65536' })).toEqual({ GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=65536' });
+    // Another tunable leaves the threshold to us.
+    expect(daemonEnv({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' })).toMatchObject({ MALLOC_TRIM_THRESHOLD_: '131072' });
   });
 });

@@ -8,6 +8,8 @@ import { tailFile } from '../../client/logtail.js';
 import {
   AUTOSTART_ENV,
   EXIT_ALREADY_RUNNING,
+  MALLOC_DEFAULTED_ENV,
+  MALLOC_TRIM_ENV,
   assertSocketOrNothing,
   isAlive,
   sleep,
@@ -369,6 +371,9 @@ async function runForeground(ctx: Context, store: StoreLocation, http: HttpOptio
   // Read once and dropped, so nothing the daemon runs inherits it.
   const autoStarted = process.env[AUTOSTART_ENV] === '1';
   delete process.env[AUTOSTART_ENV];
+  // glibc read it at exec; the starter added it (client/spawn.ts daemonEnv), the user did not.
+  if (process.env[MALLOC_DEFAULTED_ENV] === '1') delete process.env[MALLOC_TRIM_ENV];
+  delete process.env[MALLOC_DEFAULTED_ENV];
   assertSocketPath(ctx.paths.socket);
   await assertSocketOrNothing(ctx.paths.socket);
   const dedupe = dedupeSettings(process.env);
