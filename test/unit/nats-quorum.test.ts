@@ -6,7 +6,7 @@
  * A fake client stands in for the servers: its routed servers
  * (connect_urls) and its meta leader's answer are set by each test.
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Connection } from '../../src/backend/nats/connection.js';
 
 class FakeClient {
@@ -36,6 +36,26 @@ function open(client: FakeClient): Connection {
 }
 
 describe('NATS quorum', () => {
+  // Date only: the verdicts go by Date.now(); the fake's promises need no timers.
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+  /** Past the time a leader cut off from its peers may still answer. */
+  const pastStepDown = () => vi.setSystemTime(Date.now() + 16_000);
+
+  it('in the first 15 s without quorum by the count, the meta leader is not asked: a leader cut off from its peers still answers', async () => {
+    const client = new FakeClient();
+    const conn = open(client);
+    client.info.connect_urls = ['a:4222'];
+    client.leader = 'answers';
+    await expect(conn.request('publish', async () => 'stored')).rejects.toMatchObject({ code: 'BACKEND_UNAVAILABLE' });
+    await expect(conn.ready('list queues')).rejects.toMatchObject({ code: 'BACKEND_UNAVAILABLE' });
+    expect(client.asked).toBe(0);
+  });
+
   it('two of three servers gone and no meta leader: refused with BACKEND_UNAVAILABLE, nothing sent', async () => {
     const client = new FakeClient();
     const conn = open(client);
@@ -55,6 +75,8 @@ describe('NATS quorum', () => {
     const conn = open(client);
     client.info.connect_urls = ['a:4222'];
     client.leader = 'silent';
+    expect(conn.quorumLost()).toBe(true);
+    pastStepDown();
     const all = await Promise.allSettled([1, 2, 3].map(() => conn.request('publish', async () => 1)));
     expect(all.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
     await expect(conn.ready('list queues')).rejects.toMatchObject({ code: 'BACKEND_UNAVAILABLE' });
@@ -68,6 +90,7 @@ describe('NATS quorum', () => {
     client.info.connect_urls = ['a:4222'];
     expect(conn.quorumLost()).toBe(true);
     client.leader = 'answers';
+    pastStepDown();
     expect(await conn.request('publish', async () => 'stored')).toBe('stored');
     expect(conn.quorumLost()).toBe(false);
     expect(client.asked).toBe(1);
@@ -77,6 +100,7 @@ describe('NATS quorum', () => {
     client.info.connect_urls = ['a:4222'];
     expect(conn.quorumLost()).toBe(true);
     client.leader = 'unavailable';
+    pastStepDown();
     await expect(conn.request('publish', async () => 'stored')).rejects.toMatchObject({ code: 'BACKEND_UNAVAILABLE' });
   });
 });

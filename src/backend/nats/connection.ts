@@ -124,6 +124,14 @@ export const RECONNECT_GRACE_MS = 2_000;
  */
 const LEADER_PROBE_MS = 1_000;
 const LEADER_PROBE_KEEP_MS = 2_000;
+/**
+ * The meta leader is asked only once the count has said "no quorum" this
+ * long: a leader cut off from its peers keeps answering until raft makes
+ * it step down (seconds), and a yes from it then was taken for a cluster
+ * scaled down — a publish without quorum rode the 20 s election (seen in
+ * CI). Well past the 4-9 s an election takes on 2.9.
+ */
+const LEADER_TRUSTED_AFTER_MS = 15_000;
 
 export class Connection {
   private connected = true;
@@ -131,6 +139,8 @@ export class Connection {
   private largest = 0;
   /** The last question to the meta leader while the count said no quorum: when, and whether it answered. */
   private probe: { at: number; answered: Promise<boolean> } | undefined;
+  /** Since when the count has said no quorum (undefined while it does not). */
+  private lostSince: number | undefined;
   private reconnected: { promise: Promise<void>; resolve: () => void } = signal();
   /** Requests waiting for an answer: each is abandoned when the connection drops. */
   private readonly waiting = new Set<(err: Error) => void>();
@@ -203,16 +213,21 @@ export class Connection {
   quorumLost(): boolean {
     const now = this.reachable();
     this.largest = Math.max(this.largest, now);
-    return now > 0 && this.largest > 1 && now * 2 <= this.largest;
+    const lost = now > 0 && this.largest > 1 && now * 2 <= this.largest;
+    if (!lost) this.lostSince = undefined;
+    else this.lostSince ??= Date.now();
+    return lost;
   }
 
   /**
-   * quorumLost(), confirmed: when the count says lost, the meta leader is
-   * asked. An answer means the servers up still elect leaders, so the
-   * cluster is now this size (scaled down), and the count starts from it.
+   * quorumLost(), confirmed: when the count has said lost for
+   * LEADER_TRUSTED_AFTER_MS, the meta leader is asked. An answer means the
+   * servers up still elect leaders, so the cluster is now this size (scaled
+   * down), and the count starts from it.
    */
   async noQuorumConfirmed(): Promise<boolean> {
     if (!this.quorumLost()) return false;
+    if (Date.now() - this.lostSince! < LEADER_TRUSTED_AFTER_MS) return true;
     if (this.probe === undefined || Date.now() - this.probe.at > LEADER_PROBE_KEEP_MS) {
       this.probe = { at: Date.now(), answered: this.askLeader() };
     }
