@@ -129,14 +129,40 @@ async function publishStream(ctx: Context, queue: string): Promise<number> {
     batchBytes = 0;
   };
 
+  // Ctrl-C (in a pipeline it reaches every process of it): stop reading, but
+  // let the batch already sent be answered and its ids printed. Killed at
+  // once, the CLI left a stored batch whose ids nobody saw. A second Ctrl-C
+  // ends it at once.
+  let interrupted = false;
+  const onSigint = () => {
+    if (interrupted) process.exit(EXIT.INTERRUPTED);
+    interrupted = true;
+    process.stdin.destroy();
+  };
+  process.on('SIGINT', onSigint);
   try {
-    await readBatches();
+    try {
+      await readBatches();
+    } catch (err) {
+      if (!interrupted) throw err;
+    }
+    if (interrupted) {
+      throw new DiscueError(
+        'INTERRUPTED',
+        ids.length > 0
+          ? `interrupted: ${plural(ids.length, 'message')} stored, every id printed; what was read after them was not sent`
+          : 'interrupted: nothing was stored',
+        { details: { stored: ids.length } },
+      );
+    }
     progress.finish(ids.length);
   } catch (err) {
     progress.clear();
     // What was stored is data: --json users get its ids on stdout too.
     if (ctx.json && ids.length > 0) ctx.printJson(withDuplicates({ queue, count: ids.length, ids }, duplicates));
     throw err;
+  } finally {
+    process.off('SIGINT', onSigint);
   }
   if (ids.length === 0) throw new DiscueError('USAGE', 'no messages on stdin');
   if (ctx.json) ctx.printJson(withDuplicates({ queue, count: ids.length, ids }, duplicates));
@@ -152,6 +178,8 @@ async function publishStream(ctx: Context, queue: string): Promise<number> {
         { details: { line: lineNo + 1, stored: ids.length } },
       );
     for await (const line of strictLines(process.stdin, tooLong)) {
+      // Interrupted: what is read now is not sent (nor a last line cut short by the end of input).
+      if (interrupted) return;
       lineNo++;
       if (typeof line !== 'string') {
         throw new DiscueError(
@@ -175,7 +203,7 @@ async function publishStream(ctx: Context, queue: string): Promise<number> {
       batchBytes += line.length;
       if (batch.length >= BATCH_MESSAGES || batchBytes >= BATCH_BYTES) await flush();
     }
-    await flush();
+    if (!interrupted) await flush();
   }
 }
 
