@@ -98,6 +98,10 @@ describe('bad input through the real binary', () => {
     expectError(await sb.run(['queue', 'create', 'orders', '--schema', notJson]), 2, 'INVALID_SCHEMA');
     expectError(await sb.run(['queue', 'create', 'orders', '--schema', array]), 2, 'INVALID_SCHEMA');
     expectError(await sb.run(['queue', 'create', 'orders', '--schema', join(sb.dir, 'missing.json')]), 2, 'INVALID_SCHEMA');
+    // An endless file is read only as far as a request can carry (it was read to 512 MB first).
+    const endless = await sb.run(['queue', 'create', 'orders', '--schema', '/dev/zero']);
+    expectError(endless, 2, 'INVALID_SCHEMA');
+    expect(endless.stderr).toContain('is over 16 MiB');
     // None of those created the queue.
     expectError(await sb.run(['queue', 'show', 'orders']), 4, 'QUEUE_NOT_FOUND');
 

@@ -1,8 +1,9 @@
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { Argument, Option } from 'commander';
 import type { Command } from 'commander';
 import { confirm } from '../confirm.js';
 import { DiscueError, EXIT } from '../../protocol/errors.js';
+import { MAX_FRAME_BYTES } from '../../protocol/frames.js';
 import { formatDuration, parseDuration } from '../../client/duration.js';
 import { validateQueueName } from '../../protocol/validate.js';
 import type { QueueInfo } from '../../protocol/wire.js';
@@ -297,8 +298,26 @@ function describe(ctx: Context, q: QueueInfo): string {
 async function readSchema(file: string): Promise<Record<string, unknown>> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    // Read no more than a request can carry: `--schema /dev/zero` (or a log
+    // file given by mistake) was read to Node's string limit, 512 MB, first.
+    const handle = await open(file, 'r');
+    try {
+      const buffer = Buffer.alloc(MAX_FRAME_BYTES + 1);
+      let length = 0;
+      while (length < buffer.length) {
+        const { bytesRead } = await handle.read(buffer, length, buffer.length - length);
+        if (bytesRead === 0) break;
+        length += bytesRead;
+      }
+      if (length > MAX_FRAME_BYTES) {
+        throw new DiscueError('INVALID_SCHEMA', `schema file ${file} is over ${MAX_FRAME_BYTES / 1024 / 1024} MiB, more than a request to the daemon may carry`);
+      }
+      text = buffer.toString('utf8', 0, length);
+    } finally {
+      await handle.close();
+    }
   } catch (err) {
+    if (err instanceof DiscueError) throw err;
     throw new DiscueError('INVALID_SCHEMA', `cannot read schema file ${file}: ${(err as Error).message}`, { cause: err });
   }
   let schema: unknown;
