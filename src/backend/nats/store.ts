@@ -112,6 +112,14 @@ export class NatsStore implements Store {
   private readonly lastSeq = new Map<string, number>();
   /** Catalogue keys this process is writing: the watch leaves their events to the writer. */
   private readonly writing = new Set<string>();
+  /**
+   * The newest revision of each queue key this process wrote. An echo of an
+   * older write, arriving after the writer finished, must not undo what came
+   * after it: the create of a queue echoed after its delete brought it back
+   * (a phantom 'created', then 'deleted'), and a delete echoed after the
+   * name was created again removed the new queue. Seen under load in CI.
+   */
+  private readonly written = new Map<string, number>();
   private readonly ids = new IdGenerator();
   private readonly idSeq = new RecentSeqs(ID_CACHE);
   private readonly appendListeners: AppendListener[] = [];
@@ -230,7 +238,7 @@ export class NatsStore implements Store {
     const [kind, ...rest] = entry.key.split('.');
     if (kind === 'queue') {
       const name = dec(rest.join('.'));
-      if (this.writing.has(entry.key)) return;
+      if (this.writing.has(entry.key) || entry.revision <= (this.written.get(entry.key) ?? 0)) return;
       const known = this.queues.find(name);
       if (entry.operation !== 'PUT') {
         // Gone under this name: deleted, or renamed (then the new name is already here).
@@ -253,6 +261,10 @@ export class NatsStore implements Store {
       return;
     }
     this.deliveriesImpl?.apply(entry, live);
+  }
+
+  private wrote(key: string, revision: number): void {
+    this.written.set(key, Math.max(revision, this.written.get(key) ?? 0));
   }
 
   private remember_(entry: QueueEntry): void {
@@ -369,7 +381,7 @@ export class NatsStore implements Store {
       await this.write(async () => {
         this.writing.add(key);
         try {
-          await this.conn.request(`create queue "${config.name}"`, () => this.catalog.create(key, JSON.stringify(entry)));
+          this.wrote(key, await this.conn.request(`create queue "${config.name}"`, () => this.catalog.create(key, JSON.stringify(entry))));
         } finally {
           this.writing.delete(key);
         }
@@ -397,7 +409,7 @@ export class NatsStore implements Store {
     await this.write(async () => {
       this.writing.add(key);
       try {
-        await this.conn.request(`update queue "${name}"`, () => this.catalog.put(key, JSON.stringify(next)));
+        this.wrote(key, await this.conn.request(`update queue "${name}"`, () => this.catalog.put(key, JSON.stringify(next))));
       } finally {
         this.writing.delete(key);
       }
@@ -429,7 +441,7 @@ export class NatsStore implements Store {
         this.writing.add(toKey);
         this.writing.add(fromKey);
         try {
-          await this.conn.request(`rename queue "${from}"`, () => this.catalog.create(toKey, JSON.stringify(renamed)));
+          this.wrote(toKey, await this.conn.request(`rename queue "${from}"`, () => this.catalog.create(toKey, JSON.stringify(renamed))));
           await this.conn.request(`rename queue "${from}"`, () => this.catalog.delete(fromKey));
         } finally {
           this.writing.delete(toKey);
