@@ -110,8 +110,14 @@ export class NatsStore implements Store {
   private readonly figures = new Map<string, Figures>();
   /** The last sequence of each queue (qid) this process saw: its own appends, and stream reads. */
   private readonly lastSeq = new Map<string, number>();
-  /** Catalogue keys this process is writing: the watch leaves their events to the writer. */
-  private readonly writing = new Set<string>();
+  /**
+   * Catalogue keys this process is writing (how many of its operations
+   * hold each): the watch leaves their events to the writer. Held from the
+   * moment the name is taken in memory, not from the write: a create of "a"
+   * waiting for its stream while a rename away from "a" was echoed had its
+   * new entry forgotten by that echo's delete (CI, conformance under load).
+   */
+  private readonly writing = new Map<string, number>();
   /**
    * The newest revision of each queue key this process wrote. An echo of an
    * older write, arriving after the writer finished, must not undo what came
@@ -263,6 +269,18 @@ export class NatsStore implements Store {
     this.deliveriesImpl?.apply(entry, live);
   }
 
+  private hold(...keys: string[]): void {
+    for (const key of keys) this.writing.set(key, (this.writing.get(key) ?? 0) + 1);
+  }
+
+  private release(...keys: string[]): void {
+    for (const key of keys) {
+      const n = (this.writing.get(key) ?? 1) - 1;
+      if (n > 0) this.writing.set(key, n);
+      else this.writing.delete(key);
+    }
+  }
+
   private wrote(key: string, revision: number): void {
     this.written.set(key, Math.max(revision, this.written.get(key) ?? 0));
   }
@@ -376,21 +394,19 @@ export class NatsStore implements Store {
     // the same queue at once find out which of them won.
     // The name is taken here at once (a rename or create started after this one sees it).
     this.remember_(entry);
+    this.hold(key);
     try {
       await this.conn.request(`create the stream of queue "${config.name}"`, () => this.jsm.streams.add(this.streamConfig(entry)));
       await this.write(async () => {
-        this.writing.add(key);
-        try {
-          this.wrote(key, await this.conn.request(`create queue "${config.name}"`, () => this.catalog.create(key, JSON.stringify(entry))));
-        } finally {
-          this.writing.delete(key);
-        }
+        this.wrote(key, await this.conn.request(`create queue "${config.name}"`, () => this.catalog.create(key, JSON.stringify(entry))));
       });
     } catch (err) {
       this.forget(entry);
       await this.jsm.streams.delete(this.names.stream(entry.qid)).catch(() => undefined);
       if (isWrongLastSequence(err)) throw new DiscueError('QUEUE_EXISTS', `queue "${config.name}" already exists`);
       throw err;
+    } finally {
+      this.release(key);
     }
     this.emit({ type: 'created', queue: entry.qid, name: entry.name });
     return this.info(entry);
@@ -406,14 +422,14 @@ export class NatsStore implements Store {
     const { num_replicas: _replicas, ...limits } = this.streamConfig(next);
     await this.conn.request(`update the stream of queue "${name}"`, () => this.jsm.streams.update(this.names.stream(q.qid), limits));
     const key = this.names.queueKey(name);
-    await this.write(async () => {
-      this.writing.add(key);
-      try {
+    this.hold(key);
+    try {
+      await this.write(async () => {
         this.wrote(key, await this.conn.request(`update queue "${name}"`, () => this.catalog.put(key, JSON.stringify(next))));
-      } finally {
-        this.writing.delete(key);
-      }
-    });
+      });
+    } finally {
+      this.release(key);
+    }
     if (this.queues.isCurrent(q)) {
       this.forget(q);
       this.remember_(next);
@@ -436,17 +452,11 @@ export class NatsStore implements Store {
     this.forget(q);
     this.remember_(renamed);
     const [fromKey, toKey] = [this.names.queueKey(from), this.names.queueKey(to)];
+    this.hold(toKey, fromKey);
     try {
       await this.write(async () => {
-        this.writing.add(toKey);
-        this.writing.add(fromKey);
-        try {
-          this.wrote(toKey, await this.conn.request(`rename queue "${from}"`, () => this.catalog.create(toKey, JSON.stringify(renamed))));
-          await this.conn.request(`rename queue "${from}"`, () => this.catalog.delete(fromKey));
-        } finally {
-          this.writing.delete(toKey);
-          this.writing.delete(fromKey);
-        }
+        this.wrote(toKey, await this.conn.request(`rename queue "${from}"`, () => this.catalog.create(toKey, JSON.stringify(renamed))));
+        await this.conn.request(`rename queue "${from}"`, () => this.catalog.delete(fromKey));
       });
     } catch (err) {
       if (this.queues.isCurrent(renamed)) {
@@ -455,6 +465,8 @@ export class NatsStore implements Store {
       }
       if (isWrongLastSequence(err)) throw new DiscueError('QUEUE_EXISTS', `queue "${to}" already exists`);
       throw err;
+    } finally {
+      this.release(toKey, fromKey);
     }
     this.emit({ type: 'renamed', queue: q.qid, name: to, previous: from });
     return this.info(this.queues.findById(q.qid) ?? renamed);
