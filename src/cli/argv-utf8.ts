@@ -18,7 +18,8 @@ export function assertArgvUtf8(argv: string[] = process.argv): void {
   }
   const decoder = new TextDecoder('utf-8', { fatal: true });
   for (let start = 0; start < raw.length; ) {
-    const end = raw.indexOf(0, start) === -1 ? raw.length : raw.indexOf(0, start);
+    const nul = raw.indexOf(0, start);
+    const end = nul === -1 ? raw.length : nul;
     const arg = raw.subarray(start, end);
     start = end + 1;
     try {

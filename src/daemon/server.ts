@@ -33,8 +33,6 @@ import { hostIdOf } from './host.js';
 import { TokenStore } from './tokens.js';
 import type { HttpApi, HttpOptions } from '../http/server.js';
 
-/** For `daemon start` to refuse a store before it starts a daemon in the background. */
-
 export interface DaemonOptions {
   home?: string;
   socket?: string;

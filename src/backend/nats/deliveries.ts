@@ -18,6 +18,7 @@ import type { Deliveries, DeliveryFilter, DeliveryRecord, ListenerEvent, Listene
 import type { Connection } from './connection.js';
 import type { History } from './history.js';
 import type { Names } from './names.js';
+import { OwnWrites } from './own-writes.js';
 
 const OPEN_STATES = new Set(['pending', 'failed']);
 
@@ -47,15 +48,8 @@ export interface ConsumerKeeper {
 
 export class NatsDeliveries implements Deliveries {
   private readonly records = new Map<string, ListenerRecord>();
-  /** Listener keys this process is writing: the watch leaves their echoes to the writer. */
-  private readonly writing = new Set<string>();
-  /**
-   * The newest revision of each listener key this process wrote: an echo of
-   * an older write of ours, arriving late, must not undo a newer one (a
-   * pause echoed after the resume). A removal is final: listener ids are
-   * never reused.
-   */
-  private readonly written = new Map<string, number>();
+  /** Listener keys this process writes: their echoes from the watch are not news (a pause echoed after the resume must not undo it). */
+  private readonly own = new OwnWrites();
   private readonly listenerEvents: ((event: ListenerEvent) => void)[] = [];
 
   constructor(
@@ -79,8 +73,7 @@ export class NatsDeliveries implements Deliveries {
    */
   apply(entry: KvEntry, live = false): void {
     const [kind, lid] = entry.key.split('.');
-    if (kind !== 'listener' || lid === undefined || this.writing.has(entry.key)) return;
-    if (entry.revision <= (this.written.get(entry.key) ?? 0)) return;
+    if (kind !== 'listener' || lid === undefined || this.own.isEcho(entry)) return;
     const known = this.records.get(lid);
     if (entry.operation !== 'PUT') {
       if (known === undefined) return;
@@ -108,17 +101,16 @@ export class NatsDeliveries implements Deliveries {
   /** A write of a listener key whose echo from the watch is not news. */
   private async put(lid: string, record: ListenerRecord | undefined): Promise<void> {
     const key = this.names.listenerKey(lid);
-    this.writing.add(key);
+    this.own.hold(key);
     try {
       if (record === undefined) {
         await this.conn.request('remove a listener', () => this.catalog.delete(key));
-        this.written.set(key, Number.MAX_SAFE_INTEGER);
+        this.own.wrote(key, Infinity);
       } else {
-        const revision = await this.conn.request('save a listener', () => this.catalog.put(key, JSON.stringify(record)));
-        this.written.set(key, Math.max(revision, this.written.get(key) ?? 0));
+        this.own.wrote(key, await this.conn.request('save a listener', () => this.catalog.put(key, JSON.stringify(record))));
       }
     } finally {
-      this.writing.delete(key);
+      this.own.release(key);
     }
   }
 

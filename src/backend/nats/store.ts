@@ -52,6 +52,7 @@ import { NatsDeliveries } from './deliveries.js';
 import { History } from './history.js';
 import { HEADER, Names, dec, messageIdOf, publishedAtOf } from './names.js';
 import { AckPublisher } from './publisher.js';
+import { OwnWrites } from './own-writes.js';
 import type { Headers } from './names.js';
 
 /** What the catalogue keeps of a queue (KV `queue.<enc(name)>`). */
@@ -110,22 +111,8 @@ export class NatsStore implements Store {
   private readonly figures = new Map<string, Figures>();
   /** The last sequence of each queue (qid) this process saw: its own appends, and stream reads. */
   private readonly lastSeq = new Map<string, number>();
-  /**
-   * Catalogue keys this process is writing (how many of its operations
-   * hold each): the watch leaves their events to the writer. Held from the
-   * moment the name is taken in memory, not from the write: a create of "a"
-   * waiting for its stream while a rename away from "a" was echoed had its
-   * new entry forgotten by that echo's delete (CI, conformance under load).
-   */
-  private readonly writing = new Map<string, number>();
-  /**
-   * The newest revision of each queue key this process wrote. An echo of an
-   * older write, arriving after the writer finished, must not undo what came
-   * after it: the create of a queue echoed after its delete brought it back
-   * (a phantom 'created', then 'deleted'), and a delete echoed after the
-   * name was created again removed the new queue. Seen under load in CI.
-   */
-  private readonly written = new Map<string, number>();
+  /** Queue keys this process writes: their echoes from the watch are not news. */
+  private readonly own = new OwnWrites();
   private readonly ids = new IdGenerator();
   private readonly idSeq = new RecentSeqs(ID_CACHE);
   private readonly appendListeners: AppendListener[] = [];
@@ -244,7 +231,7 @@ export class NatsStore implements Store {
     const [kind, ...rest] = entry.key.split('.');
     if (kind === 'queue') {
       const name = dec(rest.join('.'));
-      if (this.writing.has(entry.key) || entry.revision <= (this.written.get(entry.key) ?? 0)) return;
+      if (this.own.isEcho(entry)) return;
       const known = this.queues.find(name);
       if (entry.operation !== 'PUT') {
         // Gone under this name: deleted, or renamed (then the new name is already here).
@@ -267,22 +254,6 @@ export class NatsStore implements Store {
       return;
     }
     this.deliveriesImpl?.apply(entry, live);
-  }
-
-  private hold(...keys: string[]): void {
-    for (const key of keys) this.writing.set(key, (this.writing.get(key) ?? 0) + 1);
-  }
-
-  private release(...keys: string[]): void {
-    for (const key of keys) {
-      const n = (this.writing.get(key) ?? 1) - 1;
-      if (n > 0) this.writing.set(key, n);
-      else this.writing.delete(key);
-    }
-  }
-
-  private wrote(key: string, revision: number): void {
-    this.written.set(key, Math.max(revision, this.written.get(key) ?? 0));
   }
 
   private remember_(entry: QueueEntry): void {
@@ -394,11 +365,11 @@ export class NatsStore implements Store {
     // the same queue at once find out which of them won.
     // The name is taken here at once (a rename or create started after this one sees it).
     this.remember_(entry);
-    this.hold(key);
+    this.own.hold(key);
     try {
       await this.conn.request(`create the stream of queue "${config.name}"`, () => this.jsm.streams.add(this.streamConfig(entry)));
       await this.write(async () => {
-        this.wrote(key, await this.conn.request(`create queue "${config.name}"`, () => this.catalog.create(key, JSON.stringify(entry))));
+        this.own.wrote(key, await this.conn.request(`create queue "${config.name}"`, () => this.catalog.create(key, JSON.stringify(entry))));
       });
     } catch (err) {
       this.forget(entry);
@@ -406,7 +377,7 @@ export class NatsStore implements Store {
       if (isWrongLastSequence(err)) throw new DiscueError('QUEUE_EXISTS', `queue "${config.name}" already exists`);
       throw err;
     } finally {
-      this.release(key);
+      this.own.release(key);
     }
     this.emit({ type: 'created', queue: entry.qid, name: entry.name });
     return this.info(entry);
@@ -422,13 +393,13 @@ export class NatsStore implements Store {
     const { num_replicas: _replicas, ...limits } = this.streamConfig(next);
     await this.conn.request(`update the stream of queue "${name}"`, () => this.jsm.streams.update(this.names.stream(q.qid), limits));
     const key = this.names.queueKey(name);
-    this.hold(key);
+    this.own.hold(key);
     try {
       await this.write(async () => {
-        this.wrote(key, await this.conn.request(`update queue "${name}"`, () => this.catalog.put(key, JSON.stringify(next))));
+        this.own.wrote(key, await this.conn.request(`update queue "${name}"`, () => this.catalog.put(key, JSON.stringify(next))));
       });
     } finally {
-      this.release(key);
+      this.own.release(key);
     }
     if (this.queues.isCurrent(q)) {
       this.forget(q);
@@ -452,10 +423,10 @@ export class NatsStore implements Store {
     this.forget(q);
     this.remember_(renamed);
     const [fromKey, toKey] = [this.names.queueKey(from), this.names.queueKey(to)];
-    this.hold(toKey, fromKey);
+    this.own.hold(toKey, fromKey);
     try {
       await this.write(async () => {
-        this.wrote(toKey, await this.conn.request(`rename queue "${from}"`, () => this.catalog.create(toKey, JSON.stringify(renamed))));
+        this.own.wrote(toKey, await this.conn.request(`rename queue "${from}"`, () => this.catalog.create(toKey, JSON.stringify(renamed))));
         await this.conn.request(`rename queue "${from}"`, () => this.catalog.delete(fromKey));
       });
     } catch (err) {
@@ -466,7 +437,7 @@ export class NatsStore implements Store {
       if (isWrongLastSequence(err)) throw new DiscueError('QUEUE_EXISTS', `queue "${to}" already exists`);
       throw err;
     } finally {
-      this.release(toKey, fromKey);
+      this.own.release(toKey, fromKey);
     }
     this.emit({ type: 'renamed', queue: q.qid, name: to, previous: from });
     return this.info(this.queues.findById(q.qid) ?? renamed);

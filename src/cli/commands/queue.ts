@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
 import { Argument, Option } from 'commander';
 import type { Command } from 'commander';
 import { confirm } from '../confirm.js';
@@ -298,24 +298,19 @@ function describe(ctx: Context, q: QueueInfo): string {
 async function readSchema(file: string): Promise<Record<string, unknown>> {
   let text: string;
   try {
-    // Read no more than a request can carry: `--schema /dev/zero` (or a log
-    // file given by mistake) was read to Node's string limit, 512 MB, first.
-    const handle = await open(file, 'r');
-    try {
-      const buffer = Buffer.alloc(MAX_FRAME_BYTES + 1);
-      let length = 0;
-      while (length < buffer.length) {
-        const { bytesRead } = await handle.read(buffer, length, buffer.length - length);
-        if (bytesRead === 0) break;
-        length += bytesRead;
-      }
-      if (length > MAX_FRAME_BYTES) {
-        throw new DiscueError('INVALID_SCHEMA', `schema file ${file} is over ${MAX_FRAME_BYTES / 1024 / 1024} MiB, more than a request to the daemon may carry`);
-      }
-      text = buffer.toString('utf8', 0, length);
-    } finally {
-      await handle.close();
+    // Read no more than a request can carry (one byte more tells it is
+    // over): `--schema /dev/zero` (or a log file given by mistake) was read
+    // to Node's string limit, 512 MB, first.
+    const chunks: Buffer[] = [];
+    let length = 0;
+    for await (const chunk of createReadStream(file, { end: MAX_FRAME_BYTES }) as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      length += chunk.length;
     }
+    if (length > MAX_FRAME_BYTES) {
+      throw new DiscueError('INVALID_SCHEMA', `schema file ${file} is over ${MAX_FRAME_BYTES / 1024 / 1024} MiB, more than a request to the daemon may carry`);
+    }
+    text = Buffer.concat(chunks, length).toString('utf8');
   } catch (err) {
     if (err instanceof DiscueError) throw err;
     throw new DiscueError('INVALID_SCHEMA', `cannot read schema file ${file}: ${(err as Error).message}`, { cause: err });
