@@ -7,6 +7,8 @@
  * (lib.ts inRounds): on a shared 2-core VM, fsync latency and CPU speed
  * drift by 2x within a minute, so back-to-back blocks would compare noise.
  */
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '../../src/index.js';
 import type { DiscueClient } from '../../src/index.js';
@@ -15,11 +17,11 @@ import type { StartTiming } from './daemon.js';
 import type { Publisher } from './load.js';
 import { runLoad } from './load.js';
 import type { Aggregate, Section, SectionContext, SectionResult, Table, Target } from './lib.js';
-import { CASE_BOUND_MS, bounded, check, fmtBytes, guarded, fmtMs, fmtPct, fmtRate, fmtRatio, inRounds, log, scaled, summarize } from './lib.js';
+import { CASE_BOUND_MS, bounded, check, fmtBytes, guarded, fmtMs, fmtPct, fmtRate, fmtRatio, inRounds, log, scaled, sleep, summarize } from './lib.js';
 import type { ProcessTiming } from './process.js';
 import { timeCommands } from './process.js';
 import { RawLevel } from './raw.js';
-import { RawClient } from './wire.js';
+import { RawClient, answersHello } from './wire.js';
 import { installed, natsJetStream } from './peers.js';
 
 const ROUNDS = scaled(4, 1);
@@ -204,14 +206,46 @@ async function processTimes(ctx: SectionContext, daemon: BenchDaemon): Promise<R
 
 // ---- daemon start on an empty store ---------------------------------------------
 
-async function emptyStarts(ctx: SectionContext): Promise<StartTiming[]> {
-  const starts: StartTiming[] = [];
+/**
+ * One start of the floor (test/bench/start-floor.mjs): spawn -> a hello
+ * answered, as for `discue daemon start`; the server is killed after.
+ */
+async function floorStart(dir: string, withLevel: boolean): Promise<number> {
+  mkdirSync(dir, { recursive: true });
+  const socket = join(dir, 'floor.sock');
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [join(ROOT, 'test', 'bench', 'start-floor.mjs'), socket, ...(withLevel ? [join(dir, 'db')] : [])], { stdio: 'ignore' });
+  const deadline = Date.now() + 60_000;
+  while (!(await answersHello(socket))) {
+    if (Date.now() > deadline) throw new Error(`start floor: no answer on ${socket} within 60 s`);
+    await sleep(2);
+  }
+  const ms = performance.now() - t0;
+  await new Promise((resolve) => (child.exitCode !== null ? resolve(undefined) : child.once('exit', resolve)));
+  // The server is detached, like the daemon: stopped by the pid it wrote.
+  process.kill(Number(readFileSync(`${socket}.pid`, 'utf8')), 'SIGKILL');
+  return ms;
+}
+
+interface EmptyStarts {
+  discue: StartTiming[];
+  /** Two Node start-ups and a socket: spawn -> hello, ms. */
+  floor: number[];
+  /** The same with classic-level loaded and an empty LevelDB opened first. */
+  floorLevel: number[];
+}
+
+/** discue and its floors take turns, so a drifting machine moves all three alike. */
+async function emptyStarts(ctx: SectionContext): Promise<EmptyStarts> {
+  const result: EmptyStarts = { discue: [], floor: [], floorLevel: [] };
   for (let i = 0; i < EMPTY_STARTS; i++) {
     const daemon = new BenchDaemon(join(ctx.root, `empty-${i}`), ctx.cleanup);
-    starts.push(await daemon.start());
+    result.discue.push(await daemon.start());
     await daemon.stop();
+    result.floor.push(await floorStart(join(ctx.root, `floor-${i}`), false));
+    result.floorLevel.push(await floorStart(join(ctx.root, `floor-level-${i}`), true));
   }
-  return starts;
+  return result;
 }
 
 // ---- 4 and 5: a million messages ---------------------------------------------------
@@ -353,7 +387,8 @@ export const coreSection: Section = {
     await daemon.stop();
 
     log(`daemon start on an empty store, ${EMPTY_STARTS} times`);
-    const empty = await emptyStarts(ctx);
+    const starts = await emptyStarts(ctx);
+    const empty = starts.discue;
     const emptyMs = summarize(empty.map((s) => s.socketMs));
     const scale = await atScale(ctx);
     const million = FILL_MESSAGES.toLocaleString('en-US');
@@ -375,8 +410,10 @@ export const coreSection: Section = {
         ['start, empty store: spawn -> hello answered (first start of the run)', `${fmtMs(firstStart.socketMs, 0)} ms (daemon's own startupMs ${String(firstStart.loggedStartupMs)})`],
         [
           'start, empty store: spawn -> hello answered',
-          `${fmtMs(emptyMs.median, 0)} ms median of ${EMPTY_STARTS} (${empty.map((s) => fmtMs(s.socketMs, 0)).join(', ')}; own startupMs ${empty.map((s) => String(s.loggedStartupMs)).join(', ')})`,
+          `${fmtMs(emptyMs.median, 0)} ms median of ${EMPTY_STARTS} (${empty.map((s) => fmtMs(s.socketMs, 0)).join(', ')}; own startupMs ${empty.map((s) => String(s.loggedStartupMs)).join(', ')}; since its exec ${empty.map((s) => String(s.loggedBootMs)).join(', ')})`,
         ],
+        ['  (floor) two Node start-ups + a socket: spawn -> hello answered', `${fmtMs(summarize(starts.floor).median, 0)} ms median of ${EMPTY_STARTS} (${starts.floor.map((ms) => fmtMs(ms, 0)).join(', ')})`],
+        ['  (floor) the same + classic-level opening an empty store', `${fmtMs(summarize(starts.floorLevel).median, 0)} ms median of ${EMPTY_STARTS} (${starts.floorLevel.map((ms) => fmtMs(ms, 0)).join(', ')})`],
         [`start with ${million}: spawn -> hello answered`, `${fmtMs(scale.startSocketMs.median, 0)} ms median of ${START_REPEATS} (${scale.starts.map((s) => fmtMs(s.socketMs, 0)).join(', ')})`],
         [`  daemon's own startupMs / \`daemon start\` exits`, `${scale.starts.map((s) => String(s.loggedStartupMs)).join(', ')} ms / ${scale.starts.map((s) => fmtMs(s.cliExitMs, 0)).join(', ')} ms`],
         [`clean stop (SIGTERM) with ${million} stored`, `${fmtMs(scale.stopMs, 0)} ms`],
@@ -384,6 +421,8 @@ export const coreSection: Section = {
       notes: [
         `The three publish cases take turns, ${ROUNDS} rounds of ${DURATION_MS / 1000} s; each round's "empty queue" is a new queue; medians.`,
         'Start: from spawning `discue daemon start` (which spawns the detached daemon) until the socket answers a hello, polled every 2 ms.',
+        "The daemon's log line gives startupMs (its Server created -> listening) and bootMs (its process exec -> listening: Node's own start-up, then module loading, then startupMs).",
+        'Floors: test/bench/start-floor.mjs, a starter that spawns a detached server answering NDJSON, nothing else; run in turn with the discue starts.',
       ],
     });
 
@@ -440,7 +479,7 @@ export const coreSection: Section = {
           0.9,
         ),
       ),
-      check('daemon start, empty store <= 150 ms', `${fmtMs(emptyMs.median, 0)} ms (median of ${EMPTY_STARTS})`, emptyMs.median, 150, true),
+      check('daemon start, empty store <= 150 ms', `${fmtMs(emptyMs.median, 0)} ms (median of ${EMPTY_STARTS}); floor ${fmtMs(summarize(starts.floor).median, 0)} ms, with LevelDB ${fmtMs(summarize(starts.floorLevel).median, 0)} ms`, emptyMs.median, 150, true),
       check(
         `start with ${million} messages < 1 s`,
         `${fmtMs(scale.startSocketMs.median, 0)} ms (median of ${START_REPEATS})`,

@@ -27,8 +27,10 @@ export interface StartTiming {
   socketMs: number;
   /** Spawning `discue daemon start` until that CLI process exits. */
   cliExitMs: number;
-  /** What the daemon itself logged as `startupMs` (its own process start to listening). */
+  /** What the daemon itself logged as `startupMs` (its Server created -> listening). */
   loggedStartupMs: number | undefined;
+  /** What it logged as `bootMs` (its process exec -> listening). */
+  loggedBootMs: number | undefined;
 }
 
 export interface Memory {
@@ -105,7 +107,7 @@ export class BenchDaemon {
     await exited;
     if (exitCode !== 0) throw new Error(`discue daemon start exited with ${String(exitCode)}: ${stderr}`);
     this.pid = Number.parseInt(readFileSync(join(this.home, 'run', 'daemon.pid'), 'utf8'), 10);
-    return { socketMs, cliExitMs, loggedStartupMs: this.lastStartupMs() };
+    return { socketMs, cliExitMs, loggedStartupMs: this.lastLogged('startupMs'), loggedBootMs: this.lastLogged('bootMs') };
   }
 
   /** SIGTERM (a clean shutdown), then SIGKILL if it has not exited within `graceMs`. */
@@ -161,11 +163,11 @@ export class BenchDaemon {
     return cpuSeconds(this.pid);
   }
 
-  /** `startupMs` of the last "daemon started" line in the daemon log. */
-  private lastStartupMs(): number | undefined {
+  /** A field (startupMs, bootMs) of the last "daemon started" line in the daemon log. */
+  private lastLogged(field: string): number | undefined {
     if (!existsSync(this.logFile)) return undefined;
     const lines = readFileSync(this.logFile, 'utf8').split('\n').filter((l) => l.includes('daemon started'));
-    const match = /startupMs=(\d+)/.exec(lines[lines.length - 1] ?? '');
+    const match = new RegExp(` ${field}=(\\d+)`).exec(lines[lines.length - 1] ?? '');
     return match ? Number(match[1]) : undefined;
   }
 }

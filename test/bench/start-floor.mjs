@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+// The floor for "daemon start" (issue 14): what `discue daemon start` does
+// with none of discue's work. A starter process (Node start-up, as the CLI)
+// spawns a detached server process (Node start-up again, as the daemon),
+// which listens on a Unix socket and answers every NDJSON line with ok; with
+// DBDIR it first opens an empty LevelDB there (classic-level loaded and
+// opened, as the daemon does). The starter exits once it has spawned.
+//   node start-floor.mjs SOCKET [DBDIR]
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+
+const [mode, ...rest] = process.argv.slice(2);
+if (mode === '--serve') {
+  const [socketPath, dbDir] = rest;
+  if (dbDir) {
+    const { ClassicLevel } = await import('classic-level');
+    await new ClassicLevel(dbDir, { valueEncoding: 'utf8' }).open();
+  }
+  // Its pid beside the socket, for whoever stops it (it is detached).
+  writeFileSync(`${socketPath}.pid`, String(process.pid));
+  createServer((socket) => {
+    let buffer = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk) => {
+      buffer += chunk;
+      for (let nl = buffer.indexOf('\n'); nl !== -1; nl = buffer.indexOf('\n')) {
+        const { id } = JSON.parse(buffer.slice(0, nl));
+        buffer = buffer.slice(nl + 1);
+        socket.write(JSON.stringify({ id, ok: true, result: {} }) + '\n');
+      }
+    });
+  }).listen(socketPath);
+} else {
+  const child = spawn(process.execPath, [new URL(import.meta.url).pathname, '--serve', mode, ...rest], { detached: true, stdio: 'ignore' });
+  child.unref();
+}
