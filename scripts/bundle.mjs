@@ -121,12 +121,6 @@ const natsOutside = {
 };
 
 /**
- * Split at import(): what the daemon loads only when asked (the HTTP API and
- * prom-client under it, ~35 ms of module loading) is a chunk of its own,
- * not part of every daemon start. Chunks sit next to the bundle, so the
- * relative URLs ownUrls writes hold in them too.
- */
-/**
  * classic-level and its plain-JS dependencies, inlined into the daemon
  * bundle: loaded from node_modules they were 34 files resolved, read and
  * compiled one by one at every daemon start (14.5 ms here; 5.3 ms as one
@@ -139,7 +133,7 @@ const levelInlined = {
   name: 'discue-level-inlined',
   setup(b) {
     b.onResolve({ filter: /^[^./]/ }, ({ path }) => {
-      if (path.startsWith('node:') || path.startsWith('@nats-io/')) return undefined;
+      if (path.startsWith('node:')) return undefined;
       const name = path.startsWith('@') ? path.split('/').slice(0, 2).join('/') : path.split('/')[0];
       return LEVEL_PACKAGES.has(name) ? undefined : { path, external: true };
     });
@@ -153,6 +147,12 @@ const levelInlined = {
   },
 };
 
+/**
+ * Split at import(): what the daemon loads only when asked (the HTTP API and
+ * prom-client under it, ~35 ms of module loading) is a chunk of its own,
+ * not part of every daemon start. Chunks sit next to the bundle, so the
+ * relative URLs ownUrls writes hold in them too.
+ */
 const DAEMON_DIR = dirname(DAEMON_OUT);
 for (const file of readdirSync(DAEMON_DIR)) if (/^chunk-.*\.js$/.test(file)) rmSync(join(DAEMON_DIR, file));
 const daemon = await build({

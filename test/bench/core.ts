@@ -8,7 +8,7 @@
  * drift by 2x within a minute, so back-to-back blocks would compare noise.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '../../src/index.js';
 import type { DiscueClient } from '../../src/index.js';
@@ -16,7 +16,7 @@ import { BIN, BenchDaemon, ROOT, discueEnv, startFloorServer } from './daemon.js
 import type { StartTiming } from './daemon.js';
 import type { Publisher } from './load.js';
 import { runLoad } from './load.js';
-import type { Aggregate, Section, SectionContext, SectionResult, Table, Target } from './lib.js';
+import type { Aggregate, Cleanup, Section, SectionContext, SectionResult, Table, Target } from './lib.js';
 import { CASE_BOUND_MS, bounded, check, fmtBytes, guarded, fmtMs, fmtPct, fmtRate, fmtRatio, inRounds, log, scaled, sleep, summarize } from './lib.js';
 import type { ProcessTiming } from './process.js';
 import { timeCommands } from './process.js';
@@ -210,9 +210,18 @@ async function processTimes(ctx: SectionContext, daemon: BenchDaemon): Promise<R
  * One start of the floor (test/bench/start-floor.mjs): spawn -> a hello
  * answered, as for `discue daemon start`; the server is killed after.
  */
-async function floorStart(dir: string, withLevel: boolean): Promise<number> {
+async function floorStart(cleanup: Cleanup, dir: string, withLevel: boolean): Promise<number> {
   mkdirSync(dir, { recursive: true });
   const socket = join(dir, 'floor.sock');
+  // The server is detached, like the daemon: stopped by the pid it writes,
+  // once (a second kill could hit a reused pid), also if the run is cut short.
+  let stopped = false;
+  const stop = () => {
+    if (stopped || !existsSync(`${socket}.pid`)) return;
+    stopped = true;
+    process.kill(Number(readFileSync(`${socket}.pid`, 'utf8')), 'SIGKILL');
+  };
+  cleanup.add(stop, stop);
   const t0 = performance.now();
   const child = spawn(process.execPath, [join(ROOT, 'test', 'bench', 'start-floor.mjs'), socket, ...(withLevel ? [join(dir, 'db')] : [])], { stdio: 'ignore' });
   const deadline = Date.now() + 60_000;
@@ -222,8 +231,7 @@ async function floorStart(dir: string, withLevel: boolean): Promise<number> {
   }
   const ms = performance.now() - t0;
   await new Promise((resolve) => (child.exitCode !== null ? resolve(undefined) : child.once('exit', resolve)));
-  // The server is detached, like the daemon: stopped by the pid it wrote.
-  process.kill(Number(readFileSync(`${socket}.pid`, 'utf8')), 'SIGKILL');
+  stop();
   return ms;
 }
 
@@ -242,8 +250,8 @@ async function emptyStarts(ctx: SectionContext): Promise<EmptyStarts> {
     const daemon = new BenchDaemon(join(ctx.root, `empty-${i}`), ctx.cleanup);
     result.discue.push(await daemon.start());
     await daemon.stop();
-    result.floor.push(await floorStart(join(ctx.root, `floor-${i}`), false));
-    result.floorLevel.push(await floorStart(join(ctx.root, `floor-level-${i}`), true));
+    result.floor.push(await floorStart(ctx.cleanup, join(ctx.root, `floor-${i}`), false));
+    result.floorLevel.push(await floorStart(ctx.cleanup, join(ctx.root, `floor-level-${i}`), true));
   }
   return result;
 }

@@ -4,27 +4,22 @@
 // socket, one js.publish per request with a Nats-Msg-Id, as the raw client
 // does it; no checks, no queue lookup, no id worth the name. Run as its own
 // process, like the daemon. Usage: node nats-relay.mjs SOCKET NATS_URL SUBJECT
-import { createServer } from 'node:net';
 import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
+import { serveNdjson } from './ndjson-server.mjs';
 
 const [socketPath, url, subject] = process.argv.slice(2);
 const nc = await connect({ servers: url });
 const js = jetstream(nc);
 let seq = 0;
 const prefix = `relay-${process.pid}-${Date.now()}-`;
-createServer((socket) => {
-  let buffer = '';
-  socket.setEncoding('utf8');
-  socket.on('data', (chunk) => {
-    buffer += chunk;
-    for (let nl = buffer.indexOf('\n'); nl !== -1; nl = buffer.indexOf('\n')) {
-      const { id, data } = JSON.parse(buffer.slice(0, nl));
-      buffer = buffer.slice(nl + 1);
-      js.publish(subject, data, { msgID: prefix + ++seq }).then(
-        (ack) => socket.write(JSON.stringify({ id, seq: ack.seq }) + '\n'),
-        (err) => socket.write(JSON.stringify({ id, error: String(err) }) + '\n'),
-      );
-    }
-  });
-}).listen(socketPath, () => process.stdout.write('listening\n'));
+serveNdjson(
+  socketPath,
+  ({ id, data }, reply) => {
+    js.publish(subject, data, { msgID: prefix + ++seq }).then(
+      (ack) => reply({ id, seq: ack.seq }),
+      (err) => reply({ id, error: String(err) }),
+    );
+  },
+  () => process.stdout.write('listening\n'),
+);

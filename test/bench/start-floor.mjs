@@ -8,7 +8,7 @@
 //   node start-floor.mjs SOCKET [DBDIR]
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { serveNdjson } from './ndjson-server.mjs';
 
 const [mode, ...rest] = process.argv.slice(2);
 if (mode === '--serve') {
@@ -19,18 +19,7 @@ if (mode === '--serve') {
   }
   // Its pid beside the socket, for whoever stops it (it is detached).
   writeFileSync(`${socketPath}.pid`, String(process.pid));
-  createServer((socket) => {
-    let buffer = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk) => {
-      buffer += chunk;
-      for (let nl = buffer.indexOf('\n'); nl !== -1; nl = buffer.indexOf('\n')) {
-        const { id } = JSON.parse(buffer.slice(0, nl));
-        buffer = buffer.slice(nl + 1);
-        socket.write(JSON.stringify({ id, ok: true, result: {} }) + '\n');
-      }
-    });
-  }).listen(socketPath);
+  serveNdjson(socketPath, ({ id }, reply) => reply({ id, ok: true, result: {} }));
 } else {
   const child = spawn(process.execPath, [new URL(import.meta.url).pathname, '--serve', mode, ...rest], { detached: true, stdio: 'ignore' });
   child.unref();
